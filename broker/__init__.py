@@ -1,0 +1,1 @@
+"""Subscription broker: Zoho Billing webhooks in, Zoho Developer Console Subscription calls out."""

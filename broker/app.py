@@ -1,0 +1,103 @@
+"""The application factory: settings in, a fully wired ``web.Application`` out.
+
+Resources (the store, the HTTP client session, the delivery worker) are ``cleanup_ctx``
+generators, so they start in order when the app starts and stop in reverse when it stops: the
+worker finishes its calls before the session closes, and the session before the store.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import aiohttp
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from .appkeys import (
+    clock_key,
+    http_session_key,
+    metrics_key,
+    platform_client_key,
+    settings_key,
+    store_key,
+    worker_key,
+)
+from .config import Settings
+from .delivery import DeliveryWorker
+from .health import healthz, metrics, readyz
+from .metrics import Metrics
+from .middlewares import error_answers, request_context, security_headers
+from .pages import manage
+from .platform_client import PlatformClient
+from .store import Store
+from .webhooks import receive_billing_webhook
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) -> web.Application:
+    app = web.Application(
+        middlewares=[request_context, error_answers, security_headers],
+        # Our webhook handler enforces its own limit with a clear answer; this guards form posts.
+        client_max_size=settings.server.max_body_bytes,
+    )
+    app[settings_key] = settings
+    app[clock_key] = clock
+    app[metrics_key] = Metrics()
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.PackageLoader("broker", "templates"),
+        autoescape=jinja2.select_autoescape(default=True),
+    )
+    app.cleanup_ctx.extend([store_context, http_session_context, delivery_worker_context])
+    app.router.add_post("/webhooks/billing", receive_billing_webhook)
+    app.router.add_get("/manage", manage)
+    app.router.add_post("/manage", manage)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_static("/static", STATIC_DIR, name="static")
+    return app
+
+
+async def store_context(app: web.Application) -> AsyncIterator[None]:
+    settings = app[settings_key].store
+    store = Store(
+        settings.path,
+        synchronous=settings.synchronous,
+        group_commit_max=settings.group_commit_max,
+    )
+    await store.open()
+    app[store_key] = store
+    yield
+    await store.close()
+
+
+async def http_session_context(app: web.Application) -> AsyncIterator[None]:
+    settings = app[settings_key]
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=settings.delivery.concurrency),
+        timeout=aiohttp.ClientTimeout(total=settings.platform.request_timeout_seconds),
+        raise_for_status=False,
+    )
+    app[http_session_key] = session
+    app[platform_client_key] = PlatformClient(session, settings.platform)
+    yield
+    await session.close()
+
+
+async def delivery_worker_context(app: web.Application) -> AsyncIterator[None]:
+    worker = DeliveryWorker(
+        app[store_key],
+        app[platform_client_key],
+        app[settings_key],
+        app[metrics_key],
+        clock=app[clock_key],
+    )
+    app[worker_key] = worker
+    worker.start()
+    yield
+    await worker.stop(grace_seconds=app[settings_key].platform.request_timeout_seconds + 1)

@@ -1,0 +1,151 @@
+"""What the billing system sends, as pydantic models (contracts.md §3). No I/O here.
+
+Zoho's payloads carry far more keys than we read and vary in the JSON type of ids, so the models
+accept unknown keys, keep them (for the stored snapshot) and turn every id into a string without
+going through float: an 18-digit id must survive intact.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from .errors import InvalidPayload
+
+
+def _as_id(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        raise ValueError("must be a string or an integer id")
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    raise ValueError("must be a non-empty string or an integer id (not a decimal number)")
+
+
+def _as_timestamp(value: Any) -> datetime | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise ValueError("must be an ISO 8601 timestamp string")
+    parsed = datetime.fromisoformat(value.strip())
+    # Zoho always sends an offset; if one is missing we read the time as UTC.
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+Id = Annotated[str, BeforeValidator(_as_id)]
+Timestamp = Annotated[datetime | None, BeforeValidator(_as_timestamp)]
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class CustomField(_Open):
+    label: str | None = None
+    api_name: str | None = None
+    value: Any = None
+
+
+class BillingCustomer(_Open):
+    customer_id: Id | None = None
+    display_name: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    email: str | None = None
+    company_name: str | None = None
+    custom_fields: list[CustomField] = Field(default_factory=list)
+    custom_field_hash: dict[str, Any] = Field(default_factory=dict)
+
+
+class BillingPlan(_Open):
+    plan_code: str = Field(min_length=1)
+    plan_id: Id | None = None
+    name: str | None = None
+    quantity: int = Field(1, ge=0)
+
+
+class BillingAddon(_Open):
+    addon_code: str = Field(min_length=1)
+    name: str | None = None
+    quantity: int = Field(0, ge=0)
+
+
+class BillingSubscription(_Open):
+    subscription_id: Id
+    status: str = Field(min_length=1)
+    plan: BillingPlan | None = None
+    addons: list[BillingAddon] = Field(default_factory=list)
+    interval_unit: str | None = None
+    updated_time: Timestamp = None
+    created_time: Timestamp = None
+    current_term_ends_at: str | None = None
+    next_billing_at: str | None = None
+    customer_id: Id | None = None
+    customer: BillingCustomer | None = None
+    custom_fields: list[CustomField] = Field(default_factory=list)
+
+    def effective_customer_id(self) -> str | None:
+        return self.customer_id or (self.customer.customer_id if self.customer else None)
+
+
+class EventData(_Open):
+    subscription: BillingSubscription | None = None
+
+
+class WebhookEvent(_Open):
+    event_id: Id
+    event_type: str = Field(min_length=1, max_length=100)
+    event_time: str | None = None
+    created_time: Timestamp = None
+    data: EventData = Field(default_factory=EventData)
+
+    @property
+    def is_subscription_event(self) -> bool:
+        return self.event_type.startswith("subscription_")
+
+
+def parse_webhook_event(document: Any) -> WebhookEvent:
+    """Validate a decoded webhook body; raise InvalidPayload naming every problem found."""
+    if not isinstance(document, dict):
+        raise InvalidPayload(
+            "the webhook body must be a JSON object",
+            hint="configure the Zoho Billing webhook with the default JSON payload",
+        )
+    try:
+        event = WebhookEvent.model_validate(document)
+    except ValidationError as exc:
+        raise InvalidPayload(
+            "the webhook body is not a Zoho Billing event we can read",
+            hint="send the default Zoho Billing payload: event_id, event_type, data.subscription",
+            problems=describe_validation_errors(exc),
+        ) from None
+    if event.is_subscription_event and event.data.subscription is None:
+        raise InvalidPayload(
+            f"{event.event_type} events must carry data.subscription",
+            hint="use the default payload for subscription webhooks",
+        )
+    return event
+
+
+def decode_json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidPayload(
+            f"the body is not valid JSON ({exc.__class__.__name__} at position "
+            f"{getattr(exc, 'pos', getattr(exc, 'start', 0))})",
+            hint="send Content-Type: application/json with a UTF-8 JSON object",
+        ) from None
+
+
+def describe_validation_errors(exc: ValidationError, limit: int = 10) -> list[str]:
+    """Render pydantic errors as 'path: message' lines a vendor can act on (no input echoed)."""
+    lines = []
+    for error in exc.errors(include_input=False, include_url=False)[:limit]:
+        path = ".".join(str(part) for part in error["loc"]) or "(body)"
+        lines.append(f"{path}: {error['msg']}")
+    return lines

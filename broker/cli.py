@@ -1,0 +1,309 @@
+"""The ``broker`` command: the one place that reads the environment and configures logging.
+
+broker serve            run the service
+broker demo             run it offline beside a simulated Developer Console
+broker check-config     validate settings and print them with secrets hidden
+broker deliveries ...   list deliveries, show one, retry dead letters
+broker backup DEST      consistent online copy of the database
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+import tomllib
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from pydantic import SecretStr, ValidationError
+
+from . import outbox, store
+from .app import create_app
+from .config import Settings, load_settings
+from .logs import configure_logging
+
+ENV_PREFIX = "BROKER_"
+EXIT_CONFIG = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return EXIT_CONFIG
+    try:
+        _resolve_secret_files(os.environ)
+    except OSError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    handler = args.handler
+    result: int = handler(args)
+    return result
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="broker", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--config", type=Path, default=None, help="TOML config file (default: $BROKER_CONFIG)"
+    )
+    commands = parser.add_subparsers(dest="command")
+
+    serve = commands.add_parser("serve", help="run the service")
+    serve.set_defaults(handler=_serve)
+
+    demo = commands.add_parser("demo", help="run offline beside simulated Zoho services")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8080)
+    demo.add_argument("--platform-port", type=int, default=8090)
+    demo.add_argument("--data-dir", type=Path, default=Path("demo-data"))
+    demo.set_defaults(handler=_demo)
+
+    check = commands.add_parser("check-config", help="validate settings; print them redacted")
+    check.set_defaults(handler=_check_config)
+
+    backup = commands.add_parser("backup", help="copy the database safely while it runs")
+    backup.add_argument("destination", type=Path)
+    backup.add_argument("--db", type=Path, default=None, help="database file (default: settings)")
+    backup.set_defaults(handler=_backup)
+
+    deliveries = commands.add_parser("deliveries", help="inspect and retry platform deliveries")
+    deliveries.add_argument(
+        "--db", type=Path, default=None, help="database file (default: settings)"
+    )
+    actions = deliveries.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", help="list deliveries, newest first")
+    listing.add_argument("--state", choices=outbox.DELIVERY_STATES)
+    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    listing.set_defaults(handler=_deliveries_list)
+    show = actions.add_parser("show", help="one delivery with every attempt")
+    show.add_argument("id", type=int)
+    show.set_defaults(handler=_deliveries_show)
+    retry = actions.add_parser("retry", help="send dead letters again")
+    which = retry.add_mutually_exclusive_group(required=True)
+    which.add_argument("id", type=int, nargs="?")
+    which.add_argument("--all-dead", action="store_true")
+    retry.set_defaults(handler=_deliveries_retry)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings | None:
+    """Load settings, or print what is wrong (naming the key) and return None."""
+    config_file = args.config or (
+        Path(os.environ["BROKER_CONFIG"]) if os.environ.get("BROKER_CONFIG") else None
+    )
+    if os.environ.get("PORT") and not os.environ.get("BROKER_SERVER__PORT"):
+        os.environ["BROKER_SERVER__PORT"] = os.environ["PORT"]  # Procfile hosts assign PORT
+    try:
+        return load_settings(config_file)
+    except FileNotFoundError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+    except (ValidationError, ValueError) as exc:
+        print("configuration error:", file=sys.stderr)
+        for line in describe_settings_error(exc):
+            print(f"  {line}", file=sys.stderr)
+    except tomllib.TOMLDecodeError as exc:
+        print(f"configuration error: the config file is not valid TOML: {exc}", file=sys.stderr)
+    return None
+
+
+def describe_settings_error(exc: Exception) -> list[str]:
+    if not isinstance(exc, ValidationError):
+        return [str(exc)]
+    lines = []
+    for error in exc.errors(include_url=False, include_input=False):
+        location = [str(part) for part in error["loc"]]
+        key = ".".join(location) or "(settings)"
+        env = ENV_PREFIX + "__".join(part.upper() for part in location)
+        hint = (
+            f" (set {env} or [{location[0]}] {'.'.join(location[1:])} in the config file)"
+            if len(location) > 1
+            else ""
+        )
+        lines.append(f"{key}: {error['msg']}{hint}")
+    return lines
+
+
+def _serve(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if settings is None:
+        return EXIT_CONFIG
+    configure_logging(level=settings.log.level, fmt=settings.log.format, secrets=settings.secrets())
+    web.run_app(
+        create_app(settings),
+        host=settings.server.host,
+        port=settings.server.port,
+        access_log=None,
+        print=None,
+        shutdown_timeout=settings.platform.request_timeout_seconds + 5,
+    )
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo  # the demo pulls in the simulators; serve never needs them
+
+    configure_logging(level="INFO", fmt="console" if sys.stdout.isatty() else "json")
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        asyncio.run(
+            run_demo(
+                host=args.host,
+                port=args.port,
+                platform_port=args.platform_port,
+                data_dir=args.data_dir,
+            )
+        )
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        print(
+            f"demo could not start: {exc.strerror or exc} "
+            "(is another demo running? try --port / --platform-port)",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if settings is None:
+        return EXIT_CONFIG
+    print(json.dumps(redacted(settings.model_dump()), indent=2, default=str))
+    print("configuration OK", file=sys.stderr)
+    return 0
+
+
+def redacted(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return "***" if value.get_secret_value() else ""
+    if isinstance(value, dict):
+        return {k: redacted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redacted(v) for v in value]
+    return value
+
+
+def _database_path(args: argparse.Namespace) -> Path:
+    """Ops commands need only the database, not the platform secrets, so read just that."""
+    if args.db is not None:
+        return Path(args.db)
+    if os.environ.get("BROKER_STORE__PATH"):
+        return Path(os.environ["BROKER_STORE__PATH"])
+    config_file = args.config or (
+        Path(os.environ["BROKER_CONFIG"]) if os.environ.get("BROKER_CONFIG") else None
+    )
+    if config_file is not None:
+        with config_file.open("rb") as handle:
+            path = tomllib.load(handle).get("store", {}).get("path")
+        if path:
+            return Path(path)
+    return Path("broker.db")
+
+
+def _open_existing(path: Path) -> Any:
+    if not path.is_file():
+        raise SystemExit(f"no database at {path}: pass --db or set BROKER_STORE__PATH")
+    return store.connect(path)
+
+
+def _deliveries_list(args: argparse.Namespace) -> int:
+    db = _open_existing(_database_path(args))
+    rows = outbox.list_deliveries(db, state=args.state, limit=args.limit)
+    if args.json:
+        for row in rows:
+            print(json.dumps(row))
+        return 0
+    print(
+        f"{'id':>6}  {'state':<10} {'action':<7} {'tries':>5}  {'subscription':<22} "
+        f"{'created':<20} last error"
+    )
+    for row in rows:
+        print(
+            f"{row['id']:>6}  {row['state']:<10} {row['action'] or '-':<7} {row['attempts']:>5}"
+            f"  {row['subscription_id']:<22} {_when(row['created_at']):<20} "
+            f"{row['last_error'] or ''}"
+        )
+    if not rows:
+        print("(no deliveries" + (f" in state {args.state})" if args.state else ")"))
+    return 0
+
+
+def _deliveries_show(args: argparse.Namespace) -> int:
+    db = _open_existing(_database_path(args))
+    rows = [r for r in outbox.list_deliveries(db, limit=1_000_000) if r["id"] == args.id]
+    if not rows:
+        print(f"no delivery with id {args.id}", file=sys.stderr)
+        return 1
+    print(
+        json.dumps(
+            {"delivery": rows[0], "attempts": outbox.delivery_attempts(db, args.id)},
+            indent=2,
+            default=str,
+        )
+    )
+    return 0
+
+
+def _deliveries_retry(args: argparse.Namespace) -> int:
+    db = _open_existing(_database_path(args))
+    try:
+        with db.atomic():
+            result = outbox.retry_dead(
+                db, now=time.time(), delivery_id=None if args.all_dead else args.id
+            )
+    except (LookupError, ValueError) as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    print(
+        f"requeued: {result['requeued'] or 'none'}; "
+        f"superseded by newer deliveries: {result['superseded'] or 'none'}"
+    )
+    print("a running broker picks them up within its poll interval")
+    return 0
+
+
+def _backup(args: argparse.Namespace) -> int:
+    source = _database_path(args)
+    if not source.is_file():
+        print(f"no database at {source}", file=sys.stderr)
+        return 1
+    try:
+        store.backup(source, args.destination)
+    except FileExistsError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    print(f"backed up {source} to {args.destination}")
+    return 0
+
+
+def _when(epoch: float | None) -> str:
+    if not epoch:
+        return "-"
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _resolve_secret_files(environ: os._Environ[str]) -> None:
+    """``BROKER_X__Y_FILE=/path`` supplies ``BROKER_X__Y`` from a file (systemd, containers)."""
+    for name in [
+        n for n in environ if n.upper().startswith(ENV_PREFIX) and n.upper().endswith("_FILE")
+    ]:
+        target = name[: -len("_FILE")]
+        if target in environ:
+            continue
+        path = Path(environ[name])
+        try:
+            environ[target] = path.read_text().strip()
+        except OSError as exc:
+            raise OSError(
+                f"{name} points to {path}, which cannot be read ({exc.strerror})"
+            ) from None

@@ -1,0 +1,177 @@
+"""Who is who: zuid, zgid, billing customer and subscription, and which source we believe.
+
+Billing data arrives authenticated, so its ``cf_zuid`` / ``cf_zgid`` custom fields win. The landing
+page's parameters come from a browser and may be edited: they bind a user to an org on first sight
+(a later mismatch is refused) and may name a subscription, but they only supply a subscription's
+identity when billing has none and the visitor's email matches the billing customer's.
+Functions here run inside store transactions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlite_utils
+
+from .billing_events import BillingSubscription, CustomField
+from .config import Settings
+from .errors import Forbidden
+from .landing import LandingParams
+from .mapping import Identity
+
+
+def identity_from_billing(subscription: BillingSubscription) -> Identity:
+    """Read cf_zuid / cf_zgid from the customer's or the subscription's custom fields."""
+    field_lists: list[list[CustomField]] = [subscription.custom_fields]
+    hashes: list[dict[str, Any]] = []
+    if subscription.customer is not None:
+        field_lists.insert(0, subscription.customer.custom_fields)
+        hashes.append(subscription.customer.custom_field_hash)
+    found: dict[str, str] = {}
+    for name in ("zuid", "zgid"):
+        for fields in field_lists:
+            for custom_field in fields:
+                labels = {(custom_field.label or "").lower(), (custom_field.api_name or "").lower()}
+                value = _id_text(custom_field.value)
+                if value and labels & {name, f"cf_{name}"}:
+                    found.setdefault(name, value)
+        for values in hashes:
+            value = _id_text(values.get(f"cf_{name}_unformatted", values.get(f"cf_{name}")))
+            if value:
+                found.setdefault(name, value)
+    return Identity(found.get("zuid"), found.get("zgid"))
+
+
+def resolve_identity(
+    db: sqlite_utils.Database,
+    row: dict[str, Any],
+    subscription: BillingSubscription,
+    settings: Settings,
+) -> tuple[Identity, str | None]:
+    """The subscription's identity, and why a landing binding was not used (if it was not)."""
+    from_billing = identity_from_billing(subscription)
+    customer = customer_row(db, row["customer_id"]) or {}
+    zuid = from_billing.zuid or customer.get("zuid")
+    zgid = from_billing.zgid or customer.get("zgid")
+    if (zuid and zgid) or not (row["zgid"] or row["zuid"]):
+        return Identity(zuid, zgid), None
+    billing_email = _billing_email(subscription, customer)
+    bound_email = (row["bound_email"] or "").strip().lower()
+    if settings.landing.require_email_match and billing_email and bound_email != billing_email:
+        return Identity(zuid, zgid), (
+            "a Manage Subscription visit named this subscription, but its email does not match "
+            "the billing customer's"
+        )
+    return Identity(zuid or row["zuid"], zgid or row["zgid"]), None
+
+
+def remember_customer(
+    db: sqlite_utils.Database, subscription: BillingSubscription, now: float
+) -> None:
+    """Keep the billing customer's ids and contact, never erasing what we knew."""
+    customer_id = subscription.effective_customer_id()
+    if not customer_id:
+        return
+    identity = identity_from_billing(subscription)
+    existing = customer_row(db, customer_id) or {}
+    customer = subscription.customer
+    db.table("customers").upsert(
+        {
+            "customer_id": customer_id,
+            "zuid": identity.zuid or existing.get("zuid"),
+            "zgid": identity.zgid or existing.get("zgid"),
+            "email": (customer.email if customer else None) or existing.get("email"),
+            "display_name": (customer.display_name if customer else None)
+            or existing.get("display_name"),
+            "updated_at": now,
+        },
+        pk="customer_id",
+    )
+
+
+def record_user(db: sqlite_utils.Database, params: LandingParams, now: float) -> None:
+    """Remember the visitor; a zuid seen with one zgid may never act for another."""
+    existing = user_row(db, params.zuid)
+    if existing and existing["zgid"] != params.zgid:
+        raise Forbidden(
+            "this user belongs to another organisation",
+            hint="open the Manage Subscription page from your own organisation's app",
+        )
+    db.table("users").upsert(
+        {
+            "zuid": params.zuid,
+            "zgid": params.zgid,
+            "email": params.email,
+            "display_name": params.display_name,
+            "first_name": params.first_name,
+            "last_name": params.last_name,
+            "company_name": params.company_name,
+            "first_seen_at": existing["first_seen_at"] if existing else now,
+            "last_seen_at": now,
+        },
+        pk="zuid",
+    )
+
+
+def bind_subscription(
+    db: sqlite_utils.Database, subscription_id: str, params: LandingParams, now: float
+) -> None:
+    """Link a subscription to the visitor's org, unless it already belongs to another."""
+    row = subscription_row(db, subscription_id)
+    if row is not None:
+        billing = (
+            BillingSubscription.model_validate_json(row["billing_json"])
+            if row["billing_json"]
+            else None
+        )
+        known = identity_from_billing(billing) if billing else Identity()
+        customer = customer_row(db, row["customer_id"]) or {}
+        owner_zgid = known.zgid or customer.get("zgid") or row["zgid"]
+        if owner_zgid and owner_zgid != params.zgid:
+            raise Forbidden(
+                "this subscription belongs to another organisation",
+                hint="open the Manage Subscription page from your own organisation's app",
+            )
+    db.table("subscriptions").upsert(
+        {
+            "subscription_id": subscription_id,
+            "zgid": params.zgid,
+            "zuid": (row or {}).get("zuid") or params.zuid,
+            "bound_email": (row or {}).get("bound_email") or params.email,
+            "updated_at": now,
+        },
+        pk="subscription_id",
+    )
+
+
+def subscription_row(db: sqlite_utils.Database, subscription_id: str) -> dict[str, Any] | None:
+    return _one(db, "SELECT * FROM subscriptions WHERE subscription_id = ?", subscription_id)
+
+
+def customer_row(db: sqlite_utils.Database, customer_id: str | None) -> dict[str, Any] | None:
+    return (
+        _one(db, "SELECT * FROM customers WHERE customer_id = ?", customer_id)
+        if customer_id
+        else None
+    )
+
+
+def user_row(db: sqlite_utils.Database, zuid: str) -> dict[str, Any] | None:
+    return _one(db, "SELECT * FROM users WHERE zuid = ?", zuid)
+
+
+def _one(db: sqlite_utils.Database, sql: str, key: str) -> dict[str, Any] | None:
+    rows = list(db.query(sql, [key]))
+    return rows[0] if rows else None
+
+
+def _id_text(value: Any) -> str | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    text = str(value).strip()
+    return text if text.isdigit() else None
+
+
+def _billing_email(subscription: BillingSubscription, customer: dict[str, Any]) -> str:
+    email = subscription.customer.email if subscription.customer else None
+    return (email or customer.get("email") or "").strip().lower()

@@ -1,0 +1,262 @@
+"""The delivery worker: takes due deliveries from the outbox and makes the platform calls.
+
+It owns concurrency (a bounded number of calls on the wire, one per subscription), the retry
+schedule (``RetryPolicy``) and the bookkeeping of every attempt. It never decides *what* the
+platform should hold; ``mapping.plan_call`` does, from the target and what was acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Callable
+from functools import partial
+
+import structlog
+
+from .config import Settings
+from .mapping import PlatformCall, PlatformState, plan_call
+from .metrics import Metrics
+from .outbox import ClaimedDelivery, claim_due, complete
+from .platform_client import CallResult, PlatformClient
+from .retry_policy import RetryPolicy
+from .store import Store
+
+log = structlog.get_logger(__name__)
+
+
+class DeliveryWorker:
+    def __init__(
+        self,
+        store: Store,
+        client: PlatformClient,
+        settings: Settings,
+        metrics: Metrics,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._client = client
+        self._settings = settings
+        self._delivery = settings.delivery
+        self._metrics = metrics
+        self._clock = clock
+        self._policy = RetryPolicy(settings.delivery)
+        self.owner = f"worker-{secrets.token_hex(6)}"
+        self._wakeup = asyncio.Event()
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        self.heartbeat: float = 0.0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.run(), name="delivery-worker")
+
+    @property
+    def alive(self) -> bool:
+        """Running, and its loop went round recently (a stuck loop is not alive)."""
+        fresh = time.monotonic() - self.heartbeat < self._delivery.poll_interval_seconds * 3 + 5
+        return self._task is not None and not self._task.done() and fresh
+
+    def wake(self) -> None:
+        """New work was committed: look for it now instead of at the next poll."""
+        self._wakeup.set()
+
+    @property
+    def busy(self) -> int:
+        return len(self._in_flight)
+
+    async def run(self) -> None:
+        log.info(
+            "delivery.worker_started", owner=self.owner, concurrency=self._delivery.concurrency
+        )
+        while not self._stopping:
+            self.heartbeat = time.monotonic()
+            self._wakeup.clear()
+            free = self._delivery.concurrency - len(self._in_flight)
+            next_due: float | None = None
+            if free > 0:
+                claimed, next_due = await self._store.write(
+                    partial(
+                        claim_due,
+                        owner=self.owner,
+                        now=self._clock(),
+                        lease_seconds=self._delivery.lease_seconds,
+                        limit=free,
+                    )
+                )
+                for delivery in claimed:
+                    task = asyncio.create_task(self._deliver(delivery))
+                    self._in_flight.add(task)
+                    task.add_done_callback(self._finished)
+                if len(claimed) == free:
+                    continue  # there may be more; a finishing task frees a slot and wakes us
+            await self._nap(next_due)
+
+    async def _nap(self, next_due: float | None) -> None:
+        timeout = self._delivery.poll_interval_seconds
+        if next_due is not None:
+            timeout = min(timeout, max(0.0, next_due - self._clock()))
+        try:
+            await asyncio.wait_for(self._wakeup.wait(), timeout=timeout)
+        except TimeoutError:
+            pass
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._wakeup.set()
+
+    async def stop(self, grace_seconds: float = 10.0) -> None:
+        """Stop claiming; let calls on the wire finish; leases cover anything cut short."""
+        self._stopping = True
+        self._wakeup.set()
+        if self._task is not None:
+            await asyncio.wait({self._task}, timeout=grace_seconds)
+        if self._in_flight:
+            _, pending = await asyncio.wait(set(self._in_flight), timeout=grace_seconds)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+                log.warning("delivery.stopped_mid_call", calls=len(pending))
+
+    async def _deliver(self, delivery: ClaimedDelivery) -> None:
+        try:
+            await self._attempt(delivery)
+        except Exception:
+            log.exception(
+                "delivery.attempt_crashed",
+                delivery_id=delivery.id,
+                subscription_id=delivery.subscription_id,
+            )
+
+    async def _attempt(self, delivery: ClaimedDelivery) -> None:
+        started_at = self._clock()
+        call = plan_call(
+            delivery.acknowledged,
+            delivery.target,
+            delivery.subscription_id,
+            custom_pricing_format=self._settings.platform.custom_pricing_format,
+        )
+        if call is None:
+            await self._finish(
+                delivery,
+                started_at,
+                "done",
+                "none",
+                [],
+                note="platform already in this state; no call needed",
+            )
+            return
+        result = await self._client.send(call)
+        results = [result]
+        action: str = call.action
+        note = None
+        if result.outcome == "reject" and delivery.uncertain:
+            result, action, note = await self._resolve_uncertain(call, result, results)
+        self._record_metrics(action, result)
+        if result.outcome == "success":
+            await self._finish(
+                delivery,
+                started_at,
+                "done",
+                action,
+                results,
+                acknowledged=delivery.target,
+                note=note,
+            )
+        elif result.outcome == "retry":
+            retry_at = self._clock() + self._policy.delay(delivery.attempt, result.retry_after)
+            if self._policy.gives_up(delivery.first_attempt_at, retry_at):
+                await self._finish(
+                    delivery,
+                    started_at,
+                    "dead",
+                    action,
+                    results,
+                    note=f"gave up after the retry horizon: {result.error}",
+                )
+            else:
+                await self._finish(
+                    delivery, started_at, "pending", action, results, next_attempt_at=retry_at
+                )
+        else:
+            await self._finish(delivery, started_at, "dead", action, results)
+
+    async def _resolve_uncertain(
+        self, call: PlatformCall, rejected: CallResult, results: list[CallResult]
+    ) -> tuple[CallResult, str, str | None]:
+        """An earlier attempt may have landed before a crash, so a refusal may mean 'done'.
+
+        A refused Add is tried once as a Modify with the same body; a refused Cancel is taken as
+        already cancelled. Both are noted on the delivery for the operator.
+        """
+        if call.action == "add":
+            fallback = PlatformCall("modify", "PUT", call.zgid, call.planid, call.body)
+            second = await self._client.send(fallback)
+            results.append(second)
+            if second.outcome == "success":
+                return second, "modify", "Add refused after an interrupted attempt; Modify applied"
+            return second, "modify", None
+        if call.action == "cancel":
+            accepted = CallResult(
+                "success",
+                rejected.status,
+                rejected.latency_ms,
+                rejected.url,
+                rejected.request_body,
+                rejected.response_excerpt,
+            )
+            return accepted, "cancel", "Cancel refused after an interrupted attempt; taken as done"
+        return rejected, call.action, None
+
+    async def _finish(
+        self,
+        delivery: ClaimedDelivery,
+        started_at: float,
+        state: str,
+        action: str,
+        results: list[CallResult],
+        *,
+        next_attempt_at: float | None = None,
+        acknowledged: PlatformState | None = None,
+        note: str | None = None,
+    ) -> None:
+        kept = await self._store.write(
+            partial(
+                complete,
+                delivery=delivery,
+                owner=self.owner,
+                now=self._clock(),
+                started_at=started_at,
+                state=state,  # type: ignore[arg-type]
+                action=action,
+                results=results,
+                next_attempt_at=next_attempt_at,
+                acknowledged=acknowledged,
+                note=note,
+            )
+        )
+        last = results[-1] if results else None
+        log.info(
+            "delivery.attempt",
+            delivery_id=delivery.id,
+            subscription_id=delivery.subscription_id,
+            attempt=delivery.attempt,
+            action=action,
+            state=state,
+            status=last.status if last else None,
+            latency_ms=last.latency_ms if last else 0.0,
+            url=last.url if last else None,
+            error=(note or (last.error if last else None)),
+            retry_in=round(next_attempt_at - self._clock(), 3) if next_attempt_at else None,
+        )
+        if not kept:
+            log.warning("delivery.lease_lost", delivery_id=delivery.id)
+        if state in ("done", "dead"):
+            self._metrics.deliveries_finished.labels(state).inc()
+
+    def _record_metrics(self, action: str, result: CallResult) -> None:
+        self._metrics.platform_calls.labels(action, result.outcome).inc()
+        self._metrics.platform_latency.observe(result.latency_ms / 1000)

@@ -1,0 +1,82 @@
+"""The broker's error tree: every error a client can cause has a stable code and an HTTP status.
+
+    BrokerError                      500  something of ours went wrong (never shows details)
+    ├── ClientError                  400  the request is wrong; message says what and what to do
+    │   ├── InvalidPayload           400
+    │   ├── InvalidLanding           400
+    │   ├── Unauthenticated          401
+    │   ├── Forbidden                403
+    │   ├── NotFound                 404
+    │   ├── PayloadTooLarge          413
+    │   └── UnsupportedMediaType     415
+    └── StoreError                   503  the database could not be reached or written
+
+Messages are written for the person reading them and must never carry a secret or ``str()`` of an
+unexpected exception.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class BrokerError(Exception):
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, *, hint: str | None = None, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.details = details
+
+    def as_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"error": self.code, "message": self.message}
+        if self.hint:
+            body["hint"] = self.hint
+        if self.details:
+            body["details"] = self.details
+        return body
+
+
+class ClientError(BrokerError):
+    status = 400
+    code = "bad_request"
+
+
+class InvalidPayload(ClientError):
+    code = "invalid_payload"
+
+
+class InvalidLanding(ClientError):
+    code = "invalid_landing_parameters"
+
+
+class Unauthenticated(ClientError):
+    status = 401
+    code = "unauthenticated"
+
+
+class Forbidden(ClientError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(ClientError):
+    status = 404
+    code = "not_found"
+
+
+class PayloadTooLarge(ClientError):
+    status = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(ClientError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+class StoreError(BrokerError):
+    status = 503
+    code = "store_unavailable"

@@ -1,0 +1,83 @@
+"""Structured logging: JSON lines in production, readable lines on a terminal, secrets never.
+
+Every event passes through ``SecretRedactor`` last, so a secret that slips into any field (a URL
+with ``zapikey=`` in its query, an exception message) is replaced before it is rendered.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterable, MutableMapping
+from typing import Any, TextIO
+
+import structlog
+
+REDACTED = "***"
+_ZAPIKEY_IN_QUERY = re.compile(r"(?i)(zapikey=)[^&#\s\"']*")
+
+
+def redact_url(url: str) -> str:
+    """Hide the zapikey in a URL's query string."""
+    return _ZAPIKEY_IN_QUERY.sub(rf"\g<1>{REDACTED}", url)
+
+
+class SecretRedactor:
+    """structlog processor that scrubs known secret values and zapikey query parameters."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        # Longest first, so a secret that contains another is replaced whole.
+        self._secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+
+    def scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        return redact_url(text)
+
+    def _clean(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.scrub(value)
+        if isinstance(value, dict):
+            return {k: self._clean(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._clean(v) for v in value]
+        return value
+
+    def __call__(
+        self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        return {key: self._clean(value) for key, value in event_dict.items()}
+
+
+def configure_logging(
+    *,
+    level: str = "INFO",
+    fmt: str = "auto",
+    secrets: Iterable[str] = (),
+    stream: TextIO | None = None,
+) -> None:
+    """Configure structlog once per process (called from the CLI, never at import)."""
+    stream = stream or sys.stdout
+    use_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if use_json
+        else structlog.dev.ConsoleRenderer(colors=stream.isatty())
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            SecretRedactor(secrets),
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
+        logger_factory=structlog.PrintLoggerFactory(stream),
+        cache_logger_on_first_use=False,
+    )
+    # aiohttp's own access log is replaced by our request line (which never shows query strings).
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

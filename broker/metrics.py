@@ -1,0 +1,40 @@
+"""Prometheus metrics, one registry per app (no process-global collectors, so tests stay apart)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.webhooks = Counter(
+            "broker_webhooks_total",
+            "Billing webhooks answered, by outcome",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.platform_calls = Counter(
+            "broker_platform_calls_total",
+            "Developer Console calls, by action and outcome",
+            ["action", "outcome"],
+            registry=self.registry,
+        )
+        self.deliveries_finished = Counter(
+            "broker_deliveries_finished_total",
+            "Deliveries that reached a final state",
+            ["state"],
+            registry=self.registry,
+        )
+        self.platform_latency = Histogram(
+            "broker_platform_call_seconds",
+            "Latency of Developer Console calls",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=self.registry,
+        )
+        self.landing_visits = Counter(
+            "broker_landing_visits_total",
+            "Manage Subscription page visits, by outcome",
+            ["outcome"],
+            registry=self.registry,
+        )

@@ -1,0 +1,147 @@
+"""Numbered schema migrations, applied in order at start-up, each in its own transaction.
+
+Append new migrations; never edit one that has shipped. Times are Unix epoch seconds (REAL).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import sqlite_utils
+
+Migration = Callable[[sqlite_utils.Database], None]
+
+
+def _m001_initial(db: sqlite_utils.Database) -> None:
+    for statement in _INITIAL_SCHEMA:
+        db.execute(statement)
+
+
+# executescript() would COMMIT behind our back, so the schema is run statement by statement.
+_INITIAL_SCHEMA = [
+    """
+    CREATE TABLE webhook_events (
+        event_id TEXT PRIMARY KEY,
+        event_type TEXT NOT NULL,
+        subscription_id TEXT,
+        received_at REAL NOT NULL,
+        outcome TEXT NOT NULL,
+        reason TEXT,
+        content_type TEXT,
+        request_id TEXT,
+        raw_body BLOB NOT NULL
+    )
+    """,
+    "CREATE INDEX webhook_events_subscription ON webhook_events (subscription_id)",
+    """
+    CREATE TABLE customers (
+        customer_id TEXT PRIMARY KEY,
+        zgid TEXT,
+        zuid TEXT,
+        email TEXT,
+        display_name TEXT,
+        updated_at REAL NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE users (
+        zuid TEXT PRIMARY KEY,
+        zgid TEXT NOT NULL,
+        email TEXT,
+        display_name TEXT,
+        first_name TEXT,
+        last_name TEXT,
+        company_name TEXT,
+        first_seen_at REAL NOT NULL,
+        last_seen_at REAL NOT NULL
+    )
+    """,
+    "CREATE INDEX users_zgid ON users (zgid)",
+    """
+    CREATE TABLE subscriptions (
+        subscription_id TEXT PRIMARY KEY,
+        customer_id TEXT,
+        zgid TEXT,
+        zuid TEXT,
+        bound_email TEXT,
+        status TEXT,
+        plan_code TEXT,
+        billing_json TEXT,
+        billing_updated_at REAL,
+        billing_source TEXT,
+        decision TEXT,
+        queued_json TEXT,
+        acked_json TEXT,
+        parked_reason TEXT,
+        updated_at REAL NOT NULL
+    )
+    """,
+    "CREATE INDEX subscriptions_zgid ON subscriptions (zgid)",
+    "CREATE INDEX subscriptions_customer ON subscriptions (customer_id)",
+    """
+    CREATE TABLE deliveries (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        subscription_id TEXT NOT NULL REFERENCES subscriptions (subscription_id),
+        target_json TEXT NOT NULL,
+        cause TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (
+            state IN ('pending', 'in_flight', 'done', 'dead', 'superseded')
+        ),
+        action TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        uncertain INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL,
+        first_attempt_at REAL,
+        next_attempt_at REAL NOT NULL,
+        lease_owner TEXT,
+        lease_expires_at REAL,
+        finished_at REAL,
+        last_status INTEGER,
+        last_error TEXT
+    )
+    """,
+    "CREATE INDEX deliveries_due ON deliveries (state, next_attempt_at)",
+    "CREATE INDEX deliveries_subscription ON deliveries (subscription_id, state)",
+    """
+    CREATE TABLE attempts (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        delivery_id INTEGER NOT NULL REFERENCES deliveries (id),
+        started_at REAL NOT NULL,
+        latency_ms REAL NOT NULL,
+        method TEXT NOT NULL,
+        url TEXT NOT NULL,
+        request_body TEXT NOT NULL,
+        status INTEGER,
+        outcome TEXT NOT NULL,
+        error TEXT,
+        response_excerpt TEXT
+    )
+    """,
+    "CREATE INDEX attempts_delivery ON attempts (delivery_id)",
+]
+
+MIGRATIONS: list[tuple[int, str, Migration]] = [
+    (1, "initial schema", _m001_initial),
+]
+
+
+def apply_migrations(db: sqlite_utils.Database) -> list[int]:
+    """Apply every migration not yet recorded; return the ids applied."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS _migrations "
+        "(id INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+    )
+    done = {row["id"] for row in db.query("SELECT id FROM _migrations")}
+    applied = []
+    for number, name, migrate in MIGRATIONS:
+        if number in done:
+            continue
+        with db.atomic():
+            migrate(db)
+            db.execute(
+                "INSERT INTO _migrations (id, name, applied_at) VALUES (?, ?, ?)",
+                [number, name, time.time()],
+            )
+        applied.append(number)
+    return applied

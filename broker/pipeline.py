@@ -1,0 +1,224 @@
+"""The state pipeline: every billing input ends here, inside one store transaction.
+
+A webhook, a landing-page visit (and later a hosted-page result or a reconciliation read) calls
+these functions on the store's writer thread. They keep the newest billing snapshot per
+subscription, work out who it belongs to, derive the desired platform state (``mapping``) and queue
+a delivery only when that differs from what was last queued. Because they run in the same
+transaction as the webhook's audit row, an acknowledged event and its delivery are durable together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlite_utils
+
+from .billing_events import BillingSubscription, WebhookEvent
+from .config import Settings
+from .correlation import (
+    bind_subscription,
+    record_user,
+    remember_customer,
+    resolve_identity,
+    subscription_row,
+)
+from .landing import LandingParams
+from .mapping import Ignore, Park, PlatformState, Target, desired_state
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    outcome: str  # queued | unchanged | stale | parked | ignored | duplicate
+    reason: str | None = None
+    subscription_id: str | None = None
+    delivery_id: int | None = None
+
+    @property
+    def queued(self) -> bool:
+        return self.delivery_id is not None
+
+
+def ingest_webhook(
+    db: sqlite_utils.Database,
+    event: WebhookEvent,
+    *,
+    raw_body: bytes,
+    content_type: str,
+    request_id: str,
+    settings: Settings,
+    now: float,
+) -> PipelineResult:
+    """Record an authenticated webhook once, forever, and feed its snapshot to the pipeline."""
+    subscription = event.data.subscription
+    inserted = db.execute(
+        "INSERT OR IGNORE INTO webhook_events (event_id, event_type, subscription_id, received_at,"
+        " outcome, content_type, request_id, raw_body) VALUES (?, ?, ?, ?, 'received', ?, ?, ?)",
+        [
+            event.event_id,
+            event.event_type,
+            subscription.subscription_id if subscription else None,
+            now,
+            content_type,
+            request_id,
+            raw_body,
+        ],
+    ).rowcount
+    if not inserted:
+        return PipelineResult("duplicate", f"event {event.event_id} was already received")
+    if subscription is None:
+        result = PipelineResult("ignored", f"{event.event_type} events do not change subscriptions")
+    else:
+        if event.event_type == "subscription_deleted":
+            subscription = subscription.model_copy(update={"status": "deleted"})
+        result = apply_snapshot(
+            db,
+            subscription,
+            observed_at=event.created_time.timestamp() if event.created_time else now,
+            source=f"webhook:{event.event_id}",
+            settings=settings,
+            now=now,
+        )
+    db.execute(
+        "UPDATE webhook_events SET outcome = ?, reason = ? WHERE event_id = ?",
+        [result.outcome, result.reason, event.event_id],
+    )
+    return result
+
+
+def apply_snapshot(
+    db: sqlite_utils.Database,
+    subscription: BillingSubscription,
+    *,
+    observed_at: float,
+    source: str,
+    settings: Settings,
+    now: float,
+) -> PipelineResult:
+    """Keep the snapshot if it is not older than the one we have, then reconcile."""
+    subscription_id = subscription.subscription_id
+    updated_at = subscription.updated_time.timestamp() if subscription.updated_time else observed_at
+    row = subscription_row(db, subscription_id)
+    if row and row["billing_updated_at"] is not None and updated_at < row["billing_updated_at"]:
+        return PipelineResult(
+            "stale",
+            f"billing already reported a newer state of subscription {subscription_id}",
+            subscription_id,
+        )
+    remember_customer(db, subscription, now)
+    customer_id = subscription.effective_customer_id()
+    db.table("subscriptions").upsert(
+        {
+            "subscription_id": subscription_id,
+            "customer_id": customer_id,
+            "status": subscription.status.lower(),
+            "plan_code": subscription.plan.plan_code if subscription.plan else None,
+            "billing_json": subscription.model_dump_json(),
+            "billing_updated_at": updated_at,
+            "billing_source": source,
+            "updated_at": now,
+        },
+        pk="subscription_id",
+    )
+    return reconcile(db, subscription_id, settings=settings, now=now, cause=source)
+
+
+def reconcile(
+    db: sqlite_utils.Database,
+    subscription_id: str,
+    *,
+    settings: Settings,
+    now: float,
+    cause: str,
+) -> PipelineResult:
+    """Compare desired and queued platform state; queue a delivery when they differ."""
+    row = subscription_row(db, subscription_id)
+    if row is None or row["billing_json"] is None:
+        return PipelineResult("parked", "no billing state known yet", subscription_id)
+    subscription = BillingSubscription.model_validate_json(row["billing_json"])
+    identity, why_not = resolve_identity(db, row, subscription, settings)
+    decision = desired_state(
+        subscription,
+        identity=identity,
+        app_domain=settings.platform.app_domain,
+        plans=settings.plans,
+    )
+    if isinstance(decision, Park):
+        reason = f"{decision.reason}{f' ({why_not})' if why_not else ''}"
+        _set(db, subscription_id, parked_reason=reason, decision="parked", updated_at=now)
+        return PipelineResult("parked", reason, subscription_id)
+    if isinstance(decision, Ignore):
+        _set(db, subscription_id, parked_reason=None, decision="ignored", updated_at=now)
+        return PipelineResult("ignored", decision.reason, subscription_id)
+    assert isinstance(decision, Target)
+    _set(db, subscription_id, parked_reason=None, decision=decision.why, updated_at=now)
+    if PlatformState.from_json(row["queued_json"]) == decision.state:
+        return PipelineResult(
+            "unchanged", "the platform already has or will get this state", subscription_id
+        )
+    if row["queued_json"] is None and not decision.state.active:
+        return PipelineResult(
+            "unchanged", "never sent to the platform; nothing to cancel", subscription_id
+        )
+    delivery_id = enqueue_delivery(db, subscription_id, decision.state, cause=cause, now=now)
+    return PipelineResult("queued", decision.why, subscription_id, delivery_id)
+
+
+def enqueue_delivery(
+    db: sqlite_utils.Database,
+    subscription_id: str,
+    target: PlatformState,
+    *,
+    cause: str,
+    now: float,
+) -> int:
+    """Queue the new target; a not-yet-started delivery of the same subscription is superseded.
+
+    The call itself (Add, Modify or Cancel) is chosen at send time from what the platform last
+    acknowledged, so only the newest target ever needs sending.
+    """
+    superseded = list(
+        db.query(
+            "SELECT id, uncertain FROM deliveries WHERE subscription_id = ? AND state = 'pending'",
+            [subscription_id],
+        )
+    )
+    if superseded:
+        db.execute(
+            "UPDATE deliveries SET state = 'superseded', finished_at = ? "
+            "WHERE subscription_id = ? AND state = 'pending'",
+            [now, subscription_id],
+        )
+    uncertain = int(any(r["uncertain"] for r in superseded))
+    cursor = db.execute(
+        "INSERT INTO deliveries (subscription_id, target_json, cause, state, uncertain,"
+        " created_at, next_attempt_at) VALUES (?, ?, ?, 'pending', ?, ?, ?)",
+        [subscription_id, target.to_json(), cause, uncertain, now, now],
+    )
+    db.execute(
+        "UPDATE subscriptions SET queued_json = ? WHERE subscription_id = ?",
+        [target.to_json(), subscription_id],
+    )
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
+
+
+def record_landing_visit(
+    db: sqlite_utils.Database, params: LandingParams, *, settings: Settings, now: float
+) -> PipelineResult | None:
+    """A Manage Subscription visit: remember the user and, if named, bind and reconcile."""
+    record_user(db, params, now)
+    if not params.subscription_id:
+        return None
+    bind_subscription(db, params.subscription_id, params, now)
+    return reconcile(
+        db, params.subscription_id, settings=settings, now=now, cause=f"landing:{params.zuid}"
+    )
+
+
+def _set(db: sqlite_utils.Database, subscription_id: str, **values: Any) -> None:
+    assignments = ", ".join(f"{column} = ?" for column in values)
+    db.execute(
+        f"UPDATE subscriptions SET {assignments} WHERE subscription_id = ?",  # noqa: S608 - column names are ours
+        [*values.values(), subscription_id],
+    )

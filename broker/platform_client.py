@@ -1,0 +1,147 @@
+"""Client of the Developer Console Subscription APIs (contracts.md §1).
+
+It makes one call and says what happened, in three kinds the delivery worker acts on:
+``success`` (2xx and no failure marker), ``retry`` (could not reach it, timed out, 429 or 5xx) and
+``reject`` (it said no: any other status, or a ``Failure`` answer). It never retries by itself and
+never lets the zapikey out: every URL it reports is redacted.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal
+from urllib.parse import quote
+
+import aiohttp
+
+from .config import PlatformSettings
+from .logs import redact_url
+from .mapping import PlatformCall
+
+FAILURE_MARKERS = frozenset({"failure", "failed", "error"})
+RETRYABLE_STATUSES = frozenset({408, 425, 429})
+EXCERPT_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class CallResult:
+    outcome: Literal["success", "retry", "reject"]
+    status: int | None
+    latency_ms: float
+    url: str  # redacted
+    request_body: str
+    response_excerpt: str | None = None
+    error: str | None = None
+    retry_after: float | None = None
+
+
+class PlatformClient:
+    def __init__(self, session: aiohttp.ClientSession, settings: PlatformSettings) -> None:
+        self._session = session
+        self._settings = settings
+        self._timeout = aiohttp.ClientTimeout(total=settings.request_timeout_seconds)
+
+    def url(self, zgid: str, planid: str) -> str:
+        return (
+            f"{self._settings.resolved_base_url}/crm/v2/settings/subscription/"
+            f"{quote(zgid, safe='')}/plan/{quote(planid, safe='')}"
+        )
+
+    async def send(self, call: PlatformCall) -> CallResult:
+        url = self.url(call.zgid, call.planid)
+        shown_url = redact_url(f"{url}?zapikey=***")
+        body = json.dumps(call.body, separators=(",", ":"))
+        params = {"zapikey": self._settings.zapikey.get_secret_value()}
+        started = time.perf_counter()
+
+        def elapsed() -> float:
+            return round((time.perf_counter() - started) * 1000, 2)
+
+        try:
+            async with self._session.request(
+                call.method,
+                url,
+                params=params,
+                data=body,
+                headers={"Content-Type": "application/json"},
+                timeout=self._timeout,
+            ) as response:
+                text = await response.text(errors="replace")
+                status = response.status
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        except TimeoutError:
+            return CallResult("retry", None, elapsed(), shown_url, body, error="timed out")
+        except aiohttp.ClientError as exc:
+            # aiohttp puts the URL (with the zapikey) into some messages: report the class only.
+            return CallResult(
+                "retry", None, elapsed(), shown_url, body, error=f"{type(exc).__name__}"
+            )
+        excerpt = text[:EXCERPT_CHARS]
+        outcome = classify_response(status, text)
+        return CallResult(
+            outcome,
+            status,
+            elapsed(),
+            shown_url,
+            body,
+            response_excerpt=excerpt,
+            error=None if outcome == "success" else describe_failure(status, text),
+            retry_after=retry_after if outcome == "retry" else None,
+        )
+
+
+def classify_response(status: int, text: str) -> Literal["success", "retry", "reject"]:
+    if status in RETRYABLE_STATUSES or status >= 500:
+        return "retry"
+    if not 200 <= status < 300:
+        return "reject"
+    return "reject" if has_failure_marker(text) else "success"
+
+
+def has_failure_marker(text: str) -> bool:
+    """True when a 2xx body still says it failed (``Message``/``status``, any case)."""
+    try:
+        document: Any = json.loads(text) if text.strip() else {}
+    except json.JSONDecodeError:
+        return False
+    if not isinstance(document, dict):
+        return False
+    for key, value in document.items():
+        if (
+            key.lower() in {"message", "status"}
+            and isinstance(value, str)
+            and value.strip().lower() in FAILURE_MARKERS
+        ):
+            return True
+    return False
+
+
+def describe_failure(status: int, text: str) -> str:
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError:
+        return f"HTTP {status}"
+    if isinstance(document, dict):
+        code = document.get("code") or document.get("Message") or document.get("message")
+        if code:
+            return f"HTTP {status}: {str(code)[:200]}"
+    return f"HTTP {status}"
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header: either delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - time.time())

@@ -1,0 +1,95 @@
+"""Read models: what the page and the operator see. Read-only; runs on the store's reader thread."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlite_utils
+
+from .billing_events import BillingSubscription
+from .correlation import identity_from_billing
+from .mapping import PlatformState
+
+CYCLES = {"months": "Monthly", "years": "Yearly"}
+
+
+def org_subscriptions(db: sqlite_utils.Database, zgid: str) -> list[dict[str, Any]]:
+    """Subscriptions whose owner, as the broker best knows it, is org ``zgid``."""
+    rows = db.query(
+        """
+        SELECT s.*, c.zgid AS customer_zgid FROM subscriptions s
+        LEFT JOIN customers c ON c.customer_id = s.customer_id
+        WHERE s.zgid = :zgid OR c.zgid = :zgid
+        ORDER BY s.updated_at DESC
+        """,
+        {"zgid": zgid},
+    )
+    views = []
+    for row in rows:
+        billing = (
+            BillingSubscription.model_validate_json(row["billing_json"])
+            if row["billing_json"]
+            else None
+        )
+        # Billing's word on the owner beats a landing binding (which a user could have forged).
+        owner = (
+            (identity_from_billing(billing).zgid if billing else None)
+            or row["customer_zgid"]
+            or row["zgid"]
+        )
+        if owner != zgid:
+            continue
+        views.append(_subscription_view(db, row, billing))
+    return views
+
+
+def _subscription_view(
+    db: sqlite_utils.Database, row: dict[str, Any], billing: BillingSubscription | None
+) -> dict[str, Any]:
+    extra = (billing.model_extra or {}) if billing else {}
+    acked = PlatformState.from_json(row["acked_json"])
+    queued = PlatformState.from_json(row["queued_json"])
+    latest = next(
+        iter(
+            db.query(
+                "SELECT state, last_error FROM deliveries WHERE subscription_id = ?"
+                " ORDER BY id DESC LIMIT 1",
+                [row["subscription_id"]],
+            )
+        ),
+        None,
+    )
+    sync_state, sync_text = _sync(row, acked, queued, latest)
+    return {
+        "subscription_id": row["subscription_id"],
+        "status": row["status"],
+        "plan_code": row["plan_code"],
+        "plan_name": billing.plan.name if billing and billing.plan else None,
+        "users": billing.plan.quantity if billing and billing.plan else None,
+        "storage_units": (queued.storage_units if queued and queued.active else None),
+        "cycle": {"months": "Monthly", "years": "Yearly"}.get(
+            (billing.interval_unit or "").lower() if billing else ""
+        ),
+        "next_billing_at": billing.next_billing_at if billing else None,
+        "amount": extra.get("amount"),
+        "currency_code": extra.get("currency_code"),
+        "sync_state": sync_state,
+        "sync_text": sync_text,
+    }
+
+
+def _sync(
+    row: dict[str, Any],
+    acked: PlatformState | None,
+    queued: PlatformState | None,
+    latest: dict[str, Any] | None,
+) -> tuple[str, str]:
+    if row["parked_reason"]:
+        return "parked", "Waiting: the app does not know your organisation yet"
+    if latest and latest["state"] == "dead":
+        return "dead", "The app could not be updated; the vendor has been alerted"
+    if latest and latest["state"] in ("pending", "in_flight"):
+        return "pending", "The app is being updated"
+    if queued is not None and queued == acked:
+        return "ok", "Up to date"
+    return "none", "Not sent to the app"

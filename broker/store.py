@@ -1,0 +1,195 @@
+"""SQLite access: one writer thread with group commit, one reader thread, both off the event loop.
+
+Every write is a plain function ``fn(db) -> T`` run on the writer thread. Jobs that queue up while a
+transaction is being committed are folded into the next transaction, each inside its own savepoint:
+one failing job rolls back alone, and one fsync serves the whole group. A job's future resolves only
+after COMMIT has returned, so "written" always means "durable".
+
+This module never decides anything about subscriptions; it only runs what it is given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlite_utils
+import structlog
+
+from .errors import StoreError
+from .migrations import apply_migrations
+
+T = TypeVar("T")
+Job = Callable[[sqlite_utils.Database], Any]
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class _WriteJob:
+    fn: Job
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+    result: Any = None
+    error: BaseException | None = None
+
+
+@dataclass
+class StoreStats:
+    transactions: int = 0
+    jobs: int = 0
+    largest_group: int = 0
+    failures: list[str] = field(default_factory=list)
+
+
+def connect(path: Path, *, synchronous: str = "FULL") -> sqlite_utils.Database:
+    """Open a connection configured the way every broker connection must be."""
+    conn = sqlite3.connect(str(path), isolation_level=None, timeout=30.0)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'FULL' else 'NORMAL'}")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return sqlite_utils.Database(conn)
+
+
+class Store:
+    """The broker's SQLite database, reached only through ``write`` and ``read``."""
+
+    def __init__(self, path: Path, *, synchronous: str = "FULL", group_commit_max: int = 256):
+        self.path = path
+        self._synchronous = synchronous
+        self._group_commit_max = group_commit_max
+        self._jobs: queue.SimpleQueue[_WriteJob | None] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-reader")
+        self._reader_db: sqlite_utils.Database | None = None
+        self._opened = threading.Event()
+        self._open_error: BaseException | None = None
+        self.stats = StoreStats()
+
+    async def open(self) -> None:
+        """Start the writer thread and bring the schema up to date."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = threading.Thread(target=self._writer_main, name="store-writer", daemon=True)
+        self._writer.start()
+        await asyncio.get_running_loop().run_in_executor(None, self._opened.wait)
+        if self._open_error is not None:
+            raise StoreError(
+                f"cannot open the database at {self.path}",
+                hint="check the path exists, is writable and is not on a network filesystem",
+            ) from self._open_error
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._jobs.put(None)
+            await asyncio.get_running_loop().run_in_executor(None, self._writer.join)
+            self._writer = None
+        self._reader.submit(self._close_reader).result()
+        self._reader.shutdown(wait=True)
+
+    async def write(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
+        """Run ``fn`` in a transaction on the writer thread; return once it is durable."""
+        if self._writer is None:
+            raise StoreError("the store is not open")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._jobs.put(_WriteJob(fn, future, loop))
+        return await future
+
+    async def read(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
+        """Run ``fn`` on the reader thread, which sees every committed write."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._reader, self._run_read, fn)
+
+    def _run_read(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
+        if self._reader_db is None:
+            self._reader_db = connect(self.path, synchronous=self._synchronous)
+        return fn(self._reader_db)
+
+    def _close_reader(self) -> None:
+        if self._reader_db is not None:
+            self._reader_db.close()
+            self._reader_db = None
+
+    def _writer_main(self) -> None:
+        try:
+            db = connect(self.path, synchronous=self._synchronous)
+            apply_migrations(db)
+        except (sqlite3.Error, OSError) as exc:
+            self._open_error = exc
+            self._opened.set()
+            return
+        self._opened.set()
+        try:
+            while True:
+                first = self._jobs.get()
+                if first is None:
+                    return
+                group = [first]
+                while len(group) < self._group_commit_max:
+                    try:
+                        nxt = self._jobs.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt is None:
+                        self._jobs.put(None)  # finish this group, then stop
+                        break
+                    group.append(nxt)
+                self._commit_group(db, group)
+        finally:
+            db.close()
+
+    def _commit_group(self, db: sqlite_utils.Database, group: list[_WriteJob]) -> None:
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            for job in group:
+                try:
+                    with db.atomic():  # a savepoint: this job's failure stays its own
+                        job.result = job.fn(db)
+                except Exception as exc:  # noqa: BLE001 - handed back to the awaiting caller
+                    job.error = exc
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if db.conn.in_transaction:
+                db.execute("ROLLBACK")
+            log.error("store.commit_failed", error=type(exc).__name__, jobs=len(group))
+            for job in group:
+                job.error = StoreError("the database could not commit the change")
+                job.error.__cause__ = exc
+        self.stats.transactions += 1
+        self.stats.jobs += len(group)
+        self.stats.largest_group = max(self.stats.largest_group, len(group))
+        for job in group:
+            job.loop.call_soon_threadsafe(_settle, job)
+
+
+def _settle(job: _WriteJob) -> None:
+    if job.future.done():  # the caller went away; the write stands regardless
+        return
+    if job.error is not None:
+        job.future.set_exception(job.error)
+    else:
+        job.future.set_result(job.result)
+
+
+def backup(source: Path, destination: Path) -> None:
+    """Copy a live database consistently with SQLite's online backup API."""
+    if destination.exists():
+        raise FileExistsError(f"{destination} exists; choose a new file name")
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    try:
+        dst = sqlite3.connect(str(destination))
+        try:
+            src.backup(dst)
+        finally:
+            dst.close()
+    finally:
+        src.close()
