@@ -20,3 +20,5 @@ metrics_key = web.AppKey("metrics", Metrics)
 http_session_key = web.AppKey("http_session", aiohttp.ClientSession)
 platform_client_key = web.AppKey("platform_client", PlatformClient)
 worker_key = web.AppKey("delivery_worker", DeliveryWorker)
+
+request_id_key = web.RequestKey("request_id", str)

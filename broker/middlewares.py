@@ -17,6 +17,7 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from .appkeys import request_id_key
 from .errors import BrokerError
 
 log = structlog.get_logger(__name__)
@@ -35,7 +36,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     """Give each request an id, bind it to every log line, and log one line per request."""
     incoming = request.headers.get("X-Request-ID", "")
     request_id = incoming if _REQUEST_ID.match(incoming) else secrets.token_hex(8)
-    request["request_id"] = request_id
+    request[request_id_key] = request_id
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=request_id)
     started = time.perf_counter()
@@ -95,7 +96,7 @@ def render_error(
     request: web.Request, error: BrokerError, headers: dict[str, str] | None = None
 ) -> web.Response:
     body = error.as_dict()
-    body["request_id"] = request.get("request_id", "")
+    body["request_id"] = request.get(request_id_key, "")
     if request.path.startswith(HUMAN_PREFIXES):
         context: dict[str, Any] = {"error": body, "status": error.status}
         response = aiohttp_jinja2.render_template(

@@ -17,7 +17,7 @@ class RetryPolicy:
     def __init__(self, settings: DeliverySettings) -> None:
         self._settings = settings
         self._wait = wait_exponential_jitter(
-            initial=settings.initial_backoff_seconds,
+            multiplier=settings.initial_backoff_seconds,
             max=settings.max_backoff_seconds,
             jitter=settings.jitter_seconds,
         )

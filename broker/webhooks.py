@@ -14,7 +14,14 @@ from urllib.parse import parse_qsl
 import structlog
 from aiohttp import web
 
-from .appkeys import clock_key, metrics_key, settings_key, store_key, worker_key
+from .appkeys import (
+    clock_key,
+    metrics_key,
+    request_id_key,
+    settings_key,
+    store_key,
+    worker_key,
+)
 from .billing_events import decode_json, parse_webhook_event
 from .errors import InvalidPayload, PayloadTooLarge, UnsupportedMediaType
 from .pipeline import ingest_webhook
@@ -51,7 +58,7 @@ async def receive_billing_webhook(request: web.Request) -> web.Response:
             event=event,
             raw_body=raw,
             content_type=content_type,
-            request_id=request.get("request_id", ""),
+            request_id=request.get(request_id_key, ""),
             settings=settings,
             now=app[clock_key](),
         )

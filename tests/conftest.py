@@ -1,0 +1,103 @@
+"""Shared fixtures: the real broker app, the real Developer Console simulator, on port 0."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from broker.app import create_app
+from broker.appkeys import store_key
+from broker.config import Settings
+from broker.simulators.platform import PlatformSimulator
+from tests.support import APP_DOMAIN, STORAGE_MONTHLY, STORAGE_YEARLY, ZAPIKEY, body_of
+
+BrokerFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
+
+
+@pytest.fixture
+def simulator() -> PlatformSimulator:
+    return PlatformSimulator(ZAPIKEY)
+
+
+@pytest.fixture
+async def platform_server(
+    simulator: PlatformSimulator, aiohttp_server: Callable[..., Awaitable[TestServer]]
+) -> TestServer:
+    return await aiohttp_server(simulator.app())
+
+
+def fast_settings(tmp_path: Path, platform_url: str, **sections: dict[str, Any]) -> Settings:
+    """Settings for tests: real defaults, but retries in milliseconds instead of seconds."""
+    values: dict[str, Any] = {
+        "platform": {
+            "app_domain": APP_DOMAIN,
+            "zapikey": ZAPIKEY,
+            "base_url": platform_url,
+            "request_timeout_seconds": 2.0,
+        },
+        "store": {"path": tmp_path / "broker.db"},
+        "plans": {"storage_addon_monthly": STORAGE_MONTHLY, "storage_addon_yearly": STORAGE_YEARLY},
+        "delivery": {
+            "initial_backoff_seconds": 0.01,
+            "max_backoff_seconds": 0.05,
+            "jitter_seconds": 0.0,
+            "poll_interval_seconds": 0.05,
+            "lease_seconds": 5.0,
+        },
+    }
+    for section, overrides in sections.items():
+        values[section] = {**values.get(section, {}), **overrides}
+    return Settings(**values)
+
+
+@pytest.fixture
+def make_broker(
+    tmp_path: Path,
+    platform_server: TestServer,
+    aiohttp_client: Callable[..., Awaitable[TestClient[web.Request, web.Application]]],
+) -> BrokerFactory:
+    """Start the real broker app against the simulator; sections override settings."""
+
+    async def start(**sections: dict[str, Any]) -> TestClient[web.Request, web.Application]:
+        settings = fast_settings(
+            tmp_path, str(platform_server.make_url("")).rstrip("/"), **sections
+        )
+        return await aiohttp_client(create_app(settings))
+
+    return start
+
+
+@pytest.fixture
+async def broker(make_broker: BrokerFactory) -> TestClient[web.Request, web.Application]:
+    return await make_broker()
+
+
+async def post_event(
+    client: TestClient[web.Request, web.Application],
+    payload: dict[str, Any] | bytes,
+    *,
+    key: str | None = ZAPIKEY,
+    headers: dict[str, str] | None = None,
+) -> Any:
+    """POST a webhook; returns the response (body read)."""
+    all_headers = {"Content-Type": "application/json"}
+    if key is not None:
+        all_headers["zapikey"] = key
+    all_headers.update(headers or {})
+    data = payload if isinstance(payload, bytes) else body_of(payload)
+    response = await client.post("/webhooks/billing", data=data, headers=all_headers)
+    await response.read()
+    return response
+
+
+async def db_rows(
+    client: TestClient[web.Request, web.Application], sql: str, params: Any = ()
+) -> list[dict[str, Any]]:
+    """Read the broker's own database through its store (what an operator would see)."""
+    store = client.app[store_key]
+    return await store.read(lambda db: list(db.query(sql, params)))

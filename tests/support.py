@@ -1,0 +1,140 @@
+"""Test helpers: webhook payload builders and waiting on a condition with a deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+APP_DOMAIN = "testapp"
+ZAPIKEY = "test-zapikey-0123456789abcdef"
+ZUID = "60000000001"
+ZGID = "70000000001"
+CUSTOMER_ID = "900000000000000001"
+EMAIL = "owner@example.com"
+STORAGE_MONTHLY = "testapp_storage"
+STORAGE_YEARLY = "testapp_storage_Y"
+
+_event_numbers = itertools.count(1)
+_clock = itertools.count(1)
+
+
+def updated_time(step: int | None = None) -> str:
+    """Strictly increasing Zoho-style timestamps, so each new event is newer than the last."""
+    seconds = next(_clock) if step is None else step
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"2026-11-{1 + hours // 24:02d}T{hours % 24:02d}:{minutes:02d}:{secs:02d}+0530"
+
+
+def subscription_event(
+    event_type: str = "subscription_created",
+    *,
+    subscription_id: str = "100000000000000001",
+    status: str = "live",
+    plan_code: str = f"{APP_DOMAIN}_1001",
+    quantity: int = 5,
+    addons: list[dict[str, Any]] | None = None,
+    interval_unit: str = "months",
+    updated: str | None = None,
+    zuid: str | None = ZUID,
+    zgid: str | None = ZGID,
+    customer_id: str = CUSTOMER_ID,
+    email: str = EMAIL,
+    event_id: str | int | None = None,
+    **subscription_extra: Any,
+) -> dict[str, Any]:
+    """A webhook in Zoho Billing's default payload shape (contracts.md §3)."""
+    custom_fields = []
+    if zuid is not None:
+        custom_fields.append(
+            {
+                "customfield_id": "1",
+                "label": "zuid",
+                "api_name": "cf_zuid",
+                "value": zuid,
+                "data_type": "string",
+            }
+        )
+    if zgid is not None:
+        custom_fields.append(
+            {
+                "customfield_id": "2",
+                "label": "zgid",
+                "api_name": "cf_zgid",
+                "value": zgid,
+                "data_type": "string",
+            }
+        )
+    subscription = {
+        "subscription_id": subscription_id,
+        "subscription_number": "SUB-00001",
+        "status": status,
+        "name": "Test plan",
+        "interval": 1,
+        "interval_unit": interval_unit,
+        "current_term_starts_at": "2026-11-01",
+        "current_term_ends_at": "2026-11-30",
+        "next_billing_at": "2026-12-01",
+        "created_time": "2026-11-01T09:00:00+0530",
+        "updated_time": updated or updated_time(),
+        "amount": 100.0,
+        "currency_code": "USD",
+        "plan": {
+            "plan_code": plan_code,
+            "plan_id": "5000000001",
+            "name": "Pro",
+            "price": 20.0,
+            "quantity": quantity,
+        },
+        "addons": addons or [],
+        "customer_id": customer_id,
+        "customer": {
+            "customer_id": customer_id,
+            "display_name": "Example Org",
+            "first_name": "Ada",
+            "last_name": "Owner",
+            "email": email,
+            "company_name": "Example Org",
+            "custom_fields": custom_fields,
+            "custom_field_hash": {},
+        },
+        "custom_fields": [],
+        **subscription_extra,
+    }
+    return {
+        "event_id": str(event_id if event_id is not None else 80000 + next(_event_numbers)),
+        "event_type": event_type,
+        "event_source": "api",
+        "event_time": "2026-11-21",
+        "event_time_formatted": "21/11/2026",
+        "created_time": "2026-11-21T10:00:00+0530",
+        "data": {"subscription": subscription},
+    }
+
+
+def body_of(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload).encode()
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]] | Callable[[], bool],
+    *,
+    within: float = 5.0,
+    interval: float = 0.01,
+    message: str = "condition",
+) -> None:
+    """Poll ``check`` until it holds; fail with ``message`` once ``within`` seconds have passed."""
+    deadline = time.monotonic() + within
+    while True:
+        outcome = check()
+        if asyncio.iscoroutine(outcome):
+            outcome = await outcome
+        if outcome:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within}s waiting for {message}")
+        await asyncio.sleep(interval)  # polling between checks, bounded by the deadline
