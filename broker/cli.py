@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from pydantic import SecretStr, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from . import outbox, store
 from .app import create_app
@@ -54,27 +54,44 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--config", type=Path, default=None, help="TOML config file (default: $BROKER_CONFIG)"
     )
+    # --config may come before or after the command; SUPPRESS keeps a later default from
+    # overwriting an earlier value.
+    config_option = argparse.ArgumentParser(add_help=False)
+    config_option.add_argument(
+        "--config",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help="TOML config file (default: $BROKER_CONFIG)",
+    )
     commands = parser.add_subparsers(dest="command")
 
-    serve = commands.add_parser("serve", help="run the service")
+    serve = commands.add_parser("serve", help="run the service", parents=[config_option])
     serve.set_defaults(handler=_serve)
 
-    demo = commands.add_parser("demo", help="run offline beside simulated Zoho services")
+    demo = commands.add_parser(
+        "demo", help="run offline beside simulated Zoho services", parents=[config_option]
+    )
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8080)
     demo.add_argument("--platform-port", type=int, default=8090)
     demo.add_argument("--data-dir", type=Path, default=Path("demo-data"))
     demo.set_defaults(handler=_demo)
 
-    check = commands.add_parser("check-config", help="validate settings; print them redacted")
+    check = commands.add_parser(
+        "check-config", help="validate settings; print them redacted", parents=[config_option]
+    )
     check.set_defaults(handler=_check_config)
 
-    backup = commands.add_parser("backup", help="copy the database safely while it runs")
+    backup = commands.add_parser(
+        "backup", help="copy the database safely while it runs", parents=[config_option]
+    )
     backup.add_argument("destination", type=Path)
     backup.add_argument("--db", type=Path, default=None, help="database file (default: settings)")
     backup.set_defaults(handler=_backup)
 
-    deliveries = commands.add_parser("deliveries", help="inspect and retry platform deliveries")
+    deliveries = commands.add_parser(
+        "deliveries", help="inspect and retry platform deliveries", parents=[config_option]
+    )
     deliveries.add_argument(
         "--db", type=Path, default=None, help="database file (default: settings)"
     )
@@ -119,10 +136,15 @@ def describe_settings_error(exc: Exception) -> list[str]:
     if not isinstance(exc, ValidationError):
         return [str(exc)]
     lines = []
-    for error in exc.errors(include_url=False, include_input=False):
+    for error in _expand_missing_sections(exc.errors(include_url=False, include_input=False)):
         location = [str(part) for part in error["loc"]]
         key = ".".join(location) or "(settings)"
         env = ENV_PREFIX + "__".join(part.upper() for part in location)
+        if error["type"] == "extra_forbidden":
+            lines.append(
+                f"{key}: unknown setting; check its spelling in config/broker.example.toml"
+            )
+            continue
         hint = (
             f" (set {env} or [{location[0]}] {'.'.join(location[1:])} in the config file)"
             if len(location) > 1
@@ -130,6 +152,26 @@ def describe_settings_error(exc: Exception) -> list[str]:
         )
         lines.append(f"{key}: {error['msg']}{hint}")
     return lines
+
+
+def _expand_missing_sections(errors: list[Any]) -> list[Any]:
+    """A whole missing section is reported as each of its required keys, which is actionable."""
+    expanded = []
+    for error in errors:
+        section = Settings.model_fields.get(str(error["loc"][0])) if error["loc"] else None
+        model = section.annotation if section else None
+        if (
+            error["type"] == "missing"
+            and len(error["loc"]) == 1
+            and isinstance(model, type)
+            and issubclass(model, BaseModel)
+        ):
+            for name, field in model.model_fields.items():
+                if field.is_required():
+                    expanded.append({**error, "loc": (error["loc"][0], name)})
+        else:
+            expanded.append(error)
+    return expanded
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -298,9 +340,9 @@ def _resolve_secret_files(environ: os._Environ[str]) -> None:
         n for n in environ if n.upper().startswith(ENV_PREFIX) and n.upper().endswith("_FILE")
     ]:
         target = name[: -len("_FILE")]
+        path = Path(environ.pop(name))
         if target in environ:
             continue
-        path = Path(environ[name])
         try:
             environ[target] = path.read_text().strip()
         except OSError as exc:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -19,7 +19,12 @@ from pydantic_settings import (
 )
 
 
-class ServerSettings(BaseModel):
+class _Section(BaseModel):
+    # A misspelt key must fail loudly, not leave a default silently in force.
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     # Closes the request body at this size: Zoho's payloads are a few kilobytes.
@@ -28,7 +33,7 @@ class ServerSettings(BaseModel):
     behind_tls_proxy: bool = False
 
 
-class StoreSettings(BaseModel):
+class StoreSettings(_Section):
     path: Path = Path("broker.db")
     # FULL survives power loss, NORMAL only process crashes; group commit keeps FULL affordable.
     synchronous: Literal["FULL", "NORMAL"] = "FULL"
@@ -36,7 +41,7 @@ class StoreSettings(BaseModel):
     group_commit_max: int = Field(256, ge=1, le=10_000)
 
 
-class PlatformSettings(BaseModel):
+class PlatformSettings(_Section):
     app_domain: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9-]*$")
     zapikey: SecretStr
     base_url: str | None = None
@@ -63,7 +68,7 @@ class PlatformSettings(BaseModel):
         return self.base_url or f"https://{self.app_domain}.zohoplatform.com"
 
 
-class WebhookSettings(BaseModel):
+class WebhookSettings(_Section):
     # Keys accepted besides the platform zapikey, so a new key can be rolled out without downtime.
     extra_zapikeys: list[SecretStr] = Field(default_factory=list)
     # When set, X-Zoho-Webhook-Signature is required and checked (contracts.md §3).
@@ -78,7 +83,7 @@ class WebhookSettings(BaseModel):
         return value
 
 
-class PlansSettings(BaseModel):
+class PlansSettings(_Section):
     storage_addon_monthly: str | None = None
     storage_addon_yearly: str | None = None
     # Other add-on codes -> keys of custom_pricing_json (for example licence types).
@@ -91,7 +96,7 @@ class PlansSettings(BaseModel):
     on_unpaid: Literal["keep", "cancel"] = "keep"
 
 
-class DeliverySettings(BaseModel):
+class DeliverySettings(_Section):
     concurrency: int = Field(32, ge=1, le=512)
     initial_backoff_seconds: float = Field(2.0, gt=0)
     max_backoff_seconds: float = Field(3600.0, gt=0)
@@ -105,13 +110,13 @@ class DeliverySettings(BaseModel):
     max_retry_after_seconds: float = Field(3600.0, gt=0)
 
 
-class LandingSettings(BaseModel):
+class LandingSettings(_Section):
     # Releasing a parked subscription to the org that visits the page requires the visitor's email
     # to match the billing customer's, so an edited link cannot claim someone else's purchase.
     require_email_match: bool = True
 
 
-class LogSettings(BaseModel):
+class LogSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["auto", "json", "console"] = "auto"
 

@@ -22,8 +22,9 @@ YEARLY_SUFFIX = "_Y"
 # Statuses of contracts.md §3 and §5, by what they mean for the platform.
 ACTIVE_STATUSES = frozenset({"live", "trial", "non_renewing", "dunning"})
 # "deleted" is ours: the pipeline records a subscription_deleted event as that status.
+DELETED = "deleted"
 ENDED_STATUSES = frozenset(
-    {"cancelled", "cancelled_from_dunning", "expired", "trial_expired", "deleted"}
+    {"cancelled", "cancelled_from_dunning", "expired", "trial_expired", DELETED}
 )
 NOT_STARTED_STATUSES = frozenset({"future", "creation_failed"})
 

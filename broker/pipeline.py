@@ -24,7 +24,7 @@ from .correlation import (
     subscription_row,
 )
 from .landing import LandingParams
-from .mapping import Ignore, Park, PlatformState, Target, desired_state
+from .mapping import DELETED, Ignore, Park, PlatformState, Target, desired_state
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def ingest_webhook(
         result = PipelineResult("ignored", f"{event.event_type} events do not change subscriptions")
     else:
         if event.event_type == "subscription_deleted":
-            subscription = subscription.model_copy(update={"status": "deleted"})
+            subscription = subscription.model_copy(update={"status": DELETED})
         result = apply_snapshot(
             db,
             subscription,
@@ -99,6 +99,11 @@ def apply_snapshot(
     subscription_id = subscription.subscription_id
     updated_at = subscription.updated_time.timestamp() if subscription.updated_time else observed_at
     row = subscription_row(db, subscription_id)
+    if row and row["status"] == DELETED and subscription.status.lower() != DELETED:
+        # Billing cannot bring a deleted subscription back; a late event must not either.
+        return PipelineResult(
+            "stale", f"subscription {subscription_id} was deleted in billing", subscription_id
+        )
     if row and row["billing_updated_at"] is not None and updated_at < row["billing_updated_at"]:
         return PipelineResult(
             "stale",
