@@ -16,9 +16,10 @@ from functools import partial
 import structlog
 
 from .config import Settings
+from .errors import StoreError
 from .mapping import PlatformCall, PlatformState, plan_call
 from .metrics import Metrics
-from .outbox import ClaimedDelivery, claim_due, complete
+from .outbox import ClaimedDelivery, claim_due, complete, release_leases
 from .platform_client import CallResult, PlatformClient
 from .retry_policy import RetryPolicy
 from .store import Store
@@ -77,15 +78,21 @@ class DeliveryWorker:
             free = self._delivery.concurrency - len(self._in_flight)
             next_due: float | None = None
             if free > 0:
-                claimed, next_due = await self._store.write(
-                    partial(
-                        claim_due,
-                        owner=self.owner,
-                        now=self._clock(),
-                        lease_seconds=self._delivery.lease_seconds,
-                        limit=free,
+                try:
+                    claimed, next_due = await self._store.write(
+                        partial(
+                            claim_due,
+                            owner=self.owner,
+                            now=self._clock(),
+                            lease_seconds=self._delivery.lease_seconds,
+                            limit=free,
+                        )
                     )
-                )
+                except StoreError:
+                    # The database may come back (disk full, locked); readiness reports it.
+                    log.exception("delivery.claim_failed")
+                    await self._nap(None)
+                    continue
                 for delivery in claimed:
                     task = asyncio.create_task(self._deliver(delivery))
                     self._in_flight.add(task)
@@ -119,7 +126,10 @@ class DeliveryWorker:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending)
-                log.warning("delivery.stopped_mid_call", calls=len(pending))
+                released = await self._store.write(
+                    partial(release_leases, owner=self.owner, now=self._clock())
+                )
+                log.warning("delivery.stopped_mid_call", calls=len(pending), released=released)
 
     async def _deliver(self, delivery: ClaimedDelivery) -> None:
         try:

@@ -104,6 +104,16 @@ def _take_back_expired_leases(db: sqlite_utils.Database, now: float) -> None:
         )
 
 
+def release_leases(db: sqlite_utils.Database, *, owner: str, now: float) -> int:
+    """Hand back calls cut short by a shutdown: due now, marked uncertain (they may have landed)."""
+    return db.execute(
+        "UPDATE deliveries SET state = 'pending', uncertain = 1, lease_owner = NULL,"
+        " lease_expires_at = NULL, next_attempt_at = ? WHERE state = 'in_flight'"
+        " AND lease_owner = ?",
+        [now, owner],
+    ).rowcount
+
+
 def complete(
     db: sqlite_utils.Database,
     delivery: ClaimedDelivery,

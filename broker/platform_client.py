@@ -24,6 +24,7 @@ from .mapping import PlatformCall
 FAILURE_MARKERS = frozenset({"failure", "failed", "error"})
 RETRYABLE_STATUSES = frozenset({408, 425, 429})
 EXCERPT_CHARS = 2000
+MAX_RESPONSE_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,9 @@ class PlatformClient:
                 headers={"Content-Type": "application/json"},
                 timeout=self._timeout,
             ) as response:
-                text = await response.text(errors="replace")
+                # Keep what an operator needs to read; never buffer an unbounded body.
+                raw = await response.content.read(MAX_RESPONSE_BYTES)
+                text = raw.decode(response.get_encoding(), errors="replace")
                 status = response.status
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
         except TimeoutError:
