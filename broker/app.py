@@ -40,7 +40,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 
 def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) -> web.Application:
     app = web.Application(
-        middlewares=[request_context, error_answers, security_headers],
+        middlewares=[request_context, security_headers, error_answers],
         # Our webhook handler enforces its own limit with a clear answer; this guards form posts.
         client_max_size=settings.server.max_body_bytes,
     )

@@ -16,7 +16,7 @@ import os
 import sys
 import time
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -119,17 +119,39 @@ def _settings(args: argparse.Namespace) -> Settings | None:
     )
     if os.environ.get("PORT") and not os.environ.get("BROKER_SERVER__PORT"):
         os.environ["BROKER_SERVER__PORT"] = os.environ["PORT"]  # Procfile hosts assign PORT
+    unknown = _unknown_env_sections(os.environ)
+    if unknown:
+        print("configuration error:", file=sys.stderr)
+        for name in unknown:
+            print(
+                f"  {name}: unknown settings section; the sections are "
+                f"{', '.join(sorted(Settings.model_fields))}",
+                file=sys.stderr,
+            )
+        return None
     try:
         return load_settings(config_file)
     except FileNotFoundError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
+    except tomllib.TOMLDecodeError as exc:  # a ValueError too, so it must come first
+        print(f"configuration error: {config_file} is not valid TOML: {exc}", file=sys.stderr)
     except (ValidationError, ValueError) as exc:
         print("configuration error:", file=sys.stderr)
         for line in describe_settings_error(exc):
             print(f"  {line}", file=sys.stderr)
-    except tomllib.TOMLDecodeError as exc:
-        print(f"configuration error: the config file is not valid TOML: {exc}", file=sys.stderr)
     return None
+
+
+def _unknown_env_sections(environ: Mapping[str, str]) -> list[str]:
+    """pydantic-settings ignores ``BROKER_SERVR__PORT``; a misspelt section must not pass."""
+    unknown = []
+    for name in environ:
+        upper = name.upper()
+        if upper.startswith(ENV_PREFIX) and "__" in upper:
+            section = upper[len(ENV_PREFIX) :].split("__", 1)[0].lower()
+            if section not in Settings.model_fields:
+                unknown.append(name)
+    return sorted(unknown)
 
 
 def describe_settings_error(exc: Exception) -> list[str]:
@@ -220,7 +242,12 @@ def _check_config(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if settings is None:
         return EXIT_CONFIG
-    print(json.dumps(redacted(settings.model_dump()), indent=2, default=str))
+    summary = redacted(settings.model_dump())
+    summary["platform"]["resolved_base_url"] = settings.platform.resolved_base_url
+    if settings.billing is not None:
+        summary["billing"]["resolved_base_url"] = settings.billing.resolved_base_url
+        summary["billing"]["resolved_accounts_url"] = settings.billing.resolved_accounts_url
+    print(json.dumps(summary, indent=2, default=str))
     print("configuration OK", file=sys.stderr)
     return 0
 

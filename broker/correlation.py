@@ -43,26 +43,28 @@ def identity_from_billing(subscription: BillingSubscription) -> Identity:
 
 
 def resolve_identity(
-    db: sqlite_utils.Database,
-    row: dict[str, Any],
-    subscription: BillingSubscription,
-    settings: Settings,
-) -> tuple[Identity, str | None]:
-    """The subscription's identity, and why a landing binding was not used (if it was not)."""
+    db: sqlite_utils.Database, row: dict[str, Any], subscription: BillingSubscription
+) -> Identity:
+    """Billing's ids first (authenticated), then a verified landing claim (``promote_claim``)."""
     from_billing = identity_from_billing(subscription)
     customer = customer_row(db, row["customer_id"]) or {}
-    zuid = from_billing.zuid or customer.get("zuid")
-    zgid = from_billing.zgid or customer.get("zgid")
-    if (zuid and zgid) or not (row["zgid"] or row["zuid"]):
-        return Identity(zuid, zgid), None
-    billing_email = _billing_email(subscription, customer)
-    bound_email = (row["bound_email"] or "").strip().lower()
-    if settings.landing.require_email_match and billing_email and bound_email != billing_email:
-        return Identity(zuid, zgid), (
-            "a Manage Subscription visit named this subscription, but its email does not match "
-            "the billing customer's"
-        )
-    return Identity(zuid or row["zuid"], zgid or row["zgid"]), None
+    return Identity(
+        from_billing.zuid or customer.get("zuid") or row["zuid"],
+        from_billing.zgid or customer.get("zgid") or row["zgid"],
+    )
+
+
+def owner_zgid(db: sqlite_utils.Database, row: dict[str, Any]) -> str | None:
+    """The org a subscription belongs to, as far as billing or a verified claim says."""
+    billing = (
+        BillingSubscription.model_validate_json(row["billing_json"])
+        if row["billing_json"]
+        else None
+    )
+    known = identity_from_billing(billing) if billing else Identity()
+    customer = customer_row(db, row["customer_id"]) or {}
+    zgid: str | None = known.zgid or customer.get("zgid") or row["zgid"]
+    return zgid
 
 
 def remember_customer(
@@ -113,35 +115,73 @@ def record_user(db: sqlite_utils.Database, params: LandingParams, now: float) ->
     )
 
 
-def bind_subscription(
-    db: sqlite_utils.Database, subscription_id: str, params: LandingParams, now: float
+def claim_subscription(
+    db: sqlite_utils.Database,
+    subscription_id: str,
+    params: LandingParams,
+    settings: Settings,
+    now: float,
 ) -> None:
-    """Link a subscription to the visitor's org, unless it already belongs to another."""
+    """A visitor says this subscription is theirs: refuse if it is another org's, else record
+    the claim and let ``promote_claim`` decide whether it is believed."""
     row = subscription_row(db, subscription_id)
-    if row is not None:
-        billing = (
-            BillingSubscription.model_validate_json(row["billing_json"])
-            if row["billing_json"]
-            else None
+    owner = owner_zgid(db, row) if row else None
+    if owner and owner != params.zgid:
+        raise Forbidden(
+            "this subscription belongs to another organisation",
+            hint="open the Manage Subscription page from your own organisation's app",
         )
-        known = identity_from_billing(billing) if billing else Identity()
-        customer = customer_row(db, row["customer_id"]) or {}
-        owner_zgid = known.zgid or customer.get("zgid") or row["zgid"]
-        if owner_zgid and owner_zgid != params.zgid:
-            raise Forbidden(
-                "this subscription belongs to another organisation",
-                hint="open the Manage Subscription page from your own organisation's app",
-            )
-    db.table("subscriptions").upsert(
+    if owner:
+        return
+    db.table("landing_claims").upsert(
         {
             "subscription_id": subscription_id,
             "zgid": params.zgid,
-            "zuid": (row or {}).get("zuid") or params.zuid,
-            "bound_email": (row or {}).get("bound_email") or params.email,
-            "updated_at": now,
+            "zuid": params.zuid,
+            "email": (params.email or "").strip().lower() or None,
+            "claimed_at": now,
         },
-        pk="subscription_id",
+        pk=("subscription_id", "zgid"),
     )
+    promote_claim(db, subscription_id, settings)
+
+
+def promote_claim(db: sqlite_utils.Database, subscription_id: str, settings: Settings) -> bool:
+    """Believe a landing claim once billing can vouch for it.
+
+    With ``landing.require_email_match`` (the default) a claim is believed only when its email
+    equals the billing customer's email, so neither a guessed id nor an early visit can take a
+    subscription: wrong claims are kept but never used. Without it, the earliest claim wins.
+    """
+    row = subscription_row(db, subscription_id)
+    if row is None or row["billing_json"] is None or owner_zgid(db, row):
+        return False
+    claims = list(
+        db.query(
+            "SELECT * FROM landing_claims WHERE subscription_id = ? ORDER BY claimed_at, zgid",
+            [subscription_id],
+        )
+    )
+    if settings.landing.require_email_match:
+        billing = BillingSubscription.model_validate_json(row["billing_json"])
+        email = _billing_email(billing, customer_row(db, row["customer_id"]) or {})
+        claims = [c for c in claims if email and c["email"] == email]
+    if not claims:
+        return False
+    chosen = claims[0]
+    db.execute(
+        "UPDATE subscriptions SET zgid = ?, zuid = ?, bound_email = ? WHERE subscription_id = ?",
+        [chosen["zgid"], chosen["zuid"], chosen["email"], subscription_id],
+    )
+    return True
+
+
+def unverified_claims(db: sqlite_utils.Database, subscription_id: str) -> int:
+    """Landing claims on a subscription no org owns yet (each one failed verification)."""
+    rows = db.query(
+        "SELECT COUNT(*) AS n FROM landing_claims WHERE subscription_id = ?", [subscription_id]
+    )
+    return int(next(iter(rows))["n"])
 
 
 def subscription_row(db: sqlite_utils.Database, subscription_id: str) -> dict[str, Any] | None:

@@ -78,6 +78,17 @@ _INITIAL_SCHEMA = [
     )
     """,
     "CREATE INDEX subscriptions_zgid ON subscriptions (zgid)",
+    # What landing visits said about subscriptions; believed only once billing vouches for it.
+    """
+    CREATE TABLE landing_claims (
+        subscription_id TEXT NOT NULL,
+        zgid TEXT NOT NULL,
+        zuid TEXT NOT NULL,
+        email TEXT,
+        claimed_at REAL NOT NULL,
+        PRIMARY KEY (subscription_id, zgid)
+    )
+    """,
     "CREATE INDEX subscriptions_customer ON subscriptions (customer_id)",
     """
     CREATE TABLE deliveries (

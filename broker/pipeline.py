@@ -17,11 +17,13 @@ import sqlite_utils
 from .billing_events import BillingSubscription, WebhookEvent
 from .config import Settings
 from .correlation import (
-    bind_subscription,
+    claim_subscription,
+    promote_claim,
     record_user,
     remember_customer,
     resolve_identity,
     subscription_row,
+    unverified_claims,
 )
 from .landing import LandingParams
 from .mapping import DELETED, Ignore, Park, PlatformState, Target, desired_state
@@ -125,6 +127,7 @@ def apply_snapshot(
         },
         pk="subscription_id",
     )
+    promote_claim(db, subscription_id, settings)
     return reconcile(db, subscription_id, settings=settings, now=now, cause=source)
 
 
@@ -141,7 +144,7 @@ def reconcile(
     if row is None or row["billing_json"] is None:
         return PipelineResult("parked", "no billing state known yet", subscription_id)
     subscription = BillingSubscription.model_validate_json(row["billing_json"])
-    identity, why_not = resolve_identity(db, row, subscription, settings)
+    identity = resolve_identity(db, row, subscription)
     decision = desired_state(
         subscription,
         identity=identity,
@@ -149,7 +152,12 @@ def reconcile(
         plans=settings.plans,
     )
     if isinstance(decision, Park):
-        reason = f"{decision.reason}{f' ({why_not})' if why_not else ''}"
+        reason = decision.reason
+        if unverified_claims(db, subscription_id):
+            reason += (
+                " (a Manage Subscription visit named this subscription, but its email "
+                "does not match the billing customer's)"
+            )
         _set(db, subscription_id, parked_reason=reason, decision="parked", updated_at=now)
         return PipelineResult("parked", reason, subscription_id)
     if isinstance(decision, Ignore):
@@ -215,7 +223,7 @@ def record_landing_visit(
     record_user(db, params, now)
     if not params.subscription_id:
         return None
-    bind_subscription(db, params.subscription_id, params, now)
+    claim_subscription(db, params.subscription_id, params, settings, now)
     return reconcile(
         db, params.subscription_id, settings=settings, now=now, cause=f"landing:{params.zuid}"
     )

@@ -7,7 +7,7 @@ from typing import Any
 import sqlite_utils
 
 from .billing_events import BillingSubscription
-from .correlation import identity_from_billing
+from .correlation import owner_zgid
 from .mapping import PlatformState
 
 CYCLES = {"months": "Monthly", "years": "Yearly"}
@@ -26,19 +26,14 @@ def org_subscriptions(db: sqlite_utils.Database, zgid: str) -> list[dict[str, An
     )
     views = []
     for row in rows:
+        # Only billing's word or a verified claim makes an org the owner (never a mere visit).
+        if owner_zgid(db, row) != zgid:
+            continue
         billing = (
             BillingSubscription.model_validate_json(row["billing_json"])
             if row["billing_json"]
             else None
         )
-        # Billing's word on the owner beats a landing binding (which a user could have forged).
-        owner = (
-            (identity_from_billing(billing).zgid if billing else None)
-            or row["customer_zgid"]
-            or row["zgid"]
-        )
-        if owner != zgid:
-            continue
         views.append(_subscription_view(db, row, billing))
     return views
 
