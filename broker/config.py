@@ -110,6 +110,45 @@ class DeliverySettings(_Section):
     max_retry_after_seconds: float = Field(3600.0, gt=0)
 
 
+ACCOUNTS_HOSTS = {"ca": "accounts.zohocloud.ca"}  # every other data centre: accounts.zoho.{dc}
+DataCentre = Literal["com", "eu", "in", "com.au", "jp", "ca", "uk", "sa", "com.cn"]
+
+
+class BillingSettings(_Section):
+    """Zoho Billing API access (contracts.md §4); needed by the Manage Subscription page."""
+
+    data_centre: DataCentre = "com"
+    base_url: str | None = None  # default https://www.zohoapis.{data_centre}/billing/v1
+    accounts_url: str | None = None  # default https://accounts.zoho.{data_centre}
+    organization_id: str = Field(min_length=1)
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr
+    refresh_token: SecretStr
+    request_timeout_seconds: float = Field(15.0, gt=0)
+    max_attempts: int = Field(4, ge=1, le=10)
+    initial_backoff_seconds: float = Field(0.5, gt=0)
+    max_backoff_seconds: float = Field(8.0, gt=0)
+    max_retry_after_seconds: float = Field(30.0, gt=0)
+    # Refresh this long before the token expires, so no call races an expiry.
+    token_refresh_margin_seconds: float = Field(300.0, ge=0)
+
+    @field_validator("base_url", "accounts_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/") if value else value
+
+    @property
+    def resolved_base_url(self) -> str:
+        return self.base_url or f"https://www.zohoapis.{self.data_centre}/billing/v1"
+
+    @property
+    def resolved_accounts_url(self) -> str:
+        host = ACCOUNTS_HOSTS.get(self.data_centre, f"accounts.zoho.{self.data_centre}")
+        return self.accounts_url or f"https://{host}"
+
+
 class LandingSettings(_Section):
     # Releasing a parked subscription to the org that visits the page requires the visitor's email
     # to match the billing customer's, so an edited link cannot claim someone else's purchase.
@@ -135,6 +174,7 @@ class Settings(BaseSettings):
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     plans: PlansSettings = Field(default_factory=PlansSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    billing: BillingSettings | None = None
     landing: LandingSettings = Field(default_factory=LandingSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
@@ -152,6 +192,8 @@ class Settings(BaseSettings):
         values = [self.platform.zapikey, *self.webhooks.extra_zapikeys]
         if self.webhooks.signing_secret is not None:
             values.append(self.webhooks.signing_secret)
+        if self.billing is not None:
+            values += [self.billing.client_secret, self.billing.refresh_token]
         return [v.get_secret_value() for v in values if v.get_secret_value()]
 
     def webhook_keys(self) -> list[bytes]:

@@ -9,7 +9,13 @@
     │   ├── NotFound                 404
     │   ├── PayloadTooLarge          413
     │   └── UnsupportedMediaType     415
-    └── StoreError                   503  the database could not be reached or written
+    ├── StoreError                   503  the database could not be reached or written
+    └── BillingError                 502  Zoho Billing did not do what we asked
+        ├── BillingUnavailable       503  could not reach it, it timed out or answered 5xx
+        │   └── BillingRateLimited   503  it answered 429 (retry_after says when to try)
+        ├── BillingAuthError         502  our OAuth credentials were refused (operator must fix)
+        └── BillingRejected          400  it said no to this request (code, message)
+            └── BillingNotFound      404
 
 Messages are written for the person reading them and must never carry a secret or ``str()`` of an
 unexpected exception.
@@ -80,3 +86,43 @@ class UnsupportedMediaType(ClientError):
 class StoreError(BrokerError):
     status = 503
     code = "store_unavailable"
+
+
+class BillingError(BrokerError):
+    status = 502
+    code = "billing_error"
+
+
+class BillingUnavailable(BillingError):
+    """Could not reach Zoho Billing, or it failed on its side: worth retrying later."""
+
+    status = 503
+    code = "billing_unavailable"
+
+
+class BillingRateLimited(BillingUnavailable):
+    code = "billing_rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class BillingAuthError(BillingError):
+    code = "billing_auth_failed"
+
+
+class BillingRejected(BillingError):
+    """Zoho Billing understood the request and refused it; ``zoho_code`` is its error code."""
+
+    status = 400
+    code = "billing_rejected"
+
+    def __init__(self, message: str, *, zoho_code: int | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.zoho_code = zoho_code
+
+
+class BillingNotFound(BillingRejected):
+    status = 404
+    code = "billing_not_found"
