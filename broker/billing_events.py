@@ -131,15 +131,46 @@ def parse_webhook_event(document: Any) -> WebhookEvent:
     return event
 
 
+MAX_DEPTH = 64
+
+
 def decode_json(raw: bytes) -> Any:
+    """Decode a JSON body, refusing what would break us later: deep nesting, lone surrogates."""
     try:
-        return json.loads(raw)
+        document = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidPayload(
             f"the body is not valid JSON ({exc.__class__.__name__} at position "
             f"{getattr(exc, 'pos', getattr(exc, 'start', 0))})",
             hint="send Content-Type: application/json with a UTF-8 JSON object",
         ) from None
+    except RecursionError:
+        raise InvalidPayload(f"the JSON is nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError as exc:  # e.g. an integer with thousands of digits
+        raise InvalidPayload(f"the JSON cannot be read: {str(exc)[:120]}") from None
+    _check_document(document)
+    return document
+
+
+def _check_document(document: Any) -> None:
+    """Walk the document once (no recursion): bounded depth, only UTF-8-encodable strings."""
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise InvalidPayload(f"the JSON is nested deeper than {MAX_DEPTH} levels")
+        if isinstance(value, dict):
+            stack.extend((key, depth) for key in value)
+            stack.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1) for item in value)
+        elif isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise InvalidPayload(
+                    "the JSON holds a string that is not valid Unicode (a lone surrogate escape)"
+                ) from None
 
 
 def describe_validation_errors(exc: ValidationError, limit: int = 10) -> list[str]:

@@ -43,7 +43,11 @@ class SecretRedactor:
             return {k: self._clean(v) for k, v in value.items()}
         if isinstance(value, list | tuple):
             return [self._clean(v) for v in value]
-        return value
+        if value is None or isinstance(value, bool | int | float):
+            return value
+        # Anything else (a URL object, an exception) would be rendered by repr() later, with
+        # whatever secret it holds: render it now, scrubbed.
+        return self.scrub(str(value))
 
     def __call__(
         self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]

@@ -6,7 +6,6 @@ acknowledged before it is committed; the platform call happens later, in the del
 
 from __future__ import annotations
 
-import json
 from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl
@@ -117,11 +116,8 @@ def _document(raw: bytes, content_type: str, form_pairs: list[tuple[str, str]]) 
         return decode_json(raw)
     if content_type == FORM_TYPE:
         # A form whose only field holds the JSON event is readable; anything else is not.
-        if len(form_pairs) == 1:
-            try:
-                return json.loads(form_pairs[0][1])
-            except json.JSONDecodeError:
-                pass
+        if len(form_pairs) == 1 and form_pairs[0][1].lstrip().startswith("{"):
+            return decode_json(form_pairs[0][1].encode())
         raise UnsupportedMediaType(
             "form-encoded webhooks are not supported unless a single field carries the JSON event",
             hint="in Zoho Billing, set the webhook's payload to the default JSON",
