@@ -95,16 +95,26 @@ def _parser() -> argparse.ArgumentParser:
     deliveries.add_argument(
         "--db", type=Path, default=None, help="database file (default: settings)"
     )
+    db_option = argparse.ArgumentParser(add_help=False)
+    db_option.add_argument(
+        "--db", type=Path, default=argparse.SUPPRESS, help="database file (default: settings)"
+    )
     actions = deliveries.add_subparsers(dest="action", required=True)
-    listing = actions.add_parser("list", help="list deliveries, newest first")
+    listing = actions.add_parser(
+        "list", help="list deliveries, newest first", parents=[db_option, config_option]
+    )
     listing.add_argument("--state", choices=outbox.DELIVERY_STATES)
     listing.add_argument("--limit", type=int, default=50)
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     listing.set_defaults(handler=_deliveries_list)
-    show = actions.add_parser("show", help="one delivery with every attempt")
+    show = actions.add_parser(
+        "show", help="one delivery with every attempt", parents=[db_option, config_option]
+    )
     show.add_argument("id", type=int)
     show.set_defaults(handler=_deliveries_show)
-    retry = actions.add_parser("retry", help="send dead letters again")
+    retry = actions.add_parser(
+        "retry", help="send dead letters again", parents=[db_option, config_option]
+    )
     which = retry.add_mutually_exclusive_group(required=True)
     which.add_argument("id", type=int, nargs="?")
     which.add_argument("--all-dead", action="store_true")

@@ -121,7 +121,7 @@ def complete(
     owner: str,
     now: float,
     started_at: float,
-    state: Literal["done", "pending", "dead"],
+    state: Literal["done", "pending", "dead", "superseded"],
     action: str,
     results: Sequence[CallResult],
     next_attempt_at: float | None = None,
@@ -147,6 +147,19 @@ def complete(
             ],
         )
     last = results[-1] if results else None
+    # A call that timed out or lost its connection may still have been applied.
+    maybe_applied = last is not None and last.status is None
+    if state == "pending" and _newer_pending(db, delivery):
+        # A newer target was queued while this attempt was on the wire: it replaces this one,
+        # inheriting any doubt about what the platform now holds.
+        db.execute(
+            "UPDATE deliveries SET uncertain = MAX(uncertain, ?) WHERE subscription_id = ?"
+            " AND state = 'pending' AND id > ?",
+            [int(maybe_applied or delivery.uncertain), delivery.subscription_id, delivery.id],
+        )
+        state = "superseded"
+    if maybe_applied:
+        db.execute("UPDATE deliveries SET uncertain = 1 WHERE id = ?", [delivery.id])
     updated = db.execute(
         "UPDATE deliveries SET state = ?, action = ?, lease_owner = NULL, lease_expires_at = NULL,"
         " next_attempt_at = COALESCE(?, next_attempt_at), finished_at = ?, last_status = ?,"
@@ -155,7 +168,7 @@ def complete(
             state,
             action,
             next_attempt_at,
-            now if state in ("done", "dead") else None,
+            now if state in ("done", "dead", "superseded") else None,
             last.status if last else None,
             note or (last.error if last else None),
             delivery.id,
@@ -168,6 +181,15 @@ def complete(
             [acknowledged.to_json(), now, delivery.subscription_id],
         )
     return bool(updated)
+
+
+def _newer_pending(db: sqlite_utils.Database, delivery: ClaimedDelivery) -> bool:
+    rows = db.query(
+        "SELECT 1 FROM deliveries WHERE subscription_id = ? AND state = 'pending' AND id > ?"
+        " LIMIT 1",
+        [delivery.subscription_id, delivery.id],
+    )
+    return any(True for _ in rows)
 
 
 def action_method(action: str) -> str:

@@ -1,0 +1,588 @@
+"""Delivery to the Developer Console: retries, dead letters, ordering, coalescing, crashes.
+
+Every test drives the real broker app against the real platform simulator over HTTP; faults are
+scripted on the simulator, retries are made fast through settings (``fast_settings``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from broker.app import create_app
+from broker.appkeys import store_key
+from broker.cli import main as cli_main
+from broker.simulators.platform import PlatformSimulator
+from tests.conftest import db_rows, fast_settings, post_event
+from tests.support import APP_DOMAIN, ZAPIKEY, ZGID, ZUID, eventually, subscription_event
+
+Client = TestClient[web.Request, web.Application]
+SUBSCRIPTION_ID = "100000000000000001"
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+async def deliveries(client: Client) -> list[dict[str, Any]]:
+    return await db_rows(client, "SELECT * FROM deliveries ORDER BY id")
+
+
+async def delivery(client: Client, delivery_id: int) -> dict[str, Any]:
+    rows = await db_rows(client, "SELECT * FROM deliveries WHERE id = ?", [delivery_id])
+    assert rows, f"no delivery {delivery_id}"
+    return rows[0]
+
+
+async def attempts(client: Client, delivery_id: int) -> list[dict[str, Any]]:
+    return await db_rows(
+        client, "SELECT * FROM attempts WHERE delivery_id = ? ORDER BY id", [delivery_id]
+    )
+
+
+async def only_delivery_id(client: Client) -> int:
+    """The id of the one delivery a single event queued (waits for it to be committed)."""
+    await eventually(
+        lambda: _count(client, "SELECT COUNT(*) AS n FROM deliveries", 1),
+        message="one delivery queued",
+    )
+    return (await deliveries(client))[0]["id"]
+
+
+async def _count(client: Client, sql: str, wanted: int) -> bool:
+    return (await db_rows(client, sql))[0]["n"] == wanted
+
+
+async def wait_for_state(
+    client: Client, delivery_id: int, *states: str, within: float = 5.0
+) -> dict[str, Any]:
+    async def reached() -> bool:
+        return (await delivery(client, delivery_id))["state"] in states
+
+    await eventually(reached, within=within, message=f"delivery {delivery_id} in {states}")
+    return await delivery(client, delivery_id)
+
+
+async def post_ok(client: Client, payload: dict[str, Any]) -> None:
+    response = await post_event(client, payload)
+    assert response.status == 200, await response.text()
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """Run ``broker ...`` in-process; return (exit code, stdout, stderr)."""
+    capsys.readouterr()
+    try:
+        code = cli_main(list(argv))
+    except SystemExit as exc:  # argparse errors and _open_existing exit this way
+        code = exc.code if isinstance(exc.code, int) else 1
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def db_path(tmp_path: Path) -> Path:
+    """Where fast_settings puts the broker's database."""
+    return tmp_path / "broker.db"
+
+
+def upgrade(quantity: int, plan: str = "1002", **extra: Any) -> dict[str, Any]:
+    return subscription_event(
+        "subscription_upgraded", plan_code=f"{APP_DOMAIN}_{plan}", quantity=quantity, **extra
+    )
+
+
+# --- retries -------------------------------------------------------------------------------------
+
+
+async def test_transient_503s_are_retried_until_one_applied_call(
+    broker: Client, simulator: PlatformSimulator
+):
+    simulator.fail_next(3, status=503)
+    await post_ok(broker, subscription_event())
+    delivery_id = await only_delivery_id(broker)
+
+    row = await wait_for_state(broker, delivery_id, "done")
+    assert row["attempts"] == 4
+    assert row["action"] == "add"
+    assert [c.status for c in simulator.calls] == [503, 503, 503, 200]
+    assert len(simulator.applied) == 1
+    tried = await attempts(broker, delivery_id)
+    assert [(a["status"], a["outcome"], a["method"]) for a in tried] == [
+        (503, "retry", "POST"),
+        (503, "retry", "POST"),
+        (503, "retry", "POST"),
+        (200, "success", "POST"),
+    ]
+    for attempt in tried:
+        assert attempt["latency_ms"] > 0
+        assert "zapikey=***" in attempt["url"]
+        assert ZAPIKEY not in attempt["url"]
+        assert ZAPIKEY not in (attempt["request_body"] or "")
+    assert "SERVICE_UNAVAILABLE" in tried[0]["response_excerpt"]
+
+
+async def test_next_attempt_waits_for_retry_after(broker: Client, simulator: PlatformSimulator):
+    simulator.fail_next(1, status=429, retry_after=0.3)
+    await post_ok(broker, subscription_event())
+    await simulator.wait_until(lambda s: len(s.applied) == 1)
+
+    throttled, applied = simulator.calls
+    assert (throttled.status, applied.status) == (429, 200)
+    # The fast settings would otherwise retry after 10 ms.
+    assert applied.received_at - throttled.received_at >= 0.3
+    delivery_id = await only_delivery_id(broker)
+    row = await wait_for_state(broker, delivery_id, "done")
+    assert row["attempts"] == 2
+
+
+async def test_platform_down_keeps_retrying_then_delivers_once_when_it_returns(
+    broker: Client, simulator: PlatformSimulator
+):
+    simulator.go_down()
+    await post_ok(broker, subscription_event())
+    delivery_id = await only_delivery_id(broker)
+
+    async def tried_at_least(n: int) -> bool:
+        return (await delivery(broker, delivery_id))["attempts"] >= n
+
+    await eventually(lambda: tried_at_least(2), message="two attempts while down")
+    seen = (await delivery(broker, delivery_id))["attempts"]
+    await eventually(lambda: tried_at_least(seen + 2), message="attempts keep growing")
+    row = await delivery(broker, delivery_id)
+    assert row["state"] in ("pending", "in_flight")
+    assert simulator.applied == []
+    failed = await attempts(broker, delivery_id)
+    assert failed
+    assert {(a["status"], a["outcome"]) for a in failed} == {(None, "retry")}
+
+    simulator.come_up()
+    row = await wait_for_state(broker, delivery_id, "done")
+    assert len(simulator.applied) == 1
+    assert simulator.subscriptions[ZGID].active
+
+
+async def test_slow_platform_times_out_is_retried_and_delivered_once(
+    make_broker, simulator: PlatformSimulator
+):
+    broker = await make_broker(platform={"request_timeout_seconds": 0.3})
+    simulator.set_delay(1.0)
+    await post_ok(broker, subscription_event())
+    delivery_id = await only_delivery_id(broker)
+
+    async def timed_out() -> bool:
+        return any(a["error"] == "timed out" for a in await attempts(broker, delivery_id))
+
+    await eventually(timed_out, message="an attempt recorded as timed out")
+    first = (await attempts(broker, delivery_id))[0]
+    assert (first["status"], first["outcome"], first["error"]) == (None, "retry", "timed out")
+    assert first["latency_ms"] >= 290  # the 0.3 s client timeout, not an instant failure
+
+    simulator.set_delay(0)
+    row = await wait_for_state(broker, delivery_id, "done")
+    assert row["attempts"] >= 2
+    assert len(simulator.applied) == 1
+    assert simulator.subscriptions[ZGID].no_of_users == "5"
+
+
+# --- dead letters --------------------------------------------------------------------------------
+
+
+async def test_400_dead_letters_keeps_the_answer_and_retry_redelivers_once(
+    broker: Client, simulator: PlatformSimulator, tmp_path: Path, capsys
+):
+    simulator.fail_next(1, status=400)
+    await post_ok(broker, subscription_event())
+    delivery_id = await only_delivery_id(broker)
+
+    row = await wait_for_state(broker, delivery_id, "dead")
+    assert row["attempts"] == 1
+    assert row["last_status"] == 400
+    assert "INVALID_DATA" in row["last_error"]
+    (tried,) = await attempts(broker, delivery_id)
+    assert (tried["status"], tried["outcome"]) == (400, "reject")
+    assert "INVALID_DATA" in tried["response_excerpt"]
+    assert "simulated platform failure" in tried["response_excerpt"]
+    assert simulator.applied == []
+
+    code, out, _ = run_cli(
+        capsys, "deliveries", "--db", str(db_path(tmp_path)), "list", "--state", "dead"
+    )
+    assert code == 0
+    listed = [line for line in out.splitlines() if line.split()[:2] == [str(delivery_id), "dead"]]
+    assert len(listed) == 1
+    assert SUBSCRIPTION_ID in listed[0]
+    assert "INVALID_DATA" in listed[0]
+
+    code, out, _ = run_cli(
+        capsys, "deliveries", "--db", str(db_path(tmp_path)), "retry", str(delivery_id)
+    )
+    assert code == 0
+    assert f"requeued: [{delivery_id}]" in out
+
+    row = await wait_for_state(broker, delivery_id, "done")
+    assert len(simulator.applied) == 1
+    assert [c.status for c in simulator.calls] == [400, 200]
+
+    code, out, _ = run_cli(
+        capsys, "deliveries", "--db", str(db_path(tmp_path)), "list", "--state", "dead"
+    )
+    assert code == 0
+    assert "(no deliveries in state dead)" in out
+
+
+async def test_retry_all_dead_requeues_every_dead_letter(
+    broker: Client, simulator: PlatformSimulator, tmp_path: Path, capsys
+):
+    simulator.fail_next(2, status=400)
+    await post_ok(broker, subscription_event())
+    await post_ok(
+        broker,
+        subscription_event(subscription_id="100000000000000002", zgid="70000000002"),
+    )
+    await eventually(
+        lambda: _count(broker, "SELECT COUNT(*) AS n FROM deliveries WHERE state = 'dead'", 2),
+        message="two dead letters",
+    )
+
+    code, out, _ = run_cli(
+        capsys, "deliveries", "--db", str(db_path(tmp_path)), "retry", "--all-dead"
+    )
+    assert code == 0
+    assert "requeued: [1, 2]" in out
+
+    await eventually(
+        lambda: _count(broker, "SELECT COUNT(*) AS n FROM deliveries WHERE state = 'done'", 2),
+        message="both redelivered",
+    )
+    assert sorted(c.zgid for c in simulator.applied) == ["70000000001", "70000000002"]
+
+
+async def test_retrying_a_delivery_that_is_not_dead_fails_clearly(
+    broker: Client, simulator: PlatformSimulator, tmp_path: Path, capsys
+):
+    await post_ok(broker, subscription_event())
+    delivery_id = await only_delivery_id(broker)
+    await wait_for_state(broker, delivery_id, "done")
+
+    code, out, err = run_cli(
+        capsys, "deliveries", "--db", str(db_path(tmp_path)), "retry", str(delivery_id)
+    )
+    assert code == 1
+    assert f"delivery {delivery_id} is done, not dead" in err
+    assert "requeued" not in out
+
+    code, _, err = run_cli(capsys, "deliveries", "--db", str(db_path(tmp_path)), "retry", "999")
+    assert code == 1
+    assert "no delivery with id 999" in err
+    assert (await delivery(broker, delivery_id))["state"] == "done"
+    assert len(simulator.calls) == 1
+
+
+async def test_db_option_after_the_action_is_accepted(
+    broker: Client, simulator: PlatformSimulator, tmp_path: Path, capsys
+):
+    simulator.fail_next(1, status=400)
+    await post_ok(broker, subscription_event())
+    delivery_id = await only_delivery_id(broker)
+    await wait_for_state(broker, delivery_id, "dead")
+
+    code, out, _ = run_cli(
+        capsys, "deliveries", "list", "--state", "dead", "--db", str(db_path(tmp_path))
+    )
+    assert code == 0
+    assert SUBSCRIPTION_ID in out
+    code, out, _ = run_cli(
+        capsys, "deliveries", "retry", str(delivery_id), "--db", str(db_path(tmp_path))
+    )
+    assert code == 0
+    await wait_for_state(broker, delivery_id, "done")
+
+
+async def test_failure_answer_is_a_dead_letter(broker: Client, simulator: PlatformSimulator):
+    simulator.answer_failure_next(1)
+    await post_ok(broker, subscription_event())
+    delivery_id = await only_delivery_id(broker)
+
+    row = await wait_for_state(broker, delivery_id, "dead")
+    assert row["attempts"] == 1
+    assert row["last_status"] == 200
+    assert "Failure" in row["last_error"]
+    (tried,) = await attempts(broker, delivery_id)
+    assert (tried["status"], tried["outcome"]) == (200, "reject")
+    assert '"Failure"' in tried["response_excerpt"]
+    assert simulator.applied == []
+    assert len(simulator.calls) == 1
+
+
+async def test_retryable_failures_dead_letter_at_the_retry_horizon(
+    make_broker, simulator: PlatformSimulator
+):
+    broker = await make_broker(delivery={"retry_horizon_seconds": 0.2})
+    simulator.fail_next(1000, status=503)
+    await post_ok(broker, subscription_event())
+    delivery_id = await only_delivery_id(broker)
+
+    row = await wait_for_state(broker, delivery_id, "dead")
+    assert "horizon" in row["last_error"]
+    assert row["attempts"] > 1  # it did retry before giving up
+    assert len(simulator.calls) == row["attempts"]
+    assert simulator.applied == []
+    assert row["finished_at"] - row["first_attempt_at"] <= 0.2 + 0.5
+
+
+# --- ordering and concurrency --------------------------------------------------------------------
+
+
+async def test_one_subscriptions_changes_reach_the_platform_in_order_never_together(
+    broker: Client, simulator: PlatformSimulator
+):
+    delay = 0.3
+    simulator.set_delay(delay)
+    await post_ok(broker, subscription_event(quantity=5))
+    created_id = await only_delivery_id(broker)
+    await wait_for_state(broker, created_id, "in_flight")
+    await post_ok(broker, upgrade(quantity=8))
+
+    await simulator.wait_until(lambda s: len(s.applied) == 2)
+    added, modified = simulator.calls
+    assert (added.method, modified.method) == ("POST", "PUT")
+    # The PUT left only after the POST was answered (the POST spent `delay` on the platform).
+    assert modified.received_at >= added.received_at + delay
+    org = simulator.subscriptions[ZGID]
+    assert (org.planid, org.no_of_users, org.active) == ("1002", "8", True)
+    await eventually(
+        lambda: _count(broker, "SELECT COUNT(*) AS n FROM deliveries WHERE state = 'done'", 2),
+        message="both deliveries done",
+    )
+    assert [(r["id"], r["action"]) for r in await deliveries(broker)] == [
+        (created_id, "add"),
+        (created_id + 1, "modify"),
+    ]
+
+
+async def test_many_subscriptions_are_delivered_concurrently_each_exactly_once(
+    broker: Client, simulator: PlatformSimulator
+):
+    count, delay = 50, 0.2
+    simulator.set_delay(delay)
+    events = [
+        subscription_event(subscription_id=str(100000000000001000 + i), zgid=str(71000000000 + i))
+        for i in range(count)
+    ]
+    await asyncio.gather(*(post_ok(broker, event) for event in events))
+
+    await eventually(
+        lambda: _count(broker, "SELECT COUNT(*) AS n FROM deliveries WHERE state = 'done'", count),
+        within=5.0,
+        message=f"{count} deliveries done",
+    )
+    assert Counter(c.zgid for c in simulator.applied) == {
+        str(71000000000 + i): 1 for i in range(count)
+    }
+    assert len(simulator.calls) == count
+    rows = await deliveries(broker)
+    assert {r["attempts"] for r in rows} == {1}
+    # Calls overlapped: many arrived while the first was still being served.
+    first = min(c.received_at for c in simulator.calls)
+    overlapping = [c for c in simulator.calls if c.received_at < first + delay]
+    assert len(overlapping) >= 10
+
+
+# --- coalescing ----------------------------------------------------------------------------------
+
+
+async def test_changes_queued_while_the_platform_is_down_coalesce_into_one_call(
+    make_broker, simulator: PlatformSimulator
+):
+    # A long backoff keeps each failed delivery waiting, not on the wire, when the next event lands.
+    broker = await make_broker(
+        delivery={"initial_backoff_seconds": 0.3, "max_backoff_seconds": 0.3}
+    )
+    simulator.go_down()
+
+    async def waiting_after_a_failure(delivery_id: int) -> bool:
+        row = await delivery(broker, delivery_id)
+        return row["state"] == "pending" and row["attempts"] >= 1
+
+    await post_ok(broker, subscription_event(quantity=5))
+    await eventually(lambda: waiting_after_a_failure(1), message="created waiting to retry")
+    await post_ok(broker, upgrade(quantity=8))
+    await eventually(lambda: waiting_after_a_failure(2), message="upgrade waiting to retry")
+    await post_ok(broker, upgrade(quantity=12, plan="1003"))
+    await eventually(lambda: waiting_after_a_failure(3), message="second upgrade waiting")
+
+    simulator.come_up()
+    await wait_for_state(broker, 3, "done")
+    states = [(r["id"], r["state"]) for r in await deliveries(broker)]
+    assert states == [(1, "superseded"), (2, "superseded"), (3, "done")]
+    (applied,) = simulator.applied
+    assert (applied.method, applied.planid) == ("POST", "1003")
+    assert applied.body is not None
+    assert applied.body["no_of_users"] == "12"
+
+
+async def test_change_arriving_during_a_failing_attempt_still_coalesces(
+    make_broker, simulator: PlatformSimulator
+):
+    broker = await make_broker(platform={"request_timeout_seconds": 0.3})
+    simulator.set_delay(1.0)  # every attempt times out: on the wire for 0.3 s, then a retry
+    await post_ok(broker, subscription_event(quantity=5))
+    await wait_for_state(broker, 1, "in_flight")
+    await post_ok(broker, upgrade(quantity=8))
+    await post_ok(broker, upgrade(quantity=12, plan="1003"))
+
+    async def first_attempt_over() -> bool:
+        return bool(await attempts(broker, 1))
+
+    await eventually(first_attempt_over, message="the in-flight attempt timed out")
+    simulator.set_delay(0)
+    await wait_for_state(broker, 3, "done", "dead")
+    assert [(c.method, c.planid) for c in simulator.applied] == [("POST", "1003")]
+    assert (await delivery(broker, 1))["state"] == "superseded"
+
+
+# --- crashes and shutdown ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def strict_simulator() -> PlatformSimulator:
+    """A platform that refuses an Add for a subscription it already holds."""
+    return PlatformSimulator(ZAPIKEY, duplicate_add="fail")
+
+
+@pytest.fixture
+async def strict_broker(
+    strict_simulator: PlatformSimulator,
+    aiohttp_server: Callable[..., Awaitable[TestServer]],
+    aiohttp_client: Callable[..., Awaitable[Client]],
+    tmp_path: Path,
+) -> Client:
+    server = await aiohttp_server(strict_simulator.app())
+    settings = fast_settings(tmp_path, str(server.make_url("")).rstrip("/"))
+    return await aiohttp_client(create_app(settings))
+
+
+def crashed_mid_call(delivery_id: int, subscription_id: str) -> Callable[[Any], None]:
+    """The state a crash leaves after the platform applied a call the broker never recorded.
+
+    The claim (state, lease, attempts + 1) was committed before the call; the outcome (attempt
+    row, 'done', acked_json) never was. The dead process's lease has run out.
+    """
+
+    def rewind(db: Any) -> None:
+        db.execute("DELETE FROM attempts WHERE delivery_id = ?", [delivery_id])
+        db.execute(
+            "UPDATE deliveries SET state = 'in_flight', action = NULL, lease_owner = 'crashed',"
+            " lease_expires_at = ?, finished_at = NULL, last_status = NULL, last_error = NULL,"
+            " uncertain = 0 WHERE id = ?",
+            [time.time() - 1, delivery_id],
+        )
+        db.execute(
+            "UPDATE subscriptions SET acked_json = NULL WHERE subscription_id = ?",
+            [subscription_id],
+        )
+
+    return rewind
+
+
+async def test_add_interrupted_by_a_crash_is_completed_as_a_modify(
+    strict_broker: Client, strict_simulator: PlatformSimulator
+):
+    await post_ok(strict_broker, subscription_event(quantity=5))
+    delivery_id = await only_delivery_id(strict_broker)
+    await wait_for_state(strict_broker, delivery_id, "done")
+    assert [c.method for c in strict_simulator.applied] == ["POST"]
+
+    await strict_broker.app[store_key].write(crashed_mid_call(delivery_id, SUBSCRIPTION_ID))
+
+    async def retried() -> bool:
+        row = await delivery(strict_broker, delivery_id)
+        return row["state"] == "done" and row["attempts"] == 2
+
+    await eventually(retried, message="the expired lease taken back and delivered")
+    row = await delivery(strict_broker, delivery_id)
+    assert row["uncertain"] == 1
+    assert row["action"] == "modify"
+    assert "Modify applied" in row["last_error"]
+    assert [(c.method, c.applied) for c in strict_simulator.calls] == [
+        ("POST", True),
+        ("POST", False),
+        ("PUT", True),
+    ]
+    active = [s for s in strict_simulator.subscriptions.values() if s.active]
+    assert [(s.subscription_id, s.no_of_users, s.zuid) for s in active] == [
+        (SUBSCRIPTION_ID, "5", ZUID)
+    ]
+    (subscription,) = await db_rows(
+        strict_broker,
+        "SELECT acked_json FROM subscriptions WHERE subscription_id = ?",
+        [SUBSCRIPTION_ID],
+    )
+    assert subscription["acked_json"] is not None
+    tried = await attempts(strict_broker, delivery_id)
+    assert [(a["method"], a["outcome"]) for a in tried] == [("PUT", "reject"), ("PUT", "success")]
+
+
+async def test_newer_change_after_a_crash_inherits_the_uncertainty(
+    strict_broker: Client, strict_simulator: PlatformSimulator
+):
+    """A crash mid-Add, then an upgrade: the upgrade's Add is refused and becomes a Modify."""
+    await post_ok(strict_broker, subscription_event(quantity=5))
+    await wait_for_state(strict_broker, 1, "done")
+    store = strict_broker.app[store_key]
+
+    def crashed_with_live_lease(db: Any) -> None:
+        crashed_mid_call(1, SUBSCRIPTION_ID)(db)
+        db.execute("UPDATE deliveries SET lease_expires_at = ? WHERE id = 1", [time.time() + 60])
+
+    await store.write(crashed_with_live_lease)
+    await post_ok(strict_broker, upgrade(quantity=8))
+    await wait_for_state(strict_broker, 2, "pending")
+    await store.write(
+        lambda db: db.execute(
+            "UPDATE deliveries SET lease_expires_at = ? WHERE id = 1", [time.time() - 1]
+        )
+    )
+
+    await wait_for_state(strict_broker, 2, "done", "dead")
+    assert [(r["id"], r["state"]) for r in await deliveries(strict_broker)] == [
+        (1, "superseded"),
+        (2, "done"),
+    ]
+    assert [c.method for c in strict_simulator.applied] == ["POST", "PUT"]
+    org = strict_simulator.subscriptions[ZGID]
+    assert (org.planid, org.no_of_users, org.active) == ("1002", "8", True)
+
+
+async def test_shutdown_mid_call_leaves_nothing_stuck_and_a_restart_delivers(
+    make_broker, simulator: PlatformSimulator, tmp_path: Path
+):
+    settings = {"platform": {"request_timeout_seconds": 0.5}}
+    broker = await make_broker(**settings)
+    simulator.set_delay(1.0)
+    await post_ok(broker, subscription_event())
+    delivery_id = await only_delivery_id(broker)
+    await wait_for_state(broker, delivery_id, "in_flight")
+
+    await broker.close()
+
+    with contextlib.closing(sqlite3.connect(db_path(tmp_path))) as db:
+        state, lease_owner = db.execute(
+            "SELECT state, lease_owner FROM deliveries WHERE id = ?", [delivery_id]
+        ).fetchone()
+    assert (state, lease_owner) == ("pending", None)  # the cut-short attempt was recorded
+    assert simulator.applied == []
+
+    simulator.set_delay(0)
+    restarted = await make_broker(**settings)
+    row = await wait_for_state(restarted, delivery_id, "done", within=3.0)
+    assert row["attempts"] == 2
+    assert len(simulator.applied) == 1
