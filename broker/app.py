@@ -7,6 +7,7 @@ worker finishes its calls before the session closes, and the session before the 
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -16,22 +17,46 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from .actions import (
+    cancel,
+    cancel_form,
+    change,
+    change_form,
+    pause,
+    pause_form,
+    reactivate,
+    resume,
+    subscribe,
+    subscribe_form,
+)
 from .appkeys import (
+    billing_client_key,
+    catalog_key,
     clock_key,
+    csp_key,
     http_session_key,
     metrics_key,
     platform_client_key,
+    session_codec_key,
     settings_key,
     store_key,
     worker_key,
 )
+from .billing_client import BillingClient
+from .catalog import CatalogCache
 from .config import Settings
 from .delivery import DeliveryWorker
 from .health import healthz, metrics, readyz
 from .metrics import Metrics
-from .middlewares import error_answers, request_context, security_headers
-from .pages import manage
+from .middlewares import (
+    content_security_policy,
+    error_answers,
+    request_context,
+    security_headers,
+)
+from .pages import checkout_return, manage
 from .platform_client import PlatformClient
+from .sessions import SessionCodec
 from .store import Store
 from .webhooks import receive_billing_webhook
 
@@ -47,15 +72,37 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
     app[settings_key] = settings
     app[clock_key] = clock
     app[metrics_key] = Metrics()
+    app[csp_key] = content_security_policy(
+        settings.billing.checkout_origins if settings.billing else []
+    )
     aiohttp_jinja2.setup(
         app,
         loader=jinja2.PackageLoader("broker", "templates"),
         autoescape=jinja2.select_autoescape(default=True),
     )
-    app.cleanup_ctx.extend([store_context, http_session_context, delivery_worker_context])
+    secret = settings.landing.session_secret
+    app[session_codec_key] = SessionCodec(
+        secret.get_secret_value().encode() if secret else secrets.token_bytes(32),
+        max_age_seconds=settings.landing.session_max_age_seconds,
+        clock=clock,
+    )
+    app.cleanup_ctx.extend(
+        [store_context, http_session_context, billing_context, delivery_worker_context]
+    )
     app.router.add_post("/webhooks/billing", receive_billing_webhook)
     app.router.add_get("/manage", manage)
     app.router.add_post("/manage", manage)
+    app.router.add_get("/manage/return", checkout_return)
+    for path, show, act in (
+        ("/manage/subscribe", subscribe_form, subscribe),
+        ("/manage/change", change_form, change),
+        ("/manage/cancel", cancel_form, cancel),
+        ("/manage/pause", pause_form, pause),
+    ):
+        app.router.add_get(path, show)
+        app.router.add_post(path, act)
+    app.router.add_post("/manage/reactivate", reactivate)
+    app.router.add_post("/manage/resume", resume)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
@@ -85,6 +132,27 @@ async def http_session_context(app: web.Application) -> AsyncIterator[None]:
     )
     app[http_session_key] = session
     app[platform_client_key] = PlatformClient(session, settings.platform)
+    yield
+    await session.close()
+
+
+async def billing_context(app: web.Application) -> AsyncIterator[None]:
+    """The Zoho Billing client and plan catalog, when billing is configured."""
+    settings = app[settings_key]
+    if settings.billing is None:
+        yield
+        return
+    session = aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=settings.billing.request_timeout_seconds)
+    )
+    client = BillingClient(session, settings.billing)
+    app[billing_client_key] = client
+    app[catalog_key] = CatalogCache(
+        client,
+        app_domain=settings.platform.app_domain,
+        plan_settings=settings.plans,
+        ttl_seconds=settings.landing.catalog_ttl_seconds,
+    )
     yield
     await session.close()
 

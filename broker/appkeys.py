@@ -7,10 +7,13 @@ from collections.abc import Callable
 import aiohttp
 from aiohttp import web
 
+from .billing_client import BillingClient
+from .catalog import CatalogCache
 from .config import Settings
 from .delivery import DeliveryWorker
 from .metrics import Metrics
 from .platform_client import PlatformClient
+from .sessions import SessionCodec
 from .store import Store
 
 settings_key = web.AppKey("settings", Settings)
@@ -20,5 +23,10 @@ metrics_key = web.AppKey("metrics", Metrics)
 http_session_key = web.AppKey("http_session", aiohttp.ClientSession)
 platform_client_key = web.AppKey("platform_client", PlatformClient)
 worker_key = web.AppKey("delivery_worker", DeliveryWorker)
+session_codec_key = web.AppKey("session_codec", SessionCodec)
+# Present only when [billing] is configured; the page then offers checkout and changes.
+billing_client_key = web.AppKey("billing_client", BillingClient)
+catalog_key = web.AppKey("catalog", CatalogCache)
 
 request_id_key = web.RequestKey("request_id", str)
+csp_key = web.AppKey("content_security_policy", str)

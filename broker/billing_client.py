@@ -20,7 +20,7 @@ import structlog
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
-    retry_if_exception_type,
+    retry_if_exception,
     stop_after_attempt,
     wait_exponential_jitter,
 )
@@ -38,6 +38,8 @@ from .platform_client import parse_retry_after
 log = structlog.get_logger(__name__)
 
 ORG_HEADER = "X-com-zoho-subscriptions-organizationid"
+IDEMPOTENT_METHODS = frozenset({"GET", "PUT", "DELETE", "HEAD"})
+REFRESH_LOCKOUT_SECONDS = 60.0
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -62,6 +64,7 @@ class BillingClient:
         self._token: str | None = None
         self._token_expires_at = 0.0
         self._refresh_lock = asyncio.Lock()
+        self._refresh_blocked_until = 0.0
         self.token_refreshes = 0
         self._backoff = wait_exponential_jitter(
             multiplier=settings.initial_backoff_seconds,
@@ -176,10 +179,20 @@ class BillingClient:
         json: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """One API call with retries; returns the envelope when ``code`` is 0."""
+        idempotent = method in IDEMPOTENT_METHODS
+
+        def worth_retrying(error: BaseException) -> bool:
+            if isinstance(error, BillingRateLimited):
+                # Worth waiting for only if a user waiting on the page could bear it.
+                wait = error.retry_after or 0.0
+                return wait <= self._settings.max_retry_after_seconds
+            # A POST (cancel, pause, checkout) that may have reached Zoho is never sent twice.
+            return isinstance(error, BillingUnavailable) and (idempotent or _never_sent(error))
+
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._settings.max_attempts),
             wait=self._wait,
-            retry=retry_if_exception_type(BillingUnavailable),
+            retry=retry_if_exception(worth_retrying),
             sleep=self._sleep,
             reraise=True,
         )
@@ -228,9 +241,13 @@ class BillingClient:
                 body = await _json_body(response)
         except TimeoutError:
             raise BillingUnavailable("Zoho Billing did not answer in time") from None
+        except aiohttp.ClientConnectorError as exc:
+            raise _unsent(
+                BillingUnavailable(f"could not reach Zoho Billing ({type(exc).__name__})")
+            ) from None
         except aiohttp.ClientError as exc:
             raise BillingUnavailable(
-                f"could not reach Zoho Billing ({type(exc).__name__})"
+                f"lost the connection to Zoho Billing ({type(exc).__name__})"
             ) from None
         log.info(
             "billing.call",
@@ -256,6 +273,12 @@ class BillingClient:
                 and self._clock() < self._token_expires_at
             ):
                 return
+            wait = self._refresh_blocked_until - self._clock()
+            if wait > 0:
+                # Zoho refused refreshes a moment ago: asking again now only prolongs it.
+                raise BillingRateLimited(
+                    "Zoho accounts limits token refreshes; wait a minute", retry_after=wait
+                )
             self.token_refreshes += 1
             form = {
                 "refresh_token": self._settings.refresh_token.get_secret_value(),
@@ -284,8 +307,10 @@ class BillingClient:
                 # Zoho reports OAuth errors as HTTP 200 {"error": ...}; the code is safe to show.
                 error = str(body.get("error") or f"HTTP {status}")[:100]
                 if "too many requests" in str(body.get("error_description", "")).lower():
+                    self._refresh_blocked_until = self._clock() + REFRESH_LOCKOUT_SECONDS
                     raise BillingRateLimited(
-                        "Zoho accounts limits token refreshes; wait a minute", retry_after=60.0
+                        "Zoho accounts limits token refreshes; wait a minute",
+                        retry_after=REFRESH_LOCKOUT_SECONDS,
                     )
                 raise BillingAuthError(
                     f"Zoho accounts refused the refresh token ({error})",
@@ -296,6 +321,16 @@ class BillingClient:
             self._token = token
             self._token_expires_at = self._clock() + expires_in - margin
             log.info("billing.token_refreshed", expires_in=expires_in)
+
+
+def _unsent(error: BillingUnavailable) -> BillingUnavailable:
+    """Mark an error raised before the request left us (safe to retry, whatever the method)."""
+    error.details["never_sent"] = True
+    return error
+
+
+def _never_sent(error: BaseException) -> bool:
+    return isinstance(error, BillingUnavailable) and bool(error.details.get("never_sent"))
 
 
 async def _json_body(response: aiohttp.ClientResponse) -> dict[str, Any]:

@@ -74,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8080)
     demo.add_argument("--platform-port", type=int, default=8090)
+    demo.add_argument("--billing-port", type=int, default=8091)
     demo.add_argument("--data-dir", type=Path, default=Path("demo-data"))
     demo.set_defaults(handler=_demo)
 
@@ -233,6 +234,7 @@ def _demo(args: argparse.Namespace) -> int:
                 host=args.host,
                 port=args.port,
                 platform_port=args.platform_port,
+                billing_port=args.billing_port,
                 data_dir=args.data_dir,
             )
         )

@@ -144,6 +144,16 @@ class BillingSettings(_Section):
         return self.base_url or f"https://www.zohoapis.{self.data_centre}/billing/v1"
 
     @property
+    def checkout_origins(self) -> list[str]:
+        """Where hosted checkout pages live: a form may redirect there and nowhere else."""
+        if self.base_url:
+            scheme, _, rest = self.base_url.partition("://")
+            return [f"{scheme}://{rest.split('/', 1)[0]}"]
+        if self.data_centre == "ca":
+            return ["https://*.zohocloud.ca"]
+        return [f"https://*.zoho.{self.data_centre}"]
+
+    @property
     def resolved_accounts_url(self) -> str:
         host = ACCOUNTS_HOSTS.get(self.data_centre, f"accounts.zoho.{self.data_centre}")
         return self.accounts_url or f"https://{host}"
@@ -153,6 +163,34 @@ class LandingSettings(_Section):
     # Releasing a parked subscription to the org that visits the page requires the visitor's email
     # to match the billing customer's, so an edited link cannot claim someone else's purchase.
     require_email_match: bool = True
+    # Signed-link mode: when set, landing parameters must carry `ts` and `sig` (an HMAC of the
+    # other parameters), so a user cannot edit them. See the README for the canonical string.
+    link_secret: SecretStr | None = None
+    link_tolerance_seconds: float = Field(300.0, gt=0)
+    # Signs the page's session cookie. Unset: a random key per process (sessions end on restart).
+    session_secret: SecretStr | None = None
+    session_max_age_seconds: float = Field(8 * 3600.0, gt=0)
+    # Only the org's billing owner may change the subscription; others see it read-only.
+    members_can_manage: bool = False
+    # Where the browser reaches the broker, for the checkout's return address. Unset: taken
+    # from the request (set it behind a proxy that rewrites Host).
+    public_url: str | None = None
+    # How long the plan list read from billing is reused.
+    catalog_ttl_seconds: float = Field(300.0, ge=0)
+
+    @field_validator("link_secret", "session_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters")
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url_is_http(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/") if value else value
 
 
 class LogSettings(_Section):
@@ -194,6 +232,7 @@ class Settings(BaseSettings):
             values.append(self.webhooks.signing_secret)
         if self.billing is not None:
             values += [self.billing.client_secret, self.billing.refresh_token]
+        values += [v for v in (self.landing.link_secret, self.landing.session_secret) if v]
         return [v.get_secret_value() for v in values if v.get_secret_value()]
 
     def webhook_keys(self) -> list[bytes]:

@@ -1,7 +1,8 @@
-"""``broker demo``: the broker and a simulated Developer Console, offline, in one process.
+"""``broker demo``: the broker beside simulated Zoho Billing and Developer Console, offline.
 
-It generates a throw-away zapikey, keeps it in a header file (so it is never printed), writes a
-sample webhook and prints the ``curl`` that posts it. The simulator then logs the Add call.
+Everything runs in one process on loopback. Secrets are generated per run; the zapikey is kept in
+a header file, never printed. The billing simulator posts its webhooks to the broker, like Zoho
+would, so the whole path can be followed: landing page -> checkout -> webhook -> Add call.
 """
 
 from __future__ import annotations
@@ -10,43 +11,84 @@ import asyncio
 import json
 import secrets
 import signal
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 
 from .app import create_app
 from .config import (
+    BillingSettings,
     DeliverySettings,
+    LandingSettings,
     PlansSettings,
     PlatformSettings,
     ServerSettings,
     Settings,
     StoreSettings,
 )
+from .simulators.billing import BillingSimulator
 from .simulators.platform import PlatformSimulator
 
 DEMO_APP_DOMAIN = "demoapp"
 DEMO_ZUID = "600000001"
 DEMO_ZGID = "700000001"
+DEMO_ORGANIZATION_ID = "10234695"
+DEMO_CLIENT_ID = "1000.DEMOCLIENT"
+
+
+@dataclass(frozen=True)
+class DemoSecrets:
+    zapikey: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    client_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    refresh_token: str = field(default_factory=lambda: f"1000.{secrets.token_hex(16)}")
 
 
 def demo_settings(
-    host: str, port: int, platform_port: int, data_dir: Path, zapikey: str
+    host: str,
+    port: int,
+    platform_port: int,
+    billing_port: int,
+    data_dir: Path,
+    demo_secrets: DemoSecrets,
 ) -> Settings:
+    billing_origin = f"http://{host}:{billing_port}"
     return Settings(
         server=ServerSettings(host=host, port=port),
         store=StoreSettings(path=data_dir / "broker.db"),
         platform=PlatformSettings(
             app_domain=DEMO_APP_DOMAIN,
-            zapikey=zapikey,
+            zapikey=demo_secrets.zapikey,
             base_url=f"http://{host}:{platform_port}",
+        ),
+        billing=BillingSettings(
+            base_url=f"{billing_origin}/billing/v1",
+            accounts_url=billing_origin,
+            organization_id=DEMO_ORGANIZATION_ID,
+            client_id=DEMO_CLIENT_ID,
+            client_secret=demo_secrets.client_secret,
+            refresh_token=demo_secrets.refresh_token,
         ),
         plans=PlansSettings(
             storage_addon_monthly=f"{DEMO_APP_DOMAIN}_storage",
             storage_addon_yearly=f"{DEMO_APP_DOMAIN}_storage_Y",
         ),
         delivery=DeliverySettings(initial_backoff_seconds=1.0, max_backoff_seconds=30.0),
+        landing=LandingSettings(public_url=f"http://{host}:{port}"),
+    )
+
+
+def billing_simulator(host: str, port: int, demo_secrets: DemoSecrets) -> BillingSimulator:
+    return BillingSimulator(
+        app_domain=DEMO_APP_DOMAIN,
+        organization_id=DEMO_ORGANIZATION_ID,
+        client_id=DEMO_CLIENT_ID,
+        client_secret=demo_secrets.client_secret,
+        refresh_token=demo_secrets.refresh_token,
+        webhook_url=f"http://{host}:{port}/webhooks/billing",
+        webhook_zapikey=demo_secrets.zapikey,
     )
 
 
@@ -88,28 +130,45 @@ def sample_event(subscription_id: str) -> dict[str, Any]:
     }
 
 
-async def run_demo(*, host: str, port: int, platform_port: int, data_dir: Path) -> None:
-    zapikey = secrets.token_urlsafe(24)
-    simulator = PlatformSimulator(zapikey)
+async def run_demo(
+    *, host: str, port: int, platform_port: int, billing_port: int, data_dir: Path
+) -> None:
+    demo_secrets = DemoSecrets()
+    settings = demo_settings(host, port, platform_port, billing_port, data_dir, demo_secrets)
     runners = []
     try:
         for app, app_port in (
-            (simulator.app(), platform_port),
-            (create_app(demo_settings(host, port, platform_port, data_dir, zapikey)), port),
+            (PlatformSimulator(demo_secrets.zapikey).app(), platform_port),
+            (billing_simulator(host, port, demo_secrets).app(), billing_port),
+            (create_app(settings), port),
         ):
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             runners.append(runner)
             await web.TCPSite(runner, host, app_port).start()
-        _print_instructions(host, port, platform_port, data_dir, zapikey)
+        _print_instructions(host, port, platform_port, billing_port, data_dir, demo_secrets.zapikey)
         await _until_stopped()
     finally:
         for runner in reversed(runners):
             await runner.cleanup()
 
 
+def landing_url(base: str, **overrides: str) -> str:
+    params = {
+        "zuid": DEMO_ZUID,
+        "zgid": DEMO_ZGID,
+        "email": "owner@demo.example",
+        "first_name": "Dana",
+        "last_name": "Owner",
+        "display_name": "Dana Owner",
+        "company_name": "Demo Org",
+        **overrides,
+    }
+    return f"{base}/manage?{urlencode(params)}"
+
+
 def _print_instructions(
-    host: str, port: int, platform_port: int, data_dir: Path, zapikey: str
+    host: str, port: int, platform_port: int, billing_port: int, data_dir: Path, zapikey: str
 ) -> None:
     header_file = data_dir / "zapikey.header"
     header_file.write_text(f"zapikey: {zapikey}\n")
@@ -122,20 +181,22 @@ def _print_instructions(
         f"""
 Subscription broker demo is running (Ctrl-C to stop)
   broker:                      {base}   (database: {data_dir / "broker.db"})
-  simulated Developer Console: http://{host}:{platform_port}   (its calls: /_sim/calls)
+  simulated Zoho Billing:      http://{host}:{billing_port}   (state: /_sim/state)
+  simulated Developer Console: http://{host}:{platform_port}   (calls: /_sim/calls)
 
-Post a sample 'subscription_created' webhook (the zapikey is in {header_file}):
+1. Open the Manage Subscription page as the demo org's owner, choose a plan and pay on the
+   simulated checkout; the page then shows the subscription and the console gets the Add:
+
+  {landing_url(base)}
+
+2. Or post a sample 'subscription_created' webhook yourself (the zapikey is in {header_file}):
 
   curl -sS -H @{header_file} -H 'Content-Type: application/json' \\
        --data @{event_file} {base}/webhooks/billing
 
-The simulator then logs the Add (POST) call. See what it received:
+See what the Developer Console received:
 
   curl -sS http://{host}:{platform_port}/_sim/calls
-
-Open the Manage Subscription page as the demo org's user:
-
-  {base}/manage?zuid={DEMO_ZUID}&zgid={DEMO_ZGID}&email=owner@demo.example&display_name=Demo+Owner&subscription_id={subscription_id}
 """,
         flush=True,
     )

@@ -17,17 +17,24 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from .appkeys import request_id_key
+from .appkeys import csp_key, request_id_key
 from .errors import BrokerError
 
 log = structlog.get_logger(__name__)
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 HUMAN_PREFIXES = ("/manage",)
-CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'"
-)
+
+
+def content_security_policy(form_targets: list[str]) -> str:
+    """No scripts at all; forms may post here, and be redirected to the billing checkout."""
+    form_action = " ".join(["'self'", *form_targets])
+    return (
+        f"default-src 'none'; style-src 'self'; img-src 'self'; form-action {form_action}; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    )
+
+
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 
 
@@ -86,7 +93,7 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "no-referrer")
     if response.content_type == "text/html":
-        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        response.headers.setdefault("Content-Security-Policy", request.app[csp_key])
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Cache-Control", "no-store")
     return response

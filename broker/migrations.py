@@ -132,8 +132,47 @@ _INITIAL_SCHEMA = [
     "CREATE INDEX attempts_delivery ON attempts (delivery_id)",
 ]
 
+
+def _m002_page(db: sqlite_utils.Database) -> None:
+    for statement in _PAGE_SCHEMA:
+        db.execute(statement)
+
+
+_PAGE_SCHEMA = [
+    # Every action taken on the Manage Subscription page: who, what, when, and how it ended.
+    """
+    CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at REAL NOT NULL,
+        zuid TEXT NOT NULL,
+        zgid TEXT NOT NULL,
+        action TEXT NOT NULL,
+        subscription_id TEXT,
+        detail TEXT,
+        result TEXT NOT NULL,
+        request_id TEXT
+    )
+    """,
+    "CREATE INDEX audit_log_zgid ON audit_log (zgid, at)",
+    # Hosted pages we opened, so a return can be checked against the org that started it.
+    """
+    CREATE TABLE checkouts (
+        hostedpage_id TEXT PRIMARY KEY,
+        zgid TEXT NOT NULL,
+        zuid TEXT NOT NULL,
+        action TEXT NOT NULL,
+        subscription_id TEXT,
+        form_json TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        status TEXT NOT NULL DEFAULT 'created',
+        finished_at REAL
+    )
+    """,
+]
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "initial schema", _m001_initial),
+    (2, "audit log and checkouts", _m002_page),
 ]
 
 

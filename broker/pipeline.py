@@ -131,6 +131,22 @@ def apply_snapshot(
     return reconcile(db, subscription_id, settings=settings, now=now, cause=source)
 
 
+def ingest_billing_read(
+    db: sqlite_utils.Database,
+    document: dict[str, Any],
+    *,
+    source: str,
+    settings: Settings,
+    now: float,
+) -> PipelineResult:
+    """A subscription read from the billing API (hosted-page result, page refresh): same path
+    as a webhook, so the webhook that follows it changes nothing."""
+    subscription = BillingSubscription.model_validate(document)
+    return apply_snapshot(
+        db, subscription, observed_at=now, source=source, settings=settings, now=now
+    )
+
+
 def reconcile(
     db: sqlite_utils.Database,
     subscription_id: str,

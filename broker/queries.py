@@ -7,13 +7,16 @@ from typing import Any
 import sqlite_utils
 
 from .billing_events import BillingSubscription
-from .correlation import owner_zgid
-from .mapping import PlatformState
+from .config import Settings
+from .correlation import owner_zgid, resolve_identity
+from .mapping import ENDED_STATUSES, PlatformState, parse_plan_code, storage_units
 
 CYCLES = {"months": "Monthly", "years": "Yearly"}
 
 
-def org_subscriptions(db: sqlite_utils.Database, zgid: str) -> list[dict[str, Any]]:
+def org_subscriptions(
+    db: sqlite_utils.Database, zgid: str, settings: Settings
+) -> list[dict[str, Any]]:
     """Subscriptions whose owner, as the broker best knows it, is org ``zgid``."""
     rows = db.query(
         """
@@ -34,12 +37,15 @@ def org_subscriptions(db: sqlite_utils.Database, zgid: str) -> list[dict[str, An
             if row["billing_json"]
             else None
         )
-        views.append(_subscription_view(db, row, billing))
+        views.append(_subscription_view(db, row, billing, settings))
     return views
 
 
 def _subscription_view(
-    db: sqlite_utils.Database, row: dict[str, Any], billing: BillingSubscription | None
+    db: sqlite_utils.Database,
+    row: dict[str, Any],
+    billing: BillingSubscription | None,
+    settings: Settings,
 ) -> dict[str, Any]:
     extra = (billing.model_extra or {}) if billing else {}
     acked = PlatformState.from_json(row["acked_json"])
@@ -55,19 +61,30 @@ def _subscription_view(
         None,
     )
     sync_state, sync_text = _sync(row, acked, queued, latest)
+    plan_ref = (
+        parse_plan_code(billing.plan.plan_code, settings.platform.app_domain)
+        if billing and billing.plan
+        else None
+    )
+    owner = resolve_identity(db, row, billing) if billing else None
     return {
         "subscription_id": row["subscription_id"],
         "status": row["status"],
+        "ended": (row["status"] or "") in ENDED_STATUSES,
         "plan_code": row["plan_code"],
+        "planid": plan_ref.planid if plan_ref else None,
+        "frequency": plan_ref.frequency if plan_ref else None,
         "plan_name": billing.plan.name if billing and billing.plan else None,
         "users": billing.plan.quantity if billing and billing.plan else None,
-        "storage_units": (queued.storage_units if queued and queued.active else None),
-        "cycle": {"months": "Monthly", "years": "Yearly"}.get(
-            (billing.interval_unit or "").lower() if billing else ""
-        ),
+        "storage_units": storage_units(billing, settings.plans) if billing else None,
+        "cycle": CYCLES.get((billing.interval_unit or "").lower()) if billing else None,
+        "term_starts_at": extra.get("current_term_starts_at"),
+        "term_ends_at": billing.current_term_ends_at if billing else None,
         "next_billing_at": billing.next_billing_at if billing else None,
         "amount": extra.get("amount"),
         "currency_code": extra.get("currency_code"),
+        "owner_zuid": owner.zuid if owner else None,
+        "customer_id": row["customer_id"],
         "sync_state": sync_state,
         "sync_text": sync_text,
     }
@@ -88,3 +105,14 @@ def _sync(
     if queued is not None and queued == acked:
         return "ok", "Up to date"
     return "none", "Not sent to the app"
+
+
+def org_claimed_subscription_ids(db: sqlite_utils.Database, zgid: str) -> list[str]:
+    """Subscriptions this org's users named on a visit that billing has not described yet."""
+    rows = db.query(
+        "SELECT c.subscription_id FROM landing_claims c LEFT JOIN subscriptions s"
+        " ON s.subscription_id = c.subscription_id"
+        " WHERE c.zgid = ? AND (s.subscription_id IS NULL OR s.billing_json IS NULL)",
+        [zgid],
+    )
+    return [row["subscription_id"] for row in rows]

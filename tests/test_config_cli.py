@@ -94,7 +94,9 @@ def test_check_config_prints_settings_with_secrets_hidden(
         "max_body_bytes": 1048576,
         "behind_tls_proxy": False,
     }
-    assert settings["landing"] == {"require_email_match": True}
+    assert settings["landing"]["require_email_match"] is True
+    assert settings["landing"]["link_secret"] is None  # signed links are opt-in
+    assert settings["landing"]["members_can_manage"] is False
     for secret in (SECRET, "second-key-also-secret", "signing-secret-hidden"):
         assert secret not in out + err
 

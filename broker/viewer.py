@@ -1,0 +1,151 @@
+"""Who is looking at the Manage Subscription page, what their org has, and what they may do.
+
+Authority comes from the session (set from a verified landing visit), never from anything else
+the browser sends. Changes belong to the org's billing owner — the zuid in the billing customer's
+``cf_zuid`` — unless ``landing.members_can_manage`` widens it. Loading a viewer also re-reads the
+org's subscriptions from billing, so the page and the platform converge even if a webhook is lost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from .appkeys import (
+    billing_client_key,
+    clock_key,
+    session_codec_key,
+    settings_key,
+    store_key,
+    worker_key,
+)
+from .errors import BillingAuthError, BillingNotFound, BillingUnavailable, ClientError, Forbidden
+from .pipeline import ingest_billing_read
+from .queries import org_claimed_subscription_ids, org_subscriptions
+from .sessions import COOKIE_NAME, Session
+
+log = structlog.get_logger(__name__)
+
+MAX_REFRESHED = 5  # subscriptions re-read from billing per page view
+
+
+class NotSignedIn(ClientError):
+    status = 401
+    code = "not_signed_in"
+
+
+@dataclass
+class Viewer:
+    session: Session
+    subscriptions: list[dict[str, Any]]
+    current: dict[str, Any] | None
+    is_owner: bool
+    can_manage: bool
+    billing_enabled: bool
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def can_subscribe(self) -> bool:
+        """A new subscription is possible when nothing is running (anyone in the org may buy)."""
+        return self.billing_enabled and (self.current is None or bool(self.current["ended"]))
+
+    def require_manage(self) -> dict[str, Any]:
+        """The subscription this viewer may change, or a refusal that says why not."""
+        if self.current is None or self.current["ended"]:
+            raise ClientError(
+                "your organisation has no running subscription to change",
+                hint="choose a plan to subscribe",
+            )
+        if not self.can_manage:
+            raise Forbidden(
+                "only your organisation's billing owner can change this subscription",
+                hint="ask the person who subscribed, or the vendor, to make the change",
+            )
+        return self.current
+
+
+def current_session(request: web.Request) -> Session:
+    session = request.app[session_codec_key].loads(request.cookies.get(COOKIE_NAME))
+    if session is None:
+        raise NotSignedIn(
+            "your session has ended or this page was not opened from the app",
+            hint="open the subscription page again from the app's Subscription menu",
+        )
+    return session
+
+
+async def load_viewer(request: web.Request, *, refresh: bool = True) -> Viewer:
+    session = current_session(request)
+    app = request.app
+    settings = app[settings_key]
+    notices: list[str] = []
+    if refresh and billing_client_key in app:
+        notices += await refresh_from_billing(app, session.zgid)
+    subscriptions = await app[store_key].read(
+        partial(org_subscriptions, zgid=session.zgid, settings=settings)
+    )
+    running = [s for s in subscriptions if not s["ended"]]
+    current = running[0] if running else (subscriptions[0] if subscriptions else None)
+    is_owner = bool(current and current["owner_zuid"] == session.zuid)
+    if current is not None and not current["ended"] and current["owner_zuid"] is None:
+        notices.append(
+            "The billing owner of this subscription is not known, so it cannot be "
+            "changed here. Ask the vendor to set it."
+        )
+    can_manage = is_owner or (
+        settings.landing.members_can_manage
+        and current is not None
+        and current["owner_zuid"] is not None
+    )
+    return Viewer(
+        session,
+        subscriptions,
+        current,
+        is_owner,
+        can_manage,
+        billing_enabled=billing_client_key in app,
+        notices=notices,
+    )
+
+
+async def refresh_from_billing(app: web.Application, zgid: str) -> list[str]:
+    """Re-read the org's subscriptions from billing and feed them to the pipeline."""
+    settings = app[settings_key]
+    store = app[store_key]
+    known = await store.read(partial(org_subscriptions, zgid=zgid, settings=settings))
+    claimed = await store.read(partial(org_claimed_subscription_ids, zgid=zgid))
+    ids = [s["subscription_id"] for s in known if not s["ended"]] + claimed
+    for subscription_id in ids[:MAX_REFRESHED]:
+        try:
+            document = await app[billing_client_key].get_subscription(subscription_id)
+        except BillingNotFound:
+            continue
+        except BillingUnavailable:
+            return [
+                "Billing cannot be reached right now, so these details may be a little out "
+                "of date. Nothing is lost; try again in a minute."
+            ]
+        except BillingAuthError:
+            log.error("billing.credentials_refused")
+            return [
+                "The connection to billing is not set up correctly; the vendor has been "
+                "alerted. These details may be out of date."
+            ]
+        if not document:
+            continue
+        result = await store.write(
+            partial(
+                ingest_billing_read,
+                document=document,
+                source="billing-read",
+                settings=settings,
+                now=app[clock_key](),
+            )
+        )
+        if result.queued:
+            app[worker_key].wake()
+    return []
