@@ -8,6 +8,8 @@ from typing import Any
 
 import sqlite_utils
 
+from .sql import select_all
+
 
 def record_action(
     db: sqlite_utils.Database,
@@ -38,6 +40,6 @@ def record_action(
 
 
 def org_audit_log(db: sqlite_utils.Database, zgid: str, limit: int = 20) -> list[dict[str, Any]]:
-    return list(
-        db.query("SELECT * FROM audit_log WHERE zgid = ? ORDER BY id DESC LIMIT ?", [zgid, limit])
+    return select_all(
+        db, "SELECT * FROM audit_log WHERE zgid = ? ORDER BY id DESC LIMIT ?", [zgid, limit]
     )

@@ -8,6 +8,7 @@ going through float: an 18-digit id must survive intact.
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -148,29 +149,45 @@ def decode_json(raw: bytes) -> Any:
         raise InvalidPayload(f"the JSON is nested deeper than {MAX_DEPTH} levels") from None
     except ValueError as exc:  # e.g. an integer with thousands of digits
         raise InvalidPayload(f"the JSON cannot be read: {str(exc)[:120]}") from None
-    _check_document(document)
+    if isinstance(document, dict | list):
+        _check_document(document, raw)
+    elif isinstance(document, str):
+        _check_encodable(document)
     return document
 
 
-def _check_document(document: Any) -> None:
-    """Walk the document once (no recursion): bounded depth, only UTF-8-encodable strings."""
+# A JSON escape of a UTF-16 surrogate (\ud800-\udfff): only these can make a string unstorable.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
+
+
+def _check_document(document: Any, raw: bytes) -> None:
+    """Bounded depth (containers only, no recursion) and, when the raw text escapes a
+    surrogate, strings that UTF-8 can hold."""
     stack: list[tuple[Any, int]] = [(document, 1)]
+    check_strings = _SURROGATE_ESCAPE.search(raw) is not None
     while stack:
         value, depth = stack.pop()
         if depth > MAX_DEPTH:
             raise InvalidPayload(f"the JSON is nested deeper than {MAX_DEPTH} levels")
-        if isinstance(value, dict):
-            stack.extend((key, depth) for key in value)
-            stack.extend((item, depth + 1) for item in value.values())
-        elif isinstance(value, list):
-            stack.extend((item, depth + 1) for item in value)
-        elif isinstance(value, str):
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                raise InvalidPayload(
-                    "the JSON holds a string that is not valid Unicode (a lone surrogate escape)"
-                ) from None
+        children = value.values() if isinstance(value, dict) else value
+        if check_strings and isinstance(value, dict):
+            children = [*value.keys(), *value.values()]
+        for child in children:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
+            elif check_strings and isinstance(child, str):
+                _check_encodable(child)
+    if check_strings and isinstance(document, str):
+        _check_encodable(document)
+
+
+def _check_encodable(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidPayload(
+            "the JSON holds a string that is not valid Unicode (a lone surrogate escape)"
+        ) from None
 
 
 def describe_validation_errors(exc: ValidationError, limit: int = 10) -> list[str]:

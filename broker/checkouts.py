@@ -9,6 +9,8 @@ from typing import Any
 
 import sqlite_utils
 
+from .sql import select_all
+
 
 def open_checkout(
     db: sqlite_utils.Database,
@@ -29,7 +31,7 @@ def open_checkout(
 
 
 def checkout_row(db: sqlite_utils.Database, hostedpage_id: str) -> dict[str, Any] | None:
-    rows = list(db.query("SELECT * FROM checkouts WHERE hostedpage_id = ?", [hostedpage_id]))
+    rows = select_all(db, "SELECT * FROM checkouts WHERE hostedpage_id = ?", [hostedpage_id])
     return rows[0] if rows else None
 
 

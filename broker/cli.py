@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import structlog
 from aiohttp import web
 from pydantic import BaseModel, SecretStr, ValidationError
 
@@ -28,6 +29,9 @@ from . import outbox, store
 from .app import create_app
 from .config import Settings, load_settings
 from .logs import configure_logging
+from .runtime import loop_name, new_event_loop
+
+log = structlog.get_logger(__name__)
 
 ENV_PREFIX = "BROKER_"
 EXIT_CONFIG = 2
@@ -212,8 +216,16 @@ def _serve(args: argparse.Namespace) -> int:
     if settings is None:
         return EXIT_CONFIG
     configure_logging(level=settings.log.level, fmt=settings.log.format, secrets=settings.secrets())
+    loop = new_event_loop()
+    log.info(
+        "broker.starting",
+        event_loop=loop_name(loop),
+        host=settings.server.host,
+        port=settings.server.port,
+    )
     web.run_app(
         create_app(settings),
+        loop=loop,
         host=settings.server.host,
         port=settings.server.port,
         access_log=None,
@@ -229,21 +241,22 @@ def _demo(args: argparse.Namespace) -> int:
     configure_logging(level="INFO", fmt="console" if sys.stdout.isatty() else "json")
     args.data_dir.mkdir(parents=True, exist_ok=True)
     try:
-        asyncio.run(
-            run_demo(
-                host=args.host,
-                port=args.port,
-                platform_port=args.platform_port,
-                billing_port=args.billing_port,
-                data_dir=args.data_dir,
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
+            runner.run(
+                run_demo(
+                    host=args.host,
+                    port=args.port,
+                    platform_port=args.platform_port,
+                    billing_port=args.billing_port,
+                    data_dir=args.data_dir,
+                )
             )
-        )
     except KeyboardInterrupt:
         pass
     except OSError as exc:
         print(
             f"demo could not start: {exc.strerror or exc} "
-            "(is another demo running? try --port / --platform-port)",
+            "(is another demo running? try --port, --platform-port, --billing-port)",
             file=sys.stderr,
         )
         return 1

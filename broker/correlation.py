@@ -18,6 +18,7 @@ from .config import Settings
 from .errors import Forbidden
 from .landing import LandingParams
 from .mapping import Identity
+from .sql import select_all, select_one, upsert
 
 
 def identity_from_billing(subscription: BillingSubscription) -> Identity:
@@ -77,7 +78,9 @@ def remember_customer(
     identity = identity_from_billing(subscription)
     existing = customer_row(db, customer_id) or {}
     customer = subscription.customer
-    db.table("customers").upsert(
+    upsert(
+        db,
+        "customers",
         {
             "customer_id": customer_id,
             "zuid": identity.zuid or existing.get("zuid"),
@@ -87,7 +90,7 @@ def remember_customer(
             or existing.get("display_name"),
             "updated_at": now,
         },
-        pk="customer_id",
+        key="customer_id",
     )
 
 
@@ -99,7 +102,9 @@ def record_user(db: sqlite_utils.Database, params: LandingParams, now: float) ->
             "this user belongs to another organisation",
             hint="open the Manage Subscription page from your own organisation's app",
         )
-    db.table("users").upsert(
+    upsert(
+        db,
+        "users",
         {
             "zuid": params.zuid,
             "zgid": params.zgid,
@@ -111,7 +116,7 @@ def record_user(db: sqlite_utils.Database, params: LandingParams, now: float) ->
             "first_seen_at": existing["first_seen_at"] if existing else now,
             "last_seen_at": now,
         },
-        pk="zuid",
+        key="zuid",
     )
 
 
@@ -133,7 +138,9 @@ def claim_subscription(
         )
     if owner:
         return
-    db.table("landing_claims").upsert(
+    upsert(
+        db,
+        "landing_claims",
         {
             "subscription_id": subscription_id,
             "zgid": params.zgid,
@@ -141,7 +148,7 @@ def claim_subscription(
             "email": (params.email or "").strip().lower() or None,
             "claimed_at": now,
         },
-        pk=("subscription_id", "zgid"),
+        key=("subscription_id", "zgid"),
     )
     promote_claim(db, subscription_id, settings)
 
@@ -153,14 +160,15 @@ def promote_claim(db: sqlite_utils.Database, subscription_id: str, settings: Set
     equals the billing customer's email, so neither a guessed id nor an early visit can take a
     subscription: wrong claims are kept but never used. Without it, the earliest claim wins.
     """
+    if not unverified_claims(db, subscription_id):
+        return False  # the common case, checked before any parsing
     row = subscription_row(db, subscription_id)
     if row is None or row["billing_json"] is None or owner_zgid(db, row):
         return False
-    claims = list(
-        db.query(
-            "SELECT * FROM landing_claims WHERE subscription_id = ? ORDER BY claimed_at, zgid",
-            [subscription_id],
-        )
+    claims = select_all(
+        db,
+        "SELECT * FROM landing_claims WHERE subscription_id = ? ORDER BY claimed_at, zgid",
+        [subscription_id],
     )
     if settings.landing.require_email_match:
         billing = BillingSubscription.model_validate_json(row["billing_json"])
@@ -178,8 +186,8 @@ def promote_claim(db: sqlite_utils.Database, subscription_id: str, settings: Set
 
 def unverified_claims(db: sqlite_utils.Database, subscription_id: str) -> int:
     """Landing claims on a subscription no org owns yet (each one failed verification)."""
-    rows = db.query(
-        "SELECT COUNT(*) AS n FROM landing_claims WHERE subscription_id = ?", [subscription_id]
+    rows = select_all(
+        db, "SELECT COUNT(*) AS n FROM landing_claims WHERE subscription_id = ?", [subscription_id]
     )
     return int(next(iter(rows))["n"])
 
@@ -201,8 +209,7 @@ def user_row(db: sqlite_utils.Database, zuid: str) -> dict[str, Any] | None:
 
 
 def _one(db: sqlite_utils.Database, sql: str, key: str) -> dict[str, Any] | None:
-    rows = list(db.query(sql, [key]))
-    return rows[0] if rows else None
+    return select_one(db, sql, [key])
 
 
 def _id_text(value: Any) -> str | None:

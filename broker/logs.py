@@ -34,7 +34,8 @@ class SecretRedactor:
         for secret in self._secrets:
             if secret in text:
                 text = text.replace(secret, REDACTED)
-        return redact_url(text)
+        # Every log field passes here: skip the regex when no query parameter can be present.
+        return redact_url(text) if "=" in text else text
 
     def _clean(self, value: Any) -> Any:
         if isinstance(value, str):

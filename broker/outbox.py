@@ -15,6 +15,7 @@ import sqlite_utils
 
 from .mapping import PlatformState
 from .platform_client import CallResult
+from .sql import select_all
 
 DELIVERY_STATES = ("pending", "in_flight", "done", "dead", "superseded")
 
@@ -36,9 +37,9 @@ def claim_due(
 ) -> tuple[list[ClaimedDelivery], float | None]:
     """Lease up to ``limit`` due deliveries; also return when the next one falls due."""
     _take_back_expired_leases(db, now)
-    rows = list(
-        db.query(
-            """
+    rows = select_all(
+        db,
+        """
             SELECT d.*, s.acked_json FROM deliveries d
             JOIN subscriptions s ON s.subscription_id = d.subscription_id
             WHERE d.state = 'pending' AND d.next_attempt_at <= :now
@@ -50,8 +51,7 @@ def claim_due(
             ORDER BY d.next_attempt_at, d.id
             LIMIT :limit
             """,
-            {"now": now, "limit": limit},
-        )
+        {"now": now, "limit": limit},
     )
     claimed = []
     for row in rows:
@@ -76,19 +76,22 @@ def claim_due(
             )
         )
     next_due = next(
-        iter(db.query("SELECT MIN(next_attempt_at) AS due FROM deliveries WHERE state = 'pending'"))
+        iter(
+            select_all(
+                db, "SELECT MIN(next_attempt_at) AS due FROM deliveries WHERE state = 'pending'"
+            )
+        )
     )["due"]
     return claimed, next_due
 
 
 def _take_back_expired_leases(db: sqlite_utils.Database, now: float) -> None:
     """A lease that ran out belongs to a process that died mid-call: its outcome is unknown."""
-    expired = list(
-        db.query(
-            "SELECT id, subscription_id FROM deliveries"
-            " WHERE state = 'in_flight' AND lease_expires_at < ?",
-            [now],
-        )
+    expired = select_all(
+        db,
+        "SELECT id, subscription_id FROM deliveries"
+        " WHERE state = 'in_flight' AND lease_expires_at < ?",
+        [now],
     )
     for row in expired:
         newer = db.execute(
@@ -184,7 +187,8 @@ def complete(
 
 
 def _newer_pending(db: sqlite_utils.Database, delivery: ClaimedDelivery) -> bool:
-    rows = db.query(
+    rows = select_all(
+        db,
         "SELECT 1 FROM deliveries WHERE subscription_id = ? AND state = 'pending' AND id > ?"
         " LIMIT 1",
         [delivery.subscription_id, delivery.id],
@@ -205,13 +209,13 @@ def list_deliveries(
     )
     if state:
         sql = f"SELECT {columns} FROM deliveries WHERE state = ? ORDER BY id DESC LIMIT ?"  # noqa: S608
-        return list(db.query(sql, [state, limit]))
+        return select_all(db, sql, [state, limit])
     sql = f"SELECT {columns} FROM deliveries ORDER BY id DESC LIMIT ?"  # noqa: S608
-    return list(db.query(sql, [limit]))
+    return select_all(db, sql, [limit])
 
 
 def delivery_attempts(db: sqlite_utils.Database, delivery_id: int) -> list[dict[str, Any]]:
-    return list(db.query("SELECT * FROM attempts WHERE delivery_id = ? ORDER BY id", [delivery_id]))
+    return select_all(db, "SELECT * FROM attempts WHERE delivery_id = ? ORDER BY id", [delivery_id])
 
 
 def retry_dead(
@@ -219,12 +223,10 @@ def retry_dead(
 ) -> dict[str, list[int]]:
     """Send dead letters again, unless a newer delivery of the subscription replaced them."""
     if delivery_id is None:
-        rows = list(db.query("SELECT id, subscription_id FROM deliveries WHERE state = 'dead'"))
+        rows = select_all(db, "SELECT id, subscription_id FROM deliveries WHERE state = 'dead'")
     else:
-        rows = list(
-            db.query(
-                "SELECT id, subscription_id, state FROM deliveries WHERE id = ?", [delivery_id]
-            )
+        rows = select_all(
+            db, "SELECT id, subscription_id, state FROM deliveries WHERE id = ?", [delivery_id]
         )
         if not rows:
             raise LookupError(f"no delivery with id {delivery_id}")
@@ -236,7 +238,8 @@ def retry_dead(
     for row in rows:
         newer = next(
             iter(
-                db.query(
+                select_all(
+                    db,
                     "SELECT COUNT(*) AS n FROM deliveries WHERE subscription_id = ? AND id > ?"
                     " AND state != 'superseded'",
                     [row["subscription_id"], row["id"]],

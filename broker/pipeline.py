@@ -27,6 +27,7 @@ from .correlation import (
 )
 from .landing import LandingParams
 from .mapping import DELETED, Ignore, Park, PlatformState, Target, desired_state
+from .sql import select_all, upsert
 
 
 @dataclass(frozen=True)
@@ -113,11 +114,12 @@ def apply_snapshot(
             subscription_id,
         )
     remember_customer(db, subscription, now)
-    customer_id = subscription.effective_customer_id()
-    db.table("subscriptions").upsert(
+    upsert(
+        db,
+        "subscriptions",
         {
             "subscription_id": subscription_id,
-            "customer_id": customer_id,
+            "customer_id": subscription.effective_customer_id(),
             "status": subscription.status.lower(),
             "plan_code": subscription.plan.plan_code if subscription.plan else None,
             "billing_json": subscription.model_dump_json(),
@@ -125,10 +127,12 @@ def apply_snapshot(
             "billing_source": source,
             "updated_at": now,
         },
-        pk="subscription_id",
+        key="subscription_id",
     )
     promote_claim(db, subscription_id, settings)
-    return reconcile(db, subscription_id, settings=settings, now=now, cause=source)
+    row = subscription_row(db, subscription_id)
+    assert row is not None
+    return _reconcile(db, row, subscription, settings=settings, now=now, cause=source)
 
 
 def ingest_billing_read(
@@ -160,6 +164,19 @@ def reconcile(
     if row is None or row["billing_json"] is None:
         return PipelineResult("parked", "no billing state known yet", subscription_id)
     subscription = BillingSubscription.model_validate_json(row["billing_json"])
+    return _reconcile(db, row, subscription, settings=settings, now=now, cause=cause)
+
+
+def _reconcile(
+    db: sqlite_utils.Database,
+    row: dict[str, Any],
+    subscription: BillingSubscription,
+    *,
+    settings: Settings,
+    now: float,
+    cause: str,
+) -> PipelineResult:
+    subscription_id = subscription.subscription_id
     identity = resolve_identity(db, row, subscription)
     decision = desired_state(
         subscription,
@@ -181,7 +198,8 @@ def reconcile(
         return PipelineResult("ignored", decision.reason, subscription_id)
     assert isinstance(decision, Target)
     _set(db, subscription_id, parked_reason=None, decision=decision.why, updated_at=now)
-    if PlatformState.from_json(row["queued_json"]) == decision.state:
+    # States are stored as canonical JSON (sorted keys), so equal text is equal state.
+    if row["queued_json"] == decision.state.to_json():
         return PipelineResult(
             "unchanged", "the platform already has or will get this state", subscription_id
         )
@@ -206,11 +224,10 @@ def enqueue_delivery(
     The call itself (Add, Modify or Cancel) is chosen at send time from what the platform last
     acknowledged, so only the newest target ever needs sending.
     """
-    superseded = list(
-        db.query(
-            "SELECT id, uncertain FROM deliveries WHERE subscription_id = ? AND state = 'pending'",
-            [subscription_id],
-        )
+    superseded = select_all(
+        db,
+        "SELECT id, uncertain FROM deliveries WHERE subscription_id = ? AND state = 'pending'",
+        [subscription_id],
     )
     if superseded:
         db.execute(
@@ -219,14 +236,15 @@ def enqueue_delivery(
             [now, subscription_id],
         )
     uncertain = int(any(r["uncertain"] for r in superseded))
+    target_json = target.to_json()
     cursor = db.execute(
         "INSERT INTO deliveries (subscription_id, target_json, cause, state, uncertain,"
         " created_at, next_attempt_at) VALUES (?, ?, ?, 'pending', ?, ?, ?)",
-        [subscription_id, target.to_json(), cause, uncertain, now, now],
+        [subscription_id, target_json, cause, uncertain, now, now],
     )
     db.execute(
         "UPDATE subscriptions SET queued_json = ? WHERE subscription_id = ?",
-        [target.to_json(), subscription_id],
+        [target_json, subscription_id],
     )
     assert cursor.lastrowid is not None
     return cursor.lastrowid

@@ -18,7 +18,7 @@ from urllib.parse import quote
 import aiohttp
 
 from .config import PlatformSettings
-from .logs import redact_url
+from .logs import REDACTED
 from .mapping import PlatformCall
 
 FAILURE_MARKERS = frozenset({"failure", "failed", "error"})
@@ -53,7 +53,7 @@ class PlatformClient:
 
     async def send(self, call: PlatformCall) -> CallResult:
         url = self.url(call.zgid, call.planid)
-        shown_url = redact_url(f"{url}?zapikey=***")
+        shown_url = f"{url}?zapikey={REDACTED}"  # what logs and the database may show
         body = json.dumps(call.body, separators=(",", ":"))
         params = {"zapikey": self._settings.zapikey.get_secret_value()}
         started = time.perf_counter()
@@ -106,6 +106,9 @@ def classify_response(status: int, text: str) -> Literal["success", "retry", "re
 
 def has_failure_marker(text: str) -> bool:
     """True when a 2xx body still says it failed (``Message``/``status``, any case)."""
+    lowered = text.lower()
+    if not any(marker in lowered for marker in FAILURE_MARKERS):
+        return False  # the usual {"Message":"Success"}: no need to parse it
     try:
         document: Any = json.loads(text) if text.strip() else {}
     except json.JSONDecodeError:

@@ -10,6 +10,7 @@ from .billing_events import BillingSubscription
 from .config import Settings
 from .correlation import owner_zgid, resolve_identity
 from .mapping import ENDED_STATUSES, PlatformState, parse_plan_code, storage_units
+from .sql import select_all
 
 CYCLES = {"months": "Monthly", "years": "Yearly"}
 
@@ -18,7 +19,8 @@ def org_subscriptions(
     db: sqlite_utils.Database, zgid: str, settings: Settings
 ) -> list[dict[str, Any]]:
     """Subscriptions whose owner, as the broker best knows it, is org ``zgid``."""
-    rows = db.query(
+    rows = select_all(
+        db,
         """
         SELECT s.*, c.zgid AS customer_zgid FROM subscriptions s
         LEFT JOIN customers c ON c.customer_id = s.customer_id
@@ -52,7 +54,8 @@ def _subscription_view(
     queued = PlatformState.from_json(row["queued_json"])
     latest = next(
         iter(
-            db.query(
+            select_all(
+                db,
                 "SELECT state, last_error FROM deliveries WHERE subscription_id = ?"
                 " ORDER BY id DESC LIMIT 1",
                 [row["subscription_id"]],
@@ -109,7 +112,8 @@ def _sync(
 
 def org_claimed_subscription_ids(db: sqlite_utils.Database, zgid: str) -> list[str]:
     """Subscriptions this org's users named on a visit that billing has not described yet."""
-    rows = db.query(
+    rows = select_all(
+        db,
         "SELECT c.subscription_id FROM landing_claims c LEFT JOIN subscriptions s"
         " ON s.subscription_id = c.subscription_id"
         " WHERE c.zgid = ? AND (s.subscription_id IS NULL OR s.billing_json IS NULL)",

@@ -149,12 +149,24 @@ class Store:
     def _commit_group(self, db: sqlite_utils.Database, group: list[_WriteJob]) -> None:
         try:
             db.execute("BEGIN IMMEDIATE")
-            for job in group:
+            for index, job in enumerate(group):
+                # A savepoint per job: one job's failure rolls back only its own writes.
+                db.conn.execute("SAVEPOINT job")
                 try:
-                    with db.atomic():  # a savepoint: this job's failure stays its own
-                        job.result = job.fn(db)
+                    job.result = job.fn(db)
                 except Exception as exc:  # noqa: BLE001 - handed back to the awaiting caller
                     job.error = exc
+                    if db.conn.in_transaction:
+                        db.conn.execute("ROLLBACK TO SAVEPOINT job")
+                    else:
+                        # The error ended the whole transaction: the jobs before this one
+                        # were rolled back with it and must not be reported as written.
+                        for earlier in group[:index]:
+                            if earlier.error is None:
+                                earlier.error = StoreError("the database rolled back the change")
+                        db.execute("BEGIN IMMEDIATE")
+                        continue
+                db.conn.execute("RELEASE SAVEPOINT job")
             db.execute("COMMIT")
         except sqlite3.Error as exc:
             if db.conn.in_transaction:
@@ -166,17 +178,22 @@ class Store:
         self.stats.transactions += 1
         self.stats.jobs += len(group)
         self.stats.largest_group = max(self.stats.largest_group, len(group))
+        # One wake-up of the event loop per group, not per job.
+        by_loop: dict[asyncio.AbstractEventLoop, list[_WriteJob]] = {}
         for job in group:
-            job.loop.call_soon_threadsafe(_settle, job)
+            by_loop.setdefault(job.loop, []).append(job)
+        for loop, jobs in by_loop.items():
+            loop.call_soon_threadsafe(_settle, jobs)
 
 
-def _settle(job: _WriteJob) -> None:
-    if job.future.done():  # the caller went away; the write stands regardless
-        return
-    if job.error is not None:
-        job.future.set_exception(job.error)
-    else:
-        job.future.set_result(job.result)
+def _settle(jobs: list[_WriteJob]) -> None:
+    for job in jobs:
+        if job.future.done():  # the caller went away; the write stands regardless
+            continue
+        if job.error is not None:
+            job.future.set_exception(job.error)
+        else:
+            job.future.set_result(job.result)
 
 
 def backup(source: Path, destination: Path) -> None:

@@ -26,8 +26,6 @@ from .errors import InvalidPayload, PayloadTooLarge, UnsupportedMediaType
 from .pipeline import ingest_webhook
 from .webhook_auth import SIGNATURE_HEADER, check_signature, check_zapikey
 
-log = structlog.get_logger(__name__)
-
 JSON_TYPES = frozenset({"application/json", "text/plain", "application/octet-stream", ""})
 FORM_TYPE = "application/x-www-form-urlencoded"
 
@@ -65,8 +63,8 @@ async def receive_billing_webhook(request: web.Request) -> web.Response:
     if result.queued:
         app[worker_key].wake()
     app[metrics_key].webhooks.labels(result.outcome).inc()
-    log.info(
-        "webhook.accepted",
+    # These ride on the request's own log line (one line per request).
+    structlog.contextvars.bind_contextvars(
         event_id=event.event_id,
         event_type=event.event_type,
         subscription_id=result.subscription_id,
