@@ -61,6 +61,22 @@ from .store import Store
 from .webhooks import receive_billing_webhook
 
 STATIC_DIR = Path(__file__).parent / "static"
+# How billing statuses read on the page.
+STATUS_LABELS = {
+    "live": "Live",
+    "trial": "Trial",
+    "future": "Starts soon",
+    "dunning": "Payment overdue",
+    "unpaid": "Unpaid",
+    "non_renewing": "Non-renewing",
+    "cancelled": "Cancelled",
+    "cancelled_from_dunning": "Cancelled (payment failed)",
+    "expired": "Expired",
+    "trial_expired": "Trial ended",
+    "creation_failed": "Not created",
+    "paused": "Paused",
+    "deleted": "Deleted",
+}
 
 
 def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) -> web.Application:
@@ -75,11 +91,12 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
     app[csp_key] = content_security_policy(
         settings.billing.checkout_origins if settings.billing else []
     )
-    aiohttp_jinja2.setup(
+    environment = aiohttp_jinja2.setup(
         app,
         loader=jinja2.PackageLoader("broker", "templates"),
         autoescape=jinja2.select_autoescape(default=True),
     )
+    environment.globals["status_labels"] = STATUS_LABELS
     secret = settings.landing.session_secret
     app[session_codec_key] = SessionCodec(
         secret.get_secret_value().encode() if secret else secrets.token_bytes(32),

@@ -204,7 +204,7 @@ async def test_page_shows_the_subscription_as_the_broker_knows_it(
     page, text = await open_page(broker, visitor())
     assert page.status == 200
     assert '<h2 id="plan-heading">Pro</h2>' in text
-    assert '<span class="status status-live">live</span>' in text
+    assert '<span class="status status-live">Live</span>' in text
     assert "<dd>7</dd>" in text
     assert "Monthly" in text
     assert "Up to date" in text
