@@ -29,7 +29,7 @@ from .appkeys import (
 from .audit import record_action
 from .catalog import Catalog
 from .checkouts import checkout_row, open_checkout
-from .errors import BillingError, BillingRejected, ClientError
+from .errors import BillingError, BillingRejected, ClientError, Forbidden
 from .forms import FREQUENCIES, FormResult, parse_pause_form, parse_plan_form
 from .pages import outcome, remember, render
 from .pause_credit import pause_credit
@@ -104,7 +104,7 @@ async def subscribe(request: web.Request) -> web.StreamResponse:
 
 async def change(request: web.Request) -> web.StreamResponse:
     viewer, form = await _posted(request)
-    current = viewer.require_manage()
+    current = await _manageable(request, viewer)
     catalog = await _catalog(request, viewer, "change", form)
     if isinstance(catalog, web.Response):
         return catalog
@@ -292,7 +292,7 @@ async def cancel_form(request: web.Request) -> web.Response:
 
 async def cancel(request: web.Request) -> web.StreamResponse:
     viewer, form = await _posted(request)
-    current = viewer.require_manage()
+    current = await _manageable(request, viewer)
     when = str(form.get("when", "term_end"))
     if when not in ("term_end", "now") or form.get("confirm") != "yes":
         return render(
@@ -329,7 +329,7 @@ async def reactivate(request: web.Request) -> web.StreamResponse:
     if current is None or current["status"] not in ("cancelled", "non_renewing"):
         raise ClientError("only a cancelled subscription can be reactivated")
     if not viewer.can_manage:
-        viewer.require_manage()
+        await _manageable(request, viewer)
     subscription_id = current["subscription_id"]
     return await _direct(
         request,
@@ -364,7 +364,7 @@ async def pause_form(request: web.Request) -> web.Response:
 
 async def pause(request: web.Request) -> web.StreamResponse:
     viewer, posted = await _posted(request)
-    current = viewer.require_manage()
+    current = await _manageable(request, viewer)
     if current["status"] != "live":
         raise ClientError("only a live subscription can be paused")
     form = parse_pause_form(posted, today=_today(request))
@@ -396,7 +396,7 @@ async def resume(request: web.Request) -> web.StreamResponse:
     if current is None or current["status"] != "paused":
         raise ClientError("only a paused subscription can be resumed")
     if not viewer.can_manage:
-        viewer.require_manage()
+        await _manageable(request, viewer)
     subscription_id = current["subscription_id"]
     return await _direct(
         request,
@@ -438,8 +438,33 @@ def _today(request: web.Request) -> date:
 async def _posted(request: web.Request) -> tuple[Viewer, dict[str, Any]]:
     viewer = await load_viewer(request, refresh=False)
     form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
-    check_csrf(viewer.session, form.get("csrf_token"))
+    try:
+        check_csrf(viewer.session, form.get("csrf_token"))
+    except Forbidden:
+        await _audit(request, viewer.session, _action_of(request), None, "refused: csrf", None)
+        raise
     return viewer, form
+
+
+def _action_of(request: web.Request) -> str:
+    return request.path.rsplit("/", 1)[-1]
+
+
+async def _manageable(request: web.Request, viewer: Viewer) -> dict[str, Any]:
+    """The subscription this viewer may change; a refusal is audited before it is raised."""
+    try:
+        return viewer.require_manage()
+    except ClientError as refusal:
+        current = viewer.current
+        await _audit(
+            request,
+            viewer.session,
+            _action_of(request),
+            current["subscription_id"] if current else None,
+            f"refused: {refusal.code}",
+            None,
+        )
+        raise
 
 
 async def _catalog(
@@ -450,6 +475,15 @@ async def _catalog(
     except BillingError as error:
         values = FormResult(
             {k: str(form.get(k, "")) for k in ("planid", "frequency", "users", "storage")}
+        )
+        current = viewer.current if action == "change" else None
+        await _audit(
+            request,
+            viewer.session,
+            action,
+            current["subscription_id"] if current else None,
+            f"failed: {error.code}",
+            dict(values.values),
         )
         return await _plan_page(
             request, viewer, action, values, status=error.status, problem=_billing_problem(error)
@@ -572,9 +606,10 @@ async def _audit(
 
 
 def _billing_problem(error: BillingError) -> str:
+    message = error.message.rstrip(".")
     if isinstance(error, BillingRejected):
-        return f"Billing refused the change: {error.message}. Nothing was changed."
-    return f"{error.message}. Nothing was changed and your choices are kept; try again in a minute."
+        return f"Billing refused the change: {message}. Nothing was changed."
+    return f"{message}. Nothing was changed and your choices are kept; try again in a minute."
 
 
 def _storage_addons(choice: dict[str, Any]) -> list[dict[str, Any]]:

@@ -13,9 +13,14 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import structlog
+
 from .billing_client import BillingClient
 from .config import PlansSettings
+from .errors import BillingError
 from .mapping import MONTHLY, YEARLY, parse_plan_code
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass
@@ -124,8 +129,15 @@ class CatalogCache:
     async def get(self) -> Catalog:
         if self._cached is not None and self._clock() - self._cached[0] < self._ttl:
             return self._cached[1]
-        plans = await self._client.list_plans()
-        addons = await self._client.list_addons()
+        try:
+            plans = await self._client.list_plans()
+            addons = await self._client.list_addons()
+        except BillingError:
+            if self._cached is None:
+                raise
+            # Plans change rarely: an older list beats no form while billing is away.
+            log.warning("catalog.stale_served", age_seconds=round(self._clock() - self._cached[0]))
+            return self._cached[1]
         catalog = build_catalog(
             plans, addons, app_domain=self._app_domain, plan_settings=self._plan_settings
         )

@@ -216,7 +216,7 @@ def _record_success(
 ) -> bool:
     result = ingest_billing_read(db, document, source=source, settings=settings, now=now)
     finish_checkout(db, hostedpage_id, status="success", now=now)
-    audit(db, result="ok")
+    audit(db, result="ok", subscription_id=str(document.get("subscription_id") or "") or None)
     return result.queued
 
 

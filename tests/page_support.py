@@ -1,0 +1,326 @@
+"""Helpers for the Manage Subscription page tests: the broker, the Zoho Billing simulator and the
+Developer Console simulator wired together like ``broker demo`` does, and a browser that keeps the
+page's session cookie.
+
+Ports: the broker's settings name the billing simulator's address, and the billing simulator's
+webhooks name the broker's. The broker's listening socket is therefore bound first (port 0), the
+billing simulator is built with that address and started, and only then is the broker started on
+the socket it already owns. Webhooks reach ``/webhooks/billing`` with the zapikey, as Zoho's would.
+
+The broker's clock runs in real time from noon UTC on the simulator's "today", so the day the page
+sends with a pause is the day billing agrees it is.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer, get_port_socket
+from multidict import CIMultiDictProxy
+from yarl import URL
+
+from broker.app import create_app
+from broker.appkeys import store_key
+from broker.sessions import COOKIE_NAME
+from broker.simulators.billing import BillingSimulator
+from broker.simulators.platform import PlatformSimulator
+from tests.conftest import fast_settings
+from tests.support import APP_DOMAIN, EMAIL, ZAPIKEY, ZGID, ZUID, eventually
+
+Client = TestClient[web.Request, web.Application]
+ClientFactory = Callable[..., Awaitable[Client]]
+ServerFactory = Callable[..., Awaitable[TestServer]]
+
+TODAY = date(2026, 6, 10)
+ORGANIZATION_ID = "10234695"
+CLIENT_ID = "1000.PAGETESTS"
+CLIENT_SECRET = "page-tests-client-secret-0123"
+REFRESH_TOKEN = "1000.page-tests-refresh-token-4567"
+LINK_SECRET = "page-tests-link-secret-0123456789"
+
+STANDARD, PROFESSIONAL = "1001", "1002"  # Developer Console plan ids in the simulator's catalog
+STANDARD_CODE = f"{APP_DOMAIN}_{STANDARD}"
+OWNER_ZUID, OWNER_ZGID = ZUID, ZGID
+MEMBER_ZUID = "60000000003"  # another user of the owner's org
+OTHER_ZUID, OTHER_ZGID = "60000000002", "70000000002"  # a user of another org
+OTHER_EMAIL = "someone@other.example"
+
+_HOSTED_PAGE_PATH = re.compile(r"^/hostedpages/([^/]+)/checkout$")
+
+
+def running_clock(day: date) -> Callable[[], float]:
+    """A wall clock that starts at noon UTC on ``day`` and runs in real time."""
+    start = datetime(day.year, day.month, day.day, 12, tzinfo=UTC).timestamp()
+    began = time.time()
+    return lambda: start + (time.time() - began)
+
+
+def visitor(
+    zuid: str = OWNER_ZUID,
+    zgid: str = OWNER_ZGID,
+    *,
+    email: str | None = EMAIL,
+    display_name: str = "Ada Owner",
+    company_name: str = "Example Org",
+    **extra: str,
+) -> dict[str, str]:
+    """The landing parameters the Vertical Solution sends for a signed-in user."""
+    params = {
+        "zuid": zuid,
+        "zgid": zgid,
+        "display_name": display_name,
+        "company_name": company_name,
+        **extra,
+    }
+    if email is not None:
+        params["email"] = email
+    return params
+
+
+@dataclass
+class Page:
+    """One answer as the browser saw it (redirects are not followed)."""
+
+    status: int
+    text: str
+    headers: CIMultiDictProxy[str]
+
+    @property
+    def location(self) -> str:
+        return self.headers.get("Location", "")
+
+    @property
+    def hostedpage_id(self) -> str:
+        """The id of the billing checkout this answer redirects to."""
+        found = _HOSTED_PAGE_PATH.match(URL(self.location).path)
+        assert found, f"not a redirect to a hosted checkout page: {self.status} {self.location}"
+        return found.group(1)
+
+
+@dataclass
+class Browser:
+    """One person's browser: its own cookie jar, so its own page session."""
+
+    client: Client
+
+    async def get(self, path: str, params: Any = None, **kwargs: Any) -> Page:
+        response = await self.client.get(path, params=params, allow_redirects=False, **kwargs)
+        return Page(response.status, await response.text(), response.headers)
+
+    async def post(self, path: str, data: Any = None, **kwargs: Any) -> Page:
+        response = await self.client.post(path, data=data, allow_redirects=False, **kwargs)
+        return Page(response.status, await response.text(), response.headers)
+
+    async def enter(self, params: dict[str, str] | None = None, **kwargs: Any) -> Page:
+        """Open the Manage Subscription URL as the app links to it."""
+        return await self.get("/manage", params=visitor() if params is None else params, **kwargs)
+
+    async def submit(self, path: str, fields: dict[str, Any] | None = None) -> Page:
+        """Post a page form with this session's CSRF token, as the page's own forms do."""
+        return await self.post(path, data={"csrf_token": self.session()["csrf"], **(fields or {})})
+
+    def session_cookie(self) -> str | None:
+        cookies = self.client.session.cookie_jar.filter_cookies(self.client.make_url("/manage"))
+        morsel = cookies.get(COOKIE_NAME)
+        return morsel.value if morsel else None
+
+    def session(self) -> dict[str, Any]:
+        """The signed session cookie's payload (the test reads it; page scripts cannot)."""
+        cookie = self.session_cookie()
+        assert cookie, "this browser has no page session"
+        payload = cookie.split(".")[0]
+        document: dict[str, Any] = json.loads(base64.urlsafe_b64decode(payload + "=="))
+        return document
+
+
+@dataclass
+class PageWorld:
+    """The broker, both simulators, and ways to act on them the way people and Zoho would."""
+
+    broker: TestServer
+    sim: BillingSimulator
+    billing_server: TestServer
+    checkout: Client  # a plain client on the billing simulator: the buyer on the hosted page
+    platform: PlatformSimulator
+    clock: Callable[[], float]
+    _client_factory: ClientFactory
+    _spare: list[Browser] = field(default_factory=list)
+
+    @property
+    def billing_origin(self) -> str:
+        return str(self.billing_server.make_url("")).rstrip("/")
+
+    @property
+    def app(self) -> web.Application:
+        return self.broker.app
+
+    async def browser(self) -> Browser:
+        """A fresh browser with an empty cookie jar."""
+        if self._spare:
+            return self._spare.pop()
+        return Browser(await self._client_factory(self.broker))
+
+    async def signed_in(self, params: dict[str, str] | None = None) -> Browser:
+        """A new browser that entered the page with ``params`` (the owner by default)."""
+        browser = await self.browser()
+        entered = await browser.enter(params)
+        assert entered.status == 303, entered.text
+        return browser
+
+    async def rows(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
+        """The broker's own database, read through its store."""
+        return await self.app[store_key].read(lambda db: list(db.query(sql, params)))
+
+    async def audit(self, action: str | None = None) -> list[dict[str, Any]]:
+        if action is None:
+            return await self.rows("SELECT * FROM audit_log ORDER BY id")
+        return await self.rows("SELECT * FROM audit_log WHERE action = ? ORDER BY id", [action])
+
+    async def pay(self, hostedpage_id: str, *, outcome: str = "pay") -> str:
+        """Press "Pay now" (or "Simulate a failed payment") on the hosted checkout page; the
+        address billing sends the browser back to."""
+        response = await self.checkout.post(
+            f"/hostedpages/{hostedpage_id}/{outcome}", allow_redirects=False
+        )
+        assert response.status == 303, await response.text()
+        return response.headers["Location"]
+
+    async def come_back(self, browser: Browser, location: str) -> Page:
+        """The browser follows billing's redirect back to the broker."""
+        url = URL(location)
+        assert url.port == self.broker.port, location
+        return await browser.get(url.path_qs)
+
+    async def subscribed(
+        self,
+        browser: Browser,
+        *,
+        planid: str = STANDARD,
+        users: int = 5,
+        storage: int = 0,
+        frequency: str = "monthly",
+    ) -> str:
+        """Subscribe through the page and the checkout; returns the new subscription id once the
+        Developer Console has the Add."""
+        adds = len([c for c in self.platform.applied if c.method == "POST"])
+        opened = await self.open_checkout(
+            browser, planid=planid, users=users, storage=storage, frequency=frequency
+        )
+        back = await self.come_back(browser, await self.pay(opened.hostedpage_id))
+        assert back.status == 303, back.text
+        await self.platform.wait_until(
+            lambda p: len([c for c in p.applied if c.method == "POST"]) == adds + 1
+        )
+        subscription_id: str = self.platform.applied[-1].body["subscription_id"]  # type: ignore[index]
+        return subscription_id
+
+    async def open_checkout(
+        self,
+        browser: Browser,
+        *,
+        planid: str = STANDARD,
+        users: int | str = 5,
+        storage: int | str = 0,
+        frequency: str = "monthly",
+        action: str = "subscribe",
+    ) -> Page:
+        """Open the plan form (which reads the catalog) and submit it; the 303 to checkout."""
+        form = await browser.get(f"/manage/{action}")
+        assert form.status == 200, form.text
+        page = await browser.submit(
+            f"/manage/{action}",
+            {"planid": planid, "frequency": frequency, "users": users, "storage": storage},
+        )
+        assert page.status == 303, page.text
+        return page
+
+    async def settle(self) -> None:
+        """Wait until billing's webhooks have reached the broker and every delivery they or the
+        page queued has finished: after this, nothing more is on its way to the platform."""
+        await self.sim.wait_until(
+            lambda s: all(d.state in ("delivered", "failed") for d in s.webhook_deliveries)
+        )
+        assert all(d.state == "delivered" for d in self.sim.webhook_deliveries), [
+            (d.event_type, d.state, d.status) for d in self.sim.webhook_deliveries
+        ]
+
+        async def finished() -> bool:
+            rows = await self.rows("SELECT state FROM deliveries")
+            return all(row["state"] in ("done", "dead", "superseded") for row in rows)
+
+        await eventually(finished, message="every delivery finished")
+
+    def calls(self, method: str | None = None) -> list[Any]:
+        """Calls the Developer Console applied (optionally of one HTTP method)."""
+        return [c for c in self.platform.applied if method is None or c.method == method]
+
+
+def billing_section(origin: str, **overrides: Any) -> dict[str, Any]:
+    """A ``[billing]`` section pointing at the simulator, with retries in milliseconds."""
+    return {
+        "base_url": f"{origin}/billing/v1",
+        "accounts_url": origin,
+        "organization_id": ORGANIZATION_ID,
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+        "refresh_token": REFRESH_TOKEN,
+        "request_timeout_seconds": 2.0,
+        "max_attempts": 2,
+        "initial_backoff_seconds": 0.001,
+        "max_backoff_seconds": 0.005,
+        **overrides,
+    }
+
+
+async def start_world(
+    *,
+    tmp_path: Path,
+    platform: PlatformSimulator,
+    platform_server: TestServer,
+    aiohttp_server: ServerFactory,
+    aiohttp_client: ClientFactory,
+    **sections: dict[str, Any],
+) -> PageWorld:
+    """Start the billing simulator and the broker (platform already running); ``sections``
+    override broker settings (``billing`` is merged into the simulator-pointing section)."""
+    broker_socket = get_port_socket("127.0.0.1", 0, socket.AF_INET)
+    try:
+        broker_port = broker_socket.getsockname()[1]
+        sim = BillingSimulator(
+            app_domain=APP_DOMAIN,
+            organization_id=ORGANIZATION_ID,
+            client_id=CLIENT_ID,
+            client_secret=CLIENT_SECRET,
+            refresh_token=REFRESH_TOKEN,
+            webhook_url=f"http://127.0.0.1:{broker_port}/webhooks/billing",
+            webhook_zapikey=ZAPIKEY,
+            today=TODAY,
+        )
+        billing_server = await aiohttp_server(sim.app())
+        origin = str(billing_server.make_url("")).rstrip("/")
+        clock = running_clock(TODAY)
+        billing = billing_section(origin, **sections.pop("billing", {}))
+        settings = fast_settings(
+            tmp_path, str(platform_server.make_url("")).rstrip("/"), billing=billing, **sections
+        )
+        broker = TestServer(
+            create_app(settings, clock=clock), socket_factory=lambda *_: broker_socket
+        )
+    except BaseException:
+        broker_socket.close()
+        raise
+    first = Browser(await aiohttp_client(broker))  # starts the broker on its socket
+    checkout = await aiohttp_client(billing_server)
+    return PageWorld(
+        broker, sim, billing_server, checkout, platform, clock, aiohttp_client, [first]
+    )
