@@ -206,28 +206,41 @@ def simulator_app(log_stream: Any) -> tuple[web.Application, Any]:
 
 
 def broker_app(
-    *, platform_url: str, db_path: Path, log_stream: Any, log_level: str
+    *, platform_url: str, db_path: Path, log_stream: Any, log_level: str, delivery: str
 ) -> tuple[web.Application, Any]:
     from broker.app import create_app
     from broker.appkeys import store_key, worker_key
     from broker.config import Settings
     from broker.logs import configure_logging
 
-    settings = Settings(
-        platform={"app_domain": APP_DOMAIN, "zapikey": ZAPIKEY, "base_url": platform_url},
-        store={"path": db_path},  # synchronous and group_commit_max keep their defaults
-        plans={"storage_addon_monthly": STORAGE_MONTHLY, "storage_addon_yearly": STORAGE_YEARLY},
+    # As `broker serve` is configured: through the environment, which the delivery child reads.
+    os.environ.update(
+        {
+            "BROKER_PLATFORM__APP_DOMAIN": APP_DOMAIN,
+            "BROKER_PLATFORM__ZAPIKEY": ZAPIKEY,
+            "BROKER_PLATFORM__BASE_URL": platform_url,
+            "BROKER_STORE__PATH": str(db_path),  # synchronous, group commit: defaults
+            "BROKER_PLANS__STORAGE_ADDON_MONTHLY": STORAGE_MONTHLY,
+            "BROKER_PLANS__STORAGE_ADDON_YEARLY": STORAGE_YEARLY,
+            "BROKER_LOG__LEVEL": log_level,
+            "BROKER_LOG__FORMAT": "json",
+        }
     )
+    settings = Settings()  # type: ignore[call-arg]
     # As `broker serve` does: JSON lines, INFO by default; to a file instead of stdout.
     configure_logging(level=log_level, fmt="json", secrets=settings.secrets(), stream=log_stream)
-    app = create_app(settings)
+    command = None
+    if delivery == "process":  # what `broker serve` does by default
+        command = [sys.executable, "-m", "broker", "deliver"]
+    app = create_app(settings, delivery_command=command)
 
     async def stats(request: web.Request) -> web.Response:
         store = request.app[store_key]
         return web.json_response(
             {
                 "store": asdict(store.stats) | {"failures": len(store.stats.failures)},
-                "worker_busy": request.app[worker_key].busy,
+                "worker_busy": getattr(request.app[worker_key], "busy", None),
+                "delivery": delivery,
                 "settings": {
                     "synchronous": settings.store.synchronous,
                     "group_commit_max": settings.store.group_commit_max,
@@ -279,6 +292,7 @@ async def serve(args: argparse.Namespace, log_stream: Any) -> None:
                 db_path=Path(args.db),
                 log_stream=log_stream,
                 log_level=args.broker_log_level,
+                delivery=args.delivery,
             )
             runner, ready["port"] = await _start(app)
             runners.append(runner)
@@ -431,8 +445,22 @@ def cpu_seconds(pid: int | None) -> float:
     if pid is None:
         times = os.times()
         return times.user + times.system
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    total = 0.0
+    # The process and its children (the broker's delivery process is one).
+    for each in [pid, *_children(pid)]:
+        try:
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
 
 
 # --------------------------------------------------------------------------------------------
@@ -807,6 +835,8 @@ def run_broker(args: argparse.Namespace, procs: Processes, counts: dict[str, int
             str(db_path),
             "--broker-log-level",
             args.broker_log_level,
+            "--delivery",
+            args.delivery,
             "--switch-interval",
             str(args.switch_interval),
             profile=args.profile_broker,
@@ -819,6 +849,8 @@ def run_broker(args: argparse.Namespace, procs: Processes, counts: dict[str, int
             str(db_path),
             "--broker-log-level",
             args.broker_log_level,
+            "--delivery",
+            args.delivery,
             "--switch-interval",
             str(args.switch_interval),
             profile=args.profile_broker,
@@ -950,7 +982,7 @@ def report(
         f"database: {info['data_dir']} ({info['data_fs']}), synchronous="
         f"{run.broker_stats['settings']['synchronous']}, group_commit_max="
         f"{run.broker_stats['settings']['group_commit_max']}; broker log level "
-        f"{args.broker_log_level} (JSON lines to a file)",
+        f"{args.broker_log_level} (JSON lines to a file); deliveries: {args.delivery}",
         f"simulator: {run.placement}; load generator: this process, aiohttp client",
         "-" * width,
         f"{'phase':<34}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}  cpu %",
@@ -1098,6 +1130,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="separate",
         help="run the Developer Console simulator in its own process (default) or in the "
         "broker's process and event loop",
+    )
+    parser.add_argument(
+        "--delivery",
+        choices=("process", "inline"),
+        default="process",
+        help="the broker's deliveries in a child process, as `broker serve` runs them (default),"
+        " or inline in the web process",
     )
     parser.add_argument(
         "--broker-log-level",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 import aiohttp
@@ -46,6 +46,7 @@ from .billing_client import BillingClient
 from .catalog import CatalogCache
 from .config import Settings
 from .delivery import DeliveryWorker
+from .delivery_process import DeliveryProcess
 from .health import healthz, metrics, readyz
 from .metrics import Metrics
 from .middlewares import (
@@ -79,7 +80,14 @@ STATUS_LABELS = {
 }
 
 
-def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) -> web.Application:
+def create_app(
+    settings: Settings,
+    *,
+    clock: Callable[[], float] = time.time,
+    delivery_command: Sequence[str] | None = None,
+) -> web.Application:
+    """The broker. With ``delivery_command`` the delivery worker runs as that child process
+    (``broker serve`` does this); without, in this process (tests, the demo)."""
     app = web.Application(
         middlewares=[request_context, security_headers, error_answers],
         # Our webhook handler enforces its own limit with a clear answer; this guards form posts.
@@ -103,9 +111,12 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
         max_age_seconds=settings.landing.session_max_age_seconds,
         clock=clock,
     )
-    app.cleanup_ctx.extend(
-        [store_context, http_session_context, billing_context, delivery_worker_context]
-    )
+    app.cleanup_ctx.extend([store_context, http_session_context, billing_context])
+    if delivery_command is None:
+        app.cleanup_ctx.append(delivery_worker_context)
+    else:
+        app.cleanup_ctx.append(delivery_process_context(delivery_command))
+    app.on_shutdown.append(stop_claiming)
     app.router.add_post("/webhooks/billing", receive_billing_webhook)
     app.router.add_get("/manage", manage)
     app.router.add_post("/manage", manage)
@@ -172,6 +183,28 @@ async def billing_context(app: web.Application) -> AsyncIterator[None]:
     )
     yield
     await session.close()
+
+
+async def stop_claiming(app: web.Application) -> None:
+    """Shutdown has begun: deliveries on the wire finish, nothing new is claimed."""
+    if worker_key in app:
+        app[worker_key].begin_stop()
+
+
+def delivery_process_context(
+    command: Sequence[str],
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        settings = app[settings_key]
+        runner = DeliveryProcess(
+            command, heartbeat_timeout=settings.delivery.poll_interval_seconds * 3 + 5
+        )
+        app[worker_key] = runner
+        runner.start()
+        yield
+        await runner.stop(grace_seconds=settings.platform.request_timeout_seconds + 1)
+
+    return context
 
 
 async def delivery_worker_context(app: web.Application) -> AsyncIterator[None]:

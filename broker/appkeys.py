@@ -10,7 +10,7 @@ from aiohttp import web
 from .billing_client import BillingClient
 from .catalog import CatalogCache
 from .config import Settings
-from .delivery import DeliveryWorker
+from .delivery import DeliveryRunner
 from .metrics import Metrics
 from .platform_client import PlatformClient
 from .sessions import SessionCodec
@@ -22,7 +22,7 @@ store_key = web.AppKey("store", Store)
 metrics_key = web.AppKey("metrics", Metrics)
 http_session_key = web.AppKey("http_session", aiohttp.ClientSession)
 platform_client_key = web.AppKey("platform_client", PlatformClient)
-worker_key = web.AppKey("delivery_worker", DeliveryWorker)
+worker_key = web.AppKey("delivery_runner", DeliveryRunner)
 session_codec_key = web.AppKey("session_codec", SessionCodec)
 # Present only when [billing] is configured; the page then offers checkout and changes.
 billing_client_key = web.AppKey("billing_client", BillingClient)

@@ -82,6 +82,13 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--data-dir", type=Path, default=Path("demo-data"))
     demo.set_defaults(handler=_demo)
 
+    deliver = commands.add_parser(
+        "deliver",
+        help="run only the delivery worker (serve starts it as a child process)",
+        parents=[config_option],
+    )
+    deliver.set_defaults(handler=_deliver)
+
     check = commands.add_parser(
         "check-config", help="validate settings; print them redacted", parents=[config_option]
     )
@@ -223,8 +230,13 @@ def _serve(args: argparse.Namespace) -> int:
         host=settings.server.host,
         port=settings.server.port,
     )
+    delivery_command = None
+    if settings.delivery.separate_process:
+        delivery_command = [sys.executable, "-m", "broker", "deliver"]
+        if args.config or os.environ.get("BROKER_CONFIG"):
+            delivery_command += ["--config", str(args.config or os.environ["BROKER_CONFIG"])]
     web.run_app(
-        create_app(settings),
+        create_app(settings, delivery_command=delivery_command),
         loop=loop,
         host=settings.server.host,
         port=settings.server.port,
@@ -232,6 +244,18 @@ def _serve(args: argparse.Namespace) -> int:
         print=None,
         shutdown_timeout=settings.platform.request_timeout_seconds + 5,
     )
+    return 0
+
+
+def _deliver(args: argparse.Namespace) -> int:
+    from .delivery_process import run_delivery_child
+
+    settings = _settings(args)
+    if settings is None:
+        return EXIT_CONFIG
+    configure_logging(level=settings.log.level, fmt=settings.log.format, secrets=settings.secrets())
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        runner.run(run_delivery_child(settings))
     return 0
 
 

@@ -12,6 +12,7 @@ import secrets
 import time
 from collections.abc import Callable
 from functools import partial
+from typing import Protocol
 
 import structlog
 
@@ -25,6 +26,22 @@ from .retry_policy import RetryPolicy
 from .store import Store
 
 log = structlog.get_logger(__name__)
+
+
+class DeliveryRunner(Protocol):
+    """What the web side needs of whoever delivers: the worker here, or a child process."""
+
+    def start(self) -> None: ...
+
+    def wake(self) -> None: ...
+
+    def begin_stop(self) -> None:
+        """Claim nothing new from now on; calls on the wire may finish."""
+
+    @property
+    def alive(self) -> bool: ...
+
+    async def stop(self, grace_seconds: float) -> None: ...
 
 
 class DeliveryWorker:
@@ -47,6 +64,9 @@ class DeliveryWorker:
         self.owner = f"worker-{secrets.token_hex(6)}"
         self._wakeup = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
+        # Deliveries whose platform call is still going: the concurrency limit counts these
+        # only, so a finished call's slot is free while its outcome is being written.
+        self._calling = 0
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self.heartbeat: float = 0.0
@@ -59,6 +79,10 @@ class DeliveryWorker:
         """Running, and its loop went round recently (a stuck loop is not alive)."""
         fresh = time.monotonic() - self.heartbeat < self._delivery.poll_interval_seconds * 3 + 5
         return self._task is not None and not self._task.done() and fresh
+
+    def begin_stop(self) -> None:
+        self._stopping = True
+        self._wakeup.set()
 
     def wake(self) -> None:
         """New work was committed: look for it now instead of at the next poll."""
@@ -75,7 +99,10 @@ class DeliveryWorker:
         while not self._stopping:
             self.heartbeat = time.monotonic()
             self._wakeup.clear()
-            free = self._delivery.concurrency - len(self._in_flight)
+            free = min(
+                self._delivery.concurrency - self._calling,
+                self._delivery.concurrency * 4 - len(self._in_flight),  # writes backing up
+            )
             next_due: float | None = None
             if free > 0:
                 try:
@@ -94,6 +121,7 @@ class DeliveryWorker:
                     await self._nap(None)
                     continue
                 for delivery in claimed:
+                    self._calling += 1
                     task = asyncio.create_task(self._deliver(delivery))
                     self._in_flight.add(task)
                     task.add_done_callback(self._finished)
@@ -132,16 +160,28 @@ class DeliveryWorker:
                 log.warning("delivery.stopped_mid_call", calls=len(pending), released=released)
 
     async def _deliver(self, delivery: ClaimedDelivery) -> None:
+        released = False
+
+        def call_done() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self._calling -= 1
+                self._wakeup.set()
+
         try:
-            await self._attempt(delivery)
+            await self._attempt(delivery, call_done)
         except Exception:
+            # The lease brings the delivery back; say so loudly.
             log.exception(
                 "delivery.attempt_crashed",
                 delivery_id=delivery.id,
                 subscription_id=delivery.subscription_id,
             )
+        finally:
+            call_done()
 
-    async def _attempt(self, delivery: ClaimedDelivery) -> None:
+    async def _attempt(self, delivery: ClaimedDelivery, call_done: Callable[[], None]) -> None:
         started_at = self._clock()
         call = plan_call(
             delivery.acknowledged,
@@ -150,6 +190,7 @@ class DeliveryWorker:
             custom_pricing_format=self._settings.platform.custom_pricing_format,
         )
         if call is None:
+            call_done()
             await self._finish(
                 delivery,
                 started_at,
@@ -165,6 +206,7 @@ class DeliveryWorker:
         note = None
         if result.outcome == "reject" and delivery.uncertain:
             result, action, note = await self._resolve_uncertain(call, result, results)
+        call_done()  # the platform is done with us; recording the outcome needs no slot
         self._record_metrics(action, result)
         if result.outcome == "success":
             await self._finish(

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from .appkeys import metrics_key, store_key, worker_key
+from .appkeys import clock_key, metrics_key, store_key, worker_key
 from .errors import StoreError
+from .outbox import outbox_summary
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -37,5 +39,12 @@ def _probe(db: object) -> None:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[metrics_key].registry)
+    registry = request.app[metrics_key]
+    summary = await request.app[store_key].read(
+        partial(outbox_summary, now=request.app[clock_key]())
+    )
+    for state, count in summary["counts"].items():
+        registry.deliveries.labels(state).set(count)
+    registry.oldest_pending.set(summary["oldest_pending_seconds"])
+    body = generate_latest(registry.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

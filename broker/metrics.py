@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 class Metrics:
@@ -30,6 +30,18 @@ class Metrics:
             "broker_platform_call_seconds",
             "Latency of Developer Console calls",
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=self.registry,
+        )
+        # Read from the database at each scrape, so they hold whichever process delivers.
+        self.deliveries = Gauge(
+            "broker_deliveries",
+            "Deliveries in the outbox, by state",
+            ["state"],
+            registry=self.registry,
+        )
+        self.oldest_pending = Gauge(
+            "broker_oldest_pending_delivery_seconds",
+            "Age of the oldest delivery still waiting to reach the platform (0 if none)",
             registry=self.registry,
         )
         self.landing_visits = Counter(

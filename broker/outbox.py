@@ -260,3 +260,14 @@ def retry_dead(
         )
         requeued.append(row["id"])
     return {"requeued": requeued, "superseded": superseded}
+
+
+def outbox_summary(db: sqlite_utils.Database, *, now: float) -> dict[str, Any]:
+    """Counts by state and the age of the oldest pending delivery, for monitoring."""
+    counts = dict.fromkeys(DELIVERY_STATES, 0)
+    for entry in select_all(db, "SELECT state, COUNT(*) AS n FROM deliveries GROUP BY state"):
+        counts[entry["state"]] = entry["n"]
+    oldest = select_all(
+        db, "SELECT MIN(created_at) AS t FROM deliveries WHERE state IN ('pending', 'in_flight')"
+    )[0]["t"]
+    return {"counts": counts, "oldest_pending_seconds": max(0.0, now - oldest) if oldest else 0.0}

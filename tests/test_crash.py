@@ -509,3 +509,39 @@ async def test_sigterm_finishes_in_flight_calls(
     await wait_all_done(second, sids, within=15)
     assert adds_sent(simulator) == dict.fromkeys(sids, 1), second.logs()
     assert applied_adds(simulator) == dict.fromkeys(sids, 1)
+
+
+def delivery_child(pid: int) -> int | None:
+    """The pid of `broker serve`'s delivery process (`broker deliver`), if one is running."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return None
+    return int(children[0]) if children else None
+
+
+@pytest.mark.slow
+async def test_killed_delivery_process_is_replaced_and_loses_nothing(
+    start_broker: BrokerStarter, simulator: PlatformSimulator, session: aiohttp.ClientSession
+) -> None:
+    """kill -9 of the delivery child alone: serve starts another; every event still lands once."""
+    events = crash_events(12, tag="105")
+    sids = subscription_ids(events)
+    broker = await start_broker()
+    await broker.wait_ready(session)
+    first_child = delivery_child(broker.proc.pid)
+    assert first_child is not None, "serve runs its deliveries in a child process"
+
+    simulator.go_down()  # so the work is still queued when the child dies
+    await post_all(session, broker, events)
+    os.kill(first_child, signal.SIGKILL)
+    await broker.eventually(
+        lambda: delivery_child(broker.proc.pid) not in (None, first_child),
+        within=10,
+        message="a new delivery process",
+    )
+    simulator.come_up()
+    await wait_all_done(broker, sids, within=20)
+    await broker.wait_ready(session)  # the new child reports in
+    assert applied_adds(simulator) == dict.fromkeys(sids, 1)
+    assert "delivery.process_exited" in broker.logs()

@@ -1,0 +1,55 @@
+"""Health, readiness and metrics: what a load balancer and a monitoring system read."""
+
+from __future__ import annotations
+
+from broker.simulators.platform import PlatformSimulator
+from tests.conftest import post_event
+from tests.support import eventually, subscription_event
+
+
+async def test_healthz_answers_ok(broker):
+    response = await broker.get("/healthz")
+    assert response.status == 200
+    assert await response.json() == {"status": "ok"}
+
+
+async def test_readyz_reports_store_and_worker(broker):
+    response = await broker.get("/readyz")
+    assert response.status == 200
+    assert await response.json() == {
+        "status": "ready",
+        "checks": {"store": "ok", "delivery_worker": "ok"},
+    }
+
+
+async def test_metrics_count_webhooks_and_show_the_outbox(broker, simulator: PlatformSimulator):
+    simulator.go_down()
+    await post_event(broker, subscription_event())
+
+    async def pending_shown() -> bool:
+        text = await (await broker.get("/metrics")).text()
+        return 'broker_deliveries{state="pending"} 1.0' in text or (
+            'broker_deliveries{state="in_flight"} 1.0' in text
+        )
+
+    await eventually(pending_shown, message="the waiting delivery on /metrics")
+    text = await (await broker.get("/metrics")).text()
+    assert 'broker_webhooks_total{outcome="queued"} 1.0' in text
+    age = next(
+        line
+        for line in text.splitlines()
+        if line.startswith("broker_oldest_pending_delivery_seconds ")
+    )
+    assert float(age.split()[1]) >= 0.0
+
+    simulator.come_up()
+    await simulator.wait_until(lambda s: len(s.applied) == 1)
+
+    async def done_shown() -> bool:
+        text = await (await broker.get("/metrics")).text()
+        return 'broker_deliveries{state="done"} 1.0' in text
+
+    await eventually(done_shown, message="the delivery counted as done")
+    text = await (await broker.get("/metrics")).text()
+    assert "broker_oldest_pending_delivery_seconds 0.0" in text
+    assert 'broker_platform_calls_total{action="add",outcome="success"} 1.0' in text
