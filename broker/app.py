@@ -17,18 +17,6 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from .actions import (
-    cancel,
-    cancel_form,
-    change,
-    change_form,
-    pause,
-    pause_form,
-    reactivate,
-    resume,
-    subscribe,
-    subscribe_form,
-)
 from .appkeys import (
     billing_client_key,
     catalog_key,
@@ -56,9 +44,18 @@ from .middlewares import (
     security_headers,
 )
 from .pages import checkout_return, manage
+from .plan_actions import change, change_form, subscribe, subscribe_form
 from .platform_client import PlatformClient
 from .sessions import SessionCodec
 from .store import Store
+from .subscription_actions import (
+    cancel,
+    cancel_form,
+    pause,
+    pause_form,
+    reactivate,
+    resume,
+)
 from .webhooks import receive_billing_webhook
 
 STATIC_DIR = Path(__file__).parent / "static"

@@ -5,6 +5,9 @@ broker demo             run it offline beside a simulated Developer Console
 broker check-config     validate settings and print them with secrets hidden
 broker deliveries ...   list deliveries, show one, retry dead letters
 broker backup DEST      consistent online copy of the database
+
+The database commands (``deliveries``, ``backup``) live in ``operator_commands``; this module
+parses their arguments and hands them the environment.
 """
 
 from __future__ import annotations
@@ -14,10 +17,9 @@ import asyncio
 import json
 import os
 import sys
-import time
 import tomllib
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,7 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from . import outbox, store
+from . import operator_commands, outbox
 from .app import create_app
 from .config import Settings, load_settings
 from .logs import configure_logging
@@ -99,7 +101,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     backup.add_argument("destination", type=Path)
     backup.add_argument("--db", type=Path, default=None, help="database file (default: settings)")
-    backup.set_defaults(handler=_backup)
+    backup.set_defaults(handler=partial(operator_commands.backup, environ=os.environ))
 
     deliveries = commands.add_parser(
         "deliveries", help="inspect and retry platform deliveries", parents=[config_option]
@@ -118,19 +120,19 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--state", choices=outbox.DELIVERY_STATES)
     listing.add_argument("--limit", type=int, default=50)
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
-    listing.set_defaults(handler=_deliveries_list)
+    listing.set_defaults(handler=partial(operator_commands.deliveries_list, environ=os.environ))
     show = actions.add_parser(
         "show", help="one delivery with every attempt", parents=[db_option, config_option]
     )
     show.add_argument("id", type=int)
-    show.set_defaults(handler=_deliveries_show)
+    show.set_defaults(handler=partial(operator_commands.deliveries_show, environ=os.environ))
     retry = actions.add_parser(
         "retry", help="send dead letters again", parents=[db_option, config_option]
     )
     which = retry.add_mutually_exclusive_group(required=True)
     which.add_argument("id", type=int, nargs="?")
     which.add_argument("--all-dead", action="store_true")
-    retry.set_defaults(handler=_deliveries_retry)
+    retry.set_defaults(handler=partial(operator_commands.deliveries_retry, environ=os.environ))
     return parser
 
 
@@ -309,105 +311,6 @@ def redacted(value: Any) -> Any:
     if isinstance(value, list):
         return [redacted(v) for v in value]
     return value
-
-
-def _database_path(args: argparse.Namespace) -> Path:
-    """Ops commands need only the database, not the platform secrets, so read just that."""
-    if args.db is not None:
-        return Path(args.db)
-    if os.environ.get("BROKER_STORE__PATH"):
-        return Path(os.environ["BROKER_STORE__PATH"])
-    config_file = args.config or (
-        Path(os.environ["BROKER_CONFIG"]) if os.environ.get("BROKER_CONFIG") else None
-    )
-    if config_file is not None:
-        with config_file.open("rb") as handle:
-            path = tomllib.load(handle).get("store", {}).get("path")
-        if path:
-            return Path(path)
-    return Path("broker.db")
-
-
-def _open_existing(path: Path) -> Any:
-    if not path.is_file():
-        raise SystemExit(f"no database at {path}: pass --db or set BROKER_STORE__PATH")
-    return store.connect(path)
-
-
-def _deliveries_list(args: argparse.Namespace) -> int:
-    db = _open_existing(_database_path(args))
-    rows = outbox.list_deliveries(db, state=args.state, limit=args.limit)
-    if args.json:
-        for row in rows:
-            print(json.dumps(row))
-        return 0
-    print(
-        f"{'id':>6}  {'state':<10} {'action':<7} {'tries':>5}  {'subscription':<22} "
-        f"{'created':<20} last error"
-    )
-    for row in rows:
-        print(
-            f"{row['id']:>6}  {row['state']:<10} {row['action'] or '-':<7} {row['attempts']:>5}"
-            f"  {row['subscription_id']:<22} {_when(row['created_at']):<20} "
-            f"{row['last_error'] or ''}"
-        )
-    if not rows:
-        print("(no deliveries" + (f" in state {args.state})" if args.state else ")"))
-    return 0
-
-
-def _deliveries_show(args: argparse.Namespace) -> int:
-    db = _open_existing(_database_path(args))
-    rows = [r for r in outbox.list_deliveries(db, limit=1_000_000) if r["id"] == args.id]
-    if not rows:
-        print(f"no delivery with id {args.id}", file=sys.stderr)
-        return 1
-    print(
-        json.dumps(
-            {"delivery": rows[0], "attempts": outbox.delivery_attempts(db, args.id)},
-            indent=2,
-            default=str,
-        )
-    )
-    return 0
-
-
-def _deliveries_retry(args: argparse.Namespace) -> int:
-    db = _open_existing(_database_path(args))
-    try:
-        with db.atomic():
-            result = outbox.retry_dead(
-                db, now=time.time(), delivery_id=None if args.all_dead else args.id
-            )
-    except (LookupError, ValueError) as exc:
-        print(str(exc), file=sys.stderr)
-        return 1
-    print(
-        f"requeued: {result['requeued'] or 'none'}; "
-        f"superseded by newer deliveries: {result['superseded'] or 'none'}"
-    )
-    print("a running broker picks them up within its poll interval")
-    return 0
-
-
-def _backup(args: argparse.Namespace) -> int:
-    source = _database_path(args)
-    if not source.is_file():
-        print(f"no database at {source}", file=sys.stderr)
-        return 1
-    try:
-        store.backup(source, args.destination)
-    except FileExistsError as exc:
-        print(str(exc), file=sys.stderr)
-        return 1
-    print(f"backed up {source} to {args.destination}")
-    return 0
-
-
-def _when(epoch: float | None) -> str:
-    if not epoch:
-        return "-"
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _resolve_secret_files(environ: os._Environ[str]) -> None:

@@ -18,6 +18,9 @@ from tests.support import APP_DOMAIN, STORAGE_MONTHLY, STORAGE_YEARLY, ZAPIKEY, 
 
 BrokerFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 
+# The Manage Subscription page tests share their fixtures (make_world, world, owner, live).
+pytest_plugins = ["tests.page_support"]
+
 
 @pytest.fixture
 def simulator() -> PlatformSimulator:

@@ -9,6 +9,9 @@ the socket it already owns. Webhooks reach ``/webhooks/billing`` with the zapike
 
 The broker's clock runs in real time from noon UTC on the simulator's "today", so the day the page
 sends with a pause is the day billing agrees it is.
+
+The fixtures at the end (``make_world``, ``world``, ``owner``, ``live``) serve every page test;
+``tests/conftest.py`` loads this module as a plugin so that each test module need not repeat them.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer, get_port_socket
 from multidict import CIMultiDictProxy
@@ -324,3 +328,48 @@ async def start_world(
     return PageWorld(
         broker, sim, billing_server, checkout, platform, clock, aiohttp_client, [first]
     )
+
+
+# --- fixtures -----------------------------------------------------------------------------------
+
+WorldFactory = Callable[..., Awaitable[PageWorld]]
+
+
+@pytest.fixture
+def make_world(
+    tmp_path: Path,
+    simulator: PlatformSimulator,
+    platform_server: TestServer,
+    aiohttp_server: ServerFactory,
+    aiohttp_client: ClientFactory,
+) -> WorldFactory:
+    """Start a world whose broker settings take the given sections (see ``start_world``)."""
+
+    async def start(**sections: dict[str, Any]) -> PageWorld:
+        return await start_world(
+            tmp_path=tmp_path,
+            platform=simulator,
+            platform_server=platform_server,
+            aiohttp_server=aiohttp_server,
+            aiohttp_client=aiohttp_client,
+            **sections,
+        )
+
+    return start
+
+
+@pytest.fixture
+async def world(make_world: WorldFactory) -> PageWorld:
+    return await make_world()
+
+
+@pytest.fixture
+async def owner(world: PageWorld) -> Browser:
+    """The org's billing owner, signed in to the page."""
+    return await world.signed_in()
+
+
+@pytest.fixture
+async def live(world: PageWorld, owner: Browser) -> str:
+    """A live Standard subscription, 5 users, bought by ``owner`` through the page."""
+    return await world.subscribed(owner)

@@ -11,16 +11,12 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from http.cookies import SimpleCookie
-from pathlib import Path
-from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestServer
 
 from broker.link_signing import sign_link
-from broker.simulators.platform import PlatformSimulator
 from tests.page_support import (
     LINK_SECRET,
     MEMBER_ZUID,
@@ -32,15 +28,11 @@ from tests.page_support import (
     PROFESSIONAL,
     STANDARD,
     Browser,
-    ClientFactory,
     Page,
     PageWorld,
-    ServerFactory,
-    start_world,
+    WorldFactory,
     visitor,
 )
-
-WorldFactory = Callable[..., Awaitable[PageWorld]]
 
 FORBIDDEN_FORM = "this form has expired or did not come from this page"
 OWNER_ONLY = "only your organisation&#39;s billing owner can change this subscription"
@@ -52,43 +44,6 @@ ACTION_LINKS = (
     'action="/manage/reactivate"',
     'action="/manage/resume"',
 )
-
-
-@pytest.fixture
-def make_world(
-    tmp_path: Path,
-    simulator: PlatformSimulator,
-    platform_server: TestServer,
-    aiohttp_server: ServerFactory,
-    aiohttp_client: ClientFactory,
-) -> WorldFactory:
-    async def start(**sections: dict[str, Any]) -> PageWorld:
-        return await start_world(
-            tmp_path=tmp_path,
-            platform=simulator,
-            platform_server=platform_server,
-            aiohttp_server=aiohttp_server,
-            aiohttp_client=aiohttp_client,
-            **sections,
-        )
-
-    return start
-
-
-@pytest.fixture
-async def world(make_world: WorldFactory) -> PageWorld:
-    return await make_world()
-
-
-@pytest.fixture
-async def owner(world: PageWorld) -> Browser:
-    return await world.signed_in()
-
-
-@pytest.fixture
-async def live(world: PageWorld, owner: Browser) -> str:
-    """A live Standard subscription, 5 users, bought by ``owner`` through the page."""
-    return await world.subscribed(owner)
 
 
 def set_cookies(page: Page) -> SimpleCookie:

@@ -10,17 +10,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Awaitable, Callable
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from http.cookies import SimpleCookie
-from pathlib import Path
-from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestServer
 
-from broker.simulators.platform import PlatformSimulator
 from tests.page_support import (
     OWNER_ZGID,
     OWNER_ZUID,
@@ -29,54 +24,11 @@ from tests.page_support import (
     STANDARD_CODE,
     TODAY,
     Browser,
-    ClientFactory,
     Page,
     PageWorld,
-    ServerFactory,
-    start_world,
+    WorldFactory,
 )
 from tests.support import APP_DOMAIN, STORAGE_MONTHLY, STORAGE_YEARLY
-
-WorldFactory = Callable[..., Awaitable[PageWorld]]
-
-
-@pytest.fixture
-def make_world(
-    tmp_path: Path,
-    simulator: PlatformSimulator,
-    platform_server: TestServer,
-    aiohttp_server: ServerFactory,
-    aiohttp_client: ClientFactory,
-) -> WorldFactory:
-    async def start(**sections: dict[str, Any]) -> PageWorld:
-        return await start_world(
-            tmp_path=tmp_path,
-            platform=simulator,
-            platform_server=platform_server,
-            aiohttp_server=aiohttp_server,
-            aiohttp_client=aiohttp_client,
-            **sections,
-        )
-
-    return start
-
-
-@pytest.fixture
-async def world(make_world: WorldFactory) -> PageWorld:
-    return await make_world()
-
-
-@pytest.fixture
-async def owner(world: PageWorld) -> Browser:
-    """The org's billing owner, signed in to the page."""
-    return await world.signed_in()
-
-
-@pytest.fixture
-async def live(world: PageWorld, owner: Browser) -> str:
-    """A live Standard subscription, 5 users, bought by ``owner`` through the page."""
-    return await world.subscribed(owner)
-
 
 # --- reading pages ------------------------------------------------------------------------------
 

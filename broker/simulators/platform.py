@@ -26,6 +26,8 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .waiting import ChangeWaiters
+
 SUBSCRIPTION_PATH = "/crm/v2/settings/subscription/{zgid}/plan/{planid}"
 _ADD_FIELDS = ("zuid", "no_of_users", "frequency", "subscription_id", "storage_units")
 _CANCEL_FIELDS = ("zuid", "subscription_id")
@@ -180,7 +182,7 @@ class PlatformSimulator:
         self._zapikey = zapikey
         self._duplicate_add = duplicate_add
         self._faults = _Faults()
-        self._watchers: set[asyncio.Event] = set()
+        self._waiters = ChangeWaiters()
         self._log = structlog.get_logger("platform_simulator")
         self.calls: list[RecordedCall] = []
         self.subscriptions: dict[str, OrgSubscription] = {}
@@ -227,7 +229,7 @@ class PlatformSimulator:
         self.calls.clear()
         self.subscriptions.clear()
         self._faults = _Faults()
-        self._notify()
+        self._waiters.notify()
 
     async def wait_until(
         self,
@@ -235,18 +237,11 @@ class PlatformSimulator:
         timeout: float = 5.0,  # noqa: ASYNC109 - a deadline is the point of this test helper
     ) -> None:
         """Wait for predicate(self), re-checked whenever a call is recorded or state is reset."""
-        changed = asyncio.Event()
-        self._watchers.add(changed)
-        try:
-            async with asyncio.timeout(timeout):
-                while not predicate(self):
-                    changed.clear()
-                    await changed.wait()
-        except TimeoutError:
-            seen = "; ".join(_describe(call) for call in self.calls) or "none"
-            raise TimeoutError(f"condition not met within {timeout}s; calls seen: {seen}") from None
-        finally:
-            self._watchers.discard(changed)
+        await self._waiters.wait_until(lambda: predicate(self), timeout, seen=self._seen)
+
+    def _seen(self) -> str:
+        """The calls recorded so far, for a wait that timed out."""
+        return "calls seen: " + ("; ".join(_describe(call) for call in self.calls) or "none")
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -362,11 +357,7 @@ class PlatformSimulator:
         bisect.insort(self.calls, call, key=lambda recorded: recorded.received_at)
         summary = {name: getattr(call, name) for name in _LOGGED_FIELDS}
         self._log.info("platform_call", path=request.path, **summary)
-        self._notify()
-
-    def _notify(self) -> None:
-        for watcher in self._watchers:
-            watcher.set()
+        self._waiters.notify()
 
     async def _get_calls(self, request: web.Request) -> web.Response:
         return web.json_response({"calls": [dataclasses.asdict(call) for call in self.calls]})

@@ -21,6 +21,8 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from broker.simulators.waiting import ChangeWaiters
+
 from .api import API_PREFIX, TOKEN_PATH, BillingApi, Handler
 from .catalog import Catalog, load_catalog
 from .checkout import Checkout
@@ -92,7 +94,7 @@ class BillingSimulator:
         self._log = structlog.get_logger("billing_simulator")
         self._faults = _Faults()
         self.abandoned_requests = 0
-        self._watchers: set[asyncio.Event] = set()
+        self._waiters = ChangeWaiters()
         self._tokens = TokenIssuer(
             client_id=client_id,
             client_secret=client_secret,
@@ -103,7 +105,7 @@ class BillingSimulator:
             webhook_url,
             zapikey=webhook_zapikey,
             signing_secret=signing_secret,
-            on_change=self._notify,
+            on_change=self._waiters.notify,
         )
         self.state = BillingState(
             load_catalog(app_domain, catalog_file),
@@ -151,7 +153,7 @@ class BillingSimulator:
     def set_today(self, day: date) -> None:
         """Move the calendar; renewals, trial ends and scheduled cancellations fall due."""
         self.state.set_today(day)
-        self._notify()
+        self._waiters.notify()
 
     def subscribe(
         self,
@@ -221,21 +223,13 @@ class BillingSimulator:
         timeout: float = 5.0,  # noqa: ASYNC109 - a deadline is the point of this test helper
     ) -> None:
         """Wait for predicate(self), re-checked on every event, delivery and state change."""
-        changed = asyncio.Event()
-        self._watchers.add(changed)
-        try:
-            async with asyncio.timeout(timeout):
-                while not predicate(self):
-                    changed.clear()
-                    await changed.wait()
-        except TimeoutError:
-            seen = ", ".join(f"{d.event_type}:{d.state}" for d in self.webhook_deliveries)
-            types = ", ".join(event.event_type for event in self.events) or "none"
-            raise TimeoutError(
-                f"condition not met within {timeout}s; events: {types}; webhooks: {seen or 'none'}"
-            ) from None
-        finally:
-            self._watchers.discard(changed)
+        await self._waiters.wait_until(lambda: predicate(self), timeout, seen=self._seen)
+
+    def _seen(self) -> str:
+        """The events and webhook deliveries so far, for a wait that timed out."""
+        webhooks = ", ".join(f"{d.event_type}:{d.state}" for d in self.webhook_deliveries)
+        types = ", ".join(event.event_type for event in self.events) or "none"
+        return f"events: {types}; webhooks: {webhooks or 'none'}"
 
     # -- the app -----------------------------------------------------------------------------
 
@@ -301,16 +295,12 @@ class BillingSimulator:
         """A delayed request whose client gave up: Zoho would not apply it either."""
         self.abandoned_requests += 1
         self._log.info("billing_request_abandoned", path=path)
-        self._notify()
+        self._waiters.notify()
 
     def _on_event(self, event: Event) -> None:
         self._log.info("billing_event", event_id=event.event_id, event_type=event.event_type)
         self._webhooks.submit(event)
-        self._notify()
-
-    def _notify(self) -> None:
-        for watcher in self._watchers:
-            watcher.set()
+        self._waiters.notify()
 
     # -- control routes ----------------------------------------------------------------------
 

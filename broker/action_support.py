@@ -1,0 +1,206 @@
+"""What every Manage Subscription action shares: the guarded form post, the audit row, and the
+direct billing call whose answer goes through the state pipeline.
+
+Every action checks the session's CSRF token and the viewer's right to act, and is written to the
+audit log with its result; a refusal is audited before it is raised. A change billing applies at
+once is fed into the same state pipeline as a webhook, so the Developer Console is updated without
+waiting for the webhook (which then changes nothing). This module knows no particular action:
+what to show when billing fails is the caller's to say.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import sqlite_utils
+from aiohttp import web
+
+from .appkeys import (
+    billing_client_key,
+    clock_key,
+    request_id_key,
+    settings_key,
+    store_key,
+    worker_key,
+)
+from .audit import record_action
+from .billing_client import BillingClient
+from .config import Settings
+from .errors import BillingError, BillingRejected, ClientError, Forbidden
+from .pages import outcome, remember
+from .pipeline import ingest_billing_read
+from .sessions import Session, check_csrf
+from .viewer import Viewer, load_viewer
+
+BillingCall = Callable[[BillingClient], Awaitable[dict[str, Any]]]
+OnBillingError = Callable[[BillingError], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class ActionAudit:
+    """Who did which action to which subscription, and when: an audit row but for its result.
+
+    Built before the store write so the row carries the request's time and id even though it is
+    written inside a transaction on the store's thread.
+    """
+
+    session: Session
+    action: str
+    subscription_id: str | None
+    at: float
+    request_id: str | None
+
+    @classmethod
+    def of(
+        cls, request: web.Request, session: Session, action: str, subscription_id: str | None
+    ) -> ActionAudit:
+        return cls(
+            session=session,
+            action=action,
+            subscription_id=subscription_id,
+            at=request.app[clock_key](),
+            request_id=request.get(request_id_key),
+        )
+
+    def record(
+        self, db: sqlite_utils.Database, *, result: str, detail: dict[str, Any] | None
+    ) -> None:
+        """Add the row; runs inside a store transaction."""
+        record_action(
+            db,
+            at=self.at,
+            zuid=self.session.zuid,
+            zgid=self.session.zgid,
+            action=self.action,
+            subscription_id=self.subscription_id,
+            result=result,
+            detail=detail,
+            request_id=self.request_id,
+        )
+
+
+async def audit_action(
+    request: web.Request,
+    session: Session,
+    action: str,
+    subscription_id: str | None,
+    result: str,
+    detail: dict[str, Any] | None,
+) -> None:
+    """Write one audit row in its own transaction (refusals and failures)."""
+    entry = ActionAudit.of(request, session, action, subscription_id)
+    await request.app[store_key].write(partial(entry.record, result=result, detail=detail))
+
+
+async def posted_form(request: web.Request) -> tuple[Viewer, dict[str, Any]]:
+    """The viewer and the posted form's text fields, once the CSRF token checks out."""
+    viewer = await load_viewer(request, refresh=False)
+    form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+    try:
+        check_csrf(viewer.session, form.get("csrf_token"))
+    except Forbidden:
+        await audit_action(
+            request, viewer.session, _action_of(request), None, "refused: csrf", None
+        )
+        raise
+    return viewer, form
+
+
+async def manageable_subscription(request: web.Request, viewer: Viewer) -> dict[str, Any]:
+    """The subscription this viewer may change; a refusal is audited before it is raised."""
+    try:
+        return viewer.require_manage()
+    except ClientError as refusal:
+        current = viewer.current
+        await audit_action(
+            request,
+            viewer.session,
+            _action_of(request),
+            current["subscription_id"] if current else None,
+            f"refused: {refusal.code}",
+            None,
+        )
+        raise
+
+
+async def apply_in_billing(
+    request: web.Request,
+    viewer: Viewer,
+    action: str,
+    subscription_id: str,
+    call: BillingCall,
+    *,
+    notice: str,
+    detail: dict[str, Any] | None = None,
+    on_error: OnBillingError | None = None,
+) -> web.StreamResponse:
+    """Call billing, feed its answer to the pipeline, audit, and go back to the overview.
+
+    When billing fails, ``on_error`` answers (a form shown again, say); without it, a page says
+    nothing was changed and offers the overview again.
+    """
+    app = request.app
+    client = app[billing_client_key]
+    try:
+        document = await call(client)
+        if not document.get("subscription_id"):
+            document = await client.get_subscription(subscription_id)
+    except BillingError as error:
+        await audit_action(
+            request, viewer.session, action, subscription_id, f"failed: {error.code}", detail
+        )
+        if on_error is not None:
+            return await on_error(error)
+        return outcome(
+            request,
+            viewer.session,
+            status=error.status,
+            title="Billing did not make the change",
+            text=billing_problem(error),
+            retry_url="/manage",
+        )
+    session = viewer.session
+    queued = await app[store_key].write(
+        partial(
+            _ingest_and_audit,
+            document=document,
+            settings=app[settings_key],
+            entry=ActionAudit.of(request, session, action, subscription_id),
+            detail=detail,
+        )
+    )
+    if queued:
+        app[worker_key].wake()
+    response = web.Response(status=303, headers={"Location": "/manage"})
+    remember(request, response, session.with_notice(notice))
+    return response
+
+
+def _ingest_and_audit(
+    db: sqlite_utils.Database,
+    *,
+    document: dict[str, Any],
+    settings: Settings,
+    entry: ActionAudit,
+    detail: dict[str, Any] | None,
+) -> bool:
+    result = ingest_billing_read(
+        db, document, source=f"page:{entry.action}", settings=settings, now=entry.at
+    )
+    entry.record(db, result="ok", detail=detail)
+    return result.queued
+
+
+def billing_problem(error: BillingError) -> str:
+    """What the user reads when billing failed: refused, or not reachable just now."""
+    message = error.message.rstrip(".")
+    if isinstance(error, BillingRejected):
+        return f"Billing refused the change: {message}. Nothing was changed."
+    return f"{message}. Nothing was changed and your choices are kept; try again in a minute."
+
+
+def _action_of(request: web.Request) -> str:
+    return request.path.rsplit("/", 1)[-1]

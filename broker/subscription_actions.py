@@ -1,0 +1,172 @@
+"""Acting on the running subscription from the Manage Subscription page: cancel (now or at term
+end), reactivate, pause until a date (previewing the credit it earns), and resume.
+
+Each is one direct billing call whose answer goes through the state pipeline
+(``action_support.apply_in_billing``); none goes through a hosted checkout. A form that does not
+check out is shown again with what is wrong; it never reaches billing.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from aiohttp import web
+
+from .action_support import apply_in_billing, manageable_subscription, posted_form
+from .appkeys import clock_key
+from .errors import ClientError
+from .forms import FormResult, parse_pause_form
+from .pages import render
+from .pause_credit import pause_credit
+from .viewer import load_viewer
+
+
+async def cancel_form(request: web.Request) -> web.Response:
+    viewer = await load_viewer(request, refresh=False)
+    current = viewer.require_manage()
+    return render(request, "cancel.html", {"viewer": viewer, "current": current})
+
+
+async def cancel(request: web.Request) -> web.StreamResponse:
+    viewer, form = await posted_form(request)
+    current = await manageable_subscription(request, viewer)
+    when = str(form.get("when", "term_end"))
+    if when not in ("term_end", "now") or form.get("confirm") != "yes":
+        return render(
+            request,
+            "cancel.html",
+            {
+                "viewer": viewer,
+                "current": current,
+                "problem": "Tick the box to confirm, then choose when the subscription ends.",
+            },
+            status=422,
+        )
+    subscription_id = current["subscription_id"]
+    at_end = when == "term_end"
+    return await apply_in_billing(
+        request,
+        viewer,
+        f"cancel_{when}",
+        subscription_id,
+        lambda client: client.cancel_subscription(subscription_id, at_term_end=at_end),
+        notice=(
+            "Your subscription will end on "
+            + (current["term_ends_at"] or "the term end")
+            + ". You can reactivate it until then."
+        )
+        if at_end
+        else "Your subscription was cancelled.",
+    )
+
+
+async def reactivate(request: web.Request) -> web.StreamResponse:
+    viewer, _ = await posted_form(request)
+    current = viewer.current
+    if current is None or current["status"] not in ("cancelled", "non_renewing"):
+        raise ClientError("only a cancelled subscription can be reactivated")
+    if not viewer.can_manage:
+        await manageable_subscription(request, viewer)
+    subscription_id = current["subscription_id"]
+    return await apply_in_billing(
+        request,
+        viewer,
+        "reactivate",
+        subscription_id,
+        lambda client: client.reactivate_subscription(subscription_id),
+        notice="Your subscription is active again.",
+    )
+
+
+async def pause_form(request: web.Request) -> web.Response:
+    viewer = await load_viewer(request, refresh=False)
+    current = viewer.require_manage()
+    form = (
+        parse_pause_form(request.query, today=_today(request))
+        if "resume_on" in request.query
+        else FormResult({"resume_on": ""})
+    )
+    return render(
+        request,
+        "pause.html",
+        {
+            "viewer": viewer,
+            "current": current,
+            "form": form,
+            "preview": _preview(request, current, form),
+        },
+        status=200 if form.ok else 422,
+    )
+
+
+async def pause(request: web.Request) -> web.StreamResponse:
+    viewer, posted = await posted_form(request)
+    current = await manageable_subscription(request, viewer)
+    if current["status"] != "live":
+        raise ClientError("only a live subscription can be paused")
+    form = parse_pause_form(posted, today=_today(request))
+    if not form.ok:
+        return render(
+            request,
+            "pause.html",
+            {"viewer": viewer, "current": current, "form": form, "preview": None},
+            status=422,
+        )
+    subscription_id = current["subscription_id"]
+    body = {
+        "pause_date": _today(request).isoformat(),
+        "resume_date": form.cleaned["resume_on"].isoformat(),
+    }
+    return await apply_in_billing(
+        request,
+        viewer,
+        "pause",
+        subscription_id,
+        lambda client: client.pause_subscription(subscription_id, body),
+        notice=f"Your subscription is paused until {body['resume_date']}.",
+    )
+
+
+async def resume(request: web.Request) -> web.StreamResponse:
+    viewer, _ = await posted_form(request)
+    current = viewer.current
+    if current is None or current["status"] != "paused":
+        raise ClientError("only a paused subscription can be resumed")
+    if not viewer.can_manage:
+        await manageable_subscription(request, viewer)
+    subscription_id = current["subscription_id"]
+    return await apply_in_billing(
+        request,
+        viewer,
+        "resume",
+        subscription_id,
+        lambda client: client.resume_subscription(subscription_id),
+        notice="Your subscription is running again.",
+    )
+
+
+def _preview(
+    request: web.Request, current: dict[str, Any], form: FormResult
+) -> dict[str, Any] | None:
+    """The credit a pause until the chosen date would earn, if the term's dates are known."""
+    if not form.ok or not form.cleaned or current["amount"] is None:
+        return None
+    try:
+        term_start = date.fromisoformat(str(current["term_starts_at"]))
+        term_end = date.fromisoformat(str(current["term_ends_at"]))
+    except ValueError:
+        return None
+    credit = pause_credit(
+        price=Decimal(str(current["amount"])),
+        term_start=term_start,
+        term_end=term_end,
+        pause_start=_today(request),
+        resume_on=form.cleaned["resume_on"],
+    )
+    return {"credit": credit, "currency": current["currency_code"] or ""}
+
+
+def _today(request: web.Request) -> date:
+    return datetime.fromtimestamp(request.app[clock_key](), UTC).date()
