@@ -14,6 +14,7 @@ import asyncio
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -47,6 +48,35 @@ class StoreStats:
     jobs: int = 0
     largest_group: int = 0
     failures: list[str] = field(default_factory=list)
+
+
+WRITE_LOCK_TIMEOUT_SECONDS = 30.0
+
+
+def begin_immediate(db: sqlite_utils.Database) -> None:
+    """Take SQLite's write lock, polling finely while another process holds it.
+
+    SQLite's own busy handler sleeps 1, 2, 5, 10 ... 100 ms between tries; against a process
+    that commits every few milliseconds it almost never finds the lock free, so the web process
+    and the delivery process would starve each other. Short, growing naps share the lock fairly.
+    """
+    deadline = time.monotonic() + WRITE_LOCK_TIMEOUT_SECONDS
+    nap = 0.0001
+    db.conn.execute("PRAGMA busy_timeout=0")
+    try:
+        while True:
+            try:
+                db.conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                if time.monotonic() > deadline:
+                    raise
+            time.sleep(nap)
+            nap = min(nap * 2, 0.002)
+    finally:
+        db.conn.execute("PRAGMA busy_timeout=30000")
 
 
 def connect(path: Path, *, synchronous: str = "FULL") -> sqlite_utils.Database:
@@ -148,7 +178,7 @@ class Store:
 
     def _commit_group(self, db: sqlite_utils.Database, group: list[_WriteJob]) -> None:
         try:
-            db.execute("BEGIN IMMEDIATE")
+            begin_immediate(db)
             for index, job in enumerate(group):
                 # A savepoint per job: one job's failure rolls back only its own writes.
                 db.conn.execute("SAVEPOINT job")
@@ -164,7 +194,7 @@ class Store:
                         for earlier in group[:index]:
                             if earlier.error is None:
                                 earlier.error = StoreError("the database rolled back the change")
-                        db.execute("BEGIN IMMEDIATE")
+                        begin_immediate(db)
                         continue
                 db.conn.execute("RELEASE SAVEPOINT job")
             db.execute("COMMIT")
