@@ -43,11 +43,17 @@ def identity_from_billing(subscription: BillingSubscription) -> Identity:
     return Identity(found.get("zuid"), found.get("zgid"))
 
 
+def stored_snapshot(row: dict[str, Any]) -> BillingSubscription | None:
+    """The billing snapshot kept on a subscriptions row, if billing has described it yet."""
+    text = row["billing_json"]
+    return BillingSubscription.model_validate_json(text) if text else None
+
+
 def resolve_identity(
-    db: sqlite_utils.Database, row: dict[str, Any], subscription: BillingSubscription
+    db: sqlite_utils.Database, row: dict[str, Any], subscription: BillingSubscription | None
 ) -> Identity:
     """Billing's ids first (authenticated), then a verified landing claim (``promote_claim``)."""
-    from_billing = identity_from_billing(subscription)
+    from_billing = identity_from_billing(subscription) if subscription else Identity()
     customer = customer_row(db, row["customer_id"]) or {}
     return Identity(
         from_billing.zuid or customer.get("zuid") or row["zuid"],
@@ -57,15 +63,7 @@ def resolve_identity(
 
 def owner_zgid(db: sqlite_utils.Database, row: dict[str, Any]) -> str | None:
     """The org a subscription belongs to, as far as billing or a verified claim says."""
-    billing = (
-        BillingSubscription.model_validate_json(row["billing_json"])
-        if row["billing_json"]
-        else None
-    )
-    known = identity_from_billing(billing) if billing else Identity()
-    customer = customer_row(db, row["customer_id"]) or {}
-    zgid: str | None = known.zgid or customer.get("zgid") or row["zgid"]
-    return zgid
+    return resolve_identity(db, row, stored_snapshot(row)).zgid
 
 
 def remember_customer(
@@ -163,7 +161,8 @@ def promote_claim(db: sqlite_utils.Database, subscription_id: str, settings: Set
     if not unverified_claims(db, subscription_id):
         return False  # the common case, checked before any parsing
     row = subscription_row(db, subscription_id)
-    if row is None or row["billing_json"] is None or owner_zgid(db, row):
+    billing = stored_snapshot(row) if row else None
+    if row is None or billing is None or resolve_identity(db, row, billing).zgid:
         return False
     claims = select_all(
         db,
@@ -171,7 +170,6 @@ def promote_claim(db: sqlite_utils.Database, subscription_id: str, settings: Set
         [subscription_id],
     )
     if settings.landing.require_email_match:
-        billing = BillingSubscription.model_validate_json(row["billing_json"])
         email = _billing_email(billing, customer_row(db, row["customer_id"]) or {})
         claims = [c for c in claims if email and c["email"] == email]
     if not claims:

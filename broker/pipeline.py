@@ -22,6 +22,7 @@ from .correlation import (
     record_user,
     remember_customer,
     resolve_identity,
+    stored_snapshot,
     subscription_row,
     unverified_claims,
 )
@@ -161,9 +162,9 @@ def reconcile(
 ) -> PipelineResult:
     """Compare desired and queued platform state; queue a delivery when they differ."""
     row = subscription_row(db, subscription_id)
-    if row is None or row["billing_json"] is None:
+    subscription = stored_snapshot(row) if row else None
+    if row is None or subscription is None:
         return PipelineResult("parked", "no billing state known yet", subscription_id)
-    subscription = BillingSubscription.model_validate_json(row["billing_json"])
     return _reconcile(db, row, subscription, settings=settings, now=now, cause=cause)
 
 

@@ -8,8 +8,8 @@ import sqlite_utils
 
 from .billing_events import BillingSubscription
 from .config import Settings
-from .correlation import owner_zgid, resolve_identity
-from .mapping import ENDED_STATUSES, PlatformState, parse_plan_code, storage_units
+from .correlation import resolve_identity, stored_snapshot
+from .mapping import ENDED_STATUSES, Identity, PlatformState, parse_plan_code, storage_units
 from .sql import select_all
 
 CYCLES = {"months": "Monthly", "years": "Yearly"}
@@ -31,15 +31,12 @@ def org_subscriptions(
     )
     views = []
     for row in rows:
+        billing = stored_snapshot(row)
+        owner = resolve_identity(db, row, billing)
         # Only billing's word or a verified claim makes an org the owner (never a mere visit).
-        if owner_zgid(db, row) != zgid:
+        if owner.zgid != zgid:
             continue
-        billing = (
-            BillingSubscription.model_validate_json(row["billing_json"])
-            if row["billing_json"]
-            else None
-        )
-        views.append(_subscription_view(db, row, billing, settings))
+        views.append(_subscription_view(db, row, billing, owner, settings))
     return views
 
 
@@ -47,6 +44,7 @@ def _subscription_view(
     db: sqlite_utils.Database,
     row: dict[str, Any],
     billing: BillingSubscription | None,
+    owner: Identity,
     settings: Settings,
 ) -> dict[str, Any]:
     extra = (billing.model_extra or {}) if billing else {}
@@ -69,7 +67,6 @@ def _subscription_view(
         if billing and billing.plan
         else None
     )
-    owner = resolve_identity(db, row, billing) if billing else None
     return {
         "subscription_id": row["subscription_id"],
         "status": row["status"],
@@ -86,7 +83,7 @@ def _subscription_view(
         "next_billing_at": billing.next_billing_at if billing else None,
         "amount": extra.get("amount"),
         "currency_code": extra.get("currency_code"),
-        "owner_zuid": owner.zuid if owner else None,
+        "owner_zuid": owner.zuid,
         "customer_id": row["customer_id"],
         "sync_state": sync_state,
         "sync_text": sync_text,
