@@ -825,37 +825,21 @@ def run_broker(args: argparse.Namespace, procs: Processes, counts: dict[str, int
     db_path = workdir / "broker.db"
     separate = args.simulator == "separate"
     sim: Child | None = None
+    broker_args = [
+        "--db",
+        str(db_path),
+        "--broker-log-level",
+        args.broker_log_level,
+        "--delivery",
+        args.delivery,
+        "--switch-interval",
+        str(args.switch_interval),
+    ]
     if separate:
         sim = procs.start("simulator")
-        broker = procs.start(
-            "broker",
-            "--platform-url",
-            sim.url,
-            "--db",
-            str(db_path),
-            "--broker-log-level",
-            args.broker_log_level,
-            "--delivery",
-            args.delivery,
-            "--switch-interval",
-            str(args.switch_interval),
-            profile=args.profile_broker,
-        )
-        sim_url = sim.url
-    else:
-        broker = procs.start(
-            "broker",
-            "--db",
-            str(db_path),
-            "--broker-log-level",
-            args.broker_log_level,
-            "--delivery",
-            args.delivery,
-            "--switch-interval",
-            str(args.switch_interval),
-            profile=args.profile_broker,
-        )
-        sim_url = f"http://127.0.0.1:{broker.ready['sim_port']}"
+        broker_args = ["--platform-url", sim.url, *broker_args]
+    broker = procs.start("broker", *broker_args, profile=args.profile_broker)
+    sim_url = sim.url if sim else f"http://127.0.0.1:{broker.ready['sim_port']}"
 
     def cpu_of() -> dict[str, float]:
         cpu = {"broker": cpu_seconds(broker.pid), "load_generator": cpu_seconds(None)}

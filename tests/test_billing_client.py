@@ -37,17 +37,21 @@ from broker.errors import (
 )
 from broker.pause_credit import pause_credit
 from broker.simulators.billing import BillingSimulator
+from tests.billing_support import (
+    APP,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    JUNE_1,
+    ORG,
+    ORG_HEADER,
+    PROFESSIONAL,
+    REFRESH_TOKEN,
+    STANDARD,
+    STORAGE,
+    make_sim,
+)
 
-APP = "testapp"
-CLIENT_ID = "1000.SIMCLIENT"
-CLIENT_SECRET = "sim-client-secret-0123"
-REFRESH_TOKEN = "1000.sim-refresh-token-4567"
-ORG = "10234695"
-JUNE_1 = date(2026, 6, 1)
-STANDARD, PROFESSIONAL, STANDARD_YEARLY = f"{APP}_1001", f"{APP}_1002", f"{APP}_1001_Y"
-STORAGE = f"{APP}_storage"
 BACK = "https://broker.example/manage/return"
-ORG_HEADER = "X-com-zoho-subscriptions-organizationid"
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 
@@ -159,18 +163,6 @@ class Harness:
             response = await browser.post(pay_url, allow_redirects=False)
             response.release()
             return response
-
-
-def make_sim(**overrides: Any) -> BillingSimulator:
-    options: dict[str, Any] = {
-        "app_domain": APP,
-        "client_id": CLIENT_ID,
-        "client_secret": CLIENT_SECRET,
-        "refresh_token": REFRESH_TOKEN,
-        "organization_id": ORG,
-        "today": JUNE_1,
-    }
-    return BillingSimulator(**(options | overrides))
 
 
 def new_subscription_payload(**changes: Any) -> dict[str, Any]:

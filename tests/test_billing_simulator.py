@@ -30,19 +30,24 @@ from broker.config import BillingSettings
 from broker.errors import BillingNotFound
 from broker.simulators.billing import BillingSimulator, pause_credit
 from broker.simulators.billing.oauth import TokenIssuer
+from tests.billing_support import (
+    APP,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    ORG,
+    ORG_HEADER,
+    PROFESSIONAL,
+    REFRESH_TOKEN,
+    STANDARD,
+    STANDARD_YEARLY,
+    STORAGE,
+    make_sim,
+)
 
-APP = "testapp"
-CLIENT_ID = "1000.SIMCLIENT"
-CLIENT_SECRET = "sim-client-secret-0123"
-REFRESH_TOKEN = "1000.sim-refresh-token-4567"
-ORG = "10234695"
-ORG_HEADER = "X-com-zoho-subscriptions-organizationid"
 ZAPIKEY = "sim-zapikey-0123456789abcdef"
 SIGNING_SECRET = "sim-signing-secret-0123456789"
-JUNE_1 = date(2026, 6, 1)
-STANDARD, PROFESSIONAL = f"{APP}_1001", f"{APP}_1002"
-STANDARD_YEARLY, FREE, TRIAL = f"{APP}_1001_Y", f"{APP}_FREE", f"{APP}_1001T"
-STORAGE, STORAGE_YEARLY = f"{APP}_storage", f"{APP}_storage_Y"
+FREE, TRIAL = f"{APP}_FREE", f"{APP}_1001T"
+STORAGE_YEARLY = f"{APP}_storage_Y"
 BACK = "https://broker.example/landing?from=billing"
 ZOHO_TIME = "%Y-%m-%dT%H:%M:%S%z"
 
@@ -52,18 +57,6 @@ ServerFactory = Callable[..., Awaitable[TestServer]]
 
 
 # --- helpers -----------------------------------------------------------------------------------
-
-
-def make_sim(**overrides: Any) -> BillingSimulator:
-    options: dict[str, Any] = {
-        "app_domain": APP,
-        "client_id": CLIENT_ID,
-        "client_secret": CLIENT_SECRET,
-        "refresh_token": REFRESH_TOKEN,
-        "organization_id": ORG,
-        "today": JUNE_1,
-    }
-    return BillingSimulator(**(options | overrides))
 
 
 def token_form(**changes: str) -> dict[str, str]:
