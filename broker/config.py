@@ -7,6 +7,7 @@ reads the environment at import time; ``cli.py`` decides when settings are built
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
@@ -162,14 +163,51 @@ class BillingSettings(_Section):
         return self.accounts_url or f"https://{host}"
 
 
+class LandingVerification(StrEnum):
+    """How a Manage Subscription visit proves who the user is (README, threat model)."""
+
+    SIGNED = "signed"  # the Vertical Solution signs the landing parameters (HMAC, our format)
+    ZOHO = "zoho"  # "Sign in with Zoho": OpenID Connect against Zoho Accounts
+    NONE = "none"  # believe the browser: an explicit, loudly logged opt-in for trials only
+
+
+class OidcSettings(_Section):
+    """Sign in with Zoho (contracts.md §6.2): a client registered in Zoho's API console."""
+
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr
+    # Default: the accounts server of billing's data centre, else https://accounts.zoho.com.
+    accounts_url: str | None = None
+    scopes: str = "openid email profile"
+    # PKCE (S256) is sent by default; contracts.md §6.2 is unsure Zoho accepts it.
+    use_pkce: bool = True
+    # How long a started sign-in (state, nonce, PKCE verifier) may take to come back.
+    flow_max_age_seconds: float = Field(600.0, gt=0)
+    # Allowed clock skew when checking the ID token's iat/exp.
+    leeway_seconds: float = Field(60.0, ge=0)
+    request_timeout_seconds: float = Field(10.0, gt=0)
+
+    @field_validator("accounts_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/") if value else value
+
+
 class LandingSettings(_Section):
-    # Releasing a parked subscription to the org that visits the page requires the visitor's email
-    # to match the billing customer's, so an edited link cannot claim someone else's purchase.
+    # How visits are verified. Unset: "signed" when link_secret is set, otherwise none is
+    # configured and /manage refuses visits (webhooks keep working). See ``verification``.
+    verify: LandingVerification | None = None
+    # Releasing a parked subscription to the org that visits the page requires the visitor's
+    # (verified) email to match the billing customer's.
     require_email_match: bool = True
-    # Signed-link mode: when set, landing parameters must carry `ts` and `sig` (an HMAC of the
-    # other parameters), so a user cannot edit them. See the README for the canonical string.
+    # Signed-link mode: landing parameters carry `ts`, `nonce` and `sig` (HMAC-SHA256 of the
+    # canonical string of every other parameter). See the README for the exact format.
     link_secret: SecretStr | None = None
     link_tolerance_seconds: float = Field(300.0, gt=0)
+    # Sign in with Zoho (verify = "zoho").
+    oidc: OidcSettings | None = None
     # Signs the page's session cookie. Unset: a random key per process (sessions end on restart).
     session_secret: SecretStr | None = None
     session_max_age_seconds: float = Field(8 * 3600.0, gt=0)
@@ -194,6 +232,24 @@ class LandingSettings(_Section):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/") if value else value
+
+    @model_validator(mode="after")
+    def _mode_has_what_it_needs(self) -> LandingSettings:
+        if self.verify is LandingVerification.SIGNED and self.link_secret is None:
+            raise ValueError('verify = "signed" needs link_secret (BROKER_LANDING__LINK_SECRET)')
+        if self.verify is LandingVerification.ZOHO and self.oidc is None:
+            raise ValueError(
+                'verify = "zoho" needs an [landing.oidc] section with client_id and '
+                "client_secret (BROKER_LANDING__OIDC__CLIENT_ID, __CLIENT_SECRET)"
+            )
+        return self
+
+    @property
+    def verification(self) -> LandingVerification | None:
+        """The mode in force; None means nothing is configured and /manage refuses visits."""
+        if self.verify is not None:
+            return self.verify
+        return LandingVerification.SIGNED if self.link_secret is not None else None
 
 
 class LogSettings(_Section):
@@ -236,6 +292,8 @@ class Settings(BaseSettings):
         if self.billing is not None:
             values += [self.billing.client_secret, self.billing.refresh_token]
         values += [v for v in (self.landing.link_secret, self.landing.session_secret) if v]
+        if self.landing.oidc is not None:
+            values.append(self.landing.oidc.client_secret)
         return [v.get_secret_value() for v in values if v.get_secret_value()]
 
     def webhook_keys(self) -> list[bytes]:
