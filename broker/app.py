@@ -17,6 +17,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from . import oidc_pages
 from .appkeys import (
     billing_client_key,
     catalog_key,
@@ -32,7 +33,7 @@ from .appkeys import (
 )
 from .billing_client import BillingClient
 from .catalog import CatalogCache
-from .config import Settings
+from .config import LandingVerification, Settings
 from .delivery import DeliveryWorker
 from .delivery_process import DeliveryProcess
 from .health import healthz, metrics, readyz
@@ -115,8 +116,14 @@ def create_app(
         app.cleanup_ctx.append(delivery_process_context(delivery_command))
     app.on_shutdown.append(stop_claiming)
     app.router.add_post("/webhooks/billing", receive_billing_webhook)
-    app.router.add_get("/manage", manage)
-    app.router.add_post("/manage", manage)
+    if settings.landing.verification is LandingVerification.ZOHO:
+        app.cleanup_ctx.append(oidc_pages.oidc_context)
+        app.router.add_get(oidc_pages.CALLBACK_PATH, oidc_pages.callback)
+        manage_handler = oidc_pages.manage
+    else:
+        manage_handler = manage
+    app.router.add_get("/manage", manage_handler)
+    app.router.add_post("/manage", manage_handler)
     app.router.add_get("/manage/return", checkout_return)
     for path, show, act in (
         ("/manage/subscribe", subscribe_form, subscribe),

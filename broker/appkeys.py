@@ -12,6 +12,7 @@ from .catalog import CatalogCache
 from .config import Settings
 from .delivery import DeliveryRunner
 from .metrics import Metrics
+from .oidc import OidcClient
 from .platform_client import PlatformClient
 from .sessions import SessionCodec
 from .store import Store
@@ -27,6 +28,8 @@ session_codec_key = web.AppKey("session_codec", SessionCodec)
 # Present only when [billing] is configured; the page then offers checkout and changes.
 billing_client_key = web.AppKey("billing_client", BillingClient)
 catalog_key = web.AppKey("catalog", CatalogCache)
+# Present only with landing.verify = "zoho".
+oidc_client_key = web.AppKey("oidc_client", OidcClient)
 
 request_id_key = web.RequestKey("request_id", str)
 csp_key = web.AppKey("content_security_policy", str)

@@ -186,6 +186,10 @@ class OidcSettings(_Section):
     # Allowed clock skew when checking the ID token's iat/exp.
     leeway_seconds: float = Field(60.0, ge=0)
     request_timeout_seconds: float = Field(10.0, gt=0)
+    # Other data centres whose users may sign in: Zoho sends a user of another data centre back
+    # with `accounts-server` naming it, and the code must be exchanged there. Only these hosts
+    # (and accounts_url) are ever contacted.
+    data_centres: list[DataCentre] = Field(default_factory=list)
 
     @field_validator("accounts_url")
     @classmethod

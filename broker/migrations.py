@@ -170,9 +170,31 @@ _PAGE_SCHEMA = [
     """,
 ]
 
+
+def _m003_oidc_flows(db: sqlite_utils.Database) -> None:
+    # Sign in with Zoho: each started sign-in, keyed by its random state, taken once. In the
+    # database so that any process or replica can finish a sign-in another one started.
+    db.execute(
+        """
+        CREATE TABLE oidc_flows (
+            state TEXT PRIMARY KEY,
+            browser_hash TEXT NOT NULL,
+            nonce TEXT NOT NULL,
+            code_verifier TEXT,
+            redirect_uri TEXT NOT NULL,
+            hints_json TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            expires_at REAL NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX oidc_flows_expires ON oidc_flows (expires_at)")
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "initial schema", _m001_initial),
     (2, "audit log and checkouts", _m002_page),
+    (3, "sign in with zoho flows", _m003_oidc_flows),
 ]
 
 

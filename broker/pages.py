@@ -28,7 +28,7 @@ from .appkeys import (
 from .audit import record_action
 from .checkouts import checkout_row, finish_checkout
 from .errors import BillingError, BillingNotFound, Forbidden, NotFound
-from .landing import ID_ALIASES, parse_landing
+from .landing import ID_ALIASES, LandingParams, parse_landing
 from .link_signing import verify_link
 from .pipeline import ingest_billing_read, record_landing_visit
 from .sessions import Session, save_session
@@ -68,7 +68,15 @@ async def _enter(request: web.Request, sources: list[Mapping[str, str]]) -> web.
             now=app[clock_key](),
             tolerance_seconds=settings.landing.link_tolerance_seconds,
         )
-    params = parse_landing(sources)
+    return await start_session(request, parse_landing(sources), verified_by="link")
+
+
+async def start_session(
+    request: web.Request, params: LandingParams, *, verified_by: str
+) -> web.StreamResponse:
+    """Record a verified visit (binding the zuid to its zgid) and start the page's session."""
+    app = request.app
+    settings = app[settings_key]
     result = await app[store_key].write(
         partial(record_landing_visit, params=params, settings=settings, now=app[clock_key]())
     )
@@ -77,6 +85,7 @@ async def _enter(request: web.Request, sources: list[Mapping[str, str]]) -> web.
     app[metrics_key].landing_visits.labels("entered").inc()
     log.info(
         "landing.visit",
+        verified_by=verified_by,
         zuid=params.zuid,
         zgid=params.zgid,
         subscription_id=params.subscription_id,
