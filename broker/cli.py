@@ -82,6 +82,10 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--platform-port", type=int, default=8090)
     demo.add_argument("--billing-port", type=int, default=8091)
     demo.add_argument("--data-dir", type=Path, default=Path("demo-data"))
+    demo.add_argument(
+        "--verify", choices=["zoho"], default=None, help="zoho: Sign in with Zoho (simulated)"
+    )
+    demo.add_argument("--accounts-port", type=int, default=8092)
     demo.set_defaults(handler=_demo)
 
     deliver = commands.add_parser(
@@ -275,6 +279,7 @@ def _demo(args: argparse.Namespace) -> int:
                     platform_port=args.platform_port,
                     billing_port=args.billing_port,
                     data_dir=args.data_dir,
+                    accounts_port=args.accounts_port if args.verify == "zoho" else None,
                 )
             )
     except KeyboardInterrupt:

@@ -23,12 +23,15 @@ from .config import (
     BillingSettings,
     DeliverySettings,
     LandingSettings,
+    LandingVerification,
+    OidcSettings,
     PlansSettings,
     PlatformSettings,
     ServerSettings,
     Settings,
     StoreSettings,
 )
+from .simulators.accounts import AccountsSimulator, SimUser
 from .simulators.billing import BillingSimulator
 from .simulators.platform import PlatformSimulator
 
@@ -37,6 +40,11 @@ DEMO_ZUID = "600000001"
 DEMO_ZGID = "700000001"
 DEMO_ORGANIZATION_ID = "10234695"
 DEMO_CLIENT_ID = "1000.DEMOCLIENT"
+DEMO_OIDC_CLIENT_ID = "1000.DEMOSIGNIN"
+DEMO_USERS = (
+    SimUser(zuid=DEMO_ZUID, email="owner@demo.example", name="Dana Owner"),
+    SimUser(zuid="600000002", email="member@demo.example", name="Sam Member"),
+)
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,7 @@ class DemoSecrets:
     zapikey: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     client_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     refresh_token: str = field(default_factory=lambda: f"1000.{secrets.token_hex(16)}")
+    oidc_client_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
 
 
 def demo_settings(
@@ -53,8 +62,21 @@ def demo_settings(
     billing_port: int,
     data_dir: Path,
     demo_secrets: DemoSecrets,
+    accounts_port: int | None = None,
 ) -> Settings:
+    """The demo's settings; with ``accounts_port``, Sign in with Zoho against the simulator."""
     billing_origin = f"http://{host}:{billing_port}"
+    landing = LandingSettings(public_url=f"http://{host}:{port}")
+    if accounts_port is not None:
+        landing = LandingSettings(
+            public_url=f"http://{host}:{port}",
+            verify=LandingVerification.ZOHO,
+            oidc=OidcSettings(
+                client_id=DEMO_OIDC_CLIENT_ID,
+                client_secret=demo_secrets.oidc_client_secret,
+                accounts_url=f"http://{host}:{accounts_port}",
+            ),
+        )
     return Settings(
         server=ServerSettings(host=host, port=port),
         store=StoreSettings(path=data_dir / "broker.db"),
@@ -76,7 +98,7 @@ def demo_settings(
             storage_addon_yearly=f"{DEMO_APP_DOMAIN}_storage_Y",
         ),
         delivery=DeliverySettings(initial_backoff_seconds=1.0, max_backoff_seconds=30.0),
-        landing=LandingSettings(public_url=f"http://{host}:{port}"),
+        landing=landing,
     )
 
 
@@ -130,23 +152,45 @@ def sample_event(subscription_id: str) -> dict[str, Any]:
     }
 
 
+def accounts_simulator(host: str, port: int, accounts_port: int, secret: str) -> AccountsSimulator:
+    """Zoho Accounts for Sign in with Zoho, with the demo org's two users."""
+    accounts = AccountsSimulator(DEMO_OIDC_CLIENT_ID, secret, list(DEMO_USERS))
+    accounts.origin = f"http://{host}:{accounts_port}"
+    accounts.redirect_uris.add(f"http://{host}:{port}/manage/oidc/callback")
+    return accounts
+
+
 async def run_demo(
-    *, host: str, port: int, platform_port: int, billing_port: int, data_dir: Path
+    *,
+    host: str,
+    port: int,
+    platform_port: int,
+    billing_port: int,
+    data_dir: Path,
+    accounts_port: int | None = None,
 ) -> None:
+    """Serve everything; ``accounts_port`` turns on Sign in with Zoho (``--verify zoho``)."""
     demo_secrets = DemoSecrets()
-    settings = demo_settings(host, port, platform_port, billing_port, data_dir, demo_secrets)
+    settings = demo_settings(
+        host, port, platform_port, billing_port, data_dir, demo_secrets, accounts_port
+    )
+    apps = [
+        (PlatformSimulator(demo_secrets.zapikey).app(), platform_port),
+        (billing_simulator(host, port, demo_secrets).app(), billing_port),
+    ]
+    if accounts_port is not None:
+        secret = demo_secrets.oidc_client_secret
+        apps.append((accounts_simulator(host, port, accounts_port, secret).app(), accounts_port))
     runners = []
     try:
-        for app, app_port in (
-            (PlatformSimulator(demo_secrets.zapikey).app(), platform_port),
-            (billing_simulator(host, port, demo_secrets).app(), billing_port),
-            (create_app(settings), port),
-        ):
+        for app, app_port in [*apps, (create_app(settings), port)]:
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             runners.append(runner)
             await web.TCPSite(runner, host, app_port).start()
         _print_instructions(host, port, platform_port, billing_port, data_dir, demo_secrets.zapikey)
+        if accounts_port is not None:
+            _print_sign_in(host, port, accounts_port)
         await _until_stopped()
     finally:
         for runner in reversed(runners):
@@ -197,6 +241,20 @@ Subscription broker demo is running (Ctrl-C to stop)
 See what the Developer Console received:
 
   curl -sS http://{host}:{platform_port}/_sim/calls
+""",
+        flush=True,
+    )
+
+
+def _print_sign_in(host: str, port: int, accounts_port: int) -> None:
+    names = ", ".join(f"{u.name} ({u.email})" for u in DEMO_USERS)
+    print(
+        f"""Sign in with Zoho is on (--verify zoho). Links to the page send you to the simulated
+Zoho Accounts at http://{host}:{accounts_port}: press "Accept as ..." for one of {names}.
+The page then opens as that user (the zuid and email come from the ID token; the org comes
+from the link's zgid, bound on the user's first visit). Without a link, open:
+
+  http://{host}:{port}/manage?zgid={DEMO_ZGID}
 """,
         flush=True,
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +18,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from structlog.testing import capture_logs
 from yarl import URL
 
-from broker.config import OidcSettings
+from broker.config import LandingVerification, OidcSettings
+from broker.demo import DemoSecrets, accounts_simulator, demo_settings
 from broker.oidc import OidcError, choose_accounts_server, known_accounts_servers
 from broker.simulators.accounts import AccountsSimulator, Fault, SimUser
 from tests.page_support import (
@@ -381,3 +383,19 @@ async def test_no_log_line_carries_the_client_secret_a_code_or_a_token(zoho: Zoh
     assert "oidc" in text  # the sign-in was logged ...
     for secret in (OIDC_CLIENT_SECRET, callback.query["code"], callback.query["state"]):
         assert secret not in text  # ... without anything that would let someone replay it
+
+
+# -- the demo ------------------------------------------------------------------------------------
+
+
+def test_demo_verify_zoho_signs_in_against_its_accounts_simulator(tmp_path: Path):
+    demo_secrets = DemoSecrets()
+    settings = demo_settings("127.0.0.1", 22010, 22011, 22012, tmp_path, demo_secrets, 22013)
+    assert settings.landing.verification is LandingVerification.ZOHO
+    assert settings.landing.oidc is not None
+    assert settings.landing.oidc.accounts_url == "http://127.0.0.1:22013"
+    accounts = accounts_simulator("127.0.0.1", 22010, 22013, demo_secrets.oidc_client_secret)
+    assert accounts.redirect_uris == {"http://127.0.0.1:22010/manage/oidc/callback"}
+    assert accounts.client_id == settings.landing.oidc.client_id
+    plain = demo_settings("127.0.0.1", 22010, 22011, 22012, tmp_path, demo_secrets)
+    assert plain.landing.oidc is None
