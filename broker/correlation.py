@@ -214,7 +214,8 @@ def _id_text(value: Any) -> str | None:
     if isinstance(value, bool) or value is None:
         return None
     text = str(value).strip()
-    return text if text.isdigit() else None
+    # ASCII only: str.isdigit() also accepts other scripts' digits ("१२").
+    return text if text.isascii() and text.isdigit() else None
 
 
 def _billing_email(subscription: BillingSubscription, customer: dict[str, Any]) -> str:

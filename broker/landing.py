@@ -96,16 +96,33 @@ def parse_landing(sources: Iterable[Mapping[str, str]]) -> LandingParams:
         ) from None
 
 
+# A JSON custom_fields holds two ids; anything longer is not from the app, and capping it keeps
+# the parser away from deep nesting (RecursionError) and huge numbers (int conversion limit).
+MAX_CUSTOM_FIELDS_CHARS = 1000
+
+
 def _json_custom_fields(text: str) -> dict[str, str]:
+    if len(text) > MAX_CUSTOM_FIELDS_CHARS:
+        raise InvalidLanding(
+            f"custom_fields is longer than {MAX_CUSTOM_FIELDS_CHARS} characters",
+            hint='send custom_fields as a small JSON object such as {"zuid": "...", "zgid": "..."}',
+        )
     try:
-        document = json.loads(text)
-    except json.JSONDecodeError:
+        # Integers stay text: an 18-digit id must not lose digits, and no int() limit applies.
+        document = json.loads(text, parse_int=str)
+    except (json.JSONDecodeError, RecursionError, ValueError):
         raise InvalidLanding("custom_fields is not a JSON object") from None
     if not isinstance(document, dict):
         raise InvalidLanding("custom_fields is not a JSON object")
     found = {}
     for name in ("zuid", "zgid"):
         value = document.get(name, document.get(f"cf_{name}"))
-        if value is not None and not isinstance(value, bool):
-            found[name] = str(value)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise InvalidLanding(
+                f"custom_fields.{name} must be a whole number or a string of digits",
+                hint="open the Manage Subscription page again from the app's Subscription menu",
+            )
+        found[name] = value
     return found

@@ -46,9 +46,7 @@ def test_canonical_string_leaves_out_sig_and_escapes_everything_but_unreserved()
 
 
 def test_worked_example_signed_by_a_vendor_verifies():
-    link = verify_link(
-        signed_pairs(WORKED_EXAMPLE), secret=SECRET, now=NOW, tolerance_seconds=300
-    )
+    link = verify_link(signed_pairs(WORKED_EXAMPLE), secret=SECRET, now=NOW, tolerance_seconds=300)
     assert link.params == WORKED_EXAMPLE
     assert (link.nonce, link.ts) == ("a1b2c3", 1764400000)
 
@@ -96,7 +94,7 @@ def test_each_bad_link_is_refused_for_its_own_reason():
     assert refusal([*good, ("sig", good[-1][1])]) is LinkRefusal.REPEATED_PARAMETER
     assert refusal(good, now=NOW + 301) is LinkRefusal.STALE_TIMESTAMP
     assert refusal(good, now=NOW - 301) is LinkRefusal.STALE_TIMESTAMP
-    odd_ts = signed_pairs({**WORKED_EXAMPLE, "ts": "１７６４４００００0"})
+    odd_ts = signed_pairs({**WORKED_EXAMPLE, "ts": "\uff11764400000"})  # a fullwidth 1
     assert refusal(odd_ts) is LinkRefusal.BAD_TIMESTAMP
     assert refusal([*without(good, "sig"), ("sig", "0" * 64)]) is LinkRefusal.BAD_SIGNATURE
     other_secret = hmac_hex(WORKED_CANONICAL, "another-secret-0123456789")
