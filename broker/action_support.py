@@ -30,7 +30,8 @@ from .audit import record_action
 from .billing_client import BillingClient
 from .config import Settings
 from .errors import BillingError, BillingRejected, ClientError, Forbidden
-from .pages import outcome, remember
+from .identity import remember
+from .pages import outcome
 from .pipeline import ingest_billing_read
 from .sessions import Session, check_csrf
 from .viewer import Viewer, load_viewer

@@ -210,6 +210,9 @@ class LandingSettings(_Section):
     # canonical string of every other parameter). See the README for the exact format.
     link_secret: SecretStr | None = None
     link_tolerance_seconds: float = Field(300.0, gt=0)
+    # Origins besides the broker's own and https://{app_domain}.zohoplatform.com from which a
+    # landing form may be posted (login CSRF); "https://*.example.com" allows one subdomain level.
+    allowed_origins: list[str] = Field(default_factory=list)
     # Sign in with Zoho (verify = "zoho").
     oidc: OidcSettings | None = None
     # Signs the page's session cookie. Unset: a random key per process (sessions end on restart).

@@ -1,9 +1,10 @@
 """Who is who: zuid, zgid, billing customer and subscription, and which source we believe.
 
 Billing data arrives authenticated, so its ``cf_zuid`` / ``cf_zgid`` custom fields win. The landing
-page's parameters come from a browser and may be edited: they bind a user to an org on first sight
-(a later mismatch is refused) and may name a subscription, but they only supply a subscription's
-identity when billing has none and the visitor's email matches the billing customer's.
+page's parameters come from a browser: only a *verified* visit (signed link or Sign in with Zoho)
+binds a user to an org for good, supplies the zgid of a billing customer that carries only
+``cf_zuid``, or claims a parked subscription (when its verified email matches the billing
+customer's). An unverified visit (``verify = "none"``) is recorded as such and does none of these.
 Functions here run inside store transactions.
 """
 
@@ -14,7 +15,7 @@ from typing import Any
 import sqlite_utils
 
 from .billing_events import BillingSubscription, CustomField
-from .config import Settings
+from .config import LandingVerification, Settings
 from .errors import Forbidden
 from .landing import LandingParams
 from .mapping import Identity
@@ -52,13 +53,37 @@ def stored_snapshot(row: dict[str, Any]) -> BillingSubscription | None:
 def resolve_identity(
     db: sqlite_utils.Database, row: dict[str, Any], subscription: BillingSubscription | None
 ) -> Identity:
-    """Billing's ids first (authenticated), then a verified landing claim (``promote_claim``)."""
+    """Billing's ids first (authenticated), then a verified landing claim (``promote_claim``),
+    then, for a zuid billing gave without a zgid, that user's verified binding."""
     from_billing = identity_from_billing(subscription) if subscription else Identity()
     customer = customer_row(db, row["customer_id"]) or {}
-    return Identity(
-        from_billing.zuid or customer.get("zuid") or row["zuid"],
-        from_billing.zgid or customer.get("zgid") or row["zgid"],
+    zuid = from_billing.zuid or customer.get("zuid") or row["zuid"]
+    zgid = from_billing.zgid or customer.get("zgid") or row["zgid"]
+    if zuid and not zgid:
+        zgid = verified_zgid(db, zuid)
+    return Identity(zuid, zgid)
+
+
+def is_verified(verified_by: LandingVerification | str | None) -> bool:
+    return verified_by in (LandingVerification.SIGNED, LandingVerification.ZOHO)
+
+
+def verified_zgid(db: sqlite_utils.Database, zuid: str) -> str | None:
+    """The org a verified visit bound this user to (the users table keeps it for this)."""
+    user = user_row(db, zuid)
+    return str(user["zgid"]) if user and is_verified(user["verified_by"]) else None
+
+
+def waiting_for_zgid(db: sqlite_utils.Database, zuid: str) -> list[str]:
+    """Parked subscriptions whose billing customer names this zuid but no zgid."""
+    rows = select_all(
+        db,
+        "SELECT s.subscription_id FROM subscriptions s JOIN customers c"
+        " ON c.customer_id = s.customer_id"
+        " WHERE s.decision = 'parked' AND c.zuid = ? AND c.zgid IS NULL",
+        [zuid],
     )
+    return [str(row["subscription_id"]) for row in rows]
 
 
 def owner_zgid(db: sqlite_utils.Database, row: dict[str, Any]) -> str | None:
@@ -92,14 +117,23 @@ def remember_customer(
     )
 
 
-def record_user(db: sqlite_utils.Database, params: LandingParams, now: float) -> None:
-    """Remember the visitor; a zuid seen with one zgid may never act for another."""
+def record_user(
+    db: sqlite_utils.Database,
+    params: LandingParams,
+    now: float,
+    verified_by: LandingVerification = LandingVerification.NONE,
+) -> None:
+    """Remember the visitor; a zuid seen with one zgid may never act for another, except that a
+    verified visit replaces a binding only an unverified one made."""
     existing = user_row(db, params.zuid)
-    if existing and existing["zgid"] != params.zgid:
+    verified = is_verified(verified_by)
+    replaces_unverified = verified and existing and not is_verified(existing["verified_by"])
+    if existing and existing["zgid"] != params.zgid and not replaces_unverified:
         raise Forbidden(
             "this user belongs to another organisation",
             hint="open the Manage Subscription page from your own organisation's app",
         )
+    kept = existing["verified_by"] if existing and existing["zgid"] == params.zgid else None
     upsert(
         db,
         "users",
@@ -113,6 +147,7 @@ def record_user(db: sqlite_utils.Database, params: LandingParams, now: float) ->
             "company_name": params.company_name,
             "first_seen_at": existing["first_seen_at"] if existing else now,
             "last_seen_at": now,
+            "verified_by": str(verified_by) if verified else kept,
         },
         key="zuid",
     )
@@ -124,9 +159,10 @@ def claim_subscription(
     params: LandingParams,
     settings: Settings,
     now: float,
+    verified_by: LandingVerification,
 ) -> None:
-    """A visitor says this subscription is theirs: refuse if it is another org's, else record
-    the claim and let ``promote_claim`` decide whether it is believed."""
+    """A verified visitor says this subscription is theirs: refuse if it is another org's, else
+    record the claim and let ``promote_claim`` decide whether it is believed."""
     row = subscription_row(db, subscription_id)
     owner = owner_zgid(db, row) if row else None
     if owner and owner != params.zgid:
@@ -145,6 +181,7 @@ def claim_subscription(
             "zuid": params.zuid,
             "email": (params.email or "").strip().lower() or None,
             "claimed_at": now,
+            "verified_by": str(verified_by) if is_verified(verified_by) else None,
         },
         key=("subscription_id", "zgid"),
     )
@@ -166,7 +203,8 @@ def promote_claim(db: sqlite_utils.Database, subscription_id: str, settings: Set
         return False
     claims = select_all(
         db,
-        "SELECT * FROM landing_claims WHERE subscription_id = ? ORDER BY claimed_at, zgid",
+        "SELECT * FROM landing_claims WHERE subscription_id = ? AND verified_by IS NOT NULL"
+        " ORDER BY claimed_at, zgid",
         [subscription_id],
     )
     if settings.landing.require_email_match:

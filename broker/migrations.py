@@ -191,10 +191,34 @@ def _m003_oidc_flows(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX oidc_flows_expires ON oidc_flows (expires_at)")
 
 
+def _m004_verified_visits(db: sqlite_utils.Database) -> None:
+    for statement in _VERIFIED_VISITS_SCHEMA:
+        db.execute(statement)
+
+
+_VERIFIED_VISITS_SCHEMA = [
+    # Nonces of signed landing links already used, kept until their link could not verify
+    # anyway (ts + tolerance), so a replay is refused across restarts and replicas.
+    """
+    CREATE TABLE landing_nonces (
+        nonce TEXT PRIMARY KEY,
+        used_at REAL NOT NULL,
+        expires_at REAL NOT NULL
+    )
+    """,
+    "CREATE INDEX landing_nonces_expiry ON landing_nonces (expires_at)",
+    # How the visit that bound a user (and made a claim) was verified: signed, zoho, or NULL
+    # for an unverified one (verify = "none", or recorded before verification existed). Only
+    # verified bindings supply a zgid and only verified claims release parked subscriptions.
+    "ALTER TABLE users ADD COLUMN verified_by TEXT",
+    "ALTER TABLE landing_claims ADD COLUMN verified_by TEXT",
+]
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "initial schema", _m001_initial),
     (2, "audit log and checkouts", _m002_page),
     (3, "sign in with zoho flows", _m003_oidc_flows),
+    (4, "landing nonces; verified user bindings and claims", _m004_verified_visits),
 ]
 
 

@@ -26,8 +26,10 @@ from pydantic import ValidationError
 
 from .appkeys import clock_key, oidc_client_key, session_codec_key, settings_key, store_key
 from .billing_events import describe_validation_errors
+from .config import LandingVerification
 from .correlation import user_row
 from .errors import InvalidLanding
+from .identity import start_session
 from .landing import HOSTED_PAGE_ALIASES, ID_ALIASES, PLAIN_FIELDS, LandingParams
 from .oidc import (
     OidcClient,
@@ -37,7 +39,7 @@ from .oidc import (
     pkce_challenge,
 )
 from .oidc_flows import LandingHints, new_flow, same_browser, save_flow, take_flow
-from .pages import LANDING_KEYS, start_session
+from .pages import LANDING_KEYS
 from .pages import manage as show_manage
 from .sessions import COOKIE_NAME
 
@@ -165,7 +167,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
         subscription_id=hints.subscription_id,
         hosted_page_id=hints.hosted_page_id,
     )
-    response = await start_session(request, params, verified_by="zoho")
+    response = await start_session(request, params, verified_by=LandingVerification.ZOHO)
     response.del_cookie(FLOW_COOKIE, path=FLOW_COOKIE_PATH)
     return response
 

@@ -7,7 +7,6 @@ server-rendered and works without JavaScript.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
@@ -18,20 +17,26 @@ from aiohttp import web
 from .appkeys import (
     billing_client_key,
     clock_key,
-    metrics_key,
     request_id_key,
-    session_codec_key,
     settings_key,
     store_key,
     worker_key,
 )
 from .audit import record_action
 from .checkouts import checkout_row, finish_checkout
+from .config import LandingVerification
 from .errors import BillingError, BillingNotFound, Forbidden, NotFound
-from .landing import ID_ALIASES, LandingParams, parse_landing
-from .link_signing import verify_link
-from .pipeline import ingest_billing_read, record_landing_visit
-from .sessions import Session, save_session
+from .identity import (
+    refuse_unconfigured,
+    remember,
+    signed_visit,
+    start_session,
+    unverified_visit,
+)
+from .landing import ID_ALIASES
+from .login_csrf import check_landing_post
+from .pipeline import ingest_billing_read
+from .sessions import Session
 from .viewer import current_session, load_viewer
 
 log = structlog.get_logger(__name__)
@@ -43,12 +48,13 @@ LANDING_KEYS = frozenset(
 
 async def manage(request: web.Request) -> web.StreamResponse:
     """``/manage``: with landing parameters, sign the user in; without, show the overview."""
-    sources: list[Mapping[str, str]] = [request.query]
+    # Pairs, not dicts: a name sent twice must stay visible to the checks.
+    pairs = list(request.query.items())
     if request.method == "POST":
         form = await request.post()
-        sources.append({k: v for k, v in form.items() if isinstance(v, str)})
-    if any(key in LANDING_KEYS for source in sources for key in source):
-        return await _enter(request, sources)
+        pairs += [(k, v) for k, v in form.items() if isinstance(v, str)]
+    if any(key in LANDING_KEYS for key, _ in pairs):
+        return await _enter(request, pairs)
     viewer = await load_viewer(request)
     response = render(request, "manage.html", {"viewer": viewer, "notice": viewer.session.notice})
     if viewer.session.notice:
@@ -56,52 +62,21 @@ async def manage(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def _enter(request: web.Request, sources: list[Mapping[str, str]]) -> web.StreamResponse:
-    app = request.app
-    settings = app[settings_key]
-    link_secret = settings.landing.link_secret
-    if link_secret is not None:
-        pairs = [(k, v) for source in sources for k, v in source.items()]
-        verify_link(
-            pairs,
-            secret=link_secret.get_secret_value(),
-            now=app[clock_key](),
-            tolerance_seconds=settings.landing.link_tolerance_seconds,
-        )
-    return await start_session(request, parse_landing(sources), verified_by="link")
-
-
-async def start_session(
-    request: web.Request, params: LandingParams, *, verified_by: str
-) -> web.StreamResponse:
-    """Record a verified visit (binding the zuid to its zgid) and start the page's session."""
-    app = request.app
-    settings = app[settings_key]
-    result = await app[store_key].write(
-        partial(record_landing_visit, params=params, settings=settings, now=app[clock_key]())
-    )
-    if result is not None and result.queued:
-        app[worker_key].wake()
-    app[metrics_key].landing_visits.labels("entered").inc()
-    log.info(
-        "landing.visit",
-        verified_by=verified_by,
-        zuid=params.zuid,
-        zgid=params.zgid,
-        subscription_id=params.subscription_id,
-        outcome=result.outcome if result else "no_subscription_named",
-    )
-    session = app[session_codec_key].new(
-        zuid=params.zuid,
-        zgid=params.zgid,
-        name=params.name,
-        email=params.email,
-        company=params.company_name,
-    )
-    # A clean address: the ids leave the address bar, the history and any Referer.
-    response = web.Response(status=303, headers={"Location": "/manage"})
-    remember(request, response, session)
-    return response
+async def _enter(request: web.Request, pairs: list[tuple[str, str]]) -> web.StreamResponse:
+    """Landing parameters arrived: verify them in the configured mode, then sign the user in."""
+    settings = request.app[settings_key]
+    mode = settings.landing.verification
+    if mode is None:
+        return refuse_unconfigured(request)
+    if request.method == "POST":
+        check_landing_post(request, settings)
+    if mode is LandingVerification.SIGNED:
+        params = await signed_visit(request, pairs)
+    elif mode is LandingVerification.NONE:
+        params = unverified_visit(request, pairs)
+    else:  # zoho: app.py routes /manage to oidc_pages, whose callback calls start_session
+        return refuse_unconfigured(request)
+    return await start_session(request, params, verified_by=mode)
 
 
 async def checkout_return(request: web.Request) -> web.StreamResponse:
@@ -262,21 +237,6 @@ def outcome(
             "session": session,
         },
         status=status,
-    )
-
-
-def remember(request: web.Request, response: web.StreamResponse, session: Session) -> None:
-    settings = request.app[settings_key]
-    secure = request.secure or (
-        settings.server.behind_tls_proxy
-        and request.headers.get("X-Forwarded-Proto", "").lower() == "https"
-    )
-    save_session(
-        response,
-        request.app[session_codec_key],
-        session,
-        secure=secure,
-        max_age_seconds=settings.landing.session_max_age_seconds,
     )
 
 

@@ -15,9 +15,10 @@ from typing import Any
 import sqlite_utils
 
 from .billing_events import BillingSubscription, WebhookEvent
-from .config import Settings
+from .config import LandingVerification, Settings
 from .correlation import (
     claim_subscription,
+    is_verified,
     promote_claim,
     record_user,
     remember_customer,
@@ -25,6 +26,7 @@ from .correlation import (
     stored_snapshot,
     subscription_row,
     unverified_claims,
+    waiting_for_zgid,
 )
 from .landing import LandingParams
 from .mapping import DELETED, Ignore, Park, PlatformState, Target, desired_state
@@ -251,17 +253,46 @@ def enqueue_delivery(
     return cursor.lastrowid
 
 
+@dataclass(frozen=True)
+class VisitResult:
+    """What a Manage Subscription visit changed: the subscription it named, if any, and the
+    parked subscriptions its verified zuid -> zgid binding released."""
+
+    named: PipelineResult | None
+    released: tuple[PipelineResult, ...] = ()
+
+    @property
+    def queued(self) -> bool:
+        return any(r.queued for r in (self.named, *self.released) if r is not None)
+
+    @property
+    def outcome(self) -> str:
+        return self.named.outcome if self.named else "no_subscription_named"
+
+
 def record_landing_visit(
-    db: sqlite_utils.Database, params: LandingParams, *, settings: Settings, now: float
-) -> PipelineResult | None:
-    """A Manage Subscription visit: remember the user and, if named, bind and reconcile."""
-    record_user(db, params, now)
-    if not params.subscription_id:
-        return None
-    claim_subscription(db, params.subscription_id, params, settings, now)
-    return reconcile(
-        db, params.subscription_id, settings=settings, now=now, cause=f"landing:{params.zuid}"
+    db: sqlite_utils.Database,
+    params: LandingParams,
+    *,
+    settings: Settings,
+    now: float,
+    verified_by: LandingVerification,
+) -> VisitResult:
+    """A Manage Subscription visit: remember the user; if verified, release what waited for
+    this user's zgid and let a named subscription be claimed. Unverified visits do neither."""
+    record_user(db, params, now, verified_by)
+    if not is_verified(verified_by):
+        return VisitResult(None)
+    cause = f"landing:{params.zuid}"
+    released = tuple(
+        reconcile(db, subscription_id, settings=settings, now=now, cause=cause)
+        for subscription_id in waiting_for_zgid(db, params.zuid)
     )
+    if not params.subscription_id:
+        return VisitResult(None, released)
+    claim_subscription(db, params.subscription_id, params, settings, now, verified_by)
+    named = reconcile(db, params.subscription_id, settings=settings, now=now, cause=cause)
+    return VisitResult(named, released)
 
 
 def _set(db: sqlite_utils.Database, subscription_id: str, **values: Any) -> None:

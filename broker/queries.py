@@ -24,7 +24,8 @@ def org_subscriptions(
         """
         SELECT s.*, c.zgid AS customer_zgid FROM subscriptions s
         LEFT JOIN customers c ON c.customer_id = s.customer_id
-        WHERE s.zgid = :zgid OR c.zgid = :zgid
+        WHERE s.zgid = :zgid OR c.zgid = :zgid OR (c.zgid IS NULL AND c.zuid IN
+            (SELECT zuid FROM users WHERE zgid = :zgid AND verified_by IS NOT NULL))
         ORDER BY s.updated_at DESC
         """,
         {"zgid": zgid},

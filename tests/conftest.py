@@ -14,7 +14,14 @@ from broker.app import create_app
 from broker.appkeys import store_key
 from broker.config import Settings
 from broker.simulators.platform import PlatformSimulator
-from tests.support import APP_DOMAIN, STORAGE_MONTHLY, STORAGE_YEARLY, ZAPIKEY, body_of
+from tests.support import (
+    APP_DOMAIN,
+    LINK_SECRET,
+    STORAGE_MONTHLY,
+    STORAGE_YEARLY,
+    ZAPIKEY,
+    body_of,
+)
 
 BrokerFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 
@@ -52,6 +59,8 @@ def fast_settings(tmp_path: Path, platform_url: str, **sections: dict[str, Any])
             "poll_interval_seconds": 0.05,
             "lease_seconds": 5.0,
         },
+        # The secure default; tests of "none" or of no verification opt out explicitly.
+        "landing": {"link_secret": LINK_SECRET},
     }
     for section, overrides in sections.items():
         values[section] = {**values.get(section, {}), **overrides}

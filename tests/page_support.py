@@ -34,12 +34,20 @@ from multidict import CIMultiDictProxy
 from yarl import URL
 
 from broker.app import create_app
-from broker.appkeys import store_key
+from broker.appkeys import clock_key, store_key
 from broker.sessions import COOKIE_NAME
 from broker.simulators.billing import BillingSimulator
 from broker.simulators.platform import PlatformSimulator
 from tests.conftest import fast_settings
-from tests.support import APP_DOMAIN, EMAIL, ZAPIKEY, ZGID, ZUID, eventually
+from tests.support import (
+    APP_DOMAIN,
+    EMAIL,
+    ZAPIKEY,
+    ZGID,
+    ZUID,
+    eventually,
+    link_signature,
+)
 
 Client = TestClient[web.Request, web.Application]
 ClientFactory = Callable[..., Awaitable[Client]]
@@ -50,7 +58,6 @@ ORGANIZATION_ID = "10234695"
 CLIENT_ID = "1000.PAGETESTS"
 CLIENT_SECRET = "page-tests-client-secret-0123"
 REFRESH_TOKEN = "1000.page-tests-refresh-token-4567"
-LINK_SECRET = "page-tests-link-secret-0123456789"
 
 STANDARD, PROFESSIONAL = "1001", "1002"  # Developer Console plan ids in the simulator's catalog
 STANDARD_CODE = f"{APP_DOMAIN}_{STANDARD}"
@@ -125,9 +132,15 @@ class Browser:
         response = await self.client.post(path, data=data, allow_redirects=False, **kwargs)
         return Page(response.status, await response.text(), response.headers)
 
-    async def enter(self, params: dict[str, str] | None = None, **kwargs: Any) -> Page:
-        """Open the Manage Subscription URL as the app links to it."""
-        return await self.get("/manage", params=visitor() if params is None else params, **kwargs)
+    async def enter(
+        self, params: dict[str, str] | None = None, *, sign: bool = True, **kwargs: Any
+    ) -> Page:
+        """Open the Manage Subscription URL as the app links to it: signed, with a fresh ts and
+        nonce (``sign=False`` sends the parameters exactly as given)."""
+        pairs = list((visitor() if params is None else params).items())
+        if sign:
+            pairs += link_signature(pairs, now=self.client.app[clock_key]())
+        return await self.get("/manage", params=pairs, **kwargs)
 
     async def submit(self, path: str, fields: dict[str, Any] | None = None) -> Page:
         """Post a page form with this session's CSRF token, as the page's own forms do."""
@@ -296,7 +309,8 @@ async def start_world(
     **sections: dict[str, Any],
 ) -> PageWorld:
     """Start the billing simulator and the broker (platform already running); ``sections``
-    override broker settings (``billing`` is merged into the simulator-pointing section)."""
+    override broker settings (``billing`` is merged into the simulator-pointing section;
+    ``billing_simulator`` holds keyword arguments for the simulator itself)."""
     broker_socket = get_port_socket("127.0.0.1", 0, socket.AF_INET)
     try:
         broker_port = broker_socket.getsockname()[1]
@@ -309,6 +323,7 @@ async def start_world(
             webhook_url=f"http://127.0.0.1:{broker_port}/webhooks/billing",
             webhook_zapikey=ZAPIKEY,
             today=TODAY,
+            **sections.pop("billing_simulator", {}),
         )
         billing_server = await aiohttp_server(sim.app())
         origin = str(billing_server.make_url("")).rstrip("/")

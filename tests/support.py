@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -17,9 +18,21 @@ CUSTOMER_ID = "900000000000000001"
 EMAIL = "owner@example.com"
 STORAGE_MONTHLY = "testapp_storage"
 STORAGE_YEARLY = "testapp_storage_Y"
+# The tests' brokers run in the secure default: signed landing links with this secret.
+LINK_SECRET = "page-tests-link-secret-0123456789"
 
 _event_numbers = itertools.count(1)
 _clock = itertools.count(1)
+
+
+def link_signature(
+    pairs: list[tuple[str, str]], *, now: float, secret: str = LINK_SECRET
+) -> list[tuple[str, str]]:
+    """What the Vertical Solution appends to the landing parameters: ts, a fresh nonce, sig."""
+    from broker.link_signing import sign_link
+
+    stamped = [*pairs, ("ts", str(int(now))), ("nonce", secrets.token_hex(8))]
+    return [*stamped[-2:], ("sig", sign_link(stamped, secret))]
 
 
 def updated_time(step: int | None = None) -> str:

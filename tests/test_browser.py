@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import socket
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -40,6 +41,7 @@ from tests.support import (
     ZGID,
     ZUID,
     eventually,
+    link_signature,
 )
 
 try:
@@ -107,8 +109,9 @@ class Stack:
     test_name: str
     shots: int = 0
 
-    def landing_url(self) -> str:
-        """What the Vertical Solution opens: the user's details in the query string."""
+    def landing_url(self, *, sign: bool = True) -> str:
+        """What the Vertical Solution opens: the user's details in the query string, signed with
+        a fresh ts and nonce (the broker's clock is the wall clock here)."""
         params = {
             "zuid": ZUID,
             "zgid": ZGID,
@@ -118,7 +121,10 @@ class Stack:
             "display_name": "Ada Owner",
             "company_name": "Example Org",
         }
-        return f"{self.origin}/manage?{urlencode(params)}"
+        pairs = list(params.items())
+        if sign:
+            pairs += link_signature(pairs, now=time.time())
+        return f"{self.origin}/manage?{urlencode(pairs)}"
 
     async def shot(self, step: str) -> None:
         self.shots += 1
@@ -224,7 +230,8 @@ async def stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
                 "initial_backoff_seconds": 0.01,
                 "max_backoff_seconds": 0.05,
             },
-            landing={"public_url": origin},
+            # Indirect parametrisation may change the landing settings (verification modes).
+            landing={"public_url": origin, **getattr(request, "param", {})},
         )
         broker = create_app(settings)
         await _serve(broker, runners, sock=broker_sock)

@@ -13,12 +13,12 @@ import base64
 import json
 from collections.abc import Callable
 from http.cookies import SimpleCookie
+from secrets import token_hex
 
 import pytest
 
 from broker.link_signing import sign_link
 from tests.page_support import (
-    LINK_SECRET,
     MEMBER_ZUID,
     OTHER_EMAIL,
     OTHER_ZGID,
@@ -33,6 +33,7 @@ from tests.page_support import (
     WorldFactory,
     visitor,
 )
+from tests.support import LINK_SECRET
 
 FORBIDDEN_FORM = "this form has expired or did not come from this page"
 OWNER_ONLY = "only your organisation&#39;s billing owner can change this subscription"
@@ -262,7 +263,7 @@ async def test_another_org_cannot_return_from_or_resume_this_orgs_checkout(
 
 
 def signed(world: PageWorld, *, age: float = 0.0, **params: str) -> dict[str, str]:
-    values = {**visitor(), "ts": str(int(world.clock() - age)), **params}
+    values = {**visitor(), "ts": str(int(world.clock() - age)), "nonce": token_hex(8), **params}
     return {**values, "sig": sign_link(values.items(), LINK_SECRET)}
 
 
@@ -279,7 +280,7 @@ async def test_signed_link_within_the_tolerance_opens_the_page(
     browser = await signing_world.browser()
     link = signed(signing_world, age=age)
     if how == "query":
-        page = await browser.enter(link)
+        page = await browser.enter(link, sign=False)
     else:
         page = await browser.post("/manage", data=link)
     assert (page.status, page.location) == (303, "/manage"), page.text
@@ -307,13 +308,14 @@ REFUSED_LINKS: dict[str, Callable[[PageWorld], dict[str, str]]] = {
         **signed(w),
         "sig": sign_link({**visitor(), "ts": str(int(w.clock()))}.items(), "x" * 32),
     },
+    "missing_nonce": lambda w: {k: v for k, v in signed(w).items() if k != "nonce"},
 }
 
 
 @pytest.mark.parametrize("case", list(REFUSED_LINKS))
 async def test_altered_stale_or_unsigned_link_is_refused(signing_world: PageWorld, case: str):
     browser = await signing_world.browser()
-    page = await browser.enter(REFUSED_LINKS[case](signing_world))
+    page = await browser.enter(REFUSED_LINKS[case](signing_world), sign=False)
     assert page.status == 403
     assert "this link is not valid any more, or it was changed" in page.text
     assert "Subscription menu" in page.text

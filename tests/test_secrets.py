@@ -28,7 +28,7 @@ from broker.appkeys import store_key
 from broker.logs import REDACTED, SecretRedactor, configure_logging, redact_url
 from broker.simulators.platform import PlatformSimulator
 from tests.conftest import db_rows, fast_settings
-from tests.support import ZAPIKEY, eventually, subscription_event
+from tests.support import LINK_SECRET, ZAPIKEY, eventually, subscription_event
 
 Client = TestClient[web.Request, web.Application]
 
@@ -114,7 +114,7 @@ async def test_no_log_line_or_stored_value_carries_a_secret_across_every_deliver
     }
     settings = fast_settings(tmp_path, str(platform_server.make_url("")).rstrip("/"), **sections)
     secrets = settings.secrets()
-    assert set(secrets) == {ZAPIKEY, SIGNING_SECRET, EXTRA_KEY}
+    assert set(secrets) == {ZAPIKEY, SIGNING_SECRET, EXTRA_KEY, LINK_SECRET}
     configure_logging(fmt="json", secrets=secrets, stream=log_stream)
     client = await make_broker(**sections)
 

@@ -11,7 +11,7 @@ import itertools
 import json
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -85,8 +85,14 @@ class BillingState:
         hosted_page_ttl: float = 3600.0,
         clock: Callable[[], float] = time.monotonic,
         on_event: Callable[[Event], None] | None = None,
+        customer_fields: Collection[str] | None = None,
     ) -> None:
         self.catalog = catalog
+        # The customer custom fields the organisation defined (labels); None accepts any. The
+        # vendor's documented setup defines only "zuid": a cf_zgid sent then is dropped.
+        self.customer_fields = (
+            None if customer_fields is None else {label.lower() for label in customer_fields}
+        )
         self.calendar = Calendar(today)
         self.hosted_page_ttl = hosted_page_ttl
         self.clock = clock
@@ -352,6 +358,8 @@ class BillingState:
         fields: list[CustomField] = []
         for item in given.custom_fields:
             made = self._custom_field(item)
+            if self.customer_fields is not None and made.label.lower() not in self.customer_fields:
+                continue  # not a field this organisation defined
             fields = [old for old in fields if old.api_name != made.api_name] + [made]
         return Customer(
             customer_id="",

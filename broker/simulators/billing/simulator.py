@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -89,7 +89,10 @@ class BillingSimulator:
         today: date | None = None,
         hosted_page_ttl_seconds: float = 3600.0,
         access_token_ttl_seconds: int = 3600,
+        customer_fields: Collection[str] | None = None,
     ) -> None:
+        """``customer_fields``: the customer custom fields the organisation defined, e.g.
+        ``("zuid",)`` as the vendor's documented setup makes it; None accepts any field."""
         self.organization_id = organization_id
         self._log = structlog.get_logger("billing_simulator")
         self._faults = _Faults()
@@ -112,6 +115,7 @@ class BillingSimulator:
             today or date.today(),
             hosted_page_ttl=hosted_page_ttl_seconds,
             on_event=self._on_event,
+            customer_fields=customer_fields,
         )
 
     # -- what tests read ---------------------------------------------------------------------
