@@ -233,6 +233,15 @@ class LandingSettings(_Section):
             raise ValueError("must be at least 16 characters")
         return value
 
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, values: list[str]) -> list[str]:
+        for value in values:
+            scheme, _, host = value.partition("://")
+            if scheme not in ("http", "https") or not host or "/" in host.rstrip("/"):
+                raise ValueError(f"{value!r} is not an origin such as https://app.example.com")
+        return values
+
     @field_validator("public_url")
     @classmethod
     def _public_url_is_http(cls, value: str | None) -> str | None:
