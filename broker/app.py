@@ -37,6 +37,7 @@ from .config import LandingVerification, Settings
 from .delivery import DeliveryWorker
 from .delivery_process import DeliveryProcess
 from .health import healthz, metrics, readyz
+from .identity import log_verification_mode
 from .metrics import Metrics
 from .middlewares import (
     content_security_policy,
@@ -114,6 +115,7 @@ def create_app(
         app.cleanup_ctx.append(delivery_worker_context)
     else:
         app.cleanup_ctx.append(delivery_process_context(delivery_command))
+    app.on_startup.append(log_verification_mode)
     app.on_shutdown.append(stop_claiming)
     app.router.add_post("/webhooks/billing", receive_billing_webhook)
     if settings.landing.verification is LandingVerification.ZOHO:

@@ -3,6 +3,7 @@
 broker serve            run the service
 broker demo             run it offline beside a simulated Developer Console
 broker check-config     validate settings and print them with secrets hidden
+broker sign-link        print a fresh signed Manage Subscription link (tests, the demo)
 broker deliveries ...   list deliveries, show one, retry dead letters
 broker backup DEST      consistent online copy of the database
 
@@ -17,6 +18,7 @@ import asyncio
 import json
 import os
 import sys
+import time
 import tomllib
 from collections.abc import Mapping, Sequence
 from functools import partial
@@ -30,6 +32,8 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from . import operator_commands, outbox
 from .app import create_app
 from .config import Settings, load_settings
+from .identity import verification_warning
+from .link_signing import NONCE_PARAM, SIGNATURE_PARAM, TIMESTAMP_PARAM, signed_url
 from .logs import configure_logging
 from .runtime import loop_name, new_event_loop
 
@@ -99,6 +103,27 @@ def _parser() -> argparse.ArgumentParser:
         "check-config", help="validate settings; print them redacted", parents=[config_option]
     )
     check.set_defaults(handler=_check_config)
+
+    sign = commands.add_parser(
+        "sign-link",
+        help="print a fresh signed Manage Subscription link (new ts and nonce)",
+        parents=[config_option],
+    )
+    sign.add_argument(
+        "params", nargs="+", metavar="NAME=VALUE", help="landing parameters, e.g. zuid=600000001"
+    )
+    sign.add_argument(
+        "--secret-file",
+        type=Path,
+        default=None,
+        help="file holding the link secret (default: landing.link_secret from the settings)",
+    )
+    sign.add_argument(
+        "--url",
+        default=None,
+        help="the Manage Subscription URL (default: landing.public_url + /manage)",
+    )
+    sign.set_defaults(handler=_sign_link)
 
     backup = commands.add_parser(
         "backup", help="copy the database safely while it runs", parents=[config_option]
@@ -305,6 +330,48 @@ def _check_config(args: argparse.Namespace) -> int:
         summary["billing"]["resolved_accounts_url"] = settings.billing.resolved_accounts_url
     print(json.dumps(summary, indent=2, default=str))
     print("configuration OK", file=sys.stderr)
+    warning = verification_warning(settings)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def _sign_link(args: argparse.Namespace) -> int:
+    """Mint a link the way a vendor's Deluge would; the secret is read, never printed."""
+    params: dict[str, str] = {}
+    for item in args.params:
+        name, equals, value = item.partition("=")
+        if not equals or not name:
+            print(f"sign-link: {item!r} is not NAME=VALUE", file=sys.stderr)
+            return EXIT_CONFIG
+        if name in (SIGNATURE_PARAM, TIMESTAMP_PARAM, NONCE_PARAM) or name in params:
+            print(f"sign-link: {name} is given twice or is added by sign-link", file=sys.stderr)
+            return EXIT_CONFIG
+        params[name] = value
+    url = args.url
+    if args.secret_file is not None:
+        try:
+            secret = args.secret_file.read_text().strip()
+        except OSError as exc:
+            print(f"sign-link: cannot read {args.secret_file} ({exc.strerror})", file=sys.stderr)
+            return EXIT_CONFIG
+    else:
+        settings = _settings(args)
+        if settings is None:
+            return EXIT_CONFIG
+        if settings.landing.link_secret is None:
+            print(
+                "sign-link: no link secret: set BROKER_LANDING__LINK_SECRET or pass --secret-file",
+                file=sys.stderr,
+            )
+            return EXIT_CONFIG
+        secret = settings.landing.link_secret.get_secret_value()
+        if url is None and settings.landing.public_url:
+            url = f"{settings.landing.public_url}/manage"
+    if len(secret) < 16:
+        print("sign-link: the link secret must be at least 16 characters", file=sys.stderr)
+        return EXIT_CONFIG
+    print(signed_url(url or "http://127.0.0.1:8080/manage", params, secret=secret, now=time.time()))
     return 0
 
 

@@ -51,6 +51,17 @@ def verification_warning(settings: Settings) -> str | None:
     return None
 
 
+async def log_verification_mode(app: web.Application) -> None:
+    """At start-up (``serve``, the demo): say which mode is in force, loudly if it is unsafe."""
+    settings = app[settings_key]
+    mode = settings.landing.verification
+    warning = verification_warning(settings)
+    if warning:
+        log.warning("landing.verification", mode=str(mode or "unset"), message=warning)
+    else:
+        log.info("landing.verification", mode=str(mode))
+
+
 def refuse_unconfigured(request: web.Request) -> web.Response:
     """The page a visit gets while no verification is configured: what the operator must do."""
     request.app[metrics_key].landing_visits.labels("refused").inc()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -128,3 +129,11 @@ def verify_link(
         raise SignedLinkRefused(LinkRefusal.BAD_NONCE)
     signed = {name: value for name, value in pairs if name != SIGNATURE_PARAM}
     return SignedLink(params=signed, ts=int(ts_text), nonce=nonce)
+
+
+def signed_url(base_url: str, params: dict[str, str], *, secret: str, now: float) -> str:
+    """A fresh link as the Vertical Solution makes one: params, ts, a new nonce, sig."""
+    stamped = [*params.items(), (TIMESTAMP_PARAM, str(int(now)))]
+    stamped.append((NONCE_PARAM, secrets.token_urlsafe(12)))
+    query = "&".join(f"{rfc3986(k)}={rfc3986(v)}" for k, v in stamped)
+    return f"{base_url}?{query}&{SIGNATURE_PARAM}={sign_link(stamped, secret)}"
