@@ -31,7 +31,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from . import operator_commands, outbox
 from .app import create_app
-from .config import Settings, load_settings
+from .config import LandingVerification, Settings, load_settings
 from .identity import verification_warning
 from .link_signing import NONCE_PARAM, SIGNATURE_PARAM, TIMESTAMP_PARAM, signed_url
 from .logs import configure_logging
@@ -87,7 +87,11 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--billing-port", type=int, default=8091)
     demo.add_argument("--data-dir", type=Path, default=Path("demo-data"))
     demo.add_argument(
-        "--verify", choices=["zoho"], default=None, help="zoho: Sign in with Zoho (simulated)"
+        "--verify",
+        choices=[m.value for m in LandingVerification],
+        default=LandingVerification.SIGNED.value,
+        help="how landing visits are verified: signed links (default), zoho (Sign in with Zoho "
+        "against a simulated Zoho Accounts) or none (unsigned links, believed; demo only)",
     )
     demo.add_argument("--accounts-port", type=int, default=8092)
     demo.set_defaults(handler=_demo)
@@ -304,6 +308,7 @@ def _demo(args: argparse.Namespace) -> int:
                     platform_port=args.platform_port,
                     billing_port=args.billing_port,
                     data_dir=args.data_dir,
+                    verify=LandingVerification(args.verify),
                     accounts_port=args.accounts_port if args.verify == "zoho" else None,
                 )
             )
