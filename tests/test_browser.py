@@ -637,3 +637,41 @@ async def test_pages_fit_a_phone_without_sideways_scrolling(stack: Stack):
             await expect(page.locator("#credit-amount")).to_be_visible()
         await no_horizontal_scroll(page)
         await stack.shot(step)
+
+
+# -- landing verification ---------------------------------------------------------------------
+
+
+async def test_signed_link_opens_the_page_and_the_same_link_again_is_refused(stack: Stack):
+    page, expect = stack.page, pw.expect
+    link = stack.landing_url()
+    await page.goto(link)
+    await expect(page).to_have_url(f"{stack.origin}/manage")
+    await expect(page.locator("main")).to_contain_text("Your organisation has no subscription yet")
+    await stack.shot("signed-link")
+
+    await page.context.clear_cookies()
+    response = await page.goto(link)  # the same link, e.g. from the history or a shared copy
+    assert response is not None
+    assert response.status == 403
+    await expect(page.locator("h1")).to_have_text("We could not open this page")
+    await expect(page.locator("main")).to_contain_text(
+        "the link was already used; each link opens the page once"
+    )
+    await expect(page.locator("main")).to_contain_text("Subscription menu")
+    await stack.shot("replayed-link")
+    assert await page.context.cookies() == []
+
+
+@pytest.mark.parametrize("stack", [{"link_secret": None}], indirect=True)
+async def test_without_verification_the_page_shows_the_refusal(stack: Stack):
+    page, expect = stack.page, pw.expect
+    response = await page.goto(stack.landing_url(sign=False))
+    assert response is not None
+    assert response.status == 503
+    await expect(page.locator("h1")).to_have_text("This page is not set up yet")
+    await expect(page.locator("main")).to_contain_text("BROKER_LANDING__LINK_SECRET")
+    await expect(page.locator("main")).to_contain_text("BROKER_LANDING__VERIFY")
+    await stack.shot("not-configured")
+    assert await page.context.cookies() == []
+    await stack.live_subscription(users=3, storage=0)  # webhooks keep reaching the platform
