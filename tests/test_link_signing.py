@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from pathlib import Path
 
 import pytest
 
@@ -123,3 +124,10 @@ def test_refusal_never_carries_the_signature_or_the_secret():
 def test_trailing_newline_in_ts_is_not_a_timestamp():
     newline_ts = signed_pairs({**WORKED_EXAMPLE, "ts": "1764400000\n"})
     assert refusal(newline_ts) is LinkRefusal.BAD_TIMESTAMP
+
+
+def test_readme_shows_the_worked_example_as_the_broker_computes_it():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert f"\n{WORKED_CANONICAL}\n" in readme
+    assert canonical_string(WORKED_EXAMPLE.items()) == WORKED_CANONICAL
+    assert 'zoho.encryption.hmacsha256(secret, canonical.toString("&"), "hex")' in readme
