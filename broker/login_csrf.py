@@ -11,12 +11,15 @@ signed link's ``ts`` and single-use ``nonce`` are the protection. Pure apart fro
 
 from __future__ import annotations
 
+import structlog
 from aiohttp import web
 
 from .config import Settings
 from .errors import Forbidden
 
 CROSS_SITE = ("cross-site", "same-site")
+
+log = structlog.get_logger(__name__)
 
 
 class LoginOriginRefused(Forbidden):
@@ -56,6 +59,7 @@ def check_landing_post(request: web.Request, settings: Settings) -> None:
     if origin is not None:
         if origin_allowed(origin, allowed_origins(settings, own)):
             return
+        log.warning("landing.origin_refused", origin=origin[:200], sec_fetch_site=fetch_site)
         raise LoginOriginRefused(
             "this sign-in was posted from a site that may not open this page",
             hint="open the subscription page from the app's Subscription menu; if the app posts "
@@ -63,6 +67,7 @@ def check_landing_post(request: web.Request, settings: Settings) -> None:
             origin=origin[:200],
         )
     if fetch_site in CROSS_SITE:
+        log.warning("landing.origin_refused", origin=None, sec_fetch_site=fetch_site)
         raise LoginOriginRefused(
             "this sign-in came from another site, which may not open this page",
             hint="open the subscription page from the app's Subscription menu",

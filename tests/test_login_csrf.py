@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from broker.appkeys import clock_key
 from tests.conftest import db_rows
@@ -41,8 +42,10 @@ REFUSED_HEADERS = {
 @pytest.mark.parametrize("case", list(REFUSED_HEADERS))
 async def test_landing_post_from_another_site_is_refused(make_broker, case: str):
     broker = await make_broker()
-    response = await post_landing(broker, REFUSED_HEADERS[case])
+    with capture_logs() as logs:
+        response = await post_landing(broker, REFUSED_HEADERS[case])
     assert response.status == 403
+    assert [e["log_level"] for e in logs if e["event"] == "landing.origin_refused"] == ["warning"]
     text = await response.text()
     assert "may not open this page" in text
     assert "Subscription menu" in text
