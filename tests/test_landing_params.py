@@ -7,10 +7,13 @@ import json
 
 import pytest
 
+from broker.appkeys import clock_key
 from broker.billing_events import BillingSubscription
 from broker.correlation import identity_from_billing
 from broker.errors import InvalidLanding
 from broker.landing import parse_landing
+from tests.conftest import db_rows
+from tests.support import link_signature
 
 ZUID, ZGID = "60000000001", "70000000001"
 
@@ -67,3 +70,17 @@ def test_billing_custom_field_with_non_ascii_digits_is_no_id():
     )
     identity = identity_from_billing(subscription)
     assert (identity.zuid, identity.zgid) == (None, ZGID)
+
+
+@pytest.mark.parametrize("mode", ["signed", "none"])
+@pytest.mark.parametrize("case", ["nested_50k_deep", "number_5000_digits"])
+async def test_hostile_custom_fields_on_the_page_answer_400_not_500(make_broker, mode, case):
+    broker = await make_broker(landing={"verify": mode})
+    pairs = [("zuid", ZUID), ("zgid", ZGID), ("custom_fields", HOSTILE_CUSTOM_FIELDS[case])]
+    if mode == "signed":
+        pairs += link_signature(pairs, now=broker.app[clock_key]())
+    response = await broker.post("/manage", data=dict(pairs), allow_redirects=False)
+    text = await response.text()
+    assert response.status == 400, text
+    assert "custom_fields" in text
+    assert await db_rows(broker, "SELECT * FROM users") == []
