@@ -7,6 +7,7 @@ reads the environment at import time; ``cli.py`` decides when settings are built
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal
@@ -18,6 +19,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from .secret_env import EnvironSource, resolve_secret_files
 
 
 class _Section(BaseModel):
@@ -307,8 +310,10 @@ class Settings(BaseSettings):
         ]
 
 
-def load_settings(config_file: Path | None = None) -> Settings:
-    """Build settings from the environment layered over an optional TOML file."""
+def load_settings(config_file: Path | None, environ: Mapping[str, str]) -> Settings:
+    """Build settings from ``environ`` (``_FILE`` variables read here, never put back into the
+    process environment) layered over an optional TOML file."""
+    resolved = resolve_secret_files(environ)
 
     class FileBackedSettings(Settings):
         @classmethod
@@ -320,7 +325,10 @@ def load_settings(config_file: Path | None = None) -> Settings:
             dotenv_settings: PydanticBaseSettingsSource,
             file_secret_settings: PydanticBaseSettingsSource,
         ) -> tuple[PydanticBaseSettingsSource, ...]:
-            sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+            sources: list[PydanticBaseSettingsSource] = [
+                init_settings,
+                EnvironSource(settings_cls, resolved),
+            ]
             if config_file is not None:
                 sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
             return tuple(sources)
