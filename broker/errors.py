@@ -29,6 +29,8 @@ from typing import Any
 class BrokerError(Exception):
     status = 500
     code = "internal_error"
+    # Seconds after which trying again may work: answered as a Retry-After header.
+    retry_after: float | None = None
 
     def __init__(self, message: str, *, hint: str | None = None, **details: Any) -> None:
         super().__init__(message)
@@ -86,6 +88,7 @@ class UnsupportedMediaType(ClientError):
 class StoreError(BrokerError):
     status = 503
     code = "store_unavailable"
+    retry_after = 30.0  # Zoho (or any caller) retries; a disk is seldom fixed within seconds
 
 
 class BillingError(BrokerError):
