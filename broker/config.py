@@ -78,6 +78,9 @@ class WebhookSettings(_Section):
     # When set, X-Zoho-Webhook-Signature is required and checked (contracts.md §3).
     signing_secret: SecretStr | None = None
     signature_encoding: Literal["hex", "base64"] = "hex"
+    # A billing snapshot whose updated_time is further ahead of our clock than this is refused:
+    # kept, it would make every later real event look stale.
+    future_tolerance_seconds: float = Field(24 * 3600.0, gt=0)
 
     @field_validator("signing_secret")
     @classmethod

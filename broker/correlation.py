@@ -16,6 +16,7 @@ import sqlite_utils
 from .billing_events import BillingSubscription, CustomField
 from .config import Settings
 from .errors import Forbidden
+from .ids import is_user_id
 from .landing import LandingParams
 from .mapping import Identity
 from .sql import select_all, select_one, upsert
@@ -211,10 +212,11 @@ def _one(db: sqlite_utils.Database, sql: str, key: str) -> dict[str, Any] | None
 
 
 def _id_text(value: Any) -> str | None:
+    """A zuid/zgid from a custom field, or None: ASCII digits only (it reaches a platform URL)."""
     if isinstance(value, bool) or value is None:
         return None
     text = str(value).strip()
-    return text if text.isdigit() else None
+    return text if is_user_id(text) else None
 
 
 def _billing_email(subscription: BillingSubscription, customer: dict[str, Any]) -> str:

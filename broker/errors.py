@@ -4,6 +4,7 @@
     ├── ClientError                  400  the request is wrong; message says what and what to do
     │   ├── InvalidPayload           400
     │   ├── InvalidLanding           400
+    │   ├── InvalidIdentifier        400  not a Zoho id (ids.py), refused before any use
     │   ├── Unauthenticated          401
     │   ├── Forbidden                403
     │   ├── NotFound                 404
@@ -58,6 +59,10 @@ class InvalidPayload(ClientError):
 
 class InvalidLanding(ClientError):
     code = "invalid_landing_parameters"
+
+
+class InvalidIdentifier(ClientError):
+    code = "invalid_identifier"
 
 
 class Unauthenticated(ClientError):
