@@ -2,7 +2,8 @@
 ``broker backup``.
 
 They open the SQLite file directly, so they work whether or not the service runs, and they need
-only where the database is, never the platform or billing secrets. ``cli`` parses their arguments
+only where the database is. What they print is redacted again, with the configured secrets when
+the settings load (zapikey values are hidden either way): rows may predate the stored redaction. ``cli`` parses their arguments
 and hands them the environment; nothing here reads it on its own. Each returns the process's exit
 code and prints for a person (or, with ``--json``, one object a line for a script).
 """
