@@ -3,9 +3,10 @@
 
 They open the SQLite file directly, so they work whether or not the service runs, and they need
 only where the database is. What they print is redacted again, with the configured secrets when
-the settings load (zapikey values are hidden either way): rows may predate the stored redaction. ``cli`` parses their arguments
-and hands them the environment; nothing here reads it on its own. Each returns the process's exit
-code and prints for a person (or, with ``--json``, one object a line for a script).
+the settings load (zapikey values are hidden either way): rows may predate the stored redaction.
+``cli`` parses their arguments and hands them the environment; nothing here reads it on its own.
+Each returns the process's exit code and prints for a person (or, with ``--json``, one object a
+line for a script).
 """
 
 from __future__ import annotations

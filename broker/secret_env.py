@@ -78,14 +78,17 @@ class ChildEnvironment:
 
 
 def child_environment(environ: Mapping[str, str], secret_values: Iterable[str]) -> ChildEnvironment:
-    """Split ``environ``: every variable whose value holds a secret moves to ``secrets``."""
+    """Split ``environ``: every ``BROKER_`` variable whose value holds a secret moves to
+    ``secrets``. Other variables are the operator's business and pass unchanged (a short secret
+    must not strip PATH of the child)."""
     values = [value for value in secret_values if value]
     env: dict[str, str] = {}
     secrets: dict[str, str] = {}
     for name, value in environ.items():
         if name == SECRETS_FD_VARIABLE:
             continue
-        if any(secret in value for secret in values):
+        ours = name.upper().startswith(ENV_PREFIX)
+        if ours and any(secret in value for secret in values):
             secrets[name] = value
         else:
             env[name] = value
