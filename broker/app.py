@@ -48,6 +48,7 @@ from .middlewares import (
 from .pages import checkout_return, manage
 from .plan_actions import change, change_form, subscribe, subscribe_form
 from .platform_client import PlatformClient
+from .redaction import Redactor
 from .sessions import SessionCodec
 from .store import Store
 from .subscription_actions import (
@@ -165,7 +166,9 @@ async def http_session_context(app: web.Application) -> AsyncIterator[None]:
         raise_for_status=False,
     )
     app[http_session_key] = session
-    app[platform_client_key] = PlatformClient(session, settings.platform)
+    app[platform_client_key] = PlatformClient(
+        session, settings.platform, redactor=Redactor(settings.secrets())
+    )
     yield
     await session.close()
 
@@ -203,7 +206,9 @@ def delivery_process_context(
     async def context(app: web.Application) -> AsyncIterator[None]:
         settings = app[settings_key]
         runner = DeliveryProcess(
-            command, heartbeat_timeout=settings.delivery.poll_interval_seconds * 3 + 5
+            command,
+            heartbeat_timeout=settings.delivery.poll_interval_seconds * 3 + 5,
+            secret_values=settings.secrets(),
         )
         app[worker_key] = runner
         runner.start()

@@ -33,6 +33,7 @@ from .errors import (
     BillingRejected,
     BillingUnavailable,
 )
+from .ids import HOSTED_PAGE_ID, path_segment
 from .platform_client import parse_retry_after
 
 log = structlog.get_logger(__name__)
@@ -81,7 +82,9 @@ class BillingClient:
         return await self._all_pages("/addons", "addons", {"filter_by": "AddonStatus.ACTIVE"})
 
     async def get_subscription(self, subscription_id: str) -> dict[str, Any]:
-        return await self._resource("GET", f"/subscriptions/{subscription_id}", "subscription")
+        return await self._resource(
+            "GET", f"/subscriptions/{path_segment('subscription', subscription_id)}", "subscription"
+        )
 
     async def list_subscriptions(self, customer_id: str) -> list[dict[str, Any]]:
         return await self._all_pages(
@@ -89,7 +92,9 @@ class BillingClient:
         )
 
     async def get_customer(self, customer_id: str) -> dict[str, Any]:
-        return await self._resource("GET", f"/customers/{customer_id}", "customer")
+        return await self._resource(
+            "GET", f"/customers/{path_segment('customer', customer_id)}", "customer"
+        )
 
     async def new_subscription_page(self, payload: dict[str, Any]) -> dict[str, Any]:
         return await self._resource(
@@ -102,13 +107,20 @@ class BillingClient:
         )
 
     async def get_hosted_page(self, hostedpage_id: str) -> dict[str, Any]:
-        return await self._resource("GET", f"/hostedpages/{hostedpage_id}", "hostedpage")
+        return await self._resource(
+            "GET",
+            f"/hostedpages/{path_segment('hosted page', hostedpage_id, HOSTED_PAGE_ID)}",
+            "hostedpage",
+        )
 
     async def update_subscription(
         self, subscription_id: str, payload: dict[str, Any]
     ) -> dict[str, Any]:
         return await self._resource(
-            "PUT", f"/subscriptions/{subscription_id}", "subscription", json=payload
+            "PUT",
+            f"/subscriptions/{path_segment('subscription', subscription_id)}",
+            "subscription",
+            json=payload,
         )
 
     async def cancel_subscription(
@@ -116,26 +128,33 @@ class BillingClient:
     ) -> dict[str, Any]:
         return await self._resource(
             "POST",
-            f"/subscriptions/{subscription_id}/cancel",
+            f"/subscriptions/{path_segment('subscription', subscription_id)}/cancel",
             "subscription",
             params={"cancel_at_end": "true" if at_term_end else "false"},
         )
 
     async def reactivate_subscription(self, subscription_id: str) -> dict[str, Any]:
         return await self._resource(
-            "POST", f"/subscriptions/{subscription_id}/reactivate", "subscription"
+            "POST",
+            f"/subscriptions/{path_segment('subscription', subscription_id)}/reactivate",
+            "subscription",
         )
 
     async def pause_subscription(
         self, subscription_id: str, payload: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         return await self._resource(
-            "POST", f"/subscriptions/{subscription_id}/pause", "subscription", json=payload or {}
+            "POST",
+            f"/subscriptions/{path_segment('subscription', subscription_id)}/pause",
+            "subscription",
+            json=payload or {},
         )
 
     async def resume_subscription(self, subscription_id: str) -> dict[str, Any]:
         return await self._resource(
-            "POST", f"/subscriptions/{subscription_id}/resume", "subscription"
+            "POST",
+            f"/subscriptions/{path_segment('subscription', subscription_id)}/resume",
+            "subscription",
         )
 
     async def list_events(self, *, event_type: str | None = None, page: int = 1) -> dict[str, Any]:
@@ -143,7 +162,7 @@ class BillingClient:
         return await self.request("GET", "/events", params=params)
 
     async def get_event(self, event_id: str) -> dict[str, Any]:
-        return await self._resource("GET", f"/events/{event_id}", "event")
+        return await self._resource("GET", f"/events/{path_segment('event', event_id)}", "event")
 
     # -- plumbing ----------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from .errors import InvalidPayload
+from .ids import is_zoho_id
 
 
 def _as_id(value: Any) -> str:
@@ -37,7 +38,19 @@ def _as_timestamp(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def _as_zoho_id(value: Any) -> str:
+    text = _as_id(value)
+    if not is_zoho_id(text):
+        # It reaches Billing API paths and platform bodies: only what Zoho ids are made of.
+        raise ValueError("must be a Zoho id: ASCII digits only, at most 32 of them")
+    return text
+
+
 Id = Annotated[str, BeforeValidator(_as_id)]
+ZohoId = Annotated[str, BeforeValidator(_as_zoho_id)]
+# Licences and add-on units: a bound keeps absurd numbers out of the platform call and SQLite.
+MAX_QUANTITY = 1_000_000
+Quantity = Annotated[int, Field(ge=0, le=MAX_QUANTITY)]
 Timestamp = Annotated[datetime | None, BeforeValidator(_as_timestamp)]
 
 
@@ -52,7 +65,7 @@ class CustomField(_Open):
 
 
 class BillingCustomer(_Open):
-    customer_id: Id | None = None
+    customer_id: ZohoId | None = None
     display_name: str | None = None
     first_name: str | None = None
     last_name: str | None = None
@@ -64,19 +77,19 @@ class BillingCustomer(_Open):
 
 class BillingPlan(_Open):
     plan_code: str = Field(min_length=1)
-    plan_id: Id | None = None
+    plan_id: ZohoId | None = None
     name: str | None = None
-    quantity: int = Field(1, ge=0)
+    quantity: Quantity = 1
 
 
 class BillingAddon(_Open):
     addon_code: str = Field(min_length=1)
     name: str | None = None
-    quantity: int = Field(0, ge=0)
+    quantity: Quantity = 0
 
 
 class BillingSubscription(_Open):
-    subscription_id: Id
+    subscription_id: ZohoId
     status: str = Field(min_length=1)
     plan: BillingPlan | None = None
     addons: list[BillingAddon] = Field(default_factory=list)
@@ -85,7 +98,7 @@ class BillingSubscription(_Open):
     created_time: Timestamp = None
     current_term_ends_at: str | None = None
     next_billing_at: str | None = None
-    customer_id: Id | None = None
+    customer_id: ZohoId | None = None
     customer: BillingCustomer | None = None
     custom_fields: list[CustomField] = Field(default_factory=list)
 
@@ -130,6 +143,23 @@ def parse_webhook_event(document: Any) -> WebhookEvent:
             hint="use the default payload for subscription webhooks",
         )
     return event
+
+
+def check_not_from_the_future(event: WebhookEvent, *, now: float, tolerance: float) -> None:
+    """Refuse a snapshot dated beyond ``now + tolerance``: kept, it would make every real event
+    after it look older, freezing the subscription. Refused (and not recorded), it can be sent
+    again once the clocks agree."""
+    subscription = event.data.subscription
+    moment = subscription.updated_time if subscription else None
+    if moment is None or moment.timestamp() <= now + tolerance:
+        return
+    ahead = moment.timestamp() - now
+    raise InvalidPayload(
+        f"updated_time is {ahead / 3600:.1f} hours ahead of this broker's clock "
+        f"(at most {tolerance / 3600:g} allowed)",
+        hint="check the clocks of Zoho Billing's account and of this server, then resend",
+        problems=[f"data.subscription.updated_time: {moment.isoformat()} is in the future"],
+    )
 
 
 MAX_DEPTH = 64

@@ -36,6 +36,7 @@ from .identity import verification_warning
 from .link_signing import NONCE_PARAM, SIGNATURE_PARAM, TIMESTAMP_PARAM, signed_url
 from .logs import configure_logging
 from .runtime import loop_name, new_event_loop
+from .secret_env import SECRETS_FD_VARIABLE, read_secrets_pipe
 
 log = structlog.get_logger(__name__)
 
@@ -48,11 +49,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help()
-        return EXIT_CONFIG
-    try:
-        _resolve_secret_files(os.environ)
-    except OSError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     handler = args.handler
     result: int = handler(args)
@@ -170,13 +166,25 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace) -> Settings | None:
-    """Load settings, or print what is wrong (naming the key) and return None."""
+    """Load settings, or print what is wrong (naming the key) and return None.
+
+    The environment is read into a copy: nothing is written back into ``os.environ``, so no
+    secret read from a ``_FILE`` reaches a child process's environment.
+    """
+    environ = dict(os.environ)
     config_file = args.config or (
-        Path(os.environ["BROKER_CONFIG"]) if os.environ.get("BROKER_CONFIG") else None
+        Path(environ["BROKER_CONFIG"]) if environ.get("BROKER_CONFIG") else None
     )
-    if os.environ.get("PORT") and not os.environ.get("BROKER_SERVER__PORT"):
-        os.environ["BROKER_SERVER__PORT"] = os.environ["PORT"]  # Procfile hosts assign PORT
-    unknown = _unknown_env_sections(os.environ)
+    if environ.get("PORT") and not environ.get("BROKER_SERVER__PORT"):
+        environ["BROKER_SERVER__PORT"] = environ["PORT"]  # Procfile hosts assign PORT
+    if environ.get(SECRETS_FD_VARIABLE):
+        # Started by `broker serve`: the secrets it holds came through a pipe, not the env.
+        try:
+            environ.update(read_secrets_pipe(int(environ.pop(SECRETS_FD_VARIABLE))))
+        except (OSError, ValueError) as exc:
+            print(f"configuration error: cannot read the secrets pipe: {exc}", file=sys.stderr)
+            return None
+    unknown = _unknown_env_sections(environ)
     if unknown:
         print("configuration error:", file=sys.stderr)
         for name in unknown:
@@ -187,8 +195,8 @@ def _settings(args: argparse.Namespace) -> Settings | None:
             )
         return None
     try:
-        return load_settings(config_file)
-    except FileNotFoundError as exc:
+        return load_settings(config_file, environ)
+    except OSError as exc:  # a missing config file, an unreadable _FILE secret
         print(f"configuration error: {exc}", file=sys.stderr)
     except tomllib.TOMLDecodeError as exc:  # a ValueError too, so it must come first
         print(f"configuration error: {config_file} is not valid TOML: {exc}", file=sys.stderr)
@@ -388,20 +396,3 @@ def redacted(value: Any) -> Any:
     if isinstance(value, list):
         return [redacted(v) for v in value]
     return value
-
-
-def _resolve_secret_files(environ: os._Environ[str]) -> None:
-    """``BROKER_X__Y_FILE=/path`` supplies ``BROKER_X__Y`` from a file (systemd, containers)."""
-    for name in [
-        n for n in environ if n.upper().startswith(ENV_PREFIX) and n.upper().endswith("_FILE")
-    ]:
-        target = name[: -len("_FILE")]
-        path = Path(environ.pop(name))
-        if target in environ:
-            continue
-        try:
-            environ[target] = path.read_text().strip()
-        except OSError as exc:
-            raise OSError(
-                f"{name} points to {path}, which cannot be read ({exc.strerror})"
-            ) from None

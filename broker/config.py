@@ -7,6 +7,7 @@ reads the environment at import time; ``cli.py`` decides when settings are built
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal
@@ -18,6 +19,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from .secret_env import EnvironSource, resolve_secret_files
 
 
 class _Section(BaseModel):
@@ -75,6 +78,9 @@ class WebhookSettings(_Section):
     # When set, X-Zoho-Webhook-Signature is required and checked (contracts.md §3).
     signing_secret: SecretStr | None = None
     signature_encoding: Literal["hex", "base64"] = "hex"
+    # A billing snapshot whose updated_time is further ahead of our clock than this is refused:
+    # kept, it would make every later real event look stale.
+    future_tolerance_seconds: float = Field(24 * 3600.0, gt=0)
 
     @field_validator("signing_secret")
     @classmethod
@@ -319,8 +325,10 @@ class Settings(BaseSettings):
         ]
 
 
-def load_settings(config_file: Path | None = None) -> Settings:
-    """Build settings from the environment layered over an optional TOML file."""
+def load_settings(config_file: Path | None, environ: Mapping[str, str]) -> Settings:
+    """Build settings from ``environ`` (``_FILE`` variables read here, never put back into the
+    process environment) layered over an optional TOML file."""
+    resolved = resolve_secret_files(environ)
 
     class FileBackedSettings(Settings):
         @classmethod
@@ -332,7 +340,10 @@ def load_settings(config_file: Path | None = None) -> Settings:
             dotenv_settings: PydanticBaseSettingsSource,
             file_secret_settings: PydanticBaseSettingsSource,
         ) -> tuple[PydanticBaseSettingsSource, ...]:
-            sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+            sources: list[PydanticBaseSettingsSource] = [
+                init_settings,
+                EnvironSource(settings_cls, resolved),
+            ]
             if config_file is not None:
                 sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
             return tuple(sources)

@@ -17,6 +17,7 @@ import sqlite_utils
 from .billing_events import BillingSubscription, CustomField
 from .config import LandingVerification, Settings
 from .errors import Forbidden
+from .ids import is_user_id
 from .landing import LandingParams
 from .mapping import Identity
 from .sql import select_all, select_one, upsert
@@ -249,11 +250,11 @@ def _one(db: sqlite_utils.Database, sql: str, key: str) -> dict[str, Any] | None
 
 
 def _id_text(value: Any) -> str | None:
+    """A zuid/zgid from a custom field, or None: ASCII digits only (it reaches a platform URL)."""
     if isinstance(value, bool) or value is None:
         return None
     text = str(value).strip()
-    # ASCII only: str.isdigit() also accepts other scripts' digits ("१२").
-    return text if text.isascii() and text.isdigit() else None
+    return text if is_user_id(text) else None
 
 
 def _billing_email(subscription: BillingSubscription, customer: dict[str, Any]) -> str:

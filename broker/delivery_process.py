@@ -2,6 +2,8 @@
 
 ``broker serve`` starts ``broker deliver`` as a child and supervises it:
 
+- the child's environment carries no secret value: variables that hold one are written into a
+  pipe the child reads once (``secret_env``), and ``_FILE`` variables are left for it to read;
 - the parent writes a byte to the child's stdin whenever it commits new work (a wake-up);
   end of stdin tells the child to finish its calls and stop;
 - the child writes ``heartbeat`` lines to its stderr while its worker is alive, which is what the
@@ -30,6 +32,8 @@ from .config import Settings
 from .delivery import DeliveryWorker
 from .metrics import Metrics
 from .platform_client import PlatformClient
+from .redaction import Redactor
+from .secret_env import SECRETS_FD_VARIABLE, child_environment, secrets_pipe
 from .store import Store
 
 log = structlog.get_logger(__name__)
@@ -41,8 +45,16 @@ PR_SET_PDEATHSIG = 1
 class DeliveryProcess:
     """The parent's handle on the delivery child: same ``wake``/``alive``/``stop`` as the worker."""
 
-    def __init__(self, command: Sequence[str], *, heartbeat_timeout: float) -> None:
+    def __init__(
+        self,
+        command: Sequence[str],
+        *,
+        heartbeat_timeout: float,
+        secret_values: Sequence[str] = (),
+    ) -> None:
         self._command = list(command)
+        # Variables holding one of these travel through a pipe, not the child's environment.
+        self._secret_values = list(secret_values)
         self._heartbeat_timeout = heartbeat_timeout
         self._process: asyncio.subprocess.Process | None = None
         self._task: asyncio.Task[None] | None = None
@@ -88,12 +100,22 @@ class DeliveryProcess:
     async def _supervise(self) -> None:
         delay = 1.0
         while not self._stopping.is_set():
-            process = await asyncio.create_subprocess_exec(
-                *self._command,
-                stdin=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                env={**os.environ, "BROKER_PARENT_PID": str(os.getpid())},
-            )
+            child = child_environment(os.environ, self._secret_values)
+            secrets_fd = secrets_pipe(child.secrets)
+            try:
+                process = await asyncio.create_subprocess_exec(
+                    *self._command,
+                    stdin=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE,
+                    env={
+                        **child.env,
+                        "BROKER_PARENT_PID": str(os.getpid()),
+                        SECRETS_FD_VARIABLE: str(secrets_fd),
+                    },
+                    pass_fds=(secrets_fd,),
+                )
+            finally:
+                os.close(secrets_fd)
             self._process = process
             self._last_heartbeat = time.monotonic()
             log.info("delivery.process_started", pid=process.pid)
@@ -131,7 +153,8 @@ async def run_delivery_child(settings: Settings) -> None:
         connector=aiohttp.TCPConnector(limit=settings.delivery.concurrency),
         timeout=aiohttp.ClientTimeout(total=settings.platform.request_timeout_seconds),
     )
-    worker = DeliveryWorker(store, PlatformClient(session, settings.platform), settings, Metrics())
+    client = PlatformClient(session, settings.platform, redactor=Redactor(settings.secrets()))
+    worker = DeliveryWorker(store, client, settings, Metrics())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

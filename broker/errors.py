@@ -4,6 +4,7 @@
     ├── ClientError                  400  the request is wrong; message says what and what to do
     │   ├── InvalidPayload           400
     │   ├── InvalidLanding           400
+    │   ├── InvalidIdentifier        400  not a Zoho id (ids.py), refused before any use
     │   ├── Unauthenticated          401
     │   ├── Forbidden                403
     │   ├── NotFound                 404
@@ -29,6 +30,8 @@ from typing import Any
 class BrokerError(Exception):
     status = 500
     code = "internal_error"
+    # Seconds after which trying again may work: answered as a Retry-After header.
+    retry_after: float | None = None
 
     def __init__(self, message: str, *, hint: str | None = None, **details: Any) -> None:
         super().__init__(message)
@@ -56,6 +59,10 @@ class InvalidPayload(ClientError):
 
 class InvalidLanding(ClientError):
     code = "invalid_landing_parameters"
+
+
+class InvalidIdentifier(ClientError):
+    code = "invalid_identifier"
 
 
 class Unauthenticated(ClientError):
@@ -86,6 +93,7 @@ class UnsupportedMediaType(ClientError):
 class StoreError(BrokerError):
     status = 503
     code = "store_unavailable"
+    retry_after = 30.0  # Zoho (or any caller) retries; a disk is seldom fixed within seconds
 
 
 class BillingError(BrokerError):

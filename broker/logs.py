@@ -7,35 +7,27 @@ with ``zapikey=`` in its query, an exception message) is replaced before it is r
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from collections.abc import Iterable, MutableMapping
 from typing import Any, TextIO
 
 import structlog
 
-REDACTED = "***"
-_ZAPIKEY_IN_QUERY = re.compile(r"(?i)(zapikey=)[^&#\s\"']*")
+from .redaction import REDACTED, Redactor, redact_zapikey_pairs
+
+__all__ = ["REDACTED", "SecretRedactor", "configure_logging", "redact_url"]
 
 
 def redact_url(url: str) -> str:
     """Hide the zapikey in a URL's query string."""
-    return _ZAPIKEY_IN_QUERY.sub(rf"\g<1>{REDACTED}", url)
+    return redact_zapikey_pairs(url)
 
 
 class SecretRedactor:
-    """structlog processor that scrubs known secret values and zapikey query parameters."""
+    """structlog processor that scrubs known secret values (in every encoding) and zapikeys."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
-        # Longest first, so a secret that contains another is replaced whole.
-        self._secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
-
-    def scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, REDACTED)
-        # Every log field passes here: skip the regex when no query parameter can be present.
-        return redact_url(text) if "=" in text else text
+        self.scrub = Redactor(secrets)
 
     def _clean(self, value: Any) -> Any:
         if isinstance(value, str):

@@ -7,6 +7,7 @@ log, never to the client.
 
 from __future__ import annotations
 
+import math
 import random
 import re
 import time
@@ -71,8 +72,15 @@ async def error_answers(request: web.Request, handler: Handler) -> web.StreamRes
     try:
         return await handler(request)
     except BrokerError as error:
-        log.warning("http.refused", status=error.status, error=error.code, message=error.message)
-        return render_error(request, error)
+        log.warning(
+            "http.refused",
+            status=error.status,
+            error=error.code,
+            message=error.message,
+            cause=type(error.__cause__).__name__ if error.__cause__ else None,
+        )
+        retry = {"Retry-After": f"{math.ceil(error.retry_after)}"} if error.retry_after else {}
+        return render_error(request, error, headers=retry)
     except web.HTTPException as http_error:
         if http_error.status < 400:
             raise

@@ -2,9 +2,11 @@
 ``broker backup``.
 
 They open the SQLite file directly, so they work whether or not the service runs, and they need
-only where the database is, never the platform or billing secrets. ``cli`` parses their arguments
-and hands them the environment; nothing here reads it on its own. Each returns the process's exit
-code and prints for a person (or, with ``--json``, one object a line for a script).
+only where the database is. What they print is redacted again, with the configured secrets when
+the settings load (zapikey values are hidden either way): rows may predate the stored redaction.
+``cli`` parses their arguments and hands them the environment; nothing here reads it on its own.
+Each returns the process's exit code and prints for a person (or, with ``--json``, one object a
+line for a script).
 """
 
 from __future__ import annotations
@@ -19,12 +21,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from . import outbox, store
+from .config import load_settings
+from .redaction import Redactor
 
 
 def deliveries_list(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     db = _open_existing(_database_path(args, environ))
-    rows = outbox.list_deliveries(db, state=args.state, limit=args.limit)
+    rows = _redacted(outbox.list_deliveries(db, state=args.state, limit=args.limit), args, environ)
     if args.json:
         for row in rows:
             print(json.dumps(row))
@@ -50,13 +56,8 @@ def deliveries_show(args: argparse.Namespace, environ: Mapping[str, str]) -> int
     if not rows:
         print(f"no delivery with id {args.id}", file=sys.stderr)
         return 1
-    print(
-        json.dumps(
-            {"delivery": rows[0], "attempts": outbox.delivery_attempts(db, args.id)},
-            indent=2,
-            default=str,
-        )
-    )
+    shown = {"delivery": rows[0], "attempts": outbox.delivery_attempts(db, args.id)}
+    print(json.dumps(_redacted(shown, args, environ), indent=2, default=str))
     return 0
 
 
@@ -107,6 +108,34 @@ def _database_path(args: argparse.Namespace, environ: Mapping[str, str]) -> Path
         if path:
             return Path(path)
     return Path("broker.db")
+
+
+def _redacted(value: Any, args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
+    """Scrub what is shown again: rows stored by an older broker may still hold a key."""
+    return _scrub(value, Redactor(_known_secrets(args, environ)))
+
+
+def _scrub(value: Any, redact: Redactor) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, bytes):
+        return redact(value.decode("utf-8", errors="replace"))
+    if isinstance(value, dict):
+        return {key: _scrub(item, redact) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_scrub(item, redact) for item in value]
+    return value
+
+
+def _known_secrets(args: argparse.Namespace, environ: Mapping[str, str]) -> list[str]:
+    """The configured secrets when the settings load; zapikey pairs are hidden regardless."""
+    config_file = args.config or (
+        Path(environ["BROKER_CONFIG"]) if environ.get("BROKER_CONFIG") else None
+    )
+    try:
+        return load_settings(config_file, environ).secrets()
+    except (ValidationError, ValueError, OSError):
+        return []  # the database commands work without settings; pattern redaction still runs
 
 
 def _open_existing(path: Path) -> Any:

@@ -35,7 +35,7 @@ from .sql import select_all, upsert
 
 @dataclass(frozen=True)
 class PipelineResult:
-    outcome: str  # queued | unchanged | stale | parked | ignored | duplicate
+    outcome: str  # queued | unchanged | stale | parked | ignored | duplicate | refused
     reason: str | None = None
     subscription_id: str | None = None
     delivery_id: int | None = None
@@ -110,7 +110,18 @@ def apply_snapshot(
         return PipelineResult(
             "stale", f"subscription {subscription_id} was deleted in billing", subscription_id
         )
-    if row and row["billing_updated_at"] is not None and updated_at < row["billing_updated_at"]:
+    latest_credible = now + settings.webhooks.future_tolerance_seconds
+    if updated_at > latest_credible:
+        # Kept, it would make every real event after it look stale (the webhook edge refuses
+        # these too; this covers billing reads).
+        return PipelineResult(
+            "refused",
+            f"billing's updated_time for subscription {subscription_id} is in the future",
+            subscription_id,
+        )
+    known = row["billing_updated_at"] if row else None
+    # A stored time beyond belief (written before this check existed) orders nothing.
+    if known is not None and known <= latest_credible and updated_at < known:
         return PipelineResult(
             "stale",
             f"billing already reported a newer state of subscription {subscription_id}",

@@ -3,7 +3,8 @@
 It makes one call and says what happened, in three kinds the delivery worker acts on:
 ``success`` (2xx and no failure marker), ``retry`` (could not reach it, timed out, 429 or 5xx) and
 ``reject`` (it said no: any other status, or a ``Failure`` answer). It never retries by itself and
-never lets the zapikey out: every URL it reports is redacted.
+never lets the zapikey out: every URL it reports is redacted, and so is every response excerpt
+and error (a platform may echo the request URL, key and all, in its error body).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from urllib.parse import quote
 import aiohttp
 
 from .config import PlatformSettings
-from .logs import REDACTED
 from .mapping import PlatformCall
+from .redaction import REDACTED, Redactor
 
 FAILURE_MARKERS = frozenset({"failure", "failed", "error"})
 RETRYABLE_STATUSES = frozenset({408, 425, 429})
@@ -40,9 +41,17 @@ class CallResult:
 
 
 class PlatformClient:
-    def __init__(self, session: aiohttp.ClientSession, settings: PlatformSettings) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        settings: PlatformSettings,
+        *,
+        redactor: Redactor | None = None,
+    ) -> None:
         self._session = session
         self._settings = settings
+        # The zapikey is what the platform can echo; callers may add every other secret.
+        self._redact = redactor or Redactor([settings.zapikey.get_secret_value()])
         self._timeout = aiohttp.ClientTimeout(total=settings.request_timeout_seconds)
 
     def url(self, zgid: str, planid: str) -> str:
@@ -82,7 +91,8 @@ class PlatformClient:
             return CallResult(
                 "retry", None, elapsed(), shown_url, body, error=f"{type(exc).__name__}"
             )
-        excerpt = text[:EXCERPT_CHARS]
+        # Redact the whole text before cutting it, so no key is left half-visible at the cut.
+        excerpt = self._redact(text)[:EXCERPT_CHARS]
         outcome = classify_response(status, text)
         return CallResult(
             outcome,
@@ -91,7 +101,7 @@ class PlatformClient:
             shown_url,
             body,
             response_excerpt=excerpt,
-            error=None if outcome == "success" else describe_failure(status, text),
+            error=None if outcome == "success" else self._redact(describe_failure(status, text)),
             retry_after=retry_after if outcome == "retry" else None,
         )
 

@@ -11,6 +11,7 @@ This module never decides anything about subscriptions; it only runs what it is 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import sqlite3
 import threading
@@ -51,6 +52,37 @@ class StoreStats:
 
 
 WRITE_LOCK_TIMEOUT_SECONDS = 30.0
+
+# SQLite's primary result codes that mean "the disk or the file is in trouble, try later",
+# and what to tell the caller. The others (a constraint, a bug in a job) stay as they are.
+_UNAVAILABLE = {
+    sqlite3.SQLITE_BUSY: "the database is busy",
+    sqlite3.SQLITE_LOCKED: "the database is locked",
+    sqlite3.SQLITE_READONLY: "the database is read-only",
+    sqlite3.SQLITE_IOERR: "the database disk failed a read or write",
+    sqlite3.SQLITE_FULL: "the database disk is full",
+    sqlite3.SQLITE_CANTOPEN: "the database file cannot be opened",
+}
+# After these the connection itself may be stuck (a read-only file handle): open a new one.
+_REOPEN_AFTER = frozenset({sqlite3.SQLITE_READONLY, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN})
+STORE_HINT = "the operator must free disk space or make the database writable; retry later"
+
+
+def unavailable_reason(exc: BaseException) -> str | None:
+    """Why the database cannot take writes now, if ``exc`` says so (None: some other error)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(exc, sqlite3.Error) and code is not None:
+        return _UNAVAILABLE.get(code & 0xFF)
+    if isinstance(exc, OSError):
+        return f"the database disk failed ({exc.strerror or type(exc).__name__})"
+    return None
+
+
+def store_error(exc: BaseException, fallback: str) -> StoreError:
+    """A StoreError (503) naming what is wrong with the disk, caused by ``exc``."""
+    error = StoreError(unavailable_reason(exc) or fallback, hint=STORE_HINT)
+    error.__cause__ = exc
+    return error
 
 
 def begin_immediate(db: sqlite_utils.Database) -> None:
@@ -102,6 +134,7 @@ class Store:
         self._reader_db: sqlite_utils.Database | None = None
         self._opened = threading.Event()
         self._open_error: BaseException | None = None
+        self._reopen = False  # set by the writer thread after an error that can stick
         self.stats = StoreStats()
 
     async def open(self) -> None:
@@ -162,6 +195,8 @@ class Store:
                 first = self._jobs.get()
                 if first is None:
                     return
+                if self._reopen:
+                    db = self._reconnect(db)
                 group = [first]
                 while len(group) < self._group_commit_max:
                     try:
@@ -176,6 +211,23 @@ class Store:
         finally:
             db.close()
 
+    def _reconnect(self, db: sqlite_utils.Database) -> sqlite_utils.Database:
+        """A fresh connection, so a disk made writable again is used without a restart."""
+        try:
+            fresh = connect(self.path, synchronous=self._synchronous)
+        except (sqlite3.Error, OSError) as exc:
+            log.error("store.reopen_failed", error=type(exc).__name__)
+            return db  # keep the old one; the next group tries again
+        db.close()
+        self._reopen = False
+        log.info("store.reopened")
+        return fresh
+
+    def _note_failure(self, exc: BaseException) -> None:
+        code = getattr(exc, "sqlite_errorcode", None)
+        if isinstance(exc, OSError) or (code is not None and code & 0xFF in _REOPEN_AFTER):
+            self._reopen = True
+
     def _commit_group(self, db: sqlite_utils.Database, group: list[_WriteJob]) -> None:
         try:
             begin_immediate(db)
@@ -186,6 +238,15 @@ class Store:
                     job.result = job.fn(db)
                 except Exception as exc:  # noqa: BLE001 - handed back to the awaiting caller
                     job.error = exc
+                    if unavailable_reason(exc) is not None:
+                        # A full or read-only disk is the operator's to fix and the caller's
+                        # to retry later (503), not a bug in the job (500).
+                        self._note_failure(exc)
+                        log.error(
+                            "store.write_failed",
+                            error=getattr(exc, "sqlite_errorname", type(exc).__name__),
+                        )
+                        job.error = store_error(exc, "the database could not take the change")
                     if db.conn.in_transaction:
                         db.conn.execute("ROLLBACK TO SAVEPOINT job")
                     else:
@@ -198,13 +259,19 @@ class Store:
                         continue
                 db.conn.execute("RELEASE SAVEPOINT job")
             db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if db.conn.in_transaction:
-                db.execute("ROLLBACK")
-            log.error("store.commit_failed", error=type(exc).__name__, jobs=len(group))
+        except (sqlite3.Error, OSError) as exc:
+            self._note_failure(exc)
+            with contextlib.suppress(sqlite3.Error):
+                if db.conn.in_transaction:
+                    db.execute("ROLLBACK")
+            log.error(
+                "store.commit_failed",
+                error=getattr(exc, "sqlite_errorname", type(exc).__name__),
+                reason=unavailable_reason(exc),
+                jobs=len(group),
+            )
             for job in group:
-                job.error = StoreError("the database could not commit the change")
-                job.error.__cause__ = exc
+                job.error = store_error(exc, "the database could not commit the change")
         self.stats.transactions += 1
         self.stats.jobs += len(group)
         self.stats.largest_group = max(self.stats.largest_group, len(group))

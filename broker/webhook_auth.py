@@ -23,6 +23,12 @@ def check_zapikey(presented: str | None, accepted: Iterable[bytes]) -> None:
             "missing zapikey header",
             hint="add the custom header 'zapikey' to the Zoho Billing webhook",
         )
+    if not presented.isascii():
+        # Keys are ASCII; a non-UTF-8 header arrives surrogate-escaped and cannot even encode.
+        raise Unauthenticated(
+            "the zapikey header holds non-ASCII characters, so it cannot match",
+            hint="copy the ZAPIKEY from the Developer Console into the webhook's zapikey header",
+        )
     candidate = presented.strip().encode()
     # Compare against every key, without stopping early, so timing says nothing about which.
     matched = False
@@ -58,6 +64,12 @@ def check_signature(
         raise Unauthenticated(
             f"missing {SIGNATURE_HEADER} header",
             hint="this broker requires signed webhooks: enable 'secure this webhook' in Zoho",
+        )
+    if not presented.isascii():
+        raise Unauthenticated(
+            f"the {SIGNATURE_HEADER} header holds non-ASCII characters; the webhook signature "
+            "is hex or base64",
+            hint="check that the signing secret configured here equals the one in Zoho",
         )
     expected = compute_signature(secret, signed_payload(pairs, raw_body), encoding)
     given = presented.strip()

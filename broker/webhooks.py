@@ -21,7 +21,7 @@ from .appkeys import (
     store_key,
     worker_key,
 )
-from .billing_events import decode_json, parse_webhook_event
+from .billing_events import check_not_from_the_future, decode_json, parse_webhook_event
 from .errors import InvalidPayload, PayloadTooLarge, UnsupportedMediaType
 from .pipeline import ingest_webhook
 from .webhook_auth import SIGNATURE_HEADER, check_signature, check_zapikey
@@ -49,6 +49,8 @@ async def receive_billing_webhook(request: web.Request) -> web.Response:
         )
 
     event = parse_webhook_event(_document(raw, content_type, form_pairs))
+    now = app[clock_key]()
+    check_not_from_the_future(event, now=now, tolerance=settings.webhooks.future_tolerance_seconds)
     result = await app[store_key].write(
         partial(
             ingest_webhook,
@@ -57,7 +59,7 @@ async def receive_billing_webhook(request: web.Request) -> web.Response:
             content_type=content_type,
             request_id=request.get(request_id_key, ""),
             settings=settings,
-            now=app[clock_key](),
+            now=now,
         )
     )
     if result.queued:

@@ -329,6 +329,9 @@ async def start_world(
         origin = str(billing_server.make_url("")).rstrip("/")
         clock = running_clock(TODAY)
         billing = billing_section(origin, **sections.pop("billing", {}))
+        # Tests move the simulator's calendar days ahead of the broker's clock in one step.
+        webhooks = {"future_tolerance_seconds": 366 * 86400.0, **sections.pop("webhooks", {})}
+        sections["webhooks"] = webhooks
         settings = fast_settings(
             tmp_path, str(platform_server.make_url("")).rstrip("/"), billing=billing, **sections
         )

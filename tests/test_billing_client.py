@@ -34,6 +34,7 @@ from broker.errors import (
     BillingRateLimited,
     BillingRejected,
     BillingUnavailable,
+    InvalidIdentifier,
 )
 from broker.pause_credit import pause_credit
 from broker.simulators.billing import BillingSimulator
@@ -885,3 +886,39 @@ def test_explicit_urls_override_the_data_centre_without_a_trailing_slash() -> No
 
     assert settings.resolved_base_url == "http://127.0.0.1:9/billing/v1"
     assert settings.resolved_accounts_url == "http://127.0.0.1:9"
+
+
+# --- ids in paths ------------------------------------------------------------------------------
+
+BAD_PATH_IDS = ["../customers/1", "12a", "١٢", "1/cancel", "1?x=1", "", "9" * 40]
+
+
+@pytest.mark.parametrize("bad", BAD_PATH_IDS)
+async def test_client_refuses_to_build_a_path_from_an_id_that_is_not_a_zoho_id(
+    harness: Harness, bad: str
+) -> None:
+    """Defence in depth: whatever slipped past the edges never reaches a Billing API path."""
+    client = harness.client()
+    calls: list[Callable[[], Awaitable[Any]]] = [
+        lambda: client.get_subscription(bad),
+        lambda: client.get_customer(bad),
+        lambda: client.update_subscription(bad, {}),
+        lambda: client.cancel_subscription(bad, at_term_end=True),
+        lambda: client.reactivate_subscription(bad),
+        lambda: client.pause_subscription(bad),
+        lambda: client.resume_subscription(bad),
+        lambda: client.get_event(bad),
+    ]
+    for call in calls:
+        with pytest.raises(InvalidIdentifier, match="not a Zoho id"):
+            await call()
+    assert harness.wire.requests == []
+
+
+@pytest.mark.parametrize("bad", ["../x", "a b", "१२", "", "x" * 200])
+async def test_client_refuses_a_hosted_page_id_with_characters_no_page_id_has(
+    harness: Harness, bad: str
+) -> None:
+    with pytest.raises(InvalidIdentifier):
+        await harness.client().get_hosted_page(bad)
+    assert harness.wire.requests == []

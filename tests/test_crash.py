@@ -197,7 +197,8 @@ async def start_broker(tmp_path: Path, platform_server: TestServer) -> AsyncIter
     platform_url = str(platform_server.make_url("")).rstrip("/")
     db = tmp_path / "broker.db"
 
-    async def start(**extra_env: str) -> BrokerProcess:
+    async def start(**extra_env: str | None) -> BrokerProcess:
+        """Start a broker; an ``extra_env`` value of None removes that variable."""
         port = _free_port()
         env = {name: value for name, value in os.environ.items() if not name.startswith("BROKER_")}
         env.update(
@@ -216,9 +217,11 @@ async def start_broker(tmp_path: Path, platform_server: TestServer) -> AsyncIter
                 "BROKER_DELIVERY__JITTER_SECONDS": "0",
                 "BROKER_DELIVERY__POLL_INTERVAL_SECONDS": "0.1",
                 "BROKER_LOG__FORMAT": "json",
-                **extra_env,
+                **{name: value for name, value in extra_env.items() if value is not None},
             }
         )
+        for name in [name for name, value in extra_env.items() if value is None]:
+            env.pop(name, None)
         number = len(started) + 1
         stdout, stderr = tmp_path / f"broker-{number}.out", tmp_path / f"broker-{number}.err"
         with _open_log(stdout) as out, _open_log(stderr) as err:
@@ -545,3 +548,44 @@ async def test_killed_delivery_process_is_replaced_and_loses_nothing(
     await broker.wait_ready(session)  # the new child reports in
     assert applied_adds(simulator) == dict.fromkeys(sids, 1)
     assert "delivery.process_exited" in broker.logs()
+
+
+def environment_of(pid: int) -> dict[str, str]:
+    """A process's environment as the kernel shows it to anyone allowed to read /proc."""
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    pairs = [entry.split(b"=", 1) for entry in raw.split(b"\0") if b"=" in entry]
+    return {name.decode(): value.decode(errors="replace") for name, value in pairs}
+
+
+@pytest.mark.slow
+async def test_delivery_process_environment_carries_no_secret_value(
+    start_broker: BrokerStarter,
+    simulator: PlatformSimulator,
+    session: aiohttp.ClientSession,
+    tmp_path: Path,
+) -> None:
+    """Secrets from _FILE variables and secrets set in clear both stay out of the child's
+    environment; the child still has them (it delivers with the zapikey it read)."""
+    zapikey_file = tmp_path / "zapikey"
+    zapikey_file.write_text(ZAPIKEY + "\n")
+    zapikey_file.chmod(0o600)
+    extra_key = "rotated-webhook-key-0123456789"
+    broker = await start_broker(
+        BROKER_PLATFORM__ZAPIKEY=None,
+        BROKER_PLATFORM__ZAPIKEY_FILE=str(zapikey_file),
+        BROKER_WEBHOOKS__EXTRA_ZAPIKEYS=json.dumps([extra_key]),
+    )
+    await broker.wait_ready(session)
+    child = delivery_child(broker.proc.pid)
+    assert child is not None, "serve runs its deliveries in a child process"
+
+    environ = environment_of(child)
+    assert environ.get("BROKER_PLATFORM__ZAPIKEY_FILE") == str(zapikey_file)
+    assert environ.get("BROKER_PLATFORM__APP_DOMAIN") == APP_DOMAIN  # not a secret: passed on
+    leaked = [name for name, value in environ.items() if ZAPIKEY in value or extra_key in value]
+    assert leaked == []
+
+    [event] = crash_events(1, tag="106")
+    await post_all(session, broker, [event])
+    await wait_all_done(broker, subscription_ids([event]), within=20)
+    assert applied_adds(simulator) == {event["data"]["subscription"]["subscription_id"]: 1}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from broker.simulators.platform import PlatformSimulator
-from tests.conftest import post_event
+from tests.conftest import db_rows, post_event
 from tests.support import eventually, subscription_event
 
 
@@ -18,8 +18,11 @@ async def test_readyz_reports_store_and_worker(broker):
     assert response.status == 200
     assert await response.json() == {
         "status": "ready",
-        "checks": {"store": "ok", "delivery_worker": "ok"},
+        "checks": {"store": "ok", "disk": "ok", "delivery_worker": "ok"},
     }
+    # A real write, not an empty transaction: the heartbeat row is there.
+    [row] = await db_rows(broker, "SELECT id FROM readiness_heartbeat")
+    assert row["id"] == 1
 
 
 async def test_metrics_count_webhooks_and_show_the_outbox(broker, simulator: PlatformSimulator):

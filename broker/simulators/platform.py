@@ -16,11 +16,13 @@ import asyncio
 import bisect
 import dataclasses
 import hmac
+import html
 import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import quote
 
 import structlog
 from aiohttp import web
@@ -73,6 +75,8 @@ class _Faults:
     failure_answers: int = 0
     delay: float = 0.0
     down: bool = False
+    # Error answers echo the request URL (zapikey included), as some web stacks do.
+    echo_url: Literal["json", "html"] | None = None
 
 
 class _InvalidData(Exception):
@@ -214,6 +218,10 @@ class PlatformSimulator:
             raise ValueError("count must not be negative")
         self._faults.failure_answers = count
 
+    def echo_request_url(self, form: Literal["json", "html"] | None) -> None:
+        """Error answers repeat the full request URL, zapikey and all (None stops it)."""
+        self._faults.echo_url = form
+
     def set_delay(self, seconds: float) -> None:
         if seconds < 0:
             raise ValueError("delay must not be negative")
@@ -345,6 +353,9 @@ class PlatformSimulator:
     ) -> web.Response:
         call.status, call.response, call.applied = status, response, applied
         self._record(request, call)
+        echo = self._faults.echo_url
+        if echo is not None and status >= 400:
+            return _echoing_answer(request, status, response, echo, headers)
         return web.json_response(response, status=status, headers=headers)
 
     def _abort(self, request: web.Request, call: RecordedCall) -> None:
@@ -392,6 +403,31 @@ class PlatformSimulator:
     async def _post_reset(self, request: web.Request) -> web.Response:
         self.reset()
         return web.json_response({"ok": True})
+
+
+def _echoing_answer(
+    request: web.Request,
+    status: int,
+    response: dict[str, Any],
+    form: Literal["json", "html"],
+    headers: dict[str, str] | None,
+) -> web.Response:
+    """An error that quotes the request back: raw, percent-encoded and (HTML) entity-escaped."""
+    url = str(request.url)
+    if form == "json":
+        echoed = {**response, "message": f"{response.get('message', 'error')} for {url}"}
+        echoed["details"] = {
+            **echoed.get("details", {}),
+            "request_url": url,
+            "zapikey": request.query.get("zapikey", ""),
+            "encoded": quote(url, safe=""),
+        }
+        return web.json_response(echoed, status=status, headers=headers)
+    text = (
+        f"<html><body><h1>Error {status}</h1><p>Request: {html.escape(url)}</p>"
+        f'<a href="{html.escape(url)}">retry</a><!-- {quote(url, safe="")} --></body></html>'
+    )
+    return web.Response(text=text, status=status, content_type="text/html", headers=headers)
 
 
 def _new_subscription(zgid: str, planid: str, body: dict[str, Any]) -> OrgSubscription:

@@ -1,0 +1,159 @@
+"""A full or read-only disk: ``/readyz`` says 503, a webhook gets 503 with Retry-After (Zoho
+retries it), never a 500, and both recover without a restart once the disk is back.
+
+These are real conditions: a small tmpfs filled to the last block, and a read-only bind mount.
+Mounting needs root (CI runs as root); elsewhere the tests are skipped with a note, and under CI
+(the CI variable set) they fail instead, so a CI that lost its privileges cannot pass quietly.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from structlog.testing import capture_logs
+
+from tests.conftest import post_event
+from tests.support import subscription_event
+
+Client = TestClient[web.Request, web.Application]
+
+
+def _mount(*args: str) -> None:
+    subprocess.run(["mount", *args], check=True, capture_output=True, timeout=30)
+
+
+def _umount(path: Path) -> None:
+    subprocess.run(["umount", "-l", str(path)], check=False, capture_output=True, timeout=30)
+
+
+def _need_mounts() -> None:
+    if os.geteuid() == 0:
+        return
+    if os.environ.get("CI"):
+        pytest.fail("disk-fault tests need root to mount a tmpfs; CI runs as root")
+    pytest.skip("needs root to mount a small tmpfs (CI runs these as root)")
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """An 8 MiB tmpfs of our own, unmounted after the test."""
+    _need_mounts()
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    _mount("-t", "tmpfs", "-o", "size=8m", "tmpfs", str(disk))
+    try:
+        yield disk
+    finally:
+        _umount(disk)
+
+
+def _write_forever(fd: int) -> None:
+    while True:
+        os.write(fd, b"\0" * 65536)
+
+
+def fill(disk: Path) -> Path:
+    """Write a file until the disk refuses another block."""
+    filler = disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        with pytest.raises(OSError, match="No space left") as refused:
+            _write_forever(fd)
+    finally:
+        os.close(fd)
+    assert refused.value.errno == errno.ENOSPC
+    return filler
+
+
+async def readiness(client: Client) -> tuple[int, dict[str, Any]]:
+    response = await client.get("/readyz")
+    return response.status, await response.json()
+
+
+async def assert_refused_for_now(client: Client, event: dict[str, Any], reason: str) -> None:
+    """A 503 that tells Zoho to retry, says why, and leaves a structured log line."""
+    with capture_logs() as logs:
+        response = await post_event(client, event)
+    assert response.status == 503
+    assert int(response.headers["Retry-After"]) > 0
+    body = await response.json()
+    assert body["error"] == "store_unavailable"
+    assert reason in body["message"]
+    refused = [line for line in logs if line["event"] == "http.refused"]
+    assert refused, logs
+    assert refused[0]["status"] == 503
+    assert refused[0]["error"] == "store_unavailable"
+
+
+async def test_full_disk_makes_readyz_and_webhooks_503_until_space_is_freed(
+    make_broker: Any, small_disk: Path
+) -> None:
+    client = await make_broker(store={"path": small_disk / "broker.db"})
+    assert (await readiness(client))[0] == 200
+
+    filler = fill(small_disk)
+    status, body = await readiness(client)
+    assert status == 503
+    assert body["checks"]["store"].startswith("failing")
+    event = subscription_event()
+    await assert_refused_for_now(client, event, "full")
+
+    filler.unlink()
+    status, body = await readiness(client)
+    assert (status, body["checks"]["store"]) == (200, "ok")
+    response = await post_event(client, event)  # Zoho's retry of the same event
+    assert response.status == 200
+    assert (await response.json())["status"] == "accepted"
+
+
+@pytest.fixture
+def read_only_store(small_disk: Path, tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    """A broker database reached through a read-only bind mount of ``small_disk``.
+
+    The database is created through the writable mount, and a connection kept open there holds
+    its WAL files, as a running broker's other process would. Yields (bind mount, database).
+    """
+    setup = sqlite3.connect(small_disk / "broker.db", isolation_level=None)
+    setup.execute("PRAGMA journal_mode=WAL")
+    setup.execute("CREATE TABLE keep (x)")
+    view = tmp_path / "view"
+    view.mkdir()
+    _mount("--bind", str(small_disk), str(view))
+    try:
+        _mount("-o", "remount,bind,ro", str(view))
+        yield view, view / "broker.db"
+    finally:
+        setup.close()
+        _umount(view)
+
+
+async def test_read_only_database_makes_readyz_and_webhooks_503_until_writable(
+    make_broker: Any, read_only_store: tuple[Path, Path], small_disk: Path
+) -> None:
+    # The broker's schema is in place before the disk turns read-only: a broker ran on it.
+    view, db = read_only_store
+    first = await make_broker(store={"path": small_disk / db.name})
+    await first.close()
+
+    client = await make_broker(store={"path": db})
+    status, body = await readiness(client)
+    assert status == 503
+    assert body["checks"]["store"].startswith("failing")
+    event = subscription_event()
+    await assert_refused_for_now(client, event, "read-only")
+
+    _mount("-o", "remount,bind,rw", str(view))
+    status, body = await readiness(client)
+    assert (status, body["checks"]["store"]) == (200, "ok")
+    response = await post_event(client, event)
+    assert response.status == 200
+    assert (await response.json())["status"] == "accepted"
