@@ -29,10 +29,11 @@ from .appkeys import (
 from .audit import record_action
 from .billing_client import BillingClient
 from .config import Settings
-from .errors import BillingError, BillingRejected, ClientError, Forbidden
+from .errors import ActionNotAllowed, BillingError, BillingRejected, ClientError, Forbidden
 from .pages import outcome, remember
 from .pipeline import ingest_billing_read
 from .sessions import Session, check_csrf
+from .subscription_policy import Action, allowed_actions, refusal
 from .viewer import Viewer, load_viewer
 
 BillingCall = Callable[[BillingClient], Awaitable[dict[str, Any]]]
@@ -109,21 +110,45 @@ async def posted_form(request: web.Request) -> tuple[Viewer, dict[str, Any]]:
     return viewer, form
 
 
-async def manageable_subscription(request: web.Request, viewer: Viewer) -> dict[str, Any]:
-    """The subscription this viewer may change; a refusal is audited before it is raised."""
-    try:
-        return viewer.require_manage()
-    except ClientError as refusal:
-        current = viewer.current
-        await audit_action(
-            request,
-            viewer.session,
-            _action_of(request),
-            current["subscription_id"] if current else None,
-            f"refused: {refusal.code}",
-            None,
+async def require_action(request: web.Request, viewer: Viewer, action: Action) -> None:
+    """Go on only if ``subscription_policy`` lets this viewer do ``action`` now; otherwise
+    audit the refusal and raise it: 409 when the status does not allow it, 403 when the
+    viewer's rights do not."""
+    if action in viewer.actions:
+        return
+    error: ClientError
+    if not viewer.billing_enabled:
+        error = ActionNotAllowed(
+            "changes cannot be made on this page: it is not connected to billing",
+            hint="ask the vendor to make the change",
         )
-        raise
+    elif action in allowed_actions(viewer.facts):
+        error = Forbidden(
+            "only your organisation's billing owner can change this subscription",
+            hint="ask the person who subscribed, or the vendor, to make the change",
+        )
+    else:
+        why = refusal(viewer.facts, action)
+        error = ActionNotAllowed(why.message, hint=why.hint)
+    current = viewer.current
+    await audit_action(
+        request,
+        viewer.session,
+        str(action),
+        current["subscription_id"] if current else None,
+        f"refused: {error.code}",
+        None,
+    )
+    raise error
+
+
+async def subscription_for(request: web.Request, viewer: Viewer, action: Action) -> dict[str, Any]:
+    """The subscription ``action`` applies to, once the rule allows it (every action but
+    subscribe needs one, so the rule never allows them without it)."""
+    await require_action(request, viewer, action)
+    if viewer.current is None:
+        raise ActionNotAllowed("your organisation has no running subscription to change")
+    return viewer.current
 
 
 async def apply_in_billing(

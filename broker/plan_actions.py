@@ -22,16 +22,18 @@ from .action_support import (
     apply_in_billing,
     audit_action,
     billing_problem,
-    manageable_subscription,
     posted_form,
+    require_action,
+    subscription_for,
 )
 from .appkeys import billing_client_key, catalog_key, settings_key, store_key
 from .catalog import Catalog
 from .checkouts import checkout_row, open_checkout
-from .errors import BillingError, ClientError
+from .errors import BillingError
 from .forms import FREQUENCIES, FormResult, parse_plan_form
 from .pages import render
 from .sessions import Session
+from .subscription_policy import Action
 from .viewer import Viewer, load_viewer
 
 log = structlog.get_logger(__name__)
@@ -41,7 +43,7 @@ FREQUENCY_NAMES = {code: name for name, code in FREQUENCIES.items()}
 
 async def subscribe_form(request: web.Request) -> web.Response:
     viewer = await load_viewer(request, refresh=False)
-    _require_no_running_subscription(viewer)
+    await require_action(request, viewer, Action.SUBSCRIBE)
     values = await _resumed_form(request, viewer) or {
         "frequency": "monthly",
         "users": "1",
@@ -52,7 +54,7 @@ async def subscribe_form(request: web.Request) -> web.Response:
 
 async def change_form(request: web.Request) -> web.Response:
     viewer = await load_viewer(request, refresh=False)
-    current = viewer.require_manage()
+    current = await subscription_for(request, viewer, Action.CHANGE)
     values = await _resumed_form(request, viewer) or {
         "planid": current["planid"] or "",
         "frequency": FREQUENCY_NAMES.get(current["frequency"] or "", "monthly"),
@@ -64,7 +66,7 @@ async def change_form(request: web.Request) -> web.Response:
 
 async def subscribe(request: web.Request) -> web.StreamResponse:
     viewer, form = await posted_form(request)
-    _require_no_running_subscription(viewer)
+    await require_action(request, viewer, Action.SUBSCRIBE)
     checked = await _checked_choice(request, viewer, "subscribe", form)
     if isinstance(checked, web.Response):
         return checked
@@ -86,7 +88,7 @@ async def subscribe(request: web.Request) -> web.StreamResponse:
 
 async def change(request: web.Request) -> web.StreamResponse:
     viewer, form = await posted_form(request)
-    current = await manageable_subscription(request, viewer)
+    current = await subscription_for(request, viewer, Action.CHANGE)
     checked = await _checked_choice(request, viewer, "change", form)
     if isinstance(checked, web.Response):
         return checked
@@ -137,15 +139,6 @@ async def change(request: web.Request) -> web.StreamResponse:
         "redirect_url": _return_url(request),
     }
     return await _checkout(request, viewer, "change", subscription_id, payload, parsed)
-
-
-def _require_no_running_subscription(viewer: Viewer) -> None:
-    """An organisation has one running subscription: it is changed, never bought twice."""
-    if not viewer.can_subscribe:
-        raise ClientError(
-            "your organisation already has a running subscription",
-            hint="change it from the subscription page instead",
-        )
 
 
 async def _plan_page(

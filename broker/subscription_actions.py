@@ -16,12 +16,12 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from .action_support import apply_in_billing, manageable_subscription, posted_form
+from .action_support import apply_in_billing, posted_form, subscription_for
 from .appkeys import clock_key
-from .errors import ClientError
 from .forms import FormResult, parse_pause_form
 from .pages import render
 from .pause_credit import PauseCredit, pause_credit
+from .subscription_policy import Action
 from .viewer import load_viewer
 
 log = structlog.get_logger(__name__)
@@ -34,13 +34,13 @@ PREVIEW_UNAVAILABLE = (
 
 async def cancel_form(request: web.Request) -> web.Response:
     viewer = await load_viewer(request, refresh=False)
-    current = viewer.require_manage()
+    current = await subscription_for(request, viewer, Action.CANCEL)
     return render(request, "cancel.html", {"viewer": viewer, "current": current})
 
 
 async def cancel(request: web.Request) -> web.StreamResponse:
     viewer, form = await posted_form(request)
-    current = await manageable_subscription(request, viewer)
+    current = await subscription_for(request, viewer, Action.CANCEL)
     when = str(form.get("when", "term_end"))
     if when not in ("term_end", "now") or form.get("confirm") != "yes":
         return render(
@@ -73,11 +73,7 @@ async def cancel(request: web.Request) -> web.StreamResponse:
 
 async def reactivate(request: web.Request) -> web.StreamResponse:
     viewer, _ = await posted_form(request)
-    current = viewer.current
-    if current is None or current["status"] not in ("cancelled", "non_renewing"):
-        raise ClientError("only a cancelled subscription can be reactivated")
-    if not viewer.can_manage:
-        await manageable_subscription(request, viewer)
+    current = await subscription_for(request, viewer, Action.REACTIVATE)
     subscription_id = current["subscription_id"]
     return await apply_in_billing(
         request,
@@ -91,7 +87,7 @@ async def reactivate(request: web.Request) -> web.StreamResponse:
 
 async def pause_form(request: web.Request) -> web.Response:
     viewer = await load_viewer(request, refresh=False)
-    current = viewer.require_manage()
+    current = await subscription_for(request, viewer, Action.PAUSE)
     form = (
         parse_pause_form(request.query, today=_today(request))
         if "resume_on" in request.query
@@ -112,9 +108,7 @@ async def pause_form(request: web.Request) -> web.Response:
 
 async def pause(request: web.Request) -> web.StreamResponse:
     viewer, posted = await posted_form(request)
-    current = await manageable_subscription(request, viewer)
-    if current["status"] != "live":
-        raise ClientError("only a live subscription can be paused")
+    current = await subscription_for(request, viewer, Action.PAUSE)
     form = parse_pause_form(posted, today=_today(request))
     if not form.ok:
         return render(
@@ -140,11 +134,7 @@ async def pause(request: web.Request) -> web.StreamResponse:
 
 async def resume(request: web.Request) -> web.StreamResponse:
     viewer, _ = await posted_form(request)
-    current = viewer.current
-    if current is None or current["status"] != "paused":
-        raise ClientError("only a paused subscription can be resumed")
-    if not viewer.can_manage:
-        await manageable_subscription(request, viewer)
+    current = await subscription_for(request, viewer, Action.RESUME)
     subscription_id = current["subscription_id"]
     return await apply_in_billing(
         request,

@@ -9,6 +9,7 @@ org's subscriptions from billing, so the page and the platform converge even if 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -23,10 +24,11 @@ from .appkeys import (
     store_key,
     worker_key,
 )
-from .errors import BillingAuthError, BillingNotFound, BillingUnavailable, ClientError, Forbidden
+from .errors import BillingAuthError, BillingNotFound, BillingUnavailable, ClientError
 from .pipeline import ingest_billing_read
 from .queries import org_claimed_subscription_ids, org_subscriptions
 from .sessions import COOKIE_NAME, Session
+from .subscription_policy import Action, SubscriptionFacts, permitted
 
 log = structlog.get_logger(__name__)
 
@@ -46,26 +48,19 @@ class Viewer:
     is_owner: bool
     can_manage: bool
     billing_enabled: bool
+    facts: SubscriptionFacts | None = None  # the current subscription's, for the action rule
     notices: list[str] = field(default_factory=list)
 
     @property
-    def can_subscribe(self) -> bool:
-        """A new subscription is possible when nothing is running (anyone in the org may buy)."""
-        return self.billing_enabled and (self.current is None or bool(self.current["ended"]))
+    def actions(self) -> frozenset[Action]:
+        """What this viewer may do now (``subscription_policy``); nothing without billing."""
+        if not self.billing_enabled:
+            return frozenset()
+        return permitted(self.facts, can_manage=self.can_manage)
 
-    def require_manage(self) -> dict[str, Any]:
-        """The subscription this viewer may change, or a refusal that says why not."""
-        if self.current is None or self.current["ended"]:
-            raise ClientError(
-                "your organisation has no running subscription to change",
-                hint="choose a plan to subscribe",
-            )
-        if not self.can_manage:
-            raise Forbidden(
-                "only your organisation's billing owner can change this subscription",
-                hint="ask the person who subscribed, or the vendor, to make the change",
-            )
-        return self.current
+    @property
+    def can_subscribe(self) -> bool:
+        return Action.SUBSCRIBE in self.actions
 
 
 def current_session(request: web.Request) -> Session:
@@ -101,6 +96,7 @@ async def load_viewer(request: web.Request, *, refresh: bool = True) -> Viewer:
         and current is not None
         and current["owner_zuid"] is not None
     )
+    today = datetime.fromtimestamp(app[clock_key](), UTC).date()
     return Viewer(
         session,
         subscriptions,
@@ -108,6 +104,11 @@ async def load_viewer(request: web.Request, *, refresh: bool = True) -> Viewer:
         is_owner,
         can_manage,
         billing_enabled=billing_client_key in app,
+        facts=(
+            SubscriptionFacts.of(current["status"], current["term_ends_at"], today)
+            if current is not None
+            else None
+        ),
         notices=notices,
     )
 
