@@ -10,6 +10,7 @@ form again with everything the user chose.
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from functools import partial
 from typing import Any
 
@@ -31,7 +32,8 @@ from .catalog import Catalog
 from .checkouts import checkout_row, open_checkout
 from .errors import BillingError
 from .forms import FREQUENCIES, FormResult, parse_plan_form
-from .pages import render
+from .pages import remember, render
+from .plan_pricing import ChangeRoute, Configuration, route_change
 from .sessions import Session
 from .subscription_policy import Action
 from .viewer import Viewer, load_viewer
@@ -89,28 +91,29 @@ async def subscribe(request: web.Request) -> web.StreamResponse:
 async def change(request: web.Request) -> web.StreamResponse:
     viewer, form = await posted_form(request)
     current = await subscription_for(request, viewer, Action.CHANGE)
+    subscription_id = current["subscription_id"]
+    now = Configuration.of_subscription(current)
+    if now is not None and Configuration.of_form(form) == now:
+        # Recognised before the catalog is read: an unchanged form costs no billing call.
+        return await _unchanged(request, viewer, subscription_id, asdict(now))
     checked = await _checked_choice(request, viewer, "change", form)
     if isinstance(checked, web.Response):
         return checked
     catalog, parsed = checked
-    choice = parsed.cleaned
-    subscription_id = current["subscription_id"]
-    plan_and_addons = _plan_and_addons(choice)
-    new_total = catalog.total(
-        choice["planid"], choice["frequency"], choice["users"], choice["storage"]
+    decision = route_change(catalog, now, Configuration.of_choice(parsed.cleaned))
+    log.info(
+        "page.change_routed",
+        subscription_id=subscription_id,
+        route=decision.route,
+        reason=decision.reason,
+        old_yearly=str(decision.old_yearly),
+        new_yearly=str(decision.new_yearly),
     )
-    old_total = (
-        catalog.total(
-            current["planid"],
-            current["frequency"],
-            current["users"] or 0,
-            current["storage_units"] or 0,
-        )
-        if current["planid"] and current["frequency"]
-        else None
-    )
-    if new_total is not None and old_total is not None and new_total <= old_total:
-        # Nothing more to pay: billing applies it directly (with any credit it owes).
+    if decision.route is ChangeRoute.UNCHANGED:
+        return await _unchanged(request, viewer, subscription_id, asdict(now) if now else {})
+    plan_and_addons = _plan_and_addons(parsed.cleaned)
+    if decision.route is ChangeRoute.DIRECT:
+        # Plainly no more to pay: billing applies it directly (with any credit it owes).
         async def show_form_again(error: BillingError) -> web.StreamResponse:
             return await _plan_page(
                 request,
@@ -139,6 +142,23 @@ async def change(request: web.Request) -> web.StreamResponse:
         "redirect_url": _return_url(request),
     }
     return await _checkout(request, viewer, "change", subscription_id, payload, parsed)
+
+
+async def _unchanged(
+    request: web.Request, viewer: Viewer, subscription_id: str, detail: dict[str, Any]
+) -> web.StreamResponse:
+    """Nothing to send to billing or the platform: say so, and audit it."""
+    await audit_action(request, viewer.session, "change", subscription_id, "unchanged", detail)
+    response = web.Response(status=303, headers={"Location": "/manage"})
+    remember(
+        request,
+        response,
+        viewer.session.with_notice(
+            "Nothing was changed: you chose the plan, users, storage and billing cycle "
+            "you already have."
+        ),
+    )
+    return response
 
 
 async def _plan_page(
