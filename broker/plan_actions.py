@@ -23,9 +23,11 @@ from .action_support import (
     apply_in_billing,
     audit_action,
     billing_problem,
+    over_budget,
     posted_form,
     require_action,
     subscription_for,
+    with_retry_after,
 )
 from .appkeys import billing_client_key, catalog_key, settings_key, store_key
 from .catalog import Catalog
@@ -223,8 +225,11 @@ async def _checked_choice(
             f"failed: {error.code}",
             dict(values.values),
         )
-        return await _plan_page(
-            request, viewer, action, values, status=error.status, problem=billing_problem(error)
+        return with_retry_after(
+            await _plan_page(
+                request, viewer, action, values, status=error.status, problem=billing_problem(error)
+            ),
+            error,
         )
     parsed = parse_plan_form(form, catalog)
     if not parsed.ok:
@@ -243,6 +248,9 @@ async def _checkout(
     """Open billing's hosted checkout, remember the choices, and send the browser there."""
     app = request.app
     client = app[billing_client_key]
+    waiting = await over_budget(request, viewer, action, subscription_id, calls=1)
+    if waiting is not None:
+        return waiting
     try:
         page = await (
             client.new_subscription_page(payload)
@@ -253,8 +261,11 @@ async def _checkout(
         await audit_action(
             request, viewer.session, action, subscription_id, f"failed: {error.code}", form.cleaned
         )
-        return await _plan_page(
-            request, viewer, action, form, status=error.status, problem=billing_problem(error)
+        return with_retry_after(
+            await _plan_page(
+                request, viewer, action, form, status=error.status, problem=billing_problem(error)
+            ),
+            error,
         )
     hostedpage_id, url = str(page.get("hostedpage_id", "")), str(page.get("url", ""))
     if not hostedpage_id or not url.startswith(("https://", "http://")):

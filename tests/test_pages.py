@@ -628,7 +628,7 @@ async def test_billing_rate_limiting_during_subscribe_shows_the_form_again_with_
     world.sim.fail_next(2, 429)  # billing.max_attempts = 2: every try is refused
     page = await owner.submit("/manage/subscribe", CHOICES)
     await assert_form_kept_after_failure(
-        world, owner, page, "Zoho Billing is rate limiting us", "failed: billing_rate_limited"
+        world, owner, page, "Billing is busy right now", "failed: billing_rate_limited"
     )
 
 
