@@ -48,7 +48,8 @@ from .middlewares import (
     security_headers,
 )
 from .pages import checkout_return, manage
-from .plan_actions import change, change_form, subscribe, subscribe_form
+from .plan_actions import subscribe, subscribe_form
+from .plan_change import change, change_form
 from .platform_client import PlatformClient
 from .sessions import SessionCodec
 from .store import Store

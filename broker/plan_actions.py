@@ -1,16 +1,15 @@
-"""Choosing a plan on the Manage Subscription page: subscribe, and change the running plan.
+"""Choosing a plan on the Manage Subscription page: subscribing, and the plan form and hosted
+checkout that changing the plan (``plan_change``) shares.
 
 Both show the plan form from the billing catalog and mostly end on billing's hosted checkout,
 whose choices are kept (``checkouts``) so the return from it, or a 'try again', loses nothing. A
 new subscription carries the billing customer's cf_zuid / cf_zgid, so every later webhook names
-both. A change that costs nothing more is applied in billing directly. A billing failure shows the
-form again with everything the user chose.
+both. A billing failure shows the form again with everything the user chose.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from functools import partial
 from typing import Any
 
@@ -20,13 +19,11 @@ from aiohttp import web
 
 from .action_support import (
     ActionAudit,
-    apply_in_billing,
     audit_action,
     billing_problem,
     over_budget,
     posted_form,
     require_action,
-    subscription_for,
     with_retry_after,
 )
 from .appkeys import billing_client_key, catalog_key, settings_key, store_key
@@ -34,8 +31,7 @@ from .catalog import Catalog
 from .checkouts import checkout_row, open_checkout
 from .errors import BillingError
 from .forms import FREQUENCIES, FormResult, parse_plan_form
-from .pages import remember, render
-from .plan_pricing import ChangeRoute, Configuration, route_change
+from .pages import render
 from .sessions import Session
 from .subscription_policy import Action
 from .viewer import Viewer, load_viewer
@@ -48,37 +44,25 @@ FREQUENCY_NAMES = {code: name for name, code in FREQUENCIES.items()}
 async def subscribe_form(request: web.Request) -> web.Response:
     viewer = await load_viewer(request, refresh=False)
     await require_action(request, viewer, Action.SUBSCRIBE)
-    values = await _resumed_form(request, viewer) or {
+    values = await resumed_form(request, viewer) or {
         "frequency": "monthly",
         "users": "1",
         "storage": "0",
     }
-    return await _plan_page(request, viewer, "subscribe", FormResult(values))
-
-
-async def change_form(request: web.Request) -> web.Response:
-    viewer = await load_viewer(request, refresh=False)
-    current = await subscription_for(request, viewer, Action.CHANGE)
-    values = await _resumed_form(request, viewer) or {
-        "planid": current["planid"] or "",
-        "frequency": FREQUENCY_NAMES.get(current["frequency"] or "", "monthly"),
-        "users": str(current["users"] or 1),
-        "storage": str(current["storage_units"] or 0),
-    }
-    return await _plan_page(request, viewer, "change", FormResult(values))
+    return await plan_page(request, viewer, "subscribe", FormResult(values))
 
 
 async def subscribe(request: web.Request) -> web.StreamResponse:
     viewer, form = await posted_form(request)
     await require_action(request, viewer, Action.SUBSCRIBE)
-    checked = await _checked_choice(request, viewer, "subscribe", form)
+    checked = await checked_choice(request, viewer, "subscribe", form)
     if isinstance(checked, web.Response):
         return checked
     _, parsed = checked
     session = viewer.session
     payload: dict[str, Any] = {
-        **_plan_and_addons(parsed.cleaned),
-        "redirect_url": _return_url(request),
+        **plan_and_addons(parsed.cleaned),
+        "redirect_url": return_url(request),
     }
     known_customer = next(
         (s["customer_id"] for s in viewer.subscriptions if s["customer_id"]), None
@@ -87,83 +71,10 @@ async def subscribe(request: web.Request) -> web.StreamResponse:
         payload["customer_id"] = known_customer
     else:
         payload["customer"] = _new_customer(session)
-    return await _checkout(request, viewer, "subscribe", None, payload, parsed)
+    return await open_hosted_checkout(request, viewer, "subscribe", None, payload, parsed)
 
 
-async def change(request: web.Request) -> web.StreamResponse:
-    viewer, form = await posted_form(request)
-    current = await subscription_for(request, viewer, Action.CHANGE)
-    subscription_id = current["subscription_id"]
-    now = Configuration.of_subscription(current)
-    if now is not None and Configuration.of_form(form) == now:
-        # Recognised before the catalog is read: an unchanged form costs no billing call.
-        return await _unchanged(request, viewer, subscription_id, asdict(now))
-    checked = await _checked_choice(request, viewer, "change", form)
-    if isinstance(checked, web.Response):
-        return checked
-    catalog, parsed = checked
-    decision = route_change(catalog, now, Configuration.of_choice(parsed.cleaned))
-    log.info(
-        "page.change_routed",
-        subscription_id=subscription_id,
-        route=decision.route,
-        reason=decision.reason,
-        old_yearly=str(decision.old_yearly),
-        new_yearly=str(decision.new_yearly),
-    )
-    if decision.route is ChangeRoute.UNCHANGED:
-        return await _unchanged(request, viewer, subscription_id, asdict(now) if now else {})
-    plan_and_addons = _plan_and_addons(parsed.cleaned)
-    if decision.route is ChangeRoute.DIRECT:
-        # Plainly no more to pay: billing applies it directly (with any credit it owes).
-        async def show_form_again(error: BillingError) -> web.StreamResponse:
-            return await _plan_page(
-                request,
-                viewer,
-                "change",
-                parsed,
-                status=error.status,
-                problem=billing_problem(error),
-            )
-
-        return await apply_in_billing(
-            request,
-            viewer,
-            "change",
-            subscription_id,
-            lambda client: client.update_subscription(
-                subscription_id, {**plan_and_addons, "end_of_term": False}
-            ),
-            notice="Your subscription was changed.",
-            detail=parsed.cleaned,
-            on_error=show_form_again,
-        )
-    payload = {
-        "subscription_id": subscription_id,
-        **plan_and_addons,
-        "redirect_url": _return_url(request),
-    }
-    return await _checkout(request, viewer, "change", subscription_id, payload, parsed)
-
-
-async def _unchanged(
-    request: web.Request, viewer: Viewer, subscription_id: str, detail: dict[str, Any]
-) -> web.StreamResponse:
-    """Nothing to send to billing or the platform: say so, and audit it."""
-    await audit_action(request, viewer.session, "change", subscription_id, "unchanged", detail)
-    response = web.Response(status=303, headers={"Location": "/manage"})
-    remember(
-        request,
-        response,
-        viewer.session.with_notice(
-            "Nothing was changed: you chose the plan, users, storage and billing cycle "
-            "you already have."
-        ),
-    )
-    return response
-
-
-async def _plan_page(
+async def plan_page(
     request: web.Request,
     viewer: Viewer,
     action: str,
@@ -193,7 +104,7 @@ async def _plan_page(
     )
 
 
-async def _resumed_form(request: web.Request, viewer: Viewer) -> dict[str, str] | None:
+async def resumed_form(request: web.Request, viewer: Viewer) -> dict[str, str] | None:
     """The choices of an unfinished checkout, so 'try again' loses nothing."""
     hostedpage_id = request.query.get("resume", "")
     if not hostedpage_id:
@@ -205,7 +116,7 @@ async def _resumed_form(request: web.Request, viewer: Viewer) -> dict[str, str] 
     return values
 
 
-async def _checked_choice(
+async def checked_choice(
     request: web.Request, viewer: Viewer, action: str, form: dict[str, Any]
 ) -> tuple[Catalog, FormResult] | web.Response:
     """The plans on sale and the posted choice checked against them; or the form page again,
@@ -226,18 +137,18 @@ async def _checked_choice(
             dict(values.values),
         )
         return with_retry_after(
-            await _plan_page(
+            await plan_page(
                 request, viewer, action, values, status=error.status, problem=billing_problem(error)
             ),
             error,
         )
     parsed = parse_plan_form(form, catalog)
     if not parsed.ok:
-        return await _plan_page(request, viewer, action, parsed, status=422)
+        return await plan_page(request, viewer, action, parsed, status=422)
     return catalog, parsed
 
 
-async def _checkout(
+async def open_hosted_checkout(
     request: web.Request,
     viewer: Viewer,
     action: str,
@@ -262,7 +173,7 @@ async def _checkout(
             request, viewer.session, action, subscription_id, f"failed: {error.code}", form.cleaned
         )
         return with_retry_after(
-            await _plan_page(
+            await plan_page(
                 request, viewer, action, form, status=error.status, problem=billing_problem(error)
             ),
             error,
@@ -270,7 +181,7 @@ async def _checkout(
     hostedpage_id, url = str(page.get("hostedpage_id", "")), str(page.get("url", ""))
     if not hostedpage_id or not url.startswith(("https://", "http://")):
         log.error("billing.hosted_page_unusable", action=action)
-        return await _plan_page(
+        return await plan_page(
             request,
             viewer,
             action,
@@ -312,7 +223,7 @@ def _open_checkout_and_audit(
     entry.record(db, result="sent to checkout", detail={**detail, "hostedpage_id": hostedpage_id})
 
 
-def _plan_and_addons(choice: dict[str, Any]) -> dict[str, Any]:
+def plan_and_addons(choice: dict[str, Any]) -> dict[str, Any]:
     """The plan and storage add-on of a checked choice, as billing's subscription body has them."""
     return {
         "plan": {"plan_code": choice["plan_code"], "quantity": choice["users"]},
@@ -342,7 +253,7 @@ def _new_customer(session: Session) -> dict[str, Any]:
     }
 
 
-def _return_url(request: web.Request) -> str:
+def return_url(request: web.Request) -> str:
     """Where billing's checkout sends the browser back to: the public URL when one is set."""
     public = request.app[settings_key].landing.public_url
     base = public or f"{request.scheme}://{request.host}"

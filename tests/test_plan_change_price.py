@@ -15,6 +15,7 @@ import pytest
 
 from broker.catalog import Catalog, PlanChoice
 from broker.plan_pricing import ChangeRoute, Configuration, route_change, yearly_cost
+from broker.simulators.billing.inputs import PlanInput, SubscriptionChangeInput
 from tests.page_support import PROFESSIONAL, STANDARD, Browser, PageWorld
 
 M, Y = "1", "4"  # monthly, yearly (contracts.md §1)
@@ -147,3 +148,24 @@ async def test_an_unchanged_form_changes_nothing_and_says_so(
         "users": 5,
         "storage": 0,
     }  # the choice, never the form's CSRF token
+
+
+async def test_a_change_skipping_checkout_is_decided_on_billings_price_not_a_stale_copy(
+    world: PageWorld, owner: Browser
+):
+    """Forging 'no dearer' through a stale copy: billing moved the subscription to a cheaper
+    plan and its webhook never arrived, so the broker's copy still says Professional."""
+    live = await world.subscribed(owner, planid=PROFESSIONAL, users=5)  # 100.00 a month
+    await world.settle()
+    world.sim.hold_webhooks()  # billing's next change never reaches the broker
+    world.sim.state.change(
+        live, SubscriptionChangeInput(plan=PlanInput(plan_code="testapp_1001", quantity=5))
+    )  # billing now: Standard, 5 users, 50.00 a month
+    page = await owner.submit(
+        "/manage/change", {"planid": STANDARD, "frequency": "monthly", "users": "10"}
+    )  # 100.00 a month: no dearer than the stale copy, twice what billing charges today
+    assert page.status == 303, page.text
+    assert page.hostedpage_id in world.sim.hosted_pages  # to checkout, not applied directly
+    subscription = world.sim.subscriptions[live]
+    assert (subscription.quantity, subscription.plan.plan_code) == (5, "testapp_1001")
+    assert world.sim.calls("PUT") == []
