@@ -13,13 +13,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlite_utils
+import structlog
 from aiohttp import web
 
 from .appkeys import (
     billing_client_key,
+    call_budget_key,
     clock_key,
     request_id_key,
     settings_key,
@@ -28,13 +30,25 @@ from .appkeys import (
 )
 from .audit import record_action
 from .billing_client import BillingClient
+from .billing_quota import retry_after_value, wait_in_words
 from .config import Settings
-from .errors import BillingError, BillingRejected, ClientError, Forbidden
+from .errors import (
+    ActionNotAllowed,
+    BillingError,
+    BillingRateLimited,
+    BillingRejected,
+    ClientError,
+    Forbidden,
+)
 from .identity import remember
 from .pages import outcome
 from .pipeline import ingest_billing_read
 from .sessions import Session, check_csrf
+from .subscription_policy import Action, allowed_actions, refusal
 from .viewer import Viewer, load_viewer
+
+log = structlog.get_logger(__name__)
+R = TypeVar("R", bound=web.StreamResponse)
 
 BillingCall = Callable[[BillingClient], Awaitable[dict[str, Any]]]
 OnBillingError = Callable[[BillingError], Awaitable[web.StreamResponse]]
@@ -110,21 +124,45 @@ async def posted_form(request: web.Request) -> tuple[Viewer, dict[str, Any]]:
     return viewer, form
 
 
-async def manageable_subscription(request: web.Request, viewer: Viewer) -> dict[str, Any]:
-    """The subscription this viewer may change; a refusal is audited before it is raised."""
-    try:
-        return viewer.require_manage()
-    except ClientError as refusal:
-        current = viewer.current
-        await audit_action(
-            request,
-            viewer.session,
-            _action_of(request),
-            current["subscription_id"] if current else None,
-            f"refused: {refusal.code}",
-            None,
+async def require_action(request: web.Request, viewer: Viewer, action: Action) -> None:
+    """Go on only if ``subscription_policy`` lets this viewer do ``action`` now; otherwise
+    audit the refusal and raise it: 409 when the status does not allow it, 403 when the
+    viewer's rights do not."""
+    if action in viewer.actions:
+        return
+    error: ClientError
+    if not viewer.billing_enabled:
+        error = ActionNotAllowed(
+            "changes cannot be made on this page: it is not connected to billing",
+            hint="ask the vendor to make the change",
         )
-        raise
+    elif action in allowed_actions(viewer.facts):
+        error = Forbidden(
+            "only your organisation's billing owner can change this subscription",
+            hint="ask the person who subscribed, or the vendor, to make the change",
+        )
+    else:
+        why = refusal(viewer.facts, action)
+        error = ActionNotAllowed(why.message, hint=why.hint)
+    current = viewer.current
+    await audit_action(
+        request,
+        viewer.session,
+        str(action),
+        current["subscription_id"] if current else None,
+        f"refused: {error.code}",
+        None,
+    )
+    raise error
+
+
+async def subscription_for(request: web.Request, viewer: Viewer, action: Action) -> dict[str, Any]:
+    """The subscription ``action`` applies to, once the rule allows it (every action but
+    subscribe needs one, so the rule never allows them without it)."""
+    await require_action(request, viewer, action)
+    if viewer.current is None:
+        raise ActionNotAllowed("your organisation has no running subscription to change")
+    return viewer.current
 
 
 async def apply_in_billing(
@@ -145,6 +183,9 @@ async def apply_in_billing(
     """
     app = request.app
     client = app[billing_client_key]
+    waiting = await over_budget(request, viewer, action, subscription_id, calls=1)
+    if waiting is not None:
+        return waiting
     try:
         document = await call(client)
         if not document.get("subscription_id"):
@@ -154,14 +195,17 @@ async def apply_in_billing(
             request, viewer.session, action, subscription_id, f"failed: {error.code}", detail
         )
         if on_error is not None:
-            return await on_error(error)
-        return outcome(
-            request,
-            viewer.session,
-            status=error.status,
-            title="Billing did not make the change",
-            text=billing_problem(error),
-            retry_url="/manage",
+            return with_retry_after(await on_error(error), error)
+        return with_retry_after(
+            outcome(
+                request,
+                viewer.session,
+                status=error.status,
+                title="Billing did not make the change",
+                text=billing_problem(error),
+                retry_url="/manage",
+            ),
+            error,
         )
     session = viewer.session
     queued = await app[store_key].write(
@@ -195,9 +239,53 @@ def _ingest_and_audit(
     return result.queued
 
 
+async def over_budget(
+    request: web.Request,
+    viewer: Viewer,
+    action: str,
+    subscription_id: str | None,
+    *,
+    calls: int,
+) -> web.Response | None:
+    """None when this session may make ``calls`` more billing calls now (they are spent);
+    otherwise a 429 page asking to wait, with Retry-After (audited). The visitor's own pace is
+    what is refused here, hence 429; billing's own 429 is shown as a 503 (``billing_problem``)."""
+    wait = request.app[call_budget_key].take(viewer.session.csrf, calls)
+    if wait is None:
+        return None
+    log.info("billing.session_over_budget", action=action, retry_after=round(wait, 1))
+    await audit_action(
+        request, viewer.session, action, subscription_id, "refused: session_over_budget", None
+    )
+    response = outcome(
+        request,
+        viewer.session,
+        status=429,
+        title="Please wait a moment",
+        text="You have asked billing for several things in a short time. Nothing was "
+        f"changed; try again in {wait_in_words(wait)}.",
+        retry_url="/manage",
+    )
+    response.headers["Retry-After"] = retry_after_value(wait)
+    return response
+
+
+def with_retry_after(response: R, error: BillingError) -> R:
+    """Tell the browser (and any proxy) when billing will take calls again, after a 429."""
+    if isinstance(error, BillingRateLimited) and error.retry_after is not None:
+        response.headers["Retry-After"] = retry_after_value(error.retry_after)
+    return response
+
+
 def billing_problem(error: BillingError) -> str:
-    """What the user reads when billing failed: refused, or not reachable just now."""
+    """What the user reads when billing failed: refused, busy, or not reachable just now."""
     message = error.message.rstrip(".")
+    if isinstance(error, BillingRateLimited):
+        wait = error.retry_after if error.retry_after is not None else 60.0
+        return (
+            "Billing is busy right now (it is limiting how often it is called). Nothing was "
+            f"changed and your choices are kept; try again in {wait_in_words(wait)}."
+        )
     if isinstance(error, BillingRejected):
         return f"Billing refused the change: {message}. Nothing was changed."
     return f"{message}. Nothing was changed and your choices are kept; try again in a minute."

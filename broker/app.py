@@ -20,11 +20,13 @@ from aiohttp import web
 from . import oidc_pages
 from .appkeys import (
     billing_client_key,
+    call_budget_key,
     catalog_key,
     clock_key,
     csp_key,
     http_session_key,
     metrics_key,
+    org_reads_key,
     platform_client_key,
     session_codec_key,
     settings_key,
@@ -32,6 +34,7 @@ from .appkeys import (
     worker_key,
 )
 from .billing_client import BillingClient
+from .billing_quota import CallBudget, SharedReads
 from .catalog import CatalogCache
 from .config import LandingVerification, Settings
 from .delivery import DeliveryWorker
@@ -46,7 +49,8 @@ from .middlewares import (
     security_headers,
 )
 from .pages import checkout_return, manage
-from .plan_actions import change, change_form, subscribe, subscribe_form
+from .plan_actions import subscribe, subscribe_form
+from .plan_change import change, change_form
 from .platform_client import PlatformClient
 from .redaction import Redactor
 from .sessions import SessionCodec
@@ -182,13 +186,21 @@ async def billing_context(app: web.Application) -> AsyncIterator[None]:
     session = aiohttp.ClientSession(
         timeout=aiohttp.ClientTimeout(total=settings.billing.request_timeout_seconds)
     )
-    client = BillingClient(session, settings.billing)
+    client = BillingClient(session, settings.billing, clock=app[clock_key])
     app[billing_client_key] = client
     app[catalog_key] = CatalogCache(
         client,
         app_domain=settings.platform.app_domain,
         plan_settings=settings.plans,
         ttl_seconds=settings.landing.catalog_ttl_seconds,
+    )
+    app[org_reads_key] = SharedReads(
+        ttl_seconds=settings.billing.read_cache_seconds, clock=app[clock_key]
+    )
+    app[call_budget_key] = CallBudget(
+        burst=settings.billing.session_call_burst,
+        per_minute=settings.billing.session_calls_per_minute,
+        clock=app[clock_key],
     )
     yield
     await session.close()

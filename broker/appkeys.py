@@ -8,6 +8,7 @@ import aiohttp
 from aiohttp import web
 
 from .billing_client import BillingClient
+from .billing_quota import CallBudget, SharedReads
 from .catalog import CatalogCache
 from .config import Settings
 from .delivery import DeliveryRunner
@@ -30,6 +31,9 @@ billing_client_key = web.AppKey("billing_client", BillingClient)
 catalog_key = web.AppKey("catalog", CatalogCache)
 # Present only with landing.verify = "zoho".
 oidc_client_key = web.AppKey("oidc_client", OidcClient)
+# With billing: each org's billing reads, shared and kept briefly; each session's call budget.
+org_reads_key: web.AppKey[SharedReads[tuple[str, ...]]] = web.AppKey("org_reads")
+call_budget_key = web.AppKey("call_budget", CallBudget)
 
 request_id_key = web.RequestKey("request_id", str)
 csp_key = web.AppKey("content_security_policy", str)

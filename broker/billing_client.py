@@ -3,9 +3,10 @@
 It owns the OAuth access token (cached, refreshed early, one refresh at a time, because Zoho
 allows only a few refreshes a minute), the organisation header, Zoho's ``{code, message}``
 envelope, and retries: connection errors, 5xx and 429 are retried with backoff (honouring
-``Retry-After``); a 401 refreshes the token and tries once more. Everything else becomes a named
-error from ``errors.py``. Neither the client secret, the refresh token nor the access token is
-ever logged or put into an error.
+``Retry-After``); a 401 refreshes the token and tries once more. A 429 that is finally given up
+on closes the client until its Retry-After (60 s without one): calls fail at once meanwhile.
+Everything else becomes a named error from ``errors.py``. Neither the client secret, the refresh
+token nor the access token is ever logged or put into an error.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ log = structlog.get_logger(__name__)
 ORG_HEADER = "X-com-zoho-subscriptions-organizationid"
 IDEMPOTENT_METHODS = frozenset({"GET", "PUT", "DELETE", "HEAD"})
 REFRESH_LOCKOUT_SECONDS = 60.0
+DEFAULT_BUSY_SECONDS = 60.0  # a 429 without Retry-After: Zoho's limits are per minute
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -66,6 +68,7 @@ class BillingClient:
         self._token_expires_at = 0.0
         self._refresh_lock = asyncio.Lock()
         self._refresh_blocked_until = 0.0
+        self._busy_until = 0.0
         self.token_refreshes = 0
         self._backoff = wait_exponential_jitter(
             multiplier=settings.initial_backoff_seconds,
@@ -198,6 +201,32 @@ class BillingClient:
         json: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """One API call with retries; returns the envelope when ``code`` is 0."""
+        busy_for = self.busy_for()
+        if busy_for > 0:
+            # Zoho said when to come back (Retry-After): until then nobody calls, so one busy
+            # minute is not stretched by every page view that follows.
+            raise BillingRateLimited(
+                "Zoho Billing asked us to wait before calling again", retry_after=busy_for
+            )
+        try:
+            return await self._request_with_retries(method, path, params, json)
+        except BillingRateLimited as error:
+            wait = error.retry_after if error.retry_after is not None else DEFAULT_BUSY_SECONDS
+            self._busy_until = max(self._busy_until, self._clock() + wait)
+            log.warning("billing.rate_limited", path=path, retry_after=round(wait, 1))
+            raise
+
+    def busy_for(self) -> float:
+        """Seconds left before billing may be called again after a 429 (0: call away)."""
+        return max(0.0, self._busy_until - self._clock())
+
+    async def _request_with_retries(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str] | None,
+        json: dict[str, Any] | None,
+    ) -> dict[str, Any]:
         idempotent = method in IDEMPOTENT_METHODS
 
         def worth_retrying(error: BaseException) -> bool:

@@ -141,6 +141,13 @@ class BillingSettings(_Section):
     max_retry_after_seconds: float = Field(30.0, gt=0)
     # Refresh this long before the token expires, so no call races an expiry.
     token_refresh_margin_seconds: float = Field(300.0, ge=0)
+    # The page re-reads an org's subscriptions from billing at most this often; concurrent
+    # views of one org share one read. 0 re-reads on every view (still one read at a time).
+    read_cache_seconds: float = Field(30.0, ge=0)
+    # Billing calls one page session may make at once, and how fast that allowance refills;
+    # past it, the overview shows what is stored and actions ask the visitor to wait.
+    session_call_burst: int = Field(10, ge=1, le=1000)
+    session_calls_per_minute: float = Field(10.0, gt=0)
 
     @field_validator("base_url", "accounts_url")
     @classmethod

@@ -8,6 +8,7 @@
     │   ├── Unauthenticated          401
     │   ├── Forbidden                403
     │   ├── NotFound                 404
+    │   ├── ActionNotAllowed         409  the subscription's status does not allow it
     │   ├── PayloadTooLarge          413
     │   └── UnsupportedMediaType     415
     ├── StoreError                   503  the database could not be reached or written
@@ -78,6 +79,11 @@ class Forbidden(ClientError):
 class NotFound(ClientError):
     status = 404
     code = "not_found"
+
+
+class ActionNotAllowed(ClientError):
+    status = 409
+    code = "action_not_allowed"
 
 
 class PayloadTooLarge(ClientError):

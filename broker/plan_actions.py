@@ -1,10 +1,10 @@
-"""Choosing a plan on the Manage Subscription page: subscribe, and change the running plan.
+"""Choosing a plan on the Manage Subscription page: subscribing, and the plan form and hosted
+checkout that changing the plan (``plan_change``) shares.
 
 Both show the plan form from the billing catalog and mostly end on billing's hosted checkout,
 whose choices are kept (``checkouts``) so the return from it, or a 'try again', loses nothing. A
 new subscription carries the billing customer's cf_zuid / cf_zgid, so every later webhook names
-both. A change that costs nothing more is applied in billing directly. A billing failure shows the
-form again with everything the user chose.
+both. A billing failure shows the form again with everything the user chose.
 """
 
 from __future__ import annotations
@@ -19,19 +19,21 @@ from aiohttp import web
 
 from .action_support import (
     ActionAudit,
-    apply_in_billing,
     audit_action,
     billing_problem,
-    manageable_subscription,
+    over_budget,
     posted_form,
+    require_action,
+    with_retry_after,
 )
 from .appkeys import billing_client_key, catalog_key, settings_key, store_key
 from .catalog import Catalog
 from .checkouts import checkout_row, open_checkout
-from .errors import BillingError, ClientError
+from .errors import BillingError
 from .forms import FREQUENCIES, FormResult, parse_plan_form
 from .pages import render
 from .sessions import Session
+from .subscription_policy import Action
 from .viewer import Viewer, load_viewer
 
 log = structlog.get_logger(__name__)
@@ -41,38 +43,26 @@ FREQUENCY_NAMES = {code: name for name, code in FREQUENCIES.items()}
 
 async def subscribe_form(request: web.Request) -> web.Response:
     viewer = await load_viewer(request, refresh=False)
-    _require_no_running_subscription(viewer)
-    values = await _resumed_form(request, viewer) or {
+    await require_action(request, viewer, Action.SUBSCRIBE)
+    values = await resumed_form(request, viewer) or {
         "frequency": "monthly",
         "users": "1",
         "storage": "0",
     }
-    return await _plan_page(request, viewer, "subscribe", FormResult(values))
-
-
-async def change_form(request: web.Request) -> web.Response:
-    viewer = await load_viewer(request, refresh=False)
-    current = viewer.require_manage()
-    values = await _resumed_form(request, viewer) or {
-        "planid": current["planid"] or "",
-        "frequency": FREQUENCY_NAMES.get(current["frequency"] or "", "monthly"),
-        "users": str(current["users"] or 1),
-        "storage": str(current["storage_units"] or 0),
-    }
-    return await _plan_page(request, viewer, "change", FormResult(values))
+    return await plan_page(request, viewer, "subscribe", FormResult(values))
 
 
 async def subscribe(request: web.Request) -> web.StreamResponse:
     viewer, form = await posted_form(request)
-    _require_no_running_subscription(viewer)
-    checked = await _checked_choice(request, viewer, "subscribe", form)
+    await require_action(request, viewer, Action.SUBSCRIBE)
+    checked = await checked_choice(request, viewer, "subscribe", form)
     if isinstance(checked, web.Response):
         return checked
     _, parsed = checked
     session = viewer.session
     payload: dict[str, Any] = {
-        **_plan_and_addons(parsed.cleaned),
-        "redirect_url": _return_url(request),
+        **plan_and_addons(parsed.cleaned),
+        "redirect_url": return_url(request),
     }
     known_customer = next(
         (s["customer_id"] for s in viewer.subscriptions if s["customer_id"]), None
@@ -81,74 +71,10 @@ async def subscribe(request: web.Request) -> web.StreamResponse:
         payload["customer_id"] = known_customer
     else:
         payload["customer"] = _new_customer(session)
-    return await _checkout(request, viewer, "subscribe", None, payload, parsed)
+    return await open_hosted_checkout(request, viewer, "subscribe", None, payload, parsed)
 
 
-async def change(request: web.Request) -> web.StreamResponse:
-    viewer, form = await posted_form(request)
-    current = await manageable_subscription(request, viewer)
-    checked = await _checked_choice(request, viewer, "change", form)
-    if isinstance(checked, web.Response):
-        return checked
-    catalog, parsed = checked
-    choice = parsed.cleaned
-    subscription_id = current["subscription_id"]
-    plan_and_addons = _plan_and_addons(choice)
-    new_total = catalog.total(
-        choice["planid"], choice["frequency"], choice["users"], choice["storage"]
-    )
-    old_total = (
-        catalog.total(
-            current["planid"],
-            current["frequency"],
-            current["users"] or 0,
-            current["storage_units"] or 0,
-        )
-        if current["planid"] and current["frequency"]
-        else None
-    )
-    if new_total is not None and old_total is not None and new_total <= old_total:
-        # Nothing more to pay: billing applies it directly (with any credit it owes).
-        async def show_form_again(error: BillingError) -> web.StreamResponse:
-            return await _plan_page(
-                request,
-                viewer,
-                "change",
-                parsed,
-                status=error.status,
-                problem=billing_problem(error),
-            )
-
-        return await apply_in_billing(
-            request,
-            viewer,
-            "change",
-            subscription_id,
-            lambda client: client.update_subscription(
-                subscription_id, {**plan_and_addons, "end_of_term": False}
-            ),
-            notice="Your subscription was changed.",
-            detail=parsed.cleaned,
-            on_error=show_form_again,
-        )
-    payload = {
-        "subscription_id": subscription_id,
-        **plan_and_addons,
-        "redirect_url": _return_url(request),
-    }
-    return await _checkout(request, viewer, "change", subscription_id, payload, parsed)
-
-
-def _require_no_running_subscription(viewer: Viewer) -> None:
-    """An organisation has one running subscription: it is changed, never bought twice."""
-    if not viewer.can_subscribe:
-        raise ClientError(
-            "your organisation already has a running subscription",
-            hint="change it from the subscription page instead",
-        )
-
-
-async def _plan_page(
+async def plan_page(
     request: web.Request,
     viewer: Viewer,
     action: str,
@@ -178,7 +104,7 @@ async def _plan_page(
     )
 
 
-async def _resumed_form(request: web.Request, viewer: Viewer) -> dict[str, str] | None:
+async def resumed_form(request: web.Request, viewer: Viewer) -> dict[str, str] | None:
     """The choices of an unfinished checkout, so 'try again' loses nothing."""
     hostedpage_id = request.query.get("resume", "")
     if not hostedpage_id:
@@ -190,7 +116,7 @@ async def _resumed_form(request: web.Request, viewer: Viewer) -> dict[str, str] 
     return values
 
 
-async def _checked_choice(
+async def checked_choice(
     request: web.Request, viewer: Viewer, action: str, form: dict[str, Any]
 ) -> tuple[Catalog, FormResult] | web.Response:
     """The plans on sale and the posted choice checked against them; or the form page again,
@@ -210,16 +136,19 @@ async def _checked_choice(
             f"failed: {error.code}",
             dict(values.values),
         )
-        return await _plan_page(
-            request, viewer, action, values, status=error.status, problem=billing_problem(error)
+        return with_retry_after(
+            await plan_page(
+                request, viewer, action, values, status=error.status, problem=billing_problem(error)
+            ),
+            error,
         )
     parsed = parse_plan_form(form, catalog)
     if not parsed.ok:
-        return await _plan_page(request, viewer, action, parsed, status=422)
+        return await plan_page(request, viewer, action, parsed, status=422)
     return catalog, parsed
 
 
-async def _checkout(
+async def open_hosted_checkout(
     request: web.Request,
     viewer: Viewer,
     action: str,
@@ -230,6 +159,9 @@ async def _checkout(
     """Open billing's hosted checkout, remember the choices, and send the browser there."""
     app = request.app
     client = app[billing_client_key]
+    waiting = await over_budget(request, viewer, action, subscription_id, calls=1)
+    if waiting is not None:
+        return waiting
     try:
         page = await (
             client.new_subscription_page(payload)
@@ -240,13 +172,16 @@ async def _checkout(
         await audit_action(
             request, viewer.session, action, subscription_id, f"failed: {error.code}", form.cleaned
         )
-        return await _plan_page(
-            request, viewer, action, form, status=error.status, problem=billing_problem(error)
+        return with_retry_after(
+            await plan_page(
+                request, viewer, action, form, status=error.status, problem=billing_problem(error)
+            ),
+            error,
         )
     hostedpage_id, url = str(page.get("hostedpage_id", "")), str(page.get("url", ""))
     if not hostedpage_id or not url.startswith(("https://", "http://")):
         log.error("billing.hosted_page_unusable", action=action)
-        return await _plan_page(
+        return await plan_page(
             request,
             viewer,
             action,
@@ -288,7 +223,7 @@ def _open_checkout_and_audit(
     entry.record(db, result="sent to checkout", detail={**detail, "hostedpage_id": hostedpage_id})
 
 
-def _plan_and_addons(choice: dict[str, Any]) -> dict[str, Any]:
+def plan_and_addons(choice: dict[str, Any]) -> dict[str, Any]:
     """The plan and storage add-on of a checked choice, as billing's subscription body has them."""
     return {
         "plan": {"plan_code": choice["plan_code"], "quantity": choice["users"]},
@@ -318,7 +253,7 @@ def _new_customer(session: Session) -> dict[str, Any]:
     }
 
 
-def _return_url(request: web.Request) -> str:
+def return_url(request: web.Request) -> str:
     """Where billing's checkout sends the browser back to: the public URL when one is set."""
     public = request.app[settings_key].landing.public_url
     base = public or f"{request.scheme}://{request.host}"

@@ -10,6 +10,7 @@ from .billing_events import BillingSubscription
 from .config import Settings
 from .correlation import resolve_identity, stored_snapshot
 from .mapping import ENDED_STATUSES, Identity, PlatformState, parse_plan_code, storage_units
+from .money import parse_amount
 from .sql import select_all
 
 CYCLES = {"months": "Monthly", "years": "Yearly"}
@@ -82,7 +83,7 @@ def _subscription_view(
         "term_starts_at": extra.get("current_term_starts_at"),
         "term_ends_at": billing.current_term_ends_at if billing else None,
         "next_billing_at": billing.next_billing_at if billing else None,
-        "amount": extra.get("amount"),
+        "amount": parse_amount(extra.get("amount")),  # None when unreadable
         "currency_code": extra.get("currency_code"),
         "owner_zuid": owner.zuid,
         "customer_id": row["customer_id"],

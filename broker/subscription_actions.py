@@ -8,30 +8,39 @@ check out is shown again with what is wrong; it never reaches billing.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+import structlog
 from aiohttp import web
 
-from .action_support import apply_in_billing, manageable_subscription, posted_form
+from .action_support import apply_in_billing, posted_form, subscription_for
 from .appkeys import clock_key
-from .errors import ClientError
 from .forms import FormResult, parse_pause_form
 from .pages import render
-from .pause_credit import pause_credit
+from .pause_credit import PauseCredit, pause_credit
+from .subscription_policy import Action
 from .viewer import load_viewer
+
+log = structlog.get_logger(__name__)
+
+PREVIEW_UNAVAILABLE = (
+    "The credit cannot be previewed: billing has not given a price we can read for this "
+    "term. You can still pause; billing works out the credit when you resume."
+)
 
 
 async def cancel_form(request: web.Request) -> web.Response:
     viewer = await load_viewer(request, refresh=False)
-    current = viewer.require_manage()
+    current = await subscription_for(request, viewer, Action.CANCEL)
     return render(request, "cancel.html", {"viewer": viewer, "current": current})
 
 
 async def cancel(request: web.Request) -> web.StreamResponse:
     viewer, form = await posted_form(request)
-    current = await manageable_subscription(request, viewer)
+    current = await subscription_for(request, viewer, Action.CANCEL)
     when = str(form.get("when", "term_end"))
     if when not in ("term_end", "now") or form.get("confirm") != "yes":
         return render(
@@ -64,11 +73,7 @@ async def cancel(request: web.Request) -> web.StreamResponse:
 
 async def reactivate(request: web.Request) -> web.StreamResponse:
     viewer, _ = await posted_form(request)
-    current = viewer.current
-    if current is None or current["status"] not in ("cancelled", "non_renewing"):
-        raise ClientError("only a cancelled subscription can be reactivated")
-    if not viewer.can_manage:
-        await manageable_subscription(request, viewer)
+    current = await subscription_for(request, viewer, Action.REACTIVATE)
     subscription_id = current["subscription_id"]
     return await apply_in_billing(
         request,
@@ -82,7 +87,7 @@ async def reactivate(request: web.Request) -> web.StreamResponse:
 
 async def pause_form(request: web.Request) -> web.Response:
     viewer = await load_viewer(request, refresh=False)
-    current = viewer.require_manage()
+    current = await subscription_for(request, viewer, Action.PAUSE)
     form = (
         parse_pause_form(request.query, today=_today(request))
         if "resume_on" in request.query
@@ -103,9 +108,7 @@ async def pause_form(request: web.Request) -> web.Response:
 
 async def pause(request: web.Request) -> web.StreamResponse:
     viewer, posted = await posted_form(request)
-    current = await manageable_subscription(request, viewer)
-    if current["status"] != "live":
-        raise ClientError("only a live subscription can be paused")
+    current = await subscription_for(request, viewer, Action.PAUSE)
     form = parse_pause_form(posted, today=_today(request))
     if not form.ok:
         return render(
@@ -131,11 +134,7 @@ async def pause(request: web.Request) -> web.StreamResponse:
 
 async def resume(request: web.Request) -> web.StreamResponse:
     viewer, _ = await posted_form(request)
-    current = viewer.current
-    if current is None or current["status"] != "paused":
-        raise ClientError("only a paused subscription can be resumed")
-    if not viewer.can_manage:
-        await manageable_subscription(request, viewer)
+    current = await subscription_for(request, viewer, Action.RESUME)
     subscription_id = current["subscription_id"]
     return await apply_in_billing(
         request,
@@ -147,25 +146,48 @@ async def resume(request: web.Request) -> web.StreamResponse:
     )
 
 
+@dataclass(frozen=True)
+class PausePreview:
+    """The credit a pause would earn, or why it cannot be shown (``credit`` is then None)."""
+
+    credit: PauseCredit | None
+    price: Decimal | None
+    currency: str
+    unavailable: str | None = None
+
+
 def _preview(
     request: web.Request, current: dict[str, Any], form: FormResult
-) -> dict[str, Any] | None:
-    """The credit a pause until the chosen date would earn, if the term's dates are known."""
-    if not form.ok or not form.cleaned or current["amount"] is None:
+) -> PausePreview | None:
+    """The credit a pause until the chosen date would earn; None until a date checks out.
+
+    Billing's figures are not ours to trust blindly: an amount it formatted as text is read
+    with ``parse_amount``, and what still cannot be read makes the preview say so (never a 500).
+    """
+    if not form.ok or not form.cleaned:
         return None
+    currency = str(current["currency_code"] or "")
+    price = current["amount"]  # a Decimal from the read model, None when unreadable
     try:
         term_start = date.fromisoformat(str(current["term_starts_at"]))
         term_end = date.fromisoformat(str(current["term_ends_at"]))
-    except ValueError:
-        return None
-    credit = pause_credit(
-        price=Decimal(str(current["amount"])),
-        term_start=term_start,
-        term_end=term_end,
-        pause_start=_today(request),
-        resume_on=form.cleaned["resume_on"],
-    )
-    return {"credit": credit, "currency": current["currency_code"] or ""}
+        if price is None:
+            raise ValueError("no readable amount")
+        credit = pause_credit(
+            price=price,
+            term_start=term_start,
+            term_end=term_end,
+            pause_start=_today(request),
+            resume_on=form.cleaned["resume_on"],
+        )
+    except ValueError as problem:
+        log.warning(
+            "pause.preview_unavailable",
+            subscription_id=current["subscription_id"],
+            reason=str(problem)[:200],
+        )
+        return PausePreview(None, price, currency, unavailable=PREVIEW_UNAVAILABLE)
+    return PausePreview(credit, price, currency)
 
 
 def _today(request: web.Request) -> date:

@@ -9,6 +9,7 @@ org's subscriptions from billing, so the page and the platform converge even if 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -17,16 +18,26 @@ from aiohttp import web
 
 from .appkeys import (
     billing_client_key,
+    call_budget_key,
     clock_key,
+    org_reads_key,
     session_codec_key,
     settings_key,
     store_key,
     worker_key,
 )
-from .errors import BillingAuthError, BillingNotFound, BillingUnavailable, ClientError, Forbidden
+from .billing_quota import Read, wait_in_words
+from .errors import (
+    BillingAuthError,
+    BillingNotFound,
+    BillingRateLimited,
+    BillingUnavailable,
+    ClientError,
+)
 from .pipeline import ingest_billing_read
 from .queries import org_claimed_subscription_ids, org_subscriptions
 from .sessions import COOKIE_NAME, Session
+from .subscription_policy import Action, SubscriptionFacts, permitted
 
 log = structlog.get_logger(__name__)
 
@@ -46,26 +57,19 @@ class Viewer:
     is_owner: bool
     can_manage: bool
     billing_enabled: bool
+    facts: SubscriptionFacts | None = None  # the current subscription's, for the action rule
     notices: list[str] = field(default_factory=list)
 
     @property
-    def can_subscribe(self) -> bool:
-        """A new subscription is possible when nothing is running (anyone in the org may buy)."""
-        return self.billing_enabled and (self.current is None or bool(self.current["ended"]))
+    def actions(self) -> frozenset[Action]:
+        """What this viewer may do now (``subscription_policy``); nothing without billing."""
+        if not self.billing_enabled:
+            return frozenset()
+        return permitted(self.facts, can_manage=self.can_manage)
 
-    def require_manage(self) -> dict[str, Any]:
-        """The subscription this viewer may change, or a refusal that says why not."""
-        if self.current is None or self.current["ended"]:
-            raise ClientError(
-                "your organisation has no running subscription to change",
-                hint="choose a plan to subscribe",
-            )
-        if not self.can_manage:
-            raise Forbidden(
-                "only your organisation's billing owner can change this subscription",
-                hint="ask the person who subscribed, or the vendor, to make the change",
-            )
-        return self.current
+    @property
+    def can_subscribe(self) -> bool:
+        return Action.SUBSCRIBE in self.actions
 
 
 def current_session(request: web.Request) -> Session:
@@ -84,7 +88,7 @@ async def load_viewer(request: web.Request, *, refresh: bool = True) -> Viewer:
     settings = app[settings_key]
     notices: list[str] = []
     if refresh and billing_client_key in app:
-        notices += await refresh_from_billing(app, session.zgid)
+        notices += await refresh_org(app, session)
     subscriptions = await app[store_key].read(
         partial(org_subscriptions, zgid=session.zgid, settings=settings)
     )
@@ -101,6 +105,7 @@ async def load_viewer(request: web.Request, *, refresh: bool = True) -> Viewer:
         and current is not None
         and current["owner_zuid"] is not None
     )
+    today = datetime.fromtimestamp(app[clock_key](), UTC).date()
     return Viewer(
         session,
         subscriptions,
@@ -108,33 +113,79 @@ async def load_viewer(request: web.Request, *, refresh: bool = True) -> Viewer:
         is_owner,
         can_manage,
         billing_enabled=billing_client_key in app,
+        facts=(
+            SubscriptionFacts.of(current["status"], current["term_ends_at"], today)
+            if current is not None
+            else None
+        ),
         notices=notices,
     )
 
 
-async def refresh_from_billing(app: web.Application, zgid: str) -> list[str]:
-    """Re-read the org's subscriptions from billing and feed them to the pipeline."""
+async def refresh_org(app: web.Application, session: Session) -> list[str]:
+    """Re-read the org's subscriptions from billing, sparing the vendor's quota: a read done
+    within ``billing.read_cache_seconds`` is reused, concurrent views share one read, and a
+    session that has spent its call budget sees what is stored, with a notice."""
+    reads = app[org_reads_key]
+    zgid = session.zgid
+    if reads.fresh(zgid) is None and not reads.in_flight(zgid):
+        ids = await _ids_to_refresh(app, zgid)
+        if not ids:
+            return []
+        wait = app[call_budget_key].take(session.csrf, len(ids))
+        if wait is not None:
+            log.info("billing.session_over_budget", zgid=zgid, retry_after=round(wait, 1))
+            return [
+                "You have reloaded this page often, so these details were not read from "
+                f"billing again; they are from a moment ago. Reload in {wait_in_words(wait)} for "
+                "the latest."
+            ]
+    return list(await reads.get(zgid, partial(refresh_from_billing, app, zgid)))
+
+
+async def _ids_to_refresh(app: web.Application, zgid: str) -> list[str]:
+    store = app[store_key]
+    known = await store.read(partial(org_subscriptions, zgid=zgid, settings=app[settings_key]))
+    claimed = await store.read(partial(org_claimed_subscription_ids, zgid=zgid))
+    return ([s["subscription_id"] for s in known if not s["ended"]] + claimed)[:MAX_REFRESHED]
+
+
+async def refresh_from_billing(app: web.Application, zgid: str) -> Read[tuple[str, ...]]:
+    """Re-read the org's subscriptions from billing and feed them to the pipeline; the notices
+    to show, and whether every subscription was read (only then is the read reused)."""
     settings = app[settings_key]
     store = app[store_key]
-    known = await store.read(partial(org_subscriptions, zgid=zgid, settings=settings))
-    claimed = await store.read(partial(org_claimed_subscription_ids, zgid=zgid))
-    ids = [s["subscription_id"] for s in known if not s["ended"]] + claimed
-    for subscription_id in ids[:MAX_REFRESHED]:
+    for subscription_id in await _ids_to_refresh(app, zgid):
         try:
             document = await app[billing_client_key].get_subscription(subscription_id)
         except BillingNotFound:
             continue
+        except BillingRateLimited as error:
+            wait = error.retry_after if error.retry_after is not None else 60.0
+            return Read(
+                (
+                    "Billing is busy right now, so these details may be a little out of date. "
+                    f"Nothing is lost; try again in {wait_in_words(wait)}.",
+                ),
+                complete=False,
+            )
         except BillingUnavailable:
-            return [
-                "Billing cannot be reached right now, so these details may be a little out "
-                "of date. Nothing is lost; try again in a minute."
-            ]
+            return Read(
+                (
+                    "Billing cannot be reached right now, so these details may be a little out "
+                    "of date. Nothing is lost; try again in a minute.",
+                ),
+                complete=False,
+            )
         except BillingAuthError:
             log.error("billing.credentials_refused")
-            return [
-                "The connection to billing is not set up correctly; the vendor has been "
-                "alerted. These details may be out of date."
-            ]
+            return Read(
+                (
+                    "The connection to billing is not set up correctly; the vendor has been "
+                    "alerted. These details may be out of date.",
+                ),
+                complete=False,
+            )
         if not document:
             continue
         result = await store.write(
@@ -148,4 +199,4 @@ async def refresh_from_billing(app: web.Application, zgid: str) -> list[str]:
         )
         if result.queued:
             app[worker_key].wake()
-    return []
+    return Read((), complete=True)

@@ -69,11 +69,25 @@ OTHER_EMAIL = "someone@other.example"
 _HOSTED_PAGE_PATH = re.compile(r"^/hostedpages/([^/]+)/checkout$")
 
 
-def running_clock(day: date) -> Callable[[], float]:
+@dataclass
+class RunningClock:
+    """A wall clock that starts at noon UTC on a day and runs in real time; ``advance`` moves
+    it on at once (a TTL or a Retry-After passes without the test waiting)."""
+
+    start: float
+    began: float = field(default_factory=time.time)
+    skipped: float = 0.0
+
+    def __call__(self) -> float:
+        return self.start + (time.time() - self.began) + self.skipped
+
+    def advance(self, seconds: float) -> None:
+        self.skipped += seconds
+
+
+def running_clock(day: date) -> RunningClock:
     """A wall clock that starts at noon UTC on ``day`` and runs in real time."""
-    start = datetime(day.year, day.month, day.day, 12, tzinfo=UTC).timestamp()
-    began = time.time()
-    return lambda: start + (time.time() - began)
+    return RunningClock(datetime(day.year, day.month, day.day, 12, tzinfo=UTC).timestamp())
 
 
 def visitor(
@@ -169,7 +183,7 @@ class PageWorld:
     billing_server: TestServer
     checkout: Client  # a plain client on the billing simulator: the buyer on the hosted page
     platform: PlatformSimulator
-    clock: Callable[[], float]
+    clock: RunningClock
     _client_factory: ClientFactory
     _spare: list[Browser] = field(default_factory=list)
 

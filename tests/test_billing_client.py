@@ -416,8 +416,8 @@ async def test_429_is_retried_after_sleeping_at_least_retry_after(harness: Harne
 
 async def test_retry_after_longer_than_the_cap_fails_fast(harness: Harness) -> None:
     """A user waits on the page: a Retry-After beyond the cap is reported, not slept on."""
-    sleeps = Sleeps()
-    billing = harness.client(sleeps, max_retry_after_seconds=5)
+    sleeps, clock = Sleeps(), Clock()
+    billing = harness.client(sleeps, clock, max_retry_after_seconds=5)
     await billing.list_plans()
     harness.sim.fail_next(1, 429, retry_after=120)
 
@@ -426,7 +426,31 @@ async def test_retry_after_longer_than_the_cap_fails_fast(harness: Harness) -> N
 
     assert caught.value.retry_after == 120
     assert sleeps.seconds == []
-    assert len(await billing.list_plans()) == 6  # the next call goes through
+    clock.now += 120
+    assert len(await billing.list_plans()) == 6  # once it has passed, calls go through
+
+
+async def test_after_a_429_nobody_calls_billing_until_its_retry_after_has_passed(
+    harness: Harness,
+) -> None:
+    """Zoho's limit is per org per minute: calling during the wait only prolongs it."""
+    clock = Clock()
+    billing = harness.client(Sleeps(), clock, max_retry_after_seconds=5)
+    await billing.list_plans()
+    harness.sim.fail_next(1, 429, retry_after=120)
+    with pytest.raises(BillingRateLimited):
+        await billing.list_plans()
+    reached = len(harness.sim.calls())
+
+    clock.now += 119
+    with pytest.raises(BillingRateLimited) as caught:
+        await billing.get_subscription("2077000000300001")
+
+    assert caught.value.retry_after == pytest.approx(1.0)
+    assert len(harness.sim.calls()) == reached  # refused here, not sent
+    assert billing.busy_for() == pytest.approx(1.0)
+    clock.now += 1
+    assert len(await billing.list_plans()) == 6  # the wait is over: calls go through
 
 
 async def test_two_5xx_then_ok_succeeds_after_two_backoff_sleeps(harness: Harness) -> None:

@@ -238,7 +238,8 @@ async def test_another_org_cannot_act_on_the_subscription(world: PageWorld, live
     page = await other.submit(
         f"/manage/{action}", {**POSTED_ACTIONS[action], "subscription_id": live}
     )
-    assert page.status == 400
+    assert page.status == 409  # its org has no subscription this action could apply to
+    assert "your organisation has no running subscription to change" in page.text
     assert live not in page.text
     await assert_nothing_changed(world, before, audit_rows)
 

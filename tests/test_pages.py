@@ -453,9 +453,11 @@ async def test_reactivating_a_live_subscription_is_refused(
     world: PageWorld, owner: Browser, live: str
 ):
     page = await owner.submit("/manage/reactivate")
-    assert page.status == 400
-    assert "only a cancelled subscription can be reactivated" in page.text
-    assert await world.audit("reactivate") == []
+    assert page.status == 409
+    assert "a live subscription cannot be reactivated" in page.text
+    [audit] = await world.audit("reactivate")
+    assert audit["result"] == "refused: action_not_allowed"
+    assert world.sim.subscriptions[live].status == "live"
 
 
 # --- pausing and resuming ----------------------------------------------------------------------
@@ -626,7 +628,7 @@ async def test_billing_rate_limiting_during_subscribe_shows_the_form_again_with_
     world.sim.fail_next(2, 429)  # billing.max_attempts = 2: every try is refused
     page = await owner.submit("/manage/subscribe", CHOICES)
     await assert_form_kept_after_failure(
-        world, owner, page, "Zoho Billing is rate limiting us", "failed: billing_rate_limited"
+        world, owner, page, "Billing is busy right now", "failed: billing_rate_limited"
     )
 
 
@@ -661,13 +663,12 @@ async def test_billing_down_during_cancel_shows_what_happened_and_changes_nothin
 async def test_billing_refusing_a_change_shows_its_reason_on_the_form_with_the_values_kept(
     world: PageWorld, owner: Browser, live: str
 ):
-    await owner.submit("/manage/pause", {"resume_on": "2026-06-20"})
-    # Billing does not change a paused subscription; the page leaves that rule to billing.
+    world.sim.fail_next(1, 400)  # billing says no to the PUT, for its own reasons
     page = await owner.submit(
         "/manage/change", {"planid": STANDARD, "frequency": "monthly", "users": "2"}
     )
     assert page.status == 400
-    assert "Billing refused the change: A paused subscription cannot be changed" in page.text
+    assert "Billing refused the change: Simulated Zoho Billing failure" in page.text
     assert input_value(page.text, "users") == "2"
     assert world.sim.subscriptions[live].quantity == 5
     [audit] = await world.audit("change")

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from broker.simulators.waiting import ChangeWaiters
 
-from .api import API_PREFIX, TOKEN_PATH, BillingApi, Handler
+from .api import API_PREFIX, ORG_HEADER, TOKEN_PATH, BillingApi, Handler
 from .catalog import Catalog, load_catalog
 from .checkout import Checkout
 from .errors import TOO_MANY_REQUESTS, ApiError
@@ -34,6 +34,16 @@ from .records import Customer, Event, HostedPage, Subscription
 from .webhooks import WebhookDelivery, WebhookSender
 
 M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class ApiCall:
+    """One request that reached the API (or the token endpoint), as Zoho counts it against
+    the organisation's per-minute quota."""
+
+    method: str
+    path: str
+    organization_id: str
 
 
 @dataclass
@@ -97,6 +107,7 @@ class BillingSimulator:
         self._log = structlog.get_logger("billing_simulator")
         self._faults = _Faults()
         self.abandoned_requests = 0
+        self.api_calls: list[ApiCall] = []
         self._waiters = ChangeWaiters()
         self._tokens = TokenIssuer(
             client_id=client_id,
@@ -143,6 +154,16 @@ class BillingSimulator:
     @property
     def webhook_deliveries(self) -> list[WebhookDelivery]:
         return list(self._webhooks.deliveries.values())
+
+    def calls(self, method: str | None = None, path_prefix: str = "") -> list[ApiCall]:
+        """API calls received so far (token requests excluded), optionally one method and a
+        path under ``path_prefix`` (relative to ``/billing/v1``)."""
+        prefix = API_PREFIX + path_prefix
+        return [
+            call
+            for call in self.api_calls
+            if call.path.startswith(prefix) and method in (None, call.method)
+        ]
 
     @property
     def token_requests(self) -> int:
@@ -270,6 +291,9 @@ class BillingSimulator:
         is_api = path.startswith(API_PREFIX + "/")
         if not (is_api or path == TOKEN_PATH):
             return await handler(request)
+        if is_api:
+            organization = request.headers.get(ORG_HEADER, "")
+            self.api_calls.append(ApiCall(request.method, path, organization))
         faults = self._faults
         if faults.down:  # drop the connection unanswered
             self._log.info("billing_connection_dropped", path=path)
