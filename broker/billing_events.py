@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from .errors import InvalidPayload
+from .event_kinds import EventKind, event_kind
 from .ids import is_zoho_id
 
 
@@ -119,7 +120,7 @@ class WebhookEvent(_Open):
 
     @property
     def is_subscription_event(self) -> bool:
-        return self.event_type.startswith("subscription_")
+        return event_kind(self.event_type) is EventKind.SUBSCRIPTION
 
 
 def parse_webhook_event(document: Any) -> WebhookEvent:

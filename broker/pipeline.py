@@ -28,6 +28,7 @@ from .correlation import (
     unverified_claims,
     waiting_for_zgid,
 )
+from .event_kinds import EventKind, event_kind, why_not_applied
 from .landing import LandingParams
 from .mapping import DELETED, Ignore, Park, PlatformState, Target, desired_state
 from .sql import select_all, upsert
@@ -72,8 +73,8 @@ def ingest_webhook(
     ).rowcount
     if not inserted:
         return PipelineResult("duplicate", f"event {event.event_id} was already received")
-    if subscription is None:
-        result = PipelineResult("ignored", f"{event.event_type} events do not change subscriptions")
+    if subscription is None or event_kind(event.event_type) is not EventKind.SUBSCRIPTION:
+        result = PipelineResult("ignored", why_not_applied(event.event_type))
     else:
         if event.event_type == "subscription_deleted":
             subscription = subscription.model_copy(update={"status": DELETED})

@@ -523,6 +523,62 @@ async def test_payment_event_without_subscription_is_acknowledged_ignored_and_ke
     assert simulator.calls == []
 
 
+def carrying_a_live_subscription(event_type: str, event_id: str) -> dict[str, Any]:
+    """A non-subscription event whose payload also holds a live subscription (as Zoho's do)."""
+    event = subscription_event(event_type, event_id=event_id)
+    event["data"]["payment"] = {"payment_id": "555", "amount": 100.0, "customer_id": "9"}
+    return event
+
+
+@pytest.mark.parametrize(
+    "event_type",
+    [
+        "payment_thankyou",
+        "payment_declined",
+        "payment_refunded",
+        "invoice_notification",
+        "creditnote_created",
+        "card_expiring",
+        "trial_expiring",
+        "billing_date_changed",
+    ],
+)
+async def test_non_subscription_event_carrying_a_live_subscription_makes_no_call(
+    broker, simulator, event_type
+):
+    """The README promises payment, invoice, credit note and card events never drive a call."""
+    event = carrying_a_live_subscription(event_type, "81000010")
+
+    answer = await send(broker, event, outcome="ignored")
+
+    assert event_type in answer["reason"]
+    assert "subscription_" in answer["reason"], "the reason says which events do count"
+    stored = await db_rows(
+        broker, "SELECT event_type, outcome FROM webhook_events WHERE event_id = ?", ["81000010"]
+    )
+    assert stored == [{"event_type": event_type, "outcome": "ignored"}]
+    assert await db_rows(broker, "SELECT id FROM deliveries") == []
+    assert await db_rows(broker, "SELECT subscription_id FROM subscriptions") == []
+    assert simulator.calls == []
+
+
+async def test_notice_event_with_a_changed_plan_does_not_modify_but_the_next_change_does(
+    broker, simulator
+):
+    """trial_expiring / billing_date_changed carry the subscription but never drive a call, and
+    their snapshot must not make a later (slightly older) subscription event look stale."""
+    await start_live(broker, simulator)
+    notice = subscription_event("billing_date_changed", quantity=9, updated=updated_time(90000))
+    await send(broker, notice, outcome="ignored")
+    assert summary(simulator) == [("POST", ZGID, "1001")]
+
+    upgraded = subscription_event("subscription_upgraded", quantity=7, updated=updated_time(80000))
+    await send(broker, upgraded, outcome="queued")
+    await simulator.wait_until(lambda s: len(s.calls) == 2)
+    assert summary(simulator) == [("POST", ZGID, "1001"), ("PUT", ZGID, "1001")]
+    assert simulator.calls[1].body == plan_body(no_of_users="7")
+
+
 # --- duplicates, ids, ordering -----------------------------------------------------------------
 
 

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from broker.billing_events import BillingSubscription
 from broker.config import PlansSettings
+from broker.event_kinds import EventKind, event_kind
 from broker.mapping import (
     INACTIVE,
     Identity,
@@ -452,3 +453,28 @@ def test_planning_again_after_the_planned_call_succeeds_needs_no_call(
     if call is not None:
         acked = platform_after(call)
     assert plan_call(acked, target, SUB_ID, custom_pricing_format=pricing_format) is None
+
+
+# --- event kinds -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("event_type", "kind"),
+    [
+        ("subscription_created", EventKind.SUBSCRIPTION),
+        ("subscription_activation", EventKind.SUBSCRIPTION),
+        ("subscription_paused", EventKind.SUBSCRIPTION),  # contracts.md: name [unsure]
+        ("subscription_resumed", EventKind.SUBSCRIPTION),
+        ("subscription_deleted", EventKind.SUBSCRIPTION),
+        ("trial_expiring", EventKind.NOTICE),
+        ("billing_date_changed", EventKind.NOTICE),
+        ("payment_thankyou", EventKind.OTHER),
+        ("payment_declined", EventKind.OTHER),
+        ("invoice_notification", EventKind.OTHER),
+        ("creditnote_created", EventKind.OTHER),
+        ("card_expiring", EventKind.OTHER),
+        ("subscriptions_report", EventKind.OTHER),  # a prefix, not a substring
+    ],
+)
+def test_only_subscription_events_are_of_the_subscription_kind(event_type, kind):
+    assert event_kind(event_type) is kind
