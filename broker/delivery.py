@@ -11,6 +11,7 @@ import asyncio
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from typing import Protocol
 
@@ -20,7 +21,7 @@ from .config import Settings
 from .errors import StoreError
 from .mapping import PlatformCall, PlatformState, plan_call
 from .metrics import Metrics
-from .outbox import ClaimedDelivery, claim_due, complete, release_leases
+from .outbox import ClaimedDelivery, claim_due, complete, record_step, release_leases
 from .platform_client import CallResult, PlatformClient
 from .retry_policy import RetryPolicy
 from .store import Store
@@ -183,12 +184,7 @@ class DeliveryWorker:
 
     async def _attempt(self, delivery: ClaimedDelivery, call_done: Callable[[], None]) -> None:
         started_at = self._clock()
-        call = plan_call(
-            delivery.acknowledged,
-            delivery.target,
-            delivery.subscription_id,
-            custom_pricing_format=self._settings.platform.custom_pricing_format,
-        )
+        call = self._plan(delivery)
         if call is None:
             call_done()
             await self._finish(
@@ -200,12 +196,34 @@ class DeliveryWorker:
                 note="platform already in this state; no call needed",
             )
             return
-        result = await self._client.send(call)
-        results = [result]
-        action: str = call.action
-        note = None
-        if result.outcome == "reject" and delivery.uncertain:
-            result, action, note = await self._resolve_uncertain(call, result, results)
+        while True:
+            result, action, note, results = await self._send(delivery, call)
+            if result.outcome != "success" or call.reaches == delivery.target:
+                break
+            # An org move's Cancel landed: make that durable before the Add, so a crash in
+            # between resumes with the Add (the old org's Cancel is never sent twice).
+            self._record_metrics(action, result)
+            kept = await self._store.write(
+                partial(
+                    record_step,
+                    delivery=delivery,
+                    owner=self.owner,
+                    now=self._clock(),
+                    started_at=started_at,
+                    action=action,
+                    results=results,
+                    reached=call.reaches,
+                )
+            )
+            self._log_attempt(delivery, action, "step", results, note=note)
+            if not kept:
+                log.warning("delivery.lease_lost", delivery_id=delivery.id)
+                return
+            delivery = replace(delivery, acknowledged=call.reaches, uncertain=False)
+            started_at = self._clock()
+            next_call = self._plan(delivery)
+            assert next_call is not None, "a step short of the target always has a next call"
+            call = next_call
         call_done()  # the platform is done with us; recording the outcome needs no slot
         self._record_metrics(action, result)
         if result.outcome == "success":
@@ -234,7 +252,27 @@ class DeliveryWorker:
                     delivery, started_at, "pending", action, results, next_attempt_at=retry_at
                 )
         else:
-            await self._finish(delivery, started_at, "dead", action, results)
+            await self._finish(delivery, started_at, "dead", action, results, note=note)
+
+    def _plan(self, delivery: ClaimedDelivery) -> PlatformCall | None:
+        return plan_call(
+            delivery.acknowledged,
+            delivery.target,
+            delivery.subscription_id,
+            custom_pricing_format=self._settings.platform.custom_pricing_format,
+        )
+
+    async def _send(
+        self, delivery: ClaimedDelivery, call: PlatformCall
+    ) -> tuple[CallResult, str, str | None, list[CallResult]]:
+        """One call, and after an interrupted attempt the fallback its refusal allows."""
+        result = await self._client.send(call)
+        results = [result]
+        action: str = call.action
+        note = None
+        if result.outcome == "reject" and delivery.uncertain:
+            result, action, note = await self._resolve_uncertain(call, result, results)
+        return result, action, note, results
 
     async def _resolve_uncertain(
         self, call: PlatformCall, rejected: CallResult, results: list[CallResult]
@@ -245,7 +283,7 @@ class DeliveryWorker:
         already cancelled. Both are noted on the delivery for the operator.
         """
         if call.action == "add":
-            fallback = PlatformCall("modify", "PUT", call.zgid, call.planid, call.body)
+            fallback = replace(call, action="modify", method="PUT")
             second = await self._client.send(fallback)
             results.append(second)
             if second.outcome == "success":
@@ -290,6 +328,22 @@ class DeliveryWorker:
                 note=note,
             )
         )
+        self._log_attempt(delivery, action, state, results, note=note, retry_at=next_attempt_at)
+        if not kept:
+            log.warning("delivery.lease_lost", delivery_id=delivery.id)
+        if state in ("done", "dead"):
+            self._metrics.deliveries_finished.labels(state).inc()
+
+    def _log_attempt(
+        self,
+        delivery: ClaimedDelivery,
+        action: str,
+        state: str,
+        results: list[CallResult],
+        *,
+        note: str | None = None,
+        retry_at: float | None = None,
+    ) -> None:
         last = results[-1] if results else None
         log.info(
             "delivery.attempt",
@@ -302,12 +356,8 @@ class DeliveryWorker:
             latency_ms=last.latency_ms if last else 0.0,
             url=last.url if last else None,
             error=(note or (last.error if last else None)),
-            retry_in=round(next_attempt_at - self._clock(), 3) if next_attempt_at else None,
+            retry_in=round(retry_at - self._clock(), 3) if retry_at else None,
         )
-        if not kept:
-            log.warning("delivery.lease_lost", delivery_id=delivery.id)
-        if state in ("done", "dead"):
-            self._metrics.deliveries_finished.labels(state).inc()
 
     def _record_metrics(self, action: str, result: CallResult) -> None:
         self._metrics.platform_calls.labels(action, result.outcome).inc()

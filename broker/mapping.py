@@ -183,6 +183,9 @@ class PlatformCall:
     zgid: str
     planid: str
     body: dict[str, Any]
+    # What the platform holds once this call succeeds. Usually the target; for an org move the
+    # first call (Cancel at the old org) reaches INACTIVE and the Add at the new org follows.
+    reaches: PlatformState
 
 
 def plan_call(
@@ -192,19 +195,28 @@ def plan_call(
     *,
     custom_pricing_format: Literal["object", "string"] = "object",
 ) -> PlatformCall | None:
-    """The single call that moves the platform from what it acknowledged to the target, if any."""
+    """The next call that moves the platform from what it acknowledged towards the target.
+
+    One call gets there, except for an org move (the target's zgid is not the one the platform
+    has): a Modify at the new org would leave the old org the app forever, so the old org's
+    subscription is cancelled first (``reaches`` is INACTIVE) and the next call is an Add.
+    """
     was_active = acknowledged is not None and acknowledged.active
-    if not target.active:
-        if not was_active:
-            return None  # never reached the platform, or already cancelled there
-        assert acknowledged is not None
+    if (
+        acknowledged is not None
+        and acknowledged.active
+        and (not target.active or target.zgid != acknowledged.zgid)
+    ):
         return PlatformCall(
             "cancel",
             "DELETE",
             acknowledged.zgid,
             acknowledged.planid,
             {"zuid": acknowledged.zuid, "subscription_id": subscription_id},
+            INACTIVE,
         )
+    if not target.active:
+        return None  # never reached the platform, or already cancelled there
     if was_active and acknowledged == target:
         return None
     body: dict[str, Any] = {
@@ -220,5 +232,29 @@ def plan_call(
             json.dumps(pricing) if custom_pricing_format == "string" else pricing
         )
     if was_active:
-        return PlatformCall("modify", "PUT", target.zgid, target.planid, body)
-    return PlatformCall("add", "POST", target.zgid, target.planid, body)
+        return PlatformCall("modify", "PUT", target.zgid, target.planid, body, target)
+    return PlatformCall("add", "POST", target.zgid, target.planid, body, target)
+
+
+MAX_ROUTE = 2  # an org move: Cancel, then Add
+
+
+def plan_route(
+    acknowledged: PlatformState | None,
+    target: PlatformState,
+    subscription_id: str,
+    *,
+    custom_pricing_format: Literal["object", "string"] = "object",
+) -> list[PlatformCall]:
+    """Every call from the acknowledged state to the target, assuming each one succeeds."""
+    route: list[PlatformCall] = []
+    state = acknowledged
+    while len(route) < MAX_ROUTE:
+        call = plan_call(
+            state, target, subscription_id, custom_pricing_format=custom_pricing_format
+        )
+        if call is None:
+            break
+        route.append(call)
+        state = call.reaches
+    return route

@@ -132,23 +132,7 @@ def complete(
     note: str | None = None,
 ) -> bool:
     """Record the attempt(s) and the delivery's new state; False if our lease was lost."""
-    for result in results:
-        db.execute(
-            "INSERT INTO attempts (delivery_id, started_at, latency_ms, method, url, request_body,"
-            " status, outcome, error, response_excerpt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                delivery.id,
-                started_at,
-                result.latency_ms,
-                action_method(action),
-                result.url,
-                result.request_body,
-                result.status,
-                result.outcome,
-                result.error,
-                result.response_excerpt,
-            ],
-        )
+    _insert_attempts(db, delivery.id, started_at, action, results)
     last = results[-1] if results else None
     # A call that timed out or lost its connection may still have been applied.
     maybe_applied = last is not None and last.status is None
@@ -184,6 +168,66 @@ def complete(
             [acknowledged.to_json(), now, delivery.subscription_id],
         )
     return bool(updated)
+
+
+def record_step(
+    db: sqlite_utils.Database,
+    delivery: ClaimedDelivery,
+    *,
+    owner: str,
+    now: float,
+    started_at: float,
+    action: str,
+    results: Sequence[CallResult],
+    reached: PlatformState,
+) -> bool:
+    """A first step succeeded (an org move's Cancel): make what the platform now holds durable
+    before the next call, so a crash in between resumes with that call, not this one.
+
+    The delivery stays in flight under our lease; False if the lease was lost (then the step's
+    attempts are kept but the next call is left to whoever holds the delivery now).
+    """
+    _insert_attempts(db, delivery.id, started_at, action, results)
+    held = select_all(
+        db,
+        "SELECT 1 FROM deliveries WHERE id = ? AND state = 'in_flight' AND lease_owner = ?",
+        [delivery.id, owner],
+    )
+    if not held:
+        return False
+    # The step's outcome is known, so any doubt from an earlier cut-off attempt is resolved.
+    db.execute("UPDATE deliveries SET uncertain = 0 WHERE id = ?", [delivery.id])
+    db.execute(
+        "UPDATE subscriptions SET acked_json = ?, updated_at = ? WHERE subscription_id = ?",
+        [reached.to_json(), now, delivery.subscription_id],
+    )
+    return True
+
+
+def _insert_attempts(
+    db: sqlite_utils.Database,
+    delivery_id: int,
+    started_at: float,
+    action: str,
+    results: Sequence[CallResult],
+) -> None:
+    for result in results:
+        db.execute(
+            "INSERT INTO attempts (delivery_id, started_at, latency_ms, method, url, request_body,"
+            " status, outcome, error, response_excerpt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                delivery_id,
+                started_at,
+                result.latency_ms,
+                result.method or action_method(action),
+                result.url,
+                result.request_body,
+                result.status,
+                result.outcome,
+                result.error,
+                result.response_excerpt,
+            ],
+        )
 
 
 def _newer_pending(db: sqlite_utils.Database, delivery: ClaimedDelivery) -> bool:

@@ -38,6 +38,7 @@ class CallResult:
     response_excerpt: str | None = None
     error: str | None = None
     retry_after: float | None = None
+    method: str = ""  # the HTTP method sent, so a fallback's attempts are recorded truly
 
 
 class PlatformClient:
@@ -85,11 +86,19 @@ class PlatformClient:
                 status = response.status
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
         except TimeoutError:
-            return CallResult("retry", None, elapsed(), shown_url, body, error="timed out")
+            return CallResult(
+                "retry", None, elapsed(), shown_url, body, error="timed out", method=call.method
+            )
         except aiohttp.ClientError as exc:
             # aiohttp puts the URL (with the zapikey) into some messages: report the class only.
             return CallResult(
-                "retry", None, elapsed(), shown_url, body, error=f"{type(exc).__name__}"
+                "retry",
+                None,
+                elapsed(),
+                shown_url,
+                body,
+                error=f"{type(exc).__name__}",
+                method=call.method,
             )
         # Redact the whole text before cutting it, so no key is left half-visible at the cut.
         excerpt = self._redact(text)[:EXCERPT_CHARS]
@@ -103,6 +112,7 @@ class PlatformClient:
             response_excerpt=excerpt,
             error=None if outcome == "success" else self._redact(describe_failure(status, text)),
             retry_after=retry_after if outcome == "retry" else None,
+            method=call.method,
         )
 
 

@@ -471,6 +471,65 @@ async def test_kill_during_ingest_burst(
         assert (held.subscription_id, held.active) == (sid, True)
 
 
+async def test_kill_between_an_org_moves_cancel_and_add_converges(
+    start_broker: BrokerStarter,
+    simulator: PlatformSimulator,
+    wire: Wire,
+    session: aiohttp.ClientSession,
+) -> None:
+    """cf_zgid edited in billing; SIGKILL after the old org's Cancel, with the new org's Add on
+    the wire: the restarted broker sends the Add (with the same body) and never a second Cancel."""
+    (created,) = crash_events(1, tag="106")
+    sid = created["data"]["subscription"]["subscription_id"]
+    old_zgid, new_zgid, new_zuid = f"7{sid}", "7106099999", "6106099999"
+    first = await start_broker()
+    await first.wait_ready(session)
+    await post_all(session, first, [created])
+    await wait_all_done(first, [sid], within=10)
+
+    simulator.set_delay(1.5, methods={"POST"})  # the Cancel passes, the Add is held
+    moved = subscription_event(
+        "subscription_renewed",
+        subscription_id=sid,
+        zgid=new_zgid,
+        zuid=new_zuid,
+        customer_id=f"9{sid}",
+        email="owner0@example.com",
+        event_id="8106099999",
+    )
+    await post_all(session, first, [moved])
+    await first.eventually(
+        lambda: wire.started == 3 and wire.finished == 2,
+        within=5,
+        message="the old org's Cancel answered and the new org's Add inside the simulator",
+    )
+    first.proc.send_signal(signal.SIGKILL)
+    await first.proc.wait()
+    await first.eventually(
+        lambda: wire.finished == wire.started, within=5, message="the cut-off Add to end"
+    )
+    simulator.set_delay(0)
+
+    second = await start_broker()
+    await second.wait_ready(session)
+    await second.eventually(
+        lambda: new_zgid in simulator.subscriptions,
+        within=LEASE_SECONDS + 12,
+        message="the new org's Add after the lease expires",
+    )
+    await wait_all_done(second, [sid], within=10)
+
+    calls = [(c.method, c.zgid, c.applied, c.aborted) for c in simulator.calls]
+    assert calls == [
+        ("POST", old_zgid, True, False),
+        ("DELETE", old_zgid, True, False),
+        ("POST", new_zgid, False, True),
+        ("POST", new_zgid, True, False),
+    ], second.logs()
+    assert simulator.calls[2].body == simulator.calls[3].body, "a repeat has the same content"
+    assert {z for z, held in simulator.subscriptions.items() if held.active} == {new_zgid}
+
+
 async def test_sigterm_finishes_in_flight_calls(
     start_broker: BrokerStarter, simulator: PlatformSimulator, session: aiohttp.ClientSession
 ) -> None:

@@ -528,7 +528,7 @@ async def test_add_interrupted_by_a_crash_is_completed_as_a_modify(
     )
     assert subscription["acked_json"] is not None
     tried = await attempts(strict_broker, delivery_id)
-    assert [(a["method"], a["outcome"]) for a in tried] == [("PUT", "reject"), ("PUT", "success")]
+    assert [(a["method"], a["outcome"]) for a in tried] == [("POST", "reject"), ("PUT", "success")]
 
 
 async def test_newer_change_after_a_crash_inherits_the_uncertainty(

@@ -68,10 +68,11 @@ def plan_body(
     frequency: str = "1",
     storage_units: str = "0",
     subscription_id: str = SUB_ID,
+    zuid: str = ZUID,
     **extra: Any,
 ) -> dict[str, Any]:
     return {
-        "zuid": ZUID,
+        "zuid": zuid,
         "no_of_users": no_of_users,
         "frequency": frequency,
         "subscription_id": subscription_id,
@@ -315,6 +316,61 @@ async def test_unpaid_with_on_unpaid_cancel_is_a_delete(make_broker, simulator):
 
     assert summary(simulator)[1] == ("DELETE", ZGID, "1001")
     assert simulator.calls[1].body == CANCEL_BODY
+
+
+# --- org move ----------------------------------------------------------------------------------
+
+NEW_ZGID, NEW_ZUID = "70000000002", "60000000002"
+
+
+async def test_org_move_cancels_at_the_old_org_then_adds_at_the_new_one(broker, simulator):
+    """cf_zgid edited on the billing customer: the next subscription event carries the new org."""
+    await start_live(broker, simulator)
+
+    moved = subscription_event("subscription_renewed", zgid=NEW_ZGID, zuid=NEW_ZUID)
+    await send(broker, moved, outcome="queued")
+    await simulator.wait_until(lambda s: len(s.calls) == 3)
+
+    assert summary(simulator) == [
+        ("POST", ZGID, "1001"),
+        ("DELETE", ZGID, "1001"),
+        ("POST", NEW_ZGID, "1001"),
+    ]
+    assert simulator.calls[1].body == CANCEL_BODY, "the old org's owner, at the old org"
+    assert simulator.calls[2].body == plan_body(zuid=NEW_ZUID)
+    assert not simulator.subscriptions[ZGID].active
+    assert simulator.subscriptions[NEW_ZGID].active
+    assert [z for z, held in simulator.subscriptions.items() if held.active] == [NEW_ZGID]
+
+    (move,) = await db_rows(broker, "SELECT id, state FROM deliveries WHERE id = 2")
+    assert move["state"] == "done"
+    tried = await db_rows(
+        broker, "SELECT method, url, outcome FROM attempts WHERE delivery_id = 2 ORDER BY id"
+    )
+    assert [(a["method"], a["outcome"]) for a in tried] == [
+        ("DELETE", "success"),
+        ("POST", "success"),
+    ]
+    assert f"/subscription/{ZGID}/" in tried[0]["url"]
+    assert f"/subscription/{NEW_ZGID}/" in tried[1]["url"]
+    (row,) = await db_rows(broker, "SELECT acked_json FROM subscriptions")
+    assert json.loads(row["acked_json"])["zgid"] == NEW_ZGID
+
+
+async def test_org_move_then_cancellation_cancels_at_the_new_org(broker, simulator):
+    await start_live(broker, simulator)
+    await send(broker, subscription_event(zgid=NEW_ZGID, zuid=NEW_ZUID), outcome="queued")
+    await simulator.wait_until(lambda s: len(s.calls) == 3)
+
+    cancelled = subscription_event(
+        "subscription_cancelled", status="cancelled", zgid=NEW_ZGID, zuid=NEW_ZUID
+    )
+    await send(broker, cancelled, outcome="queued")
+    await simulator.wait_until(lambda s: len(s.calls) == 4)
+
+    assert summary(simulator)[3] == ("DELETE", NEW_ZGID, "1001")
+    assert simulator.calls[3].body == {"zuid": NEW_ZUID, "subscription_id": SUB_ID}
+    assert not any(held.active for held in simulator.subscriptions.values())
 
 
 # --- pause and resume --------------------------------------------------------------------------

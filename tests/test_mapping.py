@@ -29,6 +29,7 @@ from broker.mapping import (
     desired_state,
     parse_plan_code,
     plan_call,
+    plan_route,
 )
 from tests.support import APP_DOMAIN, STORAGE_MONTHLY, STORAGE_YEARLY, ZGID, ZUID
 from tests.support import subscription_event as event_payload
@@ -398,6 +399,69 @@ def test_cancel_body_carries_no_plan_fields():
     assert set(call.body) == {"zuid", "subscription_id"}
 
 
+OTHER_ZGID, OTHER_ZUID = "72222", "62222"
+
+
+def test_org_move_first_cancels_at_the_org_the_platform_has():
+    """cf_zgid edited in billing: the old org must lose the app, so Cancel there comes first."""
+    acked = active(zgid="71111", zuid="61111", planid="1001")
+    target = active(zgid=OTHER_ZGID, zuid=OTHER_ZUID, planid="2002", no_of_users="7")
+    call = plan_call(acked, target, SUB_ID)
+    assert call is not None
+    assert (call.action, call.method, call.zgid, call.planid) == (
+        "cancel",
+        "DELETE",
+        "71111",
+        "1001",
+    )
+    assert call.body == {"zuid": "61111", "subscription_id": SUB_ID}
+    assert call.reaches == INACTIVE, "after this step the platform holds nothing: not done yet"
+
+
+def test_org_move_after_its_cancel_is_an_add_at_the_new_org():
+    target = active(zgid=OTHER_ZGID, zuid=OTHER_ZUID, planid="2002", no_of_users="7")
+    call = plan_call(INACTIVE, target, SUB_ID)
+    assert call is not None
+    assert (call.action, call.method, call.zgid, call.planid) == ("add", "POST", OTHER_ZGID, "2002")
+    assert call.body == {
+        "zuid": OTHER_ZUID,
+        "no_of_users": "7",
+        "frequency": "1",
+        "subscription_id": SUB_ID,
+        "storage_units": "0",
+    }
+    assert call.reaches == target
+
+
+def test_org_move_route_is_cancel_at_the_old_org_then_add_at_the_new_one():
+    acked = active(zgid="71111", zuid="61111")
+    target = active(zgid=OTHER_ZGID, zuid=OTHER_ZUID)
+    route = plan_route(acked, target, SUB_ID)
+    assert [(c.method, c.zgid, c.planid, c.body["zuid"]) for c in route] == [
+        ("DELETE", "71111", "1001", "61111"),
+        ("POST", OTHER_ZGID, "1001", OTHER_ZUID),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("acked", "target", "methods"),
+    [
+        (None, active(), ["POST"]),
+        (INACTIVE, active(), ["POST"]),
+        (active(), active(no_of_users="9"), ["PUT"]),
+        (active(), active(zuid=OTHER_ZUID), ["PUT"]),  # a new owner in the same org
+        (active(), INACTIVE, ["DELETE"]),
+        (active(), active(), []),
+        (None, INACTIVE, []),
+    ],
+)
+def test_every_other_change_is_reached_in_at_most_one_call(acked, target, methods):
+    route = plan_route(acked, target, SUB_ID)
+    assert [call.method for call in route] == methods
+    if route:
+        assert route[-1].reaches == target
+
+
 def test_platform_state_survives_its_json_round_trip():
     state = active(custom_pricing={"StandardLicense": "4"}, storage_units="2")
     assert PlatformState.from_json(state.to_json()) == state
@@ -445,14 +509,21 @@ def platform_after(call: PlatformCall) -> PlatformState:
     target=states,
     pricing_format=st.sampled_from(["object", "string"]),
 )
-def test_planning_again_after_the_planned_call_succeeds_needs_no_call(
+def test_planning_again_after_the_planned_calls_succeed_needs_no_call(
     acked, target, pricing_format
 ):
-    """Convergence: the planned call carries the whole target, so once applied nothing is left."""
-    call = plan_call(acked, target, SUB_ID, custom_pricing_format=pricing_format)
-    if call is not None:
+    """Convergence: each call carries what it reaches, and the target is reached in one call,
+    or two when the org changed (Cancel at the old org, Add at the new one)."""
+    moved = bool(acked and acked.active and target.active and acked.zgid != target.zgid)
+    calls = 0
+    while (call := plan_call(acked, target, SUB_ID, custom_pricing_format=pricing_format)) and (
+        calls < 3
+    ):
+        assert call.reaches == platform_after(call), "reaches is what the call itself says"
         acked = platform_after(call)
+        calls += 1
     assert plan_call(acked, target, SUB_ID, custom_pricing_format=pricing_format) is None
+    assert calls <= (2 if moved else 1)
 
 
 # --- event kinds -------------------------------------------------------------------------------

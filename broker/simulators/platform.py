@@ -74,6 +74,7 @@ class _Faults:
     fail_body: dict[str, Any] | None = None
     failure_answers: int = 0
     delay: float = 0.0
+    delay_methods: frozenset[str] | None = None  # None: every method is slowed
     down: bool = False
     # Error answers echo the request URL (zapikey included), as some web stacks do.
     echo_url: Literal["json", "html"] | None = None
@@ -222,10 +223,12 @@ class PlatformSimulator:
         """Error answers repeat the full request URL, zapikey and all (None stops it)."""
         self._faults.echo_url = form
 
-    def set_delay(self, seconds: float) -> None:
+    def set_delay(self, seconds: float, *, methods: set[str] | None = None) -> None:
+        """Hold each call ``seconds`` before applying it; only ``methods`` when given."""
         if seconds < 0:
             raise ValueError("delay must not be negative")
         self._faults.delay = seconds
+        self._faults.delay_methods = frozenset(methods) if methods is not None else None
 
     def go_down(self) -> None:
         self._faults.down = True
@@ -285,7 +288,7 @@ class PlatformSimulator:
             message, field = exc.args
             error = _zoho_error("INVALID_DATA", message, {"field": field})
             return self._answer(request, call, 400, error)
-        if self._faults.delay > 0:
+        if self._faults.delay > 0 and self._slowed(call.method):
             try:
                 await asyncio.sleep(self._faults.delay)
             except asyncio.CancelledError:
@@ -298,6 +301,10 @@ class PlatformSimulator:
         applied = self._apply(call.method, call.zgid, call.planid, checked)
         answer = {"Message": "Success" if applied else "Failure"}
         return self._answer(request, call, 200, answer, applied=applied)
+
+    def _slowed(self, method: str) -> bool:
+        methods = self._faults.delay_methods
+        return methods is None or method in methods
 
     def _take_scripted_answer(self) -> tuple[int, dict[str, Any], dict[str, str]] | None:
         """Consume one scripted fault, fail_next before answer_failure_next."""
