@@ -52,6 +52,22 @@ class PlatformSettings(_Section):
     request_timeout_seconds: float = Field(15.0, gt=0)
     # contracts.md §1 is unsure whether custom_pricing_json is an object or a JSON string.
     custom_pricing_format: Literal["object", "string"] = "object"
+    # How the platform refuses a Cancel of a subscription it no longer holds is unknown
+    # (contracts.md §1): a repeated Cancel counts as done only on these statuses, or on a 2xx/4xx
+    # body whose message or code holds one of these phrases (case and _ - ignored). 401 and 403
+    # never count. See platform_client.means_already_gone.
+    cancel_gone_statuses: list[int] = Field(default_factory=lambda: [404, 410])
+    cancel_gone_markers: list[str] = Field(
+        default_factory=lambda: [
+            "subscription not found",
+            "subscription does not exist",
+            "no such subscription",
+            "no active subscription",
+            "no subscription",
+            "already cancelled",
+            "already canceled",
+        ]
+    )
 
     @field_validator("zapikey")
     @classmethod

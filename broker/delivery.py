@@ -22,7 +22,7 @@ from .errors import StoreError
 from .mapping import PlatformCall, PlatformState, plan_call
 from .metrics import Metrics
 from .outbox import ClaimedDelivery, claim_due, complete, record_step, release_leases
-from .platform_client import CallResult, PlatformClient
+from .platform_client import CallResult, PlatformClient, means_already_gone
 from .retry_policy import RetryPolicy
 from .store import Store
 
@@ -58,6 +58,7 @@ class DeliveryWorker:
         self._store = store
         self._client = client
         self._settings = settings
+        self._platform = settings.platform
         self._delivery = settings.delivery
         self._metrics = metrics
         self._clock = clock
@@ -279,8 +280,9 @@ class DeliveryWorker:
     ) -> tuple[CallResult, str, str | None]:
         """An earlier attempt may have landed before a crash, so a refusal may mean 'done'.
 
-        A refused Add is tried once as a Modify with the same body; a refused Cancel is taken as
-        already cancelled. Both are noted on the delivery for the operator.
+        A refused Add is tried once as a Modify with the same body. A refused Cancel counts as
+        done only when the answer says the subscription is already gone
+        (``means_already_gone``); any other refusal stays a dead letter. Both are noted.
         """
         if call.action == "add":
             fallback = replace(call, action="modify", method="PUT")
@@ -290,15 +292,20 @@ class DeliveryWorker:
                 return second, "modify", "Add refused after an interrupted attempt; Modify applied"
             return second, "modify", None
         if call.action == "cancel":
-            accepted = CallResult(
-                "success",
-                rejected.status,
-                rejected.latency_ms,
-                rejected.url,
-                rejected.request_body,
-                rejected.response_excerpt,
+            if means_already_gone(rejected.status, rejected.response_excerpt, self._platform):
+                # The attempt is kept as the refusal it was; only the delivery counts as done.
+                accepted = replace(rejected, outcome="success", error=None)
+                note = (
+                    f"Cancel repeated after an interrupted attempt; the platform answered "
+                    f"{rejected.error or rejected.status}: already gone, taken as done"
+                )
+                return accepted, "cancel", note
+            note = (
+                f"Cancel repeated after an interrupted attempt was refused ({rejected.error}); "
+                "the answer does not say the subscription is gone: check it on the platform, "
+                "then retry or leave this dead letter"
             )
-            return accepted, "cancel", "Cancel refused after an interrupted attempt; taken as done"
+            return rejected, "cancel", note
         return rejected, call.action, None
 
     async def _finish(

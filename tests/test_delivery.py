@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import sqlite3
 import time
 from collections import Counter
@@ -470,11 +471,14 @@ async def strict_broker(
     return await aiohttp_client(create_app(settings))
 
 
-def crashed_mid_call(delivery_id: int, subscription_id: str) -> Callable[[Any], None]:
+def crashed_mid_call(
+    delivery_id: int, subscription_id: str, *, acked_json: str | None = None
+) -> Callable[[Any], None]:
     """The state a crash leaves after the platform applied a call the broker never recorded.
 
     The claim (state, lease, attempts + 1) was committed before the call; the outcome (attempt
-    row, 'done', acked_json) never was. The dead process's lease has run out.
+    row, 'done', acked_json) never was, so acked_json is what it was before the call. The dead
+    process's lease has run out.
     """
 
     def rewind(db: Any) -> None:
@@ -486,8 +490,8 @@ def crashed_mid_call(delivery_id: int, subscription_id: str) -> Callable[[Any], 
             [time.time() - 1, delivery_id],
         )
         db.execute(
-            "UPDATE subscriptions SET acked_json = NULL WHERE subscription_id = ?",
-            [subscription_id],
+            "UPDATE subscriptions SET acked_json = ? WHERE subscription_id = ?",
+            [acked_json, subscription_id],
         )
 
     return rewind
@@ -529,6 +533,107 @@ async def test_add_interrupted_by_a_crash_is_completed_as_a_modify(
     assert subscription["acked_json"] is not None
     tried = await attempts(strict_broker, delivery_id)
     assert [(a["method"], a["outcome"]) for a in tried] == [("POST", "reject"), ("PUT", "success")]
+
+
+@pytest.fixture
+def broker_against(
+    aiohttp_server: Callable[..., Awaitable[TestServer]],
+    aiohttp_client: Callable[..., Awaitable[Client]],
+    tmp_path: Path,
+) -> Callable[[PlatformSimulator], Awaitable[Client]]:
+    """The real broker against a simulator built by the test (e.g. how it refuses a Cancel)."""
+
+    async def start(simulator: PlatformSimulator) -> Client:
+        server = await aiohttp_server(simulator.app())
+        settings = fast_settings(tmp_path, str(server.make_url("")).rstrip("/"))
+        return await aiohttp_client(create_app(settings))
+
+    return start
+
+
+async def cancel_cut_by_a_crash(
+    broker: Client,
+    simulator: PlatformSimulator,
+    *,
+    before_repeat: Callable[[], None] = lambda: None,
+) -> dict[str, Any]:
+    """A live subscription is cancelled; the Cancel lands but a crash loses its record, so the
+    restarted worker sends it again. Returns the delivery once that repeat is recorded."""
+    await post_ok(broker, subscription_event(quantity=5))
+    await wait_for_state(broker, 1, "done")
+    (live,) = await db_rows(broker, "SELECT acked_json FROM subscriptions")
+    await post_ok(broker, subscription_event("subscription_cancelled", status="cancelled"))
+    await wait_for_state(broker, 2, "done")
+    assert [c.method for c in simulator.applied] == ["POST", "DELETE"]
+
+    before_repeat()
+    await broker.app[store_key].write(
+        crashed_mid_call(2, SUBSCRIPTION_ID, acked_json=live["acked_json"])
+    )
+
+    async def repeated() -> bool:
+        row = await delivery(broker, 2)
+        return row["state"] in ("done", "dead") and row["attempts"] == 2
+
+    await eventually(repeated, message="the taken-back Cancel sent again and recorded")
+    assert [c.method for c in simulator.calls] == ["POST", "DELETE", "DELETE"]
+    assert simulator.calls[1].body == simulator.calls[2].body, "the repeat has the same content"
+    return await delivery(broker, 2)
+
+
+@pytest.mark.parametrize(("mode", "status"), [("not_found", 404), ("failure_gone", 200)])
+async def test_repeated_cancel_answered_already_gone_counts_as_done(
+    broker_against: Callable[[PlatformSimulator], Awaitable[Client]], mode: Any, status: int
+):
+    simulator = PlatformSimulator(ZAPIKEY, repeated_cancel=mode)
+    broker = await broker_against(simulator)
+
+    row = await cancel_cut_by_a_crash(broker, simulator)
+
+    assert (row["state"], row["uncertain"], row["last_status"]) == ("done", 1, status)
+    assert "already gone" in row["last_error"]
+    (subscription,) = await db_rows(broker, "SELECT acked_json FROM subscriptions")
+    assert json.loads(subscription["acked_json"])["active"] is False
+    (tried,) = await attempts(broker, 2)
+    assert (tried["method"], tried["status"], tried["outcome"]) == ("DELETE", status, "reject")
+    assert not simulator.subscriptions[ZGID].active
+
+
+@pytest.mark.parametrize(
+    ("mode", "scripted", "status", "kept"),
+    [
+        ("forbidden", None, 403, "NO_PERMISSION"),
+        ("failure", None, 200, "Failure"),  # a bare Failure does not say why
+        ("failure", 400, 400, "INVALID_DATA"),
+        ("failure", 401, 401, "INVALID_TOKEN"),
+    ],
+)
+async def test_repeated_cancel_refused_for_another_reason_is_a_dead_letter_with_the_answer(
+    broker_against: Callable[[PlatformSimulator], Awaitable[Client]],
+    mode: Any,
+    scripted: int | None,
+    status: int,
+    kept: str,
+):
+    """Only 'already gone' may count as done: a refusal about us or the request is kept for the
+    operator, or a revoked zapikey would mark cancellations done while the org keeps the app."""
+    simulator = PlatformSimulator(ZAPIKEY, repeated_cancel=mode)
+    broker = await broker_against(simulator)
+
+    def refuse_the_repeat() -> None:
+        if scripted is not None:
+            simulator.fail_next(1, scripted)
+
+    row = await cancel_cut_by_a_crash(broker, simulator, before_repeat=refuse_the_repeat)
+
+    assert (row["state"], row["last_status"]) == ("dead", status)
+    assert f"HTTP {status}" in row["last_error"]
+    assert "not say the subscription is gone" in row["last_error"]
+    (tried,) = await attempts(broker, 2)
+    assert (tried["method"], tried["status"], tried["outcome"]) == ("DELETE", status, "reject")
+    assert kept in tried["response_excerpt"]
+    (subscription,) = await db_rows(broker, "SELECT acked_json FROM subscriptions")
+    assert json.loads(subscription["acked_json"])["active"] is True, "nothing is assumed"
 
 
 async def test_newer_change_after_a_crash_inherits_the_uncertainty(

@@ -189,6 +189,52 @@ async def test_repeated_add_follows_the_duplicate_add_setting(
     assert sim.subscriptions[ZGID].active is True
 
 
+@pytest.mark.parametrize(
+    ("mode", "status", "answer"),
+    [
+        ("failure", 200, {"Message": "Failure"}),
+        (
+            "not_found",
+            404,
+            {
+                "code": "NOT_FOUND",
+                "status": "error",
+                "message": "no active subscription sub-1 at this org",
+                "details": {},
+            },
+        ),
+        ("failure_gone", 200, {"Message": "Failure", "details": "Subscription already cancelled"}),
+        (
+            "forbidden",
+            403,
+            {
+                "code": "NO_PERMISSION",
+                "status": "error",
+                "message": "permission denied",
+                "details": {},
+            },
+        ),
+    ],
+)
+async def test_repeated_cancel_follows_the_repeated_cancel_setting(
+    aiohttp_client: AiohttpClient, mode: Any, status: int, answer: dict[str, Any]
+) -> None:
+    """contracts.md does not say how the platform refuses a second Cancel: each way is playable."""
+    sim = PlatformSimulator(KEY, repeated_cancel=mode)
+    client = await aiohttp_client(sim.app())
+    await client.post(path(), json=add_body())
+    first = await client.delete(path(), json=CANCEL_BODY)
+    assert (first.status, await first.json()) == (200, {"Message": "Success"})
+
+    again = await client.delete(path(), json=CANCEL_BODY)
+    never_added = await client.delete(path(zgid="700999"), json=CANCEL_BODY)
+
+    assert (again.status, await again.json()) == (status, answer)
+    assert (never_added.status, await never_added.json()) == (status, answer)
+    assert [c.applied for c in sim.calls] == [True, True, False, False]
+    assert sim.subscriptions[ZGID].active is False
+
+
 async def test_fail_next_answers_the_status_with_retry_after_then_recovers(
     client: TestClient[Any, Any], sim: PlatformSimulator
 ) -> None:

@@ -178,14 +178,35 @@ def _check_custom_pricing(value: Any) -> None:
     )
 
 
+# How a Cancel of a subscription the org does not hold (any more) is answered; contracts.md §1
+# leaves it open: a bare Failure, a 404, a Failure that says why, or a refusal (403).
+RepeatedCancel = Literal["failure", "not_found", "failure_gone", "forbidden"]
+
+
+def _gone_answer(mode: RepeatedCancel, subscription_id: str) -> tuple[int, dict[str, Any]]:
+    if mode == "not_found":
+        message = f"no active subscription {subscription_id} at this org"
+        return 404, _zoho_error("NOT_FOUND", message)
+    if mode == "failure_gone":
+        return 200, {"Message": "Failure", "details": "Subscription already cancelled"}
+    if mode == "forbidden":
+        return 403, _zoho_error("NO_PERMISSION", "permission denied")
+    return 200, {"Message": "Failure"}
+
+
 class PlatformSimulator:
     """The Developer Console side of the wire, with a recorder and a fault script."""
 
     def __init__(
-        self, zapikey: str, *, duplicate_add: Literal["accept", "fail"] = "accept"
+        self,
+        zapikey: str,
+        *,
+        duplicate_add: Literal["accept", "fail"] = "accept",
+        repeated_cancel: RepeatedCancel = "failure",
     ) -> None:
         self._zapikey = zapikey
         self._duplicate_add = duplicate_add
+        self._repeated_cancel = repeated_cancel
         self._faults = _Faults()
         self._waiters = ChangeWaiters()
         self._log = structlog.get_logger("platform_simulator")
@@ -298,6 +319,9 @@ class PlatformSimulator:
             if request.transport is None or request.transport.is_closing():
                 self._abort(request, call)
                 return web.Response()  # nobody is listening; aiohttp drops the write
+        if call.method == "DELETE" and not self._holds(call.zgid, checked["subscription_id"]):
+            status, gone = _gone_answer(self._repeated_cancel, checked["subscription_id"])
+            return self._answer(request, call, status, gone)
         applied = self._apply(call.method, call.zgid, call.planid, checked)
         answer = {"Message": "Success" if applied else "Failure"}
         return self._answer(request, call, 200, answer, applied=applied)
@@ -324,6 +348,10 @@ class PlatformSimulator:
             faults.failure_answers -= 1
             return 200, {"Message": "Failure"}, {}
         return None
+
+    def _holds(self, zgid: str, subscription_id: str) -> bool:
+        current = self.subscriptions.get(zgid)
+        return current is not None and current.active and current.subscription_id == subscription_id
 
     def _apply(self, method: str, zgid: str, planid: str, body: dict[str, Any]) -> bool:
         """Change the org's state as the platform would; False means it answers Failure."""
