@@ -521,6 +521,8 @@ async def test_add_interrupted_by_a_crash_is_completed_as_a_modify(
         ("POST", False),
         ("PUT", True),
     ]
+    first, repeat, fallback = (call.body for call in strict_simulator.calls)
+    assert first == repeat == fallback, "the repeat and its Modify carry the cut call's body"
     active = [s for s in strict_simulator.subscriptions.values() if s.active]
     assert [(s.subscription_id, s.no_of_users, s.zuid) for s in active] == [
         (SUBSCRIPTION_ID, "5", ZUID)

@@ -214,6 +214,10 @@ class PlatformSimulator:
         self.subscriptions: dict[str, OrgSubscription] = {}
 
     @property
+    def refuses_duplicate_add(self) -> bool:
+        return self._duplicate_add == "fail"
+
+    @property
     def applied(self) -> list[RecordedCall]:
         return [call for call in self.calls if call.applied]
 
