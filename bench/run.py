@@ -208,10 +208,10 @@ def simulator_app(log_stream: Any) -> tuple[web.Application, Any]:
 def broker_app(
     *, platform_url: str, db_path: Path, log_stream: Any, log_level: str, delivery: str
 ) -> tuple[web.Application, Any]:
-    from broker.app import create_app
-    from broker.appkeys import store_key, worker_key
     from broker.config import Settings
     from broker.logs import configure_logging
+    from broker.web.app import create_app
+    from broker.web.appkeys import store_key, worker_key
 
     # As `broker serve` is configured: through the environment, which the delivery child reads.
     os.environ.update(
@@ -342,7 +342,7 @@ def serve_main(args: argparse.Namespace) -> int:
 
 def _run(main: Any) -> None:
     """Run a server on the loop `broker serve` uses (uvloop when installed)."""
-    from broker.runtime import new_event_loop
+    from broker.delivery.runtime import new_event_loop
 
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         runner.run(main)

@@ -2,7 +2,7 @@
 
 Sources, strongest first: keyword arguments (tests), environment variables (``BROKER_`` prefix,
 ``__`` between section and key), the optional TOML file, then the defaults below. Nothing here
-reads the environment at import time; ``cli.py`` decides when settings are built.
+reads the environment at import time; ``broker.cli`` decides when settings are built.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from .secret_env import EnvironSource, resolve_secret_files
+from broker.secret_env import EnvironSource, resolve_secret_files
 
 
 class _Section(BaseModel):
@@ -55,7 +55,7 @@ class PlatformSettings(_Section):
     # How the platform refuses a Cancel of a subscription it no longer holds is unknown
     # (contracts.md §1): a repeated Cancel counts as done only on these statuses, or on a 2xx/4xx
     # body whose message or code holds one of these phrases (case and _ - ignored). 401 and 403
-    # never count. See platform_client.means_already_gone.
+    # never count. See clients.platform.means_already_gone.
     cancel_gone_statuses: list[int] = Field(default_factory=lambda: [404, 410])
     cancel_gone_markers: list[str] = Field(
         default_factory=lambda: [

@@ -13,7 +13,7 @@ from typing import Any, TextIO
 
 import structlog
 
-from .redaction import REDACTED, Redactor, redact_zapikey_pairs
+from broker.redaction import REDACTED, Redactor, redact_zapikey_pairs
 
 __all__ = ["REDACTED", "SecretRedactor", "configure_logging", "redact_url"]
 

@@ -33,11 +33,11 @@ from aiohttp.test_utils import TestClient, TestServer, get_port_socket
 from multidict import CIMultiDictProxy
 from yarl import URL
 
-from broker.app import create_app
-from broker.appkeys import clock_key, store_key
-from broker.sessions import COOKIE_NAME
+from broker.manage.sessions import COOKIE_NAME
 from broker.simulators.billing import BillingSimulator
 from broker.simulators.platform import PlatformSimulator
+from broker.web.app import create_app
+from broker.web.appkeys import clock_key, store_key
 from tests.conftest import fast_settings
 from tests.support import (
     APP_DOMAIN,

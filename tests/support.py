@@ -29,7 +29,7 @@ def link_signature(
     pairs: list[tuple[str, str]], *, now: float, secret: str = LINK_SECRET
 ) -> list[tuple[str, str]]:
     """What the Vertical Solution appends to the landing parameters: ts, a fresh nonce, sig."""
-    from broker.link_signing import sign_link
+    from broker.core.link_signing import sign_link
 
     stamped = [*pairs, ("ts", str(int(now))), ("nonce", secrets.token_hex(8))]
     return [*stamped[-2:], ("sig", sign_link(stamped, secret))]

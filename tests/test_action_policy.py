@@ -13,7 +13,7 @@ from datetime import date
 
 import pytest
 
-from broker.subscription_policy import (
+from broker.core.policy import (
     Action,
     BillingStatus,
     SubscriptionFacts,

@@ -26,8 +26,9 @@ from pydantic import SecretStr
 from structlog.testing import capture_logs
 from yarl import URL
 
-from broker.billing_client import BillingClient
+from broker.clients.billing import BillingClient
 from broker.config import BillingSettings
+from broker.core.pause_credit import pause_credit
 from broker.errors import (
     BillingAuthError,
     BillingNotFound,
@@ -36,7 +37,6 @@ from broker.errors import (
     BillingUnavailable,
     InvalidIdentifier,
 )
-from broker.pause_credit import pause_credit
 from broker.simulators.billing import BillingSimulator
 from tests.billing_support import (
     APP,

@@ -13,7 +13,7 @@ import asyncio
 
 import pytest
 
-from broker.billing_quota import CallBudget, Read, SharedReads
+from broker.clients.billing_quota import CallBudget, Read, SharedReads
 from tests.page_support import (
     OWNER_ZGID,
     OWNER_ZUID,

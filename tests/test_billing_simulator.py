@@ -25,7 +25,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
-from broker.billing_client import BillingClient
+from broker.clients.billing import BillingClient
 from broker.config import BillingSettings
 from broker.errors import BillingNotFound
 from broker.simulators.billing import BillingSimulator, pause_credit

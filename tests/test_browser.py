@@ -27,11 +27,11 @@ from urllib.parse import urlencode
 import pytest
 from aiohttp import web
 
-from broker.app import create_app
-from broker.appkeys import store_key
-from broker.pause_credit import pause_credit
+from broker.core.pause_credit import pause_credit
 from broker.simulators.billing import BillingSimulator, Subscription
 from broker.simulators.platform import PlatformSimulator, RecordedCall
+from broker.web.app import create_app
+from broker.web.appkeys import store_key
 from tests.conftest import fast_settings
 from tests.support import (
     APP_DOMAIN,

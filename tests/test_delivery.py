@@ -20,10 +20,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from broker.app import create_app
-from broker.appkeys import store_key
 from broker.cli import main as cli_main
 from broker.simulators.platform import PlatformSimulator
+from broker.web.app import create_app
+from broker.web.appkeys import store_key
 from tests.conftest import db_rows, fast_settings, post_event
 from tests.support import APP_DOMAIN, ZAPIKEY, ZGID, ZUID, eventually, subscription_event
 

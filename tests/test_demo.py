@@ -11,11 +11,11 @@ from urllib.parse import urlsplit
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from broker.app import create_app
-from broker.appkeys import store_key
 from broker.cli import main
 from broker.config import LandingVerification
-from broker.demo import DEMO_ORGS, DemoSecrets, demo_settings, instructions
+from broker.simulators.demo import DEMO_ORGS, DemoSecrets, demo_settings, instructions
+from broker.web.app import create_app
+from broker.web.appkeys import store_key
 
 LINK = re.compile(r"http://127\.0\.0\.1:21000/manage\?\S+")
 

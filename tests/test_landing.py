@@ -15,8 +15,8 @@ import pytest
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 
-from broker.appkeys import clock_key
 from broker.simulators.platform import PlatformSimulator
+from broker.web.appkeys import clock_key
 from tests.conftest import db_rows, post_event
 from tests.support import EMAIL, ZGID, ZUID, eventually, link_signature, subscription_event
 

@@ -14,7 +14,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from broker.cli import main
-from broker.link_signing import verify_link
+from broker.core.link_signing import verify_link
 from tests.support import LINK_SECRET
 
 NOT_CONFIGURED = "no landing verification is configured"

@@ -7,11 +7,11 @@ import json
 
 import pytest
 
-from broker.appkeys import clock_key
-from broker.billing_events import BillingSubscription
-from broker.correlation import identity_from_billing
+from broker.core.billing_events import BillingSubscription
+from broker.core.landing import parse_landing
 from broker.errors import InvalidLanding
-from broker.landing import parse_landing
+from broker.store.correlation import identity_from_billing
+from broker.web.appkeys import clock_key
 from tests.conftest import db_rows
 from tests.support import link_signature
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from broker.core.link_signing import LinkRefusal, SignedLinkRefused, canonical_string, verify_link
 from broker.errors import Forbidden
-from broker.link_signing import LinkRefusal, SignedLinkRefused, canonical_string, verify_link
 
 SECRET = "unit-tests-link-secret-0123456789"
 NOW = 1_764_400_000.0

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from broker.appkeys import clock_key
+from broker.web.appkeys import clock_key
 from tests.conftest import db_rows
 from tests.support import APP_DOMAIN, EMAIL, ZGID, ZUID, link_signature
 

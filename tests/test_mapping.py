@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from broker.billing_events import BillingSubscription
 from broker.config import PlansSettings
-from broker.event_kinds import EventKind, event_kind
-from broker.mapping import (
+from broker.core.billing_events import BillingSubscription
+from broker.core.event_kinds import EventKind, event_kind
+from broker.core.mapping import (
     INACTIVE,
     Identity,
     Ignore,

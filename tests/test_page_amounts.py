@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from broker.money import parse_amount
+from broker.core.money import parse_amount
 from tests.page_support import OWNER_ZGID, OWNER_ZUID, STANDARD_CODE, Browser, PageWorld
 from tests.support import ZAPIKEY, body_of, subscription_event
 

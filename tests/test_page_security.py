@@ -17,7 +17,7 @@ from secrets import token_hex
 
 import pytest
 
-from broker.link_signing import sign_link
+from broker.core.link_signing import sign_link
 from tests.page_support import (
     MEMBER_ZUID,
     OTHER_EMAIL,

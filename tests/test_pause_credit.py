@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from broker.pause_credit import PauseCredit, pause_credit
+from broker.core.pause_credit import PauseCredit, pause_credit
 
 JUNE_1, JUNE_30 = date(2026, 6, 1), date(2026, 6, 30)
 MONTHLY = Decimal("300")

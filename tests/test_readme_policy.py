@@ -1,12 +1,12 @@
 """The README's "What each status allows" table says what the code does (point 7): it is
-checked against ``subscription_policy``, so the docs cannot drift from the rule."""
+checked against ``broker.core.policy``, so the docs cannot drift from the rule."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from broker.subscription_policy import (
+from broker.core.policy import (
     NEEDS_TERM,
     NO_SUBSCRIPTION,
     STATUS_ACTIONS,

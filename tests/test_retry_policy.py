@@ -13,9 +13,9 @@ from email.utils import format_datetime
 
 import pytest
 
+from broker.clients.platform import classify_response, parse_retry_after
 from broker.config import DeliverySettings
-from broker.platform_client import classify_response, parse_retry_after
-from broker.retry_policy import RetryPolicy
+from broker.delivery.retry import RetryPolicy
 
 DAY = 24 * 3600.0
 

@@ -24,9 +24,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from broker import cli
-from broker.appkeys import store_key
 from broker.logs import REDACTED, SecretRedactor, configure_logging, redact_url
 from broker.simulators.platform import PlatformSimulator
+from broker.web.appkeys import store_key
 from tests.conftest import db_rows, fast_settings
 from tests.support import LINK_SECRET, ZAPIKEY, eventually, subscription_event
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from broker.link_signing import sign_link
+from broker.core.link_signing import sign_link
 from tests.page_support import (
     OTHER_EMAIL,
     OTHER_ZGID,
@@ -61,7 +61,7 @@ async def test_replayed_nonce_is_refused_by_another_broker_on_the_same_database(
     """A restart or a second replica must refuse the replay too: nonces live in the database."""
     one = await make_broker()
     two = await make_broker()
-    from broker.appkeys import clock_key
+    from broker.web.appkeys import clock_key
 
     values = {**visitor(), "ts": str(int(one.app[clock_key]())), "nonce": token_hex(8)}
     link = [*values.items(), ("sig", sign_link(values.items(), LINK_SECRET))]

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from broker.errors import StoreError
-from broker.migrations import MIGRATIONS
-from broker.store import Store, backup
+from broker.store.database import Store, backup
+from broker.store.migrations import MIGRATIONS
 
 
 @pytest.fixture

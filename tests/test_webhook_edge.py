@@ -23,7 +23,7 @@ from aiohttp.test_utils import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from broker import webhook_auth
+from broker.web import webhook_auth
 from tests.conftest import db_rows
 from tests.support import ZAPIKEY, subscription_event
 

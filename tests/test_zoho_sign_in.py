@@ -18,10 +18,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from structlog.testing import capture_logs
 from yarl import URL
 
+from broker.clients.oidc import OidcError, choose_accounts_server, known_accounts_servers
 from broker.config import LandingVerification, OidcSettings
-from broker.demo import DemoSecrets, accounts_simulator, demo_settings
-from broker.oidc import OidcError, choose_accounts_server, known_accounts_servers
 from broker.simulators.accounts import AccountsSimulator, Fault, SimUser
+from broker.simulators.demo import DemoSecrets, accounts_simulator, demo_settings
 from tests.page_support import (
     OTHER_EMAIL,
     OTHER_ZGID,

@@ -1,0 +1,150 @@
+"""The operator's commands on the broker's database: ``broker deliveries list|show|retry`` and
+``broker backup``.
+
+They open the SQLite file directly, so they work whether or not the service runs, and they need
+only where the database is. What they print is redacted again, with the configured secrets when
+the settings load (zapikey values are hidden either way): rows may predate the stored redaction.
+``cli`` parses their arguments and hands them the environment; nothing here reads it on its own.
+Each returns the process's exit code and prints for a person (or, with ``--json``, one object a
+line for a script).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import tomllib
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from broker.config import load_settings
+from broker.redaction import Redactor
+from broker.store import database, outbox
+
+
+def deliveries_list(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    db = _open_existing(_database_path(args, environ))
+    rows = _redacted(outbox.list_deliveries(db, state=args.state, limit=args.limit), args, environ)
+    if args.json:
+        for row in rows:
+            print(json.dumps(row))
+        return 0
+    print(
+        f"{'id':>6}  {'state':<10} {'action':<7} {'tries':>5}  {'subscription':<22} "
+        f"{'created':<20} last error"
+    )
+    for row in rows:
+        print(
+            f"{row['id']:>6}  {row['state']:<10} {row['action'] or '-':<7} {row['attempts']:>5}"
+            f"  {row['subscription_id']:<22} {_when(row['created_at']):<20} "
+            f"{row['last_error'] or ''}"
+        )
+    if not rows:
+        print("(no deliveries" + (f" in state {args.state})" if args.state else ")"))
+    return 0
+
+
+def deliveries_show(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    db = _open_existing(_database_path(args, environ))
+    rows = [r for r in outbox.list_deliveries(db, limit=1_000_000) if r["id"] == args.id]
+    if not rows:
+        print(f"no delivery with id {args.id}", file=sys.stderr)
+        return 1
+    shown = {"delivery": rows[0], "attempts": outbox.delivery_attempts(db, args.id)}
+    print(json.dumps(_redacted(shown, args, environ), indent=2, default=str))
+    return 0
+
+
+def deliveries_retry(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    db = _open_existing(_database_path(args, environ))
+    try:
+        with db.atomic():
+            result = outbox.retry_dead(
+                db, now=time.time(), delivery_id=None if args.all_dead else args.id
+            )
+    except (LookupError, ValueError) as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    print(
+        f"requeued: {result['requeued'] or 'none'}; "
+        f"superseded by newer deliveries: {result['superseded'] or 'none'}"
+    )
+    print("a running broker picks them up within its poll interval")
+    return 0
+
+
+def backup(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    source = _database_path(args, environ)
+    if not source.is_file():
+        print(f"no database at {source}", file=sys.stderr)
+        return 1
+    try:
+        database.backup(source, args.destination)
+    except FileExistsError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    print(f"backed up {source} to {args.destination}")
+    return 0
+
+
+def _database_path(args: argparse.Namespace, environ: Mapping[str, str]) -> Path:
+    """Ops commands need only the database, not the platform secrets, so read just that."""
+    if args.db is not None:
+        return Path(args.db)
+    if environ.get("BROKER_STORE__PATH"):
+        return Path(environ["BROKER_STORE__PATH"])
+    config_file = args.config or (
+        Path(environ["BROKER_CONFIG"]) if environ.get("BROKER_CONFIG") else None
+    )
+    if config_file is not None:
+        with config_file.open("rb") as handle:
+            path = tomllib.load(handle).get("store", {}).get("path")
+        if path:
+            return Path(path)
+    return Path("broker.db")
+
+
+def _redacted(value: Any, args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
+    """Scrub what is shown again: rows stored by an older broker may still hold a key."""
+    return _scrub(value, Redactor(_known_secrets(args, environ)))
+
+
+def _scrub(value: Any, redact: Redactor) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, bytes):
+        return redact(value.decode("utf-8", errors="replace"))
+    if isinstance(value, dict):
+        return {key: _scrub(item, redact) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_scrub(item, redact) for item in value]
+    return value
+
+
+def _known_secrets(args: argparse.Namespace, environ: Mapping[str, str]) -> list[str]:
+    """The configured secrets when the settings load; zapikey pairs are hidden regardless."""
+    config_file = args.config or (
+        Path(environ["BROKER_CONFIG"]) if environ.get("BROKER_CONFIG") else None
+    )
+    try:
+        return load_settings(config_file, environ).secrets()
+    except (ValidationError, ValueError, OSError):
+        return []  # the database commands work without settings; pattern redaction still runs
+
+
+def _open_existing(path: Path) -> Any:
+    if not path.is_file():
+        raise SystemExit(f"no database at {path}: pass --db or set BROKER_STORE__PATH")
+    return database.connect(path)
+
+
+def _when(epoch: float | None) -> str:
+    if not epoch:
+        return "-"
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S")

@@ -1,0 +1,406 @@
+"""Client of the Zoho Billing REST API (contracts.md §4), for the Manage Subscription page.
+
+It owns the OAuth access token (cached, refreshed early, one refresh at a time, because Zoho
+allows only a few refreshes a minute), the organisation header, Zoho's ``{code, message}``
+envelope, and retries: connection errors, 5xx and 429 are retried with backoff (honouring
+``Retry-After``); a 401 refreshes the token and tries once more. A 429 that is finally given up
+on closes the client until its Retry-After (60 s without one): calls fail at once meanwhile.
+Everything else becomes a named error from ``errors.py``. Neither the client secret, the refresh
+token nor the access token is ever logged or put into an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import structlog
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from broker.clients.platform import parse_retry_after
+from broker.config import BillingSettings
+from broker.core.ids import HOSTED_PAGE_ID, path_segment
+from broker.errors import (
+    BillingAuthError,
+    BillingNotFound,
+    BillingRateLimited,
+    BillingRejected,
+    BillingUnavailable,
+)
+
+log = structlog.get_logger(__name__)
+
+ORG_HEADER = "X-com-zoho-subscriptions-organizationid"
+IDEMPOTENT_METHODS = frozenset({"GET", "PUT", "DELETE", "HEAD"})
+REFRESH_LOCKOUT_SECONDS = 60.0
+DEFAULT_BUSY_SECONDS = 60.0  # a 429 without Retry-After: Zoho's limits are per minute
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class _TokenExpired(Exception):
+    """A 401 on an API call: refresh the token and try again, once."""
+
+
+class BillingClient:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        settings: BillingSettings,
+        *,
+        sleep: Sleep = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._session = session
+        self._settings = settings
+        self._sleep = sleep
+        self._clock = clock
+        self._timeout = aiohttp.ClientTimeout(total=settings.request_timeout_seconds)
+        self._token: str | None = None
+        self._token_expires_at = 0.0
+        self._refresh_lock = asyncio.Lock()
+        self._refresh_blocked_until = 0.0
+        self._busy_until = 0.0
+        self.token_refreshes = 0
+        self._backoff = wait_exponential_jitter(
+            multiplier=settings.initial_backoff_seconds,
+            max=settings.max_backoff_seconds,
+            jitter=settings.initial_backoff_seconds,
+        )
+
+    # -- the API the page uses ---------------------------------------------------------------
+
+    async def list_plans(self) -> list[dict[str, Any]]:
+        return await self._all_pages("/plans", "plans", {"filter_by": "PlanStatus.ACTIVE"})
+
+    async def list_addons(self) -> list[dict[str, Any]]:
+        return await self._all_pages("/addons", "addons", {"filter_by": "AddonStatus.ACTIVE"})
+
+    async def get_subscription(self, subscription_id: str) -> dict[str, Any]:
+        return await self._resource(
+            "GET", f"/subscriptions/{path_segment('subscription', subscription_id)}", "subscription"
+        )
+
+    async def list_subscriptions(self, customer_id: str) -> list[dict[str, Any]]:
+        return await self._all_pages(
+            "/subscriptions", "subscriptions", {"customer_id": customer_id}
+        )
+
+    async def get_customer(self, customer_id: str) -> dict[str, Any]:
+        return await self._resource(
+            "GET", f"/customers/{path_segment('customer', customer_id)}", "customer"
+        )
+
+    async def new_subscription_page(self, payload: dict[str, Any]) -> dict[str, Any]:
+        return await self._resource(
+            "POST", "/hostedpages/newsubscription", "hostedpage", json=payload
+        )
+
+    async def update_subscription_page(self, payload: dict[str, Any]) -> dict[str, Any]:
+        return await self._resource(
+            "POST", "/hostedpages/updatesubscription", "hostedpage", json=payload
+        )
+
+    async def get_hosted_page(self, hostedpage_id: str) -> dict[str, Any]:
+        return await self._resource(
+            "GET",
+            f"/hostedpages/{path_segment('hosted page', hostedpage_id, HOSTED_PAGE_ID)}",
+            "hostedpage",
+        )
+
+    async def update_subscription(
+        self, subscription_id: str, payload: dict[str, Any]
+    ) -> dict[str, Any]:
+        return await self._resource(
+            "PUT",
+            f"/subscriptions/{path_segment('subscription', subscription_id)}",
+            "subscription",
+            json=payload,
+        )
+
+    async def cancel_subscription(
+        self, subscription_id: str, *, at_term_end: bool
+    ) -> dict[str, Any]:
+        return await self._resource(
+            "POST",
+            f"/subscriptions/{path_segment('subscription', subscription_id)}/cancel",
+            "subscription",
+            params={"cancel_at_end": "true" if at_term_end else "false"},
+        )
+
+    async def reactivate_subscription(self, subscription_id: str) -> dict[str, Any]:
+        return await self._resource(
+            "POST",
+            f"/subscriptions/{path_segment('subscription', subscription_id)}/reactivate",
+            "subscription",
+        )
+
+    async def pause_subscription(
+        self, subscription_id: str, payload: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        return await self._resource(
+            "POST",
+            f"/subscriptions/{path_segment('subscription', subscription_id)}/pause",
+            "subscription",
+            json=payload or {},
+        )
+
+    async def resume_subscription(self, subscription_id: str) -> dict[str, Any]:
+        return await self._resource(
+            "POST",
+            f"/subscriptions/{path_segment('subscription', subscription_id)}/resume",
+            "subscription",
+        )
+
+    async def list_events(self, *, event_type: str | None = None, page: int = 1) -> dict[str, Any]:
+        params = {"page": str(page), **({"event_type": event_type} if event_type else {})}
+        return await self.request("GET", "/events", params=params)
+
+    async def get_event(self, event_id: str) -> dict[str, Any]:
+        return await self._resource("GET", f"/events/{path_segment('event', event_id)}", "event")
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    async def _resource(
+        self, method: str, path: str, resource: str, **kwargs: Any
+    ) -> dict[str, Any]:
+        body = await self.request(method, path, **kwargs)
+        value = body.get(resource)
+        if not isinstance(value, dict):
+            # Some Zoho actions answer only {code, message}; the caller then re-reads.
+            return {}
+        return value
+
+    async def _all_pages(
+        self, path: str, resource: str, params: dict[str, str]
+    ) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        for page in range(1, 101):  # a hard stop, should a server never say it is done
+            body = await self.request(
+                "GET", path, params={**params, "page": str(page), "per_page": "200"}
+            )
+            items.extend(x for x in body.get(resource, []) if isinstance(x, dict))
+            if not body.get("page_context", {}).get("has_more_page"):
+                break
+        return items
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        json: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """One API call with retries; returns the envelope when ``code`` is 0."""
+        busy_for = self.busy_for()
+        if busy_for > 0:
+            # Zoho said when to come back (Retry-After): until then nobody calls, so one busy
+            # minute is not stretched by every page view that follows.
+            raise BillingRateLimited(
+                "Zoho Billing asked us to wait before calling again", retry_after=busy_for
+            )
+        try:
+            return await self._request_with_retries(method, path, params, json)
+        except BillingRateLimited as error:
+            wait = error.retry_after if error.retry_after is not None else DEFAULT_BUSY_SECONDS
+            self._busy_until = max(self._busy_until, self._clock() + wait)
+            log.warning("billing.rate_limited", path=path, retry_after=round(wait, 1))
+            raise
+
+    def busy_for(self) -> float:
+        """Seconds left before billing may be called again after a 429 (0: call away)."""
+        return max(0.0, self._busy_until - self._clock())
+
+    async def _request_with_retries(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str] | None,
+        json: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        idempotent = method in IDEMPOTENT_METHODS
+
+        def worth_retrying(error: BaseException) -> bool:
+            if isinstance(error, BillingRateLimited):
+                # Worth waiting for only if a user waiting on the page could bear it.
+                wait = error.retry_after or 0.0
+                return wait <= self._settings.max_retry_after_seconds
+            # A POST (cancel, pause, checkout) that may have reached Zoho is never sent twice.
+            return isinstance(error, BillingUnavailable) and (idempotent or _never_sent(error))
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self._settings.max_attempts),
+            wait=self._wait,
+            retry=retry_if_exception(worth_retrying),
+            sleep=self._sleep,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                try:
+                    return await self._call(method, path, params, json)
+                except _TokenExpired:
+                    await self._refresh(stale=self._token)
+                    try:
+                        return await self._call(method, path, params, json)
+                    except _TokenExpired:
+                        raise BillingAuthError(
+                            "Zoho Billing refused a freshly issued access token",
+                            hint="check the OAuth client's scopes and the organization id",
+                        ) from None
+        raise AssertionError("unreachable: tenacity reraises the last error")
+
+    def _wait(self, state: RetryCallState) -> float:
+        delay = float(self._backoff(state))
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, BillingRateLimited) and error.retry_after is not None:
+            delay = max(delay, min(error.retry_after, self._settings.max_retry_after_seconds))
+        return delay
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str] | None,
+        json: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        token = await self._access_token()
+        url = f"{self._settings.resolved_base_url}{path}"
+        headers = {
+            "Authorization": f"Zoho-oauthtoken {token}",
+            ORG_HEADER: self._settings.organization_id,
+        }
+        started = time.perf_counter()
+        try:
+            async with self._session.request(
+                method, url, params=params, json=json, headers=headers, timeout=self._timeout
+            ) as response:
+                status = response.status
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                body = await _json_body(response)
+        except TimeoutError:
+            raise BillingUnavailable("Zoho Billing did not answer in time") from None
+        except aiohttp.ClientConnectorError as exc:
+            raise _unsent(
+                BillingUnavailable(f"could not reach Zoho Billing ({type(exc).__name__})")
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise BillingUnavailable(
+                f"lost the connection to Zoho Billing ({type(exc).__name__})"
+            ) from None
+        log.info(
+            "billing.call",
+            method=method,
+            path=path,
+            status=status,
+            latency_ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+        return _envelope(status, body, retry_after)
+
+    async def _access_token(self) -> str:
+        if self._token is None or self._clock() >= self._token_expires_at:
+            await self._refresh(stale=self._token)
+        assert self._token is not None
+        return self._token
+
+    async def _refresh(self, *, stale: str | None) -> None:
+        """Fetch a new access token, unless another task already replaced ``stale``."""
+        async with self._refresh_lock:
+            if (
+                self._token is not None
+                and self._token != stale
+                and self._clock() < self._token_expires_at
+            ):
+                return
+            wait = self._refresh_blocked_until - self._clock()
+            if wait > 0:
+                # Zoho refused refreshes a moment ago: asking again now only prolongs it.
+                raise BillingRateLimited(
+                    "Zoho accounts limits token refreshes; wait a minute", retry_after=wait
+                )
+            self.token_refreshes += 1
+            form = {
+                "refresh_token": self._settings.refresh_token.get_secret_value(),
+                "client_id": self._settings.client_id,
+                "client_secret": self._settings.client_secret.get_secret_value(),
+                "grant_type": "refresh_token",
+            }
+            try:
+                async with self._session.post(
+                    f"{self._settings.resolved_accounts_url}/oauth/v2/token",
+                    data=form,
+                    timeout=self._timeout,
+                ) as response:
+                    status = response.status
+                    body = await _json_body(response)
+            except TimeoutError:
+                raise BillingUnavailable("Zoho accounts did not answer in time") from None
+            except aiohttp.ClientError as exc:
+                raise BillingUnavailable(
+                    f"could not reach Zoho accounts ({type(exc).__name__})"
+                ) from None
+            token = body.get("access_token")
+            if status >= 500:
+                raise BillingUnavailable(f"Zoho accounts answered HTTP {status}")
+            if not isinstance(token, str) or not token:
+                # Zoho reports OAuth errors as HTTP 200 {"error": ...}; the code is safe to show.
+                error = str(body.get("error") or f"HTTP {status}")[:100]
+                if "too many requests" in str(body.get("error_description", "")).lower():
+                    self._refresh_blocked_until = self._clock() + REFRESH_LOCKOUT_SECONDS
+                    raise BillingRateLimited(
+                        "Zoho accounts limits token refreshes; wait a minute",
+                        retry_after=REFRESH_LOCKOUT_SECONDS,
+                    )
+                raise BillingAuthError(
+                    f"Zoho accounts refused the refresh token ({error})",
+                    hint="check billing.client_id, client_secret, refresh_token and data_centre",
+                )
+            expires_in = float(body.get("expires_in") or 3600)
+            margin = min(self._settings.token_refresh_margin_seconds, expires_in / 2)
+            self._token = token
+            self._token_expires_at = self._clock() + expires_in - margin
+            log.info("billing.token_refreshed", expires_in=expires_in)
+
+
+def _unsent(error: BillingUnavailable) -> BillingUnavailable:
+    """Mark an error raised before the request left us (safe to retry, whatever the method)."""
+    error.details["never_sent"] = True
+    return error
+
+
+def _never_sent(error: BaseException) -> bool:
+    return isinstance(error, BillingUnavailable) and bool(error.details.get("never_sent"))
+
+
+async def _json_body(response: aiohttp.ClientResponse) -> dict[str, Any]:
+    try:
+        body = await response.json(content_type=None)
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _envelope(status: int, body: dict[str, Any], retry_after: float | None) -> dict[str, Any]:
+    """Turn an HTTP answer and Zoho's ``{code, message}`` into a result or a named error."""
+    message = str(body.get("message") or f"HTTP {status}")[:300]
+    if status == 401:
+        raise _TokenExpired
+    if status == 429:
+        raise BillingRateLimited("Zoho Billing is rate limiting us", retry_after=retry_after)
+    if status >= 500:
+        raise BillingUnavailable(f"Zoho Billing failed on its side (HTTP {status})")
+    code = body.get("code")
+    if status == 404:
+        raise BillingNotFound(message, zoho_code=code if isinstance(code, int) else None)
+    if status >= 400 or code not in (0, None):
+        raise BillingRejected(message, zoho_code=code if isinstance(code, int) else None)
+    return body

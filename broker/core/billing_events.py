@@ -1,0 +1,230 @@
+"""What the billing system sends, as pydantic models (contracts.md §3). No I/O here.
+
+Zoho's payloads carry far more keys than we read and vary in the JSON type of ids, so the models
+accept unknown keys, keep them (for the stored snapshot) and turn every id into a string without
+going through float: an 18-digit id must survive intact.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from broker.core.event_kinds import EventKind, event_kind
+from broker.core.ids import is_zoho_id
+from broker.errors import InvalidPayload
+
+
+def _as_id(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        raise ValueError("must be a string or an integer id")
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    raise ValueError("must be a non-empty string or an integer id (not a decimal number)")
+
+
+def _as_timestamp(value: Any) -> datetime | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise ValueError("must be an ISO 8601 timestamp string")
+    parsed = datetime.fromisoformat(value.strip())
+    # Zoho always sends an offset; if one is missing we read the time as UTC.
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _as_zoho_id(value: Any) -> str:
+    text = _as_id(value)
+    if not is_zoho_id(text):
+        # It reaches Billing API paths and platform bodies: only what Zoho ids are made of.
+        raise ValueError("must be a Zoho id: ASCII digits only, at most 32 of them")
+    return text
+
+
+Id = Annotated[str, BeforeValidator(_as_id)]
+ZohoId = Annotated[str, BeforeValidator(_as_zoho_id)]
+# Licences and add-on units: a bound keeps absurd numbers out of the platform call and SQLite.
+MAX_QUANTITY = 1_000_000
+Quantity = Annotated[int, Field(ge=0, le=MAX_QUANTITY)]
+Timestamp = Annotated[datetime | None, BeforeValidator(_as_timestamp)]
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class CustomField(_Open):
+    label: str | None = None
+    api_name: str | None = None
+    value: Any = None
+
+
+class BillingCustomer(_Open):
+    customer_id: ZohoId | None = None
+    display_name: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    email: str | None = None
+    company_name: str | None = None
+    custom_fields: list[CustomField] = Field(default_factory=list)
+    custom_field_hash: dict[str, Any] = Field(default_factory=dict)
+
+
+class BillingPlan(_Open):
+    plan_code: str = Field(min_length=1)
+    plan_id: ZohoId | None = None
+    name: str | None = None
+    quantity: Quantity = 1
+
+
+class BillingAddon(_Open):
+    addon_code: str = Field(min_length=1)
+    name: str | None = None
+    quantity: Quantity = 0
+
+
+class BillingSubscription(_Open):
+    subscription_id: ZohoId
+    status: str = Field(min_length=1)
+    plan: BillingPlan | None = None
+    addons: list[BillingAddon] = Field(default_factory=list)
+    interval_unit: str | None = None
+    updated_time: Timestamp = None
+    created_time: Timestamp = None
+    current_term_ends_at: str | None = None
+    next_billing_at: str | None = None
+    customer_id: ZohoId | None = None
+    customer: BillingCustomer | None = None
+    custom_fields: list[CustomField] = Field(default_factory=list)
+
+    def effective_customer_id(self) -> str | None:
+        return self.customer_id or (self.customer.customer_id if self.customer else None)
+
+
+class EventData(_Open):
+    subscription: BillingSubscription | None = None
+
+
+class WebhookEvent(_Open):
+    event_id: Id
+    event_type: str = Field(min_length=1, max_length=100)
+    event_time: str | None = None
+    created_time: Timestamp = None
+    data: EventData = Field(default_factory=EventData)
+
+    @property
+    def is_subscription_event(self) -> bool:
+        return event_kind(self.event_type) is EventKind.SUBSCRIPTION
+
+
+def parse_webhook_event(document: Any) -> WebhookEvent:
+    """Validate a decoded webhook body; raise InvalidPayload naming every problem found."""
+    if not isinstance(document, dict):
+        raise InvalidPayload(
+            "the webhook body must be a JSON object",
+            hint="configure the Zoho Billing webhook with the default JSON payload",
+        )
+    try:
+        event = WebhookEvent.model_validate(document)
+    except ValidationError as exc:
+        raise InvalidPayload(
+            "the webhook body is not a Zoho Billing event we can read",
+            hint="send the default Zoho Billing payload: event_id, event_type, data.subscription",
+            problems=describe_validation_errors(exc),
+        ) from None
+    if event.is_subscription_event and event.data.subscription is None:
+        raise InvalidPayload(
+            f"{event.event_type} events must carry data.subscription",
+            hint="use the default payload for subscription webhooks",
+        )
+    return event
+
+
+def check_not_from_the_future(event: WebhookEvent, *, now: float, tolerance: float) -> None:
+    """Refuse a snapshot dated beyond ``now + tolerance``: kept, it would make every real event
+    after it look older, freezing the subscription. Refused (and not recorded), it can be sent
+    again once the clocks agree."""
+    subscription = event.data.subscription
+    moment = subscription.updated_time if subscription else None
+    if moment is None or moment.timestamp() <= now + tolerance:
+        return
+    ahead = moment.timestamp() - now
+    raise InvalidPayload(
+        f"updated_time is {ahead / 3600:.1f} hours ahead of this broker's clock "
+        f"(at most {tolerance / 3600:g} allowed)",
+        hint="check the clocks of Zoho Billing's account and of this server, then resend",
+        problems=[f"data.subscription.updated_time: {moment.isoformat()} is in the future"],
+    )
+
+
+MAX_DEPTH = 64
+
+
+def decode_json(raw: bytes) -> Any:
+    """Decode a JSON body, refusing what would break us later: deep nesting, lone surrogates."""
+    try:
+        document = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidPayload(
+            f"the body is not valid JSON ({exc.__class__.__name__} at position "
+            f"{getattr(exc, 'pos', getattr(exc, 'start', 0))})",
+            hint="send Content-Type: application/json with a UTF-8 JSON object",
+        ) from None
+    except RecursionError:
+        raise InvalidPayload(f"the JSON is nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError as exc:  # e.g. an integer with thousands of digits
+        raise InvalidPayload(f"the JSON cannot be read: {str(exc)[:120]}") from None
+    if isinstance(document, dict | list):
+        _check_document(document, raw)
+    elif isinstance(document, str):
+        _check_encodable(document)
+    return document
+
+
+# A JSON escape of a UTF-16 surrogate (\ud800-\udfff): only these can make a string unstorable.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
+
+
+def _check_document(document: Any, raw: bytes) -> None:
+    """Bounded depth (containers only, no recursion) and, when the raw text escapes a
+    surrogate, strings that UTF-8 can hold."""
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    check_strings = _SURROGATE_ESCAPE.search(raw) is not None
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise InvalidPayload(f"the JSON is nested deeper than {MAX_DEPTH} levels")
+        children = value.values() if isinstance(value, dict) else value
+        if check_strings and isinstance(value, dict):
+            children = [*value.keys(), *value.values()]
+        for child in children:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
+            elif check_strings and isinstance(child, str):
+                _check_encodable(child)
+    if check_strings and isinstance(document, str):
+        _check_encodable(document)
+
+
+def _check_encodable(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidPayload(
+            "the JSON holds a string that is not valid Unicode (a lone surrogate escape)"
+        ) from None
+
+
+def describe_validation_errors(exc: ValidationError, limit: int = 10) -> list[str]:
+    """Render pydantic errors as 'path: message' lines a vendor can act on (no input echoed)."""
+    lines = []
+    for error in exc.errors(include_input=False, include_url=False)[:limit]:
+        path = ".".join(str(part) for part in error["loc"]) or "(body)"
+        lines.append(f"{path}: {error['msg']}")
+    return lines

@@ -1,0 +1,90 @@
+"""What the page's forms may say, checked before anything is sent to billing. No I/O here.
+
+Each parser returns the cleaned values or per-field messages, plus the raw values so a form shown
+again after a problem keeps everything the user typed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from broker.clients.catalog import Catalog
+from broker.core.mapping import MONTHLY, YEARLY
+
+FREQUENCIES = {"monthly": MONTHLY, "yearly": YEARLY}
+MAX_USERS = 100_000
+MAX_STORAGE_UNITS = 10_000
+MAX_PAUSE_DAYS = 366
+
+
+@dataclass
+class FormResult:
+    values: dict[str, str]  # as typed, for showing the form again
+    errors: dict[str, str] = field(default_factory=dict)
+    cleaned: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def parse_plan_form(form: Mapping[str, Any], catalog: Catalog) -> FormResult:
+    values = {k: str(form.get(k, "")).strip() for k in ("planid", "frequency", "users", "storage")}
+    result = FormResult(values)
+    plan = catalog.plan(values["planid"])
+    if plan is None:
+        result.errors["planid"] = "Choose one of the plans listed."
+    frequency = FREQUENCIES.get(values["frequency"])
+    if frequency is None:
+        result.errors["frequency"] = "Choose monthly or yearly billing."
+    elif plan is not None and frequency not in plan.codes:
+        result.errors["frequency"] = f"{plan.name} is not sold with {values['frequency']} billing."
+    users = _whole_number(values["users"], low=1, high=MAX_USERS)
+    if users is None:
+        result.errors["users"] = f"Enter a whole number of users from 1 to {MAX_USERS:,}."
+    storage = _whole_number(values["storage"] or "0", low=0, high=MAX_STORAGE_UNITS)
+    if storage is None:
+        result.errors["storage"] = (
+            f"Enter a whole number of storage units from 0 to {MAX_STORAGE_UNITS:,}."
+        )
+    elif storage and frequency and frequency not in catalog.storage_codes:
+        result.errors["storage"] = "Extra storage is not sold with this billing cycle."
+    if result.ok:
+        assert plan is not None
+        assert frequency is not None
+        result.cleaned = {
+            "planid": plan.planid,
+            "plan_code": plan.codes[frequency],
+            "frequency": frequency,
+            "users": users,
+            "storage": storage,
+            "storage_code": catalog.storage_codes.get(frequency),
+        }
+    return result
+
+
+def parse_pause_form(form: Mapping[str, Any], *, today: date) -> FormResult:
+    values = {"resume_on": str(form.get("resume_on", "")).strip()}
+    result = FormResult(values)
+    try:
+        resume_on = date.fromisoformat(values["resume_on"])
+    except ValueError:
+        result.errors["resume_on"] = "Enter the date to resume, as YYYY-MM-DD."
+        return result
+    if resume_on <= today:
+        result.errors["resume_on"] = "The resume date must be after today."
+    elif resume_on > today + timedelta(days=MAX_PAUSE_DAYS):
+        result.errors["resume_on"] = f"A pause can last at most {MAX_PAUSE_DAYS} days."
+    else:
+        result.cleaned = {"resume_on": resume_on}
+    return result
+
+
+def _whole_number(text: str, *, low: int, high: int) -> int | None:
+    if not text.isdigit() or len(text) > 7:
+        return None
+    number = int(text)
+    return number if low <= number <= high else None

@@ -1,0 +1,260 @@
+"""Pure decisions: a billing snapshot -> the platform state we want -> the one call that gets there.
+
+The broker maps by *state*, not by event: whatever event brought a snapshot, we derive the desired
+Developer Console state from it and compare that with what the platform last acknowledged. Repeats,
+``subscription_created`` + ``subscription_activation`` pairs, renewals and stale events therefore
+converge on their own. Nothing in this module does I/O.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from broker.config import PlansSettings
+from broker.core.billing_events import BillingSubscription
+
+MONTHLY = "1"
+YEARLY = "4"
+YEARLY_SUFFIX = "_Y"
+
+# Statuses of contracts.md §3 and §5, by what they mean for the platform.
+ACTIVE_STATUSES = frozenset({"live", "trial", "non_renewing", "dunning"})
+# "deleted" is ours: the pipeline records a subscription_deleted event as that status.
+DELETED = "deleted"
+ENDED_STATUSES = frozenset(
+    {"cancelled", "cancelled_from_dunning", "expired", "trial_expired", DELETED}
+)
+NOT_STARTED_STATUSES = frozenset({"future", "creation_failed"})
+
+
+@dataclass(frozen=True)
+class PlanRef:
+    planid: str
+    frequency: Literal["1", "4"]
+
+
+def parse_plan_code(plan_code: str, app_domain: str) -> PlanRef | None:
+    """``{appdomain}_{planid}`` is monthly, ``{appdomain}_{planid}_Y`` yearly; else not ours."""
+    prefix = f"{app_domain}_"
+    if not plan_code.lower().startswith(prefix.lower()):
+        return None
+    rest = plan_code[len(prefix) :]
+    if rest.endswith(YEARLY_SUFFIX):
+        planid, frequency = rest[: -len(YEARLY_SUFFIX)], YEARLY
+    else:
+        planid, frequency = rest, MONTHLY
+    if not planid or not planid.replace("-", "").replace("_", "").isalnum():
+        return None
+    return PlanRef(planid=planid, frequency=frequency)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Identity:
+    zuid: str | None = None
+    zgid: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.zuid and self.zgid)
+
+    def missing(self) -> list[str]:
+        return [name for name in ("zuid", "zgid") if not getattr(self, name)]
+
+
+@dataclass(frozen=True)
+class PlatformState:
+    """What the Developer Console should hold for one subscription (or that it should not)."""
+
+    active: bool
+    zgid: str = ""
+    zuid: str = ""
+    planid: str = ""
+    frequency: str = ""
+    no_of_users: str = ""
+    storage_units: str = ""
+    custom_pricing: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | None) -> PlatformState | None:
+        return None if not text else cls(**json.loads(text))
+
+
+INACTIVE = PlatformState(active=False)
+
+
+@dataclass(frozen=True)
+class Target:
+    state: PlatformState
+    why: str
+
+
+@dataclass(frozen=True)
+class Ignore:
+    reason: str
+
+
+@dataclass(frozen=True)
+class Park:
+    reason: str
+
+
+Decision = Target | Ignore | Park
+
+
+def classify_status(status: str, plans: PlansSettings) -> Literal["active", "inactive"] | None:
+    status = status.lower()
+    if status in ACTIVE_STATUSES:
+        return "active"
+    if status in ENDED_STATUSES or status in NOT_STARTED_STATUSES:
+        return "inactive"
+    if status == "paused":
+        return "active" if plans.on_pause == "keep" else "inactive"
+    if status == "unpaid":
+        return "active" if plans.on_unpaid == "keep" else "inactive"
+    return None
+
+
+def desired_state(
+    subscription: BillingSubscription,
+    *,
+    identity: Identity,
+    app_domain: str,
+    plans: PlansSettings,
+) -> Decision:
+    """Derive the platform state a billing snapshot calls for."""
+    status = subscription.status.lower()
+    category = classify_status(status, plans)
+    if category is None:
+        return Ignore(f"unknown subscription status {status!r}: nothing changed on the platform")
+    if category == "inactive":
+        return Target(INACTIVE, f"status {status}")
+    if subscription.plan is None:
+        return Ignore(f"status {status} but the payload names no plan: nothing changed")
+    plan_ref = parse_plan_code(subscription.plan.plan_code, app_domain)
+    if plan_ref is None:
+        return Ignore(
+            f"plan {subscription.plan.plan_code!r} is not a plan of app domain {app_domain!r}"
+        )
+    if not identity.complete:
+        return Park(
+            f"{' and '.join(identity.missing())} unknown: set the cf_zuid / cf_zgid custom "
+            "fields on the billing customer, or have the user open the Manage Subscription page"
+        )
+    assert identity.zuid
+    assert identity.zgid
+    return Target(
+        PlatformState(
+            active=True,
+            zgid=identity.zgid,
+            zuid=identity.zuid,
+            planid=plan_ref.planid,
+            frequency=plan_ref.frequency,
+            no_of_users=str(subscription.plan.quantity),
+            storage_units=str(storage_units(subscription, plans)),
+            custom_pricing=custom_pricing(subscription, plans),
+        ),
+        f"status {status}",
+    )
+
+
+def storage_units(subscription: BillingSubscription, plans: PlansSettings) -> int:
+    codes = {c for c in (plans.storage_addon_monthly, plans.storage_addon_yearly) if c}
+    return sum(addon.quantity for addon in subscription.addons if addon.addon_code in codes)
+
+
+def custom_pricing(subscription: BillingSubscription, plans: PlansSettings) -> dict[str, str]:
+    totals: dict[str, int] = {}
+    for addon in subscription.addons:
+        key = plans.addon_pricing_keys.get(addon.addon_code)
+        if key:
+            totals[key] = totals.get(key, 0) + addon.quantity
+    return {key: str(total) for key, total in sorted(totals.items())}
+
+
+@dataclass(frozen=True)
+class PlatformCall:
+    action: Literal["add", "modify", "cancel"]
+    method: Literal["POST", "PUT", "DELETE"]
+    zgid: str
+    planid: str
+    body: dict[str, Any]
+    # What the platform holds once this call succeeds. Usually the target; for an org move the
+    # first call (Cancel at the old org) reaches INACTIVE and the Add at the new org follows.
+    reaches: PlatformState
+
+
+def plan_call(
+    acknowledged: PlatformState | None,
+    target: PlatformState,
+    subscription_id: str,
+    *,
+    custom_pricing_format: Literal["object", "string"] = "object",
+) -> PlatformCall | None:
+    """The next call that moves the platform from what it acknowledged towards the target.
+
+    One call gets there, except for an org move (the target's zgid is not the one the platform
+    has): a Modify at the new org would leave the old org the app forever, so the old org's
+    subscription is cancelled first (``reaches`` is INACTIVE) and the next call is an Add.
+    """
+    was_active = acknowledged is not None and acknowledged.active
+    if (
+        acknowledged is not None
+        and acknowledged.active
+        and (not target.active or target.zgid != acknowledged.zgid)
+    ):
+        return PlatformCall(
+            "cancel",
+            "DELETE",
+            acknowledged.zgid,
+            acknowledged.planid,
+            {"zuid": acknowledged.zuid, "subscription_id": subscription_id},
+            INACTIVE,
+        )
+    if not target.active:
+        return None  # never reached the platform, or already cancelled there
+    if was_active and acknowledged == target:
+        return None
+    body: dict[str, Any] = {
+        "zuid": target.zuid,
+        "no_of_users": target.no_of_users,
+        "frequency": target.frequency,
+        "subscription_id": subscription_id,
+        "storage_units": target.storage_units,
+    }
+    if target.custom_pricing:
+        pricing = dict(target.custom_pricing)
+        body["custom_pricing_json"] = (
+            json.dumps(pricing) if custom_pricing_format == "string" else pricing
+        )
+    if was_active:
+        return PlatformCall("modify", "PUT", target.zgid, target.planid, body, target)
+    return PlatformCall("add", "POST", target.zgid, target.planid, body, target)
+
+
+MAX_ROUTE = 2  # an org move: Cancel, then Add
+
+
+def plan_route(
+    acknowledged: PlatformState | None,
+    target: PlatformState,
+    subscription_id: str,
+    *,
+    custom_pricing_format: Literal["object", "string"] = "object",
+) -> list[PlatformCall]:
+    """Every call from the acknowledged state to the target, assuming each one succeeds."""
+    route: list[PlatformCall] = []
+    state = acknowledged
+    while len(route) < MAX_ROUTE:
+        call = plan_call(
+            state, target, subscription_id, custom_pricing_format=custom_pricing_format
+        )
+        if call is None:
+            break
+        route.append(call)
+        state = call.reaches
+    return route

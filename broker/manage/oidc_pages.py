@@ -1,0 +1,262 @@
+"""The two routes of "Sign in with Zoho" (``landing.verify = "zoho"``): ``/manage`` starts the
+sign-in, ``/manage/oidc/callback`` finishes it.
+
+A visit to ``/manage`` with landing parameters, or without a page session, is sent to Zoho
+Accounts; the browser's parameters are kept only as hints with the flow. The callback takes the
+flow once, checks it came back to the browser that started it, exchanges the code and verifies
+the ID token: the zuid is the token's ``sub``, the email the token's verified email, and the
+zgid the hint, bound to that zuid on its first verified visit (README, [unsure]). Nothing the
+browser says on its own binds, claims or reveals anything.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from collections.abc import AsyncIterator, Mapping
+from functools import partial
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+import structlog
+from aiohttp import web
+from pydantic import ValidationError
+
+from broker.clients.oidc import (
+    OidcClient,
+    OidcError,
+    choose_accounts_server,
+    known_accounts_servers,
+    pkce_challenge,
+)
+from broker.config import LandingVerification
+from broker.core.billing_events import describe_validation_errors
+from broker.core.landing import HOSTED_PAGE_ALIASES, ID_ALIASES, PLAIN_FIELDS, LandingParams
+from broker.errors import InvalidLanding
+from broker.manage.identity import start_session
+from broker.manage.pages import LANDING_KEYS
+from broker.manage.pages import manage as show_manage
+from broker.manage.sessions import COOKIE_NAME
+from broker.store.correlation import user_row
+from broker.store.oidc_flows import LandingHints, new_flow, same_browser, save_flow, take_flow
+from broker.web.appkeys import (
+    clock_key,
+    oidc_client_key,
+    session_codec_key,
+    settings_key,
+    store_key,
+)
+
+log = structlog.get_logger(__name__)
+
+CALLBACK_PATH = "/manage/oidc/callback"
+FLOW_COOKIE = "broker_signin"  # binds a started sign-in to this browser (login CSRF)
+FLOW_COOKIE_PATH = "/manage/oidc"
+_BROWSER_VALUE = re.compile(r"^[A-Za-z0-9_-]{43}$")
+START_AGAIN = "open the Manage Subscription page again from the app's Subscription menu"
+
+
+async def manage(request: web.Request) -> web.StreamResponse:
+    """``/manage`` in zoho mode: landing parameters or no session start a sign-in."""
+    sources: list[Mapping[str, str]] = [request.query]
+    if request.method == "POST":
+        form = await request.post()
+        sources.append({k: v for k, v in form.items() if isinstance(v, str)})
+    landing = any(key in LANDING_KEYS for source in sources for key in source)
+    session = request.app[session_codec_key].loads(request.cookies.get(COOKIE_NAME))
+    if landing or session is None:
+        return await begin(request, sources)
+    return await show_manage(request)
+
+
+async def begin(request: web.Request, sources: list[Mapping[str, str]]) -> web.StreamResponse:
+    app = request.app
+    settings = app[settings_key]
+    oidc = settings.landing.oidc
+    assert oidc is not None  # the zoho routes are only added with [landing.oidc]
+    hints = parse_hints(sources)
+    server = _servers(request)[0]
+    provider = await app[oidc_client_key].provider(server)
+    existing = request.cookies.get(FLOW_COOKIE, "")
+    browser = existing if _BROWSER_VALUE.match(existing) else secrets.token_urlsafe(32)
+    flow = new_flow(
+        browser=browser,
+        redirect_uri=redirect_uri(request),
+        hints=hints,
+        use_pkce=oidc.use_pkce,
+        now=app[clock_key](),
+        max_age_seconds=oidc.flow_max_age_seconds,
+    )
+    await app[store_key].write(partial(save_flow, flow=flow))
+    query = {
+        "client_id": oidc.client_id,
+        "response_type": "code",
+        "redirect_uri": flow.redirect_uri,
+        "scope": oidc.scopes,
+        "state": flow.state,
+        "nonce": flow.nonce,
+    }
+    if flow.code_verifier is not None:
+        query |= {"code_challenge": pkce_challenge(flow.code_verifier)}
+        query |= {"code_challenge_method": "S256"}
+    log.info("oidc.started", zgid=hints.zgid, subscription_id=hints.subscription_id)
+    response = web.Response(
+        status=303, headers={"Location": f"{provider.authorization_endpoint}?{urlencode(query)}"}
+    )
+    response.set_cookie(
+        FLOW_COOKIE,
+        browser,
+        path=FLOW_COOKIE_PATH,
+        httponly=True,
+        samesite="Lax",  # the return from Zoho is a top-level navigation: Lax sends it
+        secure=_secure(request),
+        max_age=int(oidc.flow_max_age_seconds),
+    )
+    return response
+
+
+async def callback(request: web.Request) -> web.StreamResponse:
+    """Zoho Accounts sends the browser back here with ``code`` and ``state`` (or ``error``)."""
+    app = request.app
+    query = request.query
+    for name in ("state", "code", "error", "accounts-server", "location"):
+        if len(query.getall(name, [])) > 1:
+            raise InvalidLanding(f"the sign-in answer gives {name} twice", hint=START_AGAIN)
+    state = query.get("state", "")
+    if not state or len(state) > 128:
+        raise InvalidLanding("the sign-in answer carries no state", hint=START_AGAIN)
+    flow = await app[store_key].write(partial(take_flow, state=state, now=app[clock_key]()))
+    if flow is None:
+        log.warning("oidc.refused", reason="unknown_or_used_state")
+        raise OidcError("this sign-in has expired or was already used", hint=START_AGAIN)
+    if not same_browser(flow, request.cookies.get(FLOW_COOKIE)):
+        log.warning("oidc.refused", reason="other_browser")
+        raise OidcError("this sign-in was started in another browser", hint=START_AGAIN)
+    error = query.get("error")
+    if error is not None:
+        log.info("oidc.refused", reason="provider_error", error=error[:40])
+        if error == "access_denied":
+            raise OidcError(
+                "you declined to share your Zoho identity, so the page cannot show your "
+                "subscription",
+                hint="open the page again and press Accept on Zoho's sign-in page",
+            )
+        raise OidcError(f"Zoho Accounts did not sign you in ({error[:40]})", hint=START_AGAIN)
+    code = query.get("code", "")
+    if not code or len(code) > 512:
+        raise InvalidLanding("the sign-in answer carries no code", hint=START_AGAIN)
+    server = choose_accounts_server(query.get("accounts-server"), _servers(request))
+    client = app[oidc_client_key]
+    tokens = await client.exchange_code(
+        server, code=code, redirect_uri=flow.redirect_uri, code_verifier=flow.code_verifier
+    )
+    identity = await client.verify_id_token(server, tokens["id_token"], nonce=flow.nonce)
+    hints = flow.hints
+    if hints.zuid is not None and hints.zuid != identity.zuid:
+        log.warning("oidc.browser_claimed_other_zuid", zuid=identity.zuid, claimed=hints.zuid)
+    zgid = hints.zgid or await _bound_zgid(request, identity.zuid)
+    if zgid is None:
+        raise InvalidLanding(
+            "we do not know your organisation yet",
+            hint=START_AGAIN + " (the first visit must name your organisation)",
+        )
+    params = LandingParams(
+        zuid=identity.zuid,
+        zgid=zgid,
+        email=identity.email,
+        display_name=identity.name or hints.display_name,
+        first_name=hints.first_name,
+        last_name=hints.last_name,
+        company_name=hints.company_name,
+        subscription_id=hints.subscription_id,
+        hosted_page_id=hints.hosted_page_id,
+    )
+    response = await start_session(request, params, verified_by=LandingVerification.ZOHO)
+    response.del_cookie(FLOW_COOKIE, path=FLOW_COOKIE_PATH)
+    return response
+
+
+def parse_hints(sources: list[Mapping[str, str]]) -> LandingHints:
+    """The landing parameters (contracts.md §2, every form they arrive in) as unverified hints."""
+    values: dict[str, str] = {}
+
+    def put(name: str, value: Any) -> None:
+        text = str(value).strip()
+        if not text:
+            return
+        if values.setdefault(name, text) != text:
+            raise InvalidLanding(
+                f"the link gives two different values for {name}", hint=START_AGAIN
+            )
+
+    for source in sources:
+        for key, value in source.items():
+            if key == "custom_fields":
+                for name, nested in _json_ids(value).items():
+                    put(name, nested)
+            for name, aliases in ID_ALIASES.items():
+                if key in aliases:
+                    put(name, value)
+            if key in HOSTED_PAGE_ALIASES:
+                put("hosted_page_id", value)
+            if key in PLAIN_FIELDS and key != "email":  # the token's email is the one we use
+                put(key, value)
+    try:
+        return LandingHints.model_validate(values)
+    except ValidationError as exc:
+        raise InvalidLanding(
+            "the Manage Subscription link has invalid details",
+            hint=START_AGAIN,
+            problems=describe_validation_errors(exc),
+        ) from None
+
+
+def _json_ids(text: str) -> dict[str, Any]:
+    try:
+        document = json.loads(text) if len(text) <= 4096 else None
+    except (ValueError, RecursionError):
+        document = None
+    if not isinstance(document, dict):
+        raise InvalidLanding("custom_fields is not a small JSON object", hint=START_AGAIN)
+    found = {n: document.get(n, document.get(f"cf_{n}")) for n in ("zuid", "zgid")}
+    return {n: v for n, v in found.items() if isinstance(v, str | int) and not isinstance(v, bool)}
+
+
+async def _bound_zgid(request: web.Request, zuid: str) -> str | None:
+    row = await request.app[store_key].read(partial(user_row, zuid=zuid))
+    return str(row["zgid"]) if row else None
+
+
+def redirect_uri(request: web.Request) -> str:
+    public = request.app[settings_key].landing.public_url
+    return f"{public or request.url.origin()}{CALLBACK_PATH}"
+
+
+def _servers(request: web.Request) -> list[str]:
+    settings = request.app[settings_key]
+    assert settings.landing.oidc is not None
+    default_dc = settings.billing.data_centre if settings.billing else "com"
+    return known_accounts_servers(settings.landing.oidc, default_dc)
+
+
+def _secure(request: web.Request) -> bool:
+    settings = request.app[settings_key]
+    return request.secure or (
+        settings.server.behind_tls_proxy
+        and request.headers.get("X-Forwarded-Proto", "").lower() == "https"
+    )
+
+
+async def oidc_context(app: web.Application) -> AsyncIterator[None]:
+    """The OIDC client and its own HTTP session, for the app's lifetime."""
+    oidc = app[settings_key].landing.oidc
+    assert oidc is not None
+    session = aiohttp.ClientSession(raise_for_status=False)
+    app[oidc_client_key] = OidcClient(session, oidc, clock=app[clock_key])
+    yield
+    await session.close()
+
+
+__all__ = ["CALLBACK_PATH", "callback", "manage", "oidc_context"]

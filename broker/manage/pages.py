@@ -1,0 +1,244 @@
+"""Manage Subscription page: entering from the app, the overview, and returning from checkout.
+
+Handlers only translate between the browser and the rest: ``landing`` reads parameters,
+``viewer`` decides who may do what, ``pipeline`` records what billing says. Every page is
+server-rendered and works without JavaScript.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import aiohttp_jinja2
+import structlog
+from aiohttp import web
+
+from broker.config import LandingVerification
+from broker.core.landing import ID_ALIASES
+from broker.errors import BillingError, BillingNotFound, Forbidden, NotFound
+from broker.manage.identity import (
+    refuse_unconfigured,
+    remember,
+    signed_visit,
+    start_session,
+    unverified_visit,
+)
+from broker.manage.login_csrf import check_landing_post
+from broker.manage.sessions import Session
+from broker.manage.viewer import current_session, load_viewer
+from broker.store.audit import record_action
+from broker.store.checkouts import checkout_row, finish_checkout
+from broker.store.pipeline import ingest_billing_read
+from broker.web.appkeys import (
+    billing_client_key,
+    clock_key,
+    request_id_key,
+    settings_key,
+    store_key,
+    worker_key,
+)
+
+log = structlog.get_logger(__name__)
+
+LANDING_KEYS = frozenset(
+    {"custom_fields", *(a for aliases in ID_ALIASES.values() for a in aliases)}
+)
+
+
+async def manage(request: web.Request) -> web.StreamResponse:
+    """``/manage``: with landing parameters, sign the user in; without, show the overview."""
+    # Pairs, not dicts: a name sent twice must stay visible to the checks.
+    pairs = list(request.query.items())
+    if request.method == "POST":
+        form = await request.post()
+        pairs += [(k, v) for k, v in form.items() if isinstance(v, str)]
+    if any(key in LANDING_KEYS for key, _ in pairs):
+        return await _enter(request, pairs)
+    viewer = await load_viewer(request)
+    response = render(request, "manage.html", {"viewer": viewer, "notice": viewer.session.notice})
+    if viewer.session.notice:
+        remember(request, response, viewer.session.with_notice(None))
+    return response
+
+
+async def _enter(request: web.Request, pairs: list[tuple[str, str]]) -> web.StreamResponse:
+    """Landing parameters arrived: verify them in the configured mode, then sign the user in."""
+    settings = request.app[settings_key]
+    mode = settings.landing.verification
+    if mode is None:
+        return refuse_unconfigured(request)
+    if request.method == "POST":
+        check_landing_post(request, settings)
+    if mode is LandingVerification.SIGNED:
+        params = await signed_visit(request, pairs)
+    elif mode is LandingVerification.NONE:
+        params = unverified_visit(request, pairs)
+    else:  # zoho: app.py routes /manage to oidc_pages, whose callback calls start_session
+        return refuse_unconfigured(request)
+    return await start_session(request, params, verified_by=mode)
+
+
+async def checkout_return(request: web.Request) -> web.StreamResponse:
+    """The billing checkout sends the browser back here; only billing's word counts."""
+    app = request.app
+    session = current_session(request)
+    hostedpage_id = request.query.get("hostedpage_id", "").strip()
+    checkout = (
+        await app[store_key].read(partial(checkout_row, hostedpage_id=hostedpage_id))
+        if hostedpage_id
+        else None
+    )
+    if checkout is None:
+        raise NotFound(
+            "this checkout is not known here",
+            hint="go back to the subscription page and start again",
+        )
+    if checkout["zgid"] != session.zgid:
+        raise Forbidden("this checkout was started by another organisation")
+    try:
+        page = await app[billing_client_key].get_hosted_page(hostedpage_id)
+    except BillingNotFound:
+        page = {"status": "expired"}
+    except BillingError as error:
+        return outcome(
+            request,
+            session,
+            status=error.status,
+            title="We could not check the payment",
+            text=f"{error.message}. Nothing is lost: come back to this page in a "
+            "minute and we will check again.",
+            retry_url=f"/manage/return?hostedpage_id={hostedpage_id}",
+        )
+    status = str(page.get("status", "")).lower()
+    now = app[clock_key]()
+    audit = partial(
+        record_action,
+        at=now,
+        zuid=session.zuid,
+        zgid=session.zgid,
+        action=f"checkout_{checkout['action']}",
+        request_id=request.get(request_id_key),
+        subscription_id=checkout["subscription_id"],
+        detail={"hostedpage_id": hostedpage_id},
+    )
+    if status == "success":
+        document = (page.get("data") or {}).get("subscription") or {}
+        if checkout["status"] != "success" and document:
+            result = await app[store_key].write(
+                partial(
+                    _record_success,
+                    document=document,
+                    source=f"hostedpage:{hostedpage_id}",
+                    settings=app[settings_key],
+                    now=now,
+                    hostedpage_id=hostedpage_id,
+                    audit=audit,
+                )
+            )
+            if result:
+                app[worker_key].wake()
+        notice = (
+            "Thank you: your subscription is active."
+            if checkout["action"] == "subscribe"
+            else "Your subscription was changed."
+        )
+        response = web.Response(status=303, headers={"Location": "/manage"})
+        remember(request, response, session.with_notice(notice))
+        return response
+    await app[store_key].write(
+        partial(
+            _record_other,
+            hostedpage_id=hostedpage_id,
+            status=status or "unknown",
+            now=now,
+            audit=audit,
+        )
+    )
+    again = "/manage/subscribe" if checkout["action"] == "subscribe" else "/manage/change"
+    if status == "failure":
+        return outcome(
+            request,
+            session,
+            status=402,
+            title="The payment did not go through",
+            text="Nothing was changed and you were not charged. You can try again "
+            "with the same choices or another card.",
+            retry_url=f"{again}?resume={hostedpage_id}",
+        )
+    if status == "expired":
+        return outcome(
+            request,
+            session,
+            status=410,
+            title="The checkout page expired",
+            text="Checkout pages are open for a limited time. Your choices are kept: "
+            "start the checkout again.",
+            retry_url=f"{again}?resume={hostedpage_id}",
+        )
+    return outcome(
+        request,
+        session,
+        status=409,
+        title="The checkout was not finished",
+        text="Billing has not recorded a payment yet. Continue the checkout, or start "
+        "again with the same choices.",
+        retry_url=f"{again}?resume={hostedpage_id}",
+        continue_url=page.get("url"),
+    )
+
+
+def _record_success(
+    db: Any,
+    *,
+    document: dict[str, Any],
+    source: str,
+    settings: Any,
+    now: float,
+    hostedpage_id: str,
+    audit: Any,
+) -> bool:
+    result = ingest_billing_read(db, document, source=source, settings=settings, now=now)
+    finish_checkout(db, hostedpage_id, status="success", now=now)
+    audit(db, result="ok", subscription_id=str(document.get("subscription_id") or "") or None)
+    return result.queued
+
+
+def _record_other(db: Any, *, hostedpage_id: str, status: str, now: float, audit: Any) -> None:
+    finish_checkout(db, hostedpage_id, status=status, now=now)
+    audit(db, result=f"checkout {status}")
+
+
+def render(
+    request: web.Request, template: str, context: dict[str, Any], *, status: int = 200
+) -> web.Response:
+    return aiohttp_jinja2.render_template(template, request, context, status=status)
+
+
+def outcome(
+    request: web.Request,
+    session: Session,
+    *,
+    status: int,
+    title: str,
+    text: str,
+    retry_url: str | None = None,
+    continue_url: Any = None,
+) -> web.Response:
+    """A page that says what happened and what to do next."""
+    return render(
+        request,
+        "outcome.html",
+        {
+            "title": title,
+            "text": text,
+            "retry_url": retry_url,
+            "continue_url": continue_url,
+            "session": session,
+        },
+        status=status,
+    )
+
+
+def has_billing(request: web.Request) -> bool:
+    return billing_client_key in request.app

@@ -1,0 +1,260 @@
+"""Choosing a plan on the Manage Subscription page: subscribing, and the plan form and hosted
+checkout that changing the plan (``plan_change``) shares.
+
+Both show the plan form from the billing catalog and mostly end on billing's hosted checkout,
+whose choices are kept (``checkouts``) so the return from it, or a 'try again', loses nothing. A
+new subscription carries the billing customer's cf_zuid / cf_zgid, so every later webhook names
+both. A billing failure shows the form again with everything the user chose.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+from typing import Any
+
+import sqlite_utils
+import structlog
+from aiohttp import web
+
+from broker.clients.catalog import Catalog
+from broker.core.forms import FREQUENCIES, FormResult, parse_plan_form
+from broker.core.policy import Action
+from broker.errors import BillingError
+from broker.manage.action_support import (
+    ActionAudit,
+    audit_action,
+    billing_problem,
+    over_budget,
+    posted_form,
+    require_action,
+    with_retry_after,
+)
+from broker.manage.pages import render
+from broker.manage.sessions import Session
+from broker.manage.viewer import Viewer, load_viewer
+from broker.store.checkouts import checkout_row, open_checkout
+from broker.web.appkeys import billing_client_key, catalog_key, settings_key, store_key
+
+log = structlog.get_logger(__name__)
+
+FREQUENCY_NAMES = {code: name for name, code in FREQUENCIES.items()}
+
+
+async def subscribe_form(request: web.Request) -> web.Response:
+    viewer = await load_viewer(request, refresh=False)
+    await require_action(request, viewer, Action.SUBSCRIBE)
+    values = await resumed_form(request, viewer) or {
+        "frequency": "monthly",
+        "users": "1",
+        "storage": "0",
+    }
+    return await plan_page(request, viewer, "subscribe", FormResult(values))
+
+
+async def subscribe(request: web.Request) -> web.StreamResponse:
+    viewer, form = await posted_form(request)
+    await require_action(request, viewer, Action.SUBSCRIBE)
+    checked = await checked_choice(request, viewer, "subscribe", form)
+    if isinstance(checked, web.Response):
+        return checked
+    _, parsed = checked
+    session = viewer.session
+    payload: dict[str, Any] = {
+        **plan_and_addons(parsed.cleaned),
+        "redirect_url": return_url(request),
+    }
+    known_customer = next(
+        (s["customer_id"] for s in viewer.subscriptions if s["customer_id"]), None
+    )
+    if known_customer:
+        payload["customer_id"] = known_customer
+    else:
+        payload["customer"] = _new_customer(session)
+    return await open_hosted_checkout(request, viewer, "subscribe", None, payload, parsed)
+
+
+async def plan_page(
+    request: web.Request,
+    viewer: Viewer,
+    action: str,
+    form: FormResult,
+    *,
+    status: int = 200,
+    problem: str | None = None,
+) -> web.Response:
+    catalog: Catalog | None = None
+    try:
+        catalog = await request.app[catalog_key].get()
+    except BillingError as error:
+        problem = problem or f"{error.message}. The plans cannot be shown; try again in a minute."
+        status = error.status
+    return render(
+        request,
+        "plan_form.html",
+        {
+            "viewer": viewer,
+            "action": action,
+            "form": form,
+            "catalog": catalog,
+            "problem": problem,
+            "frequency_names": FREQUENCY_NAMES,
+        },
+        status=status,
+    )
+
+
+async def resumed_form(request: web.Request, viewer: Viewer) -> dict[str, str] | None:
+    """The choices of an unfinished checkout, so 'try again' loses nothing."""
+    hostedpage_id = request.query.get("resume", "")
+    if not hostedpage_id:
+        return None
+    row = await request.app[store_key].read(partial(checkout_row, hostedpage_id=hostedpage_id))
+    if row is None or row["zgid"] != viewer.session.zgid:
+        return None
+    values: dict[str, str] = json.loads(row["form_json"])
+    return values
+
+
+async def checked_choice(
+    request: web.Request, viewer: Viewer, action: str, form: dict[str, Any]
+) -> tuple[Catalog, FormResult] | web.Response:
+    """The plans on sale and the posted choice checked against them; or the form page again,
+    saying why: the choice does not check out, or billing cannot list the plans (audited)."""
+    try:
+        catalog = await request.app[catalog_key].get()
+    except BillingError as error:
+        values = FormResult(
+            {k: str(form.get(k, "")) for k in ("planid", "frequency", "users", "storage")}
+        )
+        current = viewer.current if action == "change" else None
+        await audit_action(
+            request,
+            viewer.session,
+            action,
+            current["subscription_id"] if current else None,
+            f"failed: {error.code}",
+            dict(values.values),
+        )
+        return with_retry_after(
+            await plan_page(
+                request, viewer, action, values, status=error.status, problem=billing_problem(error)
+            ),
+            error,
+        )
+    parsed = parse_plan_form(form, catalog)
+    if not parsed.ok:
+        return await plan_page(request, viewer, action, parsed, status=422)
+    return catalog, parsed
+
+
+async def open_hosted_checkout(
+    request: web.Request,
+    viewer: Viewer,
+    action: str,
+    subscription_id: str | None,
+    payload: dict[str, Any],
+    form: FormResult,
+) -> web.StreamResponse:
+    """Open billing's hosted checkout, remember the choices, and send the browser there."""
+    app = request.app
+    client = app[billing_client_key]
+    waiting = await over_budget(request, viewer, action, subscription_id, calls=1)
+    if waiting is not None:
+        return waiting
+    try:
+        page = await (
+            client.new_subscription_page(payload)
+            if action == "subscribe"
+            else client.update_subscription_page(payload)
+        )
+    except BillingError as error:
+        await audit_action(
+            request, viewer.session, action, subscription_id, f"failed: {error.code}", form.cleaned
+        )
+        return with_retry_after(
+            await plan_page(
+                request, viewer, action, form, status=error.status, problem=billing_problem(error)
+            ),
+            error,
+        )
+    hostedpage_id, url = str(page.get("hostedpage_id", "")), str(page.get("url", ""))
+    if not hostedpage_id or not url.startswith(("https://", "http://")):
+        log.error("billing.hosted_page_unusable", action=action)
+        return await plan_page(
+            request,
+            viewer,
+            action,
+            form,
+            status=502,
+            problem="Billing did not open a checkout page. Nothing was "
+            "changed; try again in a minute.",
+        )
+    await app[store_key].write(
+        partial(
+            _open_checkout_and_audit,
+            hostedpage_id=hostedpage_id,
+            entry=ActionAudit.of(request, viewer.session, action, subscription_id),
+            form=form.values,
+            detail=form.cleaned,
+        )
+    )
+    return web.Response(status=303, headers={"Location": url})
+
+
+def _open_checkout_and_audit(
+    db: sqlite_utils.Database,
+    *,
+    hostedpage_id: str,
+    entry: ActionAudit,
+    form: dict[str, str],
+    detail: dict[str, Any],
+) -> None:
+    open_checkout(
+        db,
+        hostedpage_id=hostedpage_id,
+        zgid=entry.session.zgid,
+        zuid=entry.session.zuid,
+        action=entry.action,
+        subscription_id=entry.subscription_id,
+        form=form,
+        now=entry.at,
+    )
+    entry.record(db, result="sent to checkout", detail={**detail, "hostedpage_id": hostedpage_id})
+
+
+def plan_and_addons(choice: dict[str, Any]) -> dict[str, Any]:
+    """The plan and storage add-on of a checked choice, as billing's subscription body has them."""
+    return {
+        "plan": {"plan_code": choice["plan_code"], "quantity": choice["users"]},
+        "addons": _storage_addons(choice),
+    }
+
+
+def _storage_addons(choice: dict[str, Any]) -> list[dict[str, Any]]:
+    if choice["storage"] and choice["storage_code"]:
+        return [{"addon_code": choice["storage_code"], "quantity": choice["storage"]}]
+    return []
+
+
+def _new_customer(session: Session) -> dict[str, Any]:
+    """The billing customer, carrying cf_zuid / cf_zgid so every later webhook has both."""
+    first, _, last = session.name.partition(" ")
+    return {
+        "display_name": session.company or session.name,
+        "company_name": session.company or "",
+        "first_name": first,
+        "last_name": last,
+        "email": session.email or "",
+        "custom_fields": [
+            {"label": "zuid", "api_name": "cf_zuid", "value": session.zuid},
+            {"label": "zgid", "api_name": "cf_zgid", "value": session.zgid},
+        ],
+    }
+
+
+def return_url(request: web.Request) -> str:
+    """Where billing's checkout sends the browser back to: the public URL when one is set."""
+    public = request.app[settings_key].landing.public_url
+    base = public or f"{request.scheme}://{request.host}"
+    return f"{base}/manage/return"

@@ -1,0 +1,185 @@
+"""Changing the running plan from the Manage Subscription page: plan, users, storage or cycle.
+
+The route comes from ``plan_pricing`` (same-period prices): an unchanged form does nothing; a
+change that plainly costs no more is applied in billing directly; anything else goes through
+billing's hosted checkout (``plan_actions``). Skipping checkout is decided on billing's word, not
+on the stored copy: a copy left behind by a lost webhook could make a dearer change look free,
+so billing is read once more before a direct change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from functools import partial
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from broker.clients.catalog import Catalog
+from broker.core.forms import FormResult
+from broker.core.plan_pricing import ChangeDecision, ChangeRoute, Configuration, route_change
+from broker.core.policy import Action
+from broker.errors import BillingError
+from broker.manage.action_support import (
+    apply_in_billing,
+    audit_action,
+    billing_problem,
+    over_budget,
+    posted_form,
+    subscription_for,
+    with_retry_after,
+)
+from broker.manage.identity import remember
+from broker.manage.plan_actions import (
+    FREQUENCY_NAMES,
+    checked_choice,
+    open_hosted_checkout,
+    plan_and_addons,
+    plan_page,
+    resumed_form,
+    return_url,
+)
+from broker.manage.viewer import Viewer, load_viewer
+from broker.store.pipeline import ingest_billing_read
+from broker.store.queries import org_subscriptions
+from broker.web.appkeys import billing_client_key, clock_key, settings_key, store_key, worker_key
+
+log = structlog.get_logger(__name__)
+
+UNCHANGED_NOTICE = (
+    "Nothing was changed: you chose the plan, users, storage and billing cycle you already have."
+)
+
+
+async def change_form(request: web.Request) -> web.Response:
+    viewer = await load_viewer(request, refresh=False)
+    current = await subscription_for(request, viewer, Action.CHANGE)
+    values = await resumed_form(request, viewer) or {
+        "planid": current["planid"] or "",
+        "frequency": FREQUENCY_NAMES.get(current["frequency"] or "", "monthly"),
+        "users": str(current["users"] or 1),
+        "storage": str(current["storage_units"] or 0),
+    }
+    return await plan_page(request, viewer, "change", FormResult(values))
+
+
+async def change(request: web.Request) -> web.StreamResponse:
+    viewer, form = await posted_form(request)
+    current = await subscription_for(request, viewer, Action.CHANGE)
+    subscription_id = current["subscription_id"]
+    now = Configuration.of_subscription(current)
+    if now is not None and Configuration.of_form(form) == now:
+        # Recognised before the catalog is read: an unchanged form costs no billing call.
+        return await _unchanged(request, viewer, subscription_id, now)
+    checked = await checked_choice(request, viewer, "change", form)
+    if isinstance(checked, web.Response):
+        return checked
+    catalog, parsed = checked
+    wanted = Configuration.of_choice(parsed.cleaned)
+    decision = _routed(catalog, now, wanted, subscription_id, "stored copy")
+    if decision.route is ChangeRoute.DIRECT:
+        in_billing = await _configuration_in_billing(request, viewer, subscription_id, parsed)
+        if isinstance(in_billing, web.StreamResponse):
+            return in_billing
+        now = in_billing
+        decision = _routed(catalog, now, wanted, subscription_id, "billing")
+    if decision.route is ChangeRoute.UNCHANGED:
+        return await _unchanged(request, viewer, subscription_id, now)
+    body = plan_and_addons(parsed.cleaned)
+    if decision.route is ChangeRoute.DIRECT:
+
+        async def show_form_again(error: BillingError) -> web.StreamResponse:
+            return await plan_page(
+                request,
+                viewer,
+                "change",
+                parsed,
+                status=error.status,
+                problem=billing_problem(error),
+            )
+
+        return await apply_in_billing(
+            request,
+            viewer,
+            "change",
+            subscription_id,
+            lambda client: client.update_subscription(
+                subscription_id, {**body, "end_of_term": False}
+            ),
+            notice="Your subscription was changed.",
+            detail=parsed.cleaned,
+            on_error=show_form_again,
+        )
+    payload = {"subscription_id": subscription_id, **body, "redirect_url": return_url(request)}
+    return await open_hosted_checkout(request, viewer, "change", subscription_id, payload, parsed)
+
+
+def _routed(
+    catalog: Catalog,
+    now: Configuration | None,
+    wanted: Configuration,
+    subscription_id: str,
+    compared_with: str,
+) -> ChangeDecision:
+    decision = route_change(catalog, now, wanted)
+    log.info(
+        "page.change_routed",
+        subscription_id=subscription_id,
+        compared_with=compared_with,
+        route=decision.route,
+        reason=decision.reason,
+        old_yearly=str(decision.old_yearly),
+        new_yearly=str(decision.new_yearly),
+    )
+    return decision
+
+
+async def _configuration_in_billing(
+    request: web.Request, viewer: Viewer, subscription_id: str, parsed: FormResult
+) -> Configuration | web.StreamResponse | None:
+    """What billing says the subscription is now (recorded like any billing read); or the
+    form again, saying why, when billing cannot tell us."""
+    app = request.app
+    waiting = await over_budget(request, viewer, "change", subscription_id, calls=1)
+    if waiting is not None:
+        return waiting
+    try:
+        document = await app[billing_client_key].get_subscription(subscription_id)
+    except BillingError as error:
+        await audit_action(
+            request, viewer.session, "change", subscription_id, f"failed: {error.code}", None
+        )
+        page = await plan_page(
+            request, viewer, "change", parsed, status=error.status, problem=billing_problem(error)
+        )
+        return with_retry_after(page, error)
+    settings = app[settings_key]
+    if document:
+        result = await app[store_key].write(
+            partial(
+                ingest_billing_read,
+                document=document,
+                source="page:change-check",
+                settings=settings,
+                now=app[clock_key](),
+            )
+        )
+        if result.queued:
+            app[worker_key].wake()
+    views = await app[store_key].read(
+        partial(org_subscriptions, zgid=viewer.session.zgid, settings=settings)
+    )
+    view = next((v for v in views if v["subscription_id"] == subscription_id), None)
+    return Configuration.of_subscription(view) if view is not None else None
+
+
+async def _unchanged(
+    request: web.Request, viewer: Viewer, subscription_id: str, now: Configuration | None
+) -> web.StreamResponse:
+    """Nothing to send to billing or the platform: say so, and audit it."""
+    detail: dict[str, Any] = asdict(now) if now is not None else {}
+    await audit_action(request, viewer.session, "change", subscription_id, "unchanged", detail)
+    response = web.Response(status=303, headers={"Location": "/manage"})
+    remember(request, response, viewer.session.with_notice(UNCHANGED_NOTICE))
+    return response

@@ -1,0 +1,202 @@
+"""Who is looking at the Manage Subscription page, what their org has, and what they may do.
+
+Authority comes from the session (set from a verified landing visit), never from anything else
+the browser sends. Changes belong to the org's billing owner — the zuid in the billing customer's
+``cf_zuid`` — unless ``landing.members_can_manage`` widens it. Loading a viewer also re-reads the
+org's subscriptions from billing, so the page and the platform converge even if a webhook is lost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from broker.clients.billing_quota import Read, wait_in_words
+from broker.core.policy import Action, SubscriptionFacts, permitted
+from broker.errors import (
+    BillingAuthError,
+    BillingNotFound,
+    BillingRateLimited,
+    BillingUnavailable,
+    ClientError,
+)
+from broker.manage.sessions import COOKIE_NAME, Session
+from broker.store.pipeline import ingest_billing_read
+from broker.store.queries import org_claimed_subscription_ids, org_subscriptions
+from broker.web.appkeys import (
+    billing_client_key,
+    call_budget_key,
+    clock_key,
+    org_reads_key,
+    session_codec_key,
+    settings_key,
+    store_key,
+    worker_key,
+)
+
+log = structlog.get_logger(__name__)
+
+MAX_REFRESHED = 5  # subscriptions re-read from billing per page view
+
+
+class NotSignedIn(ClientError):
+    status = 401
+    code = "not_signed_in"
+
+
+@dataclass
+class Viewer:
+    session: Session
+    subscriptions: list[dict[str, Any]]
+    current: dict[str, Any] | None
+    is_owner: bool
+    can_manage: bool
+    billing_enabled: bool
+    facts: SubscriptionFacts | None = None  # the current subscription's, for the action rule
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def actions(self) -> frozenset[Action]:
+        """What this viewer may do now (``core.policy``); nothing without billing."""
+        if not self.billing_enabled:
+            return frozenset()
+        return permitted(self.facts, can_manage=self.can_manage)
+
+    @property
+    def can_subscribe(self) -> bool:
+        return Action.SUBSCRIBE in self.actions
+
+
+def current_session(request: web.Request) -> Session:
+    session = request.app[session_codec_key].loads(request.cookies.get(COOKIE_NAME))
+    if session is None:
+        raise NotSignedIn(
+            "your session has ended or this page was not opened from the app",
+            hint="open the subscription page again from the app's Subscription menu",
+        )
+    return session
+
+
+async def load_viewer(request: web.Request, *, refresh: bool = True) -> Viewer:
+    session = current_session(request)
+    app = request.app
+    settings = app[settings_key]
+    notices: list[str] = []
+    if refresh and billing_client_key in app:
+        notices += await refresh_org(app, session)
+    subscriptions = await app[store_key].read(
+        partial(org_subscriptions, zgid=session.zgid, settings=settings)
+    )
+    running = [s for s in subscriptions if not s["ended"]]
+    current = running[0] if running else (subscriptions[0] if subscriptions else None)
+    is_owner = bool(current and current["owner_zuid"] == session.zuid)
+    if current is not None and not current["ended"] and current["owner_zuid"] is None:
+        notices.append(
+            "The billing owner of this subscription is not known, so it cannot be "
+            "changed here. Ask the vendor to set it."
+        )
+    can_manage = is_owner or (
+        settings.landing.members_can_manage
+        and current is not None
+        and current["owner_zuid"] is not None
+    )
+    today = datetime.fromtimestamp(app[clock_key](), UTC).date()
+    return Viewer(
+        session,
+        subscriptions,
+        current,
+        is_owner,
+        can_manage,
+        billing_enabled=billing_client_key in app,
+        facts=(
+            SubscriptionFacts.of(current["status"], current["term_ends_at"], today)
+            if current is not None
+            else None
+        ),
+        notices=notices,
+    )
+
+
+async def refresh_org(app: web.Application, session: Session) -> list[str]:
+    """Re-read the org's subscriptions from billing, sparing the vendor's quota: a read done
+    within ``billing.read_cache_seconds`` is reused, concurrent views share one read, and a
+    session that has spent its call budget sees what is stored, with a notice."""
+    reads = app[org_reads_key]
+    zgid = session.zgid
+    if reads.fresh(zgid) is None and not reads.in_flight(zgid):
+        ids = await _ids_to_refresh(app, zgid)
+        if not ids:
+            return []
+        wait = app[call_budget_key].take(session.csrf, len(ids))
+        if wait is not None:
+            log.info("billing.session_over_budget", zgid=zgid, retry_after=round(wait, 1))
+            return [
+                "You have reloaded this page often, so these details were not read from "
+                f"billing again; they are from a moment ago. Reload in {wait_in_words(wait)} for "
+                "the latest."
+            ]
+    return list(await reads.get(zgid, partial(refresh_from_billing, app, zgid)))
+
+
+async def _ids_to_refresh(app: web.Application, zgid: str) -> list[str]:
+    store = app[store_key]
+    known = await store.read(partial(org_subscriptions, zgid=zgid, settings=app[settings_key]))
+    claimed = await store.read(partial(org_claimed_subscription_ids, zgid=zgid))
+    return ([s["subscription_id"] for s in known if not s["ended"]] + claimed)[:MAX_REFRESHED]
+
+
+async def refresh_from_billing(app: web.Application, zgid: str) -> Read[tuple[str, ...]]:
+    """Re-read the org's subscriptions from billing and feed them to the pipeline; the notices
+    to show, and whether every subscription was read (only then is the read reused)."""
+    settings = app[settings_key]
+    store = app[store_key]
+    for subscription_id in await _ids_to_refresh(app, zgid):
+        try:
+            document = await app[billing_client_key].get_subscription(subscription_id)
+        except BillingNotFound:
+            continue
+        except BillingRateLimited as error:
+            wait = error.retry_after if error.retry_after is not None else 60.0
+            return Read(
+                (
+                    "Billing is busy right now, so these details may be a little out of date. "
+                    f"Nothing is lost; try again in {wait_in_words(wait)}.",
+                ),
+                complete=False,
+            )
+        except BillingUnavailable:
+            return Read(
+                (
+                    "Billing cannot be reached right now, so these details may be a little out "
+                    "of date. Nothing is lost; try again in a minute.",
+                ),
+                complete=False,
+            )
+        except BillingAuthError:
+            log.error("billing.credentials_refused")
+            return Read(
+                (
+                    "The connection to billing is not set up correctly; the vendor has been "
+                    "alerted. These details may be out of date.",
+                ),
+                complete=False,
+            )
+        if not document:
+            continue
+        result = await store.write(
+            partial(
+                ingest_billing_read,
+                document=document,
+                source="billing-read",
+                settings=settings,
+                now=app[clock_key](),
+            )
+        )
+        if result.queued:
+            app[worker_key].wake()
+    return Read((), complete=True)

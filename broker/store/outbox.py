@@ -1,0 +1,317 @@
+"""The deliveries table as a durable outbox: claim due work under a lease, record every outcome.
+
+Each function runs inside a store transaction (``store.write(partial(fn, ...))``). Claims are
+serialised per subscription: a subscription never has two calls on the wire at once, so the
+platform sees its changes in the order billing made them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import sqlite_utils
+
+from broker.clients.platform import CallResult
+from broker.core.mapping import PlatformState
+from broker.store.sql import select_all
+
+DELIVERY_STATES = ("pending", "in_flight", "done", "dead", "superseded")
+
+
+@dataclass(frozen=True)
+class ClaimedDelivery:
+    id: int
+    subscription_id: str
+    target: PlatformState
+    acknowledged: PlatformState | None
+    attempt: int  # this attempt's number, 1-based
+    first_attempt_at: float
+    uncertain: bool  # an earlier attempt may have reached the platform before a crash
+    cause: str
+
+
+def claim_due(
+    db: sqlite_utils.Database, *, owner: str, now: float, lease_seconds: float, limit: int
+) -> tuple[list[ClaimedDelivery], float | None]:
+    """Lease up to ``limit`` due deliveries; also return when the next one falls due."""
+    _take_back_expired_leases(db, now)
+    rows = select_all(
+        db,
+        """
+            SELECT d.*, s.acked_json FROM deliveries d
+            JOIN subscriptions s ON s.subscription_id = d.subscription_id
+            WHERE d.state = 'pending' AND d.next_attempt_at <= :now
+              AND d.id = (SELECT MIN(p.id) FROM deliveries p
+                          WHERE p.subscription_id = d.subscription_id AND p.state = 'pending')
+              AND NOT EXISTS (SELECT 1 FROM deliveries f
+                              WHERE f.subscription_id = d.subscription_id
+                                AND f.state = 'in_flight')
+            ORDER BY d.next_attempt_at, d.id
+            LIMIT :limit
+            """,
+        {"now": now, "limit": limit},
+    )
+    claimed = []
+    for row in rows:
+        db.execute(
+            "UPDATE deliveries SET state = 'in_flight', lease_owner = ?, lease_expires_at = ?,"
+            " attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, ?)"
+            " WHERE id = ?",
+            [owner, now + lease_seconds, now, row["id"]],
+        )
+        target = PlatformState.from_json(row["target_json"])
+        assert target is not None
+        claimed.append(
+            ClaimedDelivery(
+                id=row["id"],
+                subscription_id=row["subscription_id"],
+                target=target,
+                acknowledged=PlatformState.from_json(row["acked_json"]),
+                attempt=row["attempts"] + 1,
+                first_attempt_at=row["first_attempt_at"] or now,
+                uncertain=bool(row["uncertain"]),
+                cause=row["cause"],
+            )
+        )
+    next_due = next(
+        iter(
+            select_all(
+                db, "SELECT MIN(next_attempt_at) AS due FROM deliveries WHERE state = 'pending'"
+            )
+        )
+    )["due"]
+    return claimed, next_due
+
+
+def _take_back_expired_leases(db: sqlite_utils.Database, now: float) -> None:
+    """A lease that ran out belongs to a process that died mid-call: its outcome is unknown."""
+    expired = select_all(
+        db,
+        "SELECT id, subscription_id FROM deliveries"
+        " WHERE state = 'in_flight' AND lease_expires_at < ?",
+        [now],
+    )
+    for row in expired:
+        newer = db.execute(
+            "UPDATE deliveries SET uncertain = 1 WHERE subscription_id = ? AND state = 'pending'"
+            " AND id > ?",
+            [row["subscription_id"], row["id"]],
+        ).rowcount
+        db.execute(
+            "UPDATE deliveries SET state = ?, uncertain = 1, lease_owner = NULL,"
+            " lease_expires_at = NULL, next_attempt_at = ?,"
+            " finished_at = CASE WHEN ? THEN ? ELSE NULL END WHERE id = ?",
+            ["superseded" if newer else "pending", now, newer, now, row["id"]],
+        )
+
+
+def release_leases(db: sqlite_utils.Database, *, owner: str, now: float) -> int:
+    """Hand back calls cut short by a shutdown: due now, marked uncertain (they may have landed)."""
+    return db.execute(
+        "UPDATE deliveries SET state = 'pending', uncertain = 1, lease_owner = NULL,"
+        " lease_expires_at = NULL, next_attempt_at = ? WHERE state = 'in_flight'"
+        " AND lease_owner = ?",
+        [now, owner],
+    ).rowcount
+
+
+def complete(
+    db: sqlite_utils.Database,
+    delivery: ClaimedDelivery,
+    *,
+    owner: str,
+    now: float,
+    started_at: float,
+    state: Literal["done", "pending", "dead", "superseded"],
+    action: str,
+    results: Sequence[CallResult],
+    next_attempt_at: float | None = None,
+    acknowledged: PlatformState | None = None,
+    note: str | None = None,
+) -> bool:
+    """Record the attempt(s) and the delivery's new state; False if our lease was lost."""
+    _insert_attempts(db, delivery.id, started_at, action, results)
+    last = results[-1] if results else None
+    # A call that timed out or lost its connection may still have been applied.
+    maybe_applied = last is not None and last.status is None
+    if state == "pending" and _newer_pending(db, delivery):
+        # A newer target was queued while this attempt was on the wire: it replaces this one,
+        # inheriting any doubt about what the platform now holds.
+        db.execute(
+            "UPDATE deliveries SET uncertain = MAX(uncertain, ?) WHERE subscription_id = ?"
+            " AND state = 'pending' AND id > ?",
+            [int(maybe_applied or delivery.uncertain), delivery.subscription_id, delivery.id],
+        )
+        state = "superseded"
+    if maybe_applied:
+        db.execute("UPDATE deliveries SET uncertain = 1 WHERE id = ?", [delivery.id])
+    updated = db.execute(
+        "UPDATE deliveries SET state = ?, action = ?, lease_owner = NULL, lease_expires_at = NULL,"
+        " next_attempt_at = COALESCE(?, next_attempt_at), finished_at = ?, last_status = ?,"
+        " last_error = ? WHERE id = ? AND state = 'in_flight' AND lease_owner = ?",
+        [
+            state,
+            action,
+            next_attempt_at,
+            now if state in ("done", "dead", "superseded") else None,
+            last.status if last else None,
+            note or (last.error if last else None),
+            delivery.id,
+            owner,
+        ],
+    ).rowcount
+    if updated and state == "done" and acknowledged is not None:
+        db.execute(
+            "UPDATE subscriptions SET acked_json = ?, updated_at = ? WHERE subscription_id = ?",
+            [acknowledged.to_json(), now, delivery.subscription_id],
+        )
+    return bool(updated)
+
+
+def record_step(
+    db: sqlite_utils.Database,
+    delivery: ClaimedDelivery,
+    *,
+    owner: str,
+    now: float,
+    started_at: float,
+    action: str,
+    results: Sequence[CallResult],
+    reached: PlatformState,
+) -> bool:
+    """A first step succeeded (an org move's Cancel): make what the platform now holds durable
+    before the next call, so a crash in between resumes with that call, not this one.
+
+    The delivery stays in flight under our lease; False if the lease was lost (then the step's
+    attempts are kept but the next call is left to whoever holds the delivery now).
+    """
+    _insert_attempts(db, delivery.id, started_at, action, results)
+    held = select_all(
+        db,
+        "SELECT 1 FROM deliveries WHERE id = ? AND state = 'in_flight' AND lease_owner = ?",
+        [delivery.id, owner],
+    )
+    if not held:
+        return False
+    # The step's outcome is known, so any doubt from an earlier cut-off attempt is resolved.
+    db.execute("UPDATE deliveries SET uncertain = 0 WHERE id = ?", [delivery.id])
+    db.execute(
+        "UPDATE subscriptions SET acked_json = ?, updated_at = ? WHERE subscription_id = ?",
+        [reached.to_json(), now, delivery.subscription_id],
+    )
+    return True
+
+
+def _insert_attempts(
+    db: sqlite_utils.Database,
+    delivery_id: int,
+    started_at: float,
+    action: str,
+    results: Sequence[CallResult],
+) -> None:
+    for result in results:
+        db.execute(
+            "INSERT INTO attempts (delivery_id, started_at, latency_ms, method, url, request_body,"
+            " status, outcome, error, response_excerpt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                delivery_id,
+                started_at,
+                result.latency_ms,
+                result.method or action_method(action),
+                result.url,
+                result.request_body,
+                result.status,
+                result.outcome,
+                result.error,
+                result.response_excerpt,
+            ],
+        )
+
+
+def _newer_pending(db: sqlite_utils.Database, delivery: ClaimedDelivery) -> bool:
+    rows = select_all(
+        db,
+        "SELECT 1 FROM deliveries WHERE subscription_id = ? AND state = 'pending' AND id > ?"
+        " LIMIT 1",
+        [delivery.subscription_id, delivery.id],
+    )
+    return any(True for _ in rows)
+
+
+def action_method(action: str) -> str:
+    return {"add": "POST", "modify": "PUT", "cancel": "DELETE"}.get(action, "-")
+
+
+def list_deliveries(
+    db: sqlite_utils.Database, *, state: str | None = None, limit: int = 100
+) -> list[dict[str, Any]]:
+    columns = (
+        "id, subscription_id, state, action, attempts, uncertain, cause, created_at,"
+        " next_attempt_at, finished_at, last_status, last_error"
+    )
+    if state:
+        sql = f"SELECT {columns} FROM deliveries WHERE state = ? ORDER BY id DESC LIMIT ?"  # noqa: S608
+        return select_all(db, sql, [state, limit])
+    sql = f"SELECT {columns} FROM deliveries ORDER BY id DESC LIMIT ?"  # noqa: S608
+    return select_all(db, sql, [limit])
+
+
+def delivery_attempts(db: sqlite_utils.Database, delivery_id: int) -> list[dict[str, Any]]:
+    return select_all(db, "SELECT * FROM attempts WHERE delivery_id = ? ORDER BY id", [delivery_id])
+
+
+def retry_dead(
+    db: sqlite_utils.Database, *, now: float, delivery_id: int | None = None
+) -> dict[str, list[int]]:
+    """Send dead letters again, unless a newer delivery of the subscription replaced them."""
+    if delivery_id is None:
+        rows = select_all(db, "SELECT id, subscription_id FROM deliveries WHERE state = 'dead'")
+    else:
+        rows = select_all(
+            db, "SELECT id, subscription_id, state FROM deliveries WHERE id = ?", [delivery_id]
+        )
+        if not rows:
+            raise LookupError(f"no delivery with id {delivery_id}")
+        if rows[0]["state"] != "dead":
+            raise ValueError(
+                f"delivery {delivery_id} is {rows[0]['state']}, not dead: only dead letters retry"
+            )
+    requeued, superseded = [], []
+    for row in rows:
+        newer = next(
+            iter(
+                select_all(
+                    db,
+                    "SELECT COUNT(*) AS n FROM deliveries WHERE subscription_id = ? AND id > ?"
+                    " AND state != 'superseded'",
+                    [row["subscription_id"], row["id"]],
+                )
+            )
+        )["n"]
+        if newer:
+            db.execute(
+                "UPDATE deliveries SET state = 'superseded', finished_at = ? WHERE id = ?",
+                [now, row["id"]],
+            )
+            superseded.append(row["id"])
+            continue
+        db.execute(
+            "UPDATE deliveries SET state = 'pending', attempts = 0, first_attempt_at = NULL,"
+            " next_attempt_at = ?, finished_at = NULL WHERE id = ?",
+            [now, row["id"]],
+        )
+        requeued.append(row["id"])
+    return {"requeued": requeued, "superseded": superseded}
+
+
+def outbox_summary(db: sqlite_utils.Database, *, now: float) -> dict[str, Any]:
+    """Counts by state and the age of the oldest pending delivery, for monitoring."""
+    counts = dict.fromkeys(DELIVERY_STATES, 0)
+    for entry in select_all(db, "SELECT state, COUNT(*) AS n FROM deliveries GROUP BY state"):
+        counts[entry["state"]] = entry["n"]
+    oldest = select_all(
+        db, "SELECT MIN(created_at) AS t FROM deliveries WHERE state IN ('pending', 'in_flight')"
+    )[0]["t"]
+    return {"counts": counts, "oldest_pending_seconds": max(0.0, now - oldest) if oldest else 0.0}

@@ -1,0 +1,244 @@
+"""The application factory: settings in, a fully wired ``web.Application`` out.
+
+Resources (the store, the HTTP client session, the delivery worker) are ``cleanup_ctx``
+generators, so they start in order when the app starts and stop in reverse when it stops: the
+worker finishes its calls before the session closes, and the session before the store.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+
+import aiohttp
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from broker.clients.billing import BillingClient
+from broker.clients.billing_quota import CallBudget, SharedReads
+from broker.clients.catalog import CatalogCache
+from broker.clients.platform import PlatformClient
+from broker.config import LandingVerification, Settings
+from broker.delivery.process import DeliveryProcess
+from broker.delivery.worker import DeliveryWorker
+from broker.manage import oidc_pages
+from broker.manage.identity import log_verification_mode
+from broker.manage.pages import checkout_return, manage
+from broker.manage.plan_actions import subscribe, subscribe_form
+from broker.manage.plan_change import change, change_form
+from broker.manage.sessions import SessionCodec
+from broker.manage.subscription_actions import (
+    cancel,
+    cancel_form,
+    pause,
+    pause_form,
+    reactivate,
+    resume,
+)
+from broker.metrics import Metrics
+from broker.redaction import Redactor
+from broker.store.database import Store
+from broker.web.appkeys import (
+    billing_client_key,
+    call_budget_key,
+    catalog_key,
+    clock_key,
+    csp_key,
+    http_session_key,
+    metrics_key,
+    org_reads_key,
+    platform_client_key,
+    session_codec_key,
+    settings_key,
+    store_key,
+    worker_key,
+)
+from broker.web.health import healthz, metrics, readyz
+from broker.web.middlewares import (
+    content_security_policy,
+    error_answers,
+    request_context,
+    security_headers,
+)
+from broker.web.webhooks import receive_billing_webhook
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "manage" / "static"
+# How billing statuses read on the page.
+STATUS_LABELS = {
+    "live": "Live",
+    "trial": "Trial",
+    "future": "Starts soon",
+    "dunning": "Payment overdue",
+    "unpaid": "Unpaid",
+    "non_renewing": "Non-renewing",
+    "cancelled": "Cancelled",
+    "cancelled_from_dunning": "Cancelled (payment failed)",
+    "expired": "Expired",
+    "trial_expired": "Trial ended",
+    "creation_failed": "Not created",
+    "paused": "Paused",
+    "deleted": "Deleted",
+}
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Callable[[], float] = time.time,
+    delivery_command: Sequence[str] | None = None,
+) -> web.Application:
+    """The broker. With ``delivery_command`` the delivery worker runs as that child process
+    (``broker serve`` does this); without, in this process (tests, the demo)."""
+    app = web.Application(
+        middlewares=[request_context, security_headers, error_answers],
+        # Our webhook handler enforces its own limit with a clear answer; this guards form posts.
+        client_max_size=settings.server.max_body_bytes,
+    )
+    app[settings_key] = settings
+    app[clock_key] = clock
+    app[metrics_key] = Metrics()
+    app[csp_key] = content_security_policy(
+        settings.billing.checkout_origins if settings.billing else []
+    )
+    environment = aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.PackageLoader("broker.manage", "templates"),
+        autoescape=jinja2.select_autoescape(default=True),
+    )
+    environment.globals["status_labels"] = STATUS_LABELS
+    secret = settings.landing.session_secret
+    app[session_codec_key] = SessionCodec(
+        secret.get_secret_value().encode() if secret else secrets.token_bytes(32),
+        max_age_seconds=settings.landing.session_max_age_seconds,
+        clock=clock,
+    )
+    app.cleanup_ctx.extend([store_context, http_session_context, billing_context])
+    if delivery_command is None:
+        app.cleanup_ctx.append(delivery_worker_context)
+    else:
+        app.cleanup_ctx.append(delivery_process_context(delivery_command))
+    app.on_startup.append(log_verification_mode)
+    app.on_shutdown.append(stop_claiming)
+    app.router.add_post("/webhooks/billing", receive_billing_webhook)
+    if settings.landing.verification is LandingVerification.ZOHO:
+        app.cleanup_ctx.append(oidc_pages.oidc_context)
+        app.router.add_get(oidc_pages.CALLBACK_PATH, oidc_pages.callback)
+        manage_handler = oidc_pages.manage
+    else:
+        manage_handler = manage
+    app.router.add_get("/manage", manage_handler)
+    app.router.add_post("/manage", manage_handler)
+    app.router.add_get("/manage/return", checkout_return)
+    for path, show, act in (
+        ("/manage/subscribe", subscribe_form, subscribe),
+        ("/manage/change", change_form, change),
+        ("/manage/cancel", cancel_form, cancel),
+        ("/manage/pause", pause_form, pause),
+    ):
+        app.router.add_get(path, show)
+        app.router.add_post(path, act)
+    app.router.add_post("/manage/reactivate", reactivate)
+    app.router.add_post("/manage/resume", resume)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_static("/static", STATIC_DIR, name="static")
+    return app
+
+
+async def store_context(app: web.Application) -> AsyncIterator[None]:
+    settings = app[settings_key].store
+    store = Store(
+        settings.path,
+        synchronous=settings.synchronous,
+        group_commit_max=settings.group_commit_max,
+    )
+    await store.open()
+    app[store_key] = store
+    yield
+    await store.close()
+
+
+async def http_session_context(app: web.Application) -> AsyncIterator[None]:
+    settings = app[settings_key]
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=settings.delivery.concurrency),
+        timeout=aiohttp.ClientTimeout(total=settings.platform.request_timeout_seconds),
+        raise_for_status=False,
+    )
+    app[http_session_key] = session
+    app[platform_client_key] = PlatformClient(
+        session, settings.platform, redactor=Redactor(settings.secrets())
+    )
+    yield
+    await session.close()
+
+
+async def billing_context(app: web.Application) -> AsyncIterator[None]:
+    """The Zoho Billing client and plan catalog, when billing is configured."""
+    settings = app[settings_key]
+    if settings.billing is None:
+        yield
+        return
+    session = aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=settings.billing.request_timeout_seconds)
+    )
+    client = BillingClient(session, settings.billing, clock=app[clock_key])
+    app[billing_client_key] = client
+    app[catalog_key] = CatalogCache(
+        client,
+        app_domain=settings.platform.app_domain,
+        plan_settings=settings.plans,
+        ttl_seconds=settings.landing.catalog_ttl_seconds,
+    )
+    app[org_reads_key] = SharedReads(
+        ttl_seconds=settings.billing.read_cache_seconds, clock=app[clock_key]
+    )
+    app[call_budget_key] = CallBudget(
+        burst=settings.billing.session_call_burst,
+        per_minute=settings.billing.session_calls_per_minute,
+        clock=app[clock_key],
+    )
+    yield
+    await session.close()
+
+
+async def stop_claiming(app: web.Application) -> None:
+    """Shutdown has begun: deliveries on the wire finish, nothing new is claimed."""
+    if worker_key in app:
+        app[worker_key].begin_stop()
+
+
+def delivery_process_context(
+    command: Sequence[str],
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        settings = app[settings_key]
+        runner = DeliveryProcess(
+            command,
+            heartbeat_timeout=settings.delivery.poll_interval_seconds * 3 + 5,
+            secret_values=settings.secrets(),
+        )
+        app[worker_key] = runner
+        runner.start()
+        yield
+        await runner.stop(grace_seconds=settings.platform.request_timeout_seconds + 1)
+
+    return context
+
+
+async def delivery_worker_context(app: web.Application) -> AsyncIterator[None]:
+    worker = DeliveryWorker(
+        app[store_key],
+        app[platform_client_key],
+        app[settings_key],
+        app[metrics_key],
+        clock=app[clock_key],
+    )
+    app[worker_key] = worker
+    worker.start()
+    yield
+    await worker.stop(grace_seconds=app[settings_key].platform.request_timeout_seconds + 1)

@@ -1,0 +1,39 @@
+"""Every typed key the application carries, in one place, so wiring is explicit and greppable."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import aiohttp
+from aiohttp import web
+
+from broker.clients.billing import BillingClient
+from broker.clients.billing_quota import CallBudget, SharedReads
+from broker.clients.catalog import CatalogCache
+from broker.clients.oidc import OidcClient
+from broker.clients.platform import PlatformClient
+from broker.config import Settings
+from broker.delivery.worker import DeliveryRunner
+from broker.manage.sessions import SessionCodec
+from broker.metrics import Metrics
+from broker.store.database import Store
+
+settings_key = web.AppKey("settings", Settings)
+clock_key: web.AppKey[Callable[[], float]] = web.AppKey("clock")
+store_key = web.AppKey("store", Store)
+metrics_key = web.AppKey("metrics", Metrics)
+http_session_key = web.AppKey("http_session", aiohttp.ClientSession)
+platform_client_key = web.AppKey("platform_client", PlatformClient)
+worker_key = web.AppKey("delivery_runner", DeliveryRunner)
+session_codec_key = web.AppKey("session_codec", SessionCodec)
+# Present only when [billing] is configured; the page then offers checkout and changes.
+billing_client_key = web.AppKey("billing_client", BillingClient)
+catalog_key = web.AppKey("catalog", CatalogCache)
+# Present only with landing.verify = "zoho".
+oidc_client_key = web.AppKey("oidc_client", OidcClient)
+# With billing: each org's billing reads, shared and kept briefly; each session's call budget.
+org_reads_key: web.AppKey[SharedReads[tuple[str, ...]]] = web.AppKey("org_reads")
+call_budget_key = web.AppKey("call_budget", CallBudget)
+
+request_id_key = web.RequestKey("request_id", str)
+csp_key = web.AppKey("content_security_policy", str)

@@ -1,0 +1,109 @@
+"""Liveness, readiness and metrics endpoints for load balancers and monitoring."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from functools import partial
+from pathlib import Path
+
+import sqlite_utils
+import structlog
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from broker.errors import StoreError
+from broker.store.outbox import outbox_summary
+from broker.web.appkeys import clock_key, metrics_key, store_key, worker_key
+
+log = structlog.get_logger(__name__)
+
+# Room for a few transactions: a disk that cannot take this much is not ready for webhooks.
+PROBE_BYTES = 64 * 1024
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """The process answers: nothing more is promised."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready means a real write reached the disk and the delivery worker is going round.
+
+    An empty transaction proves nothing (SQLite writes no page for it), so the probe commits a
+    heartbeat row, and writes and fsyncs a fresh file beside the database: a full disk fails the
+    second even while the write-ahead log still has room for a small first.
+    """
+    store = request.app[store_key]
+    checks: dict[str, str] = {}
+    now = request.app[clock_key]()
+    try:
+        await asyncio.wait_for(store.write(partial(write_heartbeat, now=now)), timeout=5)
+        checks["store"] = "ok"
+    except (StoreError, TimeoutError) as exc:
+        checks["store"] = f"failing: {_why(exc)}"
+    try:
+        await asyncio.wait_for(
+            asyncio.get_running_loop().run_in_executor(None, probe_disk, store.path.parent),
+            timeout=5,
+        )
+        checks["disk"] = "ok"
+    except (OSError, TimeoutError) as exc:
+        checks["disk"] = f"failing: {_why(exc)}"
+    checks["delivery_worker"] = "ok" if request.app[worker_key].alive else "not running"
+    ready = all(value == "ok" for value in checks.values())
+    if not ready:
+        log.warning("readyz.not_ready", **checks)
+    return web.json_response(
+        {"status": "ready" if ready else "not_ready", "checks": checks},
+        status=200 if ready else 503,
+    )
+
+
+def write_heartbeat(db: sqlite_utils.Database, *, now: float) -> None:
+    """One row, rewritten each time. The table is the probe's own, made here rather than in a
+    migration: it holds nothing worth migrating and must exist on any schema version."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS readiness_heartbeat"
+        " (id INTEGER PRIMARY KEY CHECK (id = 1), written_at REAL NOT NULL, pid INTEGER)"
+    )
+    db.execute(
+        "INSERT OR REPLACE INTO readiness_heartbeat (id, written_at, pid) VALUES (1, ?, ?)",
+        [now, os.getpid()],
+    )
+
+
+def probe_disk(directory: Path) -> None:
+    """Write, fsync and remove a fresh file of PROBE_BYTES beside the database."""
+    path = directory / f".broker-readyz-{os.getpid()}"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, b"\0" * PROBE_BYTES)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, StoreError):
+        return exc.message
+    if isinstance(exc, OSError):
+        return exc.strerror or type(exc).__name__
+    return type(exc).__name__
+
+
+async def metrics(request: web.Request) -> web.Response:
+    registry = request.app[metrics_key]
+    summary = await request.app[store_key].read(
+        partial(outbox_summary, now=request.app[clock_key]())
+    )
+    for state, count in summary["counts"].items():
+        registry.deliveries.labels(state).set(count)
+    registry.oldest_pending.set(summary["oldest_pending_seconds"])
+    body = generate_latest(registry.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
