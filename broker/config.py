@@ -55,7 +55,7 @@ class PlatformSettings(_Section):
     # How the platform refuses a Cancel of a subscription it no longer holds is unknown
     # (contracts.md §1): a repeated Cancel counts as done only on these statuses, or on a 2xx/4xx
     # body whose message or code holds one of these phrases (case and _ - ignored). 401 and 403
-    # never count. See clients.platform.means_already_gone.
+    # never count. See core.platform_answers.means_already_gone.
     cancel_gone_statuses: list[int] = Field(default_factory=lambda: [404, 410])
     cancel_gone_markers: list[str] = Field(
         default_factory=lambda: [

@@ -13,7 +13,7 @@ from decimal import Decimal
 
 import pytest
 
-from broker.clients.catalog import Catalog, PlanChoice
+from broker.core.catalog import Catalog, PlanChoice
 from broker.core.plan_pricing import ChangeRoute, Configuration, route_change, yearly_cost
 from broker.simulators.billing.inputs import PlanInput, SubscriptionChangeInput
 from tests.page_support import PROFESSIONAL, STANDARD, Browser, PageWorld

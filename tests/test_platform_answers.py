@@ -12,8 +12,8 @@ import json
 
 import pytest
 
-from broker.clients.platform import means_already_gone
 from broker.config import PlatformSettings
+from broker.core.platform_answers import means_already_gone
 from tests.support import APP_DOMAIN, ZAPIKEY
 
 SETTINGS = PlatformSettings(app_domain=APP_DOMAIN, zapikey=ZAPIKEY)

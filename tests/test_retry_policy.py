@@ -13,8 +13,9 @@ from email.utils import format_datetime
 
 import pytest
 
-from broker.clients.platform import classify_response, parse_retry_after
+from broker.clients.http import parse_retry_after
 from broker.config import DeliverySettings
+from broker.core.platform_answers import classify_response
 from broker.delivery.retry import RetryPolicy
 
 DAY = 24 * 3600.0

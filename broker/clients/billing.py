@@ -26,7 +26,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from broker.clients.platform import parse_retry_after
+from broker.clients.http import parse_retry_after
 from broker.config import BillingSettings
 from broker.core.ids import HOSTED_PAGE_ID, path_segment
 from broker.errors import (

@@ -1,112 +1,22 @@
-"""What a customer can buy: this app domain's billing plans, grouped by Developer Console plan id.
+"""The plan catalog read through the billing client, at most once per TTL.
 
-Zoho Billing holds one plan per (plan id, frequency) — ``{app_domain}_{planid}`` and
-``{app_domain}_{planid}_Y`` — and the page offers them as one plan with a monthly and a yearly
-price. ``build_catalog`` is pure; ``CatalogCache`` reads billing at most once per TTL.
+``CatalogCache`` serves the last good catalog while billing is away; building it from billing's
+lists is ``broker.core.catalog``'s pure work.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
-from typing import Any
 
 import structlog
 
 from broker.clients.billing import BillingClient
 from broker.config import PlansSettings
-from broker.core.mapping import MONTHLY, YEARLY, parse_plan_code
+from broker.core.catalog import Catalog, build_catalog
 from broker.errors import BillingError
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass
-class PlanChoice:
-    planid: str
-    name: str
-    codes: dict[str, str] = field(default_factory=dict)  # frequency "1"/"4" -> plan code
-    prices: dict[str, Decimal] = field(default_factory=dict)  # frequency -> price per user
-
-    @property
-    def free(self) -> bool:
-        return bool(self.prices) and all(price == 0 for price in self.prices.values())
-
-
-@dataclass(frozen=True)
-class Catalog:
-    plans: list[PlanChoice]
-    storage_codes: dict[str, str]  # frequency -> storage add-on code
-    storage_prices: dict[str, Decimal]
-
-    def plan(self, planid: str) -> PlanChoice | None:
-        return next((p for p in self.plans if p.planid == planid), None)
-
-    def total(self, planid: str, frequency: str, users: int, storage_units: int) -> Decimal | None:
-        """Recurring price of a configuration, or None if it is not on sale."""
-        plan = self.plan(planid)
-        if plan is None or frequency not in plan.prices:
-            return None
-        storage = self.storage_prices.get(frequency, Decimal(0)) * storage_units
-        return plan.prices[frequency] * users + storage
-
-
-def build_catalog(
-    plans: list[dict[str, Any]],
-    addons: list[dict[str, Any]],
-    *,
-    app_domain: str,
-    plan_settings: PlansSettings,
-) -> Catalog:
-    choices: dict[str, PlanChoice] = {}
-    for plan in plans:
-        code = str(plan.get("plan_code") or "")
-        ref = parse_plan_code(code, app_domain)
-        if ref is None or str(plan.get("status", "active")).lower() != "active":
-            continue
-        choice = choices.setdefault(
-            ref.planid, PlanChoice(ref.planid, _base_name(plan, ref.planid))
-        )
-        choice.codes[ref.frequency] = code
-        choice.prices[ref.frequency] = _price(plan.get("recurring_price", plan.get("price")))
-        if ref.frequency == MONTHLY:
-            choice.name = _base_name(plan, ref.planid)
-    storage_codes = {
-        frequency: code
-        for frequency, code in (
-            (MONTHLY, plan_settings.storage_addon_monthly),
-            (YEARLY, plan_settings.storage_addon_yearly),
-        )
-        if code
-    }
-    storage_prices = {}
-    for addon in addons:
-        for frequency, code in storage_codes.items():
-            if addon.get("addon_code") == code:
-                storage_prices[frequency] = _addon_price(addon)
-    ordered = sorted(choices.values(), key=lambda p: (min(p.prices.values(), default=0), p.name))
-    return Catalog(ordered, storage_codes, storage_prices)
-
-
-def _base_name(plan: dict[str, Any], planid: str) -> str:
-    name = str(plan.get("name") or planid)
-    return name.removesuffix(" (yearly)").removesuffix(" (Yearly)")
-
-
-def _price(value: Any) -> Decimal:
-    try:
-        return Decimal(str(value)) if value is not None else Decimal(0)
-    except InvalidOperation:
-        return Decimal(0)
-
-
-def _addon_price(addon: dict[str, Any]) -> Decimal:
-    brackets = addon.get("price_brackets")
-    if isinstance(brackets, list) and brackets and isinstance(brackets[0], dict):
-        return _price(brackets[0].get("price"))
-    return _price(addon.get("price"))
 
 
 class CatalogCache:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from broker.clients.catalog import Catalog
+from broker.core.catalog import Catalog
 from broker.core.mapping import MONTHLY, YEARLY
 
 FREQUENCIES = {"monthly": MONTHLY, "yearly": YEARLY}

@@ -26,7 +26,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
-from broker.clients.catalog import Catalog
+from broker.core.catalog import Catalog
 from broker.core.forms import FREQUENCIES
 from broker.core.mapping import MONTHLY, YEARLY
 

@@ -17,9 +17,10 @@ from typing import Protocol
 
 import structlog
 
-from broker.clients.platform import CallResult, PlatformClient, means_already_gone
+from broker.clients.platform import PlatformClient
 from broker.config import Settings
 from broker.core.mapping import PlatformCall, PlatformState, plan_call
+from broker.core.platform_answers import CallResult, means_already_gone
 from broker.delivery.retry import RetryPolicy
 from broker.errors import StoreError
 from broker.metrics import Metrics

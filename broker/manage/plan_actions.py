@@ -17,7 +17,7 @@ import sqlite_utils
 import structlog
 from aiohttp import web
 
-from broker.clients.catalog import Catalog
+from broker.core.catalog import Catalog
 from broker.core.forms import FREQUENCIES, FormResult, parse_plan_form
 from broker.core.policy import Action
 from broker.errors import BillingError

@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from broker.clients.catalog import Catalog
+from broker.core.catalog import Catalog
 from broker.core.forms import FormResult
 from broker.core.plan_pricing import ChangeDecision, ChangeRoute, Configuration, route_change
 from broker.core.policy import Action

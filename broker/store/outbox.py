@@ -13,8 +13,8 @@ from typing import Any, Literal
 
 import sqlite_utils
 
-from broker.clients.platform import CallResult
 from broker.core.mapping import PlatformState
+from broker.core.platform_answers import CallResult
 from broker.store.sql import select_all
 
 DELIVERY_STATES = ("pending", "in_flight", "done", "dead", "superseded")
