@@ -722,7 +722,7 @@ def summarize_profile(path: Path, top: int = 14) -> dict[str, Any]:
 
 
 def _function_of(frame: str) -> str:
-    """'apply_snapshot (broker/pipeline.py:117)' -> 'broker/pipeline.py apply_snapshot'."""
+    """'f (broker/store/pipeline.py:117)' -> 'broker/store/pipeline.py f'."""
     name, _, where = frame.rpartition(" (")
     file = where.rstrip(")").rsplit(":", 1)[0]
     for marker in ("site-packages/", "python3.11/", "lib/python3"):
