@@ -341,12 +341,15 @@ class BrokerRun:
     profile: dict[str, Any] | None = None
 
 
-def run_broker(args: argparse.Namespace, procs: Processes, counts: dict[str, int]) -> BrokerRun:
+def run_broker(
+    args: argparse.Namespace, procs: Processes, counts: dict[str, int], *, name: str = "broker"
+) -> BrokerRun:
+    """One broker run; ``name`` keeps each run's database apart when a run compares several."""
     workdir = procs.workdir
-    run_id = f"bench-{int(time.time())}"
+    run_id = f"bench-{name}-{int(time.time())}"
     warmup = event_bodies(0, counts["warmup"], run=run_id)
     measured = event_bodies(counts["warmup"], counts["requests"], run=run_id)
-    db_path = workdir / "broker.db"
+    db_path = workdir / f"{name}.db"
     separate = args.simulator == "separate"
     sim: Child | None = None
     broker_args = [

@@ -258,6 +258,7 @@ class Processes:
 
     def start(self, role: str, *extra: str, profile: Path | None = None) -> Child:
         ready_file = self.workdir / f"{role}.ready"
+        ready_file.unlink(missing_ok=True)  # a server of the same role may have run before
         output = self.workdir / f"{role}.out"
         command = [
             sys.executable,
