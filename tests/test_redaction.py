@@ -115,19 +115,22 @@ def test_deliveries_show_hides_a_key_stored_before_redaction_existed(
         "CREATE TABLE deliveries (id INTEGER PRIMARY KEY, subscription_id TEXT, state TEXT,"
         " action TEXT, attempts INT, uncertain INT, cause TEXT, created_at REAL,"
         " next_attempt_at REAL, finished_at REAL, last_status INT, last_error TEXT);"
-        "CREATE TABLE attempts (id INTEGER PRIMARY KEY, delivery_id INT, url TEXT,"
-        " response_excerpt TEXT, error TEXT);"
+        "CREATE TABLE attempts (id INTEGER PRIMARY KEY, delivery_id INT, started_at REAL,"
+        " latency_ms REAL, method TEXT, url TEXT, request_body TEXT, status INT, outcome TEXT,"
+        " error TEXT, response_excerpt TEXT);"
     )
     conn.execute(
         "INSERT INTO deliveries VALUES (1, '1', 'dead', 'add', 1, 0, 'x', 0, 0, 0, 400, ?)",
         [f"HTTP 400: bad key {KEY}"],
     )
     conn.execute(
-        "INSERT INTO attempts VALUES (1, 1, ?, ?, ?)",
+        "INSERT INTO attempts (id, delivery_id, started_at, latency_ms, method, url, request_body,"
+        " status, outcome, error, response_excerpt) VALUES (1, 1, 0, 5, 'POST', ?, '{}', 400,"
+        " 'reject', ?, ?)",
         [
             f"https://p/x?zapikey={quote(KEY, safe='')}",
-            json.dumps({"url": f"https://p/x?zapikey={KEY}", "key": KEY}),
             f"refused {KEY}",
+            json.dumps({"url": f"https://p/x?zapikey={KEY}", "key": KEY}),
         ],
     )
     conn.commit()

@@ -23,7 +23,7 @@ from pathlib import Path
 from broker.cli import commands, operator
 from broker.cli.settings import EXIT_CONFIG
 from broker.config import LandingVerification
-from broker.store import outbox
+from broker.store.outbox import DeliveryState
 
 __all__ = ["EXIT_CONFIG", "main"]
 
@@ -130,7 +130,7 @@ def _parser() -> argparse.ArgumentParser:
     listing = actions.add_parser(
         "list", help="list deliveries, newest first", parents=[db_option, config_option]
     )
-    listing.add_argument("--state", choices=outbox.DELIVERY_STATES)
+    listing.add_argument("--state", choices=[str(state) for state in DeliveryState])
     listing.add_argument("--limit", type=int, default=50)
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     listing.set_defaults(handler=partial(operator.deliveries_list, environ=os.environ))

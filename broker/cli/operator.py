@@ -25,12 +25,14 @@ from pydantic import ValidationError
 
 from broker.config import load_settings
 from broker.redaction import Redactor
-from broker.store import database, outbox
+from broker.store import database, delivery_records, outbox
 
 
 def deliveries_list(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     db = _open_existing(_database_path(args, environ))
-    rows = _redacted(outbox.list_deliveries(db, state=args.state, limit=args.limit), args, environ)
+    state = outbox.DeliveryState(args.state) if args.state else None
+    records = delivery_records.list_deliveries(db, state=state, limit=args.limit)
+    rows = _redacted([record.as_dict() for record in records], args, environ)
     if args.json:
         for row in rows:
             print(json.dumps(row))
@@ -52,11 +54,12 @@ def deliveries_list(args: argparse.Namespace, environ: Mapping[str, str]) -> int
 
 def deliveries_show(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     db = _open_existing(_database_path(args, environ))
-    rows = [r for r in outbox.list_deliveries(db, limit=1_000_000) if r["id"] == args.id]
-    if not rows:
+    record = delivery_records.get_delivery(db, args.id)
+    if record is None:
         print(f"no delivery with id {args.id}", file=sys.stderr)
         return 1
-    shown = {"delivery": rows[0], "attempts": outbox.delivery_attempts(db, args.id)}
+    attempts = delivery_records.delivery_attempts(db, args.id)
+    shown = {"delivery": record.as_dict(), "attempts": [a.as_dict() for a in attempts]}
     print(json.dumps(_redacted(shown, args, environ), indent=2, default=str))
     return 0
 
@@ -72,8 +75,8 @@ def deliveries_retry(args: argparse.Namespace, environ: Mapping[str, str]) -> in
         print(str(exc), file=sys.stderr)
         return 1
     print(
-        f"requeued: {result['requeued'] or 'none'}; "
-        f"superseded by newer deliveries: {result['superseded'] or 'none'}"
+        f"requeued: {result.requeued or 'none'}; "
+        f"superseded by newer deliveries: {result.superseded or 'none'}"
     )
     print("a running broker picks them up within its poll interval")
     return 0

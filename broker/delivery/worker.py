@@ -25,7 +25,14 @@ from broker.delivery.retry import RetryPolicy
 from broker.errors import StoreError
 from broker.metrics import Metrics
 from broker.store.database import Store
-from broker.store.outbox import ClaimedDelivery, claim_due, complete, record_step, release_leases
+from broker.store.outbox import (
+    ClaimedDelivery,
+    DeliveryState,
+    claim_due,
+    complete,
+    record_step,
+    release_leases,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -192,7 +199,7 @@ class DeliveryWorker:
             await self._finish(
                 delivery,
                 started_at,
-                "done",
+                DeliveryState.DONE,
                 "none",
                 [],
                 note="platform already in this state; no call needed",
@@ -232,7 +239,7 @@ class DeliveryWorker:
             await self._finish(
                 delivery,
                 started_at,
-                "done",
+                DeliveryState.DONE,
                 action,
                 results,
                 acknowledged=delivery.target,
@@ -244,17 +251,22 @@ class DeliveryWorker:
                 await self._finish(
                     delivery,
                     started_at,
-                    "dead",
+                    DeliveryState.DEAD,
                     action,
                     results,
                     note=f"gave up after the retry horizon: {result.error}",
                 )
             else:
                 await self._finish(
-                    delivery, started_at, "pending", action, results, next_attempt_at=retry_at
+                    delivery,
+                    started_at,
+                    DeliveryState.PENDING,
+                    action,
+                    results,
+                    next_attempt_at=retry_at,
                 )
         else:
-            await self._finish(delivery, started_at, "dead", action, results, note=note)
+            await self._finish(delivery, started_at, DeliveryState.DEAD, action, results, note=note)
 
     def _plan(self, delivery: ClaimedDelivery) -> PlatformCall | None:
         return plan_call(
@@ -313,7 +325,7 @@ class DeliveryWorker:
         self,
         delivery: ClaimedDelivery,
         started_at: float,
-        state: str,
+        state: DeliveryState,
         action: str,
         results: list[CallResult],
         *,
@@ -328,7 +340,7 @@ class DeliveryWorker:
                 owner=self.owner,
                 now=self._clock(),
                 started_at=started_at,
-                state=state,  # type: ignore[arg-type]
+                state=state,
                 action=action,
                 results=results,
                 next_attempt_at=next_attempt_at,
@@ -339,8 +351,8 @@ class DeliveryWorker:
         self._log_attempt(delivery, action, state, results, note=note, retry_at=next_attempt_at)
         if not kept:
             log.warning("delivery.lease_lost", delivery_id=delivery.id)
-        if state in ("done", "dead"):
-            self._metrics.deliveries_finished.labels(state).inc()
+        if state in (DeliveryState.DONE, DeliveryState.DEAD):
+            self._metrics.deliveries_finished.labels(str(state)).inc()
 
     def _log_attempt(
         self,

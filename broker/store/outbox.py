@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from enum import StrEnum
 
 import sqlite_utils
 
@@ -17,7 +17,18 @@ from broker.core.mapping import PlatformState
 from broker.core.platform_answers import CallResult
 from broker.store.sql import select_all
 
-DELIVERY_STATES = ("pending", "in_flight", "done", "dead", "superseded")
+
+class DeliveryState(StrEnum):
+    """Where a delivery stands; the deliveries table's CHECK constraint lists the same values."""
+
+    PENDING = "pending"  # waiting for its next_attempt_at
+    IN_FLIGHT = "in_flight"  # claimed under a lease; a call may be on the wire
+    DONE = "done"  # the platform holds the target
+    DEAD = "dead"  # refused, or retried past the horizon: the operator's to look at
+    SUPERSEDED = "superseded"  # a newer delivery of the subscription took its place
+
+
+FINISHED = frozenset({DeliveryState.DONE, DeliveryState.DEAD, DeliveryState.SUPERSEDED})
 
 
 @dataclass(frozen=True)
@@ -124,7 +135,7 @@ def complete(
     owner: str,
     now: float,
     started_at: float,
-    state: Literal["done", "pending", "dead", "superseded"],
+    state: DeliveryState,
     action: str,
     results: Sequence[CallResult],
     next_attempt_at: float | None = None,
@@ -136,7 +147,7 @@ def complete(
     last = results[-1] if results else None
     # A call that timed out or lost its connection may still have been applied.
     maybe_applied = last is not None and last.status is None
-    if state == "pending" and _newer_pending(db, delivery):
+    if state is DeliveryState.PENDING and _newer_pending(db, delivery):
         # A newer target was queued while this attempt was on the wire: it replaces this one,
         # inheriting any doubt about what the platform now holds.
         db.execute(
@@ -144,7 +155,7 @@ def complete(
             " AND state = 'pending' AND id > ?",
             [int(maybe_applied or delivery.uncertain), delivery.subscription_id, delivery.id],
         )
-        state = "superseded"
+        state = DeliveryState.SUPERSEDED
     if maybe_applied:
         db.execute("UPDATE deliveries SET uncertain = 1 WHERE id = ?", [delivery.id])
     updated = db.execute(
@@ -152,17 +163,17 @@ def complete(
         " next_attempt_at = COALESCE(?, next_attempt_at), finished_at = ?, last_status = ?,"
         " last_error = ? WHERE id = ? AND state = 'in_flight' AND lease_owner = ?",
         [
-            state,
+            str(state),
             action,
             next_attempt_at,
-            now if state in ("done", "dead", "superseded") else None,
+            now if state in FINISHED else None,
             last.status if last else None,
             note or (last.error if last else None),
             delivery.id,
             owner,
         ],
     ).rowcount
-    if updated and state == "done" and acknowledged is not None:
+    if updated and state is DeliveryState.DONE and acknowledged is not None:
         db.execute(
             "UPDATE subscriptions SET acked_json = ?, updated_at = ? WHERE subscription_id = ?",
             [acknowledged.to_json(), now, delivery.subscription_id],
@@ -244,27 +255,17 @@ def action_method(action: str) -> str:
     return {"add": "POST", "modify": "PUT", "cancel": "DELETE"}.get(action, "-")
 
 
-def list_deliveries(
-    db: sqlite_utils.Database, *, state: str | None = None, limit: int = 100
-) -> list[dict[str, Any]]:
-    columns = (
-        "id, subscription_id, state, action, attempts, uncertain, cause, created_at,"
-        " next_attempt_at, finished_at, last_status, last_error"
-    )
-    if state:
-        sql = f"SELECT {columns} FROM deliveries WHERE state = ? ORDER BY id DESC LIMIT ?"  # noqa: S608
-        return select_all(db, sql, [state, limit])
-    sql = f"SELECT {columns} FROM deliveries ORDER BY id DESC LIMIT ?"  # noqa: S608
-    return select_all(db, sql, [limit])
+@dataclass(frozen=True)
+class Requeued:
+    """What ``retry_dead`` did: dead letters sent again, and those a newer delivery replaced."""
 
-
-def delivery_attempts(db: sqlite_utils.Database, delivery_id: int) -> list[dict[str, Any]]:
-    return select_all(db, "SELECT * FROM attempts WHERE delivery_id = ? ORDER BY id", [delivery_id])
+    requeued: list[int]
+    superseded: list[int]
 
 
 def retry_dead(
     db: sqlite_utils.Database, *, now: float, delivery_id: int | None = None
-) -> dict[str, list[int]]:
+) -> Requeued:
     """Send dead letters again, unless a newer delivery of the subscription replaced them."""
     if delivery_id is None:
         rows = select_all(db, "SELECT id, subscription_id FROM deliveries WHERE state = 'dead'")
@@ -278,7 +279,8 @@ def retry_dead(
             raise ValueError(
                 f"delivery {delivery_id} is {rows[0]['state']}, not dead: only dead letters retry"
             )
-    requeued, superseded = [], []
+    requeued: list[int] = []
+    superseded: list[int] = []
     for row in rows:
         newer = next(
             iter(
@@ -303,15 +305,4 @@ def retry_dead(
             [now, row["id"]],
         )
         requeued.append(row["id"])
-    return {"requeued": requeued, "superseded": superseded}
-
-
-def outbox_summary(db: sqlite_utils.Database, *, now: float) -> dict[str, Any]:
-    """Counts by state and the age of the oldest pending delivery, for monitoring."""
-    counts = dict.fromkeys(DELIVERY_STATES, 0)
-    for entry in select_all(db, "SELECT state, COUNT(*) AS n FROM deliveries GROUP BY state"):
-        counts[entry["state"]] = entry["n"]
-    oldest = select_all(
-        db, "SELECT MIN(created_at) AS t FROM deliveries WHERE state IN ('pending', 'in_flight')"
-    )[0]["t"]
-    return {"counts": counts, "oldest_pending_seconds": max(0.0, now - oldest) if oldest else 0.0}
+    return Requeued(requeued, superseded)

@@ -14,7 +14,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from broker.errors import StoreError
-from broker.store.outbox import outbox_summary
+from broker.store.delivery_records import outbox_summary
 from broker.web.appkeys import clock_key, metrics_key, store_key, worker_key
 
 log = structlog.get_logger(__name__)
@@ -102,8 +102,8 @@ async def metrics(request: web.Request) -> web.Response:
     summary = await request.app[store_key].read(
         partial(outbox_summary, now=request.app[clock_key]())
     )
-    for state, count in summary["counts"].items():
-        registry.deliveries.labels(state).set(count)
-    registry.oldest_pending.set(summary["oldest_pending_seconds"])
+    for state, count in summary.counts.items():
+        registry.deliveries.labels(str(state)).set(count)
+    registry.oldest_pending.set(summary.oldest_pending_seconds)
     body = generate_latest(registry.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
