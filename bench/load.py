@@ -344,7 +344,7 @@ class BrokerRun:
 def run_broker(
     args: argparse.Namespace, procs: Processes, counts: dict[str, int], *, name: str = "broker"
 ) -> BrokerRun:
-    """One broker run; ``name`` keeps each run's database apart when a run compares several."""
+    """One broker run; ``name`` names its database file in the work directory."""
     workdir = procs.workdir
     run_id = f"bench-{name}-{int(time.time())}"
     warmup = event_bodies(0, counts["warmup"], run=run_id)
@@ -357,8 +357,6 @@ def run_broker(
         str(db_path),
         "--broker-log-level",
         args.broker_log_level,
-        "--delivery",
-        args.delivery,
         "--switch-interval",
         str(args.switch_interval),
     ]

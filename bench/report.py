@@ -186,7 +186,7 @@ def report(
         f"database: {info['data_dir']} ({info['data_fs']}), synchronous="
         f"{run.broker_stats['settings']['synchronous']}, group_commit_max="
         f"{run.broker_stats['settings']['group_commit_max']}; broker log level "
-        f"{args.broker_log_level} (JSON lines to a file); deliveries: {args.delivery}",
+        f"{args.broker_log_level} (JSON lines to a file); deliveries in the web process",
         f"simulator: {run.placement}; load generator: this process, aiohttp client",
         "-" * width,
         f"{'phase':<34}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}  cpu %",
@@ -266,83 +266,4 @@ def report(
         "checks": checks,
         "profile": run.profile,
         "broker_env_overrides": sorted(k for k in os.environ if k.upper().startswith("BROKER_")),
-    }
-
-
-# Two processes must beat one by this much on end-to-end events/s, in every round, to be worth
-# the child process, its wake-ups, heartbeats and the shared write lock.
-CLEAR_WIN = 1.15
-
-
-def compare_report(
-    args: argparse.Namespace,
-    info: dict[str, Any],
-    runs: list[tuple[int, str, BrokerRun]],
-    counts: dict[str, int],
-) -> dict[str, Any]:
-    """The side-by-side table of ``--compare``: each round, each delivery placement."""
-    width = 100
-    lines = [
-        "=" * width,
-        f"deliveries in a child process vs in the web process: {args.rounds} rounds each, "
-        f"alternated; {counts['requests']:,} measured requests per run, {counts['warmup']:,} "
-        f"warm-up, {args.concurrency} connections",
-        f"python {info['python']}, {info['cpus']} CPUs, load average before "
-        f"{info['loadavg_before'][0]} / {info['loadavg_before'][1]}; database on {info['data_fs']}",
-        "-" * width,
-        f"{'round':>5}  {'deliveries':<10}{'ingest req/s':>13}{'p50 ms':>9}{'p99 ms':>9}"
-        f"{'e2e events/s':>14}{'delivered':>11}{'repeated':>10}{'missing':>9}  broker cpu %",
-        "-" * width,
-    ]
-    rows = []
-    for round_no, mode, run in runs:
-        ingest, e2e, once = run.ingest.summary(), run.end_to_end, run.exactly_once
-        row = {
-            "round": round_no,
-            "delivery": mode,
-            "ingest_req_per_s": ingest["req_per_s"],
-            "p50_ms": ingest["p50_ms"],
-            "p99_ms": ingest["p99_ms"],
-            "end_to_end_events_per_s": e2e["events_per_s"],
-            "delivered": once["applied_calls"],
-            "repeated": once["doubled"],
-            "missing": once["missing"],
-            "broker_cpu_percent": ingest["cpu_percent"].get("broker"),
-            "others_cpu_percent": ingest["cpu_percent"].get("others"),
-        }
-        rows.append(row)
-        lines.append(
-            f"{round_no:>5}  {mode:<10}{row['ingest_req_per_s']:>13,.0f}{row['p50_ms']:>9.1f}"
-            f"{row['p99_ms']:>9.1f}{row['end_to_end_events_per_s']:>14,.0f}"
-            f"{row['delivered']:>11,}{row['repeated']:>10}{row['missing']:>9}"
-            f"  {row['broker_cpu_percent']:.0f} (others {row['others_cpu_percent']:.0f})"
-        )
-    by_round: dict[int, dict[str, float]] = {}
-    for row in rows:
-        by_round.setdefault(row["round"], {})[row["delivery"]] = row["end_to_end_events_per_s"]
-    ratios = [r["process"] / r["inline"] for r in by_round.values() if r.get("inline")]
-    two_win = bool(ratios) and all(ratio > CLEAR_WIN for ratio in ratios)
-    lines += [
-        "-" * width,
-        "end-to-end, child process / web process, by round: "
-        + ", ".join(f"{ratio:.2f}" for ratio in ratios),
-        f"verdict: {'two processes win clearly' if two_win else 'no clear win for two processes'}"
-        f" (clear = more than {CLEAR_WIN:.2f}x end-to-end in every round)",
-        "=" * width,
-    ]
-    print("\n".join(lines))
-    return {
-        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "mode": "compare-quick" if args.quick else "compare-full",
-        "machine": info,
-        "concurrency": args.concurrency,
-        "requests": counts["requests"],
-        "warmup": counts["warmup"],
-        "rounds": rows,
-        "process_over_inline_end_to_end": [round(ratio, 3) for ratio in ratios],
-        "two_processes_win_clearly": two_win,
-        "checks": {
-            "exactly_once": all(run.exactly_once["ok"] for _, _, run in runs),
-            "no_errors": all(not run.ingest.errors for _, _, run in runs),
-        },
     }

@@ -39,7 +39,7 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `bench` as a package
 
 from bench.load import run_baseline, run_broker
-from bench.report import compare_report, machine_info, report
+from bench.report import machine_info, report
 from bench.servers import RESULTS_FILE, Processes, serve_main
 
 FULL = {"requests": 20_000, "warmup": 1_000}
@@ -68,20 +68,16 @@ def bench_main(args: argparse.Namespace) -> int:
     if overrides:
         print(f"note: broker settings from the environment apply: {', '.join(overrides)}")
     print(
-        f"running: {'deliveries process vs inline' if args.compare else 'baseline, then broker'}"
-        f" (simulator: {args.simulator}); "
+        f"running: baseline, then broker (simulator: {args.simulator}); "
         f"{counts['requests']:,} requests each; work dir {workdir}",
         flush=True,
     )
     try:
-        if args.compare:
-            summary = compare(args, procs, counts, info)
-        else:
-            baseline = run_baseline(args, procs, counts)
-            print(f"  (a) done: {baseline.rate:,.0f} req/s", flush=True)
-            run = run_broker(args, procs, counts)
-            print(f"  (b) done: {run.ingest.rate:,.0f} req/s", flush=True)
-            summary = report(args, info, baseline, run, counts)
+        baseline = run_baseline(args, procs, counts)
+        print(f"  (a) done: {baseline.rate:,.0f} req/s", flush=True)
+        run = run_broker(args, procs, counts)
+        print(f"  (b) done: {run.ingest.rate:,.0f} req/s", flush=True)
+        summary = report(args, info, baseline, run, counts)
     except KeyboardInterrupt:
         print("\ninterrupted; stopping servers", file=sys.stderr)
         return 130
@@ -103,27 +99,6 @@ def bench_main(args: argparse.Namespace) -> int:
     return 0 if summary["checks"]["exactly_once"] and summary["checks"]["no_errors"] else 1
 
 
-def compare(
-    args: argparse.Namespace, procs: Processes, counts: dict[str, int], info: dict[str, Any]
-) -> dict[str, Any]:
-    """The broker with deliveries in a child process and in the web process, same load, same
-    machine, alternated round by round (the first of a round switches too, so neither always
-    runs on a warmer or a quieter machine)."""
-    runs = []
-    for round_no in range(1, args.rounds + 1):
-        order = ("process", "inline") if round_no % 2 else ("inline", "process")
-        for mode in order:
-            mode_args = argparse.Namespace(**{**vars(args), "delivery": mode})
-            run = run_broker(mode_args, procs, counts, name=f"{mode}-{round_no}")
-            print(
-                f"  round {round_no}, deliveries {mode}: {run.ingest.rate:,.0f} req/s, "
-                f"{run.end_to_end['events_per_s']:,.0f} events/s end to end",
-                flush=True,
-            )
-            runs.append((round_no, mode, run))
-    return compare_report(args, info, runs, counts)
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="3,000 requests instead of 20,000")
@@ -137,20 +112,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="run the Developer Console simulator in its own process (default) or in the "
         "broker's process and event loop",
     )
-    parser.add_argument(
-        "--delivery",
-        choices=("process", "inline"),
-        default="process",
-        help="the broker's deliveries in a child process, as `broker serve` runs them (default),"
-        " or inline in the web process",
-    )
-    parser.add_argument(
-        "--compare",
-        action="store_true",
-        help="run the broker with deliveries in a child process and in the web process side by"
-        " side (--rounds each, alternated) and print one table; no baseline",
-    )
-    parser.add_argument("--rounds", type=int, default=3, help="rounds per placement (--compare)")
     parser.add_argument(
         "--broker-log-level",
         choices=("DEBUG", "INFO", "WARNING", "ERROR"),

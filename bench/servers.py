@@ -86,14 +86,14 @@ def simulator_app(log_stream: Any) -> tuple[web.Application, Any]:
 
 
 def broker_app(
-    *, platform_url: str, db_path: Path, log_stream: Any, log_level: str, delivery: str
+    *, platform_url: str, db_path: Path, log_stream: Any, log_level: str
 ) -> tuple[web.Application, Any]:
     from broker.config import Settings
     from broker.logs import configure_logging
     from broker.web.app import create_app
     from broker.web.appkeys import store_key, worker_key
 
-    # As `broker serve` is configured: through the environment, which the delivery child reads.
+    # As `broker serve` is configured: through the environment.
     os.environ.update(
         {
             "BROKER_PLATFORM__APP_DOMAIN": APP_DOMAIN,
@@ -109,10 +109,7 @@ def broker_app(
     settings = Settings()  # type: ignore[call-arg]
     # As `broker serve` does: JSON lines, INFO by default; to a file instead of stdout.
     configure_logging(level=log_level, fmt="json", secrets=settings.secrets(), stream=log_stream)
-    command = None
-    if delivery == "process":  # what `broker serve` does by default
-        command = [sys.executable, "-m", "broker", "deliver"]
-    app = create_app(settings, delivery_command=command)
+    app = create_app(settings)
 
     async def stats(request: web.Request) -> web.Response:
         store = request.app[store_key]
@@ -120,7 +117,6 @@ def broker_app(
             {
                 "store": asdict(store.stats) | {"failures": len(store.stats.failures)},
                 "worker_busy": getattr(request.app[worker_key], "busy", None),
-                "delivery": delivery,
                 "settings": {
                     "synchronous": settings.store.synchronous,
                     "group_commit_max": settings.store.group_commit_max,
@@ -172,7 +168,6 @@ async def serve(args: argparse.Namespace, log_stream: Any) -> None:
                 db_path=Path(args.db),
                 log_stream=log_stream,
                 log_level=args.broker_log_level,
-                delivery=args.delivery,
             )
             runner, ready["port"] = await _start(app)
             runners.append(runner)
@@ -327,7 +322,7 @@ def cpu_seconds(pid: int | None) -> float:
         times = os.times()
         return times.user + times.system
     total = 0.0
-    # The process and its children (the broker's delivery process is one).
+    # The process and any children it started.
     for each in [pid, *_children(pid)]:
         try:
             fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()

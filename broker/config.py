@@ -131,9 +131,6 @@ class DeliverySettings(_Section):
     # Upper bound for an idle worker's nap; new work wakes it at once.
     poll_interval_seconds: float = Field(1.0, gt=0)
     max_retry_after_seconds: float = Field(3600.0, gt=0)
-    # `broker serve` runs the worker in a child process to use a second core; false keeps it in
-    # the web process (fewer moving parts on a one-core host).
-    separate_process: bool = True
 
 
 ACCOUNTS_HOSTS = {"ca": "accounts.zohocloud.ca"}  # every other data centre: accounts.zoho.{dc}

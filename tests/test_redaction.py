@@ -23,7 +23,6 @@ from aiohttp.test_utils import TestClient
 from broker import cli
 from broker.logs import configure_logging
 from broker.redaction import REDACTED, Redactor, redact_zapikey_pairs
-from broker.secret_env import child_environment, read_secrets_pipe, secrets_pipe
 from broker.simulators.platform import PlatformSimulator
 from tests.conftest import db_rows, post_event
 from tests.support import eventually, subscription_event
@@ -166,28 +165,3 @@ def test_redactor_hides_every_encoding_of_a_known_secret() -> None:
     redactor = Redactor([KEY])
     for form in KEY_FORMS | {"1003.Zk%2bab%2fcd%3def0123456789"}:
         assert redactor(f"before {form} after") == f"before {REDACTED} after", form
-
-
-def test_child_environment_moves_only_broker_variables_that_hold_a_secret() -> None:
-    environ = {
-        "PATH": "/usr/bin:/bin",
-        "BROKER_PLATFORM__ZAPIKEY": KEY,
-        "BROKER_WEBHOOKS__EXTRA_ZAPIKEYS": json.dumps(["other-key-0123456789"]),
-        "BROKER_PLATFORM__ZAPIKEY_FILE": "/run/secrets/zapikey",
-        "BROKER_STORE__PATH": "/var/lib/broker.db",
-    }
-    child = child_environment(environ, [KEY, "other-key-0123456789", "/bin"])
-    assert child.secrets == {
-        "BROKER_PLATFORM__ZAPIKEY": KEY,
-        "BROKER_WEBHOOKS__EXTRA_ZAPIKEYS": environ["BROKER_WEBHOOKS__EXTRA_ZAPIKEYS"],
-    }
-    assert child.env == {
-        "PATH": "/usr/bin:/bin",
-        "BROKER_PLATFORM__ZAPIKEY_FILE": "/run/secrets/zapikey",
-        "BROKER_STORE__PATH": "/var/lib/broker.db",
-    }
-
-
-def test_secrets_pipe_hands_over_exactly_what_was_written() -> None:
-    sent = {"BROKER_PLATFORM__ZAPIKEY": KEY, "BROKER_X__Y": "ünïcode-secret"}
-    assert read_secrets_pipe(secrets_pipe(sent)) == sent

@@ -76,13 +76,6 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--accounts-port", type=int, default=8092)
     demo.set_defaults(handler=commands.demo)
 
-    deliver = subcommands.add_parser(
-        "deliver",
-        help="run only the delivery worker (serve starts it as a child process)",
-        parents=[config_option],
-    )
-    deliver.set_defaults(handler=commands.deliver)
-
     check = subcommands.add_parser(
         "check-config", help="validate settings; print them redacted", parents=[config_option]
     )

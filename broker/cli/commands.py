@@ -1,4 +1,4 @@
-"""What ``serve``, ``deliver``, ``demo``, ``check-config`` and ``sign-link`` do: wire the service
+"""What ``serve``, ``demo``, ``check-config`` and ``sign-link`` do: wire the service
 from settings and run it, or inspect the settings.
 """
 
@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 import time
 
@@ -37,13 +36,8 @@ def serve(args: argparse.Namespace) -> int:
         host=settings.server.host,
         port=settings.server.port,
     )
-    delivery_command = None
-    if settings.delivery.separate_process:
-        delivery_command = [sys.executable, "-m", "broker", "deliver"]
-        if args.config or os.environ.get("BROKER_CONFIG"):
-            delivery_command += ["--config", str(args.config or os.environ["BROKER_CONFIG"])]
     web.run_app(
-        create_app(settings, delivery_command=delivery_command),
+        create_app(settings),
         loop=loop,
         host=settings.server.host,
         port=settings.server.port,
@@ -51,18 +45,6 @@ def serve(args: argparse.Namespace) -> int:
         print=None,
         shutdown_timeout=settings.platform.request_timeout_seconds + 5,
     )
-    return 0
-
-
-def deliver(args: argparse.Namespace) -> int:
-    from broker.delivery.process import run_delivery_child
-
-    settings = load_from_args(args)
-    if settings is None:
-        return EXIT_CONFIG
-    configure_logging(level=settings.log.level, fmt=settings.log.format, secrets=settings.secrets())
-    with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        runner.run(run_delivery_child(settings))
     return 0
 
 

@@ -14,7 +14,6 @@ from typing import Any
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from broker.config import Settings, load_settings
-from broker.secret_env import SECRETS_FD_VARIABLE, read_secrets_pipe
 
 ENV_PREFIX = "BROKER_"
 EXIT_CONFIG = 2
@@ -32,13 +31,6 @@ def load_from_args(args: argparse.Namespace) -> Settings | None:
     )
     if environ.get("PORT") and not environ.get("BROKER_SERVER__PORT"):
         environ["BROKER_SERVER__PORT"] = environ["PORT"]  # Procfile hosts assign PORT
-    if environ.get(SECRETS_FD_VARIABLE):
-        # Started by `broker serve`: the secrets it holds came through a pipe, not the env.
-        try:
-            environ.update(read_secrets_pipe(int(environ.pop(SECRETS_FD_VARIABLE))))
-        except (OSError, ValueError) as exc:
-            print(f"configuration error: cannot read the secrets pipe: {exc}", file=sys.stderr)
-            return None
     unknown = _unknown_env_sections(environ)
     if unknown:
         print("configuration error:", file=sys.stderr)

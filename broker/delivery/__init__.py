@@ -1,3 +1,3 @@
 """The outbox worker: claims deliveries, calls the platform, retries, records attempts; in the
-server process or a separate child. Imports store, clients, core and the cross-cutting modules.
+server process. Imports store, clients, core and the cross-cutting modules.
 """

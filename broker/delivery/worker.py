@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
-from typing import Protocol
 
 import structlog
 
@@ -35,22 +34,6 @@ from broker.store.outbox import (
 )
 
 log = structlog.get_logger(__name__)
-
-
-class DeliveryRunner(Protocol):
-    """What the web side needs of whoever delivers: the worker here, or a child process."""
-
-    def start(self) -> None: ...
-
-    def wake(self) -> None: ...
-
-    def begin_stop(self) -> None:
-        """Claim nothing new from now on; calls on the wire may finish."""
-
-    @property
-    def alive(self) -> bool: ...
-
-    async def stop(self, grace_seconds: float) -> None: ...
 
 
 class DeliveryWorker:

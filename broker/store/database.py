@@ -15,7 +15,6 @@ import contextlib
 import queue
 import sqlite3
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -51,8 +50,6 @@ class StoreStats:
     failures: list[str] = field(default_factory=list)
 
 
-WRITE_LOCK_TIMEOUT_SECONDS = 30.0
-
 # SQLite's primary result codes that mean "the disk or the file is in trouble, try later",
 # and what to tell the caller. The others (a constraint, a bug in a job) stay as they are.
 _UNAVAILABLE = {
@@ -83,32 +80,6 @@ def store_error(exc: BaseException, fallback: str) -> StoreError:
     error = StoreError(unavailable_reason(exc) or fallback, hint=STORE_HINT)
     error.__cause__ = exc
     return error
-
-
-def begin_immediate(db: sqlite_utils.Database) -> None:
-    """Take SQLite's write lock, polling finely while another process holds it.
-
-    SQLite's own busy handler sleeps 1, 2, 5, 10 ... 100 ms between tries; against a process
-    that commits every few milliseconds it almost never finds the lock free, so the web process
-    and the delivery process would starve each other. Short, growing naps share the lock fairly.
-    """
-    deadline = time.monotonic() + WRITE_LOCK_TIMEOUT_SECONDS
-    nap = 0.0001
-    db.conn.execute("PRAGMA busy_timeout=0")
-    try:
-        while True:
-            try:
-                db.conn.execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc):
-                    raise
-                if time.monotonic() > deadline:
-                    raise
-            time.sleep(nap)
-            nap = min(nap * 2, 0.002)
-    finally:
-        db.conn.execute("PRAGMA busy_timeout=30000")
 
 
 def connect(path: Path, *, synchronous: str = "FULL") -> sqlite_utils.Database:
@@ -230,7 +201,7 @@ class Store:
 
     def _commit_group(self, db: sqlite_utils.Database, group: list[_WriteJob]) -> None:
         try:
-            begin_immediate(db)
+            db.conn.execute("BEGIN IMMEDIATE")
             for index, job in enumerate(group):
                 # A savepoint per job: one job's failure rolls back only its own writes.
                 db.conn.execute("SAVEPOINT job")
@@ -255,7 +226,7 @@ class Store:
                         for earlier in group[:index]:
                             if earlier.error is None:
                                 earlier.error = StoreError("the database rolled back the change")
-                        begin_immediate(db)
+                        db.conn.execute("BEGIN IMMEDIATE")
                         continue
                 db.conn.execute("RELEASE SAVEPOINT job")
             db.execute("COMMIT")

@@ -2,14 +2,15 @@
 
 Resources (the store, the HTTP client session, the delivery worker) are ``cleanup_ctx``
 generators, so they start in order when the app starts and stop in reverse when it stops: the
-worker finishes its calls before the session closes, and the session before the store.
+worker finishes its calls before the session closes, and the session before the store. The
+worker runs in this process: a child process measured no clear gain (bench/README.md).
 """
 
 from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import aiohttp
@@ -22,7 +23,6 @@ from broker.clients.billing_quota import CallBudget, SharedReads
 from broker.clients.catalog import CatalogCache
 from broker.clients.platform import PlatformClient
 from broker.config import LandingVerification, Settings
-from broker.delivery.process import DeliveryProcess
 from broker.delivery.worker import DeliveryWorker
 from broker.manage import oidc_pages
 from broker.manage.identity import log_verification_mode
@@ -84,14 +84,8 @@ STATUS_LABELS = {
 }
 
 
-def create_app(
-    settings: Settings,
-    *,
-    clock: Callable[[], float] = time.time,
-    delivery_command: Sequence[str] | None = None,
-) -> web.Application:
-    """The broker. With ``delivery_command`` the delivery worker runs as that child process
-    (``broker serve`` does this); without, in this process (tests, the demo)."""
+def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) -> web.Application:
+    """The broker: webhooks, the Manage Subscription pages and the delivery worker."""
     app = web.Application(
         middlewares=[request_context, security_headers, error_answers],
         # Our webhook handler enforces its own limit with a clear answer; this guards form posts.
@@ -115,11 +109,9 @@ def create_app(
         max_age_seconds=settings.landing.session_max_age_seconds,
         clock=clock,
     )
-    app.cleanup_ctx.extend([store_context, http_session_context, billing_context])
-    if delivery_command is None:
-        app.cleanup_ctx.append(delivery_worker_context)
-    else:
-        app.cleanup_ctx.append(delivery_process_context(delivery_command))
+    app.cleanup_ctx.extend(
+        [store_context, http_session_context, billing_context, delivery_worker_context]
+    )
     app.on_startup.append(log_verification_mode)
     app.on_shutdown.append(stop_claiming)
     app.router.add_post("/webhooks/billing", receive_billing_webhook)
@@ -210,24 +202,6 @@ async def stop_claiming(app: web.Application) -> None:
     """Shutdown has begun: deliveries on the wire finish, nothing new is claimed."""
     if worker_key in app:
         app[worker_key].begin_stop()
-
-
-def delivery_process_context(
-    command: Sequence[str],
-) -> Callable[[web.Application], AsyncIterator[None]]:
-    async def context(app: web.Application) -> AsyncIterator[None]:
-        settings = app[settings_key]
-        runner = DeliveryProcess(
-            command,
-            heartbeat_timeout=settings.delivery.poll_interval_seconds * 3 + 5,
-            secret_values=settings.secrets(),
-        )
-        app[worker_key] = runner
-        runner.start()
-        yield
-        await runner.stop(grace_seconds=settings.platform.request_timeout_seconds + 1)
-
-    return context
 
 
 async def delivery_worker_context(app: web.Application) -> AsyncIterator[None]:

@@ -13,7 +13,7 @@ from broker.clients.catalog import CatalogCache
 from broker.clients.oidc import OidcClient
 from broker.clients.platform import PlatformClient
 from broker.config import Settings
-from broker.delivery.worker import DeliveryRunner
+from broker.delivery.worker import DeliveryWorker
 from broker.manage.sessions import SessionCodec
 from broker.metrics import Metrics
 from broker.store.database import Store
@@ -24,7 +24,7 @@ store_key = web.AppKey("store", Store)
 metrics_key = web.AppKey("metrics", Metrics)
 http_session_key = web.AppKey("http_session", aiohttp.ClientSession)
 platform_client_key = web.AppKey("platform_client", PlatformClient)
-worker_key = web.AppKey("delivery_runner", DeliveryRunner)
+worker_key = web.AppKey("delivery_worker", DeliveryWorker)
 session_codec_key = web.AppKey("session_codec", SessionCodec)
 # Present only when [billing] is configured; the page then offers checkout and changes.
 billing_client_key = web.AppKey("billing_client", BillingClient)
