@@ -13,9 +13,9 @@ from datetime import date
 
 import pytest
 
+from broker.core.billing_status import BillingStatus
 from broker.core.policy import (
     Action,
-    BillingStatus,
     SubscriptionFacts,
     allowed_actions,
     permitted,

@@ -6,12 +6,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from broker.core.billing_status import BillingStatus
 from broker.core.policy import (
     NEEDS_TERM,
     NO_SUBSCRIPTION,
     STATUS_ACTIONS,
     Action,
-    BillingStatus,
 )
 
 README = Path(__file__).resolve().parents[1] / "README.md"

@@ -9,24 +9,44 @@ converge on their own. Nothing in this module does I/O.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
 from typing import Any, Literal
 
 from broker.config import PlansSettings
 from broker.core.billing_events import BillingSubscription
+from broker.core.billing_status import BillingStatus
 
 MONTHLY = "1"
 YEARLY = "4"
 YEARLY_SUFFIX = "_Y"
 
-# Statuses of contracts.md §3 and §5, by what they mean for the platform.
-ACTIVE_STATUSES = frozenset({"live", "trial", "non_renewing", "dunning"})
-# "deleted" is ours: the pipeline records a subscription_deleted event as that status.
-DELETED = "deleted"
+S = BillingStatus
+# Statuses of contracts.md §3 and §5, by what they mean for the platform. Paused and unpaid are
+# the vendor's choice (``plans.on_pause``, ``plans.on_unpaid``).
+ACTIVE_STATUSES = frozenset({S.LIVE, S.TRIAL, S.NON_RENEWING, S.DUNNING})
+# DELETED is ours: the pipeline records a subscription_deleted event as that status.
 ENDED_STATUSES = frozenset(
-    {"cancelled", "cancelled_from_dunning", "expired", "trial_expired", DELETED}
+    {S.CANCELLED, S.CANCELLED_FROM_DUNNING, S.EXPIRED, S.TRIAL_EXPIRED, S.DELETED}
 )
-NOT_STARTED_STATUSES = frozenset({"future", "creation_failed"})
+NOT_STARTED_STATUSES = frozenset({S.FUTURE, S.CREATION_FAILED})
+
+
+class PlatformAction(StrEnum):
+    """The three Developer Console Subscription calls (contracts.md §1)."""
+
+    ADD = "add"
+    MODIFY = "modify"
+    CANCEL = "cancel"
+
+
+HttpMethod = Literal["POST", "PUT", "DELETE"]
+# contracts.md §1: one URL, and the method says which call it is.
+ACTION_METHODS: Mapping[PlatformAction, HttpMethod] = MappingProxyType(
+    {PlatformAction.ADD: "POST", PlatformAction.MODIFY: "PUT", PlatformAction.CANCEL: "DELETE"}
+)
 
 
 @dataclass(frozen=True)
@@ -112,9 +132,9 @@ def classify_status(status: str, plans: PlansSettings) -> Literal["active", "ina
         return "active"
     if status in ENDED_STATUSES or status in NOT_STARTED_STATUSES:
         return "inactive"
-    if status == "paused":
+    if status == S.PAUSED:
         return "active" if plans.on_pause == "keep" else "inactive"
-    if status == "unpaid":
+    if status == S.UNPAID:
         return "active" if plans.on_unpaid == "keep" else "inactive"
     return None
 
@@ -178,14 +198,17 @@ def custom_pricing(subscription: BillingSubscription, plans: PlansSettings) -> d
 
 @dataclass(frozen=True)
 class PlatformCall:
-    action: Literal["add", "modify", "cancel"]
-    method: Literal["POST", "PUT", "DELETE"]
+    action: PlatformAction
     zgid: str
     planid: str
     body: dict[str, Any]
     # What the platform holds once this call succeeds. Usually the target; for an org move the
     # first call (Cancel at the old org) reaches INACTIVE and the Add at the new org follows.
     reaches: PlatformState
+
+    @property
+    def method(self) -> HttpMethod:
+        return ACTION_METHODS[self.action]
 
 
 def plan_call(
@@ -208,8 +231,7 @@ def plan_call(
         and (not target.active or target.zgid != acknowledged.zgid)
     ):
         return PlatformCall(
-            "cancel",
-            "DELETE",
+            PlatformAction.CANCEL,
             acknowledged.zgid,
             acknowledged.planid,
             {"zuid": acknowledged.zuid, "subscription_id": subscription_id},
@@ -232,8 +254,8 @@ def plan_call(
             json.dumps(pricing) if custom_pricing_format == "string" else pricing
         )
     if was_active:
-        return PlatformCall("modify", "PUT", target.zgid, target.planid, body, target)
-    return PlatformCall("add", "POST", target.zgid, target.planid, body, target)
+        return PlatformCall(PlatformAction.MODIFY, target.zgid, target.planid, body, target)
+    return PlatformCall(PlatformAction.ADD, target.zgid, target.planid, body, target)
 
 
 MAX_ROUTE = 2  # an org move: Cancel, then Add

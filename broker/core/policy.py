@@ -18,24 +18,7 @@ from datetime import date
 from enum import StrEnum
 from types import MappingProxyType
 
-
-class BillingStatus(StrEnum):
-    """Zoho Billing's subscription statuses (contracts.md §3), paused, and the broker's own
-    ``deleted`` (a ``subscription_deleted`` event)."""
-
-    LIVE = "live"
-    TRIAL = "trial"
-    FUTURE = "future"
-    DUNNING = "dunning"
-    UNPAID = "unpaid"
-    NON_RENEWING = "non_renewing"
-    CANCELLED = "cancelled"
-    CANCELLED_FROM_DUNNING = "cancelled_from_dunning"
-    EXPIRED = "expired"
-    TRIAL_EXPIRED = "trial_expired"
-    CREATION_FAILED = "creation_failed"
-    PAUSED = "paused"
-    DELETED = "deleted"
+from broker.core.billing_status import BillingStatus
 
 
 class Action(StrEnum):

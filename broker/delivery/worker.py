@@ -18,7 +18,7 @@ import structlog
 
 from broker.clients.platform import PlatformClient
 from broker.config import Settings
-from broker.core.mapping import PlatformCall, PlatformState, plan_call
+from broker.core.mapping import PlatformAction, PlatformCall, PlatformState, plan_call
 from broker.core.platform_answers import CallResult, means_already_gone
 from broker.delivery.retry import RetryPolicy
 from broker.errors import StoreError
@@ -281,7 +281,7 @@ class DeliveryWorker:
         (``means_already_gone``); any other refusal stays a dead letter. Both are noted.
         """
         if call.action == "add":
-            fallback = replace(call, action="modify", method="PUT")
+            fallback = replace(call, action=PlatformAction.MODIFY)
             second = await self._client.send(fallback)
             results.append(second)
             if second.outcome == "success":

@@ -13,7 +13,7 @@ from enum import StrEnum
 
 import sqlite_utils
 
-from broker.core.mapping import PlatformState
+from broker.core.mapping import ACTION_METHODS, PlatformAction, PlatformState
 from broker.core.platform_answers import CallResult
 from broker.store.sql import select_all
 
@@ -252,7 +252,10 @@ def _newer_pending(db: sqlite_utils.Database, delivery: ClaimedDelivery) -> bool
 
 
 def action_method(action: str) -> str:
-    return {"add": "POST", "modify": "PUT", "cancel": "DELETE"}.get(action, "-")
+    try:
+        return ACTION_METHODS[PlatformAction(action)]
+    except ValueError:  # a delivery not yet attempted has no action
+        return "-"
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,10 @@ import sqlite_utils
 
 from broker.config import LandingVerification, Settings
 from broker.core.billing_events import BillingSubscription, WebhookEvent
+from broker.core.billing_status import BillingStatus
 from broker.core.event_kinds import EventKind, event_kind, why_not_applied
 from broker.core.landing import LandingParams
-from broker.core.mapping import DELETED, Ignore, Park, PlatformState, Target, desired_state
+from broker.core.mapping import Ignore, Park, PlatformState, Target, desired_state
 from broker.store.correlation import (
     claim_subscription,
     is_verified,
@@ -77,7 +78,7 @@ def ingest_webhook(
         result = PipelineResult("ignored", why_not_applied(event.event_type))
     else:
         if event.event_type == "subscription_deleted":
-            subscription = subscription.model_copy(update={"status": DELETED})
+            subscription = subscription.model_copy(update={"status": BillingStatus.DELETED})
         result = apply_snapshot(
             db,
             subscription,
@@ -106,7 +107,8 @@ def apply_snapshot(
     subscription_id = subscription.subscription_id
     updated_at = subscription.updated_time.timestamp() if subscription.updated_time else observed_at
     row = subscription_row(db, subscription_id)
-    if row and row["status"] == DELETED and subscription.status.lower() != DELETED:
+    deleted = BillingStatus.DELETED
+    if row and row["status"] == deleted and subscription.status.lower() != deleted:
         # Billing cannot bring a deleted subscription back; a late event must not either.
         return PipelineResult(
             "stale", f"subscription {subscription_id} was deleted in billing", subscription_id

@@ -23,6 +23,7 @@ from broker.clients.billing_quota import CallBudget, SharedReads
 from broker.clients.catalog import CatalogCache
 from broker.clients.platform import PlatformClient
 from broker.config import LandingVerification, Settings
+from broker.core.billing_status import BillingStatus
 from broker.delivery.worker import DeliveryWorker
 from broker.manage import oidc_pages
 from broker.manage.identity import log_verification_mode
@@ -67,20 +68,20 @@ from broker.web.webhooks import receive_billing_webhook
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "manage" / "static"
 # How billing statuses read on the page.
-STATUS_LABELS = {
-    "live": "Live",
-    "trial": "Trial",
-    "future": "Starts soon",
-    "dunning": "Payment overdue",
-    "unpaid": "Unpaid",
-    "non_renewing": "Non-renewing",
-    "cancelled": "Cancelled",
-    "cancelled_from_dunning": "Cancelled (payment failed)",
-    "expired": "Expired",
-    "trial_expired": "Trial ended",
-    "creation_failed": "Not created",
-    "paused": "Paused",
-    "deleted": "Deleted",
+STATUS_LABELS: dict[str, str] = {
+    BillingStatus.LIVE: "Live",
+    BillingStatus.TRIAL: "Trial",
+    BillingStatus.FUTURE: "Starts soon",
+    BillingStatus.DUNNING: "Payment overdue",
+    BillingStatus.UNPAID: "Unpaid",
+    BillingStatus.NON_RENEWING: "Non-renewing",
+    BillingStatus.CANCELLED: "Cancelled",
+    BillingStatus.CANCELLED_FROM_DUNNING: "Cancelled (payment failed)",
+    BillingStatus.EXPIRED: "Expired",
+    BillingStatus.TRIAL_EXPIRED: "Trial ended",
+    BillingStatus.CREATION_FAILED: "Not created",
+    BillingStatus.PAUSED: "Paused",
+    BillingStatus.DELETED: "Deleted",
 }
 
 
