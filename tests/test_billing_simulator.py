@@ -1298,11 +1298,13 @@ async def test_the_brokers_billing_client_works_against_the_simulator(
         sim.expire_tokens()
         read = await billing.get_subscription(sub.subscription_id)
         sim.fail_next(1, 429, retry_after=0.01)
-        listed = await billing.list_subscriptions(sub.customer.customer_id)
+        listed = await billing.request(
+            "GET", "/subscriptions", params={"customer_id": sub.customer.customer_id}
+        )
         with pytest.raises(BillingNotFound):
             await billing.get_subscription("404")
 
     assert len(plans) == 6
     assert read["customer"]["custom_field_hash"]["cf_zuid"] == "60000000001"
-    assert [row["subscription_id"] for row in listed] == [sub.subscription_id]
+    assert [row["subscription_id"] for row in listed["subscriptions"]] == [sub.subscription_id]
     assert sim.token_requests == 2

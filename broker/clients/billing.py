@@ -89,16 +89,6 @@ class BillingClient:
             "GET", f"/subscriptions/{path_segment('subscription', subscription_id)}", "subscription"
         )
 
-    async def list_subscriptions(self, customer_id: str) -> list[dict[str, Any]]:
-        return await self._all_pages(
-            "/subscriptions", "subscriptions", {"customer_id": customer_id}
-        )
-
-    async def get_customer(self, customer_id: str) -> dict[str, Any]:
-        return await self._resource(
-            "GET", f"/customers/{path_segment('customer', customer_id)}", "customer"
-        )
-
     async def new_subscription_page(self, payload: dict[str, Any]) -> dict[str, Any]:
         return await self._resource(
             "POST", "/hostedpages/newsubscription", "hostedpage", json=payload
@@ -159,13 +149,6 @@ class BillingClient:
             f"/subscriptions/{path_segment('subscription', subscription_id)}/resume",
             "subscription",
         )
-
-    async def list_events(self, *, event_type: str | None = None, page: int = 1) -> dict[str, Any]:
-        params = {"page": str(page), **({"event_type": event_type} if event_type else {})}
-        return await self.request("GET", "/events", params=params)
-
-    async def get_event(self, event_id: str) -> dict[str, Any]:
-        return await self._resource("GET", f"/events/{path_segment('event', event_id)}", "event")
 
     # -- plumbing ----------------------------------------------------------------------------
 

@@ -114,7 +114,6 @@ class EventData(_Open):
 class WebhookEvent(_Open):
     event_id: Id
     event_type: str = Field(min_length=1, max_length=100)
-    event_time: str | None = None
     created_time: Timestamp = None
     data: EventData = Field(default_factory=EventData)
 

@@ -238,7 +238,3 @@ def outcome(
         },
         status=status,
     )
-
-
-def has_billing(request: web.Request) -> bool:
-    return billing_client_key in request.app

@@ -67,10 +67,6 @@ class Viewer:
             return frozenset()
         return permitted(self.facts, can_manage=self.can_manage)
 
-    @property
-    def can_subscribe(self) -> bool:
-        return Action.SUBSCRIBE in self.actions
-
 
 def current_session(request: web.Request) -> Session:
     session = request.app[session_codec_key].loads(request.cookies.get(COOKIE_NAME))

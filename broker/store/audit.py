@@ -8,8 +8,6 @@ from typing import Any
 
 import sqlite_utils
 
-from broker.store.sql import select_all
-
 
 def record_action(
     db: sqlite_utils.Database,
@@ -36,10 +34,4 @@ def record_action(
             result,
             request_id,
         ],
-    )
-
-
-def org_audit_log(db: sqlite_utils.Database, zgid: str, limit: int = 20) -> list[dict[str, Any]]:
-    return select_all(
-        db, "SELECT * FROM audit_log WHERE zgid = ? ORDER BY id DESC LIMIT ?", [zgid, limit]
     )
