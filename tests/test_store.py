@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlite_utils
 
 from broker.errors import StoreError
 from broker.store.database import Store, backup
-from broker.store.migrations import MIGRATIONS
+from broker.store.migrations import SCHEMA, _m001_initial, _m002_page
 
 
 @pytest.fixture
@@ -104,12 +105,80 @@ async def test_writes_survive_closing_and_reopening(tmp_path: Path):
     await second.open()
     try:
         assert await users(second) == ["kept"]
-        applied = await second.read(
-            lambda db: [r["id"] for r in db.query("SELECT id FROM _migrations ORDER BY id")]
-        )
-        assert applied == [number for number, _, _ in MIGRATIONS]  # each applied once
+        assert await applied_migrations(second) == ALL_MIGRATIONS  # each applied once
     finally:
         await second.close()
+
+
+ALL_MIGRATIONS = [
+    "m001_initial",
+    "m002_audit_log_and_checkouts",
+    "m003_sign_in_with_zoho_flows",
+    "m004_landing_nonces_and_verified_visits",
+]
+
+
+async def applied_migrations(store: Store) -> list[str]:
+    return await store.read(
+        lambda db: [
+            r["name"]
+            for r in db.query(
+                "SELECT name FROM _sqlite_migrations WHERE migration_set = 'broker' ORDER BY id"
+            )
+        ]
+    )
+
+
+def test_the_schema_lists_every_migration_once_in_order() -> None:
+    assert [name for _, name, _ in SCHEMA] == ALL_MIGRATIONS
+    assert [number for number, _, _ in SCHEMA] == [1, 2, 3, 4]
+
+
+def database_from_the_old_runner(path: Path, upto: int) -> None:
+    """A database as the broker's former runner left it: its schema through migration ``upto``
+    (1 or 2) and its own ``_migrations`` record, with one user in it. The schema is the shipped
+    migrations' own SQL, which is never edited once shipped."""
+    conn = sqlite3.connect(str(path), isolation_level=None)
+    conn.execute(  # the former runner's table, as it created it
+        "CREATE TABLE _migrations "
+        "(id INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+    )
+    db = sqlite_utils.Database(conn)
+    shipped = [(1, "initial schema", _m001_initial), (2, "audit log and checkouts", _m002_page)]
+    for number, name, migrate in shipped[:upto]:
+        migrate(db)
+        conn.execute(
+            "INSERT INTO _migrations (id, name, applied_at) VALUES (?, ?, ?)",
+            [number, name, 1763700000.0],
+        )
+    conn.execute(
+        "INSERT INTO users (zuid, zgid, first_seen_at, last_seen_at) VALUES ('old', '1', 0, 0)"
+    )
+    conn.close()
+
+
+@pytest.mark.parametrize("upto", [1, 2])
+async def test_a_database_made_by_the_old_runner_upgrades_without_reapplying(
+    tmp_path: Path, upto: int
+) -> None:
+    database_from_the_old_runner(tmp_path / "broker.db", upto)
+    store = Store(tmp_path / "broker.db")
+    await store.open()  # would fail with "table webhook_events already exists" if re-applied
+    try:
+        assert await applied_migrations(store) == ALL_MIGRATIONS
+        assert await users(store) == ["old"]
+        await store.write(insert_user("new"))  # the later migrations' tables and columns exist
+        columns = await store.read(lambda db: db["users"].columns_dict)
+        assert "verified_by" in columns
+        assert await store.read(lambda db: db["landing_nonces"].exists()) is True
+    finally:
+        await store.close()
+    again = Store(tmp_path / "broker.db")
+    await again.open()  # the bridge runs again on every start and records nothing twice
+    try:
+        assert await applied_migrations(again) == ALL_MIGRATIONS
+    finally:
+        await again.close()
 
 
 async def test_unwritable_location_is_a_clear_store_error(tmp_path: Path):

@@ -1,15 +1,20 @@
-"""Numbered schema migrations, applied in order at start-up, each in its own transaction.
+"""The schema's migrations, applied in order at start-up by sqlite-utils' ``Migrations``.
 
-Append new migrations; never edit one that has shipped. Times are Unix epoch seconds (REAL).
+Each runs in its own transaction with the record of it (``_sqlite_migrations``). Append new
+migrations to ``SCHEMA``; never edit or rename one that has shipped. Times in the schema are Unix
+epoch seconds (REAL). Databases made before this used the broker's own runner, which recorded
+numbers in ``_migrations``: ``bridge_old_runner`` carries those over once, before applying.
 """
 
 from __future__ import annotations
 
-import time
+import datetime
 from collections.abc import Callable
 
 import sqlite_utils
+from sqlite_utils.migrations import Migrations
 
+MIGRATION_SET = "broker"
 Migration = Callable[[sqlite_utils.Database], None]
 
 
@@ -214,30 +219,49 @@ _VERIFIED_VISITS_SCHEMA = [
     "ALTER TABLE landing_claims ADD COLUMN verified_by TEXT",
 ]
 
-MIGRATIONS: list[tuple[int, str, Migration]] = [
-    (1, "initial schema", _m001_initial),
-    (2, "audit log and checkouts", _m002_page),
-    (3, "sign in with zoho flows", _m003_oidc_flows),
-    (4, "landing nonces; verified user bindings and claims", _m004_verified_visits),
-]
+# In order. The number is what the old runner recorded in ``_migrations`` (see the bridge).
+SCHEMA: tuple[tuple[int, str, Migration], ...] = (
+    (1, "m001_initial", _m001_initial),
+    (2, "m002_audit_log_and_checkouts", _m002_page),
+    (3, "m003_sign_in_with_zoho_flows", _m003_oidc_flows),
+    (4, "m004_landing_nonces_and_verified_visits", _m004_verified_visits),
+)
 
 
-def apply_migrations(db: sqlite_utils.Database) -> list[int]:
-    """Apply every migration not yet recorded; return the ids applied."""
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS _migrations "
-        "(id INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
-    )
-    done = {row["id"] for row in db.query("SELECT id FROM _migrations")}
-    applied = []
-    for number, name, migrate in MIGRATIONS:
-        if number in done:
+def broker_migrations() -> Migrations:
+    """The broker's migration set, built on each call so that no registry lives at import."""
+    migrations = Migrations(MIGRATION_SET)
+    for _, name, migrate in SCHEMA:
+        migrations(name=name)(migrate)
+    return migrations
+
+
+def apply_migrations(db: sqlite_utils.Database) -> list[str]:
+    """Apply every migration not yet recorded; return the names applied."""
+    migrations = broker_migrations()
+    with db.atomic():
+        bridge_old_runner(db, migrations)
+    pending = [migration.name for migration in migrations.pending(db)]
+    migrations.apply(db)
+    return pending
+
+
+def bridge_old_runner(db: sqlite_utils.Database, migrations: Migrations) -> None:
+    """Record as applied what the broker's former runner applied (numbers in ``_migrations``).
+
+    Its table stays, so an older broker started on this database still sees its own record and
+    applies nothing twice.
+    """
+    if not db["_migrations"].exists():
+        return
+    migrations.ensure_migrations_table(db)
+    recorded = {migration.name for migration in migrations.applied(db)}
+    names = {number: name for number, name, _ in SCHEMA}
+    for row in db.query("SELECT id, applied_at FROM _migrations ORDER BY id"):
+        name = names.get(row["id"])
+        if name is None or name in recorded:
             continue
-        with db.atomic():
-            migrate(db)
-            db.execute(
-                "INSERT INTO _migrations (id, name, applied_at) VALUES (?, ?, ?)",
-                [number, name, time.time()],
-            )
-        applied.append(number)
-    return applied
+        applied_at = datetime.datetime.fromtimestamp(row["applied_at"], datetime.UTC)
+        db.table(Migrations.migrations_table).insert(
+            {"migration_set": MIGRATION_SET, "name": name, "applied_at": str(applied_at)}
+        )
