@@ -243,6 +243,8 @@ class LandingSettings(_Section):
     oidc: OidcSettings | None = None
     # Signs the page's session cookie. Unset: a random key per process (sessions end on restart).
     session_secret: SecretStr | None = None
+    # Former session secrets, still accepted (never used to sign) while they rotate out.
+    old_session_secrets: list[SecretStr] = Field(default_factory=list)
     session_max_age_seconds: float = Field(8 * 3600.0, gt=0)
     # Only the org's billing owner may change the subscription; others see it read-only.
     members_can_manage: bool = False
@@ -258,6 +260,13 @@ class LandingSettings(_Section):
         if value is not None and len(value.get_secret_value()) < 16:
             raise ValueError("must be at least 16 characters")
         return value
+
+    @field_validator("old_session_secrets")
+    @classmethod
+    def _each_long_enough(cls, values: list[SecretStr]) -> list[SecretStr]:
+        for value in values:
+            cls._long_enough(value)
+        return values
 
     @field_validator("allowed_origins")
     @classmethod
@@ -285,6 +294,13 @@ class LandingSettings(_Section):
                 "client_secret (BROKER_LANDING__OIDC__CLIENT_ID, __CLIENT_SECRET)"
             )
         return self
+
+    def session_keys(self) -> list[bytes]:
+        """Keys that verify the session cookie, oldest first; the last signs (empty: unset)."""
+        if self.session_secret is None:
+            return []
+        keys = [*self.old_session_secrets, self.session_secret]
+        return [key.get_secret_value().encode() for key in keys]
 
     @property
     def verification(self) -> LandingVerification | None:
@@ -334,6 +350,7 @@ class Settings(BaseSettings):
         if self.billing is not None:
             values += [self.billing.client_secret, self.billing.refresh_token]
         values += [v for v in (self.landing.link_secret, self.landing.session_secret) if v]
+        values += self.landing.old_session_secrets
         if self.landing.oidc is not None:
             values.append(self.landing.oidc.client_secret)
         return [v.get_secret_value() for v in values if v.get_secret_value()]

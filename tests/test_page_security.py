@@ -9,15 +9,15 @@ refusal is checked for what it says and for leaving billing, the platform and th
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Callable
 from http.cookies import SimpleCookie
 from secrets import token_hex
 
 import pytest
+from itsdangerous import URLSafeSerializer
 
 from broker.core.link_signing import sign_link
+from broker.manage.sessions import Session, SessionCodec
 from tests.page_support import (
     MEMBER_ZUID,
     OTHER_EMAIL,
@@ -31,6 +31,7 @@ from tests.page_support import (
     Page,
     PageWorld,
     WorldFactory,
+    session_payload,
     visitor,
 )
 from tests.support import LINK_SECRET
@@ -139,16 +140,80 @@ async def test_session_cookie_edited_to_another_org_is_not_a_session(
 ):
     cookie = owner.session_cookie()
     assert cookie is not None
-    payload, signature = cookie.split(".")
-    document = json.loads(base64.urlsafe_b64decode(payload + "=="))
+    payload, signed_at, signature = cookie.rsplit(".", 2)
+    document = session_payload(cookie)
     document["zgid"] = OTHER_ZGID
-    edited = base64.urlsafe_b64encode(json.dumps(document).encode()).rstrip(b"=").decode()
+    edited = URLSafeSerializer(b"unused").dump_payload(document).decode()
+    assert edited != payload
     forger, copier = await world.browser(), await world.browser()
-    forged = await forger.get("/manage", headers={"Cookie": f"broker_session={edited}.{signature}"})
+    forged = await forger.get(
+        "/manage", headers={"Cookie": f"broker_session={edited}.{signed_at}.{signature}"}
+    )
     assert forged.status == 401
     assert live not in forged.text
     copied = await copier.get("/manage", headers={"Cookie": f"broker_session={cookie}"})
     assert copied.status == 200  # the same request with the genuine cookie is let in
+
+
+OLD_SESSION_SECRET = "old-session-secret-0123456789"
+NEW_SESSION_SECRET = "new-session-secret-9876543210"
+EIGHT_HOURS = 8 * 3600.0  # landing.session_max_age_seconds' default
+
+
+def resigned(cookie: str, key: str, clock: Callable[[], float]) -> str:
+    """The same session, signed with ``key`` as a broker holding that key would have."""
+    codec = SessionCodec([key.encode()], max_age_seconds=EIGHT_HOURS, clock=clock)
+    return codec.dumps(Session(**session_payload(cookie)))
+
+
+async def test_session_signed_with_the_old_secret_still_opens_after_rotation(
+    make_world: WorldFactory,
+):
+    landing = {"session_secret": NEW_SESSION_SECRET, "old_session_secrets": [OLD_SESSION_SECRET]}
+    world = await make_world(landing=landing)
+    owner = await world.signed_in(visitor())
+    cookie = owner.session_cookie()
+    assert cookie is not None
+    from_before = resigned(cookie, OLD_SESSION_SECRET, world.clock)
+    from_elsewhere = resigned(cookie, "never-configured-secret-000", world.clock)
+    old, foreign = await world.browser(), await world.browser()
+    kept = await old.get("/manage", headers={"Cookie": f"broker_session={from_before}"})
+    refused = await foreign.get("/manage", headers={"Cookie": f"broker_session={from_elsewhere}"})
+    assert kept.status == 200
+    assert "Ada Owner" in kept.text
+    assert refused.status == 401
+
+
+def test_the_newest_session_secret_signs_and_every_listed_one_verifies():
+    def now() -> float:
+        return 1_764_000_000.0
+
+    old, new = OLD_SESSION_SECRET.encode(), NEW_SESSION_SECRET.encode()
+    rotating = SessionCodec([old, new], max_age_seconds=EIGHT_HOURS, clock=now)
+    session = rotating.new(zuid="1", zgid="2", name="Ada", email=None, company=None)
+    cookie = rotating.dumps(session)
+    assert SessionCodec([new], max_age_seconds=EIGHT_HOURS, clock=now).loads(cookie) == session
+    assert SessionCodec([old], max_age_seconds=EIGHT_HOURS, clock=now).loads(cookie) is None
+
+
+async def test_session_older_than_its_max_age_is_a_401_page(world: PageWorld, owner: Browser):
+    assert (await owner.get("/manage")).status == 200
+    world.clock.advance(EIGHT_HOURS + 1)
+    page = await owner.get("/manage")
+    assert page.status == 401
+    assert page.headers["Content-Type"].startswith("text/html")
+    assert "open the subscription page again from the app" in page.text
+
+
+@pytest.mark.parametrize(
+    "cookie",
+    ["garbage", "a.b.c", "....", "!!!.AAAA.BBBB", ".eJyrVkrLz1eyUkpKLFKqBQA.AAAA.BBBB", "é"],
+)
+async def test_malformed_session_cookie_is_a_401_page_not_a_500(world: PageWorld, cookie: str):
+    browser = await world.browser()
+    page = await browser.get("/manage", headers={"Cookie": f"broker_session={cookie}"})
+    assert page.status == 401
+    assert page.headers["Content-Type"].startswith("text/html")
 
 
 # --- a member of the org, not its billing owner ---------------------------------------------------

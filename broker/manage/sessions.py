@@ -1,28 +1,29 @@
 """The Manage Subscription session: a signed cookie, and the CSRF token it carries.
 
 The landing parameters are read once, then the browser is sent to a clean ``/manage`` with this
-cookie, so ids stay out of the address bar, history and Referer. The cookie is signed (HMAC-SHA256),
-not encrypted: it holds only what the user already sent us. It is HttpOnly, SameSite=Lax (the
+cookie, so ids stay out of the address bar, history and Referer. The cookie is signed, not
+encrypted (itsdangerous' ``URLSafeTimedSerializer``: HMAC with a signed timestamp, refused after
+``max_age``): it holds only what the user already sent us. Several keys verify, the newest signs,
+so the secret can be rotated without signing everyone out. It is HttpOnly, SameSite=Lax (the
 return from the billing checkout is a top-level navigation) and Secure behind TLS.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
-import json
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 
 from aiohttp import web
+from itsdangerous import BadSignature, TimestampSigner, URLSafeTimedSerializer
 
 from broker.errors import Forbidden
 
 COOKIE_NAME = "broker_session"
 COOKIE_PATH = "/manage"
+SALT = "broker.manage.session"  # keeps a session signature from meaning anything elsewhere
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,6 @@ class Session:
     email: str | None
     company: str | None
     csrf: str
-    issued_at: float
     notice: str | None = None  # a one-time message for the next page ("Your plan was changed")
 
     def with_notice(self, notice: str | None) -> Session:
@@ -41,44 +41,41 @@ class Session:
 
 
 class SessionCodec:
+    """Signs sessions with the last of ``keys`` and accepts any of them (oldest first)."""
+
     def __init__(
-        self, secret: bytes, *, max_age_seconds: float, clock: Callable[[], float] = time.time
+        self,
+        keys: Sequence[bytes],
+        *,
+        max_age_seconds: float,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        self._secret = secret
-        self._max_age = max_age_seconds
-        self._clock = clock
+        if not keys:
+            raise ValueError("a session codec needs at least one key")
+
+        class ClockedSigner(TimestampSigner):
+            def get_timestamp(self) -> int:
+                return int(clock())
+
+        self._serializer = URLSafeTimedSerializer(list(keys), salt=SALT, signer=ClockedSigner)
+        self._max_age = int(max_age_seconds)
 
     def new(
         self, *, zuid: str, zgid: str, name: str, email: str | None, company: str | None
     ) -> Session:
-        return Session(zuid, zgid, name, email, company, secrets.token_urlsafe(24), self._clock())
+        return Session(zuid, zgid, name, email, company, secrets.token_urlsafe(24))
 
     def dumps(self, session: Session) -> str:
-        payload = _b64(json.dumps(asdict(session), separators=(",", ":")).encode())
-        return f"{payload}.{_b64(self._sign(payload))}"
+        return self._serializer.dumps(asdict(session))
 
     def loads(self, value: str | None) -> Session | None:
         """The session, or None if the cookie is missing, altered, malformed or too old."""
-        if not value or value.count(".") != 1:
+        if not value:
             return None
-        payload, signature = value.split(".")
         try:
-            given = base64.urlsafe_b64decode(signature + "==")
-            if not hmac.compare_digest(given, self._sign(payload)):
-                return None
-            session = Session(**json.loads(base64.urlsafe_b64decode(payload + "==")))
-        except (ValueError, TypeError):
+            return Session(**self._serializer.loads(value, max_age=self._max_age))
+        except (BadSignature, TypeError, ValueError):
             return None
-        if self._clock() - session.issued_at > self._max_age:
-            return None
-        return session
-
-    def _sign(self, payload: str) -> bytes:
-        return hmac.new(self._secret, payload.encode(), hashlib.sha256).digest()
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def save_session(

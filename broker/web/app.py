@@ -104,9 +104,8 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
         autoescape=jinja2.select_autoescape(default=True),
     )
     environment.globals["status_labels"] = STATUS_LABELS
-    secret = settings.landing.session_secret
     app[session_codec_key] = SessionCodec(
-        secret.get_secret_value().encode() if secret else secrets.token_bytes(32),
+        settings.landing.session_keys() or [secrets.token_bytes(32)],
         max_age_seconds=settings.landing.session_max_age_seconds,
         clock=clock,
     )
