@@ -27,9 +27,10 @@ from bench.servers import (
     cpu_seconds,
     machine_busy_seconds,
 )
+from broker.simulators.payloads import subscription_webhook
 
 # --------------------------------------------------------------------------------------------
-# Payloads: Zoho Billing's default webhook shape (a copy of tests/support.py's builder)
+# Payloads: Zoho Billing's default webhook shape (broker/simulators/payloads.py)
 # --------------------------------------------------------------------------------------------
 
 
@@ -38,75 +39,28 @@ def subscription_event(n: int, *, run: str) -> dict[str, Any]:
 
     ``n`` numbers the event within the run; ``run`` keeps event ids apart between runs.
     """
-    subscription_id = f"{100000000000000000 + n}"
-    customer_id = f"{900000000000000000 + n}"
-    zuid = f"{60000000000 + n}"
-    zgid = f"{70000000000 + n}"
     hours, rest = divmod(n, 3600)
     minutes, seconds = divmod(rest, 60)
     updated = (
         f"2026-11-{1 + (hours // 24) % 28:02d}T{hours % 24:02d}:{minutes:02d}:{seconds:02d}+0530"
     )
-    custom_fields = [
-        {
-            "customfield_id": "1",
-            "label": "zuid",
-            "api_name": "cf_zuid",
-            "value": zuid,
-            "data_type": "string",
-        },
-        {
-            "customfield_id": "2",
-            "label": "zgid",
-            "api_name": "cf_zgid",
-            "value": zgid,
-            "data_type": "string",
-        },
-    ]
-    subscription = {
-        "subscription_id": subscription_id,
-        "subscription_number": f"SUB-{n:06d}",
-        "status": "live",
-        "name": "Bench plan",
-        "interval": 1,
-        "interval_unit": "months",
-        "current_term_starts_at": "2026-11-01",
-        "current_term_ends_at": "2026-11-30",
-        "next_billing_at": "2026-12-01",
-        "created_time": "2026-11-01T09:00:00+0530",
-        "updated_time": updated,
-        "amount": 100.0,
-        "currency_code": "USD",
-        "plan": {
-            "plan_code": f"{APP_DOMAIN}_1001",
-            "plan_id": "5000000001",
-            "name": "Pro",
-            "price": 20.0,
-            "quantity": 1 + n % 50,
-        },
-        "addons": [{"addon_code": STORAGE_MONTHLY, "name": "Storage", "price": 5.0, "quantity": 2}],
-        "customer_id": customer_id,
-        "customer": {
-            "customer_id": customer_id,
-            "display_name": f"Bench Org {n}",
-            "first_name": "Ada",
-            "last_name": "Owner",
-            "email": f"owner{n}@example.com",
-            "company_name": f"Bench Org {n}",
-            "custom_fields": custom_fields,
-            "custom_field_hash": {},
-        },
-        "custom_fields": [],
-    }
-    return {
-        "event_id": f"{run}-{n}",
-        "event_type": "subscription_created",
-        "event_source": "api",
-        "event_time": "2026-11-21",
-        "event_time_formatted": "21/11/2026",
-        "created_time": "2026-11-21T10:00:00+0530",
-        "data": {"subscription": subscription},
-    }
+    return subscription_webhook(
+        event_id=f"{run}-{n}",
+        event_type="subscription_created",
+        subscription_id=f"{100000000000000000 + n}",
+        status="live",
+        plan_code=f"{APP_DOMAIN}_1001",
+        quantity=1 + n % 50,
+        addons=[{"addon_code": STORAGE_MONTHLY, "name": "Storage", "price": 5.0, "quantity": 2}],
+        updated_time=updated,
+        customer_id=f"{900000000000000000 + n}",
+        email=f"owner{n}@example.com",
+        zuid=f"{60000000000 + n}",
+        zgid=f"{70000000000 + n}",
+        org_name=f"Bench Org {n}",
+        plan_name="Bench plan",
+        subscription_number=f"SUB-{n:06d}",
+    )
 
 
 def event_bodies(first: int, count: int, *, run: str) -> list[bytes]:

@@ -18,7 +18,7 @@ Each server runs in its own process (``python bench/run.py --serve ROLE``): the 
 this process must not share an event loop (or, on 2 cores, a core) with the server it measures.
 Latency is measured per request with ``time.perf_counter`` around post + read of the answer.
 
-Nothing here imports ``tests``: the payload builder is a copy of ``tests/support.py``'s shape.
+Nothing here imports ``tests``: payloads come from ``broker/simulators/payloads.py``, as theirs do.
 """
 
 from __future__ import annotations

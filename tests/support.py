@@ -10,6 +10,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from broker.simulators.payloads import subscription_webhook
+
 APP_DOMAIN = "testapp"
 ZAPIKEY = "test-zapikey-0123456789abcdef"
 ZUID = "60000000001"
@@ -61,72 +63,22 @@ def subscription_event(
     **subscription_extra: Any,
 ) -> dict[str, Any]:
     """A webhook in Zoho Billing's default payload shape (contracts.md §3)."""
-    custom_fields = []
-    if zuid is not None:
-        custom_fields.append(
-            {
-                "customfield_id": "1",
-                "label": "zuid",
-                "api_name": "cf_zuid",
-                "value": zuid,
-                "data_type": "string",
-            }
-        )
-    if zgid is not None:
-        custom_fields.append(
-            {
-                "customfield_id": "2",
-                "label": "zgid",
-                "api_name": "cf_zgid",
-                "value": zgid,
-                "data_type": "string",
-            }
-        )
-    subscription = {
-        "subscription_id": subscription_id,
-        "subscription_number": "SUB-00001",
-        "status": status,
-        "name": "Test plan",
-        "interval": 1,
-        "interval_unit": interval_unit,
-        "current_term_starts_at": "2026-11-01",
-        "current_term_ends_at": "2026-11-30",
-        "next_billing_at": "2026-12-01",
-        "created_time": "2026-11-01T09:00:00+0530",
-        "updated_time": updated or updated_time(),
-        "amount": 100.0,
-        "currency_code": "USD",
-        "plan": {
-            "plan_code": plan_code,
-            "plan_id": "5000000001",
-            "name": "Pro",
-            "price": 20.0,
-            "quantity": quantity,
-        },
-        "addons": addons or [],
-        "customer_id": customer_id,
-        "customer": {
-            "customer_id": customer_id,
-            "display_name": "Example Org",
-            "first_name": "Ada",
-            "last_name": "Owner",
-            "email": email,
-            "company_name": "Example Org",
-            "custom_fields": custom_fields,
-            "custom_field_hash": {},
-        },
-        "custom_fields": [],
+    return subscription_webhook(
+        event_id=str(event_id if event_id is not None else 80000 + next(_event_numbers)),
+        event_type=event_type,
+        subscription_id=subscription_id,
+        status=status,
+        plan_code=plan_code,
+        quantity=quantity,
+        addons=addons or [],
+        interval_unit=interval_unit,
+        updated_time=updated or updated_time(),
+        zuid=zuid,
+        zgid=zgid,
+        customer_id=customer_id,
+        email=email,
         **subscription_extra,
-    }
-    return {
-        "event_id": str(event_id if event_id is not None else 80000 + next(_event_numbers)),
-        "event_type": event_type,
-        "event_source": "api",
-        "event_time": "2026-11-21",
-        "event_time_formatted": "21/11/2026",
-        "created_time": "2026-11-21T10:00:00+0530",
-        "data": {"subscription": subscription},
-    }
+    )
 
 
 def body_of(payload: dict[str, Any]) -> bytes:
