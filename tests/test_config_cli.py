@@ -20,7 +20,7 @@ import pytest
 from pydantic import BaseModel
 
 from broker.cli import main
-from broker.config import Settings
+from broker.config import Settings, config_file, load_settings
 from broker.simulators.platform import PlatformSimulator
 from tests.conftest import post_event
 from tests.support import eventually, subscription_event
@@ -201,6 +201,37 @@ def test_broker_port_beats_port_variable(
     monkeypatch.setenv("PORT", "9999")
     monkeypatch.setenv("BROKER_SERVER__PORT", "7001")
     assert checked(capsys)["server"]["port"] == 7001
+
+
+REQUIRED = {"BROKER_PLATFORM__APP_DOMAIN": "testapp", "BROKER_PLATFORM__ZAPIKEY": "k" * 20}
+
+
+def test_settings_resolution_reads_port_and_never_writes_the_environment_it_is_given(
+    tmp_path: Path,
+):
+    """PORT and _FILE are resolved by config itself, into a copy of what it was given."""
+    zapikey = tmp_path / "zapikey"
+    zapikey.write_text("from-a-file-0123456789\n")
+    environ = {
+        "BROKER_PLATFORM__APP_DOMAIN": "testapp",
+        "BROKER_PLATFORM__ZAPIKEY_FILE": str(zapikey),
+        "PORT": "9999",
+    }
+    before = dict(environ)
+    settings = load_settings(None, environ)
+    assert settings.server.port == 9999
+    assert settings.platform.zapikey.get_secret_value() == "from-a-file-0123456789"
+    assert environ == before
+    explicit = load_settings(None, {**REQUIRED, "PORT": "9999", "BROKER_SERVER__PORT": "7001"})
+    assert explicit.server.port == 7001
+
+
+def test_config_file_is_the_option_then_broker_config_then_none(tmp_path: Path):
+    given, named = tmp_path / "given.toml", tmp_path / "named.toml"
+    assert config_file(given, {"BROKER_CONFIG": str(named)}) == given
+    assert config_file(None, {"BROKER_CONFIG": str(named)}) == named
+    assert config_file(None, {"BROKER_CONFIG": ""}) is None
+    assert config_file(None, {}) is None
 
 
 @pytest.mark.usefixtures("required_env")

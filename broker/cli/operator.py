@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from broker.config import load_settings
+from broker.config import config_file, load_settings
 from broker.redaction import Redactor
 from broker.store import database, delivery_records, outbox
 
@@ -102,11 +102,9 @@ def _database_path(args: argparse.Namespace, environ: Mapping[str, str]) -> Path
         return Path(args.db)
     if environ.get("BROKER_STORE__PATH"):
         return Path(environ["BROKER_STORE__PATH"])
-    config_file = args.config or (
-        Path(environ["BROKER_CONFIG"]) if environ.get("BROKER_CONFIG") else None
-    )
-    if config_file is not None:
-        with config_file.open("rb") as handle:
+    config = config_file(args.config, environ)
+    if config is not None:
+        with config.open("rb") as handle:
             path = tomllib.load(handle).get("store", {}).get("path")
         if path:
             return Path(path)
@@ -132,11 +130,9 @@ def _scrub(value: Any, redact: Redactor) -> Any:
 
 def _known_secrets(args: argparse.Namespace, environ: Mapping[str, str]) -> list[str]:
     """The configured secrets when the settings load; zapikey pairs are hidden regardless."""
-    config_file = args.config or (
-        Path(environ["BROKER_CONFIG"]) if environ.get("BROKER_CONFIG") else None
-    )
+    config = config_file(args.config, environ)
     try:
-        return load_settings(config_file, environ).secrets()
+        return load_settings(config, environ).secrets()
     except (ValidationError, ValueError, OSError):
         return []  # the database commands work without settings; pattern redaction still runs
 

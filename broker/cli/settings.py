@@ -8,12 +8,11 @@ import os
 import sys
 import tomllib
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from broker.config import Settings, load_settings
+from broker.config import Settings, config_file, load_settings
 
 ENV_PREFIX = "BROKER_"
 EXIT_CONFIG = 2
@@ -26,11 +25,7 @@ def load_from_args(args: argparse.Namespace) -> Settings | None:
     secret read from a ``_FILE`` reaches a child process's environment.
     """
     environ = dict(os.environ)
-    config_file = args.config or (
-        Path(environ["BROKER_CONFIG"]) if environ.get("BROKER_CONFIG") else None
-    )
-    if environ.get("PORT") and not environ.get("BROKER_SERVER__PORT"):
-        environ["BROKER_SERVER__PORT"] = environ["PORT"]  # Procfile hosts assign PORT
+    config = config_file(args.config, environ)
     unknown = _unknown_env_sections(environ)
     if unknown:
         print("configuration error:", file=sys.stderr)
@@ -42,11 +37,11 @@ def load_from_args(args: argparse.Namespace) -> Settings | None:
             )
         return None
     try:
-        return load_settings(config_file, environ)
+        return load_settings(config, environ)
     except OSError as exc:  # a missing config file, an unreadable _FILE secret
         print(f"configuration error: {exc}", file=sys.stderr)
     except tomllib.TOMLDecodeError as exc:  # a ValueError too, so it must come first
-        print(f"configuration error: {config_file} is not valid TOML: {exc}", file=sys.stderr)
+        print(f"configuration error: {config} is not valid TOML: {exc}", file=sys.stderr)
     except (ValidationError, ValueError) as exc:
         print("configuration error:", file=sys.stderr)
         for line in describe_settings_error(exc):

@@ -1,0 +1,243 @@
+"""Typed settings: the operator's whole interface to the broker.
+
+Sources, strongest first: keyword arguments (tests), environment variables (``BROKER_`` prefix,
+``__`` between section and key), the optional TOML file, then the defaults below. Nothing here
+reads the environment at import time; ``broker.cli`` decides when settings are built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from broker.config.base import Section, http_url
+from broker.config.billing import ACCOUNTS_HOSTS, BillingSettings, DataCentre
+from broker.config.landing import LandingSettings, LandingVerification, OidcSettings
+from broker.secret_env import EnvironSource, resolve_secret_files
+
+__all__ = [
+    "ACCOUNTS_HOSTS",
+    "BillingSettings",
+    "DataCentre",
+    "DeliverySettings",
+    "LandingSettings",
+    "LandingVerification",
+    "LogSettings",
+    "OidcSettings",
+    "PlansSettings",
+    "PlatformSettings",
+    "ServerSettings",
+    "Settings",
+    "StoreSettings",
+    "WebhookSettings",
+    "config_file",
+    "load_settings",
+]
+
+
+class ServerSettings(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    # Closes the request body at this size: Zoho's payloads are a few kilobytes.
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    # Behind a TLS proxy, trust X-Forwarded-Proto for cookie and redirect decisions.
+    behind_tls_proxy: bool = False
+
+
+class StoreSettings(Section):
+    path: Path = Path("broker.db")
+    # FULL survives power loss, NORMAL only process crashes; group commit keeps FULL affordable.
+    synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    # Most write jobs folded into one transaction (one fsync) when requests arrive together.
+    group_commit_max: int = Field(256, ge=1, le=10_000)
+
+
+class PlatformSettings(Section):
+    app_domain: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9-]*$")
+    zapikey: SecretStr
+    base_url: str | None = None
+    request_timeout_seconds: float = Field(15.0, gt=0)
+    # contracts.md §1 is unsure whether custom_pricing_json is an object or a JSON string.
+    custom_pricing_format: Literal["object", "string"] = "object"
+    # How the platform refuses a Cancel of a subscription it no longer holds is unknown
+    # (contracts.md §1): a repeated Cancel counts as done only on these statuses, or on a 2xx/4xx
+    # body whose message or code holds one of these phrases (case and _ - ignored). 401 and 403
+    # never count. See core.platform_answers.means_already_gone.
+    cancel_gone_statuses: list[int] = Field(default_factory=lambda: [404, 410])
+    cancel_gone_markers: list[str] = Field(
+        default_factory=lambda: [
+            "subscription not found",
+            "subscription does not exist",
+            "no such subscription",
+            "no active subscription",
+            "no subscription",
+            "already cancelled",
+            "already canceled",
+        ]
+    )
+
+    @field_validator("zapikey")
+    @classmethod
+    def _zapikey_not_blank(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url_is_http(cls, value: str | None) -> str | None:
+        return http_url(value)
+
+    @property
+    def resolved_base_url(self) -> str:
+        return self.base_url or f"https://{self.app_domain}.zohoplatform.com"
+
+
+class WebhookSettings(Section):
+    # Keys accepted besides the platform zapikey, so a new key can be rolled out without downtime.
+    extra_zapikeys: list[SecretStr] = Field(default_factory=list)
+    # When set, X-Zoho-Webhook-Signature is required and checked (contracts.md §3).
+    signing_secret: SecretStr | None = None
+    signature_encoding: Literal["hex", "base64"] = "hex"
+    # A billing snapshot whose updated_time is further ahead of our clock than this is refused:
+    # kept, it would make every later real event look stale.
+    future_tolerance_seconds: float = Field(24 * 3600.0, gt=0)
+
+    @field_validator("signing_secret")
+    @classmethod
+    def _secret_length(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not 12 <= len(value.get_secret_value()) <= 50:
+            raise ValueError("Zoho accepts signing secrets of 12 to 50 characters")
+        return value
+
+
+class PlansSettings(Section):
+    storage_addon_monthly: str | None = None
+    storage_addon_yearly: str | None = None
+    # Other add-on codes -> keys of custom_pricing_json (for example licence types).
+    addon_pricing_keys: dict[str, str] = Field(default_factory=dict)
+    # What a paused subscription means on the platform: "keep" leaves it untouched (safe: a pause
+    # is temporary and cancel + re-add would churn the customer's data); "cancel" cancels it and
+    # adds it again on resume.
+    on_pause: Literal["keep", "cancel"] = "keep"
+    # After dunning, Zoho may leave a subscription "unpaid"; the vendor decides what that means.
+    on_unpaid: Literal["keep", "cancel"] = "keep"
+
+
+class DeliverySettings(Section):
+    concurrency: int = Field(32, ge=1, le=512)
+    initial_backoff_seconds: float = Field(2.0, gt=0)
+    max_backoff_seconds: float = Field(3600.0, gt=0)
+    jitter_seconds: float = Field(1.0, ge=0)
+    # Retryable failures keep being retried for this long before a delivery is dead-lettered.
+    retry_horizon_seconds: float = Field(3 * 24 * 3600.0, gt=0)
+    # A claimed delivery whose process died is taken again after this long.
+    lease_seconds: float = Field(60.0, gt=0)
+    # Upper bound for an idle worker's nap; new work wakes it at once.
+    poll_interval_seconds: float = Field(1.0, gt=0)
+    max_retry_after_seconds: float = Field(3600.0, gt=0)
+
+
+class LogSettings(Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="BROKER_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        case_sensitive=False,
+    )
+
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    platform: PlatformSettings
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
+    plans: PlansSettings = Field(default_factory=PlansSettings)
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    billing: BillingSettings | None = None
+    landing: LandingSettings = Field(default_factory=LandingSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+
+    @model_validator(mode="after")
+    def _lease_outlives_a_call(self) -> Settings:
+        if self.delivery.lease_seconds <= self.platform.request_timeout_seconds:
+            raise ValueError(
+                "delivery.lease_seconds must exceed platform.request_timeout_seconds, "
+                "or a slow call could be taken over and sent twice"
+            )
+        return self
+
+    def secrets(self) -> list[str]:
+        """Every secret value, for the log redactor."""
+        values = [self.platform.zapikey, *self.webhooks.extra_zapikeys]
+        if self.webhooks.signing_secret is not None:
+            values.append(self.webhooks.signing_secret)
+        if self.billing is not None:
+            values += [self.billing.client_secret, self.billing.refresh_token]
+        values += [v for v in (self.landing.link_secret, self.landing.session_secret) if v]
+        values += self.landing.old_session_secrets
+        if self.landing.oidc is not None:
+            values.append(self.landing.oidc.client_secret)
+        return [v.get_secret_value() for v in values if v.get_secret_value()]
+
+    def webhook_keys(self) -> list[bytes]:
+        return [
+            k.get_secret_value().encode()
+            for k in [self.platform.zapikey, *self.webhooks.extra_zapikeys]
+        ]
+
+
+CONFIG_VARIABLE = "BROKER_CONFIG"
+
+
+def config_file(given: Path | None, environ: Mapping[str, str]) -> Path | None:
+    """The TOML file to read: ``--config``, else ``BROKER_CONFIG``, else none."""
+    if given is not None:
+        return given
+    return Path(environ[CONFIG_VARIABLE]) if environ.get(CONFIG_VARIABLE) else None
+
+
+def load_settings(config_file: Path | None, environ: Mapping[str, str]) -> Settings:
+    """Build settings from ``environ`` layered over an optional TOML file.
+
+    ``environ`` is only read: ``_FILE`` variables are resolved into a copy (never put back into
+    the process environment, so no child inherits a secret), and a ``PORT`` assigned by the host
+    (Procfile platforms) stands for ``BROKER_SERVER__PORT`` unless that is set.
+    """
+    resolved = dict(resolve_secret_files(environ))
+    if resolved.get("PORT") and not resolved.get("BROKER_SERVER__PORT"):
+        resolved["BROKER_SERVER__PORT"] = resolved["PORT"]
+
+    class FileBackedSettings(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            sources: list[PydanticBaseSettingsSource] = [
+                init_settings,
+                EnvironSource(settings_cls, resolved),
+            ]
+            if config_file is not None:
+                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+            return tuple(sources)
+
+    if config_file is not None and not config_file.is_file():
+        raise FileNotFoundError(f"config file not found: {config_file}")
+    return FileBackedSettings()
