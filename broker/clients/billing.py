@@ -1,12 +1,10 @@
 """Client of the Zoho Billing REST API (contracts.md §4), for the Manage Subscription page.
 
-It owns the OAuth access token (cached, refreshed early, one refresh at a time, because Zoho
-allows only a few refreshes a minute), the organisation header, Zoho's ``{code, message}``
-envelope, and retries: connection errors, 5xx and 429 are retried with backoff (honouring
-``Retry-After``); a 401 refreshes the token and tries once more. A 429 that is finally given up
-on closes the client until its Retry-After (60 s without one): calls fail at once meanwhile.
-Everything else becomes a named error from ``errors.py``. Neither the client secret, the refresh
-token nor the access token is ever logged or put into an error.
+It owns the organisation header and retries: connection errors, 5xx and 429 are retried with
+backoff (honouring ``Retry-After``); a 401 refreshes the token (``billing_token``) and tries once
+more. A 429 that is finally given up on closes the client until its Retry-After (60 s without
+one): calls fail at once meanwhile. What each answer means is ``billing_answers``'. No token or
+secret is ever logged or put into an error.
 """
 
 from __future__ import annotations
@@ -26,14 +24,14 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from broker.clients.http import parse_retry_after
+from broker.clients.billing_answers import TokenExpired, envelope, never_sent, unsent
+from broker.clients.billing_token import AccessTokens
+from broker.clients.http import json_body, parse_retry_after
 from broker.config import BillingSettings
 from broker.core.ids import HOSTED_PAGE_ID, path_segment
 from broker.errors import (
     BillingAuthError,
-    BillingNotFound,
     BillingRateLimited,
-    BillingRejected,
     BillingUnavailable,
 )
 
@@ -41,13 +39,8 @@ log = structlog.get_logger(__name__)
 
 ORG_HEADER = "X-com-zoho-subscriptions-organizationid"
 IDEMPOTENT_METHODS = frozenset({"GET", "PUT", "DELETE", "HEAD"})
-REFRESH_LOCKOUT_SECONDS = 60.0
 DEFAULT_BUSY_SECONDS = 60.0  # a 429 without Retry-After: Zoho's limits are per minute
 Sleep = Callable[[float], Awaitable[None]]
-
-
-class _TokenExpired(Exception):
-    """A 401 on an API call: refresh the token and try again, once."""
 
 
 class BillingClient:
@@ -64,12 +57,8 @@ class BillingClient:
         self._sleep = sleep
         self._clock = clock
         self._timeout = aiohttp.ClientTimeout(total=settings.request_timeout_seconds)
-        self._token: str | None = None
-        self._token_expires_at = 0.0
-        self._refresh_lock = asyncio.Lock()
-        self._refresh_blocked_until = 0.0
+        self._tokens = AccessTokens(session, settings, clock=clock, timeout=self._timeout)
         self._busy_until = 0.0
-        self.token_refreshes = 0
         self._backoff = wait_exponential_jitter(
             multiplier=settings.initial_backoff_seconds,
             max=settings.max_backoff_seconds,
@@ -218,7 +207,7 @@ class BillingClient:
                 wait = error.retry_after or 0.0
                 return wait <= self._settings.max_retry_after_seconds
             # A POST (cancel, pause, checkout) that may have reached Zoho is never sent twice.
-            return isinstance(error, BillingUnavailable) and (idempotent or _never_sent(error))
+            return isinstance(error, BillingUnavailable) and (idempotent or never_sent(error))
 
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._settings.max_attempts),
@@ -231,11 +220,11 @@ class BillingClient:
             with attempt:
                 try:
                     return await self._call(method, path, params, json)
-                except _TokenExpired:
-                    await self._refresh(stale=self._token)
+                except TokenExpired:
+                    await self._tokens.refresh(stale=self._tokens.token)
                     try:
                         return await self._call(method, path, params, json)
-                    except _TokenExpired:
+                    except TokenExpired:
                         raise BillingAuthError(
                             "Zoho Billing refused a freshly issued access token",
                             hint="check the OAuth client's scopes and the organization id",
@@ -256,7 +245,7 @@ class BillingClient:
         params: dict[str, str] | None,
         json: dict[str, Any] | None,
     ) -> dict[str, Any]:
-        token = await self._access_token()
+        token = await self._tokens.current()
         url = f"{self._settings.resolved_base_url}{path}"
         headers = {
             "Authorization": f"Zoho-oauthtoken {token}",
@@ -269,11 +258,11 @@ class BillingClient:
             ) as response:
                 status = response.status
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                body = await _json_body(response)
+                body = await json_body(response)
         except TimeoutError:
             raise BillingUnavailable("Zoho Billing did not answer in time") from None
         except aiohttp.ClientConnectorError as exc:
-            raise _unsent(
+            raise unsent(
                 BillingUnavailable(f"could not reach Zoho Billing ({type(exc).__name__})")
             ) from None
         except aiohttp.ClientError as exc:
@@ -287,103 +276,4 @@ class BillingClient:
             status=status,
             latency_ms=round((time.perf_counter() - started) * 1000, 2),
         )
-        return _envelope(status, body, retry_after)
-
-    async def _access_token(self) -> str:
-        if self._token is None or self._clock() >= self._token_expires_at:
-            await self._refresh(stale=self._token)
-        assert self._token is not None
-        return self._token
-
-    async def _refresh(self, *, stale: str | None) -> None:
-        """Fetch a new access token, unless another task already replaced ``stale``."""
-        async with self._refresh_lock:
-            if (
-                self._token is not None
-                and self._token != stale
-                and self._clock() < self._token_expires_at
-            ):
-                return
-            wait = self._refresh_blocked_until - self._clock()
-            if wait > 0:
-                # Zoho refused refreshes a moment ago: asking again now only prolongs it.
-                raise BillingRateLimited(
-                    "Zoho accounts limits token refreshes; wait a minute", retry_after=wait
-                )
-            self.token_refreshes += 1
-            form = {
-                "refresh_token": self._settings.refresh_token.get_secret_value(),
-                "client_id": self._settings.client_id,
-                "client_secret": self._settings.client_secret.get_secret_value(),
-                "grant_type": "refresh_token",
-            }
-            try:
-                async with self._session.post(
-                    f"{self._settings.resolved_accounts_url}/oauth/v2/token",
-                    data=form,
-                    timeout=self._timeout,
-                ) as response:
-                    status = response.status
-                    body = await _json_body(response)
-            except TimeoutError:
-                raise BillingUnavailable("Zoho accounts did not answer in time") from None
-            except aiohttp.ClientError as exc:
-                raise BillingUnavailable(
-                    f"could not reach Zoho accounts ({type(exc).__name__})"
-                ) from None
-            token = body.get("access_token")
-            if status >= 500:
-                raise BillingUnavailable(f"Zoho accounts answered HTTP {status}")
-            if not isinstance(token, str) or not token:
-                # Zoho reports OAuth errors as HTTP 200 {"error": ...}; the code is safe to show.
-                error = str(body.get("error") or f"HTTP {status}")[:100]
-                if "too many requests" in str(body.get("error_description", "")).lower():
-                    self._refresh_blocked_until = self._clock() + REFRESH_LOCKOUT_SECONDS
-                    raise BillingRateLimited(
-                        "Zoho accounts limits token refreshes; wait a minute",
-                        retry_after=REFRESH_LOCKOUT_SECONDS,
-                    )
-                raise BillingAuthError(
-                    f"Zoho accounts refused the refresh token ({error})",
-                    hint="check billing.client_id, client_secret, refresh_token and data_centre",
-                )
-            expires_in = float(body.get("expires_in") or 3600)
-            margin = min(self._settings.token_refresh_margin_seconds, expires_in / 2)
-            self._token = token
-            self._token_expires_at = self._clock() + expires_in - margin
-            log.info("billing.token_refreshed", expires_in=expires_in)
-
-
-def _unsent(error: BillingUnavailable) -> BillingUnavailable:
-    """Mark an error raised before the request left us (safe to retry, whatever the method)."""
-    error.details["never_sent"] = True
-    return error
-
-
-def _never_sent(error: BaseException) -> bool:
-    return isinstance(error, BillingUnavailable) and bool(error.details.get("never_sent"))
-
-
-async def _json_body(response: aiohttp.ClientResponse) -> dict[str, Any]:
-    try:
-        body = await response.json(content_type=None)
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
-def _envelope(status: int, body: dict[str, Any], retry_after: float | None) -> dict[str, Any]:
-    """Turn an HTTP answer and Zoho's ``{code, message}`` into a result or a named error."""
-    message = str(body.get("message") or f"HTTP {status}")[:300]
-    if status == 401:
-        raise _TokenExpired
-    if status == 429:
-        raise BillingRateLimited("Zoho Billing is rate limiting us", retry_after=retry_after)
-    if status >= 500:
-        raise BillingUnavailable(f"Zoho Billing failed on its side (HTTP {status})")
-    code = body.get("code")
-    if status == 404:
-        raise BillingNotFound(message, zoho_code=code if isinstance(code, int) else None)
-    if status >= 400 or code not in (0, None):
-        raise BillingRejected(message, zoho_code=code if isinstance(code, int) else None)
-    return body
+        return envelope(status, body, retry_after)

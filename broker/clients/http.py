@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import time
 from email.utils import parsedate_to_datetime
+from typing import Any
+
+import aiohttp
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -20,3 +23,12 @@ def parse_retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, moment.timestamp() - time.time())
+
+
+async def json_body(response: aiohttp.ClientResponse) -> dict[str, Any]:
+    """The JSON object a response carries, or {} for anything else (Zoho errors are not JSON)."""
+    try:
+        body = await response.json(content_type=None)
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}

@@ -1,0 +1,42 @@
+"""What an answer of the Zoho Billing API means: a result, or one of ``errors.py``'s named errors.
+
+Pure: no I/O. Zoho wraps results in ``{code, message}`` (code 0 is success); a 401 means the
+access token expired, which the client answers by refreshing it once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from broker.errors import BillingNotFound, BillingRateLimited, BillingRejected, BillingUnavailable
+
+
+class TokenExpired(Exception):
+    """A 401 on an API call: refresh the token and try again, once."""
+
+
+def unsent(error: BillingUnavailable) -> BillingUnavailable:
+    """Mark an error raised before the request left us (safe to retry, whatever the method)."""
+    error.details["never_sent"] = True
+    return error
+
+
+def never_sent(error: BaseException) -> bool:
+    return isinstance(error, BillingUnavailable) and bool(error.details.get("never_sent"))
+
+
+def envelope(status: int, body: dict[str, Any], retry_after: float | None) -> dict[str, Any]:
+    """Turn an HTTP answer and Zoho's ``{code, message}`` into a result or a named error."""
+    message = str(body.get("message") or f"HTTP {status}")[:300]
+    if status == 401:
+        raise TokenExpired
+    if status == 429:
+        raise BillingRateLimited("Zoho Billing is rate limiting us", retry_after=retry_after)
+    if status >= 500:
+        raise BillingUnavailable(f"Zoho Billing failed on its side (HTTP {status})")
+    code = body.get("code")
+    if status == 404:
+        raise BillingNotFound(message, zoho_code=code if isinstance(code, int) else None)
+    if status >= 400 or code not in (0, None):
+        raise BillingRejected(message, zoho_code=code if isinstance(code, int) else None)
+    return body
