@@ -999,7 +999,7 @@ async def test_pause_and_resume_move_status_and_send_their_events(
     ("pause_body", "message"),
     [
         ({"pause_date": "2026-05-31"}, "past"),
-        ({"pause_date": "2026-06-02"}, "today"),
+        ({"pause_date": "2026-06-03", "resume_date": "2026-06-02"}, "after"),
         ({"resume_date": "2026-06-01"}, "after"),
         ({"pause_date": "June"}, "pause_date"),
     ],
