@@ -46,7 +46,7 @@ class Ledger:
         self.customer_ids = _ids(2077000000200001)
         self.subscription_ids = _ids(2077000000300001)
         self.page_ids = _ids(2077000000400001)
-        self._event_ids = _ids(2077000000500001)
+        self._event_ids = _ids(207700000000500001)  # 18 digits: beyond a float
         self._payment_ids = _ids(2077000000600001)
         self._numbers = itertools.count(1)
         self._invoice_numbers = itertools.count(1)
