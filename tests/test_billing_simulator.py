@@ -739,7 +739,10 @@ async def test_events_api_lists_newest_first_and_returns_what_was_sent(
         FREE,
         STANDARD,
     ]
-    assert one["event"] == receiver.posts[0].payload
+    event = one["event"]
+    assert json.loads(event.pop("payload")) == receiver.posts[0].payload  # the documented shape
+    assert [hook["status"] for hook in event.pop("webhooks")] == ["success"]
+    assert event == receiver.posts[0].payload  # and the webhook body's keys
     assert missing == 404
 
 

@@ -74,7 +74,10 @@ async def test_dropped_webhooks_still_appear_in_the_events_api(
         "payment_thankyou",
         "subscription_created",
     ]
-    assert [p.payload for p in receiver.posts] == [listed["events"][3]]
+    statuses = [[hook["status"] for hook in e["webhooks"]] for e in listed["events"]]
+    assert statuses == [["failure"]] * 3 + [["success"]]
+    assert [json.loads(e["payload"]) for e in listed["events"]][3] == receiver.posts[0].payload
+    assert [p.payload["event_id"] for p in receiver.posts] == [listed["events"][3]["event_id"]]
 
 
 async def test_events_page_and_filter_by_day_and_order(sim: BillingSimulator, api: Api) -> None:

@@ -56,8 +56,15 @@ def _flag(request: web.Request, name: str) -> bool:
 
 
 class BillingApi:
-    def __init__(self, state: BillingState, tokens: TokenIssuer, organization_id: str) -> None:
+    def __init__(
+        self,
+        state: BillingState,
+        tokens: TokenIssuer,
+        organization_id: str,
+        history: listing.History = lambda event_id: [],
+    ) -> None:
         self._state = state
+        self._history = history
         self._tokens = tokens
         self._organization_id = organization_id
         self._log = structlog.get_logger("billing_simulator")
@@ -196,7 +203,9 @@ class BillingApi:
         return ok({"hostedpage": page.to_json(self._state.clock())})
 
     async def _events(self, request: web.Request) -> web.Response:
-        return paginate(request, "events", listing.events(request, self._state.events))
+        rows = listing.events(request, self._state.events, self._history)
+        return paginate(request, "events", rows)
 
     async def _event(self, request: web.Request) -> web.Response:
-        return ok({"event": self._state.event(request.match_info["id"]).payload})
+        event = self._state.event(request.match_info["id"])
+        return ok({"event": listing.listed(event, self._history)})

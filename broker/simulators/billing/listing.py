@@ -11,7 +11,7 @@ with code 4 naming the parameter.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date
 from typing import Any
 
@@ -21,6 +21,7 @@ from .errors import invalid
 from .records import Event, Subscription
 
 MAX_PER_PAGE = 200
+History = Callable[[str], list[dict[str, Any]]]  # event_id -> its webhooks, as Zoho lists them
 SUBSCRIPTION_FILTERS: dict[str, frozenset[str] | None] = {
     "SubscriptionStatus.All": None,
     "SubscriptionStatus.ALL": None,
@@ -70,8 +71,15 @@ def _day(request: web.Request, name: str) -> date | None:
         raise invalid(f"Invalid value passed for {name}: use YYYY-MM-DD.") from None
 
 
-def events(request: web.Request, log: list[Event]) -> list[dict[str, Any]]:
-    """The logged events the query asks for, as their webhook bodies, in the asked order."""
+def listed(event: Event, history: History) -> dict[str, Any]:
+    """An event as the events API shows it: the webhook body's keys, and also the documented
+    event object's ``payload`` (that body as a JSON string) and ``webhooks`` (each delivery's
+    ``status``: success, scheduled or failure), so a reader may rely on either shape."""
+    return event.payload | {"payload": event.body.decode(), "webhooks": history(event.event_id)}
+
+
+def events(request: web.Request, log: list[Event], history: History) -> list[dict[str, Any]]:
+    """The logged events the query asks for, in the asked order."""
     wanted = request.query.get("event_type")
     start, end = _day(request, "date_start"), _day(request, "date_end")
     order = request.query.get("sort_order", "D")
@@ -85,7 +93,7 @@ def events(request: web.Request, log: list[Event]) -> list[dict[str, Any]]:
             continue
         if (start is not None and day < start) or (end is not None and day > end):
             continue
-        rows.append(event.payload)
+        rows.append(listed(event, history))
     return rows
 
 

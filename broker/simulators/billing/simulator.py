@@ -256,7 +256,7 @@ class BillingSimulator:
     # -- the app -----------------------------------------------------------------------------
 
     def app(self) -> web.Application:
-        api = BillingApi(self.state, self._tokens, self.organization_id)
+        api = BillingApi(self.state, self._tokens, self.organization_id, self._webhooks.history)
         app = web.Application(middlewares=[self._gate.middleware, api.middleware])
         api.register(app)
         Checkout(self.state).register(app)

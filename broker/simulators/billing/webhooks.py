@@ -15,7 +15,7 @@ import hmac
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import aiohttp
 import structlog
@@ -125,6 +125,21 @@ class WebhookSender:
         if self._drop_all:
             return True
         return self._drop_fraction > 0 and self._random.random() < self._drop_fraction
+
+    def history(self, event_id: str) -> list[dict[str, Any]]:
+        """The event's webhook as Zoho's event object lists it (none without a webhook URL)."""
+        record = self.deliveries.get(event_id)
+        if record is None or self.url is None:
+            return []
+        status = {"delivered": "success", "queued": "scheduled", "held": "scheduled"}
+        return [
+            {
+                "webhook_id": "2077000000700001",
+                "url": self.url,
+                "status": status.get(record.state, "failure"),
+                "state": record.state,  # ours: tells a dropped webhook from a refused one
+            }
+        ]
 
     def _enqueue(self, record: WebhookDelivery, event: Event) -> None:
         if self._holding:
