@@ -67,6 +67,12 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--billing-port", type=int, default=8091)
     demo.add_argument("--data-dir", type=Path, default=Path("demo-data"))
     demo.add_argument(
+        "--reset",
+        action="store_true",
+        help="first remove what earlier demo runs left in the data directory (the simulated "
+        "billing never survives a restart; the data directory does)",
+    )
+    demo.add_argument(
         "--verify",
         choices=[m.value for m in LandingVerification],
         default=LandingVerification.SIGNED.value,

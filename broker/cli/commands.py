@@ -52,8 +52,11 @@ def demo(args: argparse.Namespace) -> int:
     from broker.simulators.demo import (
         run_demo,  # the demo pulls in the simulators; serve never needs them
     )
+    from broker.simulators.demo_world import reset_data_dir
 
     configure_logging(level="INFO", fmt="console" if sys.stdout.isatty() else "json")
+    if args.reset:
+        print(reset_data_dir(args.data_dir), flush=True)
     args.data_dir.mkdir(parents=True, exist_ok=True)
     try:
         with asyncio.Runner(loop_factory=new_event_loop) as runner:

@@ -2,12 +2,17 @@
 
 Modules, from the edge inwards:
 
-- ``simulator``: ``BillingSimulator``, the aiohttp app, fault script, ``/_sim/`` controls
-- ``api``: the token endpoint and the REST API under ``/billing/v1``
+- ``simulator``: ``BillingSimulator``, the aiohttp app and what tests call
+- ``controls``: the ``/_sim/`` routes (state, calendar, faults, dropped webhooks, backdating)
+- ``faults``: down, slow, scripted errors and the per-minute request limit, before the API
+- ``api`` and ``listing``: the token endpoint, the REST API under ``/billing/v1``, list filters
 - ``checkout``: the hosted checkout pages a browser sees
 - ``webhooks``: posting events to the broker (zapikey, signature, hold / drop / resend)
-- ``lifecycle``: what each action and each passing day does to the records (pure)
-- ``records``, ``catalog``, ``inputs``, ``errors``: data, the seed catalog, request bodies, codes
+- ``lifecycle``: ``BillingState``, the one object the HTTP layer talks to, over ``ledger``
+  (records, stamps, the event log), ``orders`` (validation), ``hosted`` (checkout pages),
+  ``subscriptions`` (changes, pause credit, dunning) and ``days`` (what each day does)
+- ``records``, ``clock``, ``ids``, ``catalog``, ``inputs``, ``errors``: data, the calendar, id
+  typing, the seed catalog, request bodies, codes
 
 It must never import the broker (it is the other side of the wire) and never log a secret.
 """

@@ -9,11 +9,11 @@ the query string of the token endpoint.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import structlog
 from aiohttp import web
 
+from . import listing
 from .errors import (
     INVALID_URL,
     METHOD_NOT_ALLOWED,
@@ -30,12 +30,12 @@ from .inputs import (
     parse_body,
 )
 from .lifecycle import BillingState
+from .listing import ok, paginate
 from .oauth import TokenIssuer
 
 API_PREFIX = "/billing/v1"
 TOKEN_PATH = "/oauth/v2/token"  # noqa: S105 - a path, not a password
 ORG_HEADER = "X-com-zoho-subscriptions-organizationid"
-MAX_PER_PAGE = 200
 PLAN_FILTERS = {"PlanStatus.ALL": None, "PlanStatus.ACTIVE": "active"}
 PLAN_FILTERS |= {"PlanStatus.INACTIVE": "inactive"}
 ADDON_FILTERS = {"AddonStatus.ALL": None, "AddonStatus.ACTIVE": "active"}
@@ -48,27 +48,6 @@ def origin(request: web.Request) -> str:
     return str(request.url.origin())
 
 
-def ok(resources: dict[str, Any], status: int = 200) -> web.Response:
-    return web.json_response({"code": 0, "message": "success", **resources}, status=status)
-
-
-def _number(request: web.Request, name: str, default: int) -> int:
-    text = request.query.get(name)
-    if text is None:
-        return default
-    if not (text.isascii() and text.isdigit()) or int(text) < 1:
-        raise invalid(f"Invalid value passed for {name}.")
-    return int(text)
-
-
-def paginate(request: web.Request, name: str, items: list[dict[str, Any]]) -> web.Response:
-    page = _number(request, "page", 1)
-    per_page = min(_number(request, "per_page", MAX_PER_PAGE), MAX_PER_PAGE)
-    start = (page - 1) * per_page
-    context = {"page": page, "per_page": per_page, "has_more_page": start + per_page < len(items)}
-    return ok({name: items[start : start + per_page], "page_context": context})
-
-
 def _flag(request: web.Request, name: str) -> bool:
     value = request.query.get(name, "").lower()
     if value not in ("true", "false"):
@@ -77,8 +56,15 @@ def _flag(request: web.Request, name: str) -> bool:
 
 
 class BillingApi:
-    def __init__(self, state: BillingState, tokens: TokenIssuer, organization_id: str) -> None:
+    def __init__(
+        self,
+        state: BillingState,
+        tokens: TokenIssuer,
+        organization_id: str,
+        history: listing.History = lambda event_id: [],
+    ) -> None:
         self._state = state
+        self._history = history
         self._tokens = tokens
         self._organization_id = organization_id
         self._log = structlog.get_logger("billing_simulator")
@@ -172,12 +158,7 @@ class BillingApi:
         return ok({"customer": self._state.customer(request.match_info["id"]).to_json()})
 
     async def _subscriptions(self, request: web.Request) -> web.Response:
-        customer_id = request.query.get("customer_id")
-        rows = [
-            sub.summary_json()
-            for sub in reversed(self._state.subscriptions.values())
-            if customer_id is None or sub.customer.customer_id == customer_id
-        ]
+        rows = listing.subscriptions(request, self._state.subscriptions.values())
         return paginate(request, "subscriptions", rows)
 
     async def _subscription(self, request: web.Request) -> web.Response:
@@ -222,13 +203,9 @@ class BillingApi:
         return ok({"hostedpage": page.to_json(self._state.clock())})
 
     async def _events(self, request: web.Request) -> web.Response:
-        wanted = request.query.get("event_type")
-        events = [
-            event.payload
-            for event in reversed(self._state.events)
-            if wanted is None or event.event_type == wanted
-        ]
-        return paginate(request, "events", events)
+        rows = listing.events(request, self._state.events, self._history)
+        return paginate(request, "events", rows)
 
     async def _event(self, request: web.Request) -> web.Response:
-        return ok({"event": self._state.event(request.match_info["id"]).payload})
+        event = self._state.event(request.match_info["id"])
+        return ok({"event": listing.listed(event, self._history)})

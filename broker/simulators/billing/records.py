@@ -1,59 +1,21 @@
-"""The simulated organisation's records (customers, subscriptions, hosted pages, events), the
-calendar they live on, and how each one reads as Zoho JSON. No I/O, no decisions: those are in
-``lifecycle.py``.
+"""The simulated organisation's records (customers, subscriptions, hosted pages, events) and how
+each one reads as Zoho JSON. No I/O, no decisions: those are in ``lifecycle.py`` and its helpers.
 """
 
 from __future__ import annotations
 
-import calendar
 import json
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date
 from decimal import Decimal
 from typing import Any, Literal
 
 from .catalog import Addon, Plan, money
+from .clock import zoho_date
 
-OFFSET = timezone(timedelta(hours=5, minutes=30))  # Zoho stamps times in the org's zone
-ONE_DAY = timedelta(days=1)
 CURRENCY = "USD"
 
 PageAction = Literal["new_subscription", "update_subscription"]
-
-
-def add_months(day: date, months: int) -> date:
-    """The same day ``months`` later, clamped to the month's end (Jan 31 + 1 -> Feb 28)."""
-    index = day.month - 1 + months
-    year, month = day.year + index // 12, index % 12 + 1
-    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
-
-
-def zoho_date(day: date | None) -> str:
-    return day.isoformat() if day is not None else ""
-
-
-class Calendar:
-    """The simulator's day, and timestamps that strictly increase however the day moves.
-
-    Every change takes a stamp: the first of a day is 09:00:00 on it, each later one a second
-    after the previous stamp, so two changes never share an ``updated_time``.
-    """
-
-    def __init__(self, today: date) -> None:
-        self.today = today
-        self._last: datetime | None = None
-
-    def stamp(self) -> str:
-        moment = datetime.combine(self.today, time(9), OFFSET)
-        if self._last is not None and moment <= self._last:
-            moment = self._last + timedelta(seconds=1)
-        self._last = moment
-        return moment.strftime("%Y-%m-%dT%H:%M:%S%z")
-
-    @staticmethod
-    def later(stamp: str, seconds: float) -> str:
-        moment = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S%z") + timedelta(seconds=seconds)
-        return moment.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
 @dataclass
@@ -162,6 +124,14 @@ class Subscription:
     credits: Decimal = Decimal("0.00")
     last_pause_credit: Decimal | None = None
     custom_fields: list[CustomField] = field(default_factory=list)
+    pause_scheduled: date | None = None  # a pause that starts on this day
+    scheduled_resume: date | None = None  # the resume date that pause will carry
+    card_declines: bool = False  # every charge fails until the card is fixed
+    dunning_since: date | None = None
+    dunning_retries: int = 0
+    billing_cycles: int = -1  # -1 renews forever; n expires after n terms
+    cycles_billed: int = 0
+    expired_at: date | None = None
 
     @property
     def amount(self) -> Decimal:
@@ -189,6 +159,12 @@ class Subscription:
             "cancelled_at": zoho_date(self.cancelled_at),
             "paused_at": zoho_date(self.paused_at),
             "resume_date": zoho_date(self.resume_date),
+            "scheduled_pause_date": zoho_date(self.pause_scheduled),
+            "billing_cycles": self.billing_cycles,
+            "remaining_billing_cycles": (
+                max(0, self.billing_cycles - self.cycles_billed) if self.billing_cycles > 0 else -1
+            ),
+            "expires_at": zoho_date(self.expired_at),
             "created_time": self.created_time,
             "updated_time": self.updated_time,
             "amount": money(self.amount),
@@ -231,8 +207,12 @@ class Subscription:
             "current_term_starts_at": zoho_date(self.term_start),
             "current_term_ends_at": zoho_date(self.term_end),
             "next_billing_at": zoho_date(self.next_billing_at),
+            "activated_at": zoho_date(self.activated_at),
+            "expires_at": zoho_date(self.expired_at),
             "created_time": self.created_time,
             "updated_time": self.updated_time,
+            "currency_code": CURRENCY,
+            "auto_collect": True,
             "customer_id": self.customer.customer_id,
             "customer_name": self.customer.display_name,
             "email": self.customer.email,

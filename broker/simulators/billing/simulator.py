@@ -10,77 +10,31 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import AsyncIterator, Callable, Collection
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any, TypeVar
 
 import aiohttp
 import structlog
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from broker.simulators.waiting import ChangeWaiters
 
-from .api import API_PREFIX, ORG_HEADER, TOKEN_PATH, BillingApi, Handler
+from .api import API_PREFIX, BillingApi
 from .catalog import Catalog, load_catalog
 from .checkout import Checkout
-from .errors import TOO_MANY_REQUESTS, ApiError
+from .controls import Controls
+from .faults import ApiCall, FaultGate, Faults
+from .ids import IdStyle
 from .inputs import CustomerInput, CustomFieldInput
 from .lifecycle import BillingState
 from .oauth import TokenIssuer
 from .records import Customer, Event, HostedPage, Subscription
+from .subscriptions import DunningPolicy
 from .webhooks import WebhookDelivery, WebhookSender
 
-M = TypeVar("M", bound=BaseModel)
-
-
-@dataclass(frozen=True)
-class ApiCall:
-    """One request that reached the API (or the token endpoint), as Zoho counts it against
-    the organisation's per-minute quota."""
-
-    method: str
-    path: str
-    organization_id: str
-
-
-@dataclass
-class _Faults:
-    fail_count: int = 0
-    fail_status: int = 503
-    fail_retry_after: float | None = None
-    delay: float = 0.0
-    down: bool = False
-
-
-class _FaultsRequest(BaseModel):
-    """Body of POST /_sim/faults; strict, so a typo is an error rather than a no-op."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-    fail_next: int | None = Field(default=None, ge=0)
-    status: int = Field(503, ge=400, le=599)
-    retry_after: float | None = Field(default=None, ge=0)
-    delay: float | None = Field(default=None, ge=0)
-    down: bool | None = None
-
-
-class _WebhooksRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-    hold: bool | None = None
-    drop_next: int | None = Field(default=None, ge=0)
-
-
-class _TodayRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    day: date = Field(alias="date")
-
-
-def _scripted_body(status: int) -> dict[str, Any]:
-    if status == 429:
-        return {"code": TOO_MANY_REQUESTS, "message": "Too many requests"}
-    return {"code": status, "message": "Simulated Zoho Billing failure"}
+__all__ = ["ApiCall", "BillingSimulator"]
 
 
 class BillingSimulator:
@@ -100,20 +54,27 @@ class BillingSimulator:
         hosted_page_ttl_seconds: float = 3600.0,
         access_token_ttl_seconds: int = 3600,
         customer_fields: Collection[str] | None = None,
+        requests_per_minute: int | None = None,
+        id_style: IdStyle = IdStyle.STRINGS,
+        dunning: DunningPolicy | None = None,
+        free_plan_code: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``customer_fields``: the customer custom fields the organisation defined, e.g.
-        ``("zuid",)`` as the vendor's documented setup makes it; None accepts any field."""
+        ``("zuid",)`` as the vendor's documented setup makes it; None accepts any field.
+        ``requests_per_minute``: Zoho's per-organisation limit; None (the default) has none.
+        ``clock``: monotonic seconds for token and page lifetimes and the request limit."""
         self.organization_id = organization_id
         self._log = structlog.get_logger("billing_simulator")
-        self._faults = _Faults()
-        self.abandoned_requests = 0
-        self.api_calls: list[ApiCall] = []
         self._waiters = ChangeWaiters()
+        self._gate = FaultGate(clock, on_abandon=self._waiters.notify)
+        self._gate.faults.per_minute = requests_per_minute
         self._tokens = TokenIssuer(
             client_id=client_id,
             client_secret=client_secret,
             refresh_token=refresh_token,
             ttl_seconds=access_token_ttl_seconds,
+            clock=clock,
         )
         self._webhooks = WebhookSender(
             webhook_url,
@@ -125,9 +86,13 @@ class BillingSimulator:
             load_catalog(app_domain, catalog_file),
             today or date.today(),
             hosted_page_ttl=hosted_page_ttl_seconds,
+            clock=clock,
             on_event=self._on_event,
             customer_fields=customer_fields,
+            dunning=dunning,
+            free_plan_code=free_plan_code,
         )
+        self.state.set_id_style(id_style)
 
     # -- what tests read ---------------------------------------------------------------------
 
@@ -150,6 +115,18 @@ class BillingSimulator:
     @property
     def events(self) -> list[Event]:
         return self.state.events
+
+    @property
+    def faults(self) -> Faults:
+        return self._gate.faults
+
+    @property
+    def api_calls(self) -> list[ApiCall]:
+        return self._gate.api_calls
+
+    @property
+    def abandoned_requests(self) -> int:
+        return self._gate.abandoned_requests
 
     @property
     def webhook_deliveries(self) -> list[WebhookDelivery]:
@@ -191,8 +168,10 @@ class BillingSimulator:
         email: str = "owner@example.com",
         zuid: str | None = None,
         zgid: str | None = None,
+        billing_cycles: int = -1,
     ) -> Subscription:
-        """A subscription as if bought through a checkout: webhooks and all, no browser."""
+        """A subscription as if bought through a checkout: webhooks and all, no browser.
+        ``billing_cycles``: how many terms it runs before it expires (-1: until cancelled)."""
         fields = [
             CustomFieldInput(label=label, value=value)
             for label, value in (("zuid", zuid), ("zgid", zgid))
@@ -200,7 +179,12 @@ class BillingSimulator:
         ]
         customer = CustomerInput(display_name=display_name, email=email, custom_fields=fields)
         return self.state.subscribe(
-            plan_code, quantity=quantity, addons=addons, customer_id=customer_id, customer=customer
+            plan_code,
+            quantity=quantity,
+            addons=addons,
+            customer_id=customer_id,
+            customer=customer,
+            billing_cycles=billing_cycles,
         )
 
     def expire_tokens(self) -> None:
@@ -218,19 +202,32 @@ class BillingSimulator:
     def drop_next_webhooks(self, count: int) -> None:
         self._webhooks.drop_next(count)
 
+    def drop_all_webhooks(self, dropping: bool = True) -> None:
+        """Drop every new webhook (the events are still logged) until told otherwise."""
+        self._webhooks.drop_all(dropping)
+
+    def drop_webhook_fraction(self, fraction: float, *, seed: int = 0) -> None:
+        self._webhooks.drop_fraction(fraction, seed)
+
+    def limit_requests(self, per_minute: int | None) -> None:
+        """At most ``per_minute`` API calls a minute per organisation; None lifts the limit."""
+        if per_minute is not None and per_minute < 1:
+            raise ValueError("per_minute must be at least 1")
+        self._gate.faults.per_minute = per_minute
+
     def resend(self, event_id: str) -> None:
         self._webhooks.resend(self.state.event(event_id))
 
     def go_down(self) -> None:
-        self._faults.down = True
+        self._gate.faults.down = True
 
     def come_up(self) -> None:
-        self._faults.down = False
+        self._gate.faults.down = False
 
     def set_delay(self, seconds: float) -> None:
         if seconds < 0:
             raise ValueError("delay must not be negative")
-        self._faults.delay = seconds
+        self._gate.faults.delay = seconds
 
     def fail_next(self, count: int, status: int = 503, retry_after: float | None = None) -> None:
         """The next ``count`` API calls (not token requests) answer ``status``; 0 clears."""
@@ -238,8 +235,8 @@ class BillingSimulator:
             raise ValueError("count must not be negative")
         if not 400 <= status <= 599:
             raise ValueError("status must be an HTTP error status")
-        self._faults = dataclasses.replace(
-            self._faults, fail_count=count, fail_status=status, fail_retry_after=retry_after
+        self._gate.faults = dataclasses.replace(
+            self._gate.faults, fail_count=count, fail_status=status, fail_retry_after=retry_after
         )
 
     async def wait_until(
@@ -259,19 +256,11 @@ class BillingSimulator:
     # -- the app -----------------------------------------------------------------------------
 
     def app(self) -> web.Application:
-        api = BillingApi(self.state, self._tokens, self.organization_id)
-        app = web.Application(middlewares=[self._fault_middleware, api.middleware])
+        api = BillingApi(self.state, self._tokens, self.organization_id, self._webhooks.history)
+        app = web.Application(middlewares=[self._gate.middleware, api.middleware])
         api.register(app)
         Checkout(self.state).register(app)
-        app.router.add_get("/_sim/state", self._get_state)
-        app.router.add_get("/_sim/events", self._get_events)
-        app.router.add_get("/_sim/webhooks", self._get_webhooks)
-        app.router.add_post("/_sim/webhooks", self._post_webhooks)
-        app.router.add_post("/_sim/events/{id}/resend", self._post_resend)
-        app.router.add_post("/_sim/faults", self._post_faults)
-        app.router.add_post("/_sim/today", self._post_today)
-        app.router.add_post("/_sim/expire_hosted_pages", self._post_expire_pages)
-        app.router.add_post("/_sim/expire_tokens", self._post_expire_tokens)
+        Controls(self).register(app)
         app.cleanup_ctx.append(self._webhook_worker)
         return app
 
@@ -285,130 +274,7 @@ class BillingSimulator:
             except asyncio.CancelledError:
                 pass
 
-    @web.middleware
-    async def _fault_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        path = request.path
-        is_api = path.startswith(API_PREFIX + "/")
-        if not (is_api or path == TOKEN_PATH):
-            return await handler(request)
-        if is_api:
-            organization = request.headers.get(ORG_HEADER, "")
-            self.api_calls.append(ApiCall(request.method, path, organization))
-        faults = self._faults
-        if faults.down:  # drop the connection unanswered
-            self._log.info("billing_connection_dropped", path=path)
-            if request.transport is not None:
-                request.transport.close()
-            return web.Response()  # written to a closed transport: aiohttp discards it
-        if faults.delay > 0:
-            try:
-                await asyncio.sleep(faults.delay)
-            except asyncio.CancelledError:  # test servers cancel handlers whose client left
-                self._abandon(path)
-                raise
-            if request.transport is None or request.transport.is_closing():
-                self._abandon(path)
-                return web.Response()  # nobody listens: nothing is applied
-        if is_api and faults.fail_count > 0:
-            faults.fail_count -= 1
-            headers = {}
-            if faults.fail_retry_after is not None:
-                headers["Retry-After"] = f"{faults.fail_retry_after:g}"
-            self._log.info("billing_scripted_failure", path=path, status=faults.fail_status)
-            body = _scripted_body(faults.fail_status)
-            return web.json_response(body, status=faults.fail_status, headers=headers)
-        return await handler(request)
-
-    def _abandon(self, path: str) -> None:
-        """A delayed request whose client gave up: Zoho would not apply it either."""
-        self.abandoned_requests += 1
-        self._log.info("billing_request_abandoned", path=path)
-        self._waiters.notify()
-
     def _on_event(self, event: Event) -> None:
         self._log.info("billing_event", event_id=event.event_id, event_type=event.event_type)
         self._webhooks.submit(event)
         self._waiters.notify()
-
-    # -- control routes ----------------------------------------------------------------------
-
-    async def _get_state(self, request: web.Request) -> web.Response:
-        now = self.state.clock()
-        return web.json_response(
-            {
-                "today": self.today.isoformat(),
-                "token_requests": self.token_requests,
-                "customers": [c.to_json() for c in self.customers.values()],
-                "subscriptions": [s.to_json() for s in self.subscriptions.values()],
-                "hosted_pages": [p.to_json(now) for p in self.hosted_pages.values()],
-            }
-        )
-
-    async def _get_events(self, request: web.Request) -> web.Response:
-        return web.json_response({"events": [event.payload for event in self.events]})
-
-    async def _get_webhooks(self, request: web.Request) -> web.Response:
-        rows = [dataclasses.asdict(delivery) for delivery in self.webhook_deliveries]
-        return web.json_response({"webhooks": rows})
-
-    async def _post_webhooks(self, request: web.Request) -> web.Response:
-        wanted = await self._control_body(request, _WebhooksRequest)
-        if isinstance(wanted, web.Response):
-            return wanted
-        if wanted.drop_next is not None:
-            self.drop_next_webhooks(wanted.drop_next)
-        if wanted.hold is True:
-            self.hold_webhooks()
-        elif wanted.hold is False:
-            self.release_webhooks()
-        return web.json_response({"ok": True})
-
-    async def _post_resend(self, request: web.Request) -> web.Response:
-        try:
-            self.resend(request.match_info["id"])
-        except ApiError as exc:
-            return web.json_response({"ok": False, "error": exc.message}, status=404)
-        except ValueError as exc:
-            return web.json_response({"ok": False, "error": str(exc)}, status=409)
-        return web.json_response({"ok": True})
-
-    async def _post_faults(self, request: web.Request) -> web.Response:
-        wanted = await self._control_body(request, _FaultsRequest)
-        if isinstance(wanted, web.Response):
-            return wanted
-        if wanted.fail_next is None and wanted.model_fields_set & {"status", "retry_after"}:
-            error = "status and retry_after only apply together with fail_next"
-            return web.json_response({"ok": False, "error": error}, status=400)
-        if wanted.fail_next is not None:
-            self.fail_next(wanted.fail_next, wanted.status, wanted.retry_after)
-        if wanted.delay is not None:
-            self.set_delay(wanted.delay)
-        if wanted.down is not None:
-            self._faults.down = wanted.down
-        return web.json_response({"ok": True})
-
-    async def _post_today(self, request: web.Request) -> web.Response:
-        wanted = await self._control_body(request, _TodayRequest)
-        if isinstance(wanted, web.Response):
-            return wanted
-        self.set_today(wanted.day)
-        return web.json_response({"ok": True, "today": self.today.isoformat()})
-
-    async def _post_expire_pages(self, request: web.Request) -> web.Response:
-        self.expire_hosted_pages()
-        return web.json_response({"ok": True})
-
-    async def _post_expire_tokens(self, request: web.Request) -> web.Response:
-        self.expire_tokens()
-        return web.json_response({"ok": True})
-
-    @staticmethod
-    async def _control_body(request: web.Request, model: type[M]) -> M | web.Response:
-        try:
-            return model.model_validate_json(await request.read())
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(map(str, error['loc'])) or 'body'}: {error['msg']}"
-                for error in exc.errors(include_input=False)
-            )
-            return web.json_response({"ok": False, "error": problems}, status=400)

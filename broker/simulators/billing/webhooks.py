@@ -1,9 +1,10 @@
 """Posting events to the broker like Zoho's webhooks: the ``zapikey`` header, the optional
 ``X-Zoho-Webhook-Signature``, no automatic retry, a manual resend with the same ``event_id``.
 
-Tests can hold deliveries back (sent in order on release) or drop the next few, to prove the broker
-copes with webhooks that arrive late or never. One worker posts in order. Neither the zapikey nor
-the signing secret is ever logged.
+Tests can hold deliveries back (sent in order on release) or drop them (the next few, all of them,
+or a seeded random fraction), to prove the broker copes with webhooks that arrive late or never.
+A dropped webhook's event stays in the log ``GET /events`` reads, as at Zoho. One worker posts in
+order. Neither the zapikey nor the signing secret is ever logged.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import aiohttp
 import structlog
@@ -64,6 +66,9 @@ class WebhookSender:
         self._held: list[Event] = []
         self._holding = False
         self._drop = 0
+        self._drop_all = False
+        self._drop_fraction = 0.0
+        self._random = random.Random(0)  # noqa: S311 - a reproducible fault, not a secret
         self.deliveries: dict[str, WebhookDelivery] = {}
 
     def submit(self, event: Event) -> None:
@@ -72,8 +77,7 @@ class WebhookSender:
             return
         record = WebhookDelivery(event.event_id, event.event_type)
         self.deliveries[event.event_id] = record
-        if self._drop > 0:
-            self._drop -= 1
+        if self._should_drop():
             record.state = "dropped"
             self._log.info("billing_webhook_dropped", event_id=event.event_id)
         else:
@@ -103,6 +107,39 @@ class WebhookSender:
         if count < 0:
             raise ValueError("count must not be negative")
         self._drop = count
+
+    def drop_all(self, dropping: bool) -> None:
+        self._drop_all = dropping
+
+    def drop_fraction(self, fraction: float, seed: int = 0) -> None:
+        """Drop each new webhook with probability ``fraction``, reproducibly from ``seed``."""
+        if not 0 <= fraction <= 1:
+            raise ValueError("fraction must be between 0 and 1")
+        self._drop_fraction = fraction
+        self._random = random.Random(seed)  # noqa: S311 - a reproducible fault, not a secret
+
+    def _should_drop(self) -> bool:
+        if self._drop > 0:
+            self._drop -= 1
+            return True
+        if self._drop_all:
+            return True
+        return self._drop_fraction > 0 and self._random.random() < self._drop_fraction
+
+    def history(self, event_id: str) -> list[dict[str, Any]]:
+        """The event's webhook as Zoho's event object lists it (none without a webhook URL)."""
+        record = self.deliveries.get(event_id)
+        if record is None or self.url is None:
+            return []
+        status = {"delivered": "success", "queued": "scheduled", "held": "scheduled"}
+        return [
+            {
+                "webhook_id": "2077000000700001",
+                "url": self.url,
+                "status": status.get(record.state, "failure"),
+                "state": record.state,  # ours: tells a dropped webhook from a refused one
+            }
+        ]
 
     def _enqueue(self, record: WebhookDelivery, event: Event) -> None:
         if self._holding:

@@ -1,0 +1,144 @@
+"""What happens to one subscription when it changes or is charged: plan changes, pause and resume
+with their credit, and charging with dunning when the card declines. Each change is stamped and
+emitted through the ``Ledger``. Pure.
+
+Dunning [unsure, contracts.md section 5]: a declined charge moves the subscription to ``dunning``
+and emits ``payment_declined`` (with the subscription); each retry day tries again; a success
+returns it to ``live`` (``subscription_activation``), the last failure ends it ``unpaid``
+(``subscription_unpaid``) or ``cancelled_from_dunning`` (``subscription_cancelled``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+from enum import StrEnum
+from typing import Any
+
+from .catalog import Plan
+from .clock import ONE_DAY
+from .ledger import Ledger
+from .records import AddonLine, Subscription
+
+CENT = Decimal("0.01")
+
+
+class DunningOutcome(StrEnum):
+    UNPAID = "unpaid"
+    CANCEL = "cancel"
+
+
+@dataclass(frozen=True)
+class DunningPolicy:
+    retry_days: tuple[int, ...] = (3, 7)  # days after the first decline that retry the charge
+    outcome: DunningOutcome = DunningOutcome.UNPAID
+
+
+def pause_credit(
+    amount: Decimal, term_start: date, term_end: date, paused_at: date, resumed_on: date
+) -> Decimal:
+    """Credit for the paid days a pause left unused (contracts.md section 5), to the cent.
+
+    price / days in the billing period x paused days within the paid term. The product is taken
+    before the division, so nothing rounds until the final cent (the documented yearly example
+    rounds the day rate to $9.58 first; this gives $575.34, not $574.80).
+    """
+    period_days = (term_end - term_start).days + 1
+    paid_days = max(0, (min(resumed_on, term_end + ONE_DAY) - paused_at).days)
+    return (amount * paid_days / period_days).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def previous_attribute(sub: Subscription) -> dict[str, Any]:
+    return {
+        "status": sub.status,
+        "quantity": sub.quantity,
+        "plan_code": sub.plan.plan_code,
+        "plan_id": sub.plan.plan_id,
+        "plan_name": sub.plan.name,
+    }
+
+
+def apply_change(
+    ledger: Ledger,
+    sub: Subscription,
+    plan: Plan,
+    quantity: int,
+    addons: list[AddonLine],
+    *,
+    end_of_term: bool = False,
+) -> None:
+    previous = previous_attribute(sub)
+    old_amount, old_months = sub.amount, sub.plan.months
+    sub.plan, sub.quantity, sub.addons, sub.end_of_term = plan, quantity, addons, end_of_term
+    if plan.months != old_months and sub.status != "trial":
+        ledger.start_term(sub, ledger.calendar.today)  # a new interval starts a new term
+    upgraded = sub.amount > old_amount
+    kind = "subscription_upgraded" if upgraded else "subscription_downgraded"
+    ledger.emit_change(kind, sub, previous)
+
+
+def pause(ledger: Ledger, sub: Subscription, day: date, resume_date: date | None) -> None:
+    sub.status, sub.paused_at, sub.resume_date = "paused", day, resume_date
+    sub.pause_scheduled = sub.scheduled_resume = None
+    ledger.emit_change("subscription_paused", sub)
+
+
+def resume(ledger: Ledger, sub: Subscription, day: date) -> None:
+    assert sub.paused_at is not None
+    credit = pause_credit(sub.amount, sub.term_start, sub.term_end, sub.paused_at, day)
+    sub.credits += credit
+    sub.last_pause_credit = credit
+    sub.status, sub.paused_at, sub.resume_date = "live", None, None
+    out_of_term = day > sub.term_end
+    if out_of_term:
+        ledger.start_term(sub, day)
+    ledger.emit_change("subscription_resumed", sub)
+    if out_of_term:  # a new invoice, with the pause credit applied
+        collect(ledger, sub)
+
+
+def collect(ledger: Ledger, sub: Subscription) -> bool:
+    """Charge the term; a declining card starts dunning. True when the term is paid."""
+    sub.cycles_billed += 1
+    if not sub.card_declines or sub.amount - min(sub.credits, sub.amount) <= 0:
+        ledger.charge(sub)
+        return True
+    sub.status, sub.dunning_since, sub.dunning_retries = "dunning", ledger.calendar.today, 0
+    _declined(ledger, sub)
+    return False
+
+
+def _declined(ledger: Ledger, sub: Subscription) -> None:
+    sub.updated_time = ledger.calendar.stamp()
+    payment = {
+        "amount": float(sub.amount),
+        "date": ledger.calendar.today.isoformat(),
+        "status": "failure",
+        "customer_id": sub.customer.customer_id,
+        "gateway_message": "The card was declined.",
+    }
+    ledger.emit("payment_declined", {"payment": payment, "subscription": sub.to_json()})
+
+
+def retry_dunning(ledger: Ledger, sub: Subscription, day: date, policy: DunningPolicy) -> None:
+    """On a retry day, charge again; after the last failed retry, end as the policy says."""
+    assert sub.dunning_since is not None
+    if sub.dunning_retries >= len(policy.retry_days):
+        return
+    due = sub.dunning_since + ONE_DAY * policy.retry_days[sub.dunning_retries]
+    if day < due:
+        return
+    sub.dunning_retries += 1
+    if not sub.card_declines:
+        sub.status, sub.dunning_since = "live", None
+        ledger.emit_change("subscription_activation", sub)
+        ledger.charge(sub)
+    elif sub.dunning_retries < len(policy.retry_days):
+        _declined(ledger, sub)
+    elif policy.outcome is DunningOutcome.UNPAID:
+        sub.status = "unpaid"
+        ledger.emit_change("subscription_unpaid", sub)
+    else:
+        sub.status, sub.cancelled_at, sub.next_billing_at = "cancelled_from_dunning", day, None
+        ledger.emit_change("subscription_cancelled", sub)
