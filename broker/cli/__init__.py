@@ -85,6 +85,11 @@ def _parser() -> argparse.ArgumentParser:
     check = subcommands.add_parser(
         "check-config", help="validate settings; print them redacted", parents=[config_option]
     )
+    check.add_argument(
+        "--online",
+        action="store_true",
+        help="also test the credentials against Zoho Billing and the Developer Console",
+    )
     check.set_defaults(handler=commands.check_config)
 
     sign = subcommands.add_parser(

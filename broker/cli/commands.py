@@ -7,18 +7,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 
 import structlog
 from aiohttp import web
 
+from broker.cli import check
 from broker.cli.settings import EXIT_CONFIG, load_from_args, redacted
 from broker.config import LandingVerification
 from broker.core.link_signing import NONCE_PARAM, SIGNATURE_PARAM, TIMESTAMP_PARAM, signed_url
 from broker.delivery.runtime import loop_name, new_event_loop
 from broker.logs import configure_logging
-from broker.manage.identity import verification_warning
 from broker.web.app import create_app
 
 log = structlog.get_logger(__name__)
@@ -94,10 +95,16 @@ def check_config(args: argparse.Namespace) -> int:
         summary["billing"]["resolved_accounts_url"] = settings.billing.resolved_accounts_url
     print(json.dumps(summary, indent=2, default=str))
     print("configuration OK", file=sys.stderr)
-    warning = verification_warning(settings)
-    if warning:
+    for warning in check.warnings(settings, os.environ):
         print(f"warning: {warning}", file=sys.stderr)
-    return 0
+    if not args.online:
+        return 0
+    # The clients' info lines would mix with the results; warnings still show, redacted.
+    configure_logging(level="WARNING", secrets=settings.secrets(), stream=sys.stderr)
+    results = asyncio.run(check.online_checks(settings))
+    for result in results:
+        print(result.line(), file=sys.stderr)
+    return 1 if any(r.outcome is check.Outcome.FAILED for r in results) else 0
 
 
 def sign_link(args: argparse.Namespace) -> int:

@@ -1,0 +1,162 @@
+"""What ``broker check-config`` adds to loading the settings: warnings about settings that load
+but are probably not what the operator meant, and (``--online``) a test of the credentials.
+
+Warnings: a ``BROKER_*`` variable that is no setting (pydantic-settings ignores it silently, so
+``BROKER_PLATFORM_APP_DOMAIN`` with one underscore would leave the real setting unset), an unset
+session secret, no landing verification. The online checks make only calls that change nothing:
+a token refresh and one page of one plan from Zoho Billing; for the Developer Console, which has
+no documented read call (docs/contracts.md §1 [unsure]), a plain GET of its base URL, without the
+zapikey, which proves DNS, TCP and TLS but not the key. Nothing printed here carries a secret.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, get_args
+
+import aiohttp
+from pydantic import BaseModel
+
+from broker.clients.billing import BillingClient
+from broker.config import Settings
+from broker.errors import BillingError
+from broker.manage.identity import verification_warning
+from broker.secret_env import ENV_PREFIX, FILE_SUFFIX
+
+# BROKER_ variables that are read, but are not settings.
+NON_SETTING_VARIABLES = frozenset(
+    {
+        "BROKER_CONFIG",  # the TOML file (cli)
+        "BROKER_BACKUP_KEEP",  # how many nightly copies deploy/broker-backup.service keeps
+    }
+)
+ONLINE_TIMEOUT_SECONDS = 10.0
+
+
+def setting_variables(model: type[BaseModel] = Settings, prefix: str = ENV_PREFIX) -> set[str]:
+    """Every variable that sets something: each section and key at every depth (a whole section
+    may be given as JSON), upper case."""
+    names: set[str] = set()
+    for name, field in model.model_fields.items():
+        variable = f"{prefix}{name.upper()}"
+        names.add(variable)
+        section = _model_in(field.annotation)
+        if section is not None:
+            names |= setting_variables(section, f"{variable}__")
+    return names
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The settings section an annotation holds (``BillingSettings | None`` included)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for argument in get_args(annotation):
+        found = _model_in(argument)
+        if found is not None:
+            return found
+    return None
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[tuple[str, str | None]]:
+    """``BROKER_*`` variables that set nothing, each with the closest known name (or None)."""
+    settings = setting_variables()
+    known = settings | {name + FILE_SUFFIX for name in settings} | NON_SETTING_VARIABLES
+    unknown = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if upper.startswith(ENV_PREFIX) and upper not in known:
+            unknown.append((name, _closest(upper, known)))
+    return unknown
+
+
+def _closest(name: str, known: set[str]) -> str | None:
+    """The known name most like ``name``, compared without the prefix every name shares."""
+    tails = {candidate[len(ENV_PREFIX) :]: candidate for candidate in known}
+    close = difflib.get_close_matches(name[len(ENV_PREFIX) :], sorted(tails), n=1, cutoff=0.75)
+    return tails[close[0]] if close else None
+
+
+def warnings(settings: Settings, environ: Mapping[str, str]) -> list[str]:
+    """What loads but is probably wrong, one sentence each, naming the variable to set."""
+    lines = []
+    for name, suggestion in unknown_variables(environ):
+        guess = f"; did you mean {suggestion}?" if suggestion else ""
+        lines.append(f"{name} is not a setting and is ignored{guess}")
+    if settings.landing.session_secret is None:
+        lines.append(
+            "landing.session_secret is unset: page sessions are signed with a random key and "
+            "end at every restart (set BROKER_LANDING__SESSION_SECRET_FILE)"
+        )
+    verification = verification_warning(settings)
+    if verification:
+        lines.append(verification)
+    return lines
+
+
+class Outcome(StrEnum):
+    PASSED = "ok"
+    FAILED = "FAIL"
+    SKIPPED = "skip"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    outcome: Outcome
+    detail: str
+
+    def line(self) -> str:
+        return f"{self.outcome.value:<4} {self.name}: {self.detail}"
+
+
+async def online_checks(settings: Settings) -> list[CheckResult]:
+    """Test the credentials against the services the settings name."""
+    timeout = aiohttp.ClientTimeout(total=ONLINE_TIMEOUT_SECONDS)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        return [await _billing(settings, session), await _platform(settings, session)]
+
+
+async def _billing(settings: Settings, session: aiohttp.ClientSession) -> CheckResult:
+    name = "billing"
+    if settings.billing is None:
+        return CheckResult(name, Outcome.SKIPPED, "no [billing] section: webhooks only, no page")
+    # One attempt: an operator at the terminal wants the answer, not a backoff.
+    billing = settings.billing.model_copy(update={"max_attempts": 1})
+    client = BillingClient(session, billing)
+    try:
+        await client.request("GET", "/plans", params={"page": "1", "per_page": "1"})
+    except BillingError as error:
+        hint = f" ({error.hint})" if error.hint else ""
+        return CheckResult(name, Outcome.FAILED, f"{error.message}{hint}")
+    return CheckResult(
+        name,
+        Outcome.PASSED,
+        f"token refreshed at {billing.resolved_accounts_url}; GET /plans answered for "
+        f"organization {billing.organization_id}",
+    )
+
+
+async def _platform(settings: Settings, session: aiohttp.ClientSession) -> CheckResult:
+    name = "platform"
+    url = settings.platform.resolved_base_url
+    try:
+        async with session.get(url + "/", allow_redirects=False) as response:
+            status = response.status
+    except aiohttp.ClientConnectorCertificateError:
+        return CheckResult(name, Outcome.FAILED, f"{url}: its TLS certificate is not valid")
+    except aiohttp.ClientConnectorError as error:
+        reason = error.os_error.strerror or type(error.os_error).__name__
+        return CheckResult(name, Outcome.FAILED, f"cannot reach {url} ({reason})")
+    except TimeoutError:
+        return CheckResult(name, Outcome.FAILED, f"{url} did not answer in time")
+    except aiohttp.ClientError as error:
+        return CheckResult(name, Outcome.FAILED, f"{url}: {type(error).__name__}")
+    return CheckResult(
+        name,
+        Outcome.PASSED,
+        f"{url} reachable (HTTP {status}); the zapikey is not tested: the Developer Console "
+        "has no call that reads without changing a subscription",
+    )

@@ -1,0 +1,227 @@
+"""``broker check-config``: the warnings about settings that load but are probably wrong, and
+``--online``, which tests the credentials against the real simulators of both Zoho sides.
+
+``main`` runs in a worker thread for the online tests (it starts its own event loop), while the
+simulators are served on port 0 by the test's loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+
+import pytest
+import structlog
+from aiohttp.test_utils import TestServer
+
+from broker.cli import main
+from broker.cli.check import setting_variables, unknown_variables
+from broker.simulators.platform import PlatformSimulator
+from tests.billing_support import CLIENT_ID, CLIENT_SECRET, ORG, REFRESH_TOKEN, make_sim
+from tests.support import LINK_SECRET
+
+ZAPIKEY = "operator-zapikey-not-for-printing"
+SESSION_SECRET = "session-secret-not-for-printing"
+ServerFactory = Callable[..., Awaitable[TestServer]]
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """Only the variables a test sets; structlog back to its defaults afterwards (--online
+    configures it)."""
+    for name in list(os.environ):
+        if name.upper().startswith("BROKER_") or name == "PORT":
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("BROKER_PLATFORM__APP_DOMAIN", "envapp")
+    monkeypatch.setenv("BROKER_PLATFORM__ZAPIKEY", ZAPIKEY)
+    yield
+    structlog.reset_defaults()
+
+
+def quiet(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings with nothing to warn about: a link secret and a session secret."""
+    monkeypatch.setenv("BROKER_LANDING__LINK_SECRET", LINK_SECRET)
+    monkeypatch.setenv("BROKER_LANDING__SESSION_SECRET", SESSION_SECRET)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def warnings_in(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith("warning: ")]
+
+
+# --- unknown variables ---------------------------------------------------------------------------
+
+
+def test_a_single_underscore_typo_is_warned_with_the_right_name(capsys, monkeypatch):
+    quiet(monkeypatch)
+    monkeypatch.setenv("BROKER_PLATFORM_APP_DOMAIN", "typoapp")
+    code, _, err = run(capsys, "check-config")
+    assert code == 0  # the settings themselves load: the typo is only ignored
+    assert warnings_in(err) == [
+        "warning: BROKER_PLATFORM_APP_DOMAIN is not a setting and is ignored; "
+        "did you mean BROKER_PLATFORM__APP_DOMAIN?"
+    ]
+
+
+def test_a_misspelt_file_variable_suggests_the_file_form(capsys, monkeypatch, tmp_path: Path):
+    quiet(monkeypatch)
+    secret_file = tmp_path / "signing"
+    secret_file.write_text("signing-secret-0123")
+    monkeypatch.setenv("BROKER_WEBHOOKS_SIGNING_SECRET_FILE", str(secret_file))
+    code, out, err = run(capsys, "check-config")
+    assert code == 0  # read, but it sets nothing: webhooks would run unsigned
+    assert '"signing_secret": null' in out
+    assert "did you mean BROKER_WEBHOOKS__SIGNING_SECRET_FILE?" in err
+
+
+def test_a_name_like_nothing_known_is_warned_without_a_guess(capsys, monkeypatch):
+    quiet(monkeypatch)
+    monkeypatch.setenv("BROKER_COLOUR", "blue")
+    _, _, err = run(capsys, "check-config")
+    assert warnings_in(err) == ["warning: BROKER_COLOUR is not a setting and is ignored"]
+
+
+def test_every_known_form_passes_without_a_warning(capsys, monkeypatch, tmp_path: Path):
+    quiet(monkeypatch)
+    secret_file = tmp_path / "zapikey"
+    secret_file.write_text(ZAPIKEY)
+    monkeypatch.delenv("BROKER_PLATFORM__ZAPIKEY")
+    monkeypatch.setenv("BROKER_PLATFORM__ZAPIKEY_FILE", str(secret_file))  # the _FILE form
+    monkeypatch.setenv("broker_server__port", "8081")  # any case, as pydantic reads it
+    monkeypatch.setenv("BROKER_PLANS", '{"on_pause": "keep"}')  # a whole section as JSON
+    monkeypatch.setenv("BROKER_BACKUP_KEEP", "14")  # read by deploy/broker-backup.service
+    code, _, err = run(capsys, "check-config")
+    assert code == 0, err
+    assert warnings_in(err) == []
+
+
+def test_known_names_reach_nested_sections():
+    names = setting_variables()
+    assert {
+        "BROKER_LANDING__OIDC__CLIENT_SECRET",
+        "BROKER_BILLING__REFRESH_TOKEN",
+        "BROKER_WEBHOOKS__EXTRA_ZAPIKEYS",
+    } <= names
+    assert unknown_variables({"BROKER_LANDING__OIDC__CLIENT_SECRET_FILE": "/x", "HOME": "/"}) == []
+
+
+# --- session secret and verification ------------------------------------------------------------
+
+
+def test_an_unset_session_secret_is_warned(capsys, monkeypatch):
+    monkeypatch.setenv("BROKER_LANDING__LINK_SECRET", LINK_SECRET)
+    _, _, err = run(capsys, "check-config")
+    assert warnings_in(err) == [
+        "warning: landing.session_secret is unset: page sessions are signed with a random key "
+        "and end at every restart (set BROKER_LANDING__SESSION_SECRET_FILE)"
+    ]
+
+
+def test_missing_verification_is_warned_beside_the_session_secret(capsys):
+    _, _, err = run(capsys, "check-config")
+    found = warnings_in(err)
+    assert len(found) == 2
+    assert "session_secret is unset" in found[0]
+    assert "no landing verification is configured" in found[1]
+
+
+# --- --online ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def zoho(aiohttp_server: ServerFactory) -> tuple[str, str]:
+    """Origins of a billing simulator and a Developer Console simulator, both running."""
+    billing = await aiohttp_server(make_sim(app_domain="envapp").app())
+    platform = await aiohttp_server(PlatformSimulator(ZAPIKEY).app())
+    return (
+        str(billing.make_url("")).rstrip("/"),
+        str(platform.make_url("")).rstrip("/"),
+    )
+
+
+def point_at(monkeypatch: pytest.MonkeyPatch, billing: str, platform: str, **billing_env: str):
+    quiet(monkeypatch)
+    monkeypatch.setenv("BROKER_PLATFORM__BASE_URL", platform)
+    values = {
+        "BASE_URL": f"{billing}/billing/v1",
+        "ACCOUNTS_URL": billing,
+        "ORGANIZATION_ID": ORG,
+        "CLIENT_ID": CLIENT_ID,
+        "CLIENT_SECRET": CLIENT_SECRET,
+        "REFRESH_TOKEN": REFRESH_TOKEN,
+    } | billing_env
+    for key, value in values.items():
+        monkeypatch.setenv(f"BROKER_BILLING__{key}", value)
+
+
+async def run_online(capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = await asyncio.to_thread(main, ["check-config", "--online"])
+    captured = capsys.readouterr()
+    for secret in (ZAPIKEY, CLIENT_SECRET, REFRESH_TOKEN, LINK_SECRET, SESSION_SECRET):
+        assert secret not in captured.out + captured.err
+    return code, captured.out, captured.err
+
+
+def result_lines(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith(("ok ", "FAIL ", "skip "))]
+
+
+async def test_online_passes_against_both_simulators(capsys, monkeypatch, zoho):
+    billing, platform = zoho
+    point_at(monkeypatch, billing, platform)
+    code, _, err = await run_online(capsys)
+    assert code == 0, err
+    assert result_lines(err) == [
+        f"ok   billing: token refreshed at {billing}; GET /plans answered for organization {ORG}",
+        f"ok   platform: {platform} reachable (HTTP 404); the zapikey is not tested: the "
+        "Developer Console has no call that reads without changing a subscription",
+    ]
+
+
+async def test_online_fails_on_a_wrong_client_secret(capsys, monkeypatch, zoho):
+    billing, platform = zoho
+    point_at(monkeypatch, billing, platform, CLIENT_SECRET="not-the-client-secret")
+    code, _, err = await run_online(capsys)
+    assert code == 1
+    assert result_lines(err)[0] == (
+        "FAIL billing: Zoho accounts refused the refresh token (invalid_client) (check "
+        "billing.client_id, client_secret, refresh_token and data_centre)"
+    )
+    assert result_lines(err)[1].startswith("ok   platform:")
+
+
+async def test_online_fails_on_another_organization(capsys, monkeypatch, zoho):
+    billing, platform = zoho
+    point_at(monkeypatch, billing, platform, ORGANIZATION_ID="999999")
+    code, _, err = await run_online(capsys)
+    assert code == 1
+    assert result_lines(err)[0].startswith("FAIL billing: This user is not associated")
+
+
+async def test_online_fails_when_the_platform_cannot_be_reached(capsys, monkeypatch, zoho):
+    billing, _ = zoho
+    with socket.socket() as probe:  # a port nothing listens on once it is closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    point_at(monkeypatch, billing, f"http://127.0.0.1:{port}")
+    code, _, err = await run_online(capsys)
+    assert code == 1
+    assert result_lines(err)[1].startswith(f"FAIL platform: cannot reach http://127.0.0.1:{port} (")
+
+
+async def test_online_skips_billing_when_it_is_not_configured(capsys, monkeypatch, zoho):
+    _, platform = zoho
+    quiet(monkeypatch)
+    monkeypatch.setenv("BROKER_PLATFORM__BASE_URL", platform)
+    code, _, err = await run_online(capsys)
+    assert code == 0, err
+    assert result_lines(err)[0] == "skip billing: no [billing] section: webhooks only, no page"
