@@ -5,11 +5,13 @@ broker demo             run it offline beside a simulated Developer Console
 broker check-config     validate settings and print them with secrets hidden
 broker sign-link        print a fresh signed Manage Subscription link (tests, the demo)
 broker deliveries ...   list deliveries, show one, retry dead letters
-broker backup DEST      consistent online copy of the database
+broker backup DEST      consistent online copy of the database (--verify: check the copy)
+broker check-db         SQLite's integrity check, without a sqlite3 binary
 
 This module parses the arguments. ``commands`` runs the service and the demo, checks settings and
-signs links; ``operator`` holds the database commands (``deliveries``, ``backup``), handed the
-environment; ``settings`` loads settings and explains what is wrong with them.
+signs links (``check`` adds check-config's warnings and online tests); ``operator`` holds the
+database commands (``deliveries``, ``backup``, ``check-db``), handed the environment; ``settings``
+loads settings and explains what is wrong with them.
 """
 
 from __future__ import annotations
@@ -118,7 +120,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     backup.add_argument("destination", type=Path)
     backup.add_argument("--db", type=Path, default=None, help="database file (default: settings)")
+    backup.add_argument(
+        "--verify", action="store_true", help="run an integrity check on the copy afterwards"
+    )
     backup.set_defaults(handler=partial(operator.backup, environ=os.environ))
+
+    check_db = subcommands.add_parser(
+        "check-db",
+        help="run SQLite's integrity check on the database (or a backup: --db FILE)",
+        parents=[config_option],
+    )
+    check_db.add_argument("--db", type=Path, default=None, help="database file (default: settings)")
+    check_db.set_defaults(handler=partial(operator.check_db, environ=os.environ))
 
     deliveries = subcommands.add_parser(
         "deliveries", help="inspect and retry platform deliveries", parents=[config_option]

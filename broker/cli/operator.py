@@ -1,5 +1,5 @@
-"""The operator's commands on the broker's database: ``broker deliveries list|show|retry`` and
-``broker backup``.
+"""The operator's commands on the broker's database: ``broker deliveries list|show|retry``,
+``broker backup`` and ``broker check-db``.
 
 They open the SQLite file directly, so they work whether or not the service runs, and they need
 only where the database is. What they print is redacted again, with the configured secrets when
@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from broker.config import config_file, load_settings
 from broker.redaction import Redactor
-from broker.store import database, delivery_records, outbox
+from broker.store import database, delivery_records, integrity, outbox
 
 
 def deliveries_list(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
@@ -93,7 +93,28 @@ def backup(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         print(str(exc), file=sys.stderr)
         return 1
     print(f"backed up {source} to {args.destination}")
+    if args.verify:
+        return _report_integrity(args.destination)
     return 0
+
+
+def check_db(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    path = _database_path(args, environ)
+    if not path.is_file():
+        print(f"no database at {path}: pass --db or set BROKER_STORE__PATH", file=sys.stderr)
+        return 1
+    return _report_integrity(path)
+
+
+def _report_integrity(path: Path) -> int:
+    problems = integrity.integrity_problems(path)
+    if not problems:
+        print(f"integrity check of {path}: ok")
+        return 0
+    print(f"integrity check of {path} FAILED:", file=sys.stderr)
+    for problem in problems:
+        print(f"  {problem}", file=sys.stderr)
+    return 1
 
 
 def _database_path(args: argparse.Namespace, environ: Mapping[str, str]) -> Path:
