@@ -62,7 +62,7 @@ def subscription_event(
     event_id: str | int | None = None,
     **subscription_extra: Any,
 ) -> dict[str, Any]:
-    """A webhook in Zoho Billing's default payload shape (contracts.md §3)."""
+    """A webhook in Zoho Billing's default payload shape (docs/contracts.md §3)."""
     return subscription_webhook(
         event_id=str(event_id if event_id is not None else 80000 + next(_event_numbers)),
         event_type=event_type,

@@ -1,4 +1,4 @@
-"""The broker's Zoho Billing client (contracts.md section 4) against the real billing simulator.
+"""The broker's Zoho Billing client (docs/contracts.md §4) against the real billing simulator.
 
 Each test serves ``BillingSimulator`` on port 0 and drives ``BillingClient`` over real HTTP with an
 aiohttp session the test owns. Retry sleeps are recorded instead of slept, and token expiry is

@@ -1,4 +1,4 @@
-"""The Zoho Billing simulator behaves as contracts.md sections 3, 4 and 5 say, failures included.
+"""The Zoho Billing simulator behaves as docs/contracts.md §3, §4 and §5 say, failures included.
 
 Other tests and ``broker demo`` trust this simulator to stand in for Zoho Billing, so each behaviour
 is proved here over real HTTP: the simulator's own aiohttp app, and a small receiver app standing in
@@ -706,7 +706,7 @@ async def test_webhooks_carry_zapikey_signature_and_the_default_payload(
 async def test_signature_also_covers_the_webhook_urls_query_pairs(
     hook_url: str, receiver: Receiver, aiohttp_client: ClientFactory
 ) -> None:
-    """contracts.md section 3: sorted ``keyvalue`` query pairs, then the raw body."""
+    """docs/contracts.md section 3: sorted ``keyvalue`` query pairs, then the raw body."""
     sim = make_sim(webhook_url=f"{hook_url}?name=basic&id=90343", signing_secret=SIGNING_SECRET)
     await aiohttp_client(sim.app())
     sim.subscribe(FREE)
@@ -1041,7 +1041,7 @@ async def test_resume_credits_the_paid_days_the_pause_left_unused(
     resume_on: date,
     credit: str,
 ) -> None:
-    """contracts.md section 5's three pause-credit examples, through the API."""
+    """docs/contracts.md section 5's three pause-credit examples, through the API."""
     sim = make_sim(today=start)
     api = Api(await aiohttp_client(sim.app()))
     sub = sim.subscribe(plan, quantity=users)
@@ -1278,7 +1278,7 @@ async def test_no_secret_reaches_a_log_line(
 async def test_the_brokers_billing_client_works_against_the_simulator(
     aiohttp_server: ServerFactory,
 ) -> None:
-    """The broker's own client (contracts.md section 4) reads, refreshes and retries here."""
+    """The broker's own client (docs/contracts.md section 4) reads, refreshes and retries here."""
     sim = make_sim()
     server = await aiohttp_server(sim.app())
     origin = str(server.make_url("")).rstrip("/")

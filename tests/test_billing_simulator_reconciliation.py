@@ -1,6 +1,6 @@
 """The billing simulator is faithful enough to test reconciliation: every event is logged and
 listed whether or not its webhook went out; subscriptions are listed and filtered; dunning, trial
-to free plan, expiry and scheduled pauses emit what Zoho would (contracts.md sections 3-5);
+to free plan, expiry and scheduled pauses emit what Zoho would (docs/contracts.md sections 3-5);
 backdated changes emit nothing; ids come as strings or JSON numbers; a per-minute limit answers
 429 with Retry-After. Everything is driven over the simulator's real HTTP app.
 """

@@ -1,5 +1,5 @@
-"""The Manage Subscription page (contracts.md §2): how it reads its parameters, what it shows, and
-how it releases parked subscriptions without letting one org see or take another org's.
+"""The Manage Subscription page (docs/contracts.md §2): how it reads its parameters, what it shows,
+and how it releases parked subscriptions without letting one org see or take another org's.
 
 Everything runs against the real broker app and the real Developer Console simulator.
 """

@@ -1,5 +1,5 @@
-"""Reading the landing parameters (contracts.md §2) never fails with a 500, whatever the browser
-sends: hostile custom_fields and non-ASCII digits get a 400 that names the problem."""
+"""Reading the landing parameters (docs/contracts.md §2) never fails with a 500, whatever the
+browser sends: hostile custom_fields and non-ASCII digits get a 400 that names the problem."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The signed-link format of contracts.md §6.1, checked against its worked example and against
+"""The signed-link format of docs/contracts.md §6.1, checked against its worked example and against
 forgeries: what the Vertical Solution signs is exactly what the broker believes, nothing else."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from broker.errors import Forbidden
 SECRET = "unit-tests-link-secret-0123456789"
 NOW = 1_764_400_000.0
 
-# contracts.md §6.1, verbatim.
+# docs/contracts.md §6.1, verbatim.
 WORKED_EXAMPLE = {
     "zuid": "1083827331",
     "zgid": "60012345",

@@ -1,7 +1,7 @@
 """broker.mapping decides alone, without I/O: plan codes, statuses, desired state, the one call.
 
-Every other part of the broker trusts these decisions, so each rule of contracts.md §1, §3 and §5
-that mapping encodes is pinned here as a plain function call.
+Every other part of the broker trusts these decisions, so each rule of docs/contracts.md §1, §3 and
+§5 that mapping encodes is pinned here as a plain function call.
 """
 
 from __future__ import annotations
@@ -534,7 +534,7 @@ def test_planning_again_after_the_planned_calls_succeed_needs_no_call(
     [
         ("subscription_created", EventKind.SUBSCRIPTION),
         ("subscription_activation", EventKind.SUBSCRIPTION),
-        ("subscription_paused", EventKind.SUBSCRIPTION),  # contracts.md: name [unsure]
+        ("subscription_paused", EventKind.SUBSCRIPTION),  # docs/contracts.md: name [unsure]
         ("subscription_resumed", EventKind.SUBSCRIPTION),
         ("subscription_deleted", EventKind.SUBSCRIPTION),
         ("trial_expiring", EventKind.NOTICE),

@@ -466,7 +466,7 @@ async def test_reactivating_a_live_subscription_is_refused(
 async def test_pause_preview_shows_the_credit_for_the_unused_paid_days(
     world: PageWorld, owner: Browser, live: str
 ):
-    """contracts.md §5: price / days in the billing period x paused days, to the cent."""
+    """docs/contracts.md §5: price / days in the billing period x paused days, to the cent."""
     subscription = world.sim.subscriptions[live]
     resume_on = date(2026, 6, 20)
     period_days = (subscription.term_end - subscription.term_start).days + 1

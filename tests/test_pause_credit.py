@@ -1,4 +1,4 @@
-"""The credit a pause earns follows contracts.md section 5: its three worked examples, the edges
+"""The credit a pause earns follows docs/contracts.md §5: its three worked examples, the edges
 of the paid term, input validation, and properties that must hold for any pause."""
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from broker.core.plan_pricing import ChangeRoute, Configuration, route_change, y
 from broker.simulators.billing.inputs import PlanInput, SubscriptionChangeInput
 from tests.page_support import PROFESSIONAL, STANDARD, Browser, PageWorld
 
-M, Y = "1", "4"  # monthly, yearly (contracts.md §1)
+M, Y = "1", "4"  # monthly, yearly (docs/contracts.md §1)
 CATALOG = Catalog(
     plans=[
         PlanChoice(

@@ -1,4 +1,4 @@
-"""Which platform answers to a repeated Cancel mean "already gone" (contracts.md §1 [unsure]).
+"""Which platform answers to a repeated Cancel mean "already gone" (docs/contracts.md §1 [unsure]).
 
 A Cancel cut off by a crash is sent again; if the first one landed, the platform refuses the
 second. Only a refusal that says the subscription is not there may count as done: a refusal about

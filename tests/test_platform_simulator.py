@@ -1,4 +1,4 @@
-"""The platform simulator behaves as contracts.md section 1 says, and its faults do what they claim.
+"""The platform simulator behaves as docs/contracts.md §1 says, and its faults do what they claim.
 
 Other tests trust this simulator to stand in for the Developer Console, so each behaviour the
 broker relies on is proved here against the real aiohttp app.
@@ -219,7 +219,7 @@ async def test_repeated_add_follows_the_duplicate_add_setting(
 async def test_repeated_cancel_follows_the_repeated_cancel_setting(
     aiohttp_client: AiohttpClient, mode: Any, status: int, answer: dict[str, Any]
 ) -> None:
-    """contracts.md does not say how the platform refuses a second Cancel: each way is playable."""
+    """docs/contracts.md §1 does not say how a second Cancel is refused: each way is playable."""
     sim = PlatformSimulator(KEY, repeated_cancel=mode)
     client = await aiohttp_client(sim.app())
     await client.post(path(), json=add_body())

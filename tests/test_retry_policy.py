@@ -2,7 +2,7 @@
 
 ``RetryPolicy`` decides when a failed delivery is tried again and when the broker stops trying;
 ``classify_response`` and ``parse_retry_after`` turn a platform answer into the verdict the
-delivery worker acts on (contracts.md section 1).
+delivery worker acts on (docs/contracts.md section 1).
 """
 
 from __future__ import annotations

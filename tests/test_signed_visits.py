@@ -32,7 +32,7 @@ REFUSED = "this link is not valid any more, or it was changed"
 
 
 def signed_pairs(world: PageWorld, params: dict[str, str]) -> list[tuple[str, str]]:
-    """A link as the vendor's Vertical Solution signs it (contracts.md §6.1)."""
+    """A link as the vendor's Vertical Solution signs it (docs/contracts.md §6.1)."""
     values = {**params, "ts": str(int(world.clock())), "nonce": token_hex(8)}
     return [*values.items(), ("sig", sign_link(values.items(), LINK_SECRET))]
 

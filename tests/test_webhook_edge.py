@@ -95,7 +95,7 @@ def hmac_base64(secret: str, payload: bytes) -> str:
 
 
 def zoho_signed_string(query: dict[str, str], body: bytes) -> bytes:
-    """contracts.md §3, written out independently of the broker's implementation."""
+    """docs/contracts.md §3, written out independently of the broker's implementation."""
     return "".join(f"{k}{query[k]}" for k in sorted(query)).encode() + body
 
 

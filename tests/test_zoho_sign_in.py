@@ -1,4 +1,4 @@
-"""Sign in with Zoho (``landing.verify = "zoho"``, contracts.md §6.2): the real broker against
+"""Sign in with Zoho (``landing.verify = "zoho"``, docs/contracts.md §6.2): the real broker against
 the real simulated Zoho Accounts server, every forgery, replay and skip refused.
 
 A browser here is the test client with its cookie jar; Zoho's sign-in page is driven through a

@@ -1,4 +1,4 @@
-"""Client of the Zoho Billing REST API (contracts.md §4), for the Manage Subscription page.
+"""Client of the Zoho Billing REST API (docs/contracts.md §4), for the Manage Subscription page.
 
 It owns the organisation header and retries: connection errors, 5xx and 429 are retried with
 backoff (honouring ``Retry-After``); a 401 refreshes the token (``billing_token``) and tries once

@@ -1,4 +1,4 @@
-"""Sign in with Zoho: the OpenID Connect client (contracts.md §6.2) and the ID token's checks.
+"""Sign in with Zoho: the OpenID Connect client (docs/contracts.md §6.2) and the ID token's checks.
 
 Owns talking to Zoho Accounts (discovery, JWKS, the code exchange) and deciding whether an ID
 token proves who the user is. It never logs or returns a token, a code or the client secret.

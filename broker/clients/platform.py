@@ -1,4 +1,4 @@
-"""Client of the Developer Console Subscription APIs (contracts.md §1).
+"""Client of the Developer Console Subscription APIs (docs/contracts.md §1).
 
 It makes one call and says what happened, in three kinds the delivery worker acts on:
 ``success`` (2xx and no failure marker), ``retry`` (could not reach it, timed out, 429 or 5xx) and

@@ -66,12 +66,12 @@ class PlatformSettings(Section):
     zapikey: SecretStr
     base_url: str | None = None
     request_timeout_seconds: float = Field(15.0, gt=0)
-    # contracts.md §1 is unsure whether custom_pricing_json is an object or a JSON string.
+    # docs/contracts.md §1 is unsure whether custom_pricing_json is an object or a JSON string.
     custom_pricing_format: Literal["object", "string"] = "object"
     # How the platform refuses a Cancel of a subscription it no longer holds is unknown
-    # (contracts.md §1): a repeated Cancel counts as done only on these statuses, or on a 2xx/4xx
-    # body whose message or code holds one of these phrases (case and _ - ignored). 401 and 403
-    # never count. See core.platform_answers.means_already_gone.
+    # (docs/contracts.md §1): a repeated Cancel counts as done only on these statuses, or on a
+    # 2xx/4xx body whose message or code holds one of these phrases (case and _ - ignored). 401
+    # and 403 never count. See core.platform_answers.means_already_gone.
     cancel_gone_statuses: list[int] = Field(default_factory=lambda: [404, 410])
     cancel_gone_markers: list[str] = Field(
         default_factory=lambda: [
@@ -105,7 +105,7 @@ class PlatformSettings(Section):
 class WebhookSettings(Section):
     # Keys accepted besides the platform zapikey, so a new key can be rolled out without downtime.
     extra_zapikeys: list[SecretStr] = Field(default_factory=list)
-    # When set, X-Zoho-Webhook-Signature is required and checked (contracts.md §3).
+    # When set, X-Zoho-Webhook-Signature is required and checked (docs/contracts.md §3).
     signing_secret: SecretStr | None = None
     signature_encoding: Literal["hex", "base64"] = "hex"
     # A billing snapshot whose updated_time is further ahead of our clock than this is refused:

@@ -13,7 +13,7 @@ DataCentre = Literal["com", "eu", "in", "com.au", "jp", "ca", "uk", "sa", "com.c
 
 
 class BillingSettings(Section):
-    """Zoho Billing API access (contracts.md §4); needed by the Manage Subscription page."""
+    """Zoho Billing API access (docs/contracts.md §4); needed by the Manage Subscription page."""
 
     data_centre: DataCentre = "com"
     base_url: str | None = None  # default https://www.zohoapis.{data_centre}/billing/v1

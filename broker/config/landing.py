@@ -19,14 +19,14 @@ class LandingVerification(StrEnum):
 
 
 class OidcSettings(Section):
-    """Sign in with Zoho (contracts.md §6.2): a client registered in Zoho's API console."""
+    """Sign in with Zoho (docs/contracts.md §6.2): a client registered in Zoho's API console."""
 
     client_id: str = Field(min_length=1)
     client_secret: SecretStr
     # Default: the accounts server of billing's data centre, else https://accounts.zoho.com.
     accounts_url: str | None = None
     scopes: str = "openid email profile"
-    # PKCE (S256) is sent by default; contracts.md §6.2 is unsure Zoho accepts it.
+    # PKCE (S256) is sent by default; docs/contracts.md §6.2 is unsure Zoho accepts it.
     use_pkce: bool = True
     # How long a started sign-in (state, nonce, PKCE verifier) may take to come back.
     flow_max_age_seconds: float = Field(600.0, gt=0)

@@ -1,4 +1,4 @@
-"""What the billing system sends, as pydantic models (contracts.md §3). No I/O here.
+"""What the billing system sends, as pydantic models (docs/contracts.md §3). No I/O here.
 
 Zoho's payloads carry far more keys than we read and vary in the JSON type of ids, so the models
 accept unknown keys, keep them (for the stored snapshot) and turn every id into a string without

@@ -10,7 +10,7 @@ from enum import StrEnum
 
 
 class BillingStatus(StrEnum):
-    """Zoho Billing's subscription statuses (contracts.md §3), paused, and the broker's own
+    """Zoho Billing's subscription statuses (docs/contracts.md §3), paused, and the broker's own
     ``deleted`` (a ``subscription_deleted`` event)."""
 
     LIVE = "live"

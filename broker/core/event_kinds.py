@@ -1,4 +1,4 @@
-"""Which billing events may change what the platform holds (contracts.md §3). No I/O here.
+"""Which billing events may change what the platform holds (docs/contracts.md §3). No I/O here.
 
 Only subscription events (``subscription_*``, which include the guessed ``subscription_paused``
 and ``subscription_resumed``) may update a stored snapshot or queue a call. Payment, invoice,

@@ -1,10 +1,10 @@
 """What Zoho's ids look like, defined once and checked before an id is used anywhere.
 
 Billing ids (subscription, customer, plan, event) are decimal numbers of up to 19 digits in every
-payload and document we know of (contracts.md §3); we allow up to 32 in case they grow. zuid and
-zgid are decimal too, at most 20 digits (a 64-bit number). ``str.isdigit`` is not a check: it
-accepts "१२" and "²", which no Zoho id holds and no URL path should. Hosted-page ids are opaque
-tokens, so they may also hold letters, ``-`` and ``_``.
+payload and document we know of (docs/contracts.md §3); we allow up to 32 in case they grow.
+zuid and zgid are decimal too, at most 20 digits (a 64-bit number). ``str.isdigit`` is not a
+check: it accepts "१२" and "²", which no Zoho id holds and no URL path should. Hosted-page ids
+are opaque tokens, so they may also hold letters, ``-`` and ``_``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The Manage Subscription URL's parameters (contracts.md §2), read from every form they arrive in.
+"""The Manage Subscription URL's parameters (docs/contracts.md §2), read from every form they
+arrive in.
 
 The Vertical Solution may send them as query parameters or a form post, with the ids flat
 (``zuid``), bracketed (``custom_fields[zuid]``), dotted (``custom_fields.zuid``) or as a JSON

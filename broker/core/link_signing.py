@@ -1,4 +1,4 @@
-"""Signed Manage Subscription links (contracts.md §6.1): the canonical string and its check.
+"""Signed Manage Subscription links (docs/contracts.md §6.1): the canonical string and its check.
 
 ``sig`` is the lowercase hex HMAC-SHA256, keyed with ``landing.link_secret``, of the canonical
 string: every parameter except ``sig``, sorted by name, each written ``quote(name)=quote(value)``

@@ -24,7 +24,7 @@ YEARLY = "4"
 YEARLY_SUFFIX = "_Y"
 
 S = BillingStatus
-# Statuses of contracts.md §3 and §5, by what they mean for the platform. Paused and unpaid are
+# Statuses of docs/contracts.md §3 and §5, by what they mean for the platform. Paused and unpaid are
 # the vendor's choice (``plans.on_pause``, ``plans.on_unpaid``).
 ACTIVE_STATUSES = frozenset({S.LIVE, S.TRIAL, S.NON_RENEWING, S.DUNNING})
 # DELETED is ours: the pipeline records a subscription_deleted event as that status.
@@ -35,7 +35,7 @@ NOT_STARTED_STATUSES = frozenset({S.FUTURE, S.CREATION_FAILED})
 
 
 class PlatformAction(StrEnum):
-    """The three Developer Console Subscription calls (contracts.md §1)."""
+    """The three Developer Console Subscription calls (docs/contracts.md §1)."""
 
     ADD = "add"
     MODIFY = "modify"
@@ -43,7 +43,7 @@ class PlatformAction(StrEnum):
 
 
 HttpMethod = Literal["POST", "PUT", "DELETE"]
-# contracts.md §1: one URL, and the method says which call it is.
+# docs/contracts.md §1: one URL, and the method says which call it is.
 ACTION_METHODS: Mapping[PlatformAction, HttpMethod] = MappingProxyType(
     {PlatformAction.ADD: "POST", PlatformAction.MODIFY: "PUT", PlatformAction.CANCEL: "DELETE"}
 )

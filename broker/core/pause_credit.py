@@ -1,4 +1,4 @@
-"""The credit a pause earns (contracts.md section 5), so the page can show it before the customer
+"""The credit a pause earns (docs/contracts.md §5), so the page can show it before the customer
 pauses or resumes. Pure: no I/O, no clock.
 
 Zoho Billing credits the paid days a pause left unused: ``price / days in the billing period x

@@ -52,7 +52,7 @@ STATUS_ACTIONS: Mapping[BillingStatus, frozenset[Action]] = MappingProxyType(
     }
 )
 NO_SUBSCRIPTION: frozenset[Action] = frozenset({A.SUBSCRIBE})
-# Only a cancelled subscription still in its paid term can be reactivated (contracts.md §5).
+# Only a cancelled subscription still in its paid term can be reactivated (docs/contracts.md §5).
 NEEDS_TERM: Mapping[Action, frozenset[BillingStatus]] = MappingProxyType(
     {A.REACTIVATE: frozenset({S.CANCELLED})}
 )

@@ -179,7 +179,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
 
 
 def parse_hints(sources: list[Mapping[str, str]]) -> LandingHints:
-    """The landing parameters (contracts.md §2, every form they arrive in) as unverified hints."""
+    """The landing parameters (docs/contracts.md §2, in every form) as unverified hints."""
     values: dict[str, str] = {}
 
     def put(name: str, value: Any) -> None:

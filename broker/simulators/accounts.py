@@ -1,5 +1,5 @@
-"""``AccountsSimulator``: Zoho Accounts as an OpenID provider (contracts.md §6.2), for tests and
-the demo.
+"""``AccountsSimulator``: Zoho Accounts as an OpenID provider (docs/contracts.md §6.2), for tests
+and the demo.
 
 Routes: the discovery document, ``/oauth/v2/auth`` (a page where a simulated user presses
 "Accept"; ``login_hint`` approves at once), ``/oauth/v2/token`` (``authorization_code`` grant:

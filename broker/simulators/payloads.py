@@ -1,4 +1,4 @@
-"""Webhook payloads in Zoho Billing's default shape (contracts.md §3), built in one place.
+"""Webhook payloads in Zoho Billing's default shape (docs/contracts.md §3), built in one place.
 
 The tests, the benchmark and anything else that posts a hand-made event use this builder, so the
 shape the broker is tested with and measured with is one shape. Pure: no I/O.

@@ -1,4 +1,4 @@
-"""Local stand-in for the Developer Console Subscription APIs (contracts.md section 1).
+"""Local stand-in for the Developer Console Subscription APIs (docs/contracts.md section 1).
 
 Owns an aiohttp app that answers Add / Modify / Cancel Subscription as the contract describes,
 remembers every call and each org's resulting subscription, and plays scripted faults (error

@@ -1,4 +1,5 @@
-"""What the simulated Developer Console accepts, and how it words each answer (contracts.md §1).
+"""What the simulated Developer Console accepts, and how it words each answer
+(docs/contracts.md §1).
 
 Pure but for building aiohttp responses: the request checks a real platform would make (mandatory
 string fields, digits, frequencies, ``custom_pricing_json`` as an object or a string of one), the
@@ -100,7 +101,7 @@ def check_custom_pricing(value: Any) -> None:
     )
 
 
-# How a Cancel of a subscription the org does not hold (any more) is answered; contracts.md §1
+# How a Cancel of a subscription the org does not hold (any more) is answered; docs/contracts.md §1
 # leaves it open: a bare Failure, a 404, a Failure that says why, or a refusal (403).
 RepeatedCancel = Literal["failure", "not_found", "failure_gone", "forbidden"]
 

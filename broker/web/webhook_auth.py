@@ -1,8 +1,9 @@
 """Who may post webhooks: the ``zapikey`` header and, when configured, Zoho's HMAC signature.
 
-Both checks compare in constant time. The signature scheme (contracts.md §3): every query-string
-and form key/value pair sorted by key and concatenated as ``keyvalue``, then the raw JSON body;
-HMAC-SHA256, hex or base64 by setting. The raw bytes received are hashed, never re-serialised JSON.
+Both checks compare in constant time. The signature scheme (docs/contracts.md §3): every
+query-string and form key/value pair sorted by key and concatenated as ``keyvalue``, then the
+raw JSON body; HMAC-SHA256, hex or base64 by setting. The raw bytes received are hashed, never
+re-serialised JSON.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Local stand-in for Zoho Billing (contracts.md sections 3, 4, 5), for tests and ``broker demo``.
+"""Local stand-in for Zoho Billing (docs/contracts.md §3-5), for tests and ``broker demo``.
 
 Modules, from the edge inwards:
 

@@ -1,4 +1,4 @@
-"""The REST API under ``/billing/v1`` and the token endpoint (contracts.md section 4).
+"""The REST API under ``/billing/v1`` and the token endpoint (docs/contracts.md section 4).
 
 Translates HTTP to ``lifecycle`` calls and back: checks the access token (401, code 57) and the
 organisation header (400, code 6041), answers Zoho's ``{code, message, <resource>}`` envelope,

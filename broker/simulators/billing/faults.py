@@ -1,7 +1,7 @@
 """The failures the simulated API can be told to show, checked before any API handler runs: down
 (connections dropped unanswered), slow, the next few calls failing with a chosen status, and a
 per-minute request limit per organisation answered with 429 and ``Retry-After`` as Zoho does
-(contracts.md section 4; the real numbers are [unsure], so the limit is the caller's choice).
+(docs/contracts.md section 4; the real numbers are [unsure], so the limit is the caller's choice).
 
 Every API call is counted here as Zoho counts it. The token endpoint only suffers down and slow.
 """

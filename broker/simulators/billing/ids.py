@@ -1,6 +1,6 @@
 """How ids are typed in a webhook body: Zoho sends ``event_id``, ``plan.plan_id`` and other ids as
 JSON strings in some payloads and as JSON numbers (up to 18 digits, beyond a float's precision) in
-others (contracts.md section 3). The simulator can do either, or alternate, so the broker is
+others (docs/contracts.md section 3). The simulator can do either, or alternate, so the broker is
 proved to read both. Pure.
 """
 

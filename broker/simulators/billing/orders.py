@@ -16,7 +16,7 @@ from .inputs import AddonInput, CustomerInput, CustomFieldInput, PlanInput
 from .records import AddonLine, Customer, CustomField, Subscription
 
 CHANGEABLE = ("live", "trial", "non_renewing")
-# The custom fields the organisation has defined for customers (contracts.md section 3).
+# The custom fields the organisation has defined for customers (docs/contracts.md section 3).
 KNOWN_CUSTOMER_FIELDS = {"zuid": "2077000000013001", "zgid": "2077000000013002"}
 
 

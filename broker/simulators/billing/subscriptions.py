@@ -2,7 +2,7 @@
 with their credit, and charging with dunning when the card declines. Each change is stamped and
 emitted through the ``Ledger``. Pure.
 
-Dunning [unsure, contracts.md section 5]: a declined charge moves the subscription to ``dunning``
+Dunning [unsure, docs/contracts.md §5]: a declined charge moves the subscription to ``dunning``
 and emits ``payment_declined`` (with the subscription); each retry day tries again; a success
 returns it to ``live`` (``subscription_activation``), the last failure ends it ``unpaid``
 (``subscription_unpaid``) or ``cancelled_from_dunning`` (``subscription_cancelled``).
@@ -38,7 +38,7 @@ class DunningPolicy:
 def pause_credit(
     amount: Decimal, term_start: date, term_end: date, paused_at: date, resumed_on: date
 ) -> Decimal:
-    """Credit for the paid days a pause left unused (contracts.md section 5), to the cent.
+    """Credit for the paid days a pause left unused (docs/contracts.md section 5), to the cent.
 
     price / days in the billing period x paused days within the paid term. The product is taken
     before the division, so nothing rounds until the final cent (the documented yearly example

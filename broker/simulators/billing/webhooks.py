@@ -39,7 +39,7 @@ class WebhookDelivery:
 
 
 def signature(secret: str, url: str, body: bytes) -> str:
-    """Zoho's scheme (contracts.md section 3): the URL's query pairs sorted by key, each as
+    """Zoho's scheme (docs/contracts.md section 3): the URL's query pairs sorted by key, each as
     ``keyvalue``, then the raw body; HMAC-SHA256, hex. Without a query string: the body alone."""
     pairs = sorted(URL(url).query.items(), key=lambda pair: pair[0])
     signed = "".join(f"{key}{value}" for key, value in pairs).encode() + body
