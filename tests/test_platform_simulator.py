@@ -296,7 +296,8 @@ async def test_delayed_call_whose_client_timed_out_is_never_applied(
     sim.set_delay(30)
 
     with pytest.raises(TimeoutError):
-        await client.post(path(), json=add_body(), timeout=aiohttp.ClientTimeout(total=0.05))
+        # 0.5 s: long enough for the request to reach the simulator on a loaded machine.
+        await client.post(path(), json=add_body(), timeout=aiohttp.ClientTimeout(total=0.5))
     await sim.wait_until(lambda s: any(c.aborted for c in s.calls))
 
     assert [(c.aborted, c.applied) for c in sim.calls] == [(True, False)]
