@@ -8,6 +8,7 @@ import sqlite_utils
 
 from broker.config import Settings
 from broker.core.billing_events import BillingSubscription
+from broker.core.identity import resolve_identity
 from broker.core.mapping import (
     ENDED_STATUSES,
     Identity,
@@ -16,7 +17,7 @@ from broker.core.mapping import (
     storage_units,
 )
 from broker.core.money import parse_amount
-from broker.store.correlation import resolve_identity, stored_snapshot
+from broker.store.identity import customer_row, user_row
 from broker.store.sql import select_all
 
 CYCLES = {"months": "Monthly", "years": "Yearly"}
@@ -39,13 +40,27 @@ def org_subscriptions(
     )
     views = []
     for row in rows:
-        billing = stored_snapshot(row)
-        owner = resolve_identity(db, row, billing)
+        billing = (
+            BillingSubscription.model_validate_json(row["billing_json"])
+            if row["billing_json"]
+            else None
+        )
+        owner = _owner(db, row, billing)
         # Only billing's word or a verified claim makes an org the owner (never a mere visit).
         if owner.zgid != zgid:
             continue
         views.append(_subscription_view(db, row, billing, owner, settings))
     return views
+
+
+def _owner(
+    db: sqlite_utils.Database, row: dict[str, Any], billing: BillingSubscription | None
+) -> Identity:
+    customer = customer_row(db, row["customer_id"])
+    bound = Identity(row["zuid"], row["zgid"])
+    zuid = resolve_identity(billing, customer, bound, None).zuid
+    binding = user_row(db, zuid) if zuid else None
+    return resolve_identity(billing, customer, bound, binding)
 
 
 def _subscription_view(
