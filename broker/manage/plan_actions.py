@@ -64,9 +64,7 @@ async def subscribe(request: web.Request) -> web.StreamResponse:
         **plan_and_addons(parsed.cleaned),
         "redirect_url": return_url(request),
     }
-    known_customer = next(
-        (s["customer_id"] for s in viewer.subscriptions if s["customer_id"]), None
-    )
+    known_customer = next((s.customer_id for s in viewer.subscriptions if s.customer_id), None)
     if known_customer:
         payload["customer_id"] = known_customer
     else:
@@ -132,7 +130,7 @@ async def checked_choice(
             request,
             viewer.session,
             action,
-            current["subscription_id"] if current else None,
+            current.subscription_id if current else None,
             f"failed: {error.code}",
             dict(values.values),
         )
