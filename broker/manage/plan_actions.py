@@ -9,7 +9,6 @@ both. A billing failure shows the form again with everything the user chose.
 
 from __future__ import annotations
 
-import json
 from functools import partial
 from typing import Any
 
@@ -108,10 +107,9 @@ async def resumed_form(request: web.Request, viewer: Viewer) -> dict[str, str] |
     if not hostedpage_id:
         return None
     row = await request.app[store_key].read(partial(checkout_row, hostedpage_id=hostedpage_id))
-    if row is None or row["zgid"] != viewer.session.zgid:
+    if row is None or row.zgid != viewer.session.zgid:
         return None
-    values: dict[str, str] = json.loads(row["form_json"])
-    return values
+    return row.form
 
 
 async def checked_choice(
