@@ -163,9 +163,9 @@ def decide(
     stored = facts.stored
     customer = facts.customer
     if incoming is not None:
-        refused = _refused(stored, incoming, settings=settings, now=now)
-        if refused is not None:
-            return refused
+        not_kept = _not_newer(stored, incoming, settings=settings, now=now)
+        if not_kept is not None:
+            return not_kept
         snapshot = incoming.subscription
         customer = merged_customer(snapshot, customer, now)
     else:
@@ -217,7 +217,7 @@ def decide(
     return replace(writes, reason=wanted.why, send=wanted.state)
 
 
-def _refused(
+def _not_newer(
     stored: StoredSubscription | None, incoming: Snapshot, *, settings: Settings, now: float
 ) -> Decision | None:
     """Why ``incoming`` must not replace the stored snapshot, as a decision; None to keep it."""

@@ -16,8 +16,15 @@ import sqlite_utils
 
 from broker.config import LandingVerification, Settings
 from broker.core.billing_events import BillingSubscription, WebhookEvent
-from broker.core.decide import Decision, Outcome, PipelineFacts, Snapshot, claim_for, decide
-from broker.core.decide import event_snapshot as snapshot_of
+from broker.core.decide import (
+    Decision,
+    Outcome,
+    PipelineFacts,
+    Snapshot,
+    claim_for,
+    decide,
+    event_snapshot,
+)
 from broker.core.event_kinds import EventKind, event_kind, why_not_applied
 from broker.core.identity import bind_user, is_verified, resolve_identity
 from broker.core.landing import LandingParams
@@ -117,7 +124,7 @@ def ingest_webhook(
     now: float,
 ) -> PipelineResult:
     """Record an authenticated webhook once, forever, and feed its snapshot to the pipeline."""
-    incoming = snapshot_of(event, now=now)
+    incoming = event_snapshot(event, now=now)
     inserted = db.execute(
         "INSERT OR IGNORE INTO webhook_events (event_id, event_type, subscription_id, received_at,"
         " outcome, content_type, request_id, raw_body) VALUES (?, ?, ?, ?, 'received', ?, ?, ?)",
