@@ -40,6 +40,7 @@ from broker.store.identity import (
     user_row,
     waiting_for_zgid,
 )
+from broker.store.outbox import DeliveryState
 from broker.store.sql import select_all, upsert
 
 
@@ -203,23 +204,24 @@ def enqueue_delivery(
     The call itself (Add, Modify or Cancel) is chosen at send time from what the platform last
     acknowledged, so only the newest target ever needs sending.
     """
+    pending, superseded_state = DeliveryState.PENDING.value, DeliveryState.SUPERSEDED.value
     superseded = select_all(
         db,
-        "SELECT id, uncertain FROM deliveries WHERE subscription_id = ? AND state = 'pending'",
-        [subscription_id],
+        "SELECT id, uncertain FROM deliveries WHERE subscription_id = ? AND state = ?",
+        [subscription_id, pending],
     )
     if superseded:
         db.execute(
-            "UPDATE deliveries SET state = 'superseded', finished_at = ? "
-            "WHERE subscription_id = ? AND state = 'pending'",
-            [now, subscription_id],
+            "UPDATE deliveries SET state = ?, finished_at = ?"
+            " WHERE subscription_id = ? AND state = ?",
+            [superseded_state, now, subscription_id, pending],
         )
     uncertain = int(any(r["uncertain"] for r in superseded))
     target_json = target.to_json()
     cursor = db.execute(
         "INSERT INTO deliveries (subscription_id, target_json, cause, state, uncertain,"
-        " created_at, next_attempt_at) VALUES (?, ?, ?, 'pending', ?, ?, ?)",
-        [subscription_id, target_json, cause, uncertain, now, now],
+        " created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [subscription_id, target_json, cause, pending, uncertain, now, now],
     )
     db.execute(
         "UPDATE subscriptions SET queued_json = ? WHERE subscription_id = ?",

@@ -20,6 +20,7 @@ from broker.core.mapping import (
 )
 from broker.core.money import parse_amount
 from broker.store.identity import columns, customer_row, user_row
+from broker.store.outbox import DeliveryState
 from broker.store.sql import select_all, select_one
 
 CYCLES = {"months": "Monthly", "years": "Yearly"}
@@ -138,9 +139,9 @@ def _sync(
 ) -> tuple[str, str]:
     if stored.parked_reason:
         return "parked", "Waiting: the app does not know your organisation yet"
-    if latest_delivery == "dead":
+    if latest_delivery == DeliveryState.DEAD:
         return "dead", "The app could not be updated; the vendor has been alerted"
-    if latest_delivery in ("pending", "in_flight"):
+    if latest_delivery in (DeliveryState.PENDING, DeliveryState.IN_FLIGHT):
         return "pending", "The app is being updated"
     if queued is not None and queued == acked:
         return "ok", "Up to date"
