@@ -8,9 +8,9 @@ import json
 import pytest
 
 from broker.core.billing_events import BillingSubscription
+from broker.core.identity import identity_from_billing
 from broker.core.landing import parse_landing
 from broker.errors import InvalidLanding
-from broker.store.correlation import identity_from_billing
 from broker.web.appkeys import clock_key
 from tests.conftest import db_rows
 from tests.support import link_signature

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 from broker.core.catalog import Catalog
 from broker.core.forms import FREQUENCIES
@@ -39,6 +39,19 @@ class ChangeRoute(StrEnum):
     CHECKOUT = "checkout"  # the customer confirms and pays on billing's hosted page
 
 
+class ConfiguredSubscription(Protocol):
+    """What ``Configuration.of_subscription`` reads of the page's subscription view."""
+
+    @property
+    def planid(self) -> str | None: ...
+    @property
+    def frequency(self) -> str | None: ...
+    @property
+    def users(self) -> int | None: ...
+    @property
+    def storage_units(self) -> int | None: ...
+
+
 @dataclass(frozen=True)
 class Configuration:
     """What a subscription is made of, as the plan form offers it."""
@@ -49,16 +62,11 @@ class Configuration:
     storage: int
 
     @classmethod
-    def of_subscription(cls, view: Mapping[str, Any]) -> Configuration | None:
+    def of_subscription(cls, view: ConfiguredSubscription) -> Configuration | None:
         """The configuration of a subscription as the page reads it; None when not known."""
-        if not view.get("planid") or not view.get("frequency"):
+        if not view.planid or not view.frequency:
             return None
-        return cls(
-            str(view["planid"]),
-            str(view["frequency"]),
-            int(view.get("users") or 0),
-            int(view.get("storage_units") or 0),
-        )
+        return cls(view.planid, view.frequency, view.users or 0, view.storage_units or 0)
 
     @classmethod
     def of_form(cls, form: Mapping[str, Any]) -> Configuration | None:

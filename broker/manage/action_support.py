@@ -37,6 +37,7 @@ from broker.manage.sessions import Session, check_csrf
 from broker.manage.viewer import Viewer, load_viewer
 from broker.store.audit import record_action
 from broker.store.pipeline import ingest_billing_read
+from broker.store.queries import SubscriptionView
 from broker.web.appkeys import (
     billing_client_key,
     call_budget_key,
@@ -149,14 +150,16 @@ async def require_action(request: web.Request, viewer: Viewer, action: Action) -
         request,
         viewer.session,
         str(action),
-        current["subscription_id"] if current else None,
+        current.subscription_id if current else None,
         f"refused: {error.code}",
         None,
     )
     raise error
 
 
-async def subscription_for(request: web.Request, viewer: Viewer, action: Action) -> dict[str, Any]:
+async def subscription_for(
+    request: web.Request, viewer: Viewer, action: Action
+) -> SubscriptionView:
     """The subscription ``action`` applies to, once the rule allows it (every action but
     subscribe needs one, so the rule never allows them without it)."""
     await require_action(request, viewer, action)

@@ -39,7 +39,7 @@ from broker.manage.identity import start_session
 from broker.manage.pages import LANDING_KEYS
 from broker.manage.pages import manage as show_manage
 from broker.manage.sessions import COOKIE_NAME
-from broker.store.correlation import user_row
+from broker.store.identity import user_row
 from broker.store.oidc_flows import LandingHints, new_flow, same_browser, save_flow, take_flow
 from broker.web.appkeys import (
     clock_key,
@@ -226,7 +226,7 @@ def _json_ids(text: str) -> dict[str, Any]:
 
 async def _bound_zgid(request: web.Request, zuid: str) -> str | None:
     row = await request.app[store_key].read(partial(user_row, zuid=zuid))
-    return str(row["zgid"]) if row else None
+    return row.zgid if row else None
 
 
 def redirect_uri(request: web.Request) -> str:

@@ -94,7 +94,7 @@ async def checkout_return(request: web.Request) -> web.StreamResponse:
             "this checkout is not known here",
             hint="go back to the subscription page and start again",
         )
-    if checkout["zgid"] != session.zgid:
+    if checkout.zgid != session.zgid:
         raise Forbidden("this checkout was started by another organisation")
     try:
         page = await app[billing_client_key].get_hosted_page(hostedpage_id)
@@ -117,14 +117,14 @@ async def checkout_return(request: web.Request) -> web.StreamResponse:
         at=now,
         zuid=session.zuid,
         zgid=session.zgid,
-        action=f"checkout_{checkout['action']}",
+        action=f"checkout_{checkout.action}",
         request_id=request.get(request_id_key),
-        subscription_id=checkout["subscription_id"],
+        subscription_id=checkout.subscription_id,
         detail={"hostedpage_id": hostedpage_id},
     )
     if status == "success":
         document = (page.get("data") or {}).get("subscription") or {}
-        if checkout["status"] != "success" and document:
+        if checkout.status != "success" and document:
             result = await app[store_key].write(
                 partial(
                     _record_success,
@@ -140,7 +140,7 @@ async def checkout_return(request: web.Request) -> web.StreamResponse:
                 app[worker_key].wake()
         notice = (
             "Thank you: your subscription is active."
-            if checkout["action"] == "subscribe"
+            if checkout.action == "subscribe"
             else "Your subscription was changed."
         )
         response = web.Response(status=303, headers={"Location": "/manage"})
@@ -155,7 +155,7 @@ async def checkout_return(request: web.Request) -> web.StreamResponse:
             audit=audit,
         )
     )
-    again = "/manage/subscribe" if checkout["action"] == "subscribe" else "/manage/change"
+    again = "/manage/subscribe" if checkout.action == "subscribe" else "/manage/change"
     if status == "failure":
         return outcome(
             request,

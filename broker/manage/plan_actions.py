@@ -9,7 +9,6 @@ both. A billing failure shows the form again with everything the user chose.
 
 from __future__ import annotations
 
-import json
 from functools import partial
 from typing import Any
 
@@ -64,9 +63,7 @@ async def subscribe(request: web.Request) -> web.StreamResponse:
         **plan_and_addons(parsed.cleaned),
         "redirect_url": return_url(request),
     }
-    known_customer = next(
-        (s["customer_id"] for s in viewer.subscriptions if s["customer_id"]), None
-    )
+    known_customer = next((s.customer_id for s in viewer.subscriptions if s.customer_id), None)
     if known_customer:
         payload["customer_id"] = known_customer
     else:
@@ -110,10 +107,9 @@ async def resumed_form(request: web.Request, viewer: Viewer) -> dict[str, str] |
     if not hostedpage_id:
         return None
     row = await request.app[store_key].read(partial(checkout_row, hostedpage_id=hostedpage_id))
-    if row is None or row["zgid"] != viewer.session.zgid:
+    if row is None or row.zgid != viewer.session.zgid:
         return None
-    values: dict[str, str] = json.loads(row["form_json"])
-    return values
+    return row.form
 
 
 async def checked_choice(
@@ -132,7 +128,7 @@ async def checked_choice(
             request,
             viewer.session,
             action,
-            current["subscription_id"] if current else None,
+            current.subscription_id if current else None,
             f"failed: {error.code}",
             dict(values.values),
         )

@@ -56,10 +56,10 @@ async def change_form(request: web.Request) -> web.Response:
     viewer = await load_viewer(request, refresh=False)
     current = await subscription_for(request, viewer, Action.CHANGE)
     values = await resumed_form(request, viewer) or {
-        "planid": current["planid"] or "",
-        "frequency": FREQUENCY_NAMES.get(current["frequency"] or "", "monthly"),
-        "users": str(current["users"] or 1),
-        "storage": str(current["storage_units"] or 0),
+        "planid": current.planid or "",
+        "frequency": FREQUENCY_NAMES.get(current.frequency or "", "monthly"),
+        "users": str(current.users or 1),
+        "storage": str(current.storage_units or 0),
     }
     return await plan_page(request, viewer, "change", FormResult(values))
 
@@ -67,7 +67,7 @@ async def change_form(request: web.Request) -> web.Response:
 async def change(request: web.Request) -> web.StreamResponse:
     viewer, form = await posted_form(request)
     current = await subscription_for(request, viewer, Action.CHANGE)
-    subscription_id = current["subscription_id"]
+    subscription_id = current.subscription_id
     now = Configuration.of_subscription(current)
     if now is not None and Configuration.of_form(form) == now:
         # Recognised before the catalog is read: an unchanged form costs no billing call.
@@ -170,7 +170,7 @@ async def _configuration_in_billing(
     views = await app[store_key].read(
         partial(org_subscriptions, zgid=viewer.session.zgid, settings=settings)
     )
-    view = next((v for v in views if v["subscription_id"] == subscription_id), None)
+    view = next((v for v in views if v.subscription_id == subscription_id), None)
     return Configuration.of_subscription(view) if view is not None else None
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
 
 import structlog
 from aiohttp import web
@@ -22,6 +21,7 @@ from broker.core.policy import Action
 from broker.manage.action_support import apply_in_billing, posted_form, subscription_for
 from broker.manage.pages import render
 from broker.manage.viewer import load_viewer
+from broker.store.queries import SubscriptionView
 from broker.web.appkeys import clock_key
 
 log = structlog.get_logger(__name__)
@@ -53,7 +53,7 @@ async def cancel(request: web.Request) -> web.StreamResponse:
             },
             status=422,
         )
-    subscription_id = current["subscription_id"]
+    subscription_id = current.subscription_id
     at_end = when == "term_end"
     return await apply_in_billing(
         request,
@@ -63,7 +63,7 @@ async def cancel(request: web.Request) -> web.StreamResponse:
         lambda client: client.cancel_subscription(subscription_id, at_term_end=at_end),
         notice=(
             "Your subscription will end on "
-            + (current["term_ends_at"] or "the term end")
+            + (current.term_ends_at or "the term end")
             + ". You can reactivate it until then."
         )
         if at_end
@@ -74,7 +74,7 @@ async def cancel(request: web.Request) -> web.StreamResponse:
 async def reactivate(request: web.Request) -> web.StreamResponse:
     viewer, _ = await posted_form(request)
     current = await subscription_for(request, viewer, Action.REACTIVATE)
-    subscription_id = current["subscription_id"]
+    subscription_id = current.subscription_id
     return await apply_in_billing(
         request,
         viewer,
@@ -117,7 +117,7 @@ async def pause(request: web.Request) -> web.StreamResponse:
             {"viewer": viewer, "current": current, "form": form, "preview": None},
             status=422,
         )
-    subscription_id = current["subscription_id"]
+    subscription_id = current.subscription_id
     body = {
         "pause_date": _today(request).isoformat(),
         "resume_date": form.cleaned["resume_on"].isoformat(),
@@ -135,7 +135,7 @@ async def pause(request: web.Request) -> web.StreamResponse:
 async def resume(request: web.Request) -> web.StreamResponse:
     viewer, _ = await posted_form(request)
     current = await subscription_for(request, viewer, Action.RESUME)
-    subscription_id = current["subscription_id"]
+    subscription_id = current.subscription_id
     return await apply_in_billing(
         request,
         viewer,
@@ -157,7 +157,7 @@ class PausePreview:
 
 
 def _preview(
-    request: web.Request, current: dict[str, Any], form: FormResult
+    request: web.Request, current: SubscriptionView, form: FormResult
 ) -> PausePreview | None:
     """The credit a pause until the chosen date would earn; None until a date checks out.
 
@@ -166,11 +166,11 @@ def _preview(
     """
     if not form.ok or not form.cleaned:
         return None
-    currency = str(current["currency_code"] or "")
-    price = current["amount"]  # a Decimal from the read model, None when unreadable
+    currency = str(current.currency_code or "")
+    price = current.amount  # a Decimal from the read model, None when unreadable
     try:
-        term_start = date.fromisoformat(str(current["term_starts_at"]))
-        term_end = date.fromisoformat(str(current["term_ends_at"]))
+        term_start = date.fromisoformat(str(current.term_starts_at))
+        term_end = date.fromisoformat(str(current.term_ends_at))
         if price is None:
             raise ValueError("no readable amount")
         credit = pause_credit(
@@ -183,7 +183,7 @@ def _preview(
     except ValueError as problem:
         log.warning(
             "pause.preview_unavailable",
-            subscription_id=current["subscription_id"],
+            subscription_id=current.subscription_id,
             reason=str(problem)[:200],
         )
         return PausePreview(None, price, currency, unavailable=PREVIEW_UNAVAILABLE)

@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
 
 import structlog
 from aiohttp import web
@@ -27,7 +26,11 @@ from broker.errors import (
 )
 from broker.manage.sessions import COOKIE_NAME, Session
 from broker.store.pipeline import ingest_billing_read
-from broker.store.queries import org_claimed_subscription_ids, org_subscriptions
+from broker.store.queries import (
+    SubscriptionView,
+    org_claimed_subscription_ids,
+    org_subscriptions,
+)
 from broker.web.appkeys import (
     billing_client_key,
     call_budget_key,
@@ -52,8 +55,8 @@ class NotSignedIn(ClientError):
 @dataclass
 class Viewer:
     session: Session
-    subscriptions: list[dict[str, Any]]
-    current: dict[str, Any] | None
+    subscriptions: list[SubscriptionView]
+    current: SubscriptionView | None
     is_owner: bool
     can_manage: bool
     billing_enabled: bool
@@ -88,10 +91,10 @@ async def load_viewer(request: web.Request, *, refresh: bool = True) -> Viewer:
     subscriptions = await app[store_key].read(
         partial(org_subscriptions, zgid=session.zgid, settings=settings)
     )
-    running = [s for s in subscriptions if not s["ended"]]
+    running = [s for s in subscriptions if not s.ended]
     current = running[0] if running else (subscriptions[0] if subscriptions else None)
-    is_owner = bool(current and current["owner_zuid"] == session.zuid)
-    if current is not None and not current["ended"] and current["owner_zuid"] is None:
+    is_owner = bool(current and current.owner_zuid == session.zuid)
+    if current is not None and not current.ended and current.owner_zuid is None:
         notices.append(
             "The billing owner of this subscription is not known, so it cannot be "
             "changed here. Ask the vendor to set it."
@@ -99,7 +102,7 @@ async def load_viewer(request: web.Request, *, refresh: bool = True) -> Viewer:
     can_manage = is_owner or (
         settings.landing.members_can_manage
         and current is not None
-        and current["owner_zuid"] is not None
+        and current.owner_zuid is not None
     )
     today = datetime.fromtimestamp(app[clock_key](), UTC).date()
     return Viewer(
@@ -110,7 +113,7 @@ async def load_viewer(request: web.Request, *, refresh: bool = True) -> Viewer:
         can_manage,
         billing_enabled=billing_client_key in app,
         facts=(
-            SubscriptionFacts.of(current["status"], current["term_ends_at"], today)
+            SubscriptionFacts.of(current.status, current.term_ends_at, today)
             if current is not None
             else None
         ),
@@ -143,7 +146,7 @@ async def _ids_to_refresh(app: web.Application, zgid: str) -> list[str]:
     store = app[store_key]
     known = await store.read(partial(org_subscriptions, zgid=zgid, settings=app[settings_key]))
     claimed = await store.read(partial(org_claimed_subscription_ids, zgid=zgid))
-    return ([s["subscription_id"] for s in known if not s["ended"]] + claimed)[:MAX_REFRESHED]
+    return ([s.subscription_id for s in known if not s.ended] + claimed)[:MAX_REFRESHED]
 
 
 async def refresh_from_billing(app: web.Application, zgid: str) -> Read[tuple[str, ...]]:

@@ -5,11 +5,25 @@ store transactions."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import sqlite_utils
 
-from broker.store.sql import select_all
+from broker.store.sql import select_one
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """A hosted checkout page the broker opened, and the choices the user made for it."""
+
+    hostedpage_id: str
+    zgid: str
+    zuid: str
+    action: str  # subscribe | change
+    subscription_id: str | None
+    form: dict[str, str]
+    status: str  # created, then billing's word: success, failure, expired
 
 
 def open_checkout(
@@ -30,9 +44,17 @@ def open_checkout(
     )
 
 
-def checkout_row(db: sqlite_utils.Database, hostedpage_id: str) -> dict[str, Any] | None:
-    rows = select_all(db, "SELECT * FROM checkouts WHERE hostedpage_id = ?", [hostedpage_id])
-    return rows[0] if rows else None
+def checkout_row(db: sqlite_utils.Database, hostedpage_id: str) -> Checkout | None:
+    row = select_one(
+        db,
+        "SELECT hostedpage_id, zgid, zuid, action, subscription_id, form_json, status"
+        " FROM checkouts WHERE hostedpage_id = ?",
+        [hostedpage_id],
+    )
+    if row is None:
+        return None
+    form = json.loads(row.pop("form_json"))
+    return Checkout(**row, form=form)
 
 
 def finish_checkout(

@@ -1,10 +1,10 @@
-"""The state pipeline: every billing input ends here, inside one store transaction.
+"""The state pipeline's reads and writes: every billing input ends here, in one transaction.
 
-A webhook, a landing-page visit (and later a hosted-page result or a reconciliation read) calls
-these functions on the store's writer thread. They keep the newest billing snapshot per
-subscription, work out who it belongs to, derive the desired platform state (``mapping``) and queue
-a delivery only when that differs from what was last queued. Because they run in the same
-transaction as the webhook's audit row, an acknowledged event and its delivery are durable together.
+A webhook, a billing read (page action, checkout return, page refresh) and a landing visit each
+take the same three steps on the store's writer thread: ``load_facts`` reads what the decision
+needs into one ``PipelineFacts``; ``core.decide`` decides, without I/O, what to keep and what to
+send; ``write`` writes that decision. Because this runs in the same transaction as the webhook's
+audit row, an acknowledged event and its delivery are durable together.
 """
 
 from __future__ import annotations
@@ -16,28 +16,37 @@ import sqlite_utils
 
 from broker.config import LandingVerification, Settings
 from broker.core.billing_events import BillingSubscription, WebhookEvent
-from broker.core.billing_status import BillingStatus
+from broker.core.decide import (
+    Decision,
+    Outcome,
+    PipelineFacts,
+    Snapshot,
+    claim_for,
+    decide,
+    event_snapshot,
+)
 from broker.core.event_kinds import EventKind, event_kind, why_not_applied
+from broker.core.identity import bind_user, is_verified, resolve_identity
 from broker.core.landing import LandingParams
-from broker.core.mapping import Ignore, Park, PlatformState, Target, desired_state
-from broker.store.correlation import (
-    claim_subscription,
-    is_verified,
-    promote_claim,
-    record_user,
-    remember_customer,
-    resolve_identity,
-    stored_snapshot,
+from broker.core.mapping import Identity, PlatformState
+from broker.store.identity import (
+    bind_subscription,
+    claims_on,
+    customer_row,
+    save_claim,
+    save_customer,
+    save_user,
     subscription_row,
-    unverified_claims,
+    user_row,
     waiting_for_zgid,
 )
+from broker.store.outbox import DeliveryState
 from broker.store.sql import select_all, upsert
 
 
 @dataclass(frozen=True)
 class PipelineResult:
-    outcome: str  # queued | unchanged | stale | parked | ignored | duplicate | refused
+    outcome: Outcome
     reason: str | None = None
     subscription_id: str | None = None
     delivery_id: int | None = None
@@ -45,6 +54,64 @@ class PipelineResult:
     @property
     def queued(self) -> bool:
         return self.delivery_id is not None
+
+
+def load_facts(
+    db: sqlite_utils.Database, subscription_id: str, incoming: BillingSubscription | None = None
+) -> PipelineFacts:
+    """What ``decide`` needs about one subscription: the stored row, the billing customer (the
+    one ``incoming`` names, else the stored one), the binding of the user it names, the claims."""
+    stored = subscription_row(db, subscription_id)
+    customer_id = (
+        incoming.effective_customer_id() if incoming else (stored.customer_id if stored else None)
+    )
+    customer = customer_row(db, customer_id)
+    snapshot = incoming or (stored.snapshot if stored else None)
+    bound = stored.bound if stored else Identity()
+    zuid = resolve_identity(snapshot, customer, bound, None).zuid
+    return PipelineFacts(
+        subscription_id,
+        stored,
+        customer,
+        binding=user_row(db, zuid) if zuid else None,
+        claims=claims_on(db, subscription_id),
+    )
+
+
+def write(db: sqlite_utils.Database, decision: Decision, *, now: float) -> PipelineResult:
+    """Write what ``decide`` chose, in the order the rows depend on each other."""
+    sid = decision.subscription_id
+    if decision.customer is not None:
+        save_customer(db, decision.customer)
+    if decision.keep is not None:
+        subscription = decision.keep.subscription
+        upsert(
+            db,
+            "subscriptions",
+            {
+                "subscription_id": sid,
+                "customer_id": subscription.effective_customer_id(),
+                "status": subscription.status.lower(),
+                "plan_code": subscription.plan.plan_code if subscription.plan else None,
+                "billing_json": subscription.model_dump_json(),
+                "billing_updated_at": decision.keep.updated_at,
+                "billing_source": decision.keep.source,
+                "updated_at": now,
+            },
+            key="subscription_id",
+        )
+    if decision.bind is not None:
+        bind_subscription(db, decision.bind)
+    if decision.mark is not None:
+        db.execute(
+            "UPDATE subscriptions SET decision = ?, parked_reason = ?, updated_at = ?"
+            " WHERE subscription_id = ?",
+            [decision.mark.decision, decision.mark.parked_reason, now, sid],
+        )
+    delivery_id = None
+    if decision.send is not None:
+        delivery_id = enqueue_delivery(db, sid, decision.send, cause=decision.cause, now=now)
+    return PipelineResult(decision.outcome, decision.reason, sid, delivery_id)
 
 
 def ingest_webhook(
@@ -58,14 +125,14 @@ def ingest_webhook(
     now: float,
 ) -> PipelineResult:
     """Record an authenticated webhook once, forever, and feed its snapshot to the pipeline."""
-    subscription = event.data.subscription
+    incoming = event_snapshot(event, now=now)
     inserted = db.execute(
         "INSERT OR IGNORE INTO webhook_events (event_id, event_type, subscription_id, received_at,"
         " outcome, content_type, request_id, raw_body) VALUES (?, ?, ?, ?, 'received', ?, ?, ?)",
         [
             event.event_id,
             event.event_type,
-            subscription.subscription_id if subscription else None,
+            incoming.subscription.subscription_id if incoming else None,
             now,
             content_type,
             request_id,
@@ -73,83 +140,26 @@ def ingest_webhook(
         ],
     ).rowcount
     if not inserted:
-        return PipelineResult("duplicate", f"event {event.event_id} was already received")
-    if subscription is None or event_kind(event.event_type) is not EventKind.SUBSCRIPTION:
-        result = PipelineResult("ignored", why_not_applied(event.event_type))
+        return PipelineResult(Outcome.DUPLICATE, f"event {event.event_id} was already received")
+    if incoming is None or event_kind(event.event_type) is not EventKind.SUBSCRIPTION:
+        result = PipelineResult(Outcome.IGNORED, why_not_applied(event.event_type))
     else:
-        if event.event_type == "subscription_deleted":
-            subscription = subscription.model_copy(update={"status": BillingStatus.DELETED})
-        result = apply_snapshot(
-            db,
-            subscription,
-            observed_at=event.created_time.timestamp() if event.created_time else now,
-            source=f"webhook:{event.event_id}",
-            settings=settings,
-            now=now,
-        )
+        result = apply_snapshot(db, incoming, settings=settings, now=now)
     db.execute(
         "UPDATE webhook_events SET outcome = ?, reason = ? WHERE event_id = ?",
-        [result.outcome, result.reason, event.event_id],
+        [result.outcome.value, result.reason, event.event_id],
     )
     return result
 
 
 def apply_snapshot(
-    db: sqlite_utils.Database,
-    subscription: BillingSubscription,
-    *,
-    observed_at: float,
-    source: str,
-    settings: Settings,
-    now: float,
+    db: sqlite_utils.Database, incoming: Snapshot, *, settings: Settings, now: float
 ) -> PipelineResult:
-    """Keep the snapshot if it is not older than the one we have, then reconcile."""
-    subscription_id = subscription.subscription_id
-    updated_at = subscription.updated_time.timestamp() if subscription.updated_time else observed_at
-    row = subscription_row(db, subscription_id)
-    deleted = BillingStatus.DELETED
-    if row and row["status"] == deleted and subscription.status.lower() != deleted:
-        # Billing cannot bring a deleted subscription back; a late event must not either.
-        return PipelineResult(
-            "stale", f"subscription {subscription_id} was deleted in billing", subscription_id
-        )
-    latest_credible = now + settings.webhooks.future_tolerance_seconds
-    if updated_at > latest_credible:
-        # Kept, it would make every real event after it look stale (the webhook edge refuses
-        # these too; this covers billing reads).
-        return PipelineResult(
-            "refused",
-            f"billing's updated_time for subscription {subscription_id} is in the future",
-            subscription_id,
-        )
-    known = row["billing_updated_at"] if row else None
-    # A stored time beyond belief (written before this check existed) orders nothing.
-    if known is not None and known <= latest_credible and updated_at < known:
-        return PipelineResult(
-            "stale",
-            f"billing already reported a newer state of subscription {subscription_id}",
-            subscription_id,
-        )
-    remember_customer(db, subscription, now)
-    upsert(
-        db,
-        "subscriptions",
-        {
-            "subscription_id": subscription_id,
-            "customer_id": subscription.effective_customer_id(),
-            "status": subscription.status.lower(),
-            "plan_code": subscription.plan.plan_code if subscription.plan else None,
-            "billing_json": subscription.model_dump_json(),
-            "billing_updated_at": updated_at,
-            "billing_source": source,
-            "updated_at": now,
-        },
-        key="subscription_id",
-    )
-    promote_claim(db, subscription_id, settings)
-    row = subscription_row(db, subscription_id)
-    assert row is not None
-    return _reconcile(db, row, subscription, settings=settings, now=now, cause=source)
+    """Load, decide, write: keep the snapshot if it is not older than ours, then reconcile."""
+    subscription = incoming.subscription
+    facts = load_facts(db, subscription.subscription_id, subscription)
+    decision = decide(facts, incoming, settings=settings, now=now, cause=incoming.source)
+    return write(db, decision, now=now)
 
 
 def ingest_billing_read(
@@ -163,9 +173,8 @@ def ingest_billing_read(
     """A subscription read from the billing API (hosted-page result, page refresh): same path
     as a webhook, so the webhook that follows it changes nothing."""
     subscription = BillingSubscription.model_validate(document)
-    return apply_snapshot(
-        db, subscription, observed_at=now, source=source, settings=settings, now=now
-    )
+    incoming = Snapshot.of(subscription, observed_at=now, source=source)
+    return apply_snapshot(db, incoming, settings=settings, now=now)
 
 
 def reconcile(
@@ -176,56 +185,10 @@ def reconcile(
     now: float,
     cause: str,
 ) -> PipelineResult:
-    """Compare desired and queued platform state; queue a delivery when they differ."""
-    row = subscription_row(db, subscription_id)
-    subscription = stored_snapshot(row) if row else None
-    if row is None or subscription is None:
-        return PipelineResult("parked", "no billing state known yet", subscription_id)
-    return _reconcile(db, row, subscription, settings=settings, now=now, cause=cause)
-
-
-def _reconcile(
-    db: sqlite_utils.Database,
-    row: dict[str, Any],
-    subscription: BillingSubscription,
-    *,
-    settings: Settings,
-    now: float,
-    cause: str,
-) -> PipelineResult:
-    subscription_id = subscription.subscription_id
-    identity = resolve_identity(db, row, subscription)
-    decision = desired_state(
-        subscription,
-        identity=identity,
-        app_domain=settings.platform.app_domain,
-        plans=settings.plans,
-    )
-    if isinstance(decision, Park):
-        reason = decision.reason
-        if unverified_claims(db, subscription_id):
-            reason += (
-                " (a Manage Subscription visit named this subscription, but its email "
-                "does not match the billing customer's)"
-            )
-        _set(db, subscription_id, parked_reason=reason, decision="parked", updated_at=now)
-        return PipelineResult("parked", reason, subscription_id)
-    if isinstance(decision, Ignore):
-        _set(db, subscription_id, parked_reason=None, decision="ignored", updated_at=now)
-        return PipelineResult("ignored", decision.reason, subscription_id)
-    assert isinstance(decision, Target)
-    _set(db, subscription_id, parked_reason=None, decision=decision.why, updated_at=now)
-    # States are stored as canonical JSON (sorted keys), so equal text is equal state.
-    if row["queued_json"] == decision.state.to_json():
-        return PipelineResult(
-            "unchanged", "the platform already has or will get this state", subscription_id
-        )
-    if row["queued_json"] is None and not decision.state.active:
-        return PipelineResult(
-            "unchanged", "never sent to the platform; nothing to cancel", subscription_id
-        )
-    delivery_id = enqueue_delivery(db, subscription_id, decision.state, cause=cause, now=now)
-    return PipelineResult("queued", decision.why, subscription_id, delivery_id)
+    """Load, decide, write for the stored snapshot: queue a delivery when the platform state it
+    calls for differs from what was queued (after a landing visit changed who is who)."""
+    facts = load_facts(db, subscription_id)
+    return write(db, decide(facts, None, settings=settings, now=now, cause=cause), now=now)
 
 
 def enqueue_delivery(
@@ -241,23 +204,24 @@ def enqueue_delivery(
     The call itself (Add, Modify or Cancel) is chosen at send time from what the platform last
     acknowledged, so only the newest target ever needs sending.
     """
+    pending, superseded_state = DeliveryState.PENDING.value, DeliveryState.SUPERSEDED.value
     superseded = select_all(
         db,
-        "SELECT id, uncertain FROM deliveries WHERE subscription_id = ? AND state = 'pending'",
-        [subscription_id],
+        "SELECT id, uncertain FROM deliveries WHERE subscription_id = ? AND state = ?",
+        [subscription_id, pending],
     )
     if superseded:
         db.execute(
-            "UPDATE deliveries SET state = 'superseded', finished_at = ? "
-            "WHERE subscription_id = ? AND state = 'pending'",
-            [now, subscription_id],
+            "UPDATE deliveries SET state = ?, finished_at = ?"
+            " WHERE subscription_id = ? AND state = ?",
+            [superseded_state, now, subscription_id, pending],
         )
     uncertain = int(any(r["uncertain"] for r in superseded))
     target_json = target.to_json()
     cursor = db.execute(
         "INSERT INTO deliveries (subscription_id, target_json, cause, state, uncertain,"
-        " created_at, next_attempt_at) VALUES (?, ?, ?, 'pending', ?, ?, ?)",
-        [subscription_id, target_json, cause, uncertain, now, now],
+        " created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [subscription_id, target_json, cause, pending, uncertain, now, now],
     )
     db.execute(
         "UPDATE subscriptions SET queued_json = ? WHERE subscription_id = ?",
@@ -280,8 +244,8 @@ class VisitResult:
         return any(r.queued for r in (self.named, *self.released) if r is not None)
 
     @property
-    def outcome(self) -> str:
-        return self.named.outcome if self.named else "no_subscription_named"
+    def outcome(self) -> Outcome:
+        return self.named.outcome if self.named else Outcome.NO_SUBSCRIPTION_NAMED
 
 
 def record_landing_visit(
@@ -294,7 +258,7 @@ def record_landing_visit(
 ) -> VisitResult:
     """A Manage Subscription visit: remember the user; if verified, release what waited for
     this user's zgid and let a named subscription be claimed. Unverified visits do neither."""
-    record_user(db, params, now, verified_by)
+    save_user(db, bind_user(user_row(db, params.zuid), params, verified_by, now))
     if not is_verified(verified_by):
         return VisitResult(None)
     cause = f"landing:{params.zuid}"
@@ -304,14 +268,11 @@ def record_landing_visit(
     )
     if not params.subscription_id:
         return VisitResult(None, released)
-    claim_subscription(db, params.subscription_id, params, settings, now, verified_by)
-    named = reconcile(db, params.subscription_id, settings=settings, now=now, cause=cause)
-    return VisitResult(named, released)
-
-
-def _set(db: sqlite_utils.Database, subscription_id: str, **values: Any) -> None:
-    assignments = ", ".join(f"{column} = ?" for column in values)
-    db.execute(
-        f"UPDATE subscriptions SET {assignments} WHERE subscription_id = ?",  # noqa: S608 - column names are ours
-        [*values.values(), subscription_id],
-    )
+    facts = load_facts(db, params.subscription_id)
+    claim = claim_for(facts, params, verified_by=verified_by, now=now)
+    if claim is not None:
+        facts = facts.with_claim(claim)
+    decision = decide(facts, None, settings=settings, now=now, cause=cause)
+    if claim is not None:
+        save_claim(db, claim)
+    return VisitResult(write(db, decision, now=now), released)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from decimal import Decimal
 
 import sqlite_utils
 
 from broker.config import Settings
 from broker.core.billing_events import BillingSubscription
+from broker.core.decide import StoredSubscription
+from broker.core.identity import resolve_identity
 from broker.core.mapping import (
     ENDED_STATUSES,
     Identity,
@@ -16,103 +19,137 @@ from broker.core.mapping import (
     storage_units,
 )
 from broker.core.money import parse_amount
-from broker.store.correlation import resolve_identity, stored_snapshot
-from broker.store.sql import select_all
+from broker.store.identity import columns, customer_row, user_row
+from broker.store.outbox import DeliveryState
+from broker.store.sql import select_all, select_one
 
 CYCLES = {"months": "Monthly", "years": "Yearly"}
 
 
+@dataclass(frozen=True)
+class SubscriptionView:
+    """One subscription as the Manage Subscription page shows it and its actions read it."""
+
+    subscription_id: str
+    status: str | None
+    ended: bool
+    plan_code: str | None
+    planid: str | None
+    frequency: str | None  # "1" monthly, "4" yearly
+    plan_name: str | None
+    users: int | None
+    storage_units: int | None
+    cycle: str | None  # "Monthly" | "Yearly"
+    term_starts_at: str | None
+    term_ends_at: str | None
+    next_billing_at: str | None
+    amount: Decimal | None  # None when billing's amount is not readable
+    currency_code: str | None
+    owner_zuid: str | None
+    customer_id: str | None
+    sync_state: str  # parked | dead | pending | ok | none
+    sync_text: str
+
+
 def org_subscriptions(
     db: sqlite_utils.Database, zgid: str, settings: Settings
-) -> list[dict[str, Any]]:
+) -> list[SubscriptionView]:
     """Subscriptions whose owner, as the broker best knows it, is org ``zgid``."""
     rows = select_all(
         db,
-        """
-        SELECT s.*, c.zgid AS customer_zgid FROM subscriptions s
+        f"""
+        SELECT {columns(StoredSubscription, "s")} FROM subscriptions s
         LEFT JOIN customers c ON c.customer_id = s.customer_id
         WHERE s.zgid = :zgid OR c.zgid = :zgid OR (c.zgid IS NULL AND c.zuid IN
             (SELECT zuid FROM users WHERE zgid = :zgid AND verified_by IS NOT NULL))
         ORDER BY s.updated_at DESC
-        """,
+        """,  # noqa: S608 - the column names are ours
         {"zgid": zgid},
     )
     views = []
     for row in rows:
-        billing = stored_snapshot(row)
-        owner = resolve_identity(db, row, billing)
+        stored = StoredSubscription(**row)
+        billing = stored.snapshot
+        owner = _owner(db, stored, billing)
         # Only billing's word or a verified claim makes an org the owner (never a mere visit).
         if owner.zgid != zgid:
             continue
-        views.append(_subscription_view(db, row, billing, owner, settings))
+        views.append(_subscription_view(db, stored, billing, owner, settings))
     return views
+
+
+def _owner(
+    db: sqlite_utils.Database, stored: StoredSubscription, billing: BillingSubscription | None
+) -> Identity:
+    customer = customer_row(db, stored.customer_id)
+    zuid = resolve_identity(billing, customer, stored.bound, None).zuid
+    binding = user_row(db, zuid) if zuid else None
+    return resolve_identity(billing, customer, stored.bound, binding)
 
 
 def _subscription_view(
     db: sqlite_utils.Database,
-    row: dict[str, Any],
+    stored: StoredSubscription,
     billing: BillingSubscription | None,
     owner: Identity,
     settings: Settings,
-) -> dict[str, Any]:
+) -> SubscriptionView:
     extra = (billing.model_extra or {}) if billing else {}
-    acked = PlatformState.from_json(row["acked_json"])
-    queued = PlatformState.from_json(row["queued_json"])
-    latest = next(
-        iter(
-            select_all(
-                db,
-                "SELECT state, last_error FROM deliveries WHERE subscription_id = ?"
-                " ORDER BY id DESC LIMIT 1",
-                [row["subscription_id"]],
-            )
-        ),
-        None,
+    latest = select_one(
+        db,
+        "SELECT state FROM deliveries WHERE subscription_id = ? ORDER BY id DESC LIMIT 1",
+        [stored.subscription_id],
     )
-    sync_state, sync_text = _sync(row, acked, queued, latest)
-    plan_ref = (
-        parse_plan_code(billing.plan.plan_code, settings.platform.app_domain)
-        if billing and billing.plan
-        else None
+    sync_state, sync_text = _sync(
+        stored,
+        PlatformState.from_json(stored.acked_json),
+        PlatformState.from_json(stored.queued_json),
+        latest["state"] if latest else None,
     )
-    return {
-        "subscription_id": row["subscription_id"],
-        "status": row["status"],
-        "ended": (row["status"] or "") in ENDED_STATUSES,
-        "plan_code": row["plan_code"],
-        "planid": plan_ref.planid if plan_ref else None,
-        "frequency": plan_ref.frequency if plan_ref else None,
-        "plan_name": billing.plan.name if billing and billing.plan else None,
-        "users": billing.plan.quantity if billing and billing.plan else None,
-        "storage_units": storage_units(billing, settings.plans) if billing else None,
-        "cycle": CYCLES.get((billing.interval_unit or "").lower()) if billing else None,
-        "term_starts_at": extra.get("current_term_starts_at"),
-        "term_ends_at": billing.current_term_ends_at if billing else None,
-        "next_billing_at": billing.next_billing_at if billing else None,
-        "amount": parse_amount(extra.get("amount")),  # None when unreadable
-        "currency_code": extra.get("currency_code"),
-        "owner_zuid": owner.zuid,
-        "customer_id": row["customer_id"],
-        "sync_state": sync_state,
-        "sync_text": sync_text,
-    }
+    plan = billing.plan if billing else None
+    plan_ref = parse_plan_code(plan.plan_code, settings.platform.app_domain) if plan else None
+    return SubscriptionView(
+        subscription_id=stored.subscription_id,
+        status=stored.status,
+        ended=(stored.status or "") in ENDED_STATUSES,
+        plan_code=stored.plan_code,
+        planid=plan_ref.planid if plan_ref else None,
+        frequency=plan_ref.frequency if plan_ref else None,
+        plan_name=plan.name if plan else None,
+        users=plan.quantity if plan else None,
+        storage_units=storage_units(billing, settings.plans) if billing else None,
+        cycle=CYCLES.get((billing.interval_unit or "").lower()) if billing else None,
+        term_starts_at=_text(extra.get("current_term_starts_at")),
+        term_ends_at=billing.current_term_ends_at if billing else None,
+        next_billing_at=billing.next_billing_at if billing else None,
+        amount=parse_amount(extra.get("amount")),
+        currency_code=_text(extra.get("currency_code")),
+        owner_zuid=owner.zuid,
+        customer_id=stored.customer_id,
+        sync_state=sync_state,
+        sync_text=sync_text,
+    )
 
 
 def _sync(
-    row: dict[str, Any],
+    stored: StoredSubscription,
     acked: PlatformState | None,
     queued: PlatformState | None,
-    latest: dict[str, Any] | None,
+    latest_delivery: str | None,
 ) -> tuple[str, str]:
-    if row["parked_reason"]:
+    if stored.parked_reason:
         return "parked", "Waiting: the app does not know your organisation yet"
-    if latest and latest["state"] == "dead":
+    if latest_delivery == DeliveryState.DEAD:
         return "dead", "The app could not be updated; the vendor has been alerted"
-    if latest and latest["state"] in ("pending", "in_flight"):
+    if latest_delivery in (DeliveryState.PENDING, DeliveryState.IN_FLIGHT):
         return "pending", "The app is being updated"
     if queued is not None and queued == acked:
         return "ok", "Up to date"
     return "none", "Not sent to the app"
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
 
 
 def org_claimed_subscription_ids(db: sqlite_utils.Database, zgid: str) -> list[str]:

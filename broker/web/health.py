@@ -8,13 +8,13 @@ import os
 from functools import partial
 from pathlib import Path
 
-import sqlite_utils
 import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from broker.errors import StoreError
 from broker.store.delivery_records import outbox_summary
+from broker.store.heartbeat import write_heartbeat
 from broker.web.appkeys import clock_key, metrics_key, store_key, worker_key
 
 log = structlog.get_logger(__name__)
@@ -58,19 +58,6 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response(
         {"status": "ready" if ready else "not_ready", "checks": checks},
         status=200 if ready else 503,
-    )
-
-
-def write_heartbeat(db: sqlite_utils.Database, *, now: float) -> None:
-    """One row, rewritten each time. The table is the probe's own, made here rather than in a
-    migration: it holds nothing worth migrating and must exist on any schema version."""
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS readiness_heartbeat"
-        " (id INTEGER PRIMARY KEY CHECK (id = 1), written_at REAL NOT NULL, pid INTEGER)"
-    )
-    db.execute(
-        "INSERT OR REPLACE INTO readiness_heartbeat (id, written_at, pid) VALUES (1, ?, ?)",
-        [now, os.getpid()],
     )
 
 

@@ -1,0 +1,88 @@
+"""The identity tables: customers, users, landing claims, and the subscriptions row itself.
+
+Rows come back as the frozen records ``core.identity`` and ``core.decide`` reason about; who wins
+is decided there, never here. Column lists are written from the records' fields, so a column
+added by a later migration does not break a read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, fields
+from typing import Any, TypeVar
+
+import sqlite_utils
+
+from broker.core.decide import StoredSubscription
+from broker.core.identity import Claim, CustomerRecord, UserRecord
+from broker.store.sql import select_all, select_one, upsert
+
+R = TypeVar("R")
+
+
+def columns(record: type[Any], table: str = "") -> str:
+    """The SELECT list of a record's fields, optionally qualified by a table alias."""
+    prefix = f"{table}." if table else ""
+    return ", ".join(prefix + f.name for f in fields(record))
+
+
+def _one(db: sqlite_utils.Database, record: type[R], table: str, where: str, *key: str) -> R | None:
+    sql = f"SELECT {columns(record)} FROM {table} WHERE {where}"  # noqa: S608 - names are ours
+    row = select_one(db, sql, list(key))
+    return record(**row) if row is not None else None
+
+
+def subscription_row(db: sqlite_utils.Database, subscription_id: str) -> StoredSubscription | None:
+    return _one(db, StoredSubscription, "subscriptions", "subscription_id = ?", subscription_id)
+
+
+def customer_row(db: sqlite_utils.Database, customer_id: str | None) -> CustomerRecord | None:
+    if not customer_id:
+        return None
+    return _one(db, CustomerRecord, "customers", "customer_id = ?", customer_id)
+
+
+def user_row(db: sqlite_utils.Database, zuid: str) -> UserRecord | None:
+    return _one(db, UserRecord, "users", "zuid = ?", zuid)
+
+
+def claims_on(db: sqlite_utils.Database, subscription_id: str) -> tuple[Claim, ...]:
+    """Every landing claim on a subscription, oldest first."""
+    rows = select_all(
+        db,
+        f"SELECT {columns(Claim)} FROM landing_claims WHERE subscription_id = ?"  # noqa: S608
+        " ORDER BY claimed_at, zgid",
+        [subscription_id],
+    )
+    return tuple(Claim(**row) for row in rows)
+
+
+def waiting_for_zgid(db: sqlite_utils.Database, zuid: str) -> list[str]:
+    """Parked subscriptions whose billing customer names this zuid but no zgid."""
+    rows = select_all(
+        db,
+        "SELECT s.subscription_id FROM subscriptions s JOIN customers c"
+        " ON c.customer_id = s.customer_id"
+        " WHERE s.decision = 'parked' AND c.zuid = ? AND c.zgid IS NULL",
+        [zuid],
+    )
+    return [str(row["subscription_id"]) for row in rows]
+
+
+def save_customer(db: sqlite_utils.Database, customer: CustomerRecord) -> None:
+    upsert(db, "customers", asdict(customer), key="customer_id")
+
+
+def save_user(db: sqlite_utils.Database, user: UserRecord) -> None:
+    upsert(db, "users", asdict(user), key="zuid")
+
+
+def save_claim(db: sqlite_utils.Database, claim: Claim) -> None:
+    upsert(db, "landing_claims", asdict(claim), key=("subscription_id", "zgid"))
+
+
+def bind_subscription(db: sqlite_utils.Database, claim: Claim) -> None:
+    """The subscription now belongs to the claim's org (a believed landing claim)."""
+    db.execute(
+        "UPDATE subscriptions SET zgid = ?, zuid = ?, bound_email = ? WHERE subscription_id = ?",
+        [claim.zgid, claim.zuid, claim.email, claim.subscription_id],
+    )
