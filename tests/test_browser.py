@@ -16,10 +16,9 @@ import os
 import re
 import shutil
 import socket
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -27,12 +26,12 @@ from urllib.parse import urlencode
 import pytest
 from aiohttp import web
 
-from broker.core.pause_credit import pause_credit
 from broker.simulators.billing import BillingSimulator, Subscription
 from broker.simulators.platform import PlatformSimulator, RecordedCall
 from broker.web.app import create_app
 from broker.web.appkeys import store_key
 from tests.conftest import fast_settings
+from tests.page_support import RunningClock, running_clock
 from tests.support import (
     APP_DOMAIN,
     EMAIL,
@@ -89,9 +88,9 @@ pytestmark = [
 ]
 
 
-def utc_today() -> date:
-    """The broker's idea of today (its clock is UTC), which the billing calendar must share."""
-    return datetime.now(UTC).date()
+# The broker's clock runs from noon UTC on the billing simulator's fixed "today", so the two
+# agree on the date whatever the wall clock says (no test fails near midnight).
+TODAY = date(2026, 6, 10)
 
 
 # -- the three servers and the browser --------------------------------------------------------
@@ -107,11 +106,12 @@ class Stack:
     browser: Any
     page: Any
     test_name: str
+    clock: RunningClock
     shots: int = 0
 
     def landing_url(self, *, sign: bool = True) -> str:
         """What the Vertical Solution opens: the user's details in the query string, signed with
-        a fresh ts and nonce (the broker's clock is the wall clock here)."""
+        a fresh ts and nonce, on the broker's clock."""
         params = {
             "zuid": ZUID,
             "zgid": ZGID,
@@ -123,7 +123,7 @@ class Stack:
         }
         pairs = list(params.items())
         if sign:
-            pairs += link_signature(pairs, now=time.time())
+            pairs += link_signature(pairs, now=self.clock())
         return f"{self.origin}/manage?{urlencode(pairs)}"
 
     async def shot(self, step: str) -> None:
@@ -214,7 +214,7 @@ async def stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
             refresh_token=REFRESH_TOKEN,
             webhook_url=f"{origin}/webhooks/billing",
             webhook_zapikey=ZAPIKEY,
-            today=utc_today(),
+            today=TODAY,
         )
         billing_origin = await _serve(billing.app(), runners)
         settings = fast_settings(
@@ -233,7 +233,8 @@ async def stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
             # Indirect parametrisation may change the landing settings (verification modes).
             landing={"public_url": origin, **getattr(request, "param", {})},
         )
-        broker = create_app(settings)
+        clock = running_clock(TODAY)
+        broker = create_app(settings, clock=clock)
         await _serve(broker, runners, sock=broker_sock)
         async with pw.async_playwright() as playwright:
             browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -243,7 +244,9 @@ async def stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
                 page.set_default_timeout(10_000)
                 pw.expect.set_options(timeout=10_000)
                 name = request.node.name.removeprefix("test_")
-                yield Stack(platform, billing, broker, origin, billing_origin, browser, page, name)
+                yield Stack(
+                    platform, billing, broker, origin, billing_origin, browser, page, name, clock
+                )
             finally:
                 await browser.close()
     finally:
@@ -512,26 +515,18 @@ async def test_cancel_now_deletes_on_the_platform_and_reactivate_adds_again(stac
 async def test_pause_shows_the_credit_before_pausing_and_resume_makes_it_live(stack: Stack):
     page, expect = stack.page, pw.expect
     sub = await stack.live_subscription()
-    today = utc_today()
-    resume_on = today + timedelta(days=7)
-    expected = pause_credit(
-        price=sub.amount,
-        term_start=sub.term_start,
-        term_end=sub.term_end,
-        pause_start=today,
-        resume_on=resume_on,
-    )
-    assert expected.amount > 0
+    resume_on = date(2026, 6, 17)
     await stack.enter()
     await page.get_by_role("link", name="Pause").click()
     await expect(page.locator("h1")).to_have_text("Pause your subscription")
     await page.fill("#resume_on", resume_on.isoformat())
     await page.click("#preview")
-    await expect(page.locator("#credit-amount")).to_have_text(f"{expected.amount} USD")
-    days = f"{expected.paused_days} paid day{'' if expected.paused_days == 1 else 's'}"
+    # Worked by hand: Professional 5 users x 20.00 + 2 storage units x 5.00 = 110.00 USD a month;
+    # the term runs June 10 - July 9 (30 days); June 10-16 is 7 paid days paused;
+    # 110.00 x 7 / 30 = 25.666... -> 25.67 USD, at 3.67 USD a day.
+    await expect(page.locator("#credit-amount")).to_have_text("25.67 USD")
     await expect(page.locator(".credit")).to_contain_text(
-        f"for {days} at {expected.day_rate:.2f} USD a day ({sub.amount:.2f} USD over the "
-        f"{expected.period_days} days of this billing period)"
+        "for 7 paid days at 3.67 USD a day (110.00 USD over the 30 days of this billing period)"
     )
     await stack.shot("credit-preview")
     assert stack.billing.subscriptions[sub.subscription_id].status == "live"  # only a preview
@@ -543,7 +538,7 @@ async def test_pause_shows_the_credit_before_pausing_and_resume_makes_it_live(st
     await stack.shot("paused")
     await stack.settled()
     paused = stack.billing.subscriptions[sub.subscription_id]
-    assert (paused.status, paused.paused_at, paused.resume_date) == ("paused", today, resume_on)
+    assert (paused.status, paused.paused_at, paused.resume_date) == ("paused", TODAY, resume_on)
     # plans.on_pause defaults to "keep": the platform is not told about a pause.
     assert summary(stack.platform) == [("POST", PROFESSIONAL, "5", "1", "2")]
 
@@ -632,7 +627,7 @@ async def test_pages_fit_a_phone_without_sideways_scrolling(stack: Stack):
         await page.get_by_role("link", name=link).click()
         await expect(page.locator("h1")).to_have_text(heading)
         if step == "pause-form":
-            await page.fill("#resume_on", (utc_today() + timedelta(days=7)).isoformat())
+            await page.fill("#resume_on", "2026-06-17")
             await page.click("#preview")
             await expect(page.locator("#credit-amount")).to_be_visible()
         await no_horizontal_scroll(page)

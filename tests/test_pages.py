@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from http.cookies import SimpleCookie
 
 import pytest
@@ -466,20 +466,18 @@ async def test_reactivating_a_live_subscription_is_refused(
 async def test_pause_preview_shows_the_credit_for_the_unused_paid_days(
     world: PageWorld, owner: Browser, live: str
 ):
-    """docs/contracts.md §5: price / days in the billing period x paused days, to the cent."""
-    subscription = world.sim.subscriptions[live]
-    resume_on = date(2026, 6, 20)
-    period_days = (subscription.term_end - subscription.term_start).days + 1
-    paused_days = (resume_on - TODAY).days
-    expected = (subscription.amount * paused_days / period_days).quantize(
-        Decimal("0.01"), ROUND_HALF_UP
-    )
-    assert (period_days, paused_days, expected) == (30, 10, Decimal("16.67"))
-    page = await owner.get("/manage/pause", params={"resume_on": resume_on.isoformat()})
+    """docs/contracts.md §5: price / days in the billing period x paused days, to the cent. Worked
+    out by hand: Standard, 5 users at 10.00 = 50.00 USD a month; the term runs June 10 - July 9
+    (30 days); paused June 10, resumed June 20: 10 paid days; 50.00 x 10 / 30 = 16.666... ->
+    16.67 USD, at 1.67 USD a day."""
+    page = await owner.get("/manage/pause", params={"resume_on": "2026-06-20"})
     assert page.status == 200, page.text
-    assert f'<strong id="credit-amount">{expected} USD</strong>' in page.text
-    assert f"for {paused_days} paid days" in page.text
-    assert f"{period_days} days" in page.text
+    assert '<strong id="credit-amount">16.67 USD</strong>' in page.text
+    text = " ".join(re.sub(r"<[^>]+>", " ", page.text).split())
+    assert (
+        "for 10 paid days at 1.67 USD a day (50.00 USD over the 30 days of this billing period)"
+        in text
+    ), text
     assert 'action="/manage/pause"' in page.text
     assert world.sim.subscriptions[live].status == "live"  # a preview changes nothing
 
@@ -495,7 +493,8 @@ async def test_previewed_pause_credit_is_what_billing_credits_when_the_pause_end
     world.sim.set_today(date(2026, 6, 20))  # billing resumes it on the chosen day
     subscription = world.sim.subscriptions[live]
     assert subscription.status == "live"
-    assert subscription.last_pause_credit == Decimal(shown.group(1))
+    # The simulator computes its credit on its own; both are the worked example's 16.67.
+    assert Decimal(shown.group(1)) == subscription.last_pause_credit == Decimal("16.67")
     await world.settle()
     assert status_shown((await overview(owner)).text) == "live"
     assert [c.method for c in world.calls()] == ["POST"]
