@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -73,13 +74,16 @@ def make_broker(
     platform_server: TestServer,
     aiohttp_client: Callable[..., Awaitable[TestClient[web.Request, web.Application]]],
 ) -> BrokerFactory:
-    """Start the real broker app against the simulator; sections override settings."""
+    """Start the real broker app against the simulator; sections override settings, and
+    ``clock`` (default the wall clock) is the broker's and its worker's."""
 
-    async def start(**sections: dict[str, Any]) -> TestClient[web.Request, web.Application]:
+    async def start(
+        *, clock: Callable[[], float] = time.time, **sections: dict[str, Any]
+    ) -> TestClient[web.Request, web.Application]:
         settings = fast_settings(
             tmp_path, str(platform_server.make_url("")).rstrip("/"), **sections
         )
-        return await aiohttp_client(create_app(settings))
+        return await aiohttp_client(create_app(settings, clock=clock))
 
     return start
 

@@ -8,6 +8,7 @@ import json
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from broker.simulators.payloads import subscription_webhook
@@ -83,6 +84,20 @@ def subscription_event(
 
 def body_of(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload).encode()
+
+
+@dataclass
+class ManualClock:
+    """A clock that stands still until the test moves it: durations the broker measures with
+    it (an age, a retry delay) are exactly what the test says, however slow the machine."""
+
+    now: float
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 async def eventually(

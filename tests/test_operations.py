@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from broker.simulators.platform import PlatformSimulator
+from broker.web.appkeys import worker_key
 from tests.conftest import db_rows, post_event
-from tests.support import eventually, subscription_event
+from tests.support import ManualClock, eventually, subscription_event
 
 
 async def test_healthz_answers_ok(broker):
@@ -25,7 +26,26 @@ async def test_readyz_reports_store_and_worker(broker):
     assert row["id"] == 1
 
 
-async def test_metrics_count_webhooks_and_show_the_outbox(broker, simulator: PlatformSimulator):
+async def test_readyz_is_503_when_the_delivery_worker_has_stopped(broker):
+    """A broker that takes webhooks but sends nothing on must leave the load balancer's pool."""
+    await broker.app[worker_key].stop(grace_seconds=1.0)
+    response = await broker.get("/readyz")
+    assert response.status == 503
+    assert await response.json() == {
+        "status": "not_ready",
+        "checks": {"store": "ok", "disk": "ok", "delivery_worker": "not running"},
+    }
+
+
+# 2026-12-01 12:00 UTC: after every updated_time the test events carry (November 2026).
+DECEMBER_FIRST_NOON = 1796126400.0
+
+
+async def test_metrics_count_webhooks_and_show_the_outbox(
+    make_broker, simulator: PlatformSimulator
+):
+    clock = ManualClock(DECEMBER_FIRST_NOON)
+    broker = await make_broker(clock=clock)
     simulator.go_down()
     await post_event(broker, subscription_event())
 
@@ -43,9 +63,14 @@ async def test_metrics_count_webhooks_and_show_the_outbox(broker, simulator: Pla
         for line in text.splitlines()
         if line.startswith("broker_oldest_pending_delivery_seconds ")
     )
-    assert float(age.split()[1]) >= 0.0
+    assert age == "broker_oldest_pending_delivery_seconds 0.0"  # the clock has not moved
+    clock.advance(42.0)
+    text = await (await broker.get("/metrics")).text()
+    assert "broker_oldest_pending_delivery_seconds 42.0" in text.splitlines()
 
     simulator.come_up()
+    clock.advance(60.0)  # past any retry the worker scheduled on this clock
+    broker.app[worker_key].wake()
     await simulator.wait_until(lambda s: len(s.applied) == 1)
 
     async def done_shown() -> bool:
