@@ -86,6 +86,11 @@ def body_of(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload).encode()
 
 
+# 2026-12-01 12:00 UTC: a start for a ManualClock after every updated_time the test events carry
+# (November 2026), so none of them is refused as being from the future.
+DECEMBER_FIRST_NOON = 1796126400.0
+
+
 @dataclass
 class ManualClock:
     """A clock that stands still until the test moves it: durations the broker measures with

@@ -42,6 +42,9 @@ pytestmark = pytest.mark.slow
 REPO_ROOT = Path(__file__).resolve().parent.parent
 START_WITHIN = 20.0  # seconds for `broker serve` to answer /readyz 200
 LEASE_SECONDS = 3.0
+# A held call outlasts any wait in these tests: it is answered only if the broker is still there,
+# so "killed before the platform answered" never depends on how fast the machine is.
+HELD_SECONDS = 120.0
 LOG_TAIL_CHARS = 6000
 
 
@@ -370,14 +373,14 @@ async def test_kill_mid_delivery_delivers_each_event_once(
     """Calls cut off by SIGKILL are never committed; the restarted broker sends each again, once."""
     events = crash_events(20, tag="102")
     sids = subscription_ids(events)
-    simulator.set_delay(1.5)
+    simulator.set_delay(HELD_SECONDS)
     first = await start_broker()
     await first.wait_ready(session)
 
     await post_all(session, first, events)
     await first.eventually(
         lambda: in_flight_count(first.db) == len(events) and wire.started == len(events),
-        within=1.2,  # before the first (1.5 s) call could be answered
+        within=20,
         message="every delivery claimed and its call inside the simulator",
     )
     answered_before_kill = len(simulator.calls)  # no await between this and the kill
@@ -584,7 +587,7 @@ async def test_kill_between_an_org_moves_cancel_and_add_converges(
     await post_all(session, first, [created])
     await wait_all_done(first, [sid], within=10)
 
-    simulator.set_delay(1.5, methods={"POST"})  # the Cancel passes, the Add is held
+    simulator.set_delay(HELD_SECONDS, methods={"POST"})  # the Cancel passes, the Add is held
     moved = subscription_event(
         "subscription_renewed",
         subscription_id=sid,

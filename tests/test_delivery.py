@@ -13,19 +13,30 @@ import sqlite3
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.typedefs import Handler
 
 from broker.cli import main as cli_main
 from broker.simulators.platform import PlatformSimulator
 from broker.web.app import create_app
-from broker.web.appkeys import store_key
+from broker.web.appkeys import store_key, worker_key
 from tests.conftest import db_rows, fast_settings, post_event
-from tests.support import APP_DOMAIN, ZAPIKEY, ZGID, ZUID, eventually, subscription_event
+from tests.support import (
+    APP_DOMAIN,
+    DECEMBER_FIRST_NOON,
+    ZAPIKEY,
+    ZGID,
+    ZUID,
+    ManualClock,
+    eventually,
+    subscription_event,
+)
 
 Client = TestClient[web.Request, web.Application]
 SUBSCRIPTION_ID = "100000000000000001"
@@ -36,6 +47,10 @@ SUBSCRIPTION_ID = "100000000000000001"
 
 async def deliveries(client: Client) -> list[dict[str, Any]]:
     return await db_rows(client, "SELECT * FROM deliveries ORDER BY id")
+
+
+# Longer than any client timeout or wait here: a held call ends only when the broker gives up on it.
+HELD_SECONDS = 60.0
 
 
 async def delivery(client: Client, delivery_id: int) -> dict[str, Any]:
@@ -130,18 +145,29 @@ async def test_transient_503s_are_retried_until_one_applied_call(
     assert "SERVICE_UNAVAILABLE" in tried[0]["response_excerpt"]
 
 
-async def test_next_attempt_waits_for_retry_after(broker: Client, simulator: PlatformSimulator):
+async def test_next_attempt_waits_for_retry_after(make_broker, simulator: PlatformSimulator):
+    clock = ManualClock(DECEMBER_FIRST_NOON)
+    broker = await make_broker(clock=clock)
     simulator.fail_next(1, status=429, retry_after=0.3)
     await post_ok(broker, subscription_event())
-    await simulator.wait_until(lambda s: len(s.applied) == 1)
-
-    throttled, applied = simulator.calls
-    assert (throttled.status, applied.status) == (429, 200)
-    # The fast settings would otherwise retry after 10 ms.
-    assert applied.received_at - throttled.received_at >= 0.3
     delivery_id = await only_delivery_id(broker)
+
+    async def throttled() -> bool:
+        row = await delivery(broker, delivery_id)
+        return (row["state"], row["attempts"]) == ("pending", 1)
+
+    await eventually(throttled, message="the 429 recorded and a retry scheduled")
+    row = await delivery(broker, delivery_id)
+    # The fast settings would otherwise retry after 10 ms; the clock has not moved.
+    assert row["next_attempt_at"] == pytest.approx(DECEMBER_FIRST_NOON + 0.3, abs=1e-6)
+    assert [c.status for c in simulator.calls] == [429]
+
+    clock.advance(0.3)
+    broker.app[worker_key].wake()
     row = await wait_for_state(broker, delivery_id, "done")
     assert row["attempts"] == 2
+    assert [c.status for c in simulator.calls] == [429, 200]
+    assert len(simulator.applied) == 1
 
 
 async def test_platform_down_keeps_retrying_then_delivers_once_when_it_returns(
@@ -174,7 +200,7 @@ async def test_slow_platform_times_out_is_retried_and_delivered_once(
     make_broker, simulator: PlatformSimulator
 ):
     broker = await make_broker(platform={"request_timeout_seconds": 0.3})
-    simulator.set_delay(1.0)
+    simulator.set_delay(HELD_SECONDS)
     await post_ok(broker, subscription_event())
     delivery_id = await only_delivery_id(broker)
 
@@ -326,17 +352,29 @@ async def test_failure_answer_is_a_dead_letter(broker: Client, simulator: Platfo
 async def test_retryable_failures_dead_letter_at_the_retry_horizon(
     make_broker, simulator: PlatformSimulator
 ):
-    broker = await make_broker(delivery={"retry_horizon_seconds": 0.2})
+    clock = ManualClock(DECEMBER_FIRST_NOON)
+    broker = await make_broker(clock=clock, delivery={"retry_horizon_seconds": 0.2})
     simulator.fail_next(1000, status=503)
     await post_ok(broker, subscription_event())
     delivery_id = await only_delivery_id(broker)
 
-    row = await wait_for_state(broker, delivery_id, "dead")
+    async def dead_after_each_retry_falls_due() -> bool:
+        """Move the clock to each scheduled retry, so no real time decides the outcome."""
+        row = await delivery(broker, delivery_id)
+        if row["state"] == "pending" and row["next_attempt_at"] > clock.now:
+            clock.now = row["next_attempt_at"]
+            broker.app[worker_key].wake()
+        return bool(row["state"] == "dead")
+
+    await eventually(dead_after_each_retry_falls_due, message="the delivery dead-lettered")
+    row = await delivery(broker, delivery_id)
     assert "horizon" in row["last_error"]
     assert row["attempts"] > 1  # it did retry before giving up
     assert len(simulator.calls) == row["attempts"]
     assert simulator.applied == []
-    assert row["finished_at"] - row["first_attempt_at"] <= 0.2 + 0.5
+    assert row["first_attempt_at"] == DECEMBER_FIRST_NOON
+    # Every attempt fell within the horizon; the one after would not have.
+    assert DECEMBER_FIRST_NOON < row["finished_at"] <= DECEMBER_FIRST_NOON + 0.2
 
 
 # --- ordering and concurrency --------------------------------------------------------------------
@@ -369,20 +407,54 @@ async def test_one_subscriptions_changes_reach_the_platform_in_order_never_toget
     ]
 
 
+@dataclass
+class Gate:
+    """Holds every platform call at the door until opened, counting the calls waiting there."""
+
+    opened: asyncio.Event = field(default_factory=asyncio.Event)
+    waiting: int = 0
+
+
+@pytest.fixture
+async def gated_broker(
+    simulator: PlatformSimulator,
+    aiohttp_server: Callable[..., Awaitable[TestServer]],
+    aiohttp_client: Callable[..., Awaitable[Client]],
+    tmp_path: Path,
+) -> tuple[Client, Gate]:
+    """The broker against the simulator behind a Gate."""
+    gate = Gate()
+
+    @web.middleware
+    async def held(request: web.Request, handler: Handler) -> web.StreamResponse:
+        gate.waiting += 1
+        await gate.opened.wait()
+        return await handler(request)
+
+    app = simulator.app()
+    app.middlewares.append(held)
+    server = await aiohttp_server(app)
+    settings = fast_settings(tmp_path, str(server.make_url("")).rstrip("/"))
+    return await aiohttp_client(create_app(settings)), gate
+
+
 async def test_many_subscriptions_are_delivered_concurrently_each_exactly_once(
-    broker: Client, simulator: PlatformSimulator
+    gated_broker: tuple[Client, Gate], simulator: PlatformSimulator
 ):
-    count, delay = 50, 0.2
-    simulator.set_delay(delay)
+    broker, gate = gated_broker
+    count = 50
     events = [
         subscription_event(subscription_id=str(100000000000001000 + i), zgid=str(71000000000 + i))
         for i in range(count)
     ]
     await asyncio.gather(*(post_ok(broker, event) for event in events))
+    # Calls overlap: the worker puts at least 10 on the wire before any is answered.
+    await eventually(lambda: gate.waiting >= 10, message="10 calls on the wire at once")
+    assert simulator.calls == []
+    gate.opened.set()
 
     await eventually(
         lambda: _count(broker, "SELECT COUNT(*) AS n FROM deliveries WHERE state = 'done'", count),
-        within=5.0,
         message=f"{count} deliveries done",
     )
     assert Counter(c.zgid for c in simulator.applied) == {
@@ -391,10 +463,6 @@ async def test_many_subscriptions_are_delivered_concurrently_each_exactly_once(
     assert len(simulator.calls) == count
     rows = await deliveries(broker)
     assert {r["attempts"] for r in rows} == {1}
-    # Calls overlapped: many arrived while the first was still being served.
-    first = min(c.received_at for c in simulator.calls)
-    overlapping = [c for c in simulator.calls if c.received_at < first + delay]
-    assert len(overlapping) >= 10
 
 
 # --- coalescing ----------------------------------------------------------------------------------
@@ -434,7 +502,7 @@ async def test_change_arriving_during_a_failing_attempt_still_coalesces(
     make_broker, simulator: PlatformSimulator
 ):
     broker = await make_broker(platform={"request_timeout_seconds": 0.3})
-    simulator.set_delay(1.0)  # every attempt times out: on the wire for 0.3 s, then a retry
+    simulator.set_delay(HELD_SECONDS)  # every attempt times out: on the wire 0.3 s, then a retry
     await post_ok(broker, subscription_event(quantity=5))
     await wait_for_state(broker, 1, "in_flight")
     await post_ok(broker, upgrade(quantity=8))
@@ -674,7 +742,7 @@ async def test_shutdown_mid_call_leaves_nothing_stuck_and_a_restart_delivers(
 ):
     settings = {"platform": {"request_timeout_seconds": 0.5}}
     broker = await make_broker(**settings)
-    simulator.set_delay(1.0)
+    simulator.set_delay(HELD_SECONDS)
     await post_ok(broker, subscription_event())
     delivery_id = await only_delivery_id(broker)
     await wait_for_state(broker, delivery_id, "in_flight")

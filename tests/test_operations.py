@@ -5,7 +5,7 @@ from __future__ import annotations
 from broker.simulators.platform import PlatformSimulator
 from broker.web.appkeys import worker_key
 from tests.conftest import db_rows, post_event
-from tests.support import ManualClock, eventually, subscription_event
+from tests.support import DECEMBER_FIRST_NOON, ManualClock, eventually, subscription_event
 
 
 async def test_healthz_answers_ok(broker):
@@ -35,10 +35,6 @@ async def test_readyz_is_503_when_the_delivery_worker_has_stopped(broker):
         "status": "not_ready",
         "checks": {"store": "ok", "disk": "ok", "delivery_worker": "not running"},
     }
-
-
-# 2026-12-01 12:00 UTC: after every updated_time the test events carry (November 2026).
-DECEMBER_FIRST_NOON = 1796126400.0
 
 
 async def test_metrics_count_webhooks_and_show_the_outbox(
