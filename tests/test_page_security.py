@@ -216,6 +216,37 @@ async def test_malformed_session_cookie_is_a_401_page_not_a_500(world: PageWorld
     assert page.headers["Content-Type"].startswith("text/html")
 
 
+@pytest.mark.parametrize("cookie", ["garbage", "a.b.c", "eyJ6dWlkIjoiMSJ9", "!!!.AAAA.BBBB"])
+async def test_malformed_session_cookie_on_action_pages_is_a_401_and_changes_nothing(
+    world: PageWorld, cookie: str
+):
+    browser = await world.browser()
+    header = {"Cookie": f"broker_session={cookie}"}
+    page = await browser.get("/manage/pause", headers=header)
+    assert page.status == 401, page.text
+    assert "open the subscription page again from the app" in page.text
+    posted = await browser.post("/manage/cancel", data={"csrf_token": "x"}, headers=header)
+    assert posted.status == 401
+    assert await world.audit() == []
+
+
+async def test_genuine_cookie_cut_short_is_a_401_page(world: PageWorld, owner: Browser):
+    cookie = owner.session_cookie()
+    assert cookie is not None
+    for value in (cookie[:-4], cookie.split(".")[0]):
+        page = await (await world.browser()).get(
+            "/manage", headers={"Cookie": f"broker_session={value}"}
+        )
+        assert page.status == 401, page.text
+
+
+async def test_session_just_inside_its_max_age_still_opens(world: PageWorld, owner: Browser):
+    world.clock.advance(EIGHT_HOURS - 5)
+    assert (await owner.get("/manage")).status == 200
+    world.clock.advance(10)
+    assert (await owner.post("/manage/pause", data={"csrf_token": "x"})).status == 401
+
+
 # --- a member of the org, not its billing owner ---------------------------------------------------
 
 
