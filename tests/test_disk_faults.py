@@ -1,5 +1,6 @@
 """A full or read-only disk: ``/readyz`` says 503, a webhook gets 503 with Retry-After (Zoho
-retries it), never a 500, and both recover without a restart once the disk is back.
+retries it), never a 500, and both recover without a restart once the disk is back. A group
+commit the full disk refuses fails every write waiting on it, and the store commits again after.
 
 These are real conditions: a small tmpfs filled to the last block, and a read-only bind mount.
 Mounting needs root (CI runs as root); elsewhere the tests are skipped with a note, and under CI
@@ -21,8 +22,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from structlog.testing import capture_logs
 
+from broker.errors import StoreError
+from broker.store.database import Store
 from tests.conftest import post_event
 from tests.support import subscription_event
+from tests.test_store import held_group, insert_user, users
 
 Client = TestClient[web.Request, web.Application]
 
@@ -157,3 +161,31 @@ async def test_read_only_database_makes_readyz_and_webhooks_503_until_writable(
     response = await post_event(client, event)
     assert response.status == 200
     assert (await response.json())["status"] == "accepted"
+
+
+async def test_a_commit_the_full_disk_refuses_fails_every_write_of_its_group_and_the_store_recovers(
+    small_disk: Path,
+) -> None:
+    """The group's statements fit in SQLite's page cache, so only COMMIT needs the disk: all
+    twenty writers waiting on it get a StoreError, none is reported written, and the same store
+    commits again once space is freed (no restart)."""
+    store = Store(small_disk / "broker.db")
+    await store.open()
+    try:
+        # Grow the write-ahead log first, so the next commit appends to its end (new blocks).
+        for n in range(30):
+            await store.write(insert_user(f"before-{n:02d}"))
+        filler = fill(small_disk)
+        with capture_logs() as logs:
+            results = await held_group(store, [insert_user(f"group-{n:02d}") for n in range(20)])
+        assert [type(result) for result in results] == [StoreError] * 20
+        assert {result.message for result in results} == {"the database disk is full"}
+        [failed] = [line for line in logs if line["event"] == "store.commit_failed"]
+        assert (failed["error"], failed["jobs"]) == ("SQLITE_FULL", 20)
+        assert not [line for line in logs if line["event"] == "store.write_failed"]
+
+        filler.unlink()
+        assert await store.write(insert_user("after")) == "after"
+        assert await users(store) == ["after", *(f"before-{n:02d}" for n in range(30))]
+    finally:
+        await store.close()
