@@ -23,9 +23,11 @@ from aiohttp.test_utils import TestClient
 from structlog.testing import capture_logs
 
 from broker.errors import StoreError
+from broker.simulators.platform import PlatformSimulator
 from broker.store.database import Store
-from tests.conftest import post_event
-from tests.support import subscription_event
+from broker.web.appkeys import worker_key
+from tests.conftest import db_rows, post_event
+from tests.support import DECEMBER_FIRST_NOON, ManualClock, eventually, subscription_event
 from tests.test_store import held_group, insert_user, users
 
 Client = TestClient[web.Request, web.Application]
@@ -189,3 +191,40 @@ async def test_a_commit_the_full_disk_refuses_fails_every_write_of_its_group_and
         assert await users(store) == ["after", *(f"before-{n:02d}" for n in range(30))]
     finally:
         await store.close()
+
+
+async def test_worker_survives_a_claim_the_full_disk_refuses_and_delivers_after(
+    make_broker: Any, small_disk: Path, simulator: PlatformSimulator
+) -> None:
+    """Claiming writes a lease; on a full disk its commit fails. The worker logs it, keeps
+    going round, and the delivery goes out once space is freed, without a restart."""
+    clock = ManualClock(DECEMBER_FIRST_NOON)
+    client = await make_broker(clock=clock, store={"path": small_disk / "broker.db"})
+    simulator.fail_next(1, status=503)  # the first try fails; the retry waits on our clock
+    assert (await post_event(client, subscription_event())).status == 200
+
+    async def retry_scheduled() -> bool:
+        rows = await db_rows(client, "SELECT state, attempts FROM deliveries")
+        return [(row["state"], row["attempts"]) for row in rows] == [("pending", 1)]
+
+    await eventually(retry_scheduled, message="the first attempt recorded, a retry scheduled")
+    filler = fill(small_disk)
+    with capture_logs() as logs:
+        clock.advance(60.0)  # the retry falls due
+        client.app[worker_key].wake()
+        await eventually(
+            lambda: any(line["event"] == "delivery.claim_failed" for line in logs),
+            message="the worker's claim refused by the full disk",
+        )
+    assert client.app[worker_key].alive
+    assert simulator.applied == []
+
+    filler.unlink()
+    client.app[worker_key].wake()
+    await simulator.wait_until(lambda s: len(s.applied) == 1)
+
+    async def done() -> bool:
+        rows = await db_rows(client, "SELECT state, attempts FROM deliveries")
+        return [(row["state"], row["attempts"]) for row in rows] == [("done", 2)]
+
+    await eventually(done, message="the delivery done on its second attempt")
