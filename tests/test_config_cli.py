@@ -540,6 +540,73 @@ def test_backup_without_a_database_exits_1(capsys: pytest.CaptureFixture[str], t
     assert not destination.exists()
 
 
+# --- the operator's database commands: the database is all they need ------------------------
+
+
+def listed(capsys: pytest.CaptureFixture[str], *argv: str) -> list[tuple[str, str, str]]:
+    """Run ``broker ... deliveries list --json``: (subscription, action, state) of each row."""
+    capsys.readouterr()  # what the broker logged while it made the database
+    code, out, err = run(capsys, *argv, "--json")
+    assert code == 0, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    return [(row["subscription_id"], row["action"], row["state"]) for row in rows]
+
+
+THE_DELIVERY = [("100000000000000001", "add", "done")]  # live_database's one event, delivered
+
+
+async def test_deliveries_list_with_db_needs_no_settings(
+    make_broker: Any,
+    simulator: PlatformSimulator,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+):
+    """No zapikey, no config file, no BROKER_* at all: --db is enough."""
+    db = await live_database(make_broker, simulator, tmp_path)
+    assert listed(capsys, "deliveries", "--db", str(db), "list") == THE_DELIVERY
+
+
+@pytest.mark.parametrize("how", ["--config", "BROKER_CONFIG"])
+async def test_deliveries_list_finds_the_database_in_a_config_file_that_is_incomplete(
+    make_broker: Any,
+    simulator: PlatformSimulator,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    how: str,
+):
+    """The file names only [store] path: the platform settings it lacks would stop `serve`,
+    but not the operator reading the outbox."""
+    db = await live_database(make_broker, simulator, tmp_path)
+    config = write(tmp_path / "ops.toml", f'[store]\npath = "{db}"\n')
+    if how == "--config":
+        assert listed(capsys, "--config", str(config), "deliveries", "list") == THE_DELIVERY
+    else:
+        monkeypatch.setenv("BROKER_CONFIG", str(config))
+        assert listed(capsys, "deliveries", "list") == THE_DELIVERY
+
+
+async def test_deliveries_list_without_db_or_settings_reads_broker_db_here(
+    make_broker: Any,
+    simulator: PlatformSimulator,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+):
+    await live_database(make_broker, simulator, tmp_path)  # tmp_path / "broker.db"
+    monkeypatch.chdir(tmp_path)
+    assert listed(capsys, "deliveries", "list") == THE_DELIVERY
+
+
+def test_deliveries_list_without_a_database_says_how_to_name_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exited:
+        main(["deliveries", "list"])
+    assert exited.value.code == "no database at broker.db: pass --db or set BROKER_STORE__PATH"
+
+
 # --- the example configuration ----------------------------------------------------------------
 
 
