@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header: either delta-seconds or an HTTP date."""
+def parse_retry_after(value: str | None, *, clock: Callable[[], float] = time.time) -> float | None:
+    """Seconds from a Retry-After header: either delta-seconds or an HTTP date (counted from
+    ``clock``, injectable so a test need not race the wall clock)."""
     if not value:
         return None
     value = value.strip()
@@ -22,7 +24,7 @@ def parse_retry_after(value: str | None) -> float | None:
         moment = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max(0.0, moment.timestamp() - time.time())
+    return max(0.0, moment.timestamp() - clock())
 
 
 async def json_body(response: aiohttp.ClientResponse) -> dict[str, Any]:
