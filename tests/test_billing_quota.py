@@ -14,6 +14,7 @@ import asyncio
 import pytest
 
 from broker.clients.billing_quota import CallBudget, Read, SharedReads
+from broker.web.appkeys import org_reads_key
 from tests.page_support import (
     OWNER_ZGID,
     OWNER_ZUID,
@@ -23,6 +24,7 @@ from tests.page_support import (
     PageWorld,
     WorldFactory,
 )
+from tests.support import eventually
 
 READS = ("GET", "/subscriptions/")
 
@@ -56,9 +58,12 @@ async def test_concurrent_views_of_one_org_make_one_billing_read(make_world: Wor
     await subscribed_in_billing(world)
     browsers = [await world.signed_in() for _ in range(8)]
     before = reads(world)
-    world.sim.set_delay(0.3)  # billing answers slowly, so all eight views overlap
-    pages = await asyncio.gather(*(overview(browser) for browser in browsers))
-    world.sim.set_delay(0)
+    shared = world.app[org_reads_key]
+    world.sim.hold()  # billing keeps its first answer until all eight views are waiting
+    views = [asyncio.ensure_future(overview(browser)) for browser in browsers]
+    await eventually(lambda: world.sim.held_requests == 1 and shared.waiting(OWNER_ZGID) == 8)
+    world.sim.release()
+    pages = await asyncio.gather(*views)
     assert len(pages) == 8
     assert reads(world) == before + 1
 

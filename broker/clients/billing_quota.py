@@ -40,6 +40,7 @@ class SharedReads(Generic[V]):
         self._clock = clock
         self._fresh: OrderedDict[str, tuple[float, V]] = OrderedDict()
         self._in_flight: dict[str, asyncio.Task[Read[V]]] = {}
+        self._waiting: dict[str, int] = {}
 
     def fresh(self, key: str) -> V | None:
         """The value read for ``key`` within the TTL, if any."""
@@ -54,6 +55,10 @@ class SharedReads(Generic[V]):
     def in_flight(self, key: str) -> bool:
         return key in self._in_flight
 
+    def waiting(self, key: str) -> int:
+        """Callers waiting on the read in flight for ``key`` (what single-flight saves)."""
+        return self._waiting.get(key, 0)
+
     async def get(self, key: str, read: Callable[[], Awaitable[Read[V]]]) -> V:
         """The fresh value for ``key``; else join the read in flight; else run ``read``."""
         kept = self.fresh(key)
@@ -64,7 +69,13 @@ class SharedReads(Generic[V]):
             task = asyncio.ensure_future(self._run(key, read))
             self._in_flight[key] = task
         # A waiter that gives up (its browser left) must not cancel the others' read.
-        outcome = await asyncio.shield(task)
+        self._waiting[key] = self._waiting.get(key, 0) + 1
+        try:
+            outcome = await asyncio.shield(task)
+        finally:
+            self._waiting[key] -= 1
+            if not self._waiting[key]:
+                del self._waiting[key]
         return outcome.value
 
     async def _run(self, key: str, read: Callable[[], Awaitable[Read[V]]]) -> Read[V]:

@@ -77,6 +77,11 @@ class FaultGate:
         self.rate = RateLimit(clock)
         self.api_calls: list[ApiCall] = []
         self.abandoned_requests = 0
+        # API requests wait here while it is closed (``hold``), so a test can line callers up
+        # behind one request deterministically instead of racing a delay.
+        self.open = asyncio.Event()
+        self.open.set()
+        self.held = 0
         self._on_abandon = on_abandon
         self._log = structlog.get_logger("billing_simulator")
 
@@ -99,6 +104,12 @@ class FaultGate:
             return web.Response()  # nobody listens: nothing is applied
         if not is_api:
             return await handler(request)
+        if not self.open.is_set():
+            self.held += 1
+            try:
+                await self.open.wait()
+            finally:
+                self.held -= 1
         if faults.fail_count > 0:
             faults.fail_count -= 1
             headers = {}

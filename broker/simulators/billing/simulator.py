@@ -224,6 +224,18 @@ class BillingSimulator:
     def come_up(self) -> None:
         self._gate.faults.down = False
 
+    def hold(self) -> None:
+        """Keep API requests waiting, unanswered, until ``release``."""
+        self._gate.open.clear()
+
+    def release(self) -> None:
+        self._gate.open.set()
+
+    @property
+    def held_requests(self) -> int:
+        """API requests waiting behind ``hold`` now."""
+        return self._gate.held
+
     def set_delay(self, seconds: float) -> None:
         if seconds < 0:
             raise ValueError("delay must not be negative")
