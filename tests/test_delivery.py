@@ -1,7 +1,9 @@
 """Delivery to the Developer Console: retries, dead letters, ordering, coalescing, crashes.
 
 Every test drives the real broker app against the real platform simulator over HTTP; faults are
-scripted on the simulator, retries are made fast through settings (``fast_settings``).
+scripted on the simulator. Tests of the retry schedule run the broker on a clock they move by hand
+(``ManualTime``), so a retry due in 30 s is checked to the second without waiting for it; the others
+make retries fast through settings (``fast_settings``).
 """
 
 from __future__ import annotations
@@ -94,6 +96,87 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "broker.db"
 
 
+START = 1_800_000_000.0  # where ManualTime starts: a fixed moment, so times are literals
+
+
+class ManualTime:
+    """The broker's clock and the delivery worker's sleep, moved only by the test.
+
+    A sleep ends once ``advance`` reaches its deadline. ``naps`` lists the deadlines of the sleeps
+    under way: the moment the worker means to look again, seen without waiting for it.
+    """
+
+    def __init__(self, start: float = START) -> None:
+        self.now = start
+        self._sleeps: list[tuple[float, asyncio.Future[None]]] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        entry = (self.now + max(seconds, 0.0), asyncio.get_running_loop().create_future())
+        if seconds <= 0:
+            entry[1].set_result(None)
+        self._sleeps.append(entry)
+        try:
+            await entry[1]
+        finally:
+            self._sleeps.remove(entry)
+
+    @property
+    def naps(self) -> list[float]:
+        return sorted(deadline for deadline, woken in self._sleeps if not woken.done())
+
+    def advance_to(self, moment: float) -> None:
+        assert moment >= self.now, "time only moves forward"
+        self.now = moment
+        for deadline, woken in self._sleeps:
+            if deadline <= moment and not woken.done():
+                woken.set_result(None)
+
+    async def nap_until(self, moment: float) -> None:
+        """Wait (in real time, polling) until the worker's only nap ends at ``moment``."""
+        await eventually(
+            lambda: self.naps == [moment], message=f"the worker napping until {moment}"
+        )
+
+
+@pytest.fixture
+def manual_time() -> ManualTime:
+    return ManualTime()
+
+
+# The schedule the timed tests read: 2 s doubling to 60 s, no jitter, and a poll interval so long
+# that the worker only wakes for new work or when a retry falls due.
+TIMED_DELIVERY = {
+    "initial_backoff_seconds": 2.0,
+    "max_backoff_seconds": 60.0,
+    "jitter_seconds": 0.0,
+    "poll_interval_seconds": 600.0,
+}
+
+
+@pytest.fixture
+def timed_broker(
+    platform_server: TestServer,
+    aiohttp_client: Callable[..., Awaitable[Client]],
+    tmp_path: Path,
+    manual_time: ManualTime,
+) -> Callable[..., Awaitable[Client]]:
+    """The real broker app on ``manual_time``; ``delivery`` overrides TIMED_DELIVERY."""
+
+    async def start(**delivery_settings: float) -> Client:
+        settings = fast_settings(
+            tmp_path,
+            str(platform_server.make_url("")).rstrip("/"),
+            delivery={**TIMED_DELIVERY, **delivery_settings},
+        )
+        app = create_app(settings, clock=manual_time.clock, sleep=manual_time.sleep)
+        return await aiohttp_client(app)
+
+    return start
+
+
 def upgrade(quantity: int, plan: str = "1002", **extra: Any) -> dict[str, Any]:
     return subscription_event(
         "subscription_upgraded", plan_code=f"{APP_DOMAIN}_{plan}", quantity=quantity, **extra
@@ -103,12 +186,23 @@ def upgrade(quantity: int, plan: str = "1002", **extra: Any) -> dict[str, Any]:
 # --- retries -------------------------------------------------------------------------------------
 
 
-async def test_transient_503s_are_retried_until_one_applied_call(
-    broker: Client, simulator: PlatformSimulator
+async def test_transient_503s_are_retried_on_the_backoff_schedule_until_one_applied_call(
+    timed_broker: Callable[..., Awaitable[Client]],
+    simulator: PlatformSimulator,
+    manual_time: ManualTime,
 ):
+    """Backoff 2 s, doubling: after three 503s the retries fall at +2, +2+4 = +6 and +6+8 = +14 s,
+    and the worker sleeps until each (nothing is sent before the clock gets there)."""
+    broker = await timed_broker()
     simulator.fail_next(3, status=503)
     await post_ok(broker, subscription_event())
     delivery_id = await only_delivery_id(broker)
+
+    for sent, retry_at in [(1, START + 2.0), (2, START + 6.0), (3, START + 14.0)]:
+        await manual_time.nap_until(retry_at)
+        assert len(simulator.calls) == sent
+        assert (await delivery(broker, delivery_id))["next_attempt_at"] == retry_at
+        manual_time.advance_to(retry_at)
 
     row = await wait_for_state(broker, delivery_id, "done")
     assert row["attempts"] == 4
@@ -122,6 +216,7 @@ async def test_transient_503s_are_retried_until_one_applied_call(
         (503, "retry", "POST"),
         (200, "success", "POST"),
     ]
+    assert [a["started_at"] for a in tried] == [START, START + 2.0, START + 6.0, START + 14.0]
     for attempt in tried:
         assert attempt["latency_ms"] > 0
         assert "zapikey=***" in attempt["url"]
@@ -130,18 +225,27 @@ async def test_transient_503s_are_retried_until_one_applied_call(
     assert "SERVICE_UNAVAILABLE" in tried[0]["response_excerpt"]
 
 
-async def test_next_attempt_waits_for_retry_after(broker: Client, simulator: PlatformSimulator):
-    simulator.fail_next(1, status=429, retry_after=0.3)
+async def test_next_attempt_waits_for_retry_after(
+    timed_broker: Callable[..., Awaitable[Client]],
+    simulator: PlatformSimulator,
+    manual_time: ManualTime,
+):
+    """A 429 with Retry-After: 30 puts the retry at +30 s, not at the 2 s backoff."""
+    broker = await timed_broker()
+    simulator.fail_next(1, status=429, retry_after=30)
     await post_ok(broker, subscription_event())
-    await simulator.wait_until(lambda s: len(s.applied) == 1)
-
-    throttled, applied = simulator.calls
-    assert (throttled.status, applied.status) == (429, 200)
-    # The fast settings would otherwise retry after 10 ms.
-    assert applied.received_at - throttled.received_at >= 0.3
     delivery_id = await only_delivery_id(broker)
+
+    await manual_time.nap_until(START + 30.0)
+    assert [c.status for c in simulator.calls] == [429]
+    assert (await delivery(broker, delivery_id))["next_attempt_at"] == START + 30.0
+    manual_time.advance_to(START + 30.0)
+
+    await simulator.wait_until(lambda s: len(s.applied) == 1)
+    assert [c.status for c in simulator.calls] == [429, 200]
     row = await wait_for_state(broker, delivery_id, "done")
     assert row["attempts"] == 2
+    assert [a["started_at"] for a in await attempts(broker, delivery_id)] == [START, START + 30.0]
 
 
 async def test_platform_down_keeps_retrying_then_delivers_once_when_it_returns(
@@ -324,19 +428,26 @@ async def test_failure_answer_is_a_dead_letter(broker: Client, simulator: Platfo
 
 
 async def test_retryable_failures_dead_letter_at_the_retry_horizon(
-    make_broker, simulator: PlatformSimulator
+    timed_broker: Callable[..., Awaitable[Client]],
+    simulator: PlatformSimulator,
+    manual_time: ManualTime,
 ):
-    broker = await make_broker(delivery={"retry_horizon_seconds": 0.2})
+    """Horizon 10 s, backoff 2 s doubling: attempts at 0, +2 and +6 s; the next would fall at
+    +14 s, past the horizon, so the third failure is the last."""
+    broker = await timed_broker(retry_horizon_seconds=10.0)
     simulator.fail_next(1000, status=503)
     await post_ok(broker, subscription_event())
     delivery_id = await only_delivery_id(broker)
+    for retry_at in (START + 2.0, START + 6.0):
+        await manual_time.nap_until(retry_at)
+        manual_time.advance_to(retry_at)
 
     row = await wait_for_state(broker, delivery_id, "dead")
     assert "horizon" in row["last_error"]
-    assert row["attempts"] > 1  # it did retry before giving up
-    assert len(simulator.calls) == row["attempts"]
+    assert row["attempts"] == 3
+    assert len(simulator.calls) == 3
     assert simulator.applied == []
-    assert row["finished_at"] - row["first_attempt_at"] <= 0.2 + 0.5
+    assert (row["first_attempt_at"], row["finished_at"]) == (START, START + 6.0)
 
 
 # --- ordering and concurrency --------------------------------------------------------------------
@@ -401,12 +512,13 @@ async def test_many_subscriptions_are_delivered_concurrently_each_exactly_once(
 
 
 async def test_changes_queued_while_the_platform_is_down_coalesce_into_one_call(
-    make_broker, simulator: PlatformSimulator
+    timed_broker: Callable[..., Awaitable[Client]],
+    simulator: PlatformSimulator,
+    manual_time: ManualTime,
 ):
-    # A long backoff keeps each failed delivery waiting, not on the wire, when the next event lands.
-    broker = await make_broker(
-        delivery={"initial_backoff_seconds": 0.3, "max_backoff_seconds": 0.3}
-    )
+    # The clock stands still between failures, so each failed delivery waits, not on the wire,
+    # when the next event lands; moving it on lets the retry find the newer delivery.
+    broker = await timed_broker(max_backoff_seconds=2.0)
     simulator.go_down()
 
     async def waiting_after_a_failure(delivery_id: int) -> bool:
@@ -416,11 +528,17 @@ async def test_changes_queued_while_the_platform_is_down_coalesce_into_one_call(
     await post_ok(broker, subscription_event(quantity=5))
     await eventually(lambda: waiting_after_a_failure(1), message="created waiting to retry")
     await post_ok(broker, upgrade(quantity=8))
+    await manual_time.nap_until(START + 2.0)
+    manual_time.advance_to(START + 2.0)
     await eventually(lambda: waiting_after_a_failure(2), message="upgrade waiting to retry")
     await post_ok(broker, upgrade(quantity=12, plan="1003"))
+    await manual_time.nap_until(START + 4.0)
+    manual_time.advance_to(START + 4.0)
     await eventually(lambda: waiting_after_a_failure(3), message="second upgrade waiting")
 
     simulator.come_up()
+    await manual_time.nap_until(START + 6.0)
+    manual_time.advance_to(START + 6.0)
     await wait_for_state(broker, 3, "done")
     states = [(r["id"], r["state"]) for r in await deliveries(broker)]
     assert states == [(1, "superseded"), (2, "superseded"), (3, "done")]

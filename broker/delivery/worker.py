@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from functools import partial
 
@@ -35,6 +35,8 @@ from broker.store.outbox import (
 
 log = structlog.get_logger(__name__)
 
+Sleep = Callable[[float], Awaitable[None]]
+
 
 class DeliveryWorker:
     def __init__(
@@ -45,7 +47,10 @@ class DeliveryWorker:
         metrics: Metrics,
         *,
         clock: Callable[[], float] = time.time,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
+        """``clock`` and ``sleep`` are the worker's sense of time: when a delivery is due, and
+        how an idle worker naps until then. Tests pass a clock they move by hand."""
         self._store = store
         self._client = client
         self._settings = settings
@@ -53,6 +58,7 @@ class DeliveryWorker:
         self._delivery = settings.delivery
         self._metrics = metrics
         self._clock = clock
+        self._sleep = sleep
         self._policy = RetryPolicy(settings.delivery)
         self.owner = f"worker-{secrets.token_hex(6)}"
         self._wakeup = asyncio.Event()
@@ -123,13 +129,18 @@ class DeliveryWorker:
             await self._nap(next_due)
 
     async def _nap(self, next_due: float | None) -> None:
+        """Until woken (new work, a finished call) or the next delivery falls due, at most
+        one poll interval: a lease that ran out wakes nobody, so the worker looks again."""
         timeout = self._delivery.poll_interval_seconds
         if next_due is not None:
             timeout = min(timeout, max(0.0, next_due - self._clock()))
+        woken = asyncio.ensure_future(self._wakeup.wait())
+        timer = asyncio.ensure_future(self._sleep(timeout))
         try:
-            await asyncio.wait_for(self._wakeup.wait(), timeout=timeout)
-        except TimeoutError:
-            pass
+            await asyncio.wait((woken, timer), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            woken.cancel()
+            timer.cancel()
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
