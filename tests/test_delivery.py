@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import json
 import sqlite3
-import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -133,6 +132,12 @@ class ManualTime:
         for deadline, woken in self._sleeps:
             if deadline <= moment and not woken.done():
                 woken.set_result(None)
+
+    async def end_the_nap(self) -> None:
+        """Once the worker naps, move the clock to the nap's end, so it looks for due work
+        (a lease that ran out wakes nobody: the worker finds it when it looks)."""
+        await eventually(lambda: bool(self.naps), message="the worker napping")
+        self.advance_to(self.naps[0])
 
     async def nap_until(self, moment: float) -> None:
         """Wait (in real time, polling) until the worker's only nap ends at ``moment``."""
@@ -583,14 +588,22 @@ async def strict_broker(
     aiohttp_server: Callable[..., Awaitable[TestServer]],
     aiohttp_client: Callable[..., Awaitable[Client]],
     tmp_path: Path,
+    manual_time: ManualTime,
 ) -> Client:
     server = await aiohttp_server(strict_simulator.app())
-    settings = fast_settings(tmp_path, str(server.make_url("")).rstrip("/"))
-    return await aiohttp_client(create_app(settings))
+    url = str(server.make_url("")).rstrip("/")
+    settings = fast_settings(tmp_path, url, delivery=TIMED_DELIVERY)
+    return await aiohttp_client(
+        create_app(settings, clock=manual_time.clock, sleep=manual_time.sleep)
+    )
 
 
 def crashed_mid_call(
-    delivery_id: int, subscription_id: str, *, acked_json: str | None = None
+    delivery_id: int,
+    subscription_id: str,
+    *,
+    lease_expires_at: float,
+    acked_json: str | None = None,
 ) -> Callable[[Any], None]:
     """The state a crash leaves after the platform applied a call the broker never recorded.
 
@@ -605,7 +618,7 @@ def crashed_mid_call(
             "UPDATE deliveries SET state = 'in_flight', action = NULL, lease_owner = 'crashed',"
             " lease_expires_at = ?, finished_at = NULL, last_status = NULL, last_error = NULL,"
             " uncertain = 0 WHERE id = ?",
-            [time.time() - 1, delivery_id],
+            [lease_expires_at, delivery_id],
         )
         db.execute(
             "UPDATE subscriptions SET acked_json = ? WHERE subscription_id = ?",
@@ -616,14 +629,17 @@ def crashed_mid_call(
 
 
 async def test_add_interrupted_by_a_crash_is_completed_as_a_modify(
-    strict_broker: Client, strict_simulator: PlatformSimulator
+    strict_broker: Client, strict_simulator: PlatformSimulator, manual_time: ManualTime
 ):
     await post_ok(strict_broker, subscription_event(quantity=5))
     delivery_id = await only_delivery_id(strict_broker)
     await wait_for_state(strict_broker, delivery_id, "done")
     assert [c.method for c in strict_simulator.applied] == ["POST"]
 
-    await strict_broker.app[store_key].write(crashed_mid_call(delivery_id, SUBSCRIPTION_ID))
+    await strict_broker.app[store_key].write(
+        crashed_mid_call(delivery_id, SUBSCRIPTION_ID, lease_expires_at=manual_time.now - 1)
+    )
+    await manual_time.end_the_nap()
 
     async def retried() -> bool:
         row = await delivery(strict_broker, delivery_id)
@@ -660,13 +676,18 @@ def broker_against(
     aiohttp_server: Callable[..., Awaitable[TestServer]],
     aiohttp_client: Callable[..., Awaitable[Client]],
     tmp_path: Path,
+    manual_time: ManualTime,
 ) -> Callable[[PlatformSimulator], Awaitable[Client]]:
-    """The real broker against a simulator built by the test (e.g. how it refuses a Cancel)."""
+    """The real broker, on ``manual_time``, against a simulator built by the test (e.g. how it
+    refuses a Cancel)."""
 
     async def start(simulator: PlatformSimulator) -> Client:
         server = await aiohttp_server(simulator.app())
-        settings = fast_settings(tmp_path, str(server.make_url("")).rstrip("/"))
-        return await aiohttp_client(create_app(settings))
+        url = str(server.make_url("")).rstrip("/")
+        settings = fast_settings(tmp_path, url, delivery=TIMED_DELIVERY)
+        return await aiohttp_client(
+            create_app(settings, clock=manual_time.clock, sleep=manual_time.sleep)
+        )
 
     return start
 
@@ -674,6 +695,7 @@ def broker_against(
 async def cancel_cut_by_a_crash(
     broker: Client,
     simulator: PlatformSimulator,
+    manual_time: ManualTime,
     *,
     before_repeat: Callable[[], None] = lambda: None,
 ) -> dict[str, Any]:
@@ -688,8 +710,11 @@ async def cancel_cut_by_a_crash(
 
     before_repeat()
     await broker.app[store_key].write(
-        crashed_mid_call(2, SUBSCRIPTION_ID, acked_json=live["acked_json"])
+        crashed_mid_call(
+            2, SUBSCRIPTION_ID, lease_expires_at=manual_time.now - 1, acked_json=live["acked_json"]
+        )
     )
+    await manual_time.end_the_nap()
 
     async def repeated() -> bool:
         row = await delivery(broker, 2)
@@ -703,12 +728,15 @@ async def cancel_cut_by_a_crash(
 
 @pytest.mark.parametrize(("mode", "status"), [("not_found", 404), ("failure_gone", 200)])
 async def test_repeated_cancel_answered_already_gone_counts_as_done(
-    broker_against: Callable[[PlatformSimulator], Awaitable[Client]], mode: Any, status: int
+    broker_against: Callable[[PlatformSimulator], Awaitable[Client]],
+    manual_time: ManualTime,
+    mode: Any,
+    status: int,
 ):
     simulator = PlatformSimulator(ZAPIKEY, repeated_cancel=mode)
     broker = await broker_against(simulator)
 
-    row = await cancel_cut_by_a_crash(broker, simulator)
+    row = await cancel_cut_by_a_crash(broker, simulator, manual_time)
 
     assert (row["state"], row["uncertain"], row["last_status"]) == ("done", 1, status)
     assert "already gone" in row["last_error"]
@@ -730,6 +758,7 @@ async def test_repeated_cancel_answered_already_gone_counts_as_done(
 )
 async def test_repeated_cancel_refused_for_another_reason_is_a_dead_letter_with_the_answer(
     broker_against: Callable[[PlatformSimulator], Awaitable[Client]],
+    manual_time: ManualTime,
     mode: Any,
     scripted: int | None,
     status: int,
@@ -744,7 +773,9 @@ async def test_repeated_cancel_refused_for_another_reason_is_a_dead_letter_with_
         if scripted is not None:
             simulator.fail_next(1, scripted)
 
-    row = await cancel_cut_by_a_crash(broker, simulator, before_repeat=refuse_the_repeat)
+    row = await cancel_cut_by_a_crash(
+        broker, simulator, manual_time, before_repeat=refuse_the_repeat
+    )
 
     assert (row["state"], row["last_status"]) == ("dead", status)
     assert f"HTTP {status}" in row["last_error"]
@@ -757,7 +788,7 @@ async def test_repeated_cancel_refused_for_another_reason_is_a_dead_letter_with_
 
 
 async def test_newer_change_after_a_crash_inherits_the_uncertainty(
-    strict_broker: Client, strict_simulator: PlatformSimulator
+    strict_broker: Client, strict_simulator: PlatformSimulator, manual_time: ManualTime
 ):
     """A crash mid-Add, then an upgrade: the upgrade's Add is refused and becomes a Modify."""
     await post_ok(strict_broker, subscription_event(quantity=5))
@@ -765,17 +796,17 @@ async def test_newer_change_after_a_crash_inherits_the_uncertainty(
     store = strict_broker.app[store_key]
 
     def crashed_with_live_lease(db: Any) -> None:
-        crashed_mid_call(1, SUBSCRIPTION_ID)(db)
-        db.execute("UPDATE deliveries SET lease_expires_at = ? WHERE id = 1", [time.time() + 60])
+        crashed_mid_call(1, SUBSCRIPTION_ID, lease_expires_at=manual_time.now + 60)(db)
 
     await store.write(crashed_with_live_lease)
     await post_ok(strict_broker, upgrade(quantity=8))
     await wait_for_state(strict_broker, 2, "pending")
     await store.write(
         lambda db: db.execute(
-            "UPDATE deliveries SET lease_expires_at = ? WHERE id = 1", [time.time() - 1]
+            "UPDATE deliveries SET lease_expires_at = ? WHERE id = 1", [manual_time.now - 1]
         )
     )
+    await manual_time.end_the_nap()
 
     await wait_for_state(strict_broker, 2, "done", "dead")
     assert [(r["id"], r["state"]) for r in await deliveries(strict_broker)] == [
