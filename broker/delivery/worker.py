@@ -216,7 +216,8 @@ class DeliveryWorker:
                     action=action,
                     results=results,
                     reached=call.reaches,
-                )
+                ),
+                urgent=True,
             )
             self._log_attempt(delivery, action, "step", results, note=note)
             if not kept:
@@ -340,7 +341,10 @@ class DeliveryWorker:
                 next_attempt_at=next_attempt_at,
                 acknowledged=acknowledged,
                 note=note,
-            )
+            ),
+            # The platform has answered: record it before queued ingest, so a crash now finds
+            # as few answered calls unrecorded (and sent again on restart) as possible.
+            urgent=True,
         )
         self._log_attempt(delivery, action, state, results, note=note, retry_at=next_attempt_at)
         if not kept:
