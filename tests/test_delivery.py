@@ -1,9 +1,9 @@
 """Delivery to the Developer Console: retries, dead letters, ordering, coalescing, crashes.
 
 Every test drives the real broker app against the real platform simulator over HTTP; faults are
-scripted on the simulator. Tests of the retry schedule run the broker on a clock they move by hand
-(``ManualTime``), so a retry due in 30 s is checked to the second without waiting for it; the others
-make retries fast through settings (``fast_settings``).
+scripted on the simulator. The broker runs on a clock the test moves by hand (``ManualTime``), so
+a retry due in 30 s is checked to the second without waiting for it, and the worker never waits on
+a real timer; only the shutdown test, which is about real timeouts, runs on real time.
 """
 
 from __future__ import annotations
@@ -95,7 +95,9 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "broker.db"
 
 
-START = 1_800_000_000.0  # where ManualTime starts: a fixed moment, so times are literals
+# Where ManualTime starts: a fixed moment, so times are literals, and far ahead of the real
+# clock, so anything stamped with real time (the operator's `deliveries retry`) is already due.
+START = 4_000_000_000.0
 
 
 class ManualTime:
@@ -139,6 +141,19 @@ class ManualTime:
         await eventually(lambda: bool(self.naps), message="the worker napping")
         self.advance_to(self.naps[0])
 
+    async def run_until(self, check: Callable[[], Awaitable[bool]], *, message: str) -> None:
+        """End each of the worker's naps in turn until ``check`` holds (retries without a
+        schedule worth asserting)."""
+
+        async def done_or_moved_on() -> bool:
+            if await check():
+                return True
+            if self.naps:
+                self.advance_to(self.naps[0])
+            return False
+
+        await eventually(done_or_moved_on, message=message)
+
     async def nap_until(self, moment: float) -> None:
         """Wait (in real time, polling) until the worker's only nap ends at ``moment``."""
         await eventually(
@@ -168,18 +183,27 @@ def timed_broker(
     tmp_path: Path,
     manual_time: ManualTime,
 ) -> Callable[..., Awaitable[Client]]:
-    """The real broker app on ``manual_time``; ``delivery`` overrides TIMED_DELIVERY."""
+    """The real broker app on ``manual_time``; keywords override TIMED_DELIVERY, ``platform``
+    the platform settings."""
 
-    async def start(**delivery_settings: float) -> Client:
+    async def start(platform: dict[str, Any] | None = None, **delivery_settings: float) -> Client:
         settings = fast_settings(
             tmp_path,
             str(platform_server.make_url("")).rstrip("/"),
             delivery={**TIMED_DELIVERY, **delivery_settings},
+            platform=platform or {},
         )
         app = create_app(settings, clock=manual_time.clock, sleep=manual_time.sleep)
         return await aiohttp_client(app)
 
     return start
+
+
+@pytest.fixture
+async def broker(timed_broker: Callable[..., Awaitable[Client]]) -> Client:
+    """In this file the plain broker runs on ``manual_time`` too: a worker that waits, waits
+    for the test, never for a real timer."""
+    return await timed_broker()
 
 
 def upgrade(quantity: int, plan: str = "1002", **extra: Any) -> dict[str, Any]:
@@ -254,35 +278,42 @@ async def test_next_attempt_waits_for_retry_after(
 
 
 async def test_platform_down_keeps_retrying_then_delivers_once_when_it_returns(
-    broker: Client, simulator: PlatformSimulator
+    timed_broker: Callable[..., Awaitable[Client]],
+    simulator: PlatformSimulator,
+    manual_time: ManualTime,
 ):
+    """Unreachable: attempts at 0, +2, +6 and +14 s all fail; the one at +30 s (14 + 16), after
+    the platform is back, applies the Add once."""
+    broker = await timed_broker()
     simulator.go_down()
     await post_ok(broker, subscription_event())
     delivery_id = await only_delivery_id(broker)
 
-    async def tried_at_least(n: int) -> bool:
-        return (await delivery(broker, delivery_id))["attempts"] >= n
+    for retry_at in (START + 2.0, START + 6.0, START + 14.0, START + 30.0):
+        await manual_time.nap_until(retry_at)
+        row = await delivery(broker, delivery_id)
+        assert row["state"] == "pending"
+        assert simulator.applied == []
+        if retry_at == START + 30.0:
+            simulator.come_up()
+        manual_time.advance_to(retry_at)
 
-    await eventually(lambda: tried_at_least(2), message="two attempts while down")
-    seen = (await delivery(broker, delivery_id))["attempts"]
-    await eventually(lambda: tried_at_least(seen + 2), message="attempts keep growing")
-    row = await delivery(broker, delivery_id)
-    assert row["state"] in ("pending", "in_flight")
-    assert simulator.applied == []
-    failed = await attempts(broker, delivery_id)
-    assert failed
-    assert {(a["status"], a["outcome"]) for a in failed} == {(None, "retry")}
-
-    simulator.come_up()
     row = await wait_for_state(broker, delivery_id, "done")
+    assert row["attempts"] == 5
+    tried = await attempts(broker, delivery_id)
+    assert [(a["status"], a["outcome"]) for a in tried] == [(None, "retry")] * 4 + [
+        (200, "success")
+    ]
     assert len(simulator.applied) == 1
     assert simulator.subscriptions[ZGID].active
 
 
 async def test_slow_platform_times_out_is_retried_and_delivered_once(
-    make_broker, simulator: PlatformSimulator
+    timed_broker: Callable[..., Awaitable[Client]],
+    simulator: PlatformSimulator,
+    manual_time: ManualTime,
 ):
-    broker = await make_broker(platform={"request_timeout_seconds": 0.3})
+    broker = await timed_broker(platform={"request_timeout_seconds": 0.3})
     simulator.set_delay(1.0)
     await post_ok(broker, subscription_event())
     delivery_id = await only_delivery_id(broker)
@@ -296,8 +327,10 @@ async def test_slow_platform_times_out_is_retried_and_delivered_once(
     assert first["latency_ms"] >= 290  # the 0.3 s client timeout, not an instant failure
 
     simulator.set_delay(0)
+    await manual_time.nap_until(START + 2.0)
+    manual_time.advance_to(START + 2.0)
     row = await wait_for_state(broker, delivery_id, "done")
-    assert row["attempts"] >= 2
+    assert row["attempts"] == 2
     assert len(simulator.applied) == 1
     assert simulator.subscriptions[ZGID].no_of_users == "5"
 
@@ -306,7 +339,7 @@ async def test_slow_platform_times_out_is_retried_and_delivered_once(
 
 
 async def test_400_dead_letters_keeps_the_answer_and_retry_redelivers_once(
-    broker: Client, simulator: PlatformSimulator, tmp_path: Path, capsys
+    broker: Client, simulator: PlatformSimulator, tmp_path: Path, capsys, manual_time: ManualTime
 ):
     simulator.fail_next(1, status=400)
     await post_ok(broker, subscription_event())
@@ -336,6 +369,7 @@ async def test_400_dead_letters_keeps_the_answer_and_retry_redelivers_once(
     )
     assert code == 0
     assert f"requeued: [{delivery_id}]" in out
+    await manual_time.end_the_nap()  # the operator's command wakes nobody: the worker looks
 
     row = await wait_for_state(broker, delivery_id, "done")
     assert len(simulator.applied) == 1
@@ -349,7 +383,7 @@ async def test_400_dead_letters_keeps_the_answer_and_retry_redelivers_once(
 
 
 async def test_retry_all_dead_requeues_every_dead_letter(
-    broker: Client, simulator: PlatformSimulator, tmp_path: Path, capsys
+    broker: Client, simulator: PlatformSimulator, tmp_path: Path, capsys, manual_time: ManualTime
 ):
     simulator.fail_next(2, status=400)
     await post_ok(broker, subscription_event())
@@ -367,6 +401,7 @@ async def test_retry_all_dead_requeues_every_dead_letter(
     )
     assert code == 0
     assert "requeued: [1, 2]" in out
+    await manual_time.end_the_nap()
 
     await eventually(
         lambda: _count(broker, "SELECT COUNT(*) AS n FROM deliveries WHERE state = 'done'", 2),
@@ -397,7 +432,7 @@ async def test_retrying_a_delivery_that_is_not_dead_fails_clearly(
 
 
 async def test_db_option_after_the_action_is_accepted(
-    broker: Client, simulator: PlatformSimulator, tmp_path: Path, capsys
+    broker: Client, simulator: PlatformSimulator, tmp_path: Path, capsys, manual_time: ManualTime
 ):
     simulator.fail_next(1, status=400)
     await post_ok(broker, subscription_event())
@@ -413,6 +448,7 @@ async def test_db_option_after_the_action_is_accepted(
         capsys, "deliveries", "retry", str(delivery_id), "--db", str(db_path(tmp_path))
     )
     assert code == 0
+    await manual_time.end_the_nap()
     await wait_for_state(broker, delivery_id, "done")
 
 
@@ -554,9 +590,11 @@ async def test_changes_queued_while_the_platform_is_down_coalesce_into_one_call(
 
 
 async def test_change_arriving_during_a_failing_attempt_still_coalesces(
-    make_broker, simulator: PlatformSimulator
+    timed_broker: Callable[..., Awaitable[Client]],
+    simulator: PlatformSimulator,
+    manual_time: ManualTime,
 ):
-    broker = await make_broker(platform={"request_timeout_seconds": 0.3})
+    broker = await timed_broker(platform={"request_timeout_seconds": 0.3})
     simulator.set_delay(1.0)  # every attempt times out: on the wire for 0.3 s, then a retry
     await post_ok(broker, subscription_event(quantity=5))
     await wait_for_state(broker, 1, "in_flight")
@@ -568,7 +606,11 @@ async def test_change_arriving_during_a_failing_attempt_still_coalesces(
 
     await eventually(first_attempt_over, message="the in-flight attempt timed out")
     simulator.set_delay(0)
-    await wait_for_state(broker, 3, "done", "dead")
+
+    async def settled() -> bool:
+        return (await delivery(broker, 3))["state"] in ("done", "dead")
+
+    await manual_time.run_until(settled, message="delivery 3 done or dead")
     assert [(c.method, c.planid) for c in simulator.applied] == [("POST", "1003")]
     assert (await delivery(broker, 1))["state"] == "superseded"
 
