@@ -1,7 +1,9 @@
 """Delivery to the Developer Console: retries, dead letters, ordering, coalescing, crashes.
 
 Every test drives the real broker app against the real platform simulator over HTTP; faults are
-scripted on the simulator, retries are made fast through settings (``fast_settings``).
+scripted on the simulator. The broker runs on a clock the test moves by hand (``ManualTime``), so
+a retry due in 30 s is checked to the second without waiting for it, and the worker never waits on
+a real timer; only the shutdown test, which is about real timeouts, runs on real time.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ import asyncio
 import contextlib
 import json
 import sqlite3
-import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -25,15 +26,13 @@ from aiohttp.typedefs import Handler
 from broker.cli import main as cli_main
 from broker.simulators.platform import PlatformSimulator
 from broker.web.app import create_app
-from broker.web.appkeys import store_key, worker_key
+from broker.web.appkeys import store_key
 from tests.conftest import db_rows, fast_settings, post_event
 from tests.support import (
     APP_DOMAIN,
-    DECEMBER_FIRST_NOON,
     ZAPIKEY,
     ZGID,
     ZUID,
-    ManualClock,
     eventually,
     subscription_event,
 )
@@ -109,6 +108,117 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "broker.db"
 
 
+# Where ManualTime starts: a fixed moment, so times are literals, and far ahead of the real
+# clock, so anything stamped with real time (the operator's `deliveries retry`) is already due.
+START = 4_000_000_000.0
+
+
+class ManualTime:
+    """The broker's clock and the delivery worker's sleep, moved only by the test.
+
+    A sleep ends once ``advance`` reaches its deadline. ``naps`` lists the deadlines of the sleeps
+    under way: the moment the worker means to look again, seen without waiting for it.
+    """
+
+    def __init__(self, start: float = START) -> None:
+        self.now = start
+        self._sleeps: list[tuple[float, asyncio.Future[None]]] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        entry = (self.now + max(seconds, 0.0), asyncio.get_running_loop().create_future())
+        if seconds <= 0:
+            entry[1].set_result(None)
+        self._sleeps.append(entry)
+        try:
+            await entry[1]
+        finally:
+            self._sleeps.remove(entry)
+
+    @property
+    def naps(self) -> list[float]:
+        return sorted(deadline for deadline, woken in self._sleeps if not woken.done())
+
+    def advance_to(self, moment: float) -> None:
+        assert moment >= self.now, "time only moves forward"
+        self.now = moment
+        for deadline, woken in self._sleeps:
+            if deadline <= moment and not woken.done():
+                woken.set_result(None)
+
+    async def end_the_nap(self) -> None:
+        """Once the worker naps, move the clock to the nap's end, so it looks for due work
+        (a lease that ran out wakes nobody: the worker finds it when it looks)."""
+        await eventually(lambda: bool(self.naps), message="the worker napping")
+        self.advance_to(self.naps[0])
+
+    async def run_until(self, check: Callable[[], Awaitable[bool]], *, message: str) -> None:
+        """End each of the worker's naps in turn until ``check`` holds (retries without a
+        schedule worth asserting)."""
+
+        async def done_or_moved_on() -> bool:
+            if await check():
+                return True
+            if self.naps:
+                self.advance_to(self.naps[0])
+            return False
+
+        await eventually(done_or_moved_on, message=message)
+
+    async def nap_until(self, moment: float) -> None:
+        """Wait (in real time, polling) until the worker's only nap ends at ``moment``."""
+        await eventually(
+            lambda: self.naps == [moment], message=f"the worker napping until {moment}"
+        )
+
+
+@pytest.fixture
+def manual_time() -> ManualTime:
+    return ManualTime()
+
+
+# The schedule the timed tests read: 2 s doubling to 60 s, no jitter, and a poll interval so long
+# that the worker only wakes for new work or when a retry falls due.
+TIMED_DELIVERY = {
+    "initial_backoff_seconds": 2.0,
+    "max_backoff_seconds": 60.0,
+    "jitter_seconds": 0.0,
+    "poll_interval_seconds": 600.0,
+}
+
+
+@pytest.fixture
+def timed_broker(
+    platform_server: TestServer,
+    aiohttp_client: Callable[..., Awaitable[Client]],
+    tmp_path: Path,
+    manual_time: ManualTime,
+) -> Callable[..., Awaitable[Client]]:
+    """The real broker app on ``manual_time``; keywords override TIMED_DELIVERY, ``platform``
+    the platform settings."""
+
+    async def start(platform: dict[str, Any] | None = None, **delivery_settings: float) -> Client:
+        settings = fast_settings(
+            tmp_path,
+            str(platform_server.make_url("")).rstrip("/"),
+            delivery={**TIMED_DELIVERY, **delivery_settings},
+            platform=platform or {},
+        )
+        app = create_app(settings, clock=manual_time.clock, sleep=manual_time.sleep)
+        return await aiohttp_client(app)
+
+    return start
+
+
+@pytest.fixture
+async def broker(timed_broker: Callable[..., Awaitable[Client]]) -> Client:
+    """In this file the plain broker runs on ``manual_time`` too: a worker that waits, waits
+    for the test, never for a real timer."""
+    return await timed_broker()
+
+
 def upgrade(quantity: int, plan: str = "1002", **extra: Any) -> dict[str, Any]:
     return subscription_event(
         "subscription_upgraded", plan_code=f"{APP_DOMAIN}_{plan}", quantity=quantity, **extra
@@ -118,12 +228,23 @@ def upgrade(quantity: int, plan: str = "1002", **extra: Any) -> dict[str, Any]:
 # --- retries -------------------------------------------------------------------------------------
 
 
-async def test_transient_503s_are_retried_until_one_applied_call(
-    broker: Client, simulator: PlatformSimulator
+async def test_transient_503s_are_retried_on_the_backoff_schedule_until_one_applied_call(
+    timed_broker: Callable[..., Awaitable[Client]],
+    simulator: PlatformSimulator,
+    manual_time: ManualTime,
 ):
+    """Backoff 2 s, doubling: after three 503s the retries fall at +2, +2+4 = +6 and +6+8 = +14 s,
+    and the worker sleeps until each (nothing is sent before the clock gets there)."""
+    broker = await timed_broker()
     simulator.fail_next(3, status=503)
     await post_ok(broker, subscription_event())
     delivery_id = await only_delivery_id(broker)
+
+    for sent, retry_at in [(1, START + 2.0), (2, START + 6.0), (3, START + 14.0)]:
+        await manual_time.nap_until(retry_at)
+        assert len(simulator.calls) == sent
+        assert (await delivery(broker, delivery_id))["next_attempt_at"] == retry_at
+        manual_time.advance_to(retry_at)
 
     row = await wait_for_state(broker, delivery_id, "done")
     assert row["attempts"] == 4
@@ -137,6 +258,7 @@ async def test_transient_503s_are_retried_until_one_applied_call(
         (503, "retry", "POST"),
         (200, "success", "POST"),
     ]
+    assert [a["started_at"] for a in tried] == [START, START + 2.0, START + 6.0, START + 14.0]
     for attempt in tried:
         assert attempt["latency_ms"] > 0
         assert "zapikey=***" in attempt["url"]
@@ -145,61 +267,66 @@ async def test_transient_503s_are_retried_until_one_applied_call(
     assert "SERVICE_UNAVAILABLE" in tried[0]["response_excerpt"]
 
 
-async def test_next_attempt_waits_for_retry_after(make_broker, simulator: PlatformSimulator):
-    clock = ManualClock(DECEMBER_FIRST_NOON)
-    broker = await make_broker(clock=clock)
-    simulator.fail_next(1, status=429, retry_after=0.3)
+async def test_next_attempt_waits_for_retry_after(
+    timed_broker: Callable[..., Awaitable[Client]],
+    simulator: PlatformSimulator,
+    manual_time: ManualTime,
+):
+    """A 429 with Retry-After: 30 puts the retry at +30 s, not at the 2 s backoff."""
+    broker = await timed_broker()
+    simulator.fail_next(1, status=429, retry_after=30)
     await post_ok(broker, subscription_event())
     delivery_id = await only_delivery_id(broker)
 
-    async def throttled() -> bool:
-        row = await delivery(broker, delivery_id)
-        return (row["state"], row["attempts"]) == ("pending", 1)
-
-    await eventually(throttled, message="the 429 recorded and a retry scheduled")
-    row = await delivery(broker, delivery_id)
-    # The fast settings would otherwise retry after 10 ms; the clock has not moved.
-    assert row["next_attempt_at"] == pytest.approx(DECEMBER_FIRST_NOON + 0.3, abs=1e-6)
+    await manual_time.nap_until(START + 30.0)
     assert [c.status for c in simulator.calls] == [429]
+    assert (await delivery(broker, delivery_id))["next_attempt_at"] == START + 30.0
+    manual_time.advance_to(START + 30.0)
 
-    clock.advance(0.3)
-    broker.app[worker_key].wake()
+    await simulator.wait_until(lambda s: len(s.applied) == 1)
+    assert [c.status for c in simulator.calls] == [429, 200]
     row = await wait_for_state(broker, delivery_id, "done")
     assert row["attempts"] == 2
-    assert [c.status for c in simulator.calls] == [429, 200]
-    assert len(simulator.applied) == 1
+    assert [a["started_at"] for a in await attempts(broker, delivery_id)] == [START, START + 30.0]
 
 
 async def test_platform_down_keeps_retrying_then_delivers_once_when_it_returns(
-    broker: Client, simulator: PlatformSimulator
+    timed_broker: Callable[..., Awaitable[Client]],
+    simulator: PlatformSimulator,
+    manual_time: ManualTime,
 ):
+    """Unreachable: attempts at 0, +2, +6 and +14 s all fail; the one at +30 s (14 + 16), after
+    the platform is back, applies the Add once."""
+    broker = await timed_broker()
     simulator.go_down()
     await post_ok(broker, subscription_event())
     delivery_id = await only_delivery_id(broker)
 
-    async def tried_at_least(n: int) -> bool:
-        return (await delivery(broker, delivery_id))["attempts"] >= n
+    for retry_at in (START + 2.0, START + 6.0, START + 14.0, START + 30.0):
+        await manual_time.nap_until(retry_at)
+        row = await delivery(broker, delivery_id)
+        assert row["state"] == "pending"
+        assert simulator.applied == []
+        if retry_at == START + 30.0:
+            simulator.come_up()
+        manual_time.advance_to(retry_at)
 
-    await eventually(lambda: tried_at_least(2), message="two attempts while down")
-    seen = (await delivery(broker, delivery_id))["attempts"]
-    await eventually(lambda: tried_at_least(seen + 2), message="attempts keep growing")
-    row = await delivery(broker, delivery_id)
-    assert row["state"] in ("pending", "in_flight")
-    assert simulator.applied == []
-    failed = await attempts(broker, delivery_id)
-    assert failed
-    assert {(a["status"], a["outcome"]) for a in failed} == {(None, "retry")}
-
-    simulator.come_up()
     row = await wait_for_state(broker, delivery_id, "done")
+    assert row["attempts"] == 5
+    tried = await attempts(broker, delivery_id)
+    assert [(a["status"], a["outcome"]) for a in tried] == [(None, "retry")] * 4 + [
+        (200, "success")
+    ]
     assert len(simulator.applied) == 1
     assert simulator.subscriptions[ZGID].active
 
 
 async def test_slow_platform_times_out_is_retried_and_delivered_once(
-    make_broker, simulator: PlatformSimulator
+    timed_broker: Callable[..., Awaitable[Client]],
+    simulator: PlatformSimulator,
+    manual_time: ManualTime,
 ):
-    broker = await make_broker(platform={"request_timeout_seconds": 0.3})
+    broker = await timed_broker(platform={"request_timeout_seconds": 0.3})
     simulator.set_delay(HELD_SECONDS)
     await post_ok(broker, subscription_event())
     delivery_id = await only_delivery_id(broker)
@@ -213,8 +340,10 @@ async def test_slow_platform_times_out_is_retried_and_delivered_once(
     assert first["latency_ms"] >= 290  # the 0.3 s client timeout, not an instant failure
 
     simulator.set_delay(0)
+    await manual_time.nap_until(START + 2.0)
+    manual_time.advance_to(START + 2.0)
     row = await wait_for_state(broker, delivery_id, "done")
-    assert row["attempts"] >= 2
+    assert row["attempts"] == 2
     assert len(simulator.applied) == 1
     assert simulator.subscriptions[ZGID].no_of_users == "5"
 
@@ -223,7 +352,7 @@ async def test_slow_platform_times_out_is_retried_and_delivered_once(
 
 
 async def test_400_dead_letters_keeps_the_answer_and_retry_redelivers_once(
-    broker: Client, simulator: PlatformSimulator, tmp_path: Path, capsys
+    broker: Client, simulator: PlatformSimulator, tmp_path: Path, capsys, manual_time: ManualTime
 ):
     simulator.fail_next(1, status=400)
     await post_ok(broker, subscription_event())
@@ -253,6 +382,7 @@ async def test_400_dead_letters_keeps_the_answer_and_retry_redelivers_once(
     )
     assert code == 0
     assert f"requeued: [{delivery_id}]" in out
+    await manual_time.end_the_nap()  # the operator's command wakes nobody: the worker looks
 
     row = await wait_for_state(broker, delivery_id, "done")
     assert len(simulator.applied) == 1
@@ -266,7 +396,7 @@ async def test_400_dead_letters_keeps_the_answer_and_retry_redelivers_once(
 
 
 async def test_retry_all_dead_requeues_every_dead_letter(
-    broker: Client, simulator: PlatformSimulator, tmp_path: Path, capsys
+    broker: Client, simulator: PlatformSimulator, tmp_path: Path, capsys, manual_time: ManualTime
 ):
     simulator.fail_next(2, status=400)
     await post_ok(broker, subscription_event())
@@ -284,6 +414,7 @@ async def test_retry_all_dead_requeues_every_dead_letter(
     )
     assert code == 0
     assert "requeued: [1, 2]" in out
+    await manual_time.end_the_nap()
 
     await eventually(
         lambda: _count(broker, "SELECT COUNT(*) AS n FROM deliveries WHERE state = 'done'", 2),
@@ -314,7 +445,7 @@ async def test_retrying_a_delivery_that_is_not_dead_fails_clearly(
 
 
 async def test_db_option_after_the_action_is_accepted(
-    broker: Client, simulator: PlatformSimulator, tmp_path: Path, capsys
+    broker: Client, simulator: PlatformSimulator, tmp_path: Path, capsys, manual_time: ManualTime
 ):
     simulator.fail_next(1, status=400)
     await post_ok(broker, subscription_event())
@@ -330,6 +461,7 @@ async def test_db_option_after_the_action_is_accepted(
         capsys, "deliveries", "retry", str(delivery_id), "--db", str(db_path(tmp_path))
     )
     assert code == 0
+    await manual_time.end_the_nap()
     await wait_for_state(broker, delivery_id, "done")
 
 
@@ -350,31 +482,26 @@ async def test_failure_answer_is_a_dead_letter(broker: Client, simulator: Platfo
 
 
 async def test_retryable_failures_dead_letter_at_the_retry_horizon(
-    make_broker, simulator: PlatformSimulator
+    timed_broker: Callable[..., Awaitable[Client]],
+    simulator: PlatformSimulator,
+    manual_time: ManualTime,
 ):
-    clock = ManualClock(DECEMBER_FIRST_NOON)
-    broker = await make_broker(clock=clock, delivery={"retry_horizon_seconds": 0.2})
+    """Horizon 10 s, backoff 2 s doubling: attempts at 0, +2 and +6 s; the next would fall at
+    +14 s, past the horizon, so the third failure is the last."""
+    broker = await timed_broker(retry_horizon_seconds=10.0)
     simulator.fail_next(1000, status=503)
     await post_ok(broker, subscription_event())
     delivery_id = await only_delivery_id(broker)
+    for retry_at in (START + 2.0, START + 6.0):
+        await manual_time.nap_until(retry_at)
+        manual_time.advance_to(retry_at)
 
-    async def dead_after_each_retry_falls_due() -> bool:
-        """Move the clock to each scheduled retry, so no real time decides the outcome."""
-        row = await delivery(broker, delivery_id)
-        if row["state"] == "pending" and row["next_attempt_at"] > clock.now:
-            clock.now = row["next_attempt_at"]
-            broker.app[worker_key].wake()
-        return bool(row["state"] == "dead")
-
-    await eventually(dead_after_each_retry_falls_due, message="the delivery dead-lettered")
-    row = await delivery(broker, delivery_id)
+    row = await wait_for_state(broker, delivery_id, "dead")
     assert "horizon" in row["last_error"]
-    assert row["attempts"] > 1  # it did retry before giving up
-    assert len(simulator.calls) == row["attempts"]
+    assert row["attempts"] == 3
+    assert len(simulator.calls) == 3
     assert simulator.applied == []
-    assert row["first_attempt_at"] == DECEMBER_FIRST_NOON
-    # Every attempt fell within the horizon; the one after would not have.
-    assert DECEMBER_FIRST_NOON < row["finished_at"] <= DECEMBER_FIRST_NOON + 0.2
+    assert (row["first_attempt_at"], row["finished_at"]) == (START, START + 6.0)
 
 
 # --- ordering and concurrency --------------------------------------------------------------------
@@ -469,12 +596,13 @@ async def test_many_subscriptions_are_delivered_concurrently_each_exactly_once(
 
 
 async def test_changes_queued_while_the_platform_is_down_coalesce_into_one_call(
-    make_broker, simulator: PlatformSimulator
+    timed_broker: Callable[..., Awaitable[Client]],
+    simulator: PlatformSimulator,
+    manual_time: ManualTime,
 ):
-    # A long backoff keeps each failed delivery waiting, not on the wire, when the next event lands.
-    broker = await make_broker(
-        delivery={"initial_backoff_seconds": 0.3, "max_backoff_seconds": 0.3}
-    )
+    # The clock stands still between failures, so each failed delivery waits, not on the wire,
+    # when the next event lands; moving it on lets the retry find the newer delivery.
+    broker = await timed_broker(max_backoff_seconds=2.0)
     simulator.go_down()
 
     async def waiting_after_a_failure(delivery_id: int) -> bool:
@@ -484,11 +612,17 @@ async def test_changes_queued_while_the_platform_is_down_coalesce_into_one_call(
     await post_ok(broker, subscription_event(quantity=5))
     await eventually(lambda: waiting_after_a_failure(1), message="created waiting to retry")
     await post_ok(broker, upgrade(quantity=8))
+    await manual_time.nap_until(START + 2.0)
+    manual_time.advance_to(START + 2.0)
     await eventually(lambda: waiting_after_a_failure(2), message="upgrade waiting to retry")
     await post_ok(broker, upgrade(quantity=12, plan="1003"))
+    await manual_time.nap_until(START + 4.0)
+    manual_time.advance_to(START + 4.0)
     await eventually(lambda: waiting_after_a_failure(3), message="second upgrade waiting")
 
     simulator.come_up()
+    await manual_time.nap_until(START + 6.0)
+    manual_time.advance_to(START + 6.0)
     await wait_for_state(broker, 3, "done")
     states = [(r["id"], r["state"]) for r in await deliveries(broker)]
     assert states == [(1, "superseded"), (2, "superseded"), (3, "done")]
@@ -499,9 +633,11 @@ async def test_changes_queued_while_the_platform_is_down_coalesce_into_one_call(
 
 
 async def test_change_arriving_during_a_failing_attempt_still_coalesces(
-    make_broker, simulator: PlatformSimulator
+    timed_broker: Callable[..., Awaitable[Client]],
+    simulator: PlatformSimulator,
+    manual_time: ManualTime,
 ):
-    broker = await make_broker(platform={"request_timeout_seconds": 0.3})
+    broker = await timed_broker(platform={"request_timeout_seconds": 0.3})
     simulator.set_delay(HELD_SECONDS)  # every attempt times out: on the wire 0.3 s, then a retry
     await post_ok(broker, subscription_event(quantity=5))
     await wait_for_state(broker, 1, "in_flight")
@@ -513,7 +649,11 @@ async def test_change_arriving_during_a_failing_attempt_still_coalesces(
 
     await eventually(first_attempt_over, message="the in-flight attempt timed out")
     simulator.set_delay(0)
-    await wait_for_state(broker, 3, "done", "dead")
+
+    async def settled() -> bool:
+        return (await delivery(broker, 3))["state"] in ("done", "dead")
+
+    await manual_time.run_until(settled, message="delivery 3 done or dead")
     assert [(c.method, c.planid) for c in simulator.applied] == [("POST", "1003")]
     assert (await delivery(broker, 1))["state"] == "superseded"
 
@@ -533,14 +673,22 @@ async def strict_broker(
     aiohttp_server: Callable[..., Awaitable[TestServer]],
     aiohttp_client: Callable[..., Awaitable[Client]],
     tmp_path: Path,
+    manual_time: ManualTime,
 ) -> Client:
     server = await aiohttp_server(strict_simulator.app())
-    settings = fast_settings(tmp_path, str(server.make_url("")).rstrip("/"))
-    return await aiohttp_client(create_app(settings))
+    url = str(server.make_url("")).rstrip("/")
+    settings = fast_settings(tmp_path, url, delivery=TIMED_DELIVERY)
+    return await aiohttp_client(
+        create_app(settings, clock=manual_time.clock, sleep=manual_time.sleep)
+    )
 
 
 def crashed_mid_call(
-    delivery_id: int, subscription_id: str, *, acked_json: str | None = None
+    delivery_id: int,
+    subscription_id: str,
+    *,
+    lease_expires_at: float,
+    acked_json: str | None = None,
 ) -> Callable[[Any], None]:
     """The state a crash leaves after the platform applied a call the broker never recorded.
 
@@ -555,7 +703,7 @@ def crashed_mid_call(
             "UPDATE deliveries SET state = 'in_flight', action = NULL, lease_owner = 'crashed',"
             " lease_expires_at = ?, finished_at = NULL, last_status = NULL, last_error = NULL,"
             " uncertain = 0 WHERE id = ?",
-            [time.time() - 1, delivery_id],
+            [lease_expires_at, delivery_id],
         )
         db.execute(
             "UPDATE subscriptions SET acked_json = ? WHERE subscription_id = ?",
@@ -566,14 +714,17 @@ def crashed_mid_call(
 
 
 async def test_add_interrupted_by_a_crash_is_completed_as_a_modify(
-    strict_broker: Client, strict_simulator: PlatformSimulator
+    strict_broker: Client, strict_simulator: PlatformSimulator, manual_time: ManualTime
 ):
     await post_ok(strict_broker, subscription_event(quantity=5))
     delivery_id = await only_delivery_id(strict_broker)
     await wait_for_state(strict_broker, delivery_id, "done")
     assert [c.method for c in strict_simulator.applied] == ["POST"]
 
-    await strict_broker.app[store_key].write(crashed_mid_call(delivery_id, SUBSCRIPTION_ID))
+    await strict_broker.app[store_key].write(
+        crashed_mid_call(delivery_id, SUBSCRIPTION_ID, lease_expires_at=manual_time.now - 1)
+    )
+    await manual_time.end_the_nap()
 
     async def retried() -> bool:
         row = await delivery(strict_broker, delivery_id)
@@ -610,13 +761,18 @@ def broker_against(
     aiohttp_server: Callable[..., Awaitable[TestServer]],
     aiohttp_client: Callable[..., Awaitable[Client]],
     tmp_path: Path,
+    manual_time: ManualTime,
 ) -> Callable[[PlatformSimulator], Awaitable[Client]]:
-    """The real broker against a simulator built by the test (e.g. how it refuses a Cancel)."""
+    """The real broker, on ``manual_time``, against a simulator built by the test (e.g. how it
+    refuses a Cancel)."""
 
     async def start(simulator: PlatformSimulator) -> Client:
         server = await aiohttp_server(simulator.app())
-        settings = fast_settings(tmp_path, str(server.make_url("")).rstrip("/"))
-        return await aiohttp_client(create_app(settings))
+        url = str(server.make_url("")).rstrip("/")
+        settings = fast_settings(tmp_path, url, delivery=TIMED_DELIVERY)
+        return await aiohttp_client(
+            create_app(settings, clock=manual_time.clock, sleep=manual_time.sleep)
+        )
 
     return start
 
@@ -624,6 +780,7 @@ def broker_against(
 async def cancel_cut_by_a_crash(
     broker: Client,
     simulator: PlatformSimulator,
+    manual_time: ManualTime,
     *,
     before_repeat: Callable[[], None] = lambda: None,
 ) -> dict[str, Any]:
@@ -638,8 +795,11 @@ async def cancel_cut_by_a_crash(
 
     before_repeat()
     await broker.app[store_key].write(
-        crashed_mid_call(2, SUBSCRIPTION_ID, acked_json=live["acked_json"])
+        crashed_mid_call(
+            2, SUBSCRIPTION_ID, lease_expires_at=manual_time.now - 1, acked_json=live["acked_json"]
+        )
     )
+    await manual_time.end_the_nap()
 
     async def repeated() -> bool:
         row = await delivery(broker, 2)
@@ -653,12 +813,15 @@ async def cancel_cut_by_a_crash(
 
 @pytest.mark.parametrize(("mode", "status"), [("not_found", 404), ("failure_gone", 200)])
 async def test_repeated_cancel_answered_already_gone_counts_as_done(
-    broker_against: Callable[[PlatformSimulator], Awaitable[Client]], mode: Any, status: int
+    broker_against: Callable[[PlatformSimulator], Awaitable[Client]],
+    manual_time: ManualTime,
+    mode: Any,
+    status: int,
 ):
     simulator = PlatformSimulator(ZAPIKEY, repeated_cancel=mode)
     broker = await broker_against(simulator)
 
-    row = await cancel_cut_by_a_crash(broker, simulator)
+    row = await cancel_cut_by_a_crash(broker, simulator, manual_time)
 
     assert (row["state"], row["uncertain"], row["last_status"]) == ("done", 1, status)
     assert "already gone" in row["last_error"]
@@ -680,6 +843,7 @@ async def test_repeated_cancel_answered_already_gone_counts_as_done(
 )
 async def test_repeated_cancel_refused_for_another_reason_is_a_dead_letter_with_the_answer(
     broker_against: Callable[[PlatformSimulator], Awaitable[Client]],
+    manual_time: ManualTime,
     mode: Any,
     scripted: int | None,
     status: int,
@@ -694,7 +858,9 @@ async def test_repeated_cancel_refused_for_another_reason_is_a_dead_letter_with_
         if scripted is not None:
             simulator.fail_next(1, scripted)
 
-    row = await cancel_cut_by_a_crash(broker, simulator, before_repeat=refuse_the_repeat)
+    row = await cancel_cut_by_a_crash(
+        broker, simulator, manual_time, before_repeat=refuse_the_repeat
+    )
 
     assert (row["state"], row["last_status"]) == ("dead", status)
     assert f"HTTP {status}" in row["last_error"]
@@ -707,7 +873,7 @@ async def test_repeated_cancel_refused_for_another_reason_is_a_dead_letter_with_
 
 
 async def test_newer_change_after_a_crash_inherits_the_uncertainty(
-    strict_broker: Client, strict_simulator: PlatformSimulator
+    strict_broker: Client, strict_simulator: PlatformSimulator, manual_time: ManualTime
 ):
     """A crash mid-Add, then an upgrade: the upgrade's Add is refused and becomes a Modify."""
     await post_ok(strict_broker, subscription_event(quantity=5))
@@ -715,17 +881,17 @@ async def test_newer_change_after_a_crash_inherits_the_uncertainty(
     store = strict_broker.app[store_key]
 
     def crashed_with_live_lease(db: Any) -> None:
-        crashed_mid_call(1, SUBSCRIPTION_ID)(db)
-        db.execute("UPDATE deliveries SET lease_expires_at = ? WHERE id = 1", [time.time() + 60])
+        crashed_mid_call(1, SUBSCRIPTION_ID, lease_expires_at=manual_time.now + 60)(db)
 
     await store.write(crashed_with_live_lease)
     await post_ok(strict_broker, upgrade(quantity=8))
     await wait_for_state(strict_broker, 2, "pending")
     await store.write(
         lambda db: db.execute(
-            "UPDATE deliveries SET lease_expires_at = ? WHERE id = 1", [time.time() - 1]
+            "UPDATE deliveries SET lease_expires_at = ? WHERE id = 1", [manual_time.now - 1]
         )
     )
+    await manual_time.end_the_nap()
 
     await wait_for_state(strict_broker, 2, "done", "dead")
     assert [(r["id"], r["state"]) for r in await deliveries(strict_broker)] == [

@@ -8,6 +8,7 @@ delivery worker acts on (docs/contracts.md section 1).
 from __future__ import annotations
 
 import json
+import random
 from datetime import UTC, datetime
 
 import pytest
@@ -15,7 +16,7 @@ import pytest
 from broker.clients.http import parse_retry_after
 from broker.config import DeliverySettings
 from broker.core.platform_answers import classify_response
-from broker.delivery.retry import RetryPolicy
+from broker.delivery.retry import RetryPolicy, retry_delay
 
 DAY = 24 * 3600.0
 
@@ -81,6 +82,71 @@ def test_retry_after_is_capped_at_max_retry_after_seconds():
 def test_retry_after_cap_does_not_shorten_a_longer_backoff():
     retry = policy(max_retry_after_seconds=5.0)
     assert retry.delay(5, retry_after=3600.0) == 32.0
+
+
+# --- retry_delay: the schedule as literal values ------------------------------------------------
+
+
+def test_default_schedule_without_jitter_doubles_from_2_s_to_the_hour_cap():
+    """Defaults: 2 s initial backoff, doubling, capped at 3,600 s (config.DeliverySettings)."""
+    defaults = DeliverySettings()
+    assert [retry_delay(defaults, n) for n in range(1, 15)] == [
+        2.0,
+        4.0,
+        8.0,
+        16.0,
+        32.0,
+        64.0,
+        128.0,
+        256.0,
+        512.0,
+        1024.0,
+        2048.0,
+        3600.0,  # 4096 capped
+        3600.0,
+        3600.0,
+    ]
+
+
+def test_drawn_jitter_is_added_to_the_backoff_and_the_cap_still_holds():
+    settings = DeliverySettings(initial_backoff_seconds=2.0, max_backoff_seconds=10.0)
+    assert retry_delay(settings, 1, jitter=0.25) == 2.25
+    assert retry_delay(settings, 3, jitter=0.75) == 8.75
+    assert retry_delay(settings, 3, jitter=2.5) == 10.0  # 10.5 capped
+    assert retry_delay(settings, 4, jitter=0.5) == 10.0  # 16.5 capped
+
+
+def test_retry_after_is_honoured_and_capped_in_the_pure_schedule():
+    settings = DeliverySettings(
+        initial_backoff_seconds=2.0, max_backoff_seconds=60.0, max_retry_after_seconds=120.0
+    )
+    assert retry_delay(settings, 1, jitter=0.5, retry_after=30.0) == 30.0
+    assert retry_delay(settings, 3, jitter=0.5, retry_after=3.0) == 8.5
+    assert retry_delay(settings, 1, retry_after=7200.0) == 120.0
+
+
+def test_an_attempt_number_far_beyond_float_range_waits_the_cap():
+    assert retry_delay(DeliverySettings(max_backoff_seconds=60.0), 100_000) == 60.0
+
+
+def test_policy_draws_jitter_from_its_seeded_generator():
+    """random.Random(42).random() is 0.6394267984578837 in every CPython since 3.2."""
+    settings = DeliverySettings(initial_backoff_seconds=2.0, jitter_seconds=1.0)
+    retry = RetryPolicy(settings, rng=random.Random(42))
+    assert retry.delay(1) == 2.6394267984578837
+
+
+def test_default_schedule_gives_up_after_attempt_82_about_71_hours_in():
+    """Worked by hand, defaults and no jitter: attempts 1-11 wait 2+4+...+2048 = 4,094 s, so
+    attempt 12 starts at 4,094 s and each later one 3,600 s after it; attempt 82 starts at
+    4,094 + 70 x 3,600 = 256,094 s, and its retry would fall at 259,694 s, past the 259,200 s
+    (3-day) horizon."""
+    defaults = DeliverySettings(jitter_seconds=0.0)
+    retry = RetryPolicy(defaults)
+    started, attempt = 0.0, 1
+    while not retry.gives_up(0.0, started + retry.delay(attempt)):
+        started, attempt = started + retry.delay(attempt), attempt + 1
+    assert (attempt, started) == (82, 256_094.0)
 
 
 # --- RetryPolicy.gives_up ------------------------------------------------------------------------

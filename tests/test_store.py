@@ -197,3 +197,35 @@ async def test_backup_copies_a_live_database(store: Store, tmp_path: Path):
         assert copy.execute("SELECT zuid FROM users").fetchall() == [("copied",)]
     with pytest.raises(FileExistsError):
         backup(store.path, destination)
+
+
+async def test_an_urgent_write_goes_before_queued_writes_in_its_own_transaction(store: Store):
+    """A platform answer (urgent) queued behind ingest jobs is committed first, alone, so a crash
+    during the ingest group cannot lose it."""
+    ran: list[str] = []
+    started, gate = threading.Event(), threading.Event()
+
+    def block(db: Any) -> None:
+        started.set()
+        gate.wait(5)
+
+    def noted(name: str) -> Any:
+        def job(db: Any) -> str:
+            ran.append(name)
+            return insert_user(name)(db)
+
+        return job
+
+    blocker = asyncio.ensure_future(store.write(block))
+    assert await asyncio.get_running_loop().run_in_executor(None, started.wait, 5)
+    before = (store.stats.transactions, store.stats.urgent_transactions)
+    queued = [asyncio.ensure_future(store.write(noted(n))) for n in ("ingest-1", "ingest-2")]
+    urgent = asyncio.ensure_future(store.write(noted("answer"), urgent=True))
+    await asyncio.sleep(0)  # the futures' put() calls run before the gate opens
+    gate.set()
+    await blocker
+    assert await asyncio.gather(urgent, *queued) == ["answer", "ingest-1", "ingest-2"]
+    assert ran == ["answer", "ingest-1", "ingest-2"]
+    after = (store.stats.transactions, store.stats.urgent_transactions)
+    # The blocker's transaction (counted once it commits), the answer's alone, then ingest's.
+    assert (after[0] - before[0], after[1] - before[1]) == (3, 1)

@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from broker.config import config_file, load_settings
 from broker.redaction import Redactor
-from broker.store import database, delivery_records, integrity, outbox
+from broker.store import database, dead_letters, delivery_records, integrity, outbox
 
 
 def deliveries_list(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
@@ -68,7 +68,7 @@ def deliveries_retry(args: argparse.Namespace, environ: Mapping[str, str]) -> in
     db = _open_existing(_database_path(args, environ))
     try:
         with db.atomic():
-            result = outbox.retry_dead(
+            result = dead_letters.retry_dead(
                 db, now=time.time(), delivery_id=None if args.all_dead else args.id
             )
     except (LookupError, ValueError) as exc:

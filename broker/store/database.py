@@ -5,6 +5,11 @@ transaction is being committed are folded into the next transaction, each inside
 one failing job rolls back alone, and one fsync serves the whole group. A job's future resolves only
 after COMMIT has returned, so "written" always means "durable".
 
+Jobs written with ``urgent=True`` (the outcome of a platform call, which already happened outside)
+wait in a lane of their own: the writer takes them before any queued ordinary job and commits them
+in their own small transaction, so a crash finds few answered calls unrecorded (each of those is
+sent again on restart).
+
 This module never decides anything about subscriptions; it only runs what it is given.
 """
 
@@ -12,34 +17,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import queue
 import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import sqlite_utils
 import structlog
 
 from broker.errors import StoreError
 from broker.store.migrations import apply_migrations
+from broker.store.write_lanes import WriteJob, WriteLanes
 
 T = TypeVar("T")
-Job = Callable[[sqlite_utils.Database], Any]
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass
-class _WriteJob:
-    fn: Job
-    future: asyncio.Future[Any]
-    loop: asyncio.AbstractEventLoop
-    result: Any = None
-    error: BaseException | None = None
 
 
 @dataclass
@@ -47,6 +42,7 @@ class StoreStats:
     transactions: int = 0
     jobs: int = 0
     largest_group: int = 0
+    urgent_transactions: int = 0  # of ``transactions``, those of the urgent lane
     failures: list[str] = field(default_factory=list)
 
 
@@ -99,7 +95,7 @@ class Store:
         self.path = path
         self._synchronous = synchronous
         self._group_commit_max = group_commit_max
-        self._jobs: queue.SimpleQueue[_WriteJob | None] = queue.SimpleQueue()
+        self._jobs = WriteLanes()
         self._writer: threading.Thread | None = None
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-reader")
         self._reader_db: sqlite_utils.Database | None = None
@@ -122,19 +118,23 @@ class Store:
 
     async def close(self) -> None:
         if self._writer is not None:
-            self._jobs.put(None)
+            self._jobs.close()
             await asyncio.get_running_loop().run_in_executor(None, self._writer.join)
             self._writer = None
         self._reader.submit(self._close_reader).result()
         self._reader.shutdown(wait=True)
 
-    async def write(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
-        """Run ``fn`` in a transaction on the writer thread; return once it is durable."""
+    async def write(self, fn: Callable[[sqlite_utils.Database], T], *, urgent: bool = False) -> T:
+        """Run ``fn`` in a transaction on the writer thread; return once it is durable.
+
+        ``urgent``: ``fn`` records something that already happened outside the database (a
+        platform call's answer); it goes before queued ordinary jobs, in a small transaction.
+        """
         if self._writer is None:
             raise StoreError("the store is not open")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._jobs.put(_WriteJob(fn, future, loop))
+        self._jobs.put(WriteJob(fn, future, loop), urgent=urgent)
         return await future
 
     async def read(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
@@ -162,23 +162,12 @@ class Store:
             return
         self._opened.set()
         try:
-            while True:
-                first = self._jobs.get()
-                if first is None:
-                    return
+            while (taken := self._jobs.next_group(self._group_commit_max)) is not None:
+                group, urgent = taken
                 if self._reopen:
                     db = self._reconnect(db)
-                group = [first]
-                while len(group) < self._group_commit_max:
-                    try:
-                        nxt = self._jobs.get_nowait()
-                    except queue.Empty:
-                        break
-                    if nxt is None:
-                        self._jobs.put(None)  # finish this group, then stop
-                        break
-                    group.append(nxt)
                 self._commit_group(db, group)
+                self.stats.urgent_transactions += urgent
         finally:
             db.close()
 
@@ -199,7 +188,7 @@ class Store:
         if isinstance(exc, OSError) or (code is not None and code & 0xFF in _REOPEN_AFTER):
             self._reopen = True
 
-    def _commit_group(self, db: sqlite_utils.Database, group: list[_WriteJob]) -> None:
+    def _commit_group(self, db: sqlite_utils.Database, group: list[WriteJob]) -> None:
         try:
             db.conn.execute("BEGIN IMMEDIATE")
             for index, job in enumerate(group):
@@ -247,14 +236,14 @@ class Store:
         self.stats.jobs += len(group)
         self.stats.largest_group = max(self.stats.largest_group, len(group))
         # One wake-up of the event loop per group, not per job.
-        by_loop: dict[asyncio.AbstractEventLoop, list[_WriteJob]] = {}
+        by_loop: dict[asyncio.AbstractEventLoop, list[WriteJob]] = {}
         for job in group:
             by_loop.setdefault(job.loop, []).append(job)
         for loop, jobs in by_loop.items():
             loop.call_soon_threadsafe(_settle, jobs)
 
 
-def _settle(jobs: list[_WriteJob]) -> None:
+def _settle(jobs: list[WriteJob]) -> None:
     for job in jobs:
         if job.future.done():  # the caller went away; the write stands regardless
             continue

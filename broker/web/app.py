@@ -8,9 +8,10 @@ worker runs in this process: a child process measured no clear gain (bench/READM
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
@@ -54,6 +55,7 @@ from broker.web.appkeys import (
     platform_client_key,
     session_codec_key,
     settings_key,
+    sleep_key,
     store_key,
     worker_key,
 )
@@ -85,8 +87,16 @@ STATUS_LABELS: dict[str, str] = {
 }
 
 
-def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) -> web.Application:
-    """The broker: webhooks, the Manage Subscription pages and the delivery worker."""
+def create_app(
+    settings: Settings,
+    *,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> web.Application:
+    """The broker: webhooks, the Manage Subscription pages and the delivery worker.
+
+    ``clock`` is the time everything is stamped with; ``sleep`` waits for it (the worker's naps).
+    """
     app = web.Application(
         middlewares=[request_context, security_headers, error_answers],
         # Our webhook handler enforces its own limit with a clear answer; this guards form posts.
@@ -94,6 +104,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
     )
     app[settings_key] = settings
     app[clock_key] = clock
+    app[sleep_key] = sleep
     app[metrics_key] = Metrics()
     app[csp_key] = content_security_policy(
         settings.billing.checkout_origins if settings.billing else []
@@ -211,6 +222,7 @@ async def delivery_worker_context(app: web.Application) -> AsyncIterator[None]:
         app[settings_key],
         app[metrics_key],
         clock=app[clock_key],
+        sleep=app[sleep_key],
     )
     app[worker_key] = worker
     worker.start()

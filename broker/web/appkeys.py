@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 from aiohttp import web
@@ -20,6 +20,8 @@ from broker.store.database import Store
 
 settings_key = web.AppKey("settings", Settings)
 clock_key: web.AppKey[Callable[[], float]] = web.AppKey("clock")
+# How the delivery worker waits for the clock above (asyncio.sleep; tests move time by hand).
+sleep_key: web.AppKey[Callable[[float], Awaitable[None]]] = web.AppKey("sleep")
 store_key = web.AppKey("store", Store)
 metrics_key = web.AppKey("metrics", Metrics)
 http_session_key = web.AppKey("http_session", aiohttp.ClientSession)

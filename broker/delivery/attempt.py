@@ -1,0 +1,247 @@
+"""One attempt at one delivery: plan the call, make it, resolve a doubtful refusal, record it.
+
+The worker (``worker.py``) decides when and how many; this decides nothing about *what* the
+platform should hold (``mapping.plan_call`` does) and keeps the bookkeeping of every call: the
+attempt rows, the delivery's next state and retry time, the log line and the metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from functools import partial
+
+import structlog
+
+from broker.clients.platform import PlatformClient
+from broker.config import Settings
+from broker.core.mapping import PlatformAction, PlatformCall, PlatformState, plan_call
+from broker.core.platform_answers import CallResult, means_already_gone
+from broker.delivery.retry import RetryPolicy
+from broker.metrics import Metrics
+from broker.store.database import Store
+from broker.store.outbox import ClaimedDelivery, DeliveryState, complete, record_step
+
+log = structlog.get_logger(__name__)
+
+
+class DeliveryAttempts:
+    """Makes and records attempts for one worker (``owner``), on its clock."""
+
+    def __init__(
+        self,
+        store: Store,
+        client: PlatformClient,
+        settings: Settings,
+        metrics: Metrics,
+        *,
+        owner: str,
+        clock: Callable[[], float],
+    ) -> None:
+        self._store = store
+        self._client = client
+        self._settings = settings
+        self._platform = settings.platform
+        self._metrics = metrics
+        self._owner = owner
+        self._clock = clock
+        self._policy = RetryPolicy(settings.delivery)
+
+    async def run(self, delivery: ClaimedDelivery, call_done: Callable[[], None]) -> None:
+        """Call the platform for ``delivery`` and record the outcome; ``call_done`` is called
+        as soon as nothing more is sent, so the worker's slot is free while the outcome is
+        written."""
+        started_at = self._clock()
+        call = self._plan(delivery)
+        if call is None:
+            call_done()
+            await self._finish(
+                delivery,
+                started_at,
+                DeliveryState.DONE,
+                "none",
+                [],
+                note="platform already in this state; no call needed",
+            )
+            return
+        while True:
+            result, action, note, results = await self._send(delivery, call)
+            if result.outcome != "success" or call.reaches == delivery.target:
+                break
+            # An org move's Cancel landed: make that durable before the Add, so a crash in
+            # between resumes with the Add (the old org's Cancel is never sent twice).
+            self._record_metrics(action, result)
+            kept = await self._store.write(
+                partial(
+                    record_step,
+                    delivery=delivery,
+                    owner=self._owner,
+                    now=self._clock(),
+                    started_at=started_at,
+                    action=action,
+                    results=results,
+                    reached=call.reaches,
+                ),
+                urgent=True,
+            )
+            self._log_attempt(delivery, action, "step", results, note=note)
+            if not kept:
+                log.warning("delivery.lease_lost", delivery_id=delivery.id)
+                return
+            delivery = replace(delivery, acknowledged=call.reaches, uncertain=False)
+            started_at = self._clock()
+            next_call = self._plan(delivery)
+            assert next_call is not None, "a step short of the target always has a next call"
+            call = next_call
+        call_done()  # the platform is done with us; recording the outcome needs no slot
+        self._record_metrics(action, result)
+        if result.outcome == "success":
+            await self._finish(
+                delivery,
+                started_at,
+                DeliveryState.DONE,
+                action,
+                results,
+                acknowledged=delivery.target,
+                note=note,
+            )
+        elif result.outcome == "retry":
+            retry_at = self._clock() + self._policy.delay(delivery.attempt, result.retry_after)
+            if self._policy.gives_up(delivery.first_attempt_at, retry_at):
+                await self._finish(
+                    delivery,
+                    started_at,
+                    DeliveryState.DEAD,
+                    action,
+                    results,
+                    note=f"gave up after the retry horizon: {result.error}",
+                )
+            else:
+                await self._finish(
+                    delivery,
+                    started_at,
+                    DeliveryState.PENDING,
+                    action,
+                    results,
+                    next_attempt_at=retry_at,
+                )
+        else:
+            await self._finish(delivery, started_at, DeliveryState.DEAD, action, results, note=note)
+
+    def _plan(self, delivery: ClaimedDelivery) -> PlatformCall | None:
+        return plan_call(
+            delivery.acknowledged,
+            delivery.target,
+            delivery.subscription_id,
+            custom_pricing_format=self._settings.platform.custom_pricing_format,
+        )
+
+    async def _send(
+        self, delivery: ClaimedDelivery, call: PlatformCall
+    ) -> tuple[CallResult, str, str | None, list[CallResult]]:
+        """One call, and after an interrupted attempt the fallback its refusal allows."""
+        result = await self._client.send(call)
+        results = [result]
+        action: str = call.action
+        note = None
+        if result.outcome == "reject" and delivery.uncertain:
+            result, action, note = await self._resolve_uncertain(call, result, results)
+        return result, action, note, results
+
+    async def _resolve_uncertain(
+        self, call: PlatformCall, rejected: CallResult, results: list[CallResult]
+    ) -> tuple[CallResult, str, str | None]:
+        """An earlier attempt may have landed before a crash, so a refusal may mean 'done'.
+
+        A refused Add is tried once as a Modify with the same body. A refused Cancel counts as
+        done only when the answer says the subscription is already gone
+        (``means_already_gone``); any other refusal stays a dead letter. Both are noted.
+        """
+        if call.action == "add":
+            fallback = replace(call, action=PlatformAction.MODIFY)
+            second = await self._client.send(fallback)
+            results.append(second)
+            if second.outcome == "success":
+                return second, "modify", "Add refused after an interrupted attempt; Modify applied"
+            return second, "modify", None
+        if call.action == "cancel":
+            if means_already_gone(rejected.status, rejected.response_excerpt, self._platform):
+                # The attempt is kept as the refusal it was; only the delivery counts as done.
+                accepted = replace(rejected, outcome="success", error=None)
+                note = (
+                    f"Cancel repeated after an interrupted attempt; the platform answered "
+                    f"{rejected.error or rejected.status}: already gone, taken as done"
+                )
+                return accepted, "cancel", note
+            note = (
+                f"Cancel repeated after an interrupted attempt was refused ({rejected.error}); "
+                "the answer does not say the subscription is gone: check it on the platform, "
+                "then retry or leave this dead letter"
+            )
+            return rejected, "cancel", note
+        return rejected, call.action, None
+
+    async def _finish(
+        self,
+        delivery: ClaimedDelivery,
+        started_at: float,
+        state: DeliveryState,
+        action: str,
+        results: list[CallResult],
+        *,
+        next_attempt_at: float | None = None,
+        acknowledged: PlatformState | None = None,
+        note: str | None = None,
+    ) -> None:
+        kept = await self._store.write(
+            partial(
+                complete,
+                delivery=delivery,
+                owner=self._owner,
+                now=self._clock(),
+                started_at=started_at,
+                state=state,
+                action=action,
+                results=results,
+                next_attempt_at=next_attempt_at,
+                acknowledged=acknowledged,
+                note=note,
+            ),
+            # The platform has answered: record it before queued ingest, so a crash now finds
+            # as few answered calls unrecorded (and sent again on restart) as possible.
+            urgent=True,
+        )
+        self._log_attempt(delivery, action, state, results, note=note, retry_at=next_attempt_at)
+        if not kept:
+            log.warning("delivery.lease_lost", delivery_id=delivery.id)
+        if state in (DeliveryState.DONE, DeliveryState.DEAD):
+            self._metrics.deliveries_finished.labels(str(state)).inc()
+
+    def _log_attempt(
+        self,
+        delivery: ClaimedDelivery,
+        action: str,
+        state: str,
+        results: list[CallResult],
+        *,
+        note: str | None = None,
+        retry_at: float | None = None,
+    ) -> None:
+        last = results[-1] if results else None
+        log.info(
+            "delivery.attempt",
+            delivery_id=delivery.id,
+            subscription_id=delivery.subscription_id,
+            attempt=delivery.attempt,
+            action=action,
+            state=state,
+            status=last.status if last else None,
+            latency_ms=last.latency_ms if last else 0.0,
+            url=last.url if last else None,
+            error=(note or (last.error if last else None)),
+            retry_in=round(retry_at - self._clock(), 3) if retry_at else None,
+        )
+
+    def _record_metrics(self, action: str, result: CallResult) -> None:
+        self._metrics.platform_calls.labels(action, result.outcome).inc()
+        self._metrics.platform_latency.observe(result.latency_ms / 1000)

@@ -1,0 +1,65 @@
+"""The operator's way out for dead letters: send them again, unless something newer replaced them.
+
+Each function runs inside a store transaction, like the outbox's; the worker never calls these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlite_utils
+
+from broker.store.sql import select_all
+
+
+@dataclass(frozen=True)
+class Requeued:
+    """What ``retry_dead`` did: dead letters sent again, and those a newer delivery replaced."""
+
+    requeued: list[int]
+    superseded: list[int]
+
+
+def retry_dead(
+    db: sqlite_utils.Database, *, now: float, delivery_id: int | None = None
+) -> Requeued:
+    """Send dead letters again, unless a newer delivery of the subscription replaced them."""
+    if delivery_id is None:
+        rows = select_all(db, "SELECT id, subscription_id FROM deliveries WHERE state = 'dead'")
+    else:
+        rows = select_all(
+            db, "SELECT id, subscription_id, state FROM deliveries WHERE id = ?", [delivery_id]
+        )
+        if not rows:
+            raise LookupError(f"no delivery with id {delivery_id}")
+        if rows[0]["state"] != "dead":
+            raise ValueError(
+                f"delivery {delivery_id} is {rows[0]['state']}, not dead: only dead letters retry"
+            )
+    requeued: list[int] = []
+    superseded: list[int] = []
+    for row in rows:
+        newer = next(
+            iter(
+                select_all(
+                    db,
+                    "SELECT COUNT(*) AS n FROM deliveries WHERE subscription_id = ? AND id > ?"
+                    " AND state != 'superseded'",
+                    [row["subscription_id"], row["id"]],
+                )
+            )
+        )["n"]
+        if newer:
+            db.execute(
+                "UPDATE deliveries SET state = 'superseded', finished_at = ? WHERE id = ?",
+                [now, row["id"]],
+            )
+            superseded.append(row["id"])
+            continue
+        db.execute(
+            "UPDATE deliveries SET state = 'pending', attempts = 0, first_attempt_at = NULL,"
+            " next_attempt_at = ?, finished_at = NULL WHERE id = ?",
+            [now, row["id"]],
+        )
+        requeued.append(row["id"])
+    return Requeued(requeued, superseded)
