@@ -47,12 +47,31 @@ def _as_zoho_id(value: Any) -> str:
     return text
 
 
+def _as_interval(value: Any) -> int | None:
+    """A billing interval count, or None when it is not a whole number (it only feeds a
+    warning, so an odd value must not refuse the payload)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+def _as_field_hash(value: Any) -> Any:
+    # An empty hash may arrive as [] or null (serialisers that cannot tell an empty map).
+    return {} if value in (None, []) else value
+
+
 Id = Annotated[str, BeforeValidator(_as_id)]
 ZohoId = Annotated[str, BeforeValidator(_as_zoho_id)]
 # Licences and add-on units: a bound keeps absurd numbers out of the platform call and SQLite.
 MAX_QUANTITY = 1_000_000
 Quantity = Annotated[int, Field(ge=0, le=MAX_QUANTITY)]
 Timestamp = Annotated[datetime | None, BeforeValidator(_as_timestamp)]
+Interval = Annotated[int | None, BeforeValidator(_as_interval)]
+FieldHash = Annotated[dict[str, Any], BeforeValidator(_as_field_hash)]
 
 
 class _Open(BaseModel):
@@ -73,7 +92,7 @@ class BillingCustomer(_Open):
     email: str | None = None
     company_name: str | None = None
     custom_fields: list[CustomField] = Field(default_factory=list)
-    custom_field_hash: dict[str, Any] = Field(default_factory=dict)
+    custom_field_hash: FieldHash = Field(default_factory=dict)
 
 
 class BillingPlan(_Open):
@@ -94,6 +113,7 @@ class BillingSubscription(_Open):
     status: str = Field(min_length=1)
     plan: BillingPlan | None = None
     addons: list[BillingAddon] = Field(default_factory=list)
+    interval: Interval = None
     interval_unit: str | None = None
     updated_time: Timestamp = None
     created_time: Timestamp = None
@@ -102,6 +122,7 @@ class BillingSubscription(_Open):
     customer_id: ZohoId | None = None
     customer: BillingCustomer | None = None
     custom_fields: list[CustomField] = Field(default_factory=list)
+    custom_field_hash: FieldHash = Field(default_factory=dict)
 
     def effective_customer_id(self) -> str | None:
         return self.customer_id or (self.customer.customer_id if self.customer else None)

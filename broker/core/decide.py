@@ -27,6 +27,7 @@ from broker.core.identity import (
 )
 from broker.core.landing import LandingParams
 from broker.core.mapping import Identity, Ignore, Park, PlatformState, desired_state
+from broker.core.partial_snapshot import is_partial, merge_partial
 from broker.errors import Forbidden
 
 
@@ -134,6 +135,7 @@ class Decision:
     bind: Claim | None = None  # a claim now believed: the subscription's zgid and zuid
     mark: Mark | None = None
     send: PlatformState | None = None  # a new target for the platform: queue a delivery
+    warning: str | None = None  # a vendor mistake to show the operator (it is in ``mark`` too)
 
 
 def event_snapshot(event: WebhookEvent, *, now: float) -> Snapshot | None:
@@ -166,6 +168,10 @@ def decide(
         not_kept = _not_newer(stored, incoming, settings=settings, now=now)
         if not_kept is not None:
             return not_kept
+        filled = _fill_partial(stored, incoming)
+        if isinstance(filled, Decision):
+            return filled
+        incoming = filled
         snapshot = incoming.subscription
         customer = merged_customer(snapshot, customer, now)
     else:
@@ -205,7 +211,8 @@ def decide(
         return replace(writes, outcome=Outcome.PARKED, reason=reason, mark=Mark("parked", reason))
     if isinstance(wanted, Ignore):
         return replace(writes, outcome=Outcome.IGNORED, reason=wanted.reason, mark=Mark("ignored"))
-    writes = replace(writes, mark=Mark(wanted.why))
+    why = f"{wanted.why}; warning: {wanted.warning}" if wanted.warning else wanted.why
+    writes = replace(writes, mark=Mark(why), warning=wanted.warning)
     queued = stored.queued_json if stored else None
     # States are stored as canonical JSON (sorted keys), so equal text is equal state.
     if queued == wanted.state.to_json():
@@ -238,6 +245,23 @@ def _not_newer(
         reason = f"billing already reported a newer state of subscription {sid}"
         return Decision(Outcome.STALE, reason, sid)
     return None
+
+
+def _fill_partial(stored: StoredSubscription | None, incoming: Snapshot) -> Snapshot | Decision:
+    """A partial object (a list item, no plan) never replaces a stored full one: not newer, it
+    changes nothing; newer, it is laid over the full one field by field (partial_snapshot)."""
+    full = stored.snapshot if stored else None
+    if stored is None or full is None or is_partial(full) or not is_partial(incoming.subscription):
+        return incoming
+    known = stored.billing_updated_at
+    if known is not None and incoming.updated_at <= known:
+        sid = stored.subscription_id
+        reason = (
+            f"a partial object of subscription {sid} (no plan: a list item) is not newer than "
+            "the full one stored, which is kept"
+        )
+        return Decision(Outcome.UNCHANGED, reason, sid)
+    return replace(incoming, subscription=merge_partial(full, incoming.subscription))
 
 
 def claim_for(

@@ -73,12 +73,16 @@ def is_verified(verified_by: LandingVerification | str | None) -> bool:
 
 
 def identity_from_billing(subscription: BillingSubscription) -> Identity:
-    """Read cf_zuid / cf_zgid from the customer's or the subscription's custom fields."""
+    """Read cf_zuid / cf_zgid from billing, first found wins: the customer's then the
+    subscription's ``custom_fields`` lists, then the customer's ``custom_field_hash``, the flat
+    ``cf_*`` keys on the customer (Zoho's list and workflow payloads), and the subscription's
+    ``custom_field_hash``. In a hash the ``_unformatted`` value is preferred."""
     field_lists: list[list[CustomField]] = [subscription.custom_fields]
     hashes: list[dict[str, Any]] = []
     if subscription.customer is not None:
         field_lists.insert(0, subscription.customer.custom_fields)
-        hashes.append(subscription.customer.custom_field_hash)
+        hashes += [subscription.customer.custom_field_hash, subscription.customer.model_extra or {}]
+    hashes.append(subscription.custom_field_hash)
     found: dict[str, str] = {}
     for name in ("zuid", "zgid"):
         for fields in field_lists:
@@ -88,9 +92,10 @@ def identity_from_billing(subscription: BillingSubscription) -> Identity:
                 if value and labels & {name, f"cf_{name}"}:
                     found.setdefault(name, value)
         for values in hashes:
-            value = _id_text(values.get(f"cf_{name}_unformatted", values.get(f"cf_{name}")))
-            if value:
-                found.setdefault(name, value)
+            for key in (f"cf_{name}_unformatted", f"cf_{name}"):
+                value = _id_text(values.get(key))
+                if value:
+                    found.setdefault(name, value)
     return Identity(found.get("zuid"), found.get("zgid"))
 
 

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from broker.config import PlansSettings
 from broker.core.billing_events import BillingSubscription
 from broker.core.billing_status import BillingStatus
+from broker.core.plan_interval import interval_warning
 
 MONTHLY = "1"
 YEARLY = "4"
@@ -111,6 +112,7 @@ INACTIVE = PlatformState(active=False)
 class Target:
     state: PlatformState
     why: str
+    warning: str | None = None  # a vendor mistake the operator should see (plan_interval)
 
 
 @dataclass(frozen=True)
@@ -154,7 +156,10 @@ def desired_state(
     if category == "inactive":
         return Target(INACTIVE, f"status {status}")
     if subscription.plan is None:
-        return Ignore(f"status {status} but the payload names no plan: nothing changed")
+        return Ignore(
+            f"status {status} but the snapshot names no plan (a list item carries only its "
+            "plan_code: the full subscription must be read): nothing changed"
+        )
     plan_ref = parse_plan_code(subscription.plan.plan_code, app_domain)
     if plan_ref is None:
         return Ignore(
@@ -179,6 +184,12 @@ def desired_state(
             custom_pricing=custom_pricing(subscription, plans),
         ),
         f"status {status}",
+        interval_warning(
+            subscription.plan.plan_code,
+            yearly=plan_ref.frequency == YEARLY,
+            interval=subscription.interval,
+            interval_unit=subscription.interval_unit,
+        ),
     )
 
 

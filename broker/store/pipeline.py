@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlite_utils
+import structlog
 
 from broker.config import LandingVerification, Settings
 from broker.core.billing_events import BillingSubscription, WebhookEvent
@@ -43,6 +44,8 @@ from broker.store.identity import (
 from broker.store.outbox import DeliveryState
 from broker.store.sql import select_all, upsert
 
+log = structlog.get_logger(__name__)
+
 
 @dataclass(frozen=True)
 class PipelineResult:
@@ -50,6 +53,14 @@ class PipelineResult:
     reason: str | None = None
     subscription_id: str | None = None
     delivery_id: int | None = None
+    warning: str | None = None  # a vendor mistake the operator should see
+
+    @property
+    def audit_reason(self) -> str | None:
+        """The webhook_events ``reason``: the outcome's reason, then any warning."""
+        if self.warning is None:
+            return self.reason
+        return f"{self.reason}; warning: {self.warning}" if self.reason else self.warning
 
     @property
     def queued(self) -> bool:
@@ -111,7 +122,14 @@ def write(db: sqlite_utils.Database, decision: Decision, *, now: float) -> Pipel
     delivery_id = None
     if decision.send is not None:
         delivery_id = enqueue_delivery(db, sid, decision.send, cause=decision.cause, now=now)
-    return PipelineResult(decision.outcome, decision.reason, sid, delivery_id)
+    if decision.warning is not None:
+        log.warning(
+            "billing_plan_interval_mismatch",
+            subscription_id=sid,
+            cause=decision.cause,
+            warning=decision.warning,
+        )
+    return PipelineResult(decision.outcome, decision.reason, sid, delivery_id, decision.warning)
 
 
 def ingest_webhook(
@@ -147,7 +165,7 @@ def ingest_webhook(
         result = apply_snapshot(db, incoming, settings=settings, now=now)
     db.execute(
         "UPDATE webhook_events SET outcome = ?, reason = ? WHERE event_id = ?",
-        [result.outcome.value, result.reason, event.event_id],
+        [result.outcome.value, result.audit_reason, event.event_id],
     )
     return result
 

@@ -13,7 +13,8 @@ from urllib.parse import parse_qsl
 import structlog
 from aiohttp import web
 
-from broker.core.billing_events import check_not_from_the_future, decode_json, parse_webhook_event
+from broker.core.billing_events import check_not_from_the_future, decode_json
+from broker.core.workflow_payload import read_webhook
 from broker.errors import InvalidPayload, PayloadTooLarge, UnsupportedMediaType
 from broker.store.pipeline import ingest_webhook
 from broker.web.appkeys import (
@@ -48,7 +49,7 @@ async def receive_billing_webhook(request: web.Request) -> web.Response:
             raw_body=b"" if form_pairs else raw,
         )
 
-    event = parse_webhook_event(_document(raw, content_type, form_pairs))
+    event = read_webhook(_document(raw, content_type, form_pairs))
     now = app[clock_key]()
     check_not_from_the_future(event, now=now, tolerance=settings.webhooks.future_tolerance_seconds)
     result = await app[store_key].write(
@@ -73,6 +74,7 @@ async def receive_billing_webhook(request: web.Request) -> web.Response:
         outcome=result.outcome,
         reason=result.reason,
         delivery_id=result.delivery_id,
+        warning=result.warning,
     )
     body: dict[str, Any] = {
         "status": "duplicate" if result.outcome == "duplicate" else "accepted",
@@ -81,6 +83,8 @@ async def receive_billing_webhook(request: web.Request) -> web.Response:
     }
     if result.reason:
         body["reason"] = result.reason
+    if result.warning:
+        body["warning"] = result.warning
     return web.json_response(body)
 
 
