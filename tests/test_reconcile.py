@@ -188,3 +188,13 @@ async def test_schedule_runs_at_the_interval_with_an_injected_sleep(world: PageW
     found = await world.rows("SELECT trigger, outcome FROM reconcile_runs")
     assert waits == [900, 900, 900]
     assert found == [{"trigger": "schedule", "outcome": "done"}] * 2
+
+
+async def test_readyz_and_check_config_say_whether_reconciliation_runs(
+    world: PageWorld, make_broker: Any
+) -> None:
+    with_billing = await (await world.browser()).client.get("/readyz")
+    without = await (await make_broker()).get("/readyz")
+
+    assert (await with_billing.json())["reconcile"] == "every 900 s"
+    assert (await without.json())["reconcile"] == "off: no [billing] section"

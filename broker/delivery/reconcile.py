@@ -256,6 +256,16 @@ def _found(deps: ReconcileDeps, report: RunReport, drift: Drift, result: Pipelin
     )
 
 
+def schedule_status(settings: Settings) -> str:
+    """How reconciliation runs with these settings, for check-config and /readyz."""
+    if settings.billing is None:
+        return "off: no [billing] section"
+    interval = settings.reconcile.interval_seconds
+    if interval <= 0:
+        return "on demand only (reconcile.interval_seconds = 0)"
+    return f"every {interval:g} s"
+
+
 async def run_on_schedule(
     deps: ReconcileDeps, *, interval: float, sleep: Sleep = asyncio.sleep
 ) -> None:
