@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestServer
 from broker.core.reconcile import DriftKind
 from broker.delivery.reconcile import RunOutcome, RunReport, run_on_schedule, run_reconciliation
 from broker.simulators.billing.inputs import PlanInput, SubscriptionChangeInput
+from broker.simulators.billing.records import CustomField
 from broker.store import reconcile as rows
 from broker.store.database import Store
 from broker.web.app import create_app
@@ -198,3 +199,24 @@ async def test_readyz_and_check_config_say_whether_reconciliation_runs(
 
     assert (await with_billing.json())["reconcile"] == "every 900 s"
     assert (await without.json())["reconcile"] == "off: no [billing] section"
+
+
+async def test_parked_subscription_is_released_when_billing_customer_names_the_org(
+    world: PageWorld,
+) -> None:
+    sub = world.sim.subscribe(STANDARD_CODE, quantity=2)  # the customer has no zuid or zgid
+    await world.settle()
+    parked = await world.rows("SELECT decision FROM subscriptions")
+    assert parked == [{"decision": "parked"}]
+    # The vendor fills in the customer's fields in billing; editing a customer emits no event.
+    customer = world.sim.customers[sub.customer.customer_id]
+    for number, (label, value) in enumerate((("zuid", "61000000009"), ("zgid", "71000000009"))):
+        customer.custom_fields.append(
+            CustomField(f"90000000000000{number}", label, f"cf_{label}", value)
+        )
+
+    report = await reconcile(world)
+    await settled(world)
+
+    assert [(d.kind, d.action) for d in report.drift] == [(DriftKind.PARKED_RESOLVED, "queued")]
+    assert [(c.method, c.zgid) for c in world.calls()] == [("POST", "71000000009")]
