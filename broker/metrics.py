@@ -50,3 +50,15 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.reconcile_runs = Counter(
+            "broker_reconcile_runs_total",
+            "Reconciliation runs, by outcome",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.reconcile_drift = Counter(
+            "broker_reconcile_drift_total",
+            "Differences reconciliation found between billing and the broker, by kind",
+            ["kind"],
+            registry=self.registry,
+        )

@@ -20,6 +20,7 @@ async def test_readyz_reports_store_and_worker(broker):
     assert await response.json() == {
         "status": "ready",
         "checks": {"store": "ok", "disk": "ok", "delivery_worker": "ok"},
+        "reconcile": "off: no [billing] section",
     }
     # A real write, not an empty transaction: the heartbeat row is there.
     [row] = await db_rows(broker, "SELECT id FROM readiness_heartbeat")
@@ -34,6 +35,7 @@ async def test_readyz_is_503_when_the_delivery_worker_has_stopped(broker):
     assert await response.json() == {
         "status": "not_ready",
         "checks": {"store": "ok", "disk": "ok", "delivery_worker": "not running"},
+        "reconcile": "off: no [billing] section",
     }
 
 

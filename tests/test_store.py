@@ -115,6 +115,7 @@ ALL_MIGRATIONS = [
     "m002_audit_log_and_checkouts",
     "m003_sign_in_with_zoho_flows",
     "m004_landing_nonces_and_verified_visits",
+    "m005_reconciliation",
 ]
 
 
@@ -131,7 +132,7 @@ async def applied_migrations(store: Store) -> list[str]:
 
 def test_the_schema_lists_every_migration_once_in_order() -> None:
     assert [name for _, name, _ in SCHEMA] == ALL_MIGRATIONS
-    assert [number for number, _, _ in SCHEMA] == [1, 2, 3, 4]
+    assert [number for number, _, _ in SCHEMA] == [1, 2, 3, 4, 5]
 
 
 def database_from_the_old_runner(path: Path, upto: int) -> None:

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
-from broker.cli import commands, operator
+from broker.cli import commands, operator, reconcile
 from broker.cli.settings import EXIT_CONFIG
 from broker.config import LandingVerification
 from broker.store.outbox import DeliveryState
@@ -163,4 +163,14 @@ def _parser() -> argparse.ArgumentParser:
     which.add_argument("id", type=int, nargs="?")
     which.add_argument("--all-dead", action="store_true")
     retry.set_defaults(handler=partial(operator.deliveries_retry, environ=os.environ))
+    rerun = subcommands.add_parser(
+        "reconcile",
+        help="find and repair what billing's webhooks missed (README: Reconciliation)",
+        parents=[config_option],
+    )
+    rerun.add_argument(
+        "--since", type=reconcile.since_day, default=None, help="read events from this day"
+    )
+    rerun.add_argument("--dry-run", action="store_true", help="show differences; change nothing")
+    rerun.set_defaults(handler=reconcile.reconcile)
     return parser

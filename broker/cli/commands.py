@@ -18,6 +18,7 @@ from broker.cli import check
 from broker.cli.settings import EXIT_CONFIG, load_from_args, redacted
 from broker.config import LandingVerification
 from broker.core.link_signing import NONCE_PARAM, SIGNATURE_PARAM, TIMESTAMP_PARAM, signed_url
+from broker.delivery.reconcile import schedule_status
 from broker.delivery.runtime import loop_name, new_event_loop
 from broker.logs import configure_logging
 from broker.web.app import create_app
@@ -93,6 +94,7 @@ def check_config(args: argparse.Namespace) -> int:
     if settings.billing is not None:
         summary["billing"]["resolved_base_url"] = settings.billing.resolved_base_url
         summary["billing"]["resolved_accounts_url"] = settings.billing.resolved_accounts_url
+    summary["reconcile"]["status"] = schedule_status(settings)
     print(json.dumps(summary, indent=2, default=str))
     print("configuration OK", file=sys.stderr)
     for warning in check.warnings(settings, os.environ):

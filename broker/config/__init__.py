@@ -22,6 +22,7 @@ from pydantic_settings import (
 from broker.config.base import Section, http_url
 from broker.config.billing import ACCOUNTS_HOSTS, BillingSettings, DataCentre
 from broker.config.landing import LandingSettings, LandingVerification, OidcSettings
+from broker.config.reconcile import ReconcileSettings
 from broker.secret_env import EnvironSource, resolve_secret_files
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "OidcSettings",
     "PlansSettings",
     "PlatformSettings",
+    "ReconcileSettings",
     "ServerSettings",
     "Settings",
     "StoreSettings",
@@ -168,6 +170,7 @@ class Settings(BaseSettings):
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     billing: BillingSettings | None = None
     landing: LandingSettings = Field(default_factory=LandingSettings)
+    reconcile: ReconcileSettings = Field(default_factory=ReconcileSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
     @model_validator(mode="after")

@@ -14,6 +14,8 @@ from collections.abc import Callable
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
+from broker.store.schema_reconcile import m005_reconciliation
+
 MIGRATION_SET = "broker"
 Migration = Callable[[sqlite_utils.Database], None]
 
@@ -219,12 +221,14 @@ _VERIFIED_VISITS_SCHEMA = [
     "ALTER TABLE landing_claims ADD COLUMN verified_by TEXT",
 ]
 
+
 # In order. The number is what the old runner recorded in ``_migrations`` (see the bridge).
 SCHEMA: tuple[tuple[int, str, Migration], ...] = (
     (1, "m001_initial", _m001_initial),
     (2, "m002_audit_log_and_checkouts", _m002_page),
     (3, "m003_sign_in_with_zoho_flows", _m003_oidc_flows),
     (4, "m004_landing_nonces_and_verified_visits", _m004_verified_visits),
+    (5, "m005_reconciliation", m005_reconciliation),
 )
 
 

@@ -9,6 +9,7 @@ worker runs in this process: a child process measured no clear gain (bench/READM
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,10 +22,12 @@ from aiohttp import web
 
 from broker.clients.billing import BillingClient
 from broker.clients.billing_quota import CallBudget, SharedReads
+from broker.clients.billing_reads import BillingReads
 from broker.clients.catalog import CatalogCache
 from broker.clients.platform import PlatformClient
 from broker.config import LandingVerification, Settings
 from broker.core.billing_status import BillingStatus
+from broker.delivery.reconcile import ReconcileDeps, run_on_schedule
 from broker.delivery.worker import DeliveryWorker
 from broker.manage import oidc_pages
 from broker.manage.identity import log_verification_mode
@@ -53,6 +56,7 @@ from broker.web.appkeys import (
     metrics_key,
     org_reads_key,
     platform_client_key,
+    reconcile_key,
     session_codec_key,
     settings_key,
     sleep_key,
@@ -121,7 +125,13 @@ def create_app(
         clock=clock,
     )
     app.cleanup_ctx.extend(
-        [store_context, http_session_context, billing_context, delivery_worker_context]
+        [
+            store_context,
+            http_session_context,
+            billing_context,
+            delivery_worker_context,
+            reconcile_context,
+        ]
     )
     app.on_startup.append(log_verification_mode)
     app.on_shutdown.append(stop_claiming)
@@ -205,8 +215,28 @@ async def billing_context(app: web.Application) -> AsyncIterator[None]:
         per_minute=settings.billing.session_calls_per_minute,
         clock=app[clock_key],
     )
+    app[reconcile_key] = ReconcileDeps(
+        app[store_key],
+        BillingReads(client, settings.reconcile),
+        settings,
+        app[metrics_key],
+        app[clock_key],
+    )
     yield
     await session.close()
+
+
+async def reconcile_context(app: web.Application) -> AsyncIterator[None]:
+    """Scheduled reconciliation, when billing is configured and the interval is not 0."""
+    interval = app[settings_key].reconcile.interval_seconds
+    if reconcile_key not in app or interval <= 0:
+        yield
+        return
+    task = asyncio.create_task(run_on_schedule(app[reconcile_key], interval=interval))
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def stop_claiming(app: web.Application) -> None:

@@ -13,6 +13,7 @@ from broker.clients.catalog import CatalogCache
 from broker.clients.oidc import OidcClient
 from broker.clients.platform import PlatformClient
 from broker.config import Settings
+from broker.delivery.reconcile import ReconcileDeps
 from broker.delivery.worker import DeliveryWorker
 from broker.manage.sessions import SessionCodec
 from broker.metrics import Metrics
@@ -36,6 +37,8 @@ oidc_client_key = web.AppKey("oidc_client", OidcClient)
 # With billing: each org's billing reads, shared and kept briefly; each session's call budget.
 org_reads_key: web.AppKey[SharedReads[tuple[str, ...]]] = web.AppKey("org_reads")
 call_budget_key = web.AppKey("call_budget", CallBudget)
+# With billing: what a reconciliation run needs (the console's button calls run_reconciliation).
+reconcile_key = web.AppKey("reconcile", ReconcileDeps)
 
 request_id_key = web.RequestKey("request_id", str)
 csp_key = web.AppKey("content_security_policy", str)

@@ -12,10 +12,11 @@ import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from broker.delivery.reconcile import schedule_status
 from broker.errors import StoreError
 from broker.store.delivery_records import outbox_summary
 from broker.store.heartbeat import write_heartbeat
-from broker.web.appkeys import clock_key, metrics_key, store_key, worker_key
+from broker.web.appkeys import clock_key, metrics_key, settings_key, store_key, worker_key
 
 log = structlog.get_logger(__name__)
 
@@ -56,7 +57,11 @@ async def readyz(request: web.Request) -> web.Response:
     if not ready:
         log.warning("readyz.not_ready", **checks)
     return web.json_response(
-        {"status": "ready" if ready else "not_ready", "checks": checks},
+        {
+            "status": "ready" if ready else "not_ready",
+            "checks": checks,
+            "reconcile": schedule_status(request.app[settings_key]),
+        },
         status=200 if ready else 503,
     )
 

@@ -1,0 +1,278 @@
+"""Reconciliation: find and repair what billing's webhooks missed (README: Reconciliation).
+
+A run takes the lock (one run at a time across processes), then in three passes reads billing
+and feeds what it finds through the state pipeline: the **event backfill** reads ``GET /events``
+from the stored cursor and feeds each subscription event never received, as a webhook would be
+(deduplicated on ``event_id``); the **state sweep** lists subscriptions, reads in full each one
+that differs from what is stored, and feeds that; **parked** subscriptions have their billing
+customer read again. Billing's reads share the client's retries and 429 pause. A dry run reads
+the same but only decides. Every run is recorded with each drift found and what it queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
+from functools import partial
+
+import structlog
+
+from broker.clients.billing_reads import BillingReads
+from broker.config import Settings
+from broker.core.decide import Outcome
+from broker.core.reconcile import (
+    Drift,
+    DriftKind,
+    drift_of,
+    event_body,
+    is_ours,
+    is_subscription_event,
+    listed_event,
+)
+from broker.errors import BillingRateLimited, BrokerError
+from broker.metrics import Metrics
+from broker.store import reconcile as rows
+from broker.store.database import Store
+from broker.store.pipeline import PipelineResult
+
+log = structlog.get_logger(__name__)
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class RunOutcome(StrEnum):
+    DONE = "done"
+    BUSY = "busy"  # another process holds the lock
+    RATE_LIMITED = "rate_limited"  # billing said 429; the next run carries on
+    FAILED = "failed"  # billing or the store failed; nothing half-recorded
+
+
+@dataclass
+class RunReport:
+    """What a run did: the console and ``broker reconcile`` show it."""
+
+    outcome: RunOutcome
+    run_id: int | None = None
+    dry_run: bool = False
+    since: str | None = None
+    counts: rows.RunCounts = field(default_factory=rows.RunCounts)
+    drift: list[Drift] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ReconcileDeps:
+    store: Store
+    reads: BillingReads
+    settings: Settings
+    metrics: Metrics
+    clock: Callable[[], float]
+    owner: str = field(default_factory=lambda: f"reconcile-{secrets.token_hex(6)}")
+
+
+async def run_reconciliation(
+    deps: ReconcileDeps, *, since: date | None = None, dry_run: bool = False, trigger: str = "cli"
+) -> RunReport:
+    """One run, if no other process is running one (else outcome ``busy``, nothing read)."""
+    settings, now = deps.settings.reconcile, deps.clock()
+    taken = await deps.store.write(
+        lambda db: rows.take_lock(db, deps.owner, now=now, lease=settings.lease_seconds)
+    )
+    if not taken:
+        log.info("reconcile.busy", trigger=trigger)
+        deps.metrics.reconcile_runs.labels(RunOutcome.BUSY.value).inc()
+        return RunReport(RunOutcome.BUSY, dry_run=dry_run)
+    try:
+        return await _locked_run(deps, since=since, dry_run=dry_run, trigger=trigger)
+    finally:
+        await deps.store.write(lambda db: rows.release_lock(db, deps.owner))
+
+
+async def _locked_run(
+    deps: ReconcileDeps, *, since: date | None, dry_run: bool, trigger: str
+) -> RunReport:
+    start_day = since or await _cursor_day(deps)
+    report = RunReport(RunOutcome.DONE, dry_run=dry_run, since=start_day.isoformat())
+    report.run_id = await deps.store.write(
+        lambda db: rows.start_run(
+            db, trigger=trigger, dry_run=dry_run, since=report.since, now=deps.clock()
+        )
+    )
+    log.info("reconcile.started", run_id=report.run_id, since=report.since, dry_run=dry_run)
+    try:
+        last_day = await _backfill(deps, report, start_day)
+        await _sweep(deps, report)
+        await _parked(deps, report)
+        if not dry_run and last_day is not None:
+            await deps.store.write(lambda db: rows.save_cursor(db, last_day))
+    except BillingRateLimited as error:
+        report.outcome, report.error = RunOutcome.RATE_LIMITED, str(error)
+    except BrokerError as error:
+        report.outcome, report.error = RunOutcome.FAILED, str(error)
+    run_id = report.run_id
+    await deps.store.write(
+        lambda db: rows.finish_run(
+            db,
+            run_id,
+            outcome=report.outcome.value,
+            counts=report.counts,
+            drift=report.drift,
+            error=report.error,
+            now=deps.clock(),
+        )
+    )
+    deps.metrics.reconcile_runs.labels(report.outcome.value).inc()
+    log.info(
+        "reconcile.finished",
+        run_id=run_id,
+        outcome=report.outcome.value,
+        drift=len(report.drift),
+        error=report.error,
+    )
+    return report
+
+
+async def _cursor_day(deps: ReconcileDeps) -> date:
+    stored = await deps.store.read(rows.cursor)
+    if stored:
+        return date.fromisoformat(stored)
+    today = datetime.fromtimestamp(deps.clock(), UTC).date()
+    return today - timedelta(days=deps.settings.reconcile.first_run_days)
+
+
+async def _backfill(deps: ReconcileDeps, report: RunReport, start_day: date) -> str | None:
+    """Feed each subscription event from ``start_day`` on that the broker never received;
+    return the newest event day read (the next run starts there: days have no time)."""
+    last_day: str | None = None
+    async for item in deps.reads.events_since(start_day):
+        report.counts = replace(report.counts, events_read=report.counts.events_read + 1)
+        event = listed_event(item)
+        if event is None:
+            log.warning("reconcile.unreadable_event", event_id=str(item.get("event_id"))[:40])
+            continue
+        day = str(item.get("event_time") or "")[:10]
+        last_day = max(last_day or day, day)
+        if not is_subscription_event(event):
+            continue
+        if await deps.store.read(partial(rows.known_events, event_ids=[event.event_id])):
+            continue
+        feed = partial(
+            rows.feed_event,
+            event=event,
+            raw_body=event_body(item),
+            run_id=report.run_id or 0,
+            settings=deps.settings,
+            now=deps.clock(),
+            dry_run=report.dry_run,
+        )
+        result = await deps.store.write(feed)
+        report.counts = replace(report.counts, events_fed=report.counts.events_fed + 1)
+        sid = result.subscription_id or (
+            event.data.subscription.subscription_id if event.data.subscription else ""
+        )
+        _found(
+            deps,
+            report,
+            Drift(sid, DriftKind.MISSED_EVENT, event.event_type, "not received"),
+            result,
+        )
+    return last_day
+
+
+async def _sweep(deps: ReconcileDeps, report: RunReport) -> None:
+    """Read in full, and feed, each of this app's subscriptions that differs from the store."""
+    stored = await deps.store.read(rows.stored_views)
+    app_domain = deps.settings.platform.app_domain
+    async for item in deps.reads.subscriptions():
+        report.counts = replace(
+            report.counts, subscriptions_read=report.counts.subscriptions_read + 1
+        )
+        if not is_ours(item, app_domain):
+            continue
+        mine = stored.get(str(item.get("subscription_id")))
+        drift = drift_of(item, mine)
+        if drift is None:
+            continue
+        document = await deps.reads.subscription(drift.subscription_id)
+        report.counts = replace(report.counts, full_reads=report.counts.full_reads + 1)
+        result = await deps.store.write(
+            partial(
+                rows.feed_read,
+                document=document,
+                floor=mine.updated_at if mine else None,
+                settings=deps.settings,
+                now=deps.clock(),
+                dry_run=report.dry_run,
+            )
+        )
+        _found(deps, report, drift, result)
+
+
+async def _parked(deps: ReconcileDeps, report: RunReport) -> None:
+    """Read each parked subscription's billing customer again; feed what now resolves."""
+    for sid, customer_id, billing_json in await deps.store.read(rows.parked):
+        if not customer_id or not billing_json:
+            continue
+        customer = await deps.reads.customer(customer_id)
+        report.counts = replace(report.counts, customers_read=report.counts.customers_read + 1)
+        if not customer:
+            continue
+        document = rows.snapshot_with_customer(billing_json, customer)
+        result = await deps.store.write(
+            partial(
+                rows.feed_read,
+                document=document,
+                floor=0.0,
+                settings=deps.settings,
+                now=deps.clock(),
+                dry_run=report.dry_run,
+            )
+        )
+        if result.outcome is Outcome.QUEUED:
+            drift = Drift(sid, DriftKind.PARKED_RESOLVED, f"customer {customer_id}", "parked")
+            _found(deps, report, drift, result)
+
+
+def _found(deps: ReconcileDeps, report: RunReport, drift: Drift, result: PipelineResult) -> None:
+    action = result.outcome.value
+    if report.dry_run and result.outcome is Outcome.QUEUED:
+        action = "would queue"
+    drift = replace(drift, action=action, delivery_id=result.delivery_id)
+    report.drift.append(drift)
+    deps.metrics.reconcile_drift.labels(drift.kind.value).inc()
+    log.warning(
+        "reconcile.drift",
+        run_id=report.run_id,
+        subscription_id=drift.subscription_id,
+        kind=drift.kind.value,
+        billing=drift.billing,
+        broker=drift.broker,
+        action=action,
+        delivery_id=drift.delivery_id,
+        dry_run=report.dry_run,
+    )
+
+
+def schedule_status(settings: Settings) -> str:
+    """How reconciliation runs with these settings, for check-config and /readyz."""
+    if settings.billing is None:
+        return "off: no [billing] section"
+    interval = settings.reconcile.interval_seconds
+    if interval <= 0:
+        return "on demand only (reconcile.interval_seconds = 0)"
+    return f"every {interval:g} s"
+
+
+async def run_on_schedule(
+    deps: ReconcileDeps, *, interval: float, sleep: Sleep = asyncio.sleep
+) -> None:
+    """Run every ``interval`` seconds until cancelled; a failed run waits for the next."""
+    while True:
+        await sleep(interval)
+        try:
+            await run_reconciliation(deps, trigger="schedule")
+        except BrokerError as error:  # the store is down: say so, try again next time
+            log.error("reconcile.run_failed", error=str(error))

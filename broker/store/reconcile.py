@@ -1,0 +1,227 @@
+"""Reconciliation's rows: the run lock (a lease), the event cursor, run and drift records, and
+feeding what billing's reads say into the state pipeline (or, in a dry run, only deciding).
+
+Every function here runs on the store's writer thread inside ``Store.write``, whose transaction
+is ``BEGIN IMMEDIATE``: two processes taking the lock at once are serialised by SQLite, so the
+second sees the first's row. Nothing here calls billing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlite_utils
+
+from broker.config import Settings
+from broker.core.billing_events import BillingSubscription, WebhookEvent
+from broker.core.decide import Decision, Outcome, Snapshot, decide, event_snapshot
+from broker.core.reconcile import Drift, StoredView
+from broker.store.pipeline import PipelineResult, ingest_webhook, load_facts, write
+
+LOCK_NAME = "run"
+CURSOR = "events_cursor"
+
+
+def take_lock(db: sqlite_utils.Database, owner: str, *, now: float, lease: float) -> bool:
+    """Take the run lock unless another owner holds an unexpired lease."""
+    row = db.execute("SELECT owner, expires_at FROM reconcile_lock WHERE name = ?", [LOCK_NAME])
+    held = row.fetchone()
+    if held is not None and held[0] != owner and held[1] > now:
+        return False
+    db.execute(
+        "INSERT OR REPLACE INTO reconcile_lock (name, owner, expires_at) VALUES (?, ?, ?)",
+        [LOCK_NAME, owner, now + lease],
+    )
+    return True
+
+
+def release_lock(db: sqlite_utils.Database, owner: str) -> None:
+    db.execute("DELETE FROM reconcile_lock WHERE name = ? AND owner = ?", [LOCK_NAME, owner])
+
+
+def cursor(db: sqlite_utils.Database) -> str | None:
+    row = db.execute("SELECT value FROM reconcile_state WHERE name = ?", [CURSOR]).fetchone()
+    return str(row[0]) if row else None
+
+
+def save_cursor(db: sqlite_utils.Database, day: str) -> None:
+    db.execute("INSERT OR REPLACE INTO reconcile_state (name, value) VALUES (?, ?)", [CURSOR, day])
+
+
+@dataclass(frozen=True)
+class RunCounts:
+    events_read: int = 0
+    events_fed: int = 0
+    subscriptions_read: int = 0
+    full_reads: int = 0
+    customers_read: int = 0
+
+
+def start_run(
+    db: sqlite_utils.Database, *, trigger: str, dry_run: bool, since: str | None, now: float
+) -> int:
+    cursor_ = db.execute(
+        "INSERT INTO reconcile_runs (started_at, trigger, dry_run, since, outcome)"
+        " VALUES (?, ?, ?, ?, 'running')",
+        [now, trigger, int(dry_run), since],
+    )
+    assert cursor_.lastrowid is not None
+    return cursor_.lastrowid
+
+
+def finish_run(
+    db: sqlite_utils.Database,
+    run_id: int,
+    *,
+    outcome: str,
+    counts: RunCounts,
+    drift: list[Drift],
+    error: str | None,
+    now: float,
+) -> None:
+    """Record how the run ended, with each drift it found and what it queued."""
+    queued = sum(1 for d in drift if d.delivery_id is not None)
+    db.execute(
+        "UPDATE reconcile_runs SET finished_at = ?, outcome = ?, events_read = ?, events_fed = ?,"
+        " subscriptions_read = ?, full_reads = ?, customers_read = ?, drift = ?, queued = ?,"
+        " error = ? WHERE id = ?",
+        [
+            now,
+            outcome,
+            counts.events_read,
+            counts.events_fed,
+            counts.subscriptions_read,
+            counts.full_reads,
+            counts.customers_read,
+            len(drift),
+            queued,
+            error,
+            run_id,
+        ],
+    )
+    for d in drift:
+        db.execute(
+            "INSERT INTO reconcile_drift (run_id, subscription_id, kind, billing, broker,"
+            " action, delivery_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [run_id, d.subscription_id, d.kind.value, d.billing, d.broker, d.action, d.delivery_id],
+        )
+
+
+def known_events(db: sqlite_utils.Database, event_ids: list[str]) -> set[str]:
+    """Which of these events the broker already received (by webhook or an earlier run)."""
+    known: set[str] = set()
+    for event_id in event_ids:
+        row = db.execute("SELECT 1 FROM webhook_events WHERE event_id = ?", [event_id])
+        if row.fetchone() is not None:
+            known.add(event_id)
+    return known
+
+
+def stored_views(db: sqlite_utils.Database) -> dict[str, StoredView]:
+    """Every stored subscription as the sweep compares it."""
+    rows = db.execute(
+        "SELECT subscription_id, status, plan_code, json_extract(billing_json, '$.updated_time'),"
+        " billing_updated_at FROM subscriptions"
+    ).fetchall()
+    return {row[0]: StoredView(row[0], row[1], row[2], _when(row[3]), row[4]) for row in rows}
+
+
+def parked(db: sqlite_utils.Database) -> list[tuple[str, str | None, str | None]]:
+    """Parked subscriptions: (id, billing customer id, the stored snapshot's JSON)."""
+    rows = db.execute(
+        "SELECT subscription_id, customer_id, billing_json FROM subscriptions"
+        " WHERE decision = 'parked' ORDER BY subscription_id"
+    ).fetchall()
+    return [(row[0], row[1], row[2]) for row in rows]
+
+
+def feed_event(
+    db: sqlite_utils.Database,
+    event: WebhookEvent,
+    raw_body: bytes,
+    *,
+    run_id: int,
+    settings: Settings,
+    now: float,
+    dry_run: bool,
+) -> PipelineResult:
+    """An event the broker never received, through the webhook's own path (deduplicated on
+    ``event_id``) and marked as found by reconciliation; a dry run only decides."""
+    if dry_run:
+        snapshot = event_snapshot(event, now=now)
+        if snapshot is None:
+            return PipelineResult(_preview(None).outcome)
+        return _decided(db, snapshot, settings=settings, now=now, dry_run=True)
+    result = ingest_webhook(
+        db,
+        event,
+        raw_body=raw_body,
+        content_type="application/json",
+        request_id=f"reconcile:{run_id}",
+        settings=settings,
+        now=now,
+    )
+    db.execute(
+        "UPDATE webhook_events SET source = 'reconcile' WHERE event_id = ? AND request_id = ?",
+        [event.event_id, f"reconcile:{run_id}"],
+    )
+    return result
+
+
+def feed_read(
+    db: sqlite_utils.Database,
+    document: dict[str, Any],
+    *,
+    floor: float | None,
+    settings: Settings,
+    now: float,
+    dry_run: bool,
+) -> PipelineResult:
+    """A full read of one subscription, billing's state now. A backdated change carries an
+    ``updated_time`` older than what is stored, yet it is the newer truth: it is ordered no
+    earlier than ``floor``, what was stored *before* the read (so a webhook that arrived
+    meanwhile with a later time still wins)."""
+    subscription = BillingSubscription.model_validate(document)
+    snapshot = Snapshot.of(subscription, observed_at=now, source="reconcile")
+    if floor is not None and snapshot.updated_at < floor:
+        snapshot = Snapshot(subscription, floor, "reconcile")
+    return _decided(db, snapshot, settings=settings, now=now, dry_run=dry_run)
+
+
+def _decided(
+    db: sqlite_utils.Database,
+    snapshot: Snapshot,
+    *,
+    settings: Settings,
+    now: float,
+    dry_run: bool,
+) -> PipelineResult:
+    facts = load_facts(db, snapshot.subscription.subscription_id, snapshot.subscription)
+    decision = decide(facts, snapshot, settings=settings, now=now, cause="reconcile")
+    return _preview(decision) if dry_run else write(db, decision, now=now)
+
+
+def _preview(decision: Decision | None) -> PipelineResult:
+    """What ``write`` would answer, without writing (a queued delivery has no id yet)."""
+    if decision is None:
+        return PipelineResult(Outcome.IGNORED, "not a subscription event")
+    return PipelineResult(decision.outcome, decision.reason, decision.subscription_id)
+
+
+def _when(text: Any) -> datetime | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def snapshot_with_customer(billing_json: str, customer: dict[str, Any]) -> dict[str, Any]:
+    """The stored snapshot with billing's fresh customer in it (a parked one's re-read)."""
+    document: dict[str, Any] = json.loads(billing_json)
+    document["customer"] = customer
+    return document

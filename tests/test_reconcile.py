@@ -1,0 +1,222 @@
+"""Reconciliation end to end: the real broker, the billing simulator (dropped webhooks,
+backdated changes, a slow API) and the Developer Console simulator; deliveries are counted on
+the platform. Runs are started through ``run_reconciliation``, as the console and CLI do."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from typing import Any
+
+from aiohttp.test_utils import TestServer
+
+from broker.core.reconcile import DriftKind
+from broker.delivery.reconcile import RunOutcome, RunReport, run_on_schedule, run_reconciliation
+from broker.simulators.billing.inputs import PlanInput, SubscriptionChangeInput
+from broker.simulators.billing.records import CustomField
+from broker.store import reconcile as rows
+from broker.store.database import Store
+from broker.web.app import create_app
+from broker.web.appkeys import reconcile_key, settings_key
+from tests.page_support import STANDARD_CODE, PageWorld, WorldFactory
+from tests.support import APP_DOMAIN, eventually
+
+PROFESSIONAL_CODE = f"{APP_DOMAIN}_1002"
+FINISHED = ("done", "dead", "superseded")
+
+
+async def reconcile(world: PageWorld, **options: Any) -> RunReport:
+    return await run_reconciliation(world.app[reconcile_key], **options)
+
+
+async def settled(world: PageWorld) -> None:
+    async def finished() -> bool:
+        found = await world.rows("SELECT state FROM deliveries")
+        return all(row["state"] in FINISHED for row in found)
+
+    await eventually(finished, message="every delivery finished")
+    assert await world.rows("SELECT id FROM deliveries WHERE state = 'dead'") == []
+
+
+def org(n: int) -> dict[str, str]:
+    return {"zuid": f"610000{n:05d}", "zgid": f"710000{n:05d}"}
+
+
+def adds_by_subscription(world: PageWorld) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for call in world.calls("POST"):
+        sid = call.body["subscription_id"]
+        counts[sid] = counts.get(sid, 0) + 1
+    return counts
+
+
+async def test_webhooks_dropped_while_up_are_found_and_delivered_once(world: PageWorld) -> None:
+    world.sim.drop_all_webhooks()
+    subs = [world.sim.subscribe(STANDARD_CODE, quantity=2 + n, **org(n)) for n in range(3)]
+
+    report = await reconcile(world)
+    await settled(world)
+    again = await reconcile(world)
+    await settled(world)
+
+    assert report.outcome is RunOutcome.DONE
+    assert {d.kind for d in report.drift} == {DriftKind.MISSED_EVENT}
+    assert adds_by_subscription(world) == {s.subscription_id: 1 for s in subs}
+    assert [c.body["no_of_users"] for c in world.calls("POST")] == ["2", "3", "4"]
+    assert again.drift == []
+    assert len(world.calls()) == 3
+    sources = await world.rows("SELECT DISTINCT source FROM webhook_events")
+    assert sources == [{"source": "reconcile"}]
+
+
+async def test_fifty_changes_made_while_the_broker_was_down_are_delivered_once(
+    world: PageWorld, aiohttp_client: Any
+) -> None:
+    first = world.sim.subscribe(STANDARD_CODE, quantity=1, **org(0))
+    await world.settle()
+    settings = world.app[settings_key]
+    await world.broker.close()  # the broker is down; billing's webhooks go nowhere
+    world.sim.drop_all_webhooks()
+    subs = [first] + [world.sim.subscribe(STANDARD_CODE, **org(n)) for n in range(1, 10)]
+    changes = 9
+    for n in range(41):  # 9 new subscriptions + 41 changes = 50
+        sub = subs[n % len(subs)]
+        world.sim.state.change(
+            sub.subscription_id,
+            SubscriptionChangeInput(plan=PlanInput(plan_code=STANDARD_CODE, quantity=n + 2)),
+        )
+        changes += 1
+    assert changes == 50
+    restarted = await aiohttp_client(TestServer(create_app(settings, clock=world.clock)))
+    world.broker = restarted.server
+
+    report = await reconcile(world)
+    await settled(world)
+    again = await reconcile(world)
+    await settled(world)
+
+    assert report.outcome is RunOutcome.DONE
+    assert adds_by_subscription(world) == {s.subscription_id: 1 for s in subs}
+    held = {c.body["subscription_id"]: c.body["no_of_users"] for c in world.calls("POST")}
+    for call in world.calls("PUT"):
+        held[call.body["subscription_id"]] = call.body["no_of_users"]
+    assert held == {s.subscription_id: str(s.quantity) for s in subs}
+    sent = [(c.method, c.body["subscription_id"], c.body["no_of_users"]) for c in world.calls()]
+    assert len(sent) == len(set(sent)), "a state was delivered twice"
+    assert again.drift == []
+    assert len(world.calls()) == len(sent)
+
+
+async def test_backdated_change_is_corrected_by_the_sweep(world: PageWorld) -> None:
+    sub = world.sim.subscribe(STANDARD_CODE, quantity=3, **org(1))
+    await world.settle()
+    await settled(world)
+    backdated = await world.checkout.post(
+        f"/_sim/subscriptions/{sub.subscription_id}/backdate",
+        json={"date": "2026-06-01", "plan_code": PROFESSIONAL_CODE},
+    )
+    assert backdated.status == 200
+
+    report = await reconcile(world)
+    await settled(world)
+
+    assert [(d.kind, d.action) for d in report.drift] == [(DriftKind.PLAN, "queued")]
+    assert [(c.method, c.planid) for c in world.calls()] == [("POST", "1001"), ("PUT", "1002")]
+    stored = await world.rows("SELECT plan_code FROM subscriptions")
+    assert stored == [{"plan_code": PROFESSIONAL_CODE}]
+
+
+async def test_dry_run_reports_differences_and_changes_nothing(world: PageWorld) -> None:
+    world.sim.drop_all_webhooks()
+    sub = world.sim.subscribe(STANDARD_CODE, quantity=4, **org(2))
+
+    report = await reconcile(world, dry_run=True)
+
+    assert report.dry_run
+    assert report.outcome is RunOutcome.DONE
+    assert (sub.subscription_id, "would queue") in [
+        (d.subscription_id, d.action) for d in report.drift
+    ]
+    for table in ("deliveries", "subscriptions", "webhook_events", "reconcile_state"):
+        assert await world.rows(f"SELECT * FROM {table}") == [], table  # noqa: S608
+    assert world.calls() == []
+    runs = await world.rows("SELECT dry_run, drift, queued FROM reconcile_runs")
+    assert runs == [{"dry_run": 1, "drift": len(report.drift), "queued": 0}]
+
+
+async def test_two_processes_never_reconcile_at_once(world: PageWorld) -> None:
+    deps = world.app[reconcile_key]
+    other = Store(deps.store.path)
+    await other.open()
+    try:
+        world.sim.subscribe(STANDARD_CODE, **org(3))
+        world.sim.set_delay(0.2)  # billing is slow: the first run holds the lock meanwhile
+        second = replace(deps, store=other, owner="second-process")
+        reports = await asyncio.gather(run_reconciliation(deps), run_reconciliation(second))
+        world.sim.set_delay(0)
+        taken = await other.write(lambda db: rows.take_lock(db, "third", now=1e12, lease=1))
+    finally:
+        await other.close()
+
+    assert sorted(r.outcome for r in reports) == sorted([RunOutcome.DONE, RunOutcome.BUSY])
+    assert taken, "the lock is released after the run"
+
+
+async def test_rate_limited_run_is_recorded_and_answers_no_500(make_world: WorldFactory) -> None:
+    world = await make_world(billing={"max_retry_after_seconds": 0.001})
+    world.sim.limit_requests(1)
+    world.sim.subscribe(STANDARD_CODE, **org(4))
+
+    report = await reconcile(world)
+
+    assert report.outcome is RunOutcome.RATE_LIMITED
+    runs = await world.rows("SELECT outcome FROM reconcile_runs")
+    assert runs == [{"outcome": "rate_limited"}]
+
+
+async def test_schedule_runs_at_the_interval_with_an_injected_sleep(world: PageWorld) -> None:
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) > 2:
+            raise asyncio.CancelledError
+
+    try:
+        await run_on_schedule(world.app[reconcile_key], interval=900, sleep=sleep)
+    except asyncio.CancelledError:
+        pass
+    found = await world.rows("SELECT trigger, outcome FROM reconcile_runs")
+    assert waits == [900, 900, 900]
+    assert found == [{"trigger": "schedule", "outcome": "done"}] * 2
+
+
+async def test_readyz_and_check_config_say_whether_reconciliation_runs(
+    world: PageWorld, make_broker: Any
+) -> None:
+    with_billing = await (await world.browser()).client.get("/readyz")
+    without = await (await make_broker()).get("/readyz")
+
+    assert (await with_billing.json())["reconcile"] == "every 900 s"
+    assert (await without.json())["reconcile"] == "off: no [billing] section"
+
+
+async def test_parked_subscription_is_released_when_billing_customer_names_the_org(
+    world: PageWorld,
+) -> None:
+    sub = world.sim.subscribe(STANDARD_CODE, quantity=2)  # the customer has no zuid or zgid
+    await world.settle()
+    parked = await world.rows("SELECT decision FROM subscriptions")
+    assert parked == [{"decision": "parked"}]
+    # The vendor fills in the customer's fields in billing; editing a customer emits no event.
+    customer = world.sim.customers[sub.customer.customer_id]
+    for number, (label, value) in enumerate((("zuid", "61000000009"), ("zgid", "71000000009"))):
+        customer.custom_fields.append(
+            CustomField(f"90000000000000{number}", label, f"cf_{label}", value)
+        )
+
+    report = await reconcile(world)
+    await settled(world)
+
+    assert [(d.kind, d.action) for d in report.drift] == [(DriftKind.PARKED_RESOLVED, "queued")]
+    assert [(c.method, c.zgid) for c in world.calls()] == [("POST", "71000000009")]
