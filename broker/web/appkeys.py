@@ -16,6 +16,8 @@ from broker.config import Settings
 from broker.delivery.worker import DeliveryWorker
 from broker.manage.sessions import SessionCodec
 from broker.metrics import Metrics
+from broker.ops.access import OpsSessionCodec
+from broker.redaction import Redactor
 from broker.store.database import Store
 
 settings_key = web.AppKey("settings", Settings)
@@ -34,6 +36,10 @@ oidc_client_key = web.AppKey("oidc_client", OidcClient)
 # With billing: each org's billing reads, shared and kept briefly; each session's call budget.
 org_reads_key: web.AppKey[SharedReads[tuple[str, ...]]] = web.AppKey("org_reads")
 call_budget_key = web.AppKey("call_budget", CallBudget)
+
+# Present only when the operator console is configured (ops.password_hash).
+ops_codec_key = web.AppKey("ops_codec", OpsSessionCodec)
+ops_redactor_key = web.AppKey("ops_redactor", Redactor)
 
 request_id_key = web.RequestKey("request_id", str)
 csp_key = web.AppKey("content_security_policy", str)

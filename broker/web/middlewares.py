@@ -24,7 +24,7 @@ from broker.web.appkeys import csp_key, request_id_key
 log = structlog.get_logger(__name__)
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-HUMAN_PREFIXES = ("/manage",)
+HUMAN_PREFIXES = ("/manage", "/ops")
 
 
 def content_security_policy(form_targets: list[str]) -> str:
