@@ -10,6 +10,7 @@ from aiohttp.test_utils import TestClient
 
 from broker.core.operator_password import hash_password
 from tests.conftest import db_rows
+from tests.support import eventually
 
 Client = TestClient[web.Request, web.Application]
 PASSWORD = "correct horse battery staple"
@@ -31,3 +32,22 @@ async def sign_in(client: Client) -> str:
 
 async def audit_rows(client: Client, action: str) -> list[dict[str, Any]]:
     return await db_rows(client, "SELECT * FROM audit_log WHERE action = ? ORDER BY id", [action])
+
+
+async def delivery_state(client: Client, delivery_id: int) -> str:
+    rows = await db_rows(client, "SELECT state FROM deliveries WHERE id = ?", [delivery_id])
+    return str(rows[0]["state"]) if rows else "missing"
+
+
+async def wait_for_state(client: Client, delivery_id: int, state: str) -> None:
+    async def reached() -> bool:
+        return await delivery_state(client, delivery_id) == state
+
+    await eventually(reached, message=f"delivery {delivery_id} {state}")
+
+
+async def delivery_ids(client: Client, subscription_id: str) -> list[int]:
+    rows = await db_rows(
+        client, "SELECT id FROM deliveries WHERE subscription_id = ? ORDER BY id", [subscription_id]
+    )
+    return [row["id"] for row in rows]

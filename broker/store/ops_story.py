@@ -39,8 +39,9 @@ def subscription_story(db: sqlite_utils.Database, subscription_id: str) -> Subsc
         " acked_json FROM subscriptions WHERE subscription_id = ?",
         [subscription_id],
     )
-    entries = [*_events(db, subscription_id), *_calls(db, subscription_id)]
-    entries += _actions(db, subscription_id)
+    # At equal times an action comes before the delivery it queued (the sort is stable).
+    entries = [*_events(db, subscription_id), *_actions(db, subscription_id)]
+    entries += _calls(db, subscription_id)
     if row is None and not entries:
         return None
     row = row or {}

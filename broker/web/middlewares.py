@@ -55,6 +55,9 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         status = response.status
         response.headers["X-Request-ID"] = request_id
         return response
+    except web.HTTPException as answer:  # a raised redirect is an answer, not a failure
+        status = answer.status
+        raise
     finally:
         # The path only: query strings carry personal data (landing) and must not be logged.
         log.info(
