@@ -123,8 +123,12 @@ async def test_retrying_a_dead_letter_redelivers_it_and_audits_the_operator(
     await wait_for_state(client, delivery_id, "done")
     assert [call.status for call in simulator.calls] == [400, 200]
     (row,) = await audit_rows(client, "ops.retry_dead")
-    assert (row["zuid"], row["result"]) == ("ops:operator", "ok")
-    assert json.loads(row["detail"]) == {"requeued": [delivery_id], "superseded": []}
+    assert (row["zuid"], row["result"], row["subscription_id"]) == (
+        "ops:operator",
+        "requeued",
+        FIRST,
+    )
+    assert json.loads(row["detail"]) == {"delivery_id": delivery_id}
 
     again = await client.post(
         "/ops/deliveries/retry", data={"csrf": csrf, "delivery": str(delivery_id)}
@@ -147,7 +151,7 @@ async def test_retry_all_matching_requeues_only_what_the_filter_names(
     await wait_for_state(client, second, "done")
     assert await delivery_state(client, first) == "dead"
     (row,) = await audit_rows(client, "ops.retry_dead")
-    assert json.loads(row["detail"])["requeued"] == [second]
+    assert (row["subscription_id"], json.loads(row["detail"])) == (SECOND, {"delivery_id": second})
 
 
 async def test_retry_now_makes_a_pending_delivery_due_at_once(

@@ -52,21 +52,24 @@ def audit(
 def retry_dead(
     db: sqlite_utils.Database, who: Operator, delivery_ids: list[int], *, now: float
 ) -> outbox.Requeued:
-    """Send these dead letters again (a newer delivery supersedes one instead)."""
+    """Send these dead letters again (a newer delivery supersedes one instead); one audit row
+    per delivery, so each subscription's story shows it."""
     requeued: list[int] = []
     superseded: list[int] = []
     for delivery_id in delivery_ids:
         done = outbox.retry_dead(db, now=now, delivery_id=delivery_id)
         requeued += done.requeued
         superseded += done.superseded
-    audit(
-        db,
-        who,
-        "ops.retry_dead",
-        "ok",
-        now=now,
-        detail={"requeued": requeued, "superseded": superseded},
-    )
+        row = select_one(db, "SELECT subscription_id FROM deliveries WHERE id = ?", [delivery_id])
+        audit(
+            db,
+            who,
+            "ops.retry_dead",
+            "requeued" if done.requeued else "superseded",
+            now=now,
+            subscription_id=row["subscription_id"] if row else None,
+            detail={"delivery_id": delivery_id},
+        )
     return outbox.Requeued(requeued, superseded)
 
 
