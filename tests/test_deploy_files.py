@@ -43,6 +43,8 @@ def test_every_secret_setting_is_known():
         "BROKER_LANDING__LINK_SECRET_FILE",
         "BROKER_LANDING__SESSION_SECRET_FILE",
         "BROKER_LANDING__OIDC__CLIENT_SECRET_FILE",
+        "BROKER_OPS__PASSWORD_HASH_FILE",
+        "BROKER_OPS__SESSION_SECRET_FILE",
     }
 
 

@@ -4,7 +4,9 @@ broker serve            run the service
 broker demo             run it offline beside a simulated Developer Console
 broker check-config     validate settings and print them with secrets hidden
 broker sign-link        print a fresh signed Manage Subscription link (tests, the demo)
-broker deliveries ...   list deliveries, show one, retry dead letters
+broker deliveries ...   list deliveries, show one, retry dead letters, retry-now a pending one
+broker events|parked|audit list   the operator console's lists, filtered, with human dates
+broker ops-hash         hash the operator console's password for ops.password_hash
 broker backup DEST      consistent online copy of the database (--verify: check the copy)
 broker check-db         SQLite's integrity check, without a sqlite3 binary
 
@@ -22,7 +24,7 @@ from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
-from broker.cli import commands, operator, reconcile
+from broker.cli import commands, operator, ops_commands, reconcile
 from broker.cli.settings import EXIT_CONFIG
 from broker.config import LandingVerification
 from broker.store.outbox import DeliveryState
@@ -173,4 +175,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     rerun.add_argument("--dry-run", action="store_true", help="show differences; change nothing")
     rerun.set_defaults(handler=reconcile.reconcile)
+    ops_commands.add_retry_now(actions, [db_option, config_option])
+    ops_commands.add_commands(subcommands, config_option, db_option)
     return parser

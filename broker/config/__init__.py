@@ -22,6 +22,7 @@ from pydantic_settings import (
 from broker.config.base import Section, http_url
 from broker.config.billing import ACCOUNTS_HOSTS, BillingSettings, DataCentre
 from broker.config.landing import LandingSettings, LandingVerification, OidcSettings
+from broker.config.ops import OpsSettings
 from broker.config.reconcile import ReconcileSettings
 from broker.secret_env import EnvironSource, resolve_secret_files
 
@@ -34,6 +35,7 @@ __all__ = [
     "LandingVerification",
     "LogSettings",
     "OidcSettings",
+    "OpsSettings",
     "PlansSettings",
     "PlatformSettings",
     "ReconcileSettings",
@@ -171,6 +173,7 @@ class Settings(BaseSettings):
     billing: BillingSettings | None = None
     landing: LandingSettings = Field(default_factory=LandingSettings)
     reconcile: ReconcileSettings = Field(default_factory=ReconcileSettings)
+    ops: OpsSettings = Field(default_factory=OpsSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
     @model_validator(mode="after")
@@ -193,6 +196,7 @@ class Settings(BaseSettings):
         values += self.landing.old_session_secrets
         if self.landing.oidc is not None:
             values.append(self.landing.oidc.client_secret)
+        values += [v for v in (self.ops.password_hash, self.ops.session_secret) if v]
         return [v.get_secret_value() for v in values if v.get_secret_value()]
 
     def webhook_keys(self) -> list[bytes]:

@@ -44,6 +44,7 @@ from broker.manage.subscription_actions import (
     resume,
 )
 from broker.metrics import Metrics
+from broker.ops.routes import setup_ops
 from broker.redaction import Redactor
 from broker.store.database import Store
 from broker.web.appkeys import (
@@ -115,7 +116,12 @@ def create_app(
     )
     environment = aiohttp_jinja2.setup(
         app,
-        loader=jinja2.PackageLoader("broker.manage", "templates"),
+        loader=jinja2.ChoiceLoader(
+            [
+                jinja2.PackageLoader("broker.manage", "templates"),
+                jinja2.PackageLoader("broker.ops", "templates"),
+            ]
+        ),
         autoescape=jinja2.select_autoescape(default=True),
     )
     environment.globals["status_labels"] = STATUS_LABELS
@@ -158,6 +164,7 @@ def create_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    setup_ops(app, settings, clock)
     app.router.add_static("/static", STATIC_DIR, name="static")
     return app
 

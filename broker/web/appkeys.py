@@ -17,6 +17,8 @@ from broker.delivery.reconcile import ReconcileDeps
 from broker.delivery.worker import DeliveryWorker
 from broker.manage.sessions import SessionCodec
 from broker.metrics import Metrics
+from broker.ops.access import OpsSessionCodec
+from broker.redaction import Redactor
 from broker.store.database import Store
 
 settings_key = web.AppKey("settings", Settings)
@@ -39,6 +41,10 @@ org_reads_key: web.AppKey[SharedReads[tuple[str, ...]]] = web.AppKey("org_reads"
 call_budget_key = web.AppKey("call_budget", CallBudget)
 # With billing: what a reconciliation run needs (the console's button calls run_reconciliation).
 reconcile_key = web.AppKey("reconcile", ReconcileDeps)
+
+# Present only when the operator console is configured (ops.password_hash).
+ops_codec_key = web.AppKey("ops_codec", OpsSessionCodec)
+ops_redactor_key = web.AppKey("ops_redactor", Redactor)
 
 request_id_key = web.RequestKey("request_id", str)
 csp_key = web.AppKey("content_security_policy", str)

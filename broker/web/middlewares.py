@@ -24,7 +24,7 @@ from broker.web.appkeys import csp_key, request_id_key
 log = structlog.get_logger(__name__)
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-HUMAN_PREFIXES = ("/manage",)
+HUMAN_PREFIXES = ("/manage", "/ops")
 
 
 def content_security_policy(form_targets: list[str]) -> str:
@@ -55,6 +55,9 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         status = response.status
         response.headers["X-Request-ID"] = request_id
         return response
+    except web.HTTPException as answer:  # a raised redirect is an answer, not a failure
+        status = answer.status
+        raise
     finally:
         # The path only: query strings carry personal data (landing) and must not be logged.
         log.info(

@@ -1,0 +1,169 @@
+"""The operator console's commands: ``broker ops-hash`` (make ``ops.password_hash``),
+``broker events list``, ``broker parked list``, ``broker audit list`` (the console's filters,
+human dates in and out, UTC) and ``broker deliveries retry-now``. Like ``operator``'s commands
+they open the database file directly and print redacted rows."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict
+from functools import partial
+from typing import Any
+
+from broker.cli.operator import _database_path, _open_existing, _redacted
+from broker.core.human_dates import parse_when, show_when
+from broker.core.operator_password import hash_password
+from broker.store import ops_actions, ops_reads
+
+
+def add_commands(
+    subcommands: Any, config_option: argparse.ArgumentParser, db_option: argparse.ArgumentParser
+) -> None:
+    """Register the commands on ``broker``'s parser (``cli/__init__.py`` calls this)."""
+    make_hash = subcommands.add_parser(
+        "ops-hash",
+        help="hash the operator console's password (read from stdin) for ops.password_hash",
+    )
+    make_hash.set_defaults(handler=ops_hash)
+    for name, lister, what in (
+        ("events", list_events, "received webhook events"),
+        ("parked", list_parked, "parked subscriptions with the reason"),
+        ("audit", list_audit, "the audit log (page and console actions)"),
+    ):
+        command = subcommands.add_parser(name, help=what, parents=[config_option])
+        actions = command.add_subparsers(dest="action", required=True)
+        listing = actions.add_parser(
+            "list", help=f"list {what}, newest first", parents=[db_option, config_option]
+        )
+        _filters(listing)
+        listing.set_defaults(handler=partial(lister, environ=os.environ))
+
+
+def _filters(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--state", help="outcome (events), status (parked), result (audit)")
+    parser.add_argument("--subscription", help="a billing subscription id")
+    parser.add_argument("--org", help="an org's zgid")
+    parser.add_argument("--type", help="event type (events) or action (audit)")
+    parser.add_argument(
+        "--since", help="from this UTC date or time: 2026-11-30 or '2026-11-30 14:05'"
+    )
+    parser.add_argument("--until", help="up to this UTC date (the whole day) or time")
+    parser.add_argument("--page", type=int, default=1)
+    parser.add_argument("--limit", type=int, default=50, help="rows per page")
+    parser.add_argument("--json", action="store_true", help="one JSON object per line")
+
+
+def add_retry_now(actions: Any, parents: list[argparse.ArgumentParser]) -> None:
+    retry_now = actions.add_parser(
+        "retry-now",
+        help="send a pending delivery now instead of after its backoff",
+        parents=parents,
+    )
+    retry_now.add_argument("id", type=int)
+    retry_now.set_defaults(handler=partial(deliveries_retry_now, environ=os.environ))
+
+
+def ops_hash(args: argparse.Namespace) -> int:
+    if sys.stdin.isatty():
+        password = getpass.getpass("Operator password: ")
+        if getpass.getpass("Again: ") != password:
+            print("the two passwords differ", file=sys.stderr)
+            return 1
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < 12:
+        print("choose a password of at least 12 characters", file=sys.stderr)
+        return 1
+    print(hash_password(password))
+    return 0
+
+
+def list_events(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    return _list(
+        args,
+        environ,
+        ops_reads.webhook_events,
+        ("received_at",),
+        ["received_at", "event_id", "event_type", "subscription_id", "outcome", "reason"],
+        drop=("raw_body",),
+    )
+
+
+def list_parked(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    return _list(
+        args,
+        environ,
+        ops_reads.parked,
+        ("updated_at",),
+        ["updated_at", "subscription_id", "status", "customer_id", "parked_reason"],
+    )
+
+
+def list_audit(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    return _list(
+        args,
+        environ,
+        ops_reads.audit_log,
+        ("at",),
+        ["at", "zuid", "zgid", "action", "subscription_id", "result", "detail"],
+    )
+
+
+def deliveries_retry_now(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    db = _open_existing(_database_path(args, environ))
+    who = ops_actions.Operator(f"cli:{getpass.getuser()}")
+    try:
+        with db.atomic():
+            ops_actions.retry_now(db, who, args.id, now=time.time())
+    except (LookupError, ops_actions.OpsRefused) as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    print(f"delivery {args.id} is due now; a running broker sends it within its poll interval")
+    return 0
+
+
+def _list(
+    args: argparse.Namespace,
+    environ: Mapping[str, str],
+    read: Callable[[Any, ops_reads.OpsFilter], ops_reads.Page[Any]],
+    times: tuple[str, ...],
+    columns: list[str],
+    *,
+    drop: tuple[str, ...] = (),
+) -> int:
+    try:
+        where = ops_reads.OpsFilter(
+            state=args.state,
+            subscription_id=args.subscription,
+            zgid=args.org,
+            event_type=args.type,
+            since=parse_when(args.since) if args.since else None,
+            until=parse_when(args.until, end_of_day=True) if args.until else None,
+            page=max(args.page, 1),
+            page_size=max(args.limit, 1),
+        )
+    except ValueError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    db = _open_existing(_database_path(args, environ))
+    page = read(db, where)
+    rows = [{k: v for k, v in asdict(row).items() if k not in drop} for row in page.rows]
+    rows = [row | {t: show_when(row[t]) for t in times} for row in _redacted(rows, args, environ)]
+    if args.json:
+        for row in rows:
+            print(json.dumps(row))
+        return 0
+    print("  ".join(columns))
+    for row in rows:
+        print("  ".join(str(row[c]) if row[c] is not None else "-" for c in columns))
+    if not rows:
+        print("(nothing matches)")
+    if page.has_next:
+        print(f"(more: --page {where.page + 1})")
+    return 0

@@ -1,0 +1,1 @@
+"""The operator console at /ops: its own sign-in and cookie, read views and audited actions."""

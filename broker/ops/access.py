@@ -1,0 +1,115 @@
+"""Who may use the console: one operator credential (a scrypt hash in ``ops.password_hash``),
+its own signed cookie (name ``broker_ops``, path ``/ops``, its own key and salt), and a CSRF
+token on every form. A customer's ``/manage`` cookie means nothing here, and this one nothing
+there: different names, paths, keys and salts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+
+import structlog
+from aiohttp import web
+from itsdangerous import BadSignature, TimestampSigner, URLSafeTimedSerializer
+
+from broker.config import Settings
+from broker.core.operator_password import verify_password
+from broker.errors import Forbidden
+
+log = structlog.get_logger(__name__)
+
+COOKIE_NAME = "broker_ops"
+COOKIE_PATH = "/ops"
+SALT = "broker.ops.session"
+
+
+@dataclass(frozen=True)
+class OpsSession:
+    operator: str
+    csrf: str
+
+
+class OpsSessionCodec:
+    """Signs the console's cookie; refused after ``max_age_seconds`` or with another key."""
+
+    def __init__(
+        self,
+        keys: Sequence[bytes],
+        *,
+        max_age_seconds: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        class ClockedSigner(TimestampSigner):
+            def get_timestamp(self) -> int:
+                return int(clock())
+
+        self._serializer = URLSafeTimedSerializer(list(keys), salt=SALT, signer=ClockedSigner)
+        self._max_age = int(max_age_seconds)
+
+    def new(self, operator: str) -> OpsSession:
+        return OpsSession(operator, secrets.token_urlsafe(24))
+
+    def dumps(self, session: OpsSession) -> str:
+        return self._serializer.dumps(asdict(session))
+
+    def loads(self, value: str | None) -> OpsSession | None:
+        if not value:
+            return None
+        try:
+            return OpsSession(**self._serializer.loads(value, max_age=self._max_age))
+        except (BadSignature, TypeError, ValueError):
+            return None
+
+
+def codec_for(settings: Settings, clock: Callable[[], float]) -> OpsSessionCodec:
+    secret = settings.ops.session_secret
+    key = secret.get_secret_value().encode() if secret else secrets.token_bytes(32)
+    return OpsSessionCodec([key], max_age_seconds=settings.ops.session_max_age_seconds, clock=clock)
+
+
+async def password_matches(settings: Settings, password: str) -> bool:
+    """scrypt costs tens of milliseconds of CPU: run it off the event loop."""
+    stored = settings.ops.password_hash
+    if stored is None:
+        return False
+    return await asyncio.to_thread(verify_password, password, stored.get_secret_value())
+
+
+def save(
+    response: web.StreamResponse,
+    codec: OpsSessionCodec,
+    session: OpsSession,
+    *,
+    secure: bool,
+    max_age_seconds: float,
+) -> None:
+    # SameSite=Strict: the console is never entered from another site's link with a session.
+    response.set_cookie(
+        COOKIE_NAME,
+        codec.dumps(session),
+        path=COOKIE_PATH,
+        httponly=True,
+        samesite="Strict",
+        secure=secure,
+        max_age=int(max_age_seconds),
+    )
+
+
+def forget(response: web.StreamResponse) -> None:
+    response.del_cookie(COOKIE_NAME, path=COOKIE_PATH)
+
+
+def check_csrf(session: OpsSession, presented: object) -> None:
+    if not isinstance(presented, str) or not hmac.compare_digest(
+        presented.encode(), session.csrf.encode()
+    ):
+        log.warning("ops.csrf_refused", operator=session.operator)
+        raise Forbidden(
+            "this form has expired or did not come from the console",
+            hint="reload the console page and try again",
+        )

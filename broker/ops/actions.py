@@ -1,0 +1,179 @@
+"""The console's actions: sign in and out, retry dead letters (one, or all a filter matches),
+send a pending delivery now, resolve a parked subscription by hand (after a confirmation page).
+Every POST carries the operator's CSRF token; every change is audited with who and when, in the
+same transaction as the change."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from urllib.parse import urlencode
+
+import structlog
+from aiohttp import web
+
+from broker.errors import ActionNotAllowed, InvalidPayload, NotFound
+from broker.ops.access import check_csrf, forget, password_matches, save
+from broker.ops.support import operator, operator_session, read_filter, render
+from broker.store import ops_actions, ops_reads
+from broker.store.outbox import DeliveryState
+from broker.web.appkeys import clock_key, ops_codec_key, settings_key, store_key
+
+log = structlog.get_logger(__name__)
+MAX_PASSWORD_CHARS = 1024
+
+
+async def login_form(request: web.Request) -> web.Response:
+    return render(request, "ops_login.html", None, {"failed": False})
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    password = form.get("password")
+    settings = request.app[settings_key]
+    if not isinstance(password, str) or not 0 < len(password) <= MAX_PASSWORD_CHARS:
+        password = ""
+    if not password or not await password_matches(settings, password):
+        log.warning("ops.login_refused", reason="empty" if not password else "wrong_password")
+        return render(request, "ops_login.html", None, {"failed": True}, status=401)
+    codec = request.app[ops_codec_key]
+    session = codec.new(settings.ops.operator_name)
+    log.info("ops.login", operator=session.operator)
+    response = web.HTTPSeeOther("/ops")
+    save(
+        response,
+        codec,
+        session,
+        secure=_secure(request),
+        max_age_seconds=settings.ops.session_max_age_seconds,
+    )
+    raise response
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    session = operator_session(request)
+    check_csrf(session, (await request.post()).get("csrf"))
+    response = web.HTTPSeeOther("/ops/login")
+    forget(response)
+    raise response
+
+
+async def retry_dead(request: web.Request) -> web.StreamResponse:
+    """One dead letter (``delivery``), or every dead letter the posted filters match."""
+    session = operator_session(request)
+    form = await request.post()
+    check_csrf(session, form.get("csrf"))
+    store = request.app[store_key]
+    delivery = form.get("delivery")
+    if isinstance(delivery, str) and delivery:
+        if not delivery.isdigit():
+            raise InvalidPayload("a delivery id is a whole number")
+        ids = [int(delivery)]
+        dead = await store.read(lambda db: ops_reads.delivery_ids(db, _only(ids[0])))
+        if not dead:
+            raise ActionNotAllowed(f"delivery {delivery} is not a dead letter", hint="reload")
+    else:
+        where = read_filter(request)  # the filters ride in the form's action URL
+        where = _dead(where)
+        ids = await store.read(lambda db: ops_reads.delivery_ids(db, where))
+    who = operator(request, session)
+    now = request.app[clock_key]()
+    done = await store.write(lambda db: ops_actions.retry_dead(db, who, ids, now=now))
+    log.info("ops.retry_dead", requeued=done.requeued, superseded=done.superseded)
+    message = (
+        f"requeued {len(done.requeued)}, superseded by newer deliveries {len(done.superseded)}"
+    )
+    raise web.HTTPSeeOther("/ops/deliveries?" + urlencode({"state": "dead", "notice": message}))
+
+
+async def retry_now(request: web.Request) -> web.StreamResponse:
+    session = operator_session(request)
+    check_csrf(session, (await request.post()).get("csrf"))
+    delivery_id = _delivery_id(request)
+    who = operator(request, session)
+    now = request.app[clock_key]()
+    try:
+        await request.app[store_key].write(
+            lambda db: ops_actions.retry_now(db, who, delivery_id, now=now)
+        )
+    except LookupError as exc:
+        raise NotFound(str(exc)) from exc
+    except ops_actions.OpsRefused as exc:
+        raise ActionNotAllowed(str(exc), hint="reload the deliveries list") from exc
+    log.info("ops.retry_now", delivery_id=delivery_id)
+    notice = f"delivery {delivery_id} is due now"
+    raise web.HTTPSeeOther("/ops/deliveries?" + urlencode({"state": "pending", "notice": notice}))
+
+
+async def resolve_form(request: web.Request) -> web.Response:
+    session = operator_session(request)
+    sid = request.match_info["subscription_id"]
+    found = await request.app[store_key].read(
+        lambda db: ops_reads.parked(db, ops_reads.OpsFilter(subscription_id=sid))
+    )
+    if not found.rows:
+        raise NotFound(f"subscription {sid} is not parked", hint="see the parked list")
+    return render(request, "ops_resolve.html", session, {"row": found.rows[0], "confirm": False})
+
+
+async def resolve(request: web.Request) -> web.StreamResponse:
+    """First post: the confirmation page. Second post, with ``confirm=yes``: done and audited."""
+    session = operator_session(request)
+    form = await request.post()
+    check_csrf(session, form.get("csrf"))
+    sid = request.match_info["subscription_id"]
+    zgid = str(form.get("zgid", "")).strip()
+    zuid = str(form.get("zuid", "")).strip() or None
+    problems = [
+        f"{name}: digits only, 1-32"
+        for name, value in (("zgid", zgid), ("zuid", zuid))
+        if value is not None and not (value.isdigit() and len(value) <= 32)
+    ]
+    store = request.app[store_key]
+    found = await store.read(
+        lambda db: ops_reads.parked(db, ops_reads.OpsFilter(subscription_id=sid))
+    )
+    if not found.rows:
+        raise NotFound(f"subscription {sid} is not parked", hint="see the parked list")
+    row = found.rows[0]
+    if problems:
+        raise InvalidPayload(
+            "the org could not be read", hint="go back and correct it", problems=problems
+        )
+    if form.get("confirm") != "yes":
+        context = {"row": row, "confirm": True, "zgid": zgid, "zuid": zuid}
+        return render(request, "ops_resolve.html", session, context)
+    who = operator(request, session)
+    now = request.app[clock_key]()
+    settings = request.app[settings_key]
+    result = await store.write(
+        lambda db: ops_actions.resolve_parked(
+            db, who, sid, zgid=zgid, zuid=zuid, settings=settings, now=now
+        )
+    )
+    log.info("ops.resolve_parked", subscription_id=sid, zgid=zgid, outcome=str(result.outcome))
+    raise web.HTTPSeeOther(f"/ops/subscriptions/{sid}")
+
+
+def _dead(where: ops_reads.OpsFilter) -> ops_reads.OpsFilter:
+    if where.state not in (None, DeliveryState.DEAD):
+        raise InvalidPayload("only dead letters are retried", hint="filter on state dead")
+    return replace(where, state=DeliveryState.DEAD)
+
+
+def _only(delivery_id: int) -> ops_reads.OpsFilter:
+    return ops_reads.OpsFilter(state=DeliveryState.DEAD, delivery_id=delivery_id)
+
+
+def _delivery_id(request: web.Request) -> int:
+    text = request.match_info["delivery_id"]
+    if not text.isdigit() or len(text) > 18:
+        raise NotFound(f"no delivery {text[:40]!r}: delivery ids are whole numbers")
+    return int(text)
+
+
+def _secure(request: web.Request) -> bool:
+    settings = request.app[settings_key]
+    return request.secure or (
+        settings.server.behind_tls_proxy
+        and request.headers.get("X-Forwarded-Proto", "").lower() == "https"
+    )

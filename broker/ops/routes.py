@@ -1,0 +1,36 @@
+"""Wires the console into the app when ``ops.password_hash`` is set; otherwise /ops stays a 404."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiohttp import web
+
+from broker.config import Settings
+from broker.ops import actions, views
+from broker.ops.access import codec_for
+from broker.redaction import Redactor
+from broker.web.appkeys import ops_codec_key, ops_redactor_key
+
+
+def setup_ops(app: web.Application, settings: Settings, clock: Callable[[], float]) -> None:
+    if not settings.ops.enabled:
+        return
+    app[ops_codec_key] = codec_for(settings, clock)
+    app[ops_redactor_key] = Redactor(settings.secrets())
+    router = app.router
+    router.add_get("/ops", views.home)
+    router.add_get("/ops/login", actions.login_form)
+    router.add_post("/ops/login", actions.login)
+    router.add_post("/ops/logout", actions.logout)
+    router.add_get("/ops/events", views.events)
+    router.add_get("/ops/events/{event_id}", views.event)
+    router.add_get("/ops/deliveries", views.deliveries)
+    router.add_post("/ops/deliveries/retry", actions.retry_dead)
+    router.add_get("/ops/deliveries/{delivery_id}", views.delivery)
+    router.add_post("/ops/deliveries/{delivery_id}/retry-now", actions.retry_now)
+    router.add_get("/ops/parked", views.parked)
+    router.add_get("/ops/parked/{subscription_id}/resolve", actions.resolve_form)
+    router.add_post("/ops/parked/{subscription_id}/resolve", actions.resolve)
+    router.add_get("/ops/audit", views.audit)
+    router.add_get("/ops/subscriptions/{subscription_id}", views.story)

@@ -1,0 +1,105 @@
+"""What every console handler shares: the signed-in operator, filters read from the query,
+rendering with the operator's CSRF token, and running a store write as an audited action."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from broker.core.human_dates import parse_when, show_when
+from broker.errors import InvalidPayload
+from broker.ops.access import COOKIE_NAME, OpsSession
+from broker.store.ops_actions import Operator
+from broker.store.ops_reads import OpsFilter
+from broker.web.appkeys import ops_codec_key, request_id_key, settings_key
+
+FILTER_FIELDS = ("state", "subscription", "org", "type", "since", "until")
+
+
+def operator_session(request: web.Request) -> OpsSession:
+    """The signed-in operator, else a redirect to the sign-in page."""
+    session = request.app[ops_codec_key].loads(request.cookies.get(COOKIE_NAME))
+    if session is None:
+        raise web.HTTPSeeOther("/ops/login")
+    return session
+
+
+def operator(request: web.Request, session: OpsSession) -> Operator:
+    return Operator(session.operator, request.get(request_id_key))
+
+
+def read_filter(request: web.Request) -> OpsFilter:
+    """The query's filters; a malformed one is a 400 that says which and how to write it."""
+    query = request.query
+    problems: list[str] = []
+
+    def text(name: str) -> str | None:
+        value = query.get(name, "").strip()
+        if len(value) > 200:
+            problems.append(f"{name}: at most 200 characters")
+            return None
+        return value or None
+
+    def when(name: str, *, end_of_day: bool) -> float | None:
+        value = text(name)
+        if value is None:
+            return None
+        try:
+            return parse_when(value, end_of_day=end_of_day)
+        except ValueError as exc:
+            problems.append(f"{name}: {exc}")
+            return None
+
+    page_text = query.get("page", "1")
+    page = int(page_text) if page_text.isdigit() and 0 < int(page_text) < 1_000_000 else 0
+    if not page:
+        problems.append("page: a whole number from 1")
+    where = OpsFilter(
+        state=text("state"),
+        subscription_id=text("subscription"),
+        zgid=text("org"),
+        event_type=text("type"),
+        since=when("since", end_of_day=False),
+        until=when("until", end_of_day=True),
+        page=page or 1,
+        page_size=request.app[settings_key].ops.page_size,
+    )
+    if problems:
+        raise InvalidPayload(
+            "a filter could not be read", hint="correct it and search again", problems=problems
+        )
+    return where
+
+
+def page_links(request: web.Request, where: OpsFilter, has_next: bool) -> dict[str, str | None]:
+    """Links to the previous and next page, keeping the filters."""
+    kept = {k: v for k, v in request.query.items() if k in FILTER_FIELDS and v}
+
+    def link(page: int) -> str:
+        return f"{request.path}?{urlencode({**kept, 'page': page})}"
+
+    return {
+        "previous": link(where.page - 1) if where.page > 1 else None,
+        "next": link(where.page + 1) if has_next else None,
+    }
+
+
+def render(
+    request: web.Request,
+    template: str,
+    session: OpsSession | None,
+    context: dict[str, Any],
+    *,
+    status: int = 200,
+) -> web.Response:
+    values = {
+        "ops": session,
+        "when": show_when,
+        "query": request.query,
+        "query_string": request.query_string,
+        **context,
+    }
+    return aiohttp_jinja2.render_template(template, request, values, status=status)

@@ -1,0 +1,160 @@
+"""The console's read views: webhook events, deliveries with their attempts, parked
+subscriptions, the audit log and one subscription's story. Everything shown passes through the
+redactor first: stored rows may predate redaction, and a raw webhook body is as billing sent it."""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+
+from broker.errors import InvalidPayload, NotFound
+from broker.ops.support import operator_session, page_links, read_filter, render
+from broker.redaction import Redactor
+from broker.store import delivery_records, ops_reads, ops_story
+from broker.store.outbox import DeliveryState
+from broker.web.appkeys import ops_redactor_key, store_key
+
+
+async def home(request: web.Request) -> web.Response:
+    session = operator_session(request)
+    summary = await request.app[store_key].read(
+        lambda db: delivery_records.outbox_summary(db, now=0.0)
+    )
+    parked = await request.app[store_key].read(
+        lambda db: ops_reads.parked(db, ops_reads.OpsFilter(page_size=1000))
+    )
+    return render(
+        request,
+        "ops_home.html",
+        session,
+        {"counts": summary.counts, "parked": len(parked.rows), "states": DeliveryState},
+    )
+
+
+async def events(request: web.Request) -> web.Response:
+    session = operator_session(request)
+    where = read_filter(request)
+    found = await request.app[store_key].read(lambda db: ops_reads.webhook_events(db, where))
+    return render(
+        request,
+        "ops_events.html",
+        session,
+        {"page": found, "links": page_links(request, where, found.has_next)},
+    )
+
+
+async def event(request: web.Request) -> web.Response:
+    session = operator_session(request)
+    event_id = request.match_info["event_id"]
+    found = await request.app[store_key].read(lambda db: ops_reads.webhook_event(db, event_id))
+    if found is None:
+        raise NotFound(f"no webhook event {event_id}", hint="search the events list")
+    return render(
+        request,
+        "ops_event.html",
+        session,
+        {"event": found, "body": _redacted_json(request, found.raw_body)},
+    )
+
+
+async def deliveries(request: web.Request) -> web.Response:
+    session = operator_session(request)
+    where = read_filter(request)
+    if where.state and where.state not in {str(s) for s in DeliveryState}:
+        raise InvalidPayload(
+            f"unknown delivery state {where.state!r}",
+            hint="choose one of: " + ", ".join(DeliveryState),
+        )
+    found = await request.app[store_key].read(lambda db: ops_reads.deliveries(db, where))
+    return render(
+        request,
+        "ops_deliveries.html",
+        session,
+        {
+            "page": found,
+            "links": page_links(request, where, found.has_next),
+            "where": where,
+            "states": [str(s) for s in DeliveryState],
+        },
+    )
+
+
+async def delivery(request: web.Request) -> web.Response:
+    session = operator_session(request)
+    delivery_id = _int(request.match_info["delivery_id"])
+    store = request.app[store_key]
+    found = await store.read(lambda db: delivery_records.get_delivery(db, delivery_id))
+    if found is None:
+        raise NotFound(f"no delivery {delivery_id}", hint="search the deliveries list")
+    attempts = await store.read(lambda db: delivery_records.delivery_attempts(db, delivery_id))
+    redact = request.app[ops_redactor_key]
+    shown = [{**a.as_dict(), **_scrubbed(a, redact)} for a in attempts]
+    return render(request, "ops_delivery.html", session, {"delivery": found, "attempts": shown})
+
+
+def _scrubbed(attempt: delivery_records.AttemptRecord, redact: Redactor) -> dict[str, str | None]:
+    return {
+        "url": redact(attempt.url),
+        "request_body": redact(attempt.request_body),
+        "response_excerpt": redact(attempt.response_excerpt) if attempt.response_excerpt else None,
+        "error": redact(attempt.error) if attempt.error else None,
+    }
+
+
+async def parked(request: web.Request) -> web.Response:
+    session = operator_session(request)
+    where = read_filter(request)
+    found = await request.app[store_key].read(lambda db: ops_reads.parked(db, where))
+    return render(
+        request,
+        "ops_parked.html",
+        session,
+        {"page": found, "links": page_links(request, where, found.has_next)},
+    )
+
+
+async def audit(request: web.Request) -> web.Response:
+    session = operator_session(request)
+    where = read_filter(request)
+    found = await request.app[store_key].read(lambda db: ops_reads.audit_log(db, where))
+    return render(
+        request,
+        "ops_audit.html",
+        session,
+        {"page": found, "links": page_links(request, where, found.has_next)},
+    )
+
+
+async def story(request: web.Request) -> web.Response:
+    session = operator_session(request)
+    sid = request.match_info["subscription_id"]
+    found = await request.app[store_key].read(lambda db: ops_story.subscription_story(db, sid))
+    if found is None:
+        raise NotFound(f"the broker knows nothing of subscription {sid}")
+    redact = request.app[ops_redactor_key]
+    return render(
+        request,
+        "ops_story.html",
+        session,
+        {
+            "story": found,
+            "snapshot": _redacted_json(request, found.snapshot) if found.snapshot else None,
+            "entries": [(e, redact(e.detail)) for e in found.entries],
+        },
+    )
+
+
+def _redacted_json(request: web.Request, text: str) -> str:
+    """Indented when it is JSON, as received when not; secrets hidden either way."""
+    try:
+        text = json.dumps(json.loads(text), indent=2, sort_keys=True)
+    except ValueError:
+        pass
+    return request.app[ops_redactor_key](text)
+
+
+def _int(text: str) -> int:
+    if not text.isdigit() or len(text) > 18:
+        raise NotFound(f"no delivery {text[:40]!r}: delivery ids are whole numbers")
+    return int(text)

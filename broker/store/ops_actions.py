@@ -1,0 +1,137 @@
+"""What the operator console and commands change: dead letters sent again, a pending delivery
+made due now, a parked subscription given its org by hand; each one audited in the same
+transaction as the change it records. Functions run inside store write transactions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlite_utils
+
+from broker.config import Settings
+from broker.store import dead_letters, outbox, pipeline
+from broker.store.audit import record_action
+from broker.store.sql import select_one
+
+OPS_ORG = "ops"  # the audit log's zgid column for the operator's own actions
+
+
+class OpsRefused(Exception):
+    """The action does not apply (a delivery that is not pending, a subscription not parked)."""
+
+
+@dataclass(frozen=True)
+class Operator:
+    name: str
+    request_id: str | None = None
+
+
+def audit(
+    db: sqlite_utils.Database,
+    who: Operator,
+    action: str,
+    result: str,
+    *,
+    now: float,
+    subscription_id: str | None = None,
+    detail: dict[str, object] | None = None,
+) -> None:
+    record_action(
+        db,
+        at=now,
+        zuid=f"ops:{who.name}",
+        zgid=OPS_ORG,
+        action=action,
+        result=result,
+        subscription_id=subscription_id,
+        detail=detail,
+        request_id=who.request_id,
+    )
+
+
+def retry_dead(
+    db: sqlite_utils.Database, who: Operator, delivery_ids: list[int], *, now: float
+) -> dead_letters.Requeued:
+    """Send these dead letters again (a newer delivery supersedes one instead); one audit row
+    per delivery, so each subscription's story shows it."""
+    requeued: list[int] = []
+    superseded: list[int] = []
+    for delivery_id in delivery_ids:
+        done = dead_letters.retry_dead(db, now=now, delivery_id=delivery_id)
+        requeued += done.requeued
+        superseded += done.superseded
+        row = select_one(db, "SELECT subscription_id FROM deliveries WHERE id = ?", [delivery_id])
+        audit(
+            db,
+            who,
+            "ops.retry_dead",
+            "requeued" if done.requeued else "superseded",
+            now=now,
+            subscription_id=row["subscription_id"] if row else None,
+            detail={"delivery_id": delivery_id},
+        )
+    return dead_letters.Requeued(requeued, superseded)
+
+
+def retry_now(db: sqlite_utils.Database, who: Operator, delivery_id: int, *, now: float) -> None:
+    """Make a pending delivery due at once, instead of waiting out its backoff."""
+    row = select_one(
+        db, "SELECT state, subscription_id FROM deliveries WHERE id = ?", [delivery_id]
+    )
+    if row is None:
+        raise LookupError(f"no delivery with id {delivery_id}")
+    if row["state"] != outbox.DeliveryState.PENDING:
+        raise OpsRefused(
+            f"delivery {delivery_id} is {row['state']}, not pending: only a pending delivery "
+            "can be sent now (a dead letter is retried instead)"
+        )
+    db.execute("UPDATE deliveries SET next_attempt_at = ? WHERE id = ?", [now, delivery_id])
+    audit(
+        db,
+        who,
+        "ops.retry_now",
+        "ok",
+        now=now,
+        subscription_id=row["subscription_id"],
+        detail={"delivery_id": delivery_id},
+    )
+
+
+def resolve_parked(
+    db: sqlite_utils.Database,
+    who: Operator,
+    subscription_id: str,
+    *,
+    zgid: str,
+    zuid: str | None,
+    settings: Settings,
+    now: float,
+) -> pipeline.PipelineResult:
+    """Bind a parked subscription to the org the operator chose, then let the pipeline decide
+    again (billing's own ids, when they arrive, still win: see core.identity)."""
+    row = select_one(
+        db,
+        "SELECT parked_reason, zuid FROM subscriptions WHERE subscription_id = ?",
+        [subscription_id],
+    )
+    if row is None:
+        raise LookupError(f"no subscription {subscription_id}")
+    if not row["parked_reason"]:
+        raise OpsRefused(f"subscription {subscription_id} is not parked")
+    db.execute(
+        "UPDATE subscriptions SET zgid = ?, zuid = COALESCE(?, zuid) WHERE subscription_id = ?",
+        [zgid, zuid, subscription_id],
+    )
+    result = pipeline.reconcile(
+        db, subscription_id, settings=settings, now=now, cause="ops.resolve_parked"
+    )
+    audit(
+        db,
+        who,
+        "ops.resolve_parked",
+        str(result.outcome),
+        now=now,
+        subscription_id=subscription_id,
+        detail={"zgid": zgid, "zuid": zuid, "reason": result.reason, "was": row["parked_reason"]},
+    )
+    return result

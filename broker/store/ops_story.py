@@ -1,0 +1,125 @@
+"""One subscription's whole story for the operator: what billing sent, what the broker kept,
+every platform call and every page or console action, in time order. Reads only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlite_utils
+
+from broker.store.sql import select_all, select_one
+
+
+@dataclass(frozen=True)
+class StoryEntry:
+    at: float
+    kind: str  # event | delivery | attempt | action
+    title: str
+    detail: str  # redact before showing
+
+
+@dataclass(frozen=True)
+class SubscriptionStory:
+    subscription_id: str
+    status: str | None
+    zuid: str | None
+    zgid: str | None
+    customer_id: str | None
+    decision: str | None
+    parked_reason: str | None
+    snapshot: str | None  # billing's last snapshot, as kept
+    acked: str | None  # what the platform last acknowledged
+    entries: list[StoryEntry]
+
+
+def subscription_story(db: sqlite_utils.Database, subscription_id: str) -> SubscriptionStory | None:
+    row = select_one(
+        db,
+        "SELECT status, zuid, zgid, customer_id, decision, parked_reason, billing_json,"
+        " acked_json FROM subscriptions WHERE subscription_id = ?",
+        [subscription_id],
+    )
+    # At equal times an action comes before the delivery it queued (the sort is stable).
+    entries = [*_events(db, subscription_id), *_actions(db, subscription_id)]
+    entries += _calls(db, subscription_id)
+    if row is None and not entries:
+        return None
+    row = row or {}
+    entries.sort(key=lambda entry: entry.at)
+    return SubscriptionStory(
+        subscription_id=subscription_id,
+        status=row.get("status"),
+        zuid=row.get("zuid"),
+        zgid=row.get("zgid"),
+        customer_id=row.get("customer_id"),
+        decision=row.get("decision"),
+        parked_reason=row.get("parked_reason"),
+        snapshot=row.get("billing_json"),
+        acked=row.get("acked_json"),
+        entries=entries,
+    )
+
+
+def _events(db: sqlite_utils.Database, sid: str) -> list[StoryEntry]:
+    rows = select_all(
+        db,
+        "SELECT event_id, event_type, received_at, outcome, reason FROM webhook_events"
+        " WHERE subscription_id = ?",
+        [sid],
+    )
+    return [
+        StoryEntry(
+            r["received_at"],
+            "event",
+            f"{r['event_type']} ({r['event_id']}): {r['outcome']}",
+            r["reason"] or "",
+        )
+        for r in rows
+    ]
+
+
+def _calls(db: sqlite_utils.Database, sid: str) -> list[StoryEntry]:
+    deliveries = select_all(
+        db,
+        "SELECT id, created_at, cause, state, target_json FROM deliveries"
+        " WHERE subscription_id = ?",
+        [sid],
+    )
+    attempts = select_all(
+        db,
+        "SELECT a.delivery_id, a.started_at, a.method, a.status, a.outcome, a.error"
+        " FROM attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE d.subscription_id = ?",
+        [sid],
+    )
+    return [
+        StoryEntry(
+            d["created_at"],
+            "delivery",
+            f"delivery {d['id']} queued ({d['cause']}), now {d['state']}",
+            d["target_json"],
+        )
+        for d in deliveries
+    ] + [
+        StoryEntry(
+            a["started_at"],
+            "attempt",
+            f"delivery {a['delivery_id']}: {a['method']} → {a['status'] or 'no answer'}"
+            f" ({a['outcome']})",
+            a["error"] or "",
+        )
+        for a in attempts
+    ]
+
+
+def _actions(db: sqlite_utils.Database, sid: str) -> list[StoryEntry]:
+    rows = select_all(
+        db,
+        "SELECT at, zuid, action, result, detail FROM audit_log WHERE subscription_id = ?",
+        [sid],
+    )
+    return [
+        StoryEntry(
+            r["at"], "action", f"{r['action']} by {r['zuid']}: {r['result']}", r["detail"] or ""
+        )
+        for r in rows
+    ]
