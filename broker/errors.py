@@ -6,6 +6,8 @@
     │   ├── InvalidLanding           400
     │   ├── InvalidIdentifier        400  not a Zoho id (ids.py), refused before any use
     │   ├── Unauthenticated          401
+    │   │   ├── ZapikeyRefused       401  a webhook's zapikey header is missing or wrong
+    │   │   └── SignatureRefused     401  a webhook's signature is missing or wrong
     │   ├── Forbidden                403
     │   ├── NotFound                 404
     │   ├── ActionNotAllowed         409  the subscription's status does not allow it
@@ -69,6 +71,14 @@ class InvalidIdentifier(ClientError):
 class Unauthenticated(ClientError):
     status = 401
     code = "unauthenticated"
+
+
+class ZapikeyRefused(Unauthenticated):
+    """Same answer as its parent; the class tells monitoring which check refused."""
+
+
+class SignatureRefused(Unauthenticated):
+    """Same answer as its parent; the class tells monitoring which check refused."""
 
 
 class Forbidden(ClientError):

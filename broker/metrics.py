@@ -62,3 +62,29 @@ class Metrics:
             ["kind"],
             registry=self.registry,
         )
+        self.webhooks_refused = Counter(
+            "broker_webhooks_refused_total",
+            "Billing webhooks answered with an error, by reason (web.webhook_refusals)",
+            ["reason"],
+            registry=self.registry,
+        )
+        # Read from the database at each scrape, like the outbox gauges.
+        self.parked = Gauge(
+            "broker_parked_subscriptions",
+            "Subscriptions waiting for their org (no zgid or zuid yet) before the platform hears",
+            registry=self.registry,
+        )
+        # Labelled by route template ("GET /subscriptions/{id}"), never by a raw id.
+        self.billing_calls = Counter(
+            "broker_billing_calls_total",
+            "Zoho Billing API calls (each attempt), by endpoint and outcome",
+            ["endpoint", "outcome"],
+            registry=self.registry,
+        )
+        self.billing_latency = Histogram(
+            "broker_billing_call_seconds",
+            "Latency of Zoho Billing API calls, by endpoint",
+            ["endpoint"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=self.registry,
+        )

@@ -25,6 +25,7 @@ from tenacity import (
 )
 
 from broker.clients.billing_answers import TokenExpired, envelope, never_sent, unsent
+from broker.clients.billing_calls import CallMeter
 from broker.clients.billing_token import AccessTokens
 from broker.clients.http import json_body, parse_retry_after
 from broker.config import BillingSettings
@@ -34,6 +35,7 @@ from broker.errors import (
     BillingRateLimited,
     BillingUnavailable,
 )
+from broker.metrics import Metrics
 
 log = structlog.get_logger(__name__)
 
@@ -51,8 +53,10 @@ class BillingClient:
         *,
         sleep: Sleep = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
+        metrics: Metrics | None = None,
     ) -> None:
         self._session = session
+        self._meter = CallMeter(metrics)
         self._settings = settings
         self._sleep = sleep
         self._clock = clock
@@ -251,29 +255,30 @@ class BillingClient:
             "Authorization": f"Zoho-oauthtoken {token}",
             ORG_HEADER: self._settings.organization_id,
         }
-        started = time.perf_counter()
-        try:
-            async with self._session.request(
-                method, url, params=params, json=json, headers=headers, timeout=self._timeout
-            ) as response:
-                status = response.status
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                body = await json_body(response)
-        except TimeoutError:
-            raise BillingUnavailable("Zoho Billing did not answer in time") from None
-        except aiohttp.ClientConnectorError as exc:
-            raise unsent(
-                BillingUnavailable(f"could not reach Zoho Billing ({type(exc).__name__})")
-            ) from None
-        except aiohttp.ClientError as exc:
-            raise BillingUnavailable(
-                f"lost the connection to Zoho Billing ({type(exc).__name__})"
-            ) from None
-        log.info(
-            "billing.call",
-            method=method,
-            path=path,
-            status=status,
-            latency_ms=round((time.perf_counter() - started) * 1000, 2),
-        )
-        return envelope(status, body, retry_after)
+        with self._meter.measure(method, path):
+            started = time.perf_counter()
+            try:
+                async with self._session.request(
+                    method, url, params=params, json=json, headers=headers, timeout=self._timeout
+                ) as response:
+                    status = response.status
+                    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                    body = await json_body(response)
+            except TimeoutError:
+                raise BillingUnavailable("Zoho Billing did not answer in time") from None
+            except aiohttp.ClientConnectorError as exc:
+                raise unsent(
+                    BillingUnavailable(f"could not reach Zoho Billing ({type(exc).__name__})")
+                ) from None
+            except aiohttp.ClientError as exc:
+                raise BillingUnavailable(
+                    f"lost the connection to Zoho Billing ({type(exc).__name__})"
+                ) from None
+            log.info(
+                "billing.call",
+                method=method,
+                path=path,
+                status=status,
+                latency_ms=round((time.perf_counter() - started) * 1000, 2),
+            )
+            return envelope(status, body, retry_after)

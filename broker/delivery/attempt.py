@@ -212,6 +212,18 @@ class DeliveryAttempts:
             urgent=True,
         )
         self._log_attempt(delivery, action, state, results, note=note, retry_at=next_attempt_at)
+        if state is DeliveryState.DEAD:
+            # The operator's to look at (``broker deliveries list --state dead``); errors are
+            # already redacted by the platform client.
+            last = results[-1] if results else None
+            log.warning(
+                "delivery.dead_letter",
+                delivery_id=delivery.id,
+                subscription_id=delivery.subscription_id,
+                action=action,
+                status=last.status if last else None,
+                reason=note or (last.error if last else None) or "refused",
+            )
         if not kept:
             log.warning("delivery.lease_lost", delivery_id=delivery.id)
         if state in (DeliveryState.DONE, DeliveryState.DEAD):

@@ -71,6 +71,7 @@ from broker.web.middlewares import (
     request_context,
     security_headers,
 )
+from broker.web.webhook_refusals import WEBHOOK_PATH, count_webhook_refusals
 from broker.web.webhooks import receive_billing_webhook
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "manage" / "static"
@@ -103,7 +104,7 @@ def create_app(
     ``clock`` is the time everything is stamped with; ``sleep`` waits for it (the worker's naps).
     """
     app = web.Application(
-        middlewares=[request_context, security_headers, error_answers],
+        middlewares=[request_context, security_headers, error_answers, count_webhook_refusals],
         # Our webhook handler enforces its own limit with a clear answer; this guards form posts.
         client_max_size=settings.server.max_body_bytes,
     )
@@ -141,7 +142,7 @@ def create_app(
     )
     app.on_startup.append(log_verification_mode)
     app.on_shutdown.append(stop_claiming)
-    app.router.add_post("/webhooks/billing", receive_billing_webhook)
+    app.router.add_post(WEBHOOK_PATH, receive_billing_webhook)
     if settings.landing.verification is LandingVerification.ZOHO:
         app.cleanup_ctx.append(oidc_pages.oidc_context)
         app.router.add_get(oidc_pages.CALLBACK_PATH, oidc_pages.callback)
@@ -206,7 +207,9 @@ async def billing_context(app: web.Application) -> AsyncIterator[None]:
     session = aiohttp.ClientSession(
         timeout=aiohttp.ClientTimeout(total=settings.billing.request_timeout_seconds)
     )
-    client = BillingClient(session, settings.billing, clock=app[clock_key])
+    client = BillingClient(
+        session, settings.billing, clock=app[clock_key], metrics=app[metrics_key]
+    )
     app[billing_client_key] = client
     app[catalog_key] = CatalogCache(
         client,

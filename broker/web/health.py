@@ -16,6 +16,7 @@ from broker.delivery.reconcile import schedule_status
 from broker.errors import StoreError
 from broker.store.delivery_records import outbox_summary
 from broker.store.heartbeat import write_heartbeat
+from broker.store.monitoring import parked_subscriptions
 from broker.web.appkeys import clock_key, metrics_key, settings_key, store_key, worker_key
 
 log = structlog.get_logger(__name__)
@@ -97,5 +98,6 @@ async def metrics(request: web.Request) -> web.Response:
     for state, count in summary.counts.items():
         registry.deliveries.labels(str(state)).set(count)
     registry.oldest_pending.set(summary.oldest_pending_seconds)
+    registry.parked.set(await request.app[store_key].read(parked_subscriptions))
     body = generate_latest(registry.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

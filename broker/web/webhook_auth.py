@@ -13,20 +13,20 @@ import hashlib
 import hmac
 from collections.abc import Iterable
 
-from broker.errors import Unauthenticated
+from broker.errors import SignatureRefused, ZapikeyRefused
 
 SIGNATURE_HEADER = "X-Zoho-Webhook-Signature"
 
 
 def check_zapikey(presented: str | None, accepted: Iterable[bytes]) -> None:
     if not presented:
-        raise Unauthenticated(
+        raise ZapikeyRefused(
             "missing zapikey header",
             hint="add the custom header 'zapikey' to the Zoho Billing webhook",
         )
     if not presented.isascii():
         # Keys are ASCII; a non-UTF-8 header arrives surrogate-escaped and cannot even encode.
-        raise Unauthenticated(
+        raise ZapikeyRefused(
             "the zapikey header holds non-ASCII characters, so it cannot match",
             hint="copy the ZAPIKEY from the Developer Console into the webhook's zapikey header",
         )
@@ -36,7 +36,7 @@ def check_zapikey(presented: str | None, accepted: Iterable[bytes]) -> None:
     for key in accepted:
         matched |= hmac.compare_digest(candidate, key)
     if not matched:
-        raise Unauthenticated(
+        raise ZapikeyRefused(
             "the zapikey header does not match",
             hint="copy the ZAPIKEY from the Developer Console into the webhook's zapikey header",
         )
@@ -62,12 +62,12 @@ def check_signature(
     raw_body: bytes,
 ) -> None:
     if not presented:
-        raise Unauthenticated(
+        raise SignatureRefused(
             f"missing {SIGNATURE_HEADER} header",
             hint="this broker requires signed webhooks: enable 'secure this webhook' in Zoho",
         )
     if not presented.isascii():
-        raise Unauthenticated(
+        raise SignatureRefused(
             f"the {SIGNATURE_HEADER} header holds non-ASCII characters; the webhook signature "
             "is hex or base64",
             hint="check that the signing secret configured here equals the one in Zoho",
@@ -77,7 +77,7 @@ def check_signature(
     if encoding == "hex":
         given = given.lower()
     if not hmac.compare_digest(given.encode(), expected.encode()):
-        raise Unauthenticated(
+        raise SignatureRefused(
             "the webhook signature does not match",
             hint="check that the signing secret configured here equals the one in Zoho",
         )

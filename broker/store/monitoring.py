@@ -1,0 +1,14 @@
+"""What monitoring reads of the subscriptions at each scrape (the outbox's own counts are
+``delivery_records.outbox_summary``). Reads only, one bounded aggregate query each."""
+
+from __future__ import annotations
+
+import sqlite_utils
+
+from broker.store.sql import select_one
+
+
+def parked_subscriptions(db: sqlite_utils.Database) -> int:
+    """Subscriptions held back until their org is known (``decide.Mark("parked", ...)``)."""
+    row = select_one(db, "SELECT COUNT(*) AS n FROM subscriptions WHERE decision = 'parked'")
+    return int(row["n"]) if row else 0
