@@ -10,9 +10,16 @@ from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
 from broker.clients.billing_calls import endpoint_of
-from broker.errors import BillingNotFound, BillingRateLimited, BillingUnavailable
+from broker.errors import (
+    BillingNotFound,
+    BillingRateLimited,
+    BillingUnavailable,
+    InvalidIdentifier,
+    StoreError,
+)
 from broker.simulators.platform import PlatformSimulator
 from broker.web.appkeys import billing_client_key
+from broker.web.webhook_refusals import refusal_reason
 from tests.conftest import db_rows, post_event
 from tests.page_support import Browser, PageWorld
 from tests.support import ZAPIKEY, eventually, subscription_event
@@ -86,6 +93,19 @@ async def test_a_bad_signature_is_counted_apart_from_a_bad_zapikey(make_broker):
     samples = await scrape(client)
     assert refused(samples, "signature") == 2
     assert refused(samples, "zapikey") == 0
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (StoreError("the disk is full"), "store_unavailable"),
+        (InvalidIdentifier("not a Zoho id"), "unreadable"),
+        (web.HTTPRequestEntityTooLarge(max_size=10, actual_size=11), "too_large"),
+        (RuntimeError("a bug"), "internal"),
+    ],
+)
+def test_the_rarer_refusals_have_their_own_reason(error: BaseException, reason: str):
+    assert refusal_reason(error) == reason
 
 
 # --- parked subscriptions ------------------------------------------------------------------------
