@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, EmailStr, StringConstraints, ValidationError
 
@@ -56,36 +56,47 @@ class LandingParams(BaseModel):
         return self.display_name or full or (self.email or f"user {self.zuid}")
 
 
-def parse_landing(sources: Iterable[Mapping[str, str]]) -> LandingParams:
-    """Merge query and form parameters into validated landing parameters."""
-    pairs: list[tuple[str, str]] = []
-    for source in sources:
-        items = source.items()
-        pairs.extend((str(k), str(v)) for k, v in items)
-    values: dict[str, Any] = {}
+START_AGAIN = "open the Manage Subscription page again from the app's Subscription menu"
+
+
+def merge_landing(
+    sources: Iterable[Mapping[str, str]], *, ignore: frozenset[str] = frozenset()
+) -> dict[str, str]:
+    """Every form the parameters arrive in (query, form, flat, bracketed, dotted, JSON
+    ``custom_fields``) merged into one value per name; a name given two values is refused.
+
+    ``ignore`` drops plain fields the caller will not believe (Sign in with Zoho takes the
+    email from the ID token, never from the browser)."""
+    values: dict[str, str] = {}
 
     def put(name: str, value: str | None) -> None:
         value = value.strip() if isinstance(value, str) else value
         if not value:
             return
-        if name in values and values[name] != value:
+        if values.setdefault(name, value) != value:
             raise InvalidLanding(
-                f"the link gives two different values for {name}",
-                hint="open the Manage Subscription page again from the app's Subscription menu",
+                f"the link gives two different values for {name}", hint=START_AGAIN
             )
-        values[name] = value
 
-    for key, value in pairs:
-        if key == "custom_fields":
-            for name, nested in _json_custom_fields(value).items():
-                put(name, nested)
-        for name, aliases in ID_ALIASES.items():
-            if key in aliases:
-                put(name, value)
-        if key in HOSTED_PAGE_ALIASES:
-            put("hosted_page_id", value)
-        if key in PLAIN_FIELDS:
-            put(key, value)
+    for source in sources:
+        for key, value in source.items():
+            key, value = str(key), str(value)
+            if key == "custom_fields":
+                for name, nested in _json_custom_fields(value).items():
+                    put(name, nested)
+            for name, aliases in ID_ALIASES.items():
+                if key in aliases:
+                    put(name, value)
+            if key in HOSTED_PAGE_ALIASES:
+                put("hosted_page_id", value)
+            if key in PLAIN_FIELDS and key not in ignore:
+                put(key, value)
+    return values
+
+
+def parse_landing(sources: Iterable[Mapping[str, str]]) -> LandingParams:
+    """Merge query and form parameters into validated landing parameters."""
+    values = merge_landing(sources)
     try:
         return LandingParams.model_validate(values)
     except ValidationError as exc:

@@ -11,12 +11,10 @@ browser says on its own binds, claims or reveals anything.
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 from collections.abc import AsyncIterator, Mapping
 from functools import partial
-from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
@@ -33,7 +31,7 @@ from broker.clients.oidc import (
 )
 from broker.config import LandingVerification
 from broker.core.billing_events import describe_validation_errors
-from broker.core.landing import HOSTED_PAGE_ALIASES, ID_ALIASES, PLAIN_FIELDS, LandingParams
+from broker.core.landing import START_AGAIN, LandingParams, merge_landing
 from broker.errors import InvalidLanding
 from broker.manage.identity import start_session
 from broker.manage.pages import LANDING_KEYS
@@ -55,7 +53,6 @@ CALLBACK_PATH = "/manage/oidc/callback"
 FLOW_COOKIE = "broker_signin"  # binds a started sign-in to this browser (login CSRF)
 FLOW_COOKIE_PATH = "/manage/oidc"
 _BROWSER_VALUE = re.compile(r"^[A-Za-z0-9_-]{43}$")
-START_AGAIN = "open the Manage Subscription page again from the app's Subscription menu"
 
 
 async def manage(request: web.Request) -> web.StreamResponse:
@@ -180,29 +177,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
 
 def parse_hints(sources: list[Mapping[str, str]]) -> LandingHints:
     """The landing parameters (docs/contracts.md §2, in every form) as unverified hints."""
-    values: dict[str, str] = {}
-
-    def put(name: str, value: Any) -> None:
-        text = str(value).strip()
-        if not text:
-            return
-        if values.setdefault(name, text) != text:
-            raise InvalidLanding(
-                f"the link gives two different values for {name}", hint=START_AGAIN
-            )
-
-    for source in sources:
-        for key, value in source.items():
-            if key == "custom_fields":
-                for name, nested in _json_ids(value).items():
-                    put(name, nested)
-            for name, aliases in ID_ALIASES.items():
-                if key in aliases:
-                    put(name, value)
-            if key in HOSTED_PAGE_ALIASES:
-                put("hosted_page_id", value)
-            if key in PLAIN_FIELDS and key != "email":  # the token's email is the one we use
-                put(key, value)
+    values = merge_landing(sources, ignore=frozenset({"email"}))  # the token's email counts
     try:
         return LandingHints.model_validate(values)
     except ValidationError as exc:
@@ -211,17 +186,6 @@ def parse_hints(sources: list[Mapping[str, str]]) -> LandingHints:
             hint=START_AGAIN,
             problems=describe_validation_errors(exc),
         ) from None
-
-
-def _json_ids(text: str) -> dict[str, Any]:
-    try:
-        document = json.loads(text) if len(text) <= 4096 else None
-    except (ValueError, RecursionError):
-        document = None
-    if not isinstance(document, dict):
-        raise InvalidLanding("custom_fields is not a small JSON object", hint=START_AGAIN)
-    found = {n: document.get(n, document.get(f"cf_{n}")) for n in ("zuid", "zgid")}
-    return {n: v for n, v in found.items() if isinstance(v, str | int) and not isinstance(v, bool)}
 
 
 async def _bound_zgid(request: web.Request, zuid: str) -> str | None:
