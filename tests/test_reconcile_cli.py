@@ -37,7 +37,9 @@ def sim() -> BillingSimulator:
 def environment(tmp_path: Path, billing: TestServer, **extra: str) -> dict[str, str]:
     origin = str(billing.make_url("")).rstrip("/")
     return {
-        "PATH": os.environ.get("PATH", ""),
+        # The parent's environment without BROKER_ settings (PATH, and coverage's variables
+        # so the subprocess is measured too).
+        **{k: v for k, v in os.environ.items() if not k.upper().startswith("BROKER_")},
         "BROKER_PLATFORM__APP_DOMAIN": APP_DOMAIN,
         "BROKER_PLATFORM__ZAPIKEY": ZAPIKEY,
         "BROKER_STORE__PATH": str(tmp_path / "broker.db"),
@@ -106,7 +108,9 @@ async def test_dry_run_prints_the_table_of_differences(tmp_path: Path, aiohttp_s
 
 async def test_bad_since_and_missing_billing_get_clear_answers(tmp_path: Path) -> None:
     env = {
-        "PATH": os.environ.get("PATH", ""),
+        # The parent's environment without BROKER_ settings (PATH, and coverage's variables
+        # so the subprocess is measured too).
+        **{k: v for k, v in os.environ.items() if not k.upper().startswith("BROKER_")},
         "BROKER_PLATFORM__APP_DOMAIN": APP_DOMAIN,
         "BROKER_PLATFORM__ZAPIKEY": ZAPIKEY,
         "BROKER_STORE__PATH": str(tmp_path / "broker.db"),
