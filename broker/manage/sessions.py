@@ -14,12 +14,12 @@ import hmac
 import secrets
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
 from aiohttp import web
-from itsdangerous import BadSignature, TimestampSigner, URLSafeTimedSerializer
 
 from broker.errors import Forbidden
+from broker.web.signed_cookies import SignedCookieCodec
 
 COOKIE_NAME = "broker_session"
 COOKIE_PATH = "/manage"
@@ -40,7 +40,7 @@ class Session:
         return replace(self, notice=notice)
 
 
-class SessionCodec:
+class SessionCodec(SignedCookieCodec[Session]):
     """Signs sessions with the last of ``keys`` and accepts any of them (oldest first)."""
 
     def __init__(
@@ -50,32 +50,12 @@ class SessionCodec:
         max_age_seconds: float,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if not keys:
-            raise ValueError("a session codec needs at least one key")
-
-        class ClockedSigner(TimestampSigner):
-            def get_timestamp(self) -> int:
-                return int(clock())
-
-        self._serializer = URLSafeTimedSerializer(list(keys), salt=SALT, signer=ClockedSigner)
-        self._max_age = int(max_age_seconds)
+        super().__init__(Session, keys, salt=SALT, max_age_seconds=max_age_seconds, clock=clock)
 
     def new(
         self, *, zuid: str, zgid: str, name: str, email: str | None, company: str | None
     ) -> Session:
         return Session(zuid, zgid, name, email, company, secrets.token_urlsafe(24))
-
-    def dumps(self, session: Session) -> str:
-        return self._serializer.dumps(asdict(session))
-
-    def loads(self, value: str | None) -> Session | None:
-        """The session, or None if the cookie is missing, altered, malformed or too old."""
-        if not value:
-            return None
-        try:
-            return Session(**self._serializer.loads(value, max_age=self._max_age))
-        except (BadSignature, TypeError, ValueError):
-            return None
 
 
 def save_session(

@@ -11,15 +11,15 @@ import hmac
 import secrets
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import structlog
 from aiohttp import web
-from itsdangerous import BadSignature, TimestampSigner, URLSafeTimedSerializer
 
 from broker.config import Settings
 from broker.core.operator_password import verify_password
 from broker.errors import Forbidden
+from broker.web.signed_cookies import SignedCookieCodec
 
 log = structlog.get_logger(__name__)
 
@@ -34,7 +34,7 @@ class OpsSession:
     csrf: str
 
 
-class OpsSessionCodec:
+class OpsSessionCodec(SignedCookieCodec[OpsSession]):
     """Signs the console's cookie; refused after ``max_age_seconds`` or with another key."""
 
     def __init__(
@@ -44,26 +44,10 @@ class OpsSessionCodec:
         max_age_seconds: float,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        class ClockedSigner(TimestampSigner):
-            def get_timestamp(self) -> int:
-                return int(clock())
-
-        self._serializer = URLSafeTimedSerializer(list(keys), salt=SALT, signer=ClockedSigner)
-        self._max_age = int(max_age_seconds)
+        super().__init__(OpsSession, keys, salt=SALT, max_age_seconds=max_age_seconds, clock=clock)
 
     def new(self, operator: str) -> OpsSession:
         return OpsSession(operator, secrets.token_urlsafe(24))
-
-    def dumps(self, session: OpsSession) -> str:
-        return self._serializer.dumps(asdict(session))
-
-    def loads(self, value: str | None) -> OpsSession | None:
-        if not value:
-            return None
-        try:
-            return OpsSession(**self._serializer.loads(value, max_age=self._max_age))
-        except (BadSignature, TypeError, ValueError):
-            return None
 
 
 def codec_for(settings: Settings, clock: Callable[[], float]) -> OpsSessionCodec:
