@@ -6,6 +6,7 @@ broker check-config     validate settings and print them with secrets hidden
 broker sign-link        print a fresh signed Manage Subscription link (tests, the demo)
 broker deliveries ...   list deliveries, show one, retry dead letters, retry-now a pending one
 broker events|parked|audit list   the operator console's lists, filtered, with human dates
+broker events replay ID | --from DATE --to DATE   feed stored events through the pipeline again
 broker ops-hash         hash the operator console's password for ops.password_hash
 broker backup DEST      consistent online copy of the database (--verify: check the copy)
 broker check-db         SQLite's integrity check, without a sqlite3 binary

@@ -1,7 +1,8 @@
 """The operator console's commands: ``broker ops-hash`` (make ``ops.password_hash``),
-``broker events list``, ``broker parked list``, ``broker audit list`` (the console's filters,
-human dates in and out, UTC) and ``broker deliveries retry-now``. Like ``operator``'s commands
-they open the database file directly and print redacted rows."""
+``broker events list`` (``events replay`` is in ``cli.replay``), ``broker parked list``,
+``broker audit list`` (the console's filters, human dates in and out, UTC) and
+``broker deliveries retry-now``. Like ``operator``'s commands they open the database file
+directly and print redacted rows."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from functools import partial
 from typing import Any
 
 from broker.cli.operator import _database_path, _open_existing, _redacted
+from broker.cli.replay import add_replay
 from broker.core.human_dates import parse_when, show_when
 from broker.core.operator_password import hash_password
 from broker.store import ops_actions, ops_reads
@@ -43,6 +45,8 @@ def add_commands(
         )
         _filters(listing)
         listing.set_defaults(handler=partial(lister, environ=os.environ))
+        if name == "events":
+            add_replay(actions, [db_option, config_option])
 
 
 def _filters(parser: argparse.ArgumentParser) -> None:

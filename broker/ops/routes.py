@@ -7,7 +7,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from broker.config import Settings
-from broker.ops import actions, views
+from broker.ops import actions, reconcile, replay, views
 from broker.ops.access import codec_for
 from broker.redaction import Redactor
 from broker.web.appkeys import ops_codec_key, ops_redactor_key
@@ -24,7 +24,10 @@ def setup_ops(app: web.Application, settings: Settings, clock: Callable[[], floa
     router.add_post("/ops/login", actions.login)
     router.add_post("/ops/logout", actions.logout)
     router.add_get("/ops/events", views.events)
+    router.add_get("/ops/events/replay", replay.replay_range)  # before {event_id}
+    router.add_post("/ops/events/replay", replay.replay_range)
     router.add_get("/ops/events/{event_id}", views.event)
+    router.add_post("/ops/events/{event_id}/replay", replay.replay_one)
     router.add_get("/ops/deliveries", views.deliveries)
     router.add_post("/ops/deliveries/retry", actions.retry_dead)
     router.add_get("/ops/deliveries/{delivery_id}", views.delivery)
@@ -33,4 +36,7 @@ def setup_ops(app: web.Application, settings: Settings, clock: Callable[[], floa
     router.add_get("/ops/parked/{subscription_id}/resolve", actions.resolve_form)
     router.add_post("/ops/parked/{subscription_id}/resolve", actions.resolve)
     router.add_get("/ops/audit", views.audit)
+    router.add_get("/ops/reconcile", reconcile.runs)
+    router.add_post("/ops/reconcile/run", reconcile.reconcile_now)
+    router.add_get("/ops/reconcile/{run_id}", reconcile.run)
     router.add_get("/ops/subscriptions/{subscription_id}", views.story)

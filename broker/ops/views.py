@@ -5,6 +5,8 @@ redactor first: stored rows may predate redaction, and a raw webhook body is as 
 from __future__ import annotations
 
 import json
+from collections import Counter
+from datetime import UTC, datetime
 
 from aiohttp import web
 
@@ -13,7 +15,8 @@ from broker.ops.support import operator_session, page_links, read_filter, render
 from broker.redaction import Redactor
 from broker.store import delivery_records, ops_reads, ops_story
 from broker.store.outbox import DeliveryState
-from broker.web.appkeys import ops_redactor_key, store_key
+from broker.store.refusals import refusal_counts
+from broker.web.appkeys import ops_redactor_key, refusals_key, store_key
 
 
 async def home(request: web.Request) -> web.Response:
@@ -40,8 +43,29 @@ async def events(request: web.Request) -> web.Response:
         request,
         "ops_events.html",
         session,
-        {"page": found, "links": page_links(request, where, found.has_next)},
+        {
+            "page": found,
+            "links": page_links(request, where, found.has_next),
+            "refused": await _refused(request, where),
+        },
     )
+
+
+async def _refused(request: web.Request, where: ops_reads.OpsFilter) -> list[tuple[str, int]]:
+    """Refused requests by reason over the filter's days: stored, plus this process's unsaved."""
+    first = _day(where.since)
+    last = _day(where.until - 1e-3) if where.until is not None else None
+    stored = await request.app[store_key].read(
+        lambda db: refusal_counts(db, first_day=first, last_day=last)
+    )
+    totals = Counter(stored)
+    if refusals_key in request.app:
+        totals.update(request.app[refusals_key].pending(first, last))
+    return sorted(totals.items())
+
+
+def _day(epoch: float | None) -> str | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC).date().isoformat()
 
 
 async def event(request: web.Request) -> web.Response:

@@ -58,6 +58,7 @@ from broker.web.appkeys import (
     org_reads_key,
     platform_client_key,
     reconcile_key,
+    refusals_key,
     session_codec_key,
     settings_key,
     sleep_key,
@@ -71,6 +72,7 @@ from broker.web.middlewares import (
     request_context,
     security_headers,
 )
+from broker.web.refused import RefusalTally
 from broker.web.webhook_refusals import WEBHOOK_PATH, count_webhook_refusals
 from broker.web.webhooks import receive_billing_webhook
 
@@ -134,6 +136,7 @@ def create_app(
     app.cleanup_ctx.extend(
         [
             store_context,
+            refusals_context,
             http_session_context,
             billing_context,
             delivery_worker_context,
@@ -181,6 +184,14 @@ async def store_context(app: web.Application) -> AsyncIterator[None]:
     app[store_key] = store
     yield
     await store.close()
+
+
+async def refusals_context(app: web.Application) -> AsyncIterator[None]:
+    """Refused webhooks counted in memory; what is left is written before the store closes."""
+    tally = RefusalTally(app[store_key], app[clock_key])
+    app[refusals_key] = tally
+    yield
+    await tally.close()
 
 
 async def http_session_context(app: web.Application) -> AsyncIterator[None]:

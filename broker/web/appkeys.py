@@ -20,6 +20,7 @@ from broker.metrics import Metrics
 from broker.ops.access import OpsSessionCodec
 from broker.redaction import Redactor
 from broker.store.database import Store
+from broker.web.refused import RefusalTally
 
 settings_key = web.AppKey("settings", Settings)
 clock_key: web.AppKey[Callable[[], float]] = web.AppKey("clock")
@@ -45,6 +46,9 @@ reconcile_key = web.AppKey("reconcile", ReconcileDeps)
 # Present only when the operator console is configured (ops.password_hash).
 ops_codec_key = web.AppKey("ops_codec", OpsSessionCodec)
 ops_redactor_key = web.AppKey("ops_redactor", Redactor)
+
+# Refused webhook requests, counted here and flushed to the store at most once a minute.
+refusals_key = web.AppKey("webhook_refusals", RefusalTally)
 
 request_id_key = web.RequestKey("request_id", str)
 csp_key = web.AppKey("content_security_policy", str)

@@ -21,7 +21,7 @@ from broker.errors import (
     Unauthenticated,
     UnsupportedMediaType,
 )
-from broker.web.appkeys import metrics_key
+from broker.web.appkeys import metrics_key, refusals_key
 
 WEBHOOK_PATH = "/webhooks/billing"
 
@@ -63,8 +63,15 @@ async def count_webhook_refusals(request: web.Request, handler: Handler) -> web.
         return await handler(request)
     except web.HTTPException as http_error:
         if http_error.status >= 400:
-            request.app[metrics_key].webhooks_refused.labels(refusal_reason(http_error)).inc()
+            _count(request.app, refusal_reason(http_error))
         raise
     except Exception as error:
-        request.app[metrics_key].webhooks_refused.labels(refusal_reason(error)).inc()
+        _count(request.app, refusal_reason(error))
         raise
+
+
+def _count(app: web.Application, reason: WebhookRefusal) -> None:
+    """The metric, and the console's per-day counts (in memory, written at most once a minute)."""
+    app[metrics_key].webhooks_refused.labels(reason).inc()
+    if refusals_key in app:
+        app[refusals_key].note(reason)
