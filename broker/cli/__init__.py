@@ -7,6 +7,8 @@ broker sign-link        print a fresh signed Manage Subscription link (tests, th
 broker deliveries ...   list deliveries, show one, retry dead letters, retry-now a pending one
 broker events|parked|audit list   the operator console's lists, filtered, with human dates
 broker events replay ID | --from DATE --to DATE   feed stored events through the pipeline again
+broker events show ID   one webhook event, its body redacted
+broker parked resolve   bind a parked subscription to an org by hand (audited)
 broker ops-hash         hash the operator console's password for ops.password_hash
 broker backup DEST      consistent online copy of the database (--verify: check the copy)
 broker check-db         SQLite's integrity check, without a sqlite3 binary
@@ -25,7 +27,7 @@ from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
-from broker.cli import commands, operator, ops_commands, reconcile
+from broker.cli import commands, operator, ops_commands, ops_detail, reconcile
 from broker.cli.settings import EXIT_CONFIG
 from broker.config import LandingVerification
 from broker.store.outbox import DeliveryState
@@ -151,8 +153,7 @@ def _parser() -> argparse.ArgumentParser:
         "list", help="list deliveries, newest first", parents=[db_option, config_option]
     )
     listing.add_argument("--state", choices=[str(state) for state in DeliveryState])
-    listing.add_argument("--limit", type=int, default=50)
-    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    ops_detail.add_delivery_filters(listing)
     listing.set_defaults(handler=partial(operator.deliveries_list, environ=os.environ))
     show = actions.add_parser(
         "show", help="one delivery with every attempt", parents=[db_option, config_option]

@@ -16,23 +16,41 @@ import json
 import sys
 import time
 import tomllib
-from collections.abc import Mapping
-from datetime import UTC, datetime
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from broker.config import config_file, load_settings
+from broker.core.human_dates import parse_when, show_when
 from broker.redaction import Redactor
-from broker.store import database, dead_letters, delivery_records, integrity, outbox
+from broker.store import database, dead_letters, delivery_records, integrity, ops_reads
+
+_DELIVERY_TIMES = ("created_at", "next_attempt_at", "finished_at")
 
 
 def deliveries_list(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """The console's deliveries list: its filters (state, subscription, org, a UTC date range
+    on when a delivery was queued), newest first, dates shown as UTC dates."""
+    try:
+        where = ops_reads.OpsFilter(
+            state=args.state,
+            subscription_id=args.subscription,
+            zgid=args.org,
+            since=parse_when(args.since) if args.since else None,
+            until=parse_when(args.until, end_of_day=True) if args.until else None,
+            page=max(args.page, 1),
+            page_size=max(args.limit, 1),
+        )
+    except ValueError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
     db = _open_existing(_database_path(args, environ))
-    state = outbox.DeliveryState(args.state) if args.state else None
-    records = delivery_records.list_deliveries(db, state=state, limit=args.limit)
-    rows = _redacted([record.as_dict() for record in records], args, environ)
+    page = ops_reads.deliveries(db, where)
+    rows = _redacted([record.as_dict() for record in page.rows], args, environ)
+    rows = [row | {t: show_when(row[t]) for t in _DELIVERY_TIMES} for row in rows]
     if args.json:
         for row in rows:
             print(json.dumps(row))
@@ -44,11 +62,13 @@ def deliveries_list(args: argparse.Namespace, environ: Mapping[str, str]) -> int
     for row in rows:
         print(
             f"{row['id']:>6}  {row['state']:<10} {row['action'] or '-':<7} {row['attempts']:>5}"
-            f"  {row['subscription_id']:<22} {_when(row['created_at']):<20} "
+            f"  {row['subscription_id']:<22} {row['created_at']:<20} "
             f"{row['last_error'] or ''}"
         )
     if not rows:
         print("(no deliveries" + (f" in state {args.state})" if args.state else ")"))
+    if page.has_next:
+        print(f"(more: --page {where.page + 1})")
     return 0
 
 
@@ -67,7 +87,7 @@ def deliveries_show(args: argparse.Namespace, environ: Mapping[str, str]) -> int
 def deliveries_retry(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     db = _open_existing(_database_path(args, environ))
     try:
-        with db.atomic():
+        with _write_transaction(db):
             result = dead_letters.retry_dead(
                 db, now=time.time(), delivery_id=None if args.all_dead else args.id
             )
@@ -119,8 +139,9 @@ def _report_integrity(path: Path) -> int:
 
 def _database_path(args: argparse.Namespace, environ: Mapping[str, str]) -> Path:
     """Ops commands need only the database, not the platform secrets, so read just that."""
-    if args.db is not None:
-        return Path(args.db)
+    db = getattr(args, "db", None)  # absent when a command's --db defaults to SUPPRESS
+    if db is not None:
+        return Path(db)
     if environ.get("BROKER_STORE__PATH"):
         return Path(environ["BROKER_STORE__PATH"])
     config = config_file(args.config, environ)
@@ -158,13 +179,20 @@ def _known_secrets(args: argparse.Namespace, environ: Mapping[str, str]) -> list
         return []  # the database commands work without settings; pattern redaction still runs
 
 
+@contextmanager
+def _write_transaction(db: Any) -> Iterator[Any]:
+    """``BEGIN IMMEDIATE``: wait (busy_timeout) for a running broker's writer, rather than fail
+    at once with "database is locked" when a read transaction cannot be upgraded (WAL)."""
+    db.conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.conn.execute("ROLLBACK")
+        raise
+    db.conn.execute("COMMIT")
+
+
 def _open_existing(path: Path) -> Any:
     if not path.is_file():
         raise SystemExit(f"no database at {path}: pass --db or set BROKER_STORE__PATH")
     return database.connect(path)
-
-
-def _when(epoch: float | None) -> str:
-    if not epoch:
-        return "-"
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S")

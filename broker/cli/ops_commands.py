@@ -17,7 +17,8 @@ from dataclasses import asdict
 from functools import partial
 from typing import Any
 
-from broker.cli.operator import _database_path, _open_existing, _redacted
+from broker.cli import ops_detail
+from broker.cli.operator import _database_path, _open_existing, _redacted, _write_transaction
 from broker.cli.replay import add_replay
 from broker.core.human_dates import parse_when, show_when
 from broker.core.operator_password import hash_password
@@ -47,6 +48,7 @@ def add_commands(
         listing.set_defaults(handler=partial(lister, environ=os.environ))
         if name == "events":
             add_replay(actions, [db_option, config_option])
+        ops_detail.add_actions(name, actions, [db_option, config_option])
 
 
 def _filters(parser: argparse.ArgumentParser) -> None:
@@ -123,7 +125,7 @@ def deliveries_retry_now(args: argparse.Namespace, environ: Mapping[str, str]) -
     db = _open_existing(_database_path(args, environ))
     who = ops_actions.Operator(f"cli:{getpass.getuser()}")
     try:
-        with db.atomic():
+        with _write_transaction(db):
             ops_actions.retry_now(db, who, args.id, now=time.time())
     except (LookupError, ops_actions.OpsRefused) as exc:
         print(str(exc), file=sys.stderr)

@@ -1,5 +1,9 @@
 """One subscription's whole story for the operator: what billing sent, what the broker kept,
-every platform call and every page or console action, in time order. Reads only."""
+every platform call and every page or console action, in time order. Reads only.
+
+Who owns it is the pipeline's answer (``PipelineFacts.owner`` over the facts
+``pipeline.load_facts`` reads), not the row's own zgid/zuid columns, which hold only a believed
+claim or an operator's choice: billing's custom fields win there, and so they do here."""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ from dataclasses import dataclass
 
 import sqlite_utils
 
+from broker.core.mapping import Identity
+from broker.store.pipeline import load_facts
 from broker.store.sql import select_all, select_one
 
 
@@ -46,11 +52,12 @@ def subscription_story(db: sqlite_utils.Database, subscription_id: str) -> Subsc
         return None
     row = row or {}
     entries.sort(key=lambda entry: entry.at)
+    owner = owner_of(db, subscription_id) if row else Identity()
     return SubscriptionStory(
         subscription_id=subscription_id,
         status=row.get("status"),
-        zuid=row.get("zuid"),
-        zgid=row.get("zgid"),
+        zuid=owner.zuid,
+        zgid=owner.zgid,
         customer_id=row.get("customer_id"),
         decision=row.get("decision"),
         parked_reason=row.get("parked_reason"),
@@ -58,6 +65,11 @@ def subscription_story(db: sqlite_utils.Database, subscription_id: str) -> Subsc
         acked=row.get("acked_json"),
         entries=entries,
     )
+
+
+def owner_of(db: sqlite_utils.Database, subscription_id: str) -> Identity:
+    """The zuid and zgid the pipeline would act for, from the same facts it reads."""
+    return load_facts(db, subscription_id).owner()
 
 
 def _events(db: sqlite_utils.Database, sid: str) -> list[StoryEntry]:
