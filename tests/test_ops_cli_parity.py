@@ -26,6 +26,7 @@ from tests.support import (
     subscription_event,
 )
 from tests.test_delivery import run_cli
+from tests.test_landing import open_page, visitor
 
 PARKED = "100000000000000009"
 ORG = "70000000042"
@@ -164,3 +165,29 @@ async def test_story_page_shows_the_owner_billings_custom_fields_name(
     page = await (await client.get(f"/ops/subscriptions/{sid}")).text()
     assert f"<dt>Org (zgid)</dt><dd>{ZGID}</dd>" in page
     assert f"<dt>Owner (zuid)</dt><dd>{ZUID}</dd>" in page
+
+
+async def test_org_filter_finds_a_subscription_whose_org_only_a_verified_sign_in_knows(
+    make_broker: BrokerFactory, simulator: PlatformSimulator, tmp_path: Path, capsys
+):
+    """Billing names only the zuid; the user's signed visit binds it to ZGID, so the pipeline
+    sends it there. The org filter resolves the org the same way and finds it."""
+    client = await make_broker(ops=OPS)
+    await sign_in(client)
+    sid = "100000000000000001"
+    event = subscription_event(subscription_id=sid, zgid=None)
+    assert (await post_event(client, event)).status == 200
+    page, text = await open_page(client, visitor())
+    assert page.status == 200, text
+    await simulator.wait_until(lambda s: len(s.applied) == 1)
+    assert simulator.applied[0].zgid == ZGID
+
+    listed = await (await client.get(f"/ops/deliveries?org={ZGID}")).text()
+    assert f"/ops/subscriptions/{sid}" in listed
+    code, out, err = run_cli(
+        capsys, "deliveries", "list", "--db", str(tmp_path / "broker.db"), "--org", ZGID, "--json"
+    )
+    assert code == 0, err
+    assert [json.loads(line)["subscription_id"] for line in out.splitlines()] == [sid]
+    story = await (await client.get(f"/ops/subscriptions/{sid}")).text()
+    assert f"<dt>Org (zgid)</dt><dd>{ZGID}</dd>" in story

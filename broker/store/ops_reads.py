@@ -1,9 +1,9 @@
 """What the operator console and the operator commands read: webhook events, deliveries, parked
 subscriptions, the audit log, each filtered and paged in SQL, as frozen rows. Reads only.
 
-A filter names the subscription, the org (the subscription's or its billing customer's zgid), a
-state (an event's outcome, a delivery's state), an event type and a time range; each list asks
-for one row more than a page, to know whether another page follows.
+A filter names the subscription, the org (resolved as the pipeline does: billing's, a claim's,
+a verified sign-in's zgid), a state (an event's outcome, a delivery's state), an event type and
+a time range; each list asks for one row more than a page, to know whether another page follows.
 """
 
 from __future__ import annotations
@@ -20,10 +20,14 @@ _DELIVERY_COLUMNS = (
     "d.id, d.subscription_id, d.state, d.action, d.attempts, d.uncertain, d.cause, d.created_at,"
     " d.next_attempt_at, d.finished_at, d.last_status, d.last_error"
 )
-# The org of a subscription: its own bound zgid, else its billing customer's.
+# The org of a subscription, in core.identity.resolve_identity's order: its billing customer's
+# (billing's custom fields, as kept), then its own believed claim, then for a zuid without a zgid
+# that user's verified binding.
 _ORG = (
-    "(SELECT COALESCE(s.zgid, c.zgid) FROM subscriptions s LEFT JOIN customers c"
-    " ON c.customer_id = s.customer_id WHERE s.subscription_id = {table}.subscription_id)"
+    "(SELECT COALESCE(c.zgid, s.zgid, (SELECT u.zgid FROM users u"
+    " WHERE u.zuid = COALESCE(c.zuid, s.zuid) AND u.verified_by IN ('signed', 'zoho')))"
+    " FROM subscriptions s LEFT JOIN customers c ON c.customer_id = s.customer_id"
+    " WHERE s.subscription_id = {table}.subscription_id)"
 )
 
 
