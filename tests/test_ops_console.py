@@ -189,3 +189,24 @@ async def test_retry_now_makes_a_pending_delivery_due_at_once(
     done = await client.post(f"/ops/deliveries/{delivery_id}/retry-now", data={"csrf": csrf})
     assert done.status == 409
     assert "not pending" in await done.text()
+
+
+async def test_digits_of_other_scripts_in_ids_are_refused_not_a_500(make_broker: BrokerFactory):
+    """``str.isdigit`` accepts "²" and "١٢", which ``int`` then refuses or reads as 12."""
+    client = await make_broker(ops=OPS)
+    csrf = await sign_in(client)
+    for path in ("/ops/deliveries/%C2%B2", "/ops/reconcile/%C2%B2", "/ops/deliveries/%D9%A1%D9%A2"):
+        assert (await client.get(path)).status == 404, path
+    retry = await client.post("/ops/deliveries/retry", data={"csrf": csrf, "delivery": "²"})
+    assert retry.status == 400
+    now = await client.post("/ops/deliveries/%C2%B2/retry-now", data={"csrf": csrf})
+    assert now.status == 404
+    page = await client.get("/ops/events?page=%C2%B2")
+    assert page.status == 400
+    parked = "100000000000000077"
+    await post_ok(client, subscription_event(subscription_id=parked, zuid=None, zgid=None))
+    resolve = await client.post(
+        f"/ops/parked/{parked}/resolve", data={"csrf": csrf, "zgid": "١٢", "zuid": "²"}
+    )
+    assert resolve.status == 400
+    assert "zgid: digits only" in await resolve.text()

@@ -535,6 +535,9 @@ async def test_pause_then_resume_moves_the_status_without_platform_calls(
 PLAN_FORM_ERRORS = {
     "no_users": ({"users": "0"}, "users", "Enter a whole number of users"),
     "words_for_users": ({"users": "five"}, "users", "Enter a whole number of users"),
+    # str.isdigit accepts these; int() refuses "²" and reads "١٢" as 12.
+    "superscript_users": ({"users": "²"}, "users", "Enter a whole number of users"),
+    "arabic_indic_storage": ({"storage": "١٢"}, "storage", "Enter a whole number of storage units"),
     "unknown_plan": ({"planid": "9999"}, "planid", "Choose one of the plans listed."),
     "negative_storage": ({"storage": "-1"}, "storage", "Enter a whole number of storage units"),
     "unknown_frequency": ({"frequency": "weekly"}, "frequency", "Choose monthly or yearly"),

@@ -47,9 +47,9 @@ def deliveries_list(args: argparse.Namespace, environ: Mapping[str, str]) -> int
     except ValueError as exc:
         print(str(exc), file=sys.stderr)
         return 2
-    db = _open_existing(_database_path(args, environ))
+    db = open_existing(database_path(args, environ))
     page = ops_reads.deliveries(db, where)
-    rows = _redacted([record.as_dict() for record in page.rows], args, environ)
+    rows = redacted([record.as_dict() for record in page.rows], args, environ)
     rows = [row | {t: show_when(row[t]) for t in _DELIVERY_TIMES} for row in rows]
     if args.json:
         for row in rows:
@@ -73,21 +73,21 @@ def deliveries_list(args: argparse.Namespace, environ: Mapping[str, str]) -> int
 
 
 def deliveries_show(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    db = _open_existing(_database_path(args, environ))
+    db = open_existing(database_path(args, environ))
     record = delivery_records.get_delivery(db, args.id)
     if record is None:
         print(f"no delivery with id {args.id}", file=sys.stderr)
         return 1
     attempts = delivery_records.delivery_attempts(db, args.id)
     shown = {"delivery": record.as_dict(), "attempts": [a.as_dict() for a in attempts]}
-    print(json.dumps(_redacted(shown, args, environ), indent=2, default=str))
+    print(json.dumps(redacted(shown, args, environ), indent=2, default=str))
     return 0
 
 
 def deliveries_retry(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    db = _open_existing(_database_path(args, environ))
+    db = open_existing(database_path(args, environ))
     try:
-        with _write_transaction(db):
+        with write_transaction(db):
             result = dead_letters.retry_dead(
                 db, now=time.time(), delivery_id=None if args.all_dead else args.id
             )
@@ -103,7 +103,7 @@ def deliveries_retry(args: argparse.Namespace, environ: Mapping[str, str]) -> in
 
 
 def backup(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    source = _database_path(args, environ)
+    source = database_path(args, environ)
     if not source.is_file():
         print(f"no database at {source}", file=sys.stderr)
         return 1
@@ -119,7 +119,7 @@ def backup(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
 
 def check_db(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    path = _database_path(args, environ)
+    path = database_path(args, environ)
     if not path.is_file():
         print(f"no database at {path}: pass --db or set BROKER_STORE__PATH", file=sys.stderr)
         return 1
@@ -137,7 +137,7 @@ def _report_integrity(path: Path) -> int:
     return 1
 
 
-def _database_path(args: argparse.Namespace, environ: Mapping[str, str]) -> Path:
+def database_path(args: argparse.Namespace, environ: Mapping[str, str]) -> Path:
     """Ops commands need only the database, not the platform secrets, so read just that."""
     db = getattr(args, "db", None)  # absent when a command's --db defaults to SUPPRESS
     if db is not None:
@@ -153,7 +153,7 @@ def _database_path(args: argparse.Namespace, environ: Mapping[str, str]) -> Path
     return Path("broker.db")
 
 
-def _redacted(value: Any, args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
+def redacted(value: Any, args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
     """Scrub what is shown again: rows stored by an older broker may still hold a key."""
     return _scrub(value, Redactor(_known_secrets(args, environ)))
 
@@ -180,7 +180,7 @@ def _known_secrets(args: argparse.Namespace, environ: Mapping[str, str]) -> list
 
 
 @contextmanager
-def _write_transaction(db: Any) -> Iterator[Any]:
+def write_transaction(db: Any) -> Iterator[Any]:
     """``BEGIN IMMEDIATE``: wait (busy_timeout) for a running broker's writer, rather than fail
     at once with "database is locked" when a read transaction cannot be upgraded (WAL)."""
     db.conn.execute("BEGIN IMMEDIATE")
@@ -192,7 +192,7 @@ def _write_transaction(db: Any) -> Iterator[Any]:
     db.conn.execute("COMMIT")
 
 
-def _open_existing(path: Path) -> Any:
+def open_existing(path: Path) -> Any:
     if not path.is_file():
         raise SystemExit(f"no database at {path}: pass --db or set BROKER_STORE__PATH")
     return database.connect(path)

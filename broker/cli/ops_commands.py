@@ -18,7 +18,7 @@ from functools import partial
 from typing import Any
 
 from broker.cli import ops_detail
-from broker.cli.operator import _database_path, _open_existing, _redacted, _write_transaction
+from broker.cli.operator import database_path, open_existing, redacted, write_transaction
 from broker.cli.replay import add_replay
 from broker.core.human_dates import parse_when, show_when
 from broker.core.operator_password import hash_password
@@ -122,10 +122,10 @@ def list_audit(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
 
 def deliveries_retry_now(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    db = _open_existing(_database_path(args, environ))
+    db = open_existing(database_path(args, environ))
     who = ops_actions.Operator(f"cli:{getpass.getuser()}")
     try:
-        with _write_transaction(db):
+        with write_transaction(db):
             ops_actions.retry_now(db, who, args.id, now=time.time())
     except (LookupError, ops_actions.OpsRefused) as exc:
         print(str(exc), file=sys.stderr)
@@ -157,10 +157,10 @@ def _list(
     except ValueError as exc:
         print(str(exc), file=sys.stderr)
         return 2
-    db = _open_existing(_database_path(args, environ))
+    db = open_existing(database_path(args, environ))
     page = read(db, where)
     rows = [{k: v for k, v in asdict(row).items() if k not in drop} for row in page.rows]
-    rows = [row | {t: show_when(row[t]) for t in times} for row in _redacted(rows, args, environ)]
+    rows = [row | {t: show_when(row[t]) for t in times} for row in redacted(rows, args, environ)]
     if args.json:
         for row in rows:
             print(json.dumps(row))

@@ -15,7 +15,7 @@ from dataclasses import asdict
 from functools import partial
 from typing import Any
 
-from broker.cli.operator import _database_path, _open_existing, _redacted, _write_transaction
+from broker.cli.operator import database_path, open_existing, redacted, write_transaction
 from broker.cli.settings import EXIT_CONFIG, load_from_args
 from broker.core.human_dates import show_when
 from broker.core.ids import is_user_id, is_zoho_id
@@ -61,14 +61,14 @@ def add_actions(name: str, actions: Any, parents: list[argparse.ArgumentParser])
 
 
 def show_event(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    db = _open_existing(_database_path(args, environ))
+    db = open_existing(database_path(args, environ))
     event = ops_reads.webhook_event(db, args.event_id)
     if event is None:
         print(f"no webhook event with id {args.event_id}", file=sys.stderr)
         return 1
     fields = asdict(event) | {"received_at": show_when(event.received_at)}
     fields["raw_body"] = _pretty(event.raw_body)
-    shown: dict[str, Any] = _redacted(fields, args, environ)  # the body after formatting, too
+    shown: dict[str, Any] = redacted(fields, args, environ)  # the body after formatting, too
     if args.json:
         print(json.dumps(shown))
         return 0
@@ -105,7 +105,7 @@ def resolve_parked(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     settings = load_from_args(args)  # the decision needs the plan mapping
     if settings is None:
         return EXIT_CONFIG
-    db = _open_existing(_database_path(args, environ))
+    db = open_existing(database_path(args, environ))
     found = ops_reads.parked(db, ops_reads.OpsFilter(subscription_id=sid)).rows
     if not found:
         known = subscription_row(db, sid) is not None
@@ -116,7 +116,7 @@ def resolve_parked(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         return EXIT_USAGE
     who = ops_actions.Operator(f"cli:{getpass.getuser()}")
     try:
-        with _write_transaction(db):
+        with write_transaction(db):
             result = ops_actions.resolve_parked(
                 db, who, sid, zgid=zgid, zuid=zuid, settings=settings, now=time.time()
             )

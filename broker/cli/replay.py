@@ -11,7 +11,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from broker.cli.operator import _open_existing
+from broker.cli.operator import open_existing, write_transaction
 from broker.cli.settings import EXIT_CONFIG, load_from_args
 from broker.core.human_dates import parse_when
 from broker.store import replay
@@ -50,10 +50,10 @@ def replay_events(args: argparse.Namespace) -> int:
     if settings is None:
         return EXIT_CONFIG
     chosen = getattr(args, "db", None)  # --db is optional here: the settings name the file
-    db = _open_existing(chosen if chosen is not None else settings.store.path)
+    db = open_existing(chosen if chosen is not None else settings.store.path)
     who = Operator(f"cli:{getpass.getuser()}")
     now = time.time()
-    with db.atomic():
+    with write_transaction(db):
         if args.event_id:
             ids = [args.event_id]
         else:

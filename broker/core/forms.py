@@ -12,6 +12,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from broker.core.catalog import Catalog
+from broker.core.ids import is_whole_number
 from broker.core.mapping import MONTHLY, YEARLY
 
 FREQUENCIES = {"monthly": MONTHLY, "yearly": YEARLY}
@@ -84,7 +85,7 @@ def parse_pause_form(form: Mapping[str, Any], *, today: date) -> FormResult:
 
 
 def _whole_number(text: str, *, low: int, high: int) -> int | None:
-    if not text.isdigit() or len(text) > 7:
+    if not is_whole_number(text, max_digits=7):  # ASCII: str.isdigit also takes "²" and "١٢"
         return None
     number = int(text)
     return number if low <= number <= high else None

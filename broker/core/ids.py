@@ -19,6 +19,11 @@ USER_ID = re.compile(r"[0-9]{1,20}")  # zuid, zgid
 HOSTED_PAGE_ID = re.compile(r"[0-9A-Za-z_-]{1,128}")
 
 
+def is_whole_number(text: str, *, max_digits: int = 18) -> bool:
+    """ASCII digits only, at most ``max_digits`` (our own row ids, page numbers)."""
+    return 0 < len(text) <= max_digits and text.isascii() and text.isdigit()
+
+
 def is_zoho_id(text: str) -> bool:
     return ZOHO_ID.fullmatch(text) is not None
 

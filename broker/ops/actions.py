@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 import structlog
 from aiohttp import web
 
+from broker.core.ids import is_user_id, is_whole_number
 from broker.errors import ActionNotAllowed, InvalidPayload, NotFound
 from broker.ops.access import check_csrf, forget, password_matches, save
 from broker.ops.support import operator, operator_session, read_filter, render
@@ -65,7 +66,7 @@ async def retry_dead(request: web.Request) -> web.StreamResponse:
     store = request.app[store_key]
     delivery = form.get("delivery")
     if isinstance(delivery, str) and delivery:
-        if not delivery.isdigit():
+        if not is_whole_number(delivery):
             raise InvalidPayload("a delivery id is a whole number")
         ids = [int(delivery)]
         dead = await store.read(lambda db: ops_reads.delivery_ids(db, _only(ids[0])))
@@ -124,9 +125,9 @@ async def resolve(request: web.Request) -> web.StreamResponse:
     zgid = str(form.get("zgid", "")).strip()
     zuid = str(form.get("zuid", "")).strip() or None
     problems = [
-        f"{name}: digits only, 1-32"
+        f"{name}: digits only, 1-20"
         for name, value in (("zgid", zgid), ("zuid", zuid))
-        if value is not None and not (value.isdigit() and len(value) <= 32)
+        if value is not None and not is_user_id(value)
     ]
     store = request.app[store_key]
     found = await store.read(
@@ -166,7 +167,7 @@ def _only(delivery_id: int) -> ops_reads.OpsFilter:
 
 def _delivery_id(request: web.Request) -> int:
     text = request.match_info["delivery_id"]
-    if not text.isdigit() or len(text) > 18:
+    if not is_whole_number(text):
         raise NotFound(f"no delivery {text[:40]!r}: delivery ids are whole numbers")
     return int(text)
 

@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 import structlog
 from aiohttp import web
 
+from broker.core.ids import is_whole_number
 from broker.delivery.reconcile import RunOutcome, run_reconciliation
 from broker.errors import ActionNotAllowed, InvalidPayload, NotFound
 from broker.ops.access import check_csrf
@@ -46,7 +47,7 @@ async def runs(request: web.Request) -> web.Response:
 async def run(request: web.Request) -> web.Response:
     session = operator_session(request)
     text = request.match_info["run_id"]
-    if not text.isdigit() or len(text) > 18:
+    if not is_whole_number(text):
         raise NotFound(f"no run {text[:40]!r}: run ids are whole numbers")
     run_id = int(text)
     store = request.app[store_key]

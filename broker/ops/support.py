@@ -10,6 +10,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from broker.core.human_dates import parse_when, show_when
+from broker.core.ids import is_whole_number
 from broker.errors import InvalidPayload
 from broker.ops.access import COOKIE_NAME, OpsSession
 from broker.store.ops_actions import Operator
@@ -54,7 +55,11 @@ def read_filter(request: web.Request) -> OpsFilter:
             return None
 
     page_text = query.get("page", "1")
-    page = int(page_text) if page_text.isdigit() and 0 < int(page_text) < 1_000_000 else 0
+    page = (
+        int(page_text)
+        if is_whole_number(page_text, max_digits=6) and 0 < int(page_text) < 1_000_000
+        else 0
+    )
     if not page:
         problems.append("page: a whole number from 1")
     where = OpsFilter(

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
+from broker.core.ids import is_whole_number
 from broker.errors import InvalidPayload, NotFound
 from broker.ops.support import operator_session, page_links, read_filter, render
 from broker.redaction import Redactor
@@ -179,6 +180,6 @@ def _redacted_json(request: web.Request, text: str) -> str:
 
 
 def _int(text: str) -> int:
-    if not text.isdigit() or len(text) > 18:
+    if not is_whole_number(text):
         raise NotFound(f"no delivery {text[:40]!r}: delivery ids are whole numbers")
     return int(text)
