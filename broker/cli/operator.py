@@ -35,15 +35,7 @@ def deliveries_list(args: argparse.Namespace, environ: Mapping[str, str]) -> int
     """The console's deliveries list: its filters (state, subscription, org, a UTC date range
     on when a delivery was queued), newest first, dates shown as UTC dates."""
     try:
-        where = ops_reads.OpsFilter(
-            state=args.state,
-            subscription_id=args.subscription,
-            zgid=args.org,
-            since=parse_when(args.since) if args.since else None,
-            until=parse_when(args.until, end_of_day=True) if args.until else None,
-            page=max(args.page, 1),
-            page_size=max(args.limit, 1),
-        )
+        where = filter_from_args(args)
     except ValueError as exc:
         print(str(exc), file=sys.stderr)
         return 2
@@ -177,6 +169,20 @@ def _known_secrets(args: argparse.Namespace, environ: Mapping[str, str]) -> list
         return load_settings(config, environ).secrets()
     except (ValidationError, ValueError, OSError):
         return []  # the database commands work without settings; pattern redaction still runs
+
+
+def filter_from_args(args: argparse.Namespace) -> ops_reads.OpsFilter:
+    """The console's filters from the command line (human UTC dates; ValueError names a bad one)."""
+    return ops_reads.OpsFilter(
+        state=args.state,
+        subscription_id=args.subscription,
+        zgid=args.org,
+        event_type=getattr(args, "type", None),
+        since=parse_when(args.since) if args.since else None,
+        until=parse_when(args.until, end_of_day=True) if args.until else None,
+        page=max(args.page, 1),
+        page_size=max(args.limit, 1),
+    )
 
 
 @contextmanager

@@ -18,9 +18,15 @@ from functools import partial
 from typing import Any
 
 from broker.cli import ops_detail
-from broker.cli.operator import database_path, open_existing, redacted, write_transaction
+from broker.cli.operator import (
+    database_path,
+    filter_from_args,
+    open_existing,
+    redacted,
+    write_transaction,
+)
 from broker.cli.replay import add_replay
-from broker.core.human_dates import parse_when, show_when
+from broker.core.human_dates import show_when
 from broker.core.operator_password import hash_password
 from broker.store import ops_actions, ops_reads
 
@@ -144,16 +150,7 @@ def _list(
     drop: tuple[str, ...] = (),
 ) -> int:
     try:
-        where = ops_reads.OpsFilter(
-            state=args.state,
-            subscription_id=args.subscription,
-            zgid=args.org,
-            event_type=args.type,
-            since=parse_when(args.since) if args.since else None,
-            until=parse_when(args.until, end_of_day=True) if args.until else None,
-            page=max(args.page, 1),
-            page_size=max(args.limit, 1),
-        )
+        where = filter_from_args(args)
     except ValueError as exc:
         print(str(exc), file=sys.stderr)
         return 2
