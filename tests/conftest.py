@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -75,15 +76,18 @@ def make_broker(
     aiohttp_client: Callable[..., Awaitable[TestClient[web.Request, web.Application]]],
 ) -> BrokerFactory:
     """Start the real broker app against the simulator; sections override settings, and
-    ``clock`` (default the wall clock) is the broker's and its worker's."""
+    ``clock`` (default the wall clock) is the broker's and its worker's, ``sleep`` their waits."""
 
     async def start(
-        *, clock: Callable[[], float] = time.time, **sections: dict[str, Any]
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        **sections: dict[str, Any],
     ) -> TestClient[web.Request, web.Application]:
         settings = fast_settings(
             tmp_path, str(platform_server.make_url("")).rstrip("/"), **sections
         )
-        return await aiohttp_client(create_app(settings, clock=clock))
+        return await aiohttp_client(create_app(settings, clock=clock, sleep=sleep))
 
     return start
 

@@ -187,10 +187,15 @@ async def store_context(app: web.Application) -> AsyncIterator[None]:
 
 
 async def refusals_context(app: web.Application) -> AsyncIterator[None]:
-    """Refused webhooks counted in memory; what is left is written before the store closes."""
+    """Refused webhooks counted in memory, written by a timer on the app's sleep; what is left
+    is written before the store closes."""
     tally = RefusalTally(app[store_key], app[clock_key])
     app[refusals_key] = tally
+    timer = asyncio.create_task(tally.run(app[sleep_key]))
     yield
+    timer.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await timer
     await tally.close()
 
 

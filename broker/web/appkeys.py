@@ -47,7 +47,7 @@ reconcile_key = web.AppKey("reconcile", ReconcileDeps)
 ops_codec_key = web.AppKey("ops_codec", OpsSessionCodec)
 ops_redactor_key = web.AppKey("ops_redactor", Redactor)
 
-# Refused webhook requests, counted here and flushed to the store at most once a minute.
+# Refused webhook requests, counted here and written to the store by a timer once a minute.
 refusals_key = web.AppKey("webhook_refusals", RefusalTally)
 
 request_id_key = web.RequestKey("request_id", str)

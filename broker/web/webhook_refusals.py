@@ -71,7 +71,8 @@ async def count_webhook_refusals(request: web.Request, handler: Handler) -> web.
 
 
 def _count(app: web.Application, reason: WebhookRefusal) -> None:
-    """The metric, and the console's per-day counts (in memory, written at most once a minute)."""
+    """The metric, and the console's per-day counts (in memory; a timer writes them a minute
+    later, never a write per request)."""
     app[metrics_key].webhooks_refused.labels(reason).inc()
     if refusals_key in app:
         app[refusals_key].note(reason)
