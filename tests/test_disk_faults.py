@@ -25,9 +25,10 @@ from structlog.testing import capture_logs
 from broker.errors import StoreError
 from broker.simulators.platform import PlatformSimulator
 from broker.store.database import Store
-from broker.web.appkeys import worker_key
+from broker.web.appkeys import refusals_key, worker_key
 from tests.conftest import db_rows, post_event
 from tests.support import DECEMBER_FIRST_NOON, ManualClock, eventually, subscription_event
+from tests.test_refusal_flush import ManualTime, timer_naps
 from tests.test_store import held_group, insert_user, users
 
 Client = TestClient[web.Request, web.Application]
@@ -228,3 +229,40 @@ async def test_worker_survives_a_claim_the_full_disk_refuses_and_delivers_after(
         return [(row["state"], row["attempts"]) for row in rows] == [("done", 2)]
 
     await eventually(done, message="the delivery done on its second attempt")
+
+
+async def test_refused_counts_the_read_only_store_cannot_take_are_written_the_next_interval(
+    make_broker: Any, read_only_store: tuple[Path, Path], small_disk: Path
+) -> None:
+    view, db = read_only_store
+    first = await make_broker(store={"path": small_disk / db.name})
+    await first.close()
+    time = ManualTime()
+    client = await make_broker(store={"path": db}, clock=time.clock, sleep=time.sleep)
+    tally = client.app[refusals_key]
+    assert (await post_event(client, subscription_event(), key="wrong")).status == 401
+
+    with capture_logs() as logs:
+        await eventually(lambda: timer_naps(time) != [], message="the timer napping")
+        time.advance_to(timer_naps(time)[0])
+        await eventually(
+            lambda: any(line["event"] == "webhooks.refusals_flush_failed" for line in logs),
+            message="the failed write said",
+        )
+    [failed] = [line for line in logs if line["event"] == "webhooks.refusals_flush_failed"]
+    assert tally.flushes == 1
+    assert (failed["log_level"], failed["pending"]) == ("warning", 1)
+    assert "read-only" in failed["error"]
+    assert tally.pending(None, None) == {"zapikey": 1}  # kept, still on the console
+
+    _mount("-o", "remount,bind,rw", str(view))
+    await eventually(lambda: timer_naps(time) != [], message="the timer napping again")
+    time.advance_to(timer_naps(time)[0])
+
+    async def written() -> bool:
+        rows = await db_rows(client, "SELECT reason, count FROM webhook_refusals")
+        return rows == [{"reason": "zapikey", "count": 1}]
+
+    await eventually(written, message="the kept counts written")
+    assert tally.flushes == 2
+    assert tally.pending(None, None) == {}

@@ -88,15 +88,15 @@ async def test_nothing_pending_means_no_timer_and_no_write(make_broker: BrokerFa
     client = await started(make_broker, time)
     tally = client.app[refusals_key]
     await eventually(lambda: tally.waiting, message="the timer waiting for a refusal")
-    assert _interval_naps(time) == []  # asleep on nothing: it will not wake to write nothing
+    assert timer_naps(time) == []  # asleep on nothing: it will not wake to write nothing
 
     await post_event(client, subscription_event(), key="wrong")
-    await eventually(lambda: _interval_naps(time) != [], message="the timer napping")
+    await eventually(lambda: timer_naps(time) != [], message="the timer napping")
     time.advance_to(time.naps[-1])
     await eventually(lambda: tally.waiting, message="the timer back to waiting")
     time.advance_to(time.now + 10 * FLUSH_INTERVAL_SECONDS)
     assert tally.flushes == 1
-    assert _interval_naps(time) == []
+    assert timer_naps(time) == []
     assert [row["count"] for row in await stored(client)] == [1]
 
 
@@ -111,7 +111,7 @@ async def test_a_flood_of_refusals_costs_one_write_an_interval_and_one_at_shutdo
     assert tally.flushes == 0  # all within the first interval: nothing written yet
     assert await stored(client) == []
 
-    await eventually(lambda: _interval_naps(time) != [], message="the timer napping")
+    await eventually(lambda: timer_naps(time) != [], message="the timer napping")
     time.advance_to(time.naps[-1])
     await eventually(lambda: tally.flushes == 1 and tally.waiting, message="one write")
     assert await stored(client) == [{"day": "2026-12-01", "reason": "zapikey", "count": 60}]
@@ -125,6 +125,6 @@ async def test_a_flood_of_refusals_costs_one_write_an_interval_and_one_at_shutdo
     assert rows == [("zapikey", 65)]
 
 
-def _interval_naps(time: ManualTime) -> list[float]:
+def timer_naps(time: ManualTime) -> list[float]:
     """The timer's naps (the delivery worker's are a fraction of a second)."""
     return [nap for nap in time.naps if nap - time.now >= FLUSH_INTERVAL_SECONDS - 1]
