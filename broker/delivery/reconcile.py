@@ -7,6 +7,8 @@ from the stored cursor and feeds each subscription event never received, as a we
 that differs from what is stored, and feeds that; **parked** subscriptions have their billing
 customer read again. Billing's reads share the client's retries and 429 pause. A dry run reads
 the same but only decides. Every run is recorded with each drift found and what it queued.
+The run renews its lease as it goes (``reconcile_lease``); if another process took the lock
+meanwhile, the run stops as ``lost_lock`` before writing anything more.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from broker.core.reconcile import (
     is_subscription_event,
     listed_event,
 )
+from broker.delivery.reconcile_lease import RunLease
 from broker.errors import BillingRateLimited, BrokerError
 from broker.metrics import Metrics
 from broker.store import reconcile as rows
@@ -48,6 +51,7 @@ class RunOutcome(StrEnum):
     BUSY = "busy"  # another process holds the lock
     RATE_LIMITED = "rate_limited"  # billing said 429; the next run carries on
     FAILED = "failed"  # billing or the store failed; nothing half-recorded
+    LOST_LOCK = "lost_lock"  # its lease ran out and another process took the lock: it stopped
 
 
 @dataclass
@@ -85,14 +89,17 @@ async def run_reconciliation(
         log.info("reconcile.busy", trigger=trigger)
         deps.metrics.reconcile_runs.labels(RunOutcome.BUSY.value).inc()
         return RunReport(RunOutcome.BUSY, dry_run=dry_run)
+    lease = RunLease(
+        deps.store, deps.owner, seconds=settings.lease_seconds, clock=deps.clock, taken_at=now
+    )
     try:
-        return await _locked_run(deps, since=since, dry_run=dry_run, trigger=trigger)
+        return await _locked_run(deps, lease, since=since, dry_run=dry_run, trigger=trigger)
     finally:
         await deps.store.write(lambda db: rows.release_lock(db, deps.owner))
 
 
 async def _locked_run(
-    deps: ReconcileDeps, *, since: date | None, dry_run: bool, trigger: str
+    deps: ReconcileDeps, lease: RunLease, *, since: date | None, dry_run: bool, trigger: str
 ) -> RunReport:
     start_day = since or await _cursor_day(deps)
     report = RunReport(RunOutcome.DONE, dry_run=dry_run, since=start_day.isoformat())
@@ -103,11 +110,15 @@ async def _locked_run(
     )
     log.info("reconcile.started", run_id=report.run_id, since=report.since, dry_run=dry_run)
     try:
-        last_day = await _backfill(deps, report, start_day)
-        await _sweep(deps, report)
-        await _parked(deps, report)
+        last_day = await _backfill(deps, lease, report, start_day)
+        await _sweep(deps, lease, report)
+        await _parked(deps, lease, report)
         if not dry_run and last_day is not None:
-            await deps.store.write(lambda db: rows.save_cursor(db, last_day))
+            await lease.write(partial(rows.save_cursor, day=last_day))
+    except rows.LockLost:
+        report.outcome = RunOutcome.LOST_LOCK
+        report.error = "another process took the lock after this run's lease ran out"
+        log.warning("reconcile.lost_lock", run_id=report.run_id, owner=deps.owner)
     except BillingRateLimited as error:
         report.outcome, report.error = RunOutcome.RATE_LIMITED, str(error)
     except BrokerError as error:
@@ -143,11 +154,14 @@ async def _cursor_day(deps: ReconcileDeps) -> date:
     return today - timedelta(days=deps.settings.reconcile.first_run_days)
 
 
-async def _backfill(deps: ReconcileDeps, report: RunReport, start_day: date) -> str | None:
+async def _backfill(
+    deps: ReconcileDeps, lease: RunLease, report: RunReport, start_day: date
+) -> str | None:
     """Feed each subscription event from ``start_day`` on that the broker never received;
     return the newest event day read (the next run starts there: days have no time)."""
     last_day: str | None = None
     async for item in deps.reads.events_since(start_day):
+        await lease.keep()
         report.counts = replace(report.counts, events_read=report.counts.events_read + 1)
         event = listed_event(item)
         if event is None:
@@ -168,7 +182,7 @@ async def _backfill(deps: ReconcileDeps, report: RunReport, start_day: date) -> 
             now=deps.clock(),
             dry_run=report.dry_run,
         )
-        result = await deps.store.write(feed)
+        result = await lease.write(feed)
         report.counts = replace(report.counts, events_fed=report.counts.events_fed + 1)
         sid = result.subscription_id or (
             event.data.subscription.subscription_id if event.data.subscription else ""
@@ -182,11 +196,12 @@ async def _backfill(deps: ReconcileDeps, report: RunReport, start_day: date) -> 
     return last_day
 
 
-async def _sweep(deps: ReconcileDeps, report: RunReport) -> None:
+async def _sweep(deps: ReconcileDeps, lease: RunLease, report: RunReport) -> None:
     """Read in full, and feed, each of this app's subscriptions that differs from the store."""
     stored = await deps.store.read(rows.stored_views)
     app_domain = deps.settings.platform.app_domain
     async for item in deps.reads.subscriptions():
+        await lease.keep()
         report.counts = replace(
             report.counts, subscriptions_read=report.counts.subscriptions_read + 1
         )
@@ -198,7 +213,7 @@ async def _sweep(deps: ReconcileDeps, report: RunReport) -> None:
             continue
         document = await deps.reads.subscription(drift.subscription_id)
         report.counts = replace(report.counts, full_reads=report.counts.full_reads + 1)
-        result = await deps.store.write(
+        result = await lease.write(
             partial(
                 rows.feed_read,
                 document=document,
@@ -211,17 +226,18 @@ async def _sweep(deps: ReconcileDeps, report: RunReport) -> None:
         _found(deps, report, drift, result)
 
 
-async def _parked(deps: ReconcileDeps, report: RunReport) -> None:
+async def _parked(deps: ReconcileDeps, lease: RunLease, report: RunReport) -> None:
     """Read each parked subscription's billing customer again; feed what now resolves."""
     for sid, customer_id, billing_json in await deps.store.read(rows.parked):
         if not customer_id or not billing_json:
             continue
+        await lease.keep()
         customer = await deps.reads.customer(customer_id)
         report.counts = replace(report.counts, customers_read=report.counts.customers_read + 1)
         if not customer:
             continue
         document = rows.snapshot_with_customer(billing_json, customer)
-        result = await deps.store.write(
+        result = await lease.write(
             partial(
                 rows.feed_read,
                 document=document,

@@ -3,15 +3,18 @@ feeding what billing's reads say into the state pipeline (or, in a dry run, only
 
 Every function here runs on the store's writer thread inside ``Store.write``, whose transaction
 is ``BEGIN IMMEDIATE``: two processes taking the lock at once are serialised by SQLite, so the
-second sees the first's row. Nothing here calls billing.
+second sees the first's row. A run's writes go through ``while_held``, which renews its lease in
+the same transaction, so a run whose lease was taken by another process writes nothing more.
+Nothing here calls billing.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlite_utils
 
@@ -23,6 +26,11 @@ from broker.store.pipeline import PipelineResult, ingest_webhook, load_facts, wr
 
 LOCK_NAME = "run"
 CURSOR = "events_cursor"
+T = TypeVar("T")
+
+
+class LockLost(Exception):
+    """This run's lease ran out and another process took the lock: it must write nothing more."""
 
 
 def take_lock(db: sqlite_utils.Database, owner: str, *, now: float, lease: float) -> bool:
@@ -36,6 +44,29 @@ def take_lock(db: sqlite_utils.Database, owner: str, *, now: float, lease: float
         [LOCK_NAME, owner, now + lease],
     )
     return True
+
+
+def renew_lock(db: sqlite_utils.Database, owner: str, *, now: float, lease: float) -> bool:
+    """Extend ``owner``'s lease; False if ``owner`` no longer holds the lock (it was taken)."""
+    renewed = db.execute(
+        "UPDATE reconcile_lock SET expires_at = ? WHERE name = ? AND owner = ?",
+        [now + lease, LOCK_NAME, owner],
+    )
+    return renewed.rowcount == 1
+
+
+def while_held(
+    db: sqlite_utils.Database,
+    work: Callable[[sqlite_utils.Database], T],
+    *,
+    owner: str,
+    now: float,
+    lease: float,
+) -> T:
+    """``work``, in the transaction that renews ``owner``'s lease, only if it still holds it."""
+    if not renew_lock(db, owner, now=now, lease=lease):
+        raise LockLost(owner)
+    return work(db)
 
 
 def release_lock(db: sqlite_utils.Database, owner: str) -> None:
