@@ -258,7 +258,8 @@ async def reconcile_context(app: web.Application) -> AsyncIterator[None]:
     if reconcile_key not in app or interval <= 0:
         yield
         return
-    task = asyncio.create_task(run_on_schedule(app[reconcile_key], interval=interval))
+    schedule = run_on_schedule(app[reconcile_key], interval=interval, sleep=app[sleep_key])
+    task = asyncio.create_task(schedule)
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
