@@ -123,3 +123,62 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {within}s waiting for {message}")
         await asyncio.sleep(interval)  # polling between checks, bounded by the deadline
+
+
+class ManualTime:
+    """The broker's clock and sleep (the delivery worker's naps, timers), moved only by the test.
+
+    A sleep ends once ``advance_to`` reaches its deadline. ``naps`` lists the deadlines of the
+    sleeps under way: the moment the broker means to look again, seen without waiting for it.
+    """
+
+    def __init__(self, start: float) -> None:
+        self.now = start
+        self._sleeps: list[tuple[float, asyncio.Future[None]]] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        entry = (self.now + max(seconds, 0.0), asyncio.get_running_loop().create_future())
+        if seconds <= 0:
+            entry[1].set_result(None)
+        self._sleeps.append(entry)
+        try:
+            await entry[1]
+        finally:
+            self._sleeps.remove(entry)
+
+    @property
+    def naps(self) -> list[float]:
+        return sorted(deadline for deadline, woken in self._sleeps if not woken.done())
+
+    def advance_to(self, moment: float) -> None:
+        assert moment >= self.now, "time only moves forward"
+        self.now = moment
+        for deadline, woken in self._sleeps:
+            if deadline <= moment and not woken.done():
+                woken.set_result(None)
+
+    async def end_the_nap(self) -> None:
+        """Once something naps, move the clock to the nap's end, so it looks for due work
+        (a lease that ran out wakes nobody: the worker finds it when it looks)."""
+        await eventually(lambda: bool(self.naps), message="the worker napping")
+        self.advance_to(self.naps[0])
+
+    async def run_until(self, check: Callable[[], Awaitable[bool]], *, message: str) -> None:
+        """End each nap in turn until ``check`` holds (retries without a schedule worth
+        asserting)."""
+
+        async def done_or_moved_on() -> bool:
+            if await check():
+                return True
+            if self.naps:
+                self.advance_to(self.naps[0])
+            return False
+
+        await eventually(done_or_moved_on, message=message)
+
+    async def nap_until(self, moment: float) -> None:
+        """Wait (in real time, polling) until the only nap under way ends at ``moment``."""
+        await eventually(lambda: self.naps == [moment], message=f"a nap until {moment}")

@@ -33,6 +33,7 @@ from tests.support import (
     ZAPIKEY,
     ZGID,
     ZUID,
+    ManualTime,
     eventually,
     subscription_event,
 )
@@ -113,70 +114,9 @@ def db_path(tmp_path: Path) -> Path:
 START = 4_000_000_000.0
 
 
-class ManualTime:
-    """The broker's clock and the delivery worker's sleep, moved only by the test.
-
-    A sleep ends once ``advance`` reaches its deadline. ``naps`` lists the deadlines of the sleeps
-    under way: the moment the worker means to look again, seen without waiting for it.
-    """
-
-    def __init__(self, start: float = START) -> None:
-        self.now = start
-        self._sleeps: list[tuple[float, asyncio.Future[None]]] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        entry = (self.now + max(seconds, 0.0), asyncio.get_running_loop().create_future())
-        if seconds <= 0:
-            entry[1].set_result(None)
-        self._sleeps.append(entry)
-        try:
-            await entry[1]
-        finally:
-            self._sleeps.remove(entry)
-
-    @property
-    def naps(self) -> list[float]:
-        return sorted(deadline for deadline, woken in self._sleeps if not woken.done())
-
-    def advance_to(self, moment: float) -> None:
-        assert moment >= self.now, "time only moves forward"
-        self.now = moment
-        for deadline, woken in self._sleeps:
-            if deadline <= moment and not woken.done():
-                woken.set_result(None)
-
-    async def end_the_nap(self) -> None:
-        """Once the worker naps, move the clock to the nap's end, so it looks for due work
-        (a lease that ran out wakes nobody: the worker finds it when it looks)."""
-        await eventually(lambda: bool(self.naps), message="the worker napping")
-        self.advance_to(self.naps[0])
-
-    async def run_until(self, check: Callable[[], Awaitable[bool]], *, message: str) -> None:
-        """End each of the worker's naps in turn until ``check`` holds (retries without a
-        schedule worth asserting)."""
-
-        async def done_or_moved_on() -> bool:
-            if await check():
-                return True
-            if self.naps:
-                self.advance_to(self.naps[0])
-            return False
-
-        await eventually(done_or_moved_on, message=message)
-
-    async def nap_until(self, moment: float) -> None:
-        """Wait (in real time, polling) until the worker's only nap ends at ``moment``."""
-        await eventually(
-            lambda: self.naps == [moment], message=f"the worker napping until {moment}"
-        )
-
-
 @pytest.fixture
 def manual_time() -> ManualTime:
-    return ManualTime()
+    return ManualTime(START)
 
 
 # The schedule the timed tests read: 2 s doubling to 60 s, no jitter, and a poll interval so long

@@ -27,8 +27,14 @@ from broker.simulators.platform import PlatformSimulator
 from broker.store.database import Store
 from broker.web.appkeys import refusals_key, worker_key
 from tests.conftest import db_rows, post_event
-from tests.support import DECEMBER_FIRST_NOON, ManualClock, eventually, subscription_event
-from tests.test_refusal_flush import ManualTime, timer_naps
+from tests.support import (
+    DECEMBER_FIRST_NOON,
+    ManualClock,
+    ManualTime,
+    eventually,
+    subscription_event,
+)
+from tests.test_refusal_flush import timer_naps
 from tests.test_store import held_group, insert_user, users
 
 Client = TestClient[web.Request, web.Application]
@@ -237,7 +243,7 @@ async def test_refused_counts_the_read_only_store_cannot_take_are_written_the_ne
     view, db = read_only_store
     first = await make_broker(store={"path": small_disk / db.name})
     await first.close()
-    time = ManualTime()
+    time = ManualTime(DECEMBER_FIRST_NOON)
     client = await make_broker(store={"path": db}, clock=time.clock, sleep=time.sleep)
     tally = client.app[refusals_key]
     assert (await post_event(client, subscription_event(), key="wrong")).status == 401

@@ -5,7 +5,6 @@ hand, so an interval passes without waiting for it."""
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 
 from aiohttp import web
@@ -14,42 +13,9 @@ from aiohttp.test_utils import TestClient
 from broker.web.appkeys import refusals_key, settings_key
 from broker.web.refused import FLUSH_INTERVAL_SECONDS
 from tests.conftest import BrokerFactory, db_rows, post_event
-from tests.support import DECEMBER_FIRST_NOON, eventually, subscription_event
+from tests.support import DECEMBER_FIRST_NOON, ManualTime, eventually, subscription_event
 
 Client = TestClient[web.Request, web.Application]
-
-
-class ManualTime:
-    """The broker's clock and sleep: a sleep ends once ``advance_to`` reaches its deadline;
-    ``naps`` lists the deadlines of the sleeps under way."""
-
-    def __init__(self, start: float = DECEMBER_FIRST_NOON) -> None:
-        self.now = start
-        self._sleeps: list[tuple[float, asyncio.Future[None]]] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        entry = (self.now + max(seconds, 0.0), asyncio.get_running_loop().create_future())
-        if seconds <= 0:
-            entry[1].set_result(None)
-        self._sleeps.append(entry)
-        try:
-            await entry[1]
-        finally:
-            self._sleeps.remove(entry)
-
-    @property
-    def naps(self) -> list[float]:
-        return sorted(deadline for deadline, woken in self._sleeps if not woken.done())
-
-    def advance_to(self, moment: float) -> None:
-        assert moment >= self.now, "time only moves forward"
-        self.now = moment
-        for deadline, woken in self._sleeps:
-            if deadline <= moment and not woken.done():
-                woken.set_result(None)
 
 
 async def started(make_broker: BrokerFactory, time: ManualTime) -> Client:
@@ -63,7 +29,7 @@ async def stored(client: Client) -> list[dict[str, object]]:
 async def test_counts_are_written_one_interval_later_without_another_refusal(
     make_broker: BrokerFactory,
 ) -> None:
-    time = ManualTime()
+    time = ManualTime(DECEMBER_FIRST_NOON)
     client = await started(make_broker, time)
     first = time.now
     assert (await post_event(client, subscription_event(), key="wrong")).status == 401
@@ -84,7 +50,7 @@ async def test_counts_are_written_one_interval_later_without_another_refusal(
 
 
 async def test_nothing_pending_means_no_timer_and_no_write(make_broker: BrokerFactory) -> None:
-    time = ManualTime()
+    time = ManualTime(DECEMBER_FIRST_NOON)
     client = await started(make_broker, time)
     tally = client.app[refusals_key]
     await eventually(lambda: tally.waiting, message="the timer waiting for a refusal")
@@ -103,7 +69,7 @@ async def test_nothing_pending_means_no_timer_and_no_write(make_broker: BrokerFa
 async def test_a_flood_of_refusals_costs_one_write_an_interval_and_one_at_shutdown(
     make_broker: BrokerFactory,
 ) -> None:
-    time = ManualTime()
+    time = ManualTime(DECEMBER_FIRST_NOON)
     client = await started(make_broker, time)
     tally = client.app[refusals_key]
     for _ in range(60):
