@@ -10,7 +10,6 @@ return from the billing checkout is a top-level navigation) and Secure behind TL
 
 from __future__ import annotations
 
-import hmac
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -19,7 +18,7 @@ from dataclasses import dataclass, replace
 from aiohttp import web
 
 from broker.errors import Forbidden
-from broker.web.signed_cookies import SignedCookieCodec
+from broker.web.signed_cookies import SignedCookieCodec, token_matches
 
 COOKIE_NAME = "broker_session"
 COOKIE_PATH = "/manage"
@@ -79,9 +78,7 @@ def save_session(
 
 def check_csrf(session: Session, presented: object) -> None:
     """Every form carries the session's token; a missing or foreign one is refused."""
-    if not isinstance(presented, str) or not hmac.compare_digest(
-        presented.encode(), session.csrf.encode()
-    ):
+    if not token_matches(session.csrf, presented):
         raise Forbidden(
             "this form has expired or did not come from this page",
             hint="go back to the subscription page, reload it and try again",

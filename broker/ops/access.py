@@ -7,7 +7,6 @@ there: different names, paths, keys and salts.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -19,7 +18,7 @@ from aiohttp import web
 from broker.config import Settings
 from broker.core.operator_password import verify_password
 from broker.errors import Forbidden
-from broker.web.signed_cookies import SignedCookieCodec
+from broker.web.signed_cookies import SignedCookieCodec, token_matches
 
 log = structlog.get_logger(__name__)
 
@@ -89,9 +88,7 @@ def forget(response: web.StreamResponse) -> None:
 
 
 def check_csrf(session: OpsSession, presented: object) -> None:
-    if not isinstance(presented, str) or not hmac.compare_digest(
-        presented.encode(), session.csrf.encode()
-    ):
+    if not token_matches(session.csrf, presented):
         log.warning("ops.csrf_refused", operator=session.operator)
         raise Forbidden(
             "this form has expired or did not come from the console",

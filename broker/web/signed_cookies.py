@@ -8,6 +8,7 @@ meaning anything for the other. Signed, not encrypted: it must hold nothing secr
 
 from __future__ import annotations
 
+import hmac
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -53,3 +54,8 @@ class SignedCookieCodec(Generic[T]):
             return self._kind(**self._serializer.loads(cookie, max_age=self._max_age))
         except (BadSignature, TypeError, ValueError):
             return None
+
+
+def token_matches(expected: str, presented: object) -> bool:
+    """A form's CSRF token against the session's, in constant time; anything else is no."""
+    return isinstance(presented, str) and hmac.compare_digest(presented.encode(), expected.encode())
