@@ -11,9 +11,16 @@ from aiohttp import web
 
 from broker.core.ids import is_whole_number
 from broker.delivery.reconcile import RunOutcome, run_reconciliation
-from broker.errors import ActionNotAllowed, InvalidPayload, NotFound
+from broker.errors import ActionNotAllowed, NotFound
 from broker.ops.access import check_csrf
-from broker.ops.support import operator, operator_session, page_links, read_filter, render
+from broker.ops.support import (
+    check_state,
+    operator,
+    operator_session,
+    paged,
+    read_filter,
+    render,
+)
 from broker.store import reconcile_reads
 from broker.store.ops_actions import audit
 from broker.web.appkeys import clock_key, reconcile_key, store_key, worker_key
@@ -25,22 +32,16 @@ OFF_REASON = "reconciliation is off: the broker has no [billing] section to read
 async def runs(request: web.Request) -> web.Response:
     session = operator_session(request)
     where = read_filter(request)
-    if where.state and where.state not in {str(o) for o in RunOutcome} | {"running"}:
-        raise InvalidPayload(
-            f"unknown run outcome {where.state!r}",
-            hint="choose one of: running, " + ", ".join(RunOutcome),
-        )
-    found = await request.app[store_key].read(lambda db: reconcile_reads.runs(db, where))
-    return render(
+    outcomes = ["running", *RunOutcome]
+    check_state(where, outcomes, what="run outcome")
+    return await paged(
         request,
-        "ops_reconcile.html",
         session,
-        {
-            "page": found,
-            "links": page_links(request, where, found.has_next),
-            "off": None if reconcile_key in request.app else OFF_REASON,
-            "outcomes": ["running", *RunOutcome],
-        },
+        "ops_reconcile.html",
+        where,
+        reconcile_reads.runs,
+        off=None if reconcile_key in request.app else OFF_REASON,
+        outcomes=outcomes,
     )
 
 

@@ -3,6 +3,7 @@ rendering with the operator's CSRF token, and running a store write as an audite
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from typing import Any
 from urllib.parse import urlencode
 
@@ -14,8 +15,8 @@ from broker.core.ids import is_whole_number
 from broker.errors import InvalidPayload
 from broker.ops.access import COOKIE_NAME, OpsSession
 from broker.store.ops_actions import Operator
-from broker.store.ops_reads import OpsFilter
-from broker.web.appkeys import ops_codec_key, request_id_key, settings_key
+from broker.store.ops_reads import OpsFilter, Page
+from broker.web.appkeys import ops_codec_key, request_id_key, settings_key, store_key
 
 FILTER_FIELDS = ("state", "subscription", "org", "type", "since", "until")
 
@@ -108,3 +109,27 @@ def render(
         **context,
     }
     return aiohttp_jinja2.render_template(template, request, values, status=status)
+
+
+def check_state(where: OpsFilter, allowed: Collection[str], *, what: str) -> None:
+    """A state filter must name one of ``allowed``: a 400 that lists them, not an empty page."""
+    if where.state and where.state not in allowed:
+        raise InvalidPayload(
+            f"unknown {what} {where.state!r}", hint="choose one of: " + ", ".join(allowed)
+        )
+
+
+async def paged(
+    request: web.Request,
+    session: OpsSession,
+    template: str,
+    where: OpsFilter,
+    read: Callable[[Any, OpsFilter], Page[Any]],
+    /,
+    **context: Any,
+) -> web.Response:
+    """One filtered page read from the store, shown with links to its neighbours (positional
+    parameters, so a template may still receive ``where`` in ``context``)."""
+    found = await request.app[store_key].read(lambda db: read(db, where))
+    links = page_links(request, where, found.has_next)
+    return render(request, template, session, {"page": found, "links": links, **context})

@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from broker.core.ids import is_whole_number
-from broker.errors import InvalidPayload, NotFound
-from broker.ops.support import operator_session, page_links, read_filter, render
+from broker.errors import NotFound
+from broker.ops.support import check_state, operator_session, paged, read_filter, render
 from broker.redaction import Redactor
 from broker.store import delivery_records, ops_reads, ops_story
 from broker.store.outbox import DeliveryState
@@ -39,16 +39,9 @@ async def home(request: web.Request) -> web.Response:
 async def events(request: web.Request) -> web.Response:
     session = operator_session(request)
     where = read_filter(request)
-    found = await request.app[store_key].read(lambda db: ops_reads.webhook_events(db, where))
-    return render(
-        request,
-        "ops_events.html",
-        session,
-        {
-            "page": found,
-            "links": page_links(request, where, found.has_next),
-            "refused": await _refused(request, where),
-        },
+    refused = await _refused(request, where)
+    return await paged(
+        request, session, "ops_events.html", where, ops_reads.webhook_events, refused=refused
     )
 
 
@@ -86,22 +79,16 @@ async def event(request: web.Request) -> web.Response:
 async def deliveries(request: web.Request) -> web.Response:
     session = operator_session(request)
     where = read_filter(request)
-    if where.state and where.state not in {str(s) for s in DeliveryState}:
-        raise InvalidPayload(
-            f"unknown delivery state {where.state!r}",
-            hint="choose one of: " + ", ".join(DeliveryState),
-        )
-    found = await request.app[store_key].read(lambda db: ops_reads.deliveries(db, where))
-    return render(
+    states = [str(s) for s in DeliveryState]
+    check_state(where, states, what="delivery state")
+    return await paged(
         request,
-        "ops_deliveries.html",
         session,
-        {
-            "page": found,
-            "links": page_links(request, where, found.has_next),
-            "where": where,
-            "states": [str(s) for s in DeliveryState],
-        },
+        "ops_deliveries.html",
+        where,
+        ops_reads.deliveries,
+        where=where,
+        states=states,
     )
 
 
@@ -130,25 +117,13 @@ def _scrubbed(attempt: delivery_records.AttemptRecord, redact: Redactor) -> dict
 async def parked(request: web.Request) -> web.Response:
     session = operator_session(request)
     where = read_filter(request)
-    found = await request.app[store_key].read(lambda db: ops_reads.parked(db, where))
-    return render(
-        request,
-        "ops_parked.html",
-        session,
-        {"page": found, "links": page_links(request, where, found.has_next)},
-    )
+    return await paged(request, session, "ops_parked.html", where, ops_reads.parked)
 
 
 async def audit(request: web.Request) -> web.Response:
     session = operator_session(request)
     where = read_filter(request)
-    found = await request.app[store_key].read(lambda db: ops_reads.audit_log(db, where))
-    return render(
-        request,
-        "ops_audit.html",
-        session,
-        {"page": found, "links": page_links(request, where, found.has_next)},
-    )
+    return await paged(request, session, "ops_audit.html", where, ops_reads.audit_log)
 
 
 async def story(request: web.Request) -> web.Response:
