@@ -120,4 +120,4 @@ async def db_rows(
 ) -> list[dict[str, Any]]:
     """Read the broker's own database through its store (what an operator would see)."""
     store = client.app[store_key]
-    return await store.read(lambda db: list(db.query(sql, params)))
+    return await store.read(lambda db: list(db.select_all(sql, params)))

@@ -214,7 +214,7 @@ class PageWorld:
 
     async def rows(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
         """The broker's own database, read through its store."""
-        return await self.app[store_key].read(lambda db: list(db.query(sql, params)))
+        return await self.app[store_key].read(lambda db: list(db.select_all(sql, params)))
 
     async def audit(self, action: str | None = None) -> list[dict[str, Any]]:
         if action is None:

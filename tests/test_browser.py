@@ -155,7 +155,7 @@ class Stack:
 
         async def deliveries_finished() -> bool:
             rows = await self.broker[store_key].read(
-                lambda db: list(db.query("SELECT state FROM deliveries"))
+                lambda db: list(db.select_all("SELECT state FROM deliveries"))
             )
             return all(row["state"] in ("done", "superseded") for row in rows)
 

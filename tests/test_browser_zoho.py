@@ -123,7 +123,7 @@ async def test_sign_in_with_zoho_opens_the_page_as_the_token_user(zoho_stack: Zo
     await expect(page.locator("header")).to_contain_text("Ada Owner")
     await zoho_stack.shot("signed-in")
     users = await zoho_stack.broker[store_key].read(
-        lambda db: list(db.query("SELECT zuid, zgid, email FROM users"))
+        lambda db: list(db.select_all("SELECT zuid, zgid, email FROM users"))
     )
     assert users == [{"zuid": ZUID, "zgid": ZGID, "email": EMAIL}]
 

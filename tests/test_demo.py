@@ -56,7 +56,7 @@ async def test_demo_prints_a_signed_link_per_org_that_opens_the_page_once(tmp_pa
             again = await client.get(path, allow_redirects=False)
             assert again.status == 403
         users = await client.app[store_key].read(
-            lambda db: [r["zgid"] for r in db.query("SELECT zgid FROM users ORDER BY zgid")]
+            lambda db: [r["zgid"] for r in db.select_all("SELECT zgid FROM users ORDER BY zgid")]
         )
         assert users == sorted(user.zgid for user in DEMO_ORGS)
 

@@ -90,8 +90,9 @@ async def every_stored_text(client: Client) -> list[tuple[str, str, str]]:
 
     def scan(db: Any) -> list[tuple[str, str, str]]:
         found = []
-        for table in db.table_names():
-            for row in db.query(f"SELECT * FROM [{table}]"):  # noqa: S608 - names from sqlite
+        tables = db.select_all("SELECT name FROM sqlite_master WHERE type = 'table'")
+        for table in [t["name"] for t in tables]:
+            for row in db.select_all(f"SELECT * FROM [{table}]"):  # noqa: S608 - names from sqlite
                 for column, value in row.items():
                     if isinstance(value, bytes):
                         value = value.decode("utf-8", errors="replace")

@@ -27,6 +27,7 @@ from broker.config import config_file, load_settings
 from broker.core.human_dates import parse_when, show_when
 from broker.redaction import Redactor
 from broker.store import database, dead_letters, delivery_records, integrity, ops_reads
+from broker.store.tx import SqliteTx
 
 _DELIVERY_TIMES = ("created_at", "next_attempt_at", "finished_at")
 
@@ -186,19 +187,19 @@ def filter_from_args(args: argparse.Namespace) -> ops_reads.OpsFilter:
 
 
 @contextmanager
-def write_transaction(db: Any) -> Iterator[Any]:
+def write_transaction(db: SqliteTx) -> Iterator[SqliteTx]:
     """``BEGIN IMMEDIATE``: wait (busy_timeout) for a running broker's writer, rather than fail
     at once with "database is locked" when a read transaction cannot be upgraded (WAL)."""
-    db.conn.execute("BEGIN IMMEDIATE")
+    db.execute("BEGIN IMMEDIATE")
     try:
         yield db
     except BaseException:
-        db.conn.execute("ROLLBACK")
+        db.execute("ROLLBACK")
         raise
-    db.conn.execute("COMMIT")
+    db.execute("COMMIT")
 
 
-def open_existing(path: Path) -> Any:
+def open_existing(path: Path) -> SqliteTx:
     if not path.is_file():
         raise SystemExit(f"no database at {path}: pass --db or set BROKER_STORE__PATH")
     return database.connect(path)

@@ -13,10 +13,9 @@ from collections.abc import Callable
 from functools import partial
 from typing import TypeVar
 
-import sqlite_utils
-
 from broker.store import reconcile as rows
 from broker.store.database import Store
+from broker.store.tx import Tx
 
 T = TypeVar("T")
 
@@ -39,7 +38,7 @@ class RunLease:
         self._clock = clock
         self._renewed = taken_at
 
-    async def write(self, work: Callable[[sqlite_utils.Database], T]) -> T:
+    async def write(self, work: Callable[[Tx], T]) -> T:
         """``work`` in one transaction with the renewal; ``LockLost`` (nothing written) if the
         lock is no longer this run's."""
         now = self._clock()
@@ -54,5 +53,5 @@ class RunLease:
             await self.write(_nothing)
 
 
-def _nothing(db: sqlite_utils.Database) -> None:
+def _nothing(db: Tx) -> None:
     return None

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
-import sqlite_utils
 import structlog
 from aiohttp import web
 
@@ -38,6 +37,7 @@ from broker.manage.viewer import Viewer, load_viewer
 from broker.store.audit import record_action
 from broker.store.pipeline import ingest_billing_read
 from broker.store.queries import SubscriptionView
+from broker.store.tx import Tx
 from broker.web.appkeys import (
     billing_client_key,
     call_budget_key,
@@ -81,9 +81,7 @@ class ActionAudit:
             request_id=request.get(request_id_key),
         )
 
-    def record(
-        self, db: sqlite_utils.Database, *, result: str, detail: dict[str, Any] | None
-    ) -> None:
+    def record(self, db: Tx, *, result: str, detail: dict[str, Any] | None) -> None:
         """Add the row; runs inside a store transaction."""
         record_action(
             db,
@@ -228,7 +226,7 @@ async def apply_in_billing(
 
 
 def _ingest_and_audit(
-    db: sqlite_utils.Database,
+    db: Tx,
     *,
     document: dict[str, Any],
     settings: Settings,

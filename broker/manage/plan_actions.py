@@ -12,7 +12,6 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-import sqlite_utils
 import structlog
 from aiohttp import web
 
@@ -33,6 +32,7 @@ from broker.manage.pages import render
 from broker.manage.sessions import Session
 from broker.manage.viewer import Viewer, load_viewer
 from broker.store.checkouts import checkout_row, open_checkout
+from broker.store.tx import Tx
 from broker.web.appkeys import billing_client_key, catalog_key, settings_key, store_key
 
 log = structlog.get_logger(__name__)
@@ -199,7 +199,7 @@ async def open_hosted_checkout(
 
 
 def _open_checkout_and_audit(
-    db: sqlite_utils.Database,
+    db: Tx,
     *,
     hostedpage_id: str,
     entry: ActionAudit,

@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import sqlite_utils
+from broker.store.tx import Tx
 
 
 def record_action(
-    db: sqlite_utils.Database,
+    db: Tx,
     *,
     at: float,
     zuid: str,

@@ -8,9 +8,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import sqlite_utils
-
 from broker.store.sql import select_one
+from broker.store.tx import Tx
 
 
 @dataclass(frozen=True)
@@ -27,7 +26,7 @@ class Checkout:
 
 
 def open_checkout(
-    db: sqlite_utils.Database,
+    db: Tx,
     *,
     hostedpage_id: str,
     zgid: str,
@@ -38,13 +37,16 @@ def open_checkout(
     now: float,
 ) -> None:
     db.execute(
-        "INSERT OR REPLACE INTO checkouts (hostedpage_id, zgid, zuid, action, subscription_id,"
-        " form_json, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO checkouts (hostedpage_id, zgid, zuid, action, subscription_id,"
+        " form_json, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (hostedpage_id) DO UPDATE"
+        " SET zgid = excluded.zgid, zuid = excluded.zuid, action = excluded.action,"
+        " subscription_id = excluded.subscription_id, form_json = excluded.form_json,"
+        " created_at = excluded.created_at, status = 'created', finished_at = NULL",
         [hostedpage_id, zgid, zuid, action, subscription_id, json.dumps(form), now],
     )
 
 
-def checkout_row(db: sqlite_utils.Database, hostedpage_id: str) -> Checkout | None:
+def checkout_row(db: Tx, hostedpage_id: str) -> Checkout | None:
     row = select_one(
         db,
         "SELECT hostedpage_id, zgid, zuid, action, subscription_id, form_json, status"
@@ -57,9 +59,7 @@ def checkout_row(db: sqlite_utils.Database, hostedpage_id: str) -> Checkout | No
     return Checkout(**row, form=form)
 
 
-def finish_checkout(
-    db: sqlite_utils.Database, hostedpage_id: str, *, status: str, now: float
-) -> None:
+def finish_checkout(db: Tx, hostedpage_id: str, *, status: str, now: float) -> None:
     db.execute(
         "UPDATE checkouts SET status = ?, finished_at = ? WHERE hostedpage_id = ?",
         [status, now, hostedpage_id],

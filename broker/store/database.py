@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-import sqlite_utils
 import structlog
 
 from broker.errors import StoreError
 from broker.store.migrations import apply_migrations
+from broker.store.tx import SqliteTx, Tx
 from broker.store.write_lanes import WriteJob, WriteLanes
 
 T = TypeVar("T")
@@ -78,14 +78,14 @@ def store_error(exc: BaseException, fallback: str) -> StoreError:
     return error
 
 
-def connect(path: Path, *, synchronous: str = "FULL") -> sqlite_utils.Database:
+def connect(path: Path, *, synchronous: str = "FULL") -> SqliteTx:
     """Open a connection configured the way every broker connection must be."""
     conn = sqlite3.connect(str(path), isolation_level=None, timeout=30.0)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'FULL' else 'NORMAL'}")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA busy_timeout=30000")
-    return sqlite_utils.Database(conn)
+    return SqliteTx(conn)
 
 
 class Store:
@@ -98,7 +98,7 @@ class Store:
         self._jobs = WriteLanes()
         self._writer: threading.Thread | None = None
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-reader")
-        self._reader_db: sqlite_utils.Database | None = None
+        self._reader_db: SqliteTx | None = None
         self._opened = threading.Event()
         self._open_error: BaseException | None = None
         self._reopen = False  # set by the writer thread after an error that can stick
@@ -124,7 +124,7 @@ class Store:
         self._reader.submit(self._close_reader).result()
         self._reader.shutdown(wait=True)
 
-    async def write(self, fn: Callable[[sqlite_utils.Database], T], *, urgent: bool = False) -> T:
+    async def write(self, fn: Callable[[Tx], T], *, urgent: bool = False) -> T:
         """Run ``fn`` in a transaction on the writer thread; return once it is durable.
 
         ``urgent``: ``fn`` records something that already happened outside the database (a
@@ -137,12 +137,12 @@ class Store:
         self._jobs.put(WriteJob(fn, future, loop), urgent=urgent)
         return await future
 
-    async def read(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
+    async def read(self, fn: Callable[[Tx], T]) -> T:
         """Run ``fn`` on the reader thread, which sees every committed write."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._reader, self._run_read, fn)
 
-    def _run_read(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
+    def _run_read(self, fn: Callable[[Tx], T]) -> T:
         if self._reader_db is None:
             self._reader_db = connect(self.path, synchronous=self._synchronous)
         return fn(self._reader_db)
@@ -171,7 +171,7 @@ class Store:
         finally:
             db.close()
 
-    def _reconnect(self, db: sqlite_utils.Database) -> sqlite_utils.Database:
+    def _reconnect(self, db: SqliteTx) -> SqliteTx:
         """A fresh connection, so a disk made writable again is used without a restart."""
         try:
             fresh = connect(self.path, synchronous=self._synchronous)
@@ -188,7 +188,7 @@ class Store:
         if isinstance(exc, OSError) or (code is not None and code & 0xFF in _REOPEN_AFTER):
             self._reopen = True
 
-    def _commit_group(self, db: sqlite_utils.Database, group: list[WriteJob]) -> None:
+    def _commit_group(self, db: SqliteTx, group: list[WriteJob]) -> None:
         try:
             db.conn.execute("BEGIN IMMEDIATE")
             for index, job in enumerate(group):

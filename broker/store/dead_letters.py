@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import sqlite_utils
-
 from broker.store.sql import select_all
+from broker.store.tx import Tx
 
 
 @dataclass(frozen=True)
@@ -20,9 +19,7 @@ class Requeued:
     superseded: list[int]
 
 
-def retry_dead(
-    db: sqlite_utils.Database, *, now: float, delivery_id: int | None = None
-) -> Requeued:
+def retry_dead(db: Tx, *, now: float, delivery_id: int | None = None) -> Requeued:
     """Send dead letters again, unless a newer delivery of the subscription replaced them."""
     if delivery_id is None:
         rows = select_all(db, "SELECT id, subscription_id FROM deliveries WHERE state = 'dead'")

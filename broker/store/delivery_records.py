@@ -9,10 +9,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import sqlite_utils
-
 from broker.store.outbox import DeliveryState
 from broker.store.sql import select_all, select_one
+from broker.store.tx import Tx
 
 _DELIVERY_COLUMNS = (
     "id, subscription_id, state, action, attempts, uncertain, cause, created_at,"
@@ -79,7 +78,7 @@ class OutboxSummary:
     oldest_pending_seconds: float
 
 
-def get_delivery(db: sqlite_utils.Database, delivery_id: int) -> DeliveryRecord | None:
+def get_delivery(db: Tx, delivery_id: int) -> DeliveryRecord | None:
     row = select_one(
         db,
         f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE id = ?",  # noqa: S608 - our columns
@@ -89,7 +88,7 @@ def get_delivery(db: sqlite_utils.Database, delivery_id: int) -> DeliveryRecord 
 
 
 def list_deliveries(
-    db: sqlite_utils.Database, *, state: DeliveryState | None = None, limit: int = 100
+    db: Tx, *, state: DeliveryState | None = None, limit: int = 100
 ) -> list[DeliveryRecord]:
     """Newest first, at most ``limit``."""
     where, params = ("WHERE state = ?", [str(state), limit]) if state else ("", [limit])
@@ -97,7 +96,7 @@ def list_deliveries(
     return [DeliveryRecord.from_row(row) for row in select_all(db, sql, params)]
 
 
-def delivery_attempts(db: sqlite_utils.Database, delivery_id: int) -> list[AttemptRecord]:
+def delivery_attempts(db: Tx, delivery_id: int) -> list[AttemptRecord]:
     rows = select_all(
         db,
         f"SELECT {_ATTEMPT_COLUMNS} FROM attempts WHERE delivery_id = ? ORDER BY id",  # noqa: S608
@@ -106,7 +105,7 @@ def delivery_attempts(db: sqlite_utils.Database, delivery_id: int) -> list[Attem
     return [AttemptRecord(**row) for row in rows]
 
 
-def outbox_summary(db: sqlite_utils.Database, *, now: float) -> OutboxSummary:
+def outbox_summary(db: Tx, *, now: float) -> OutboxSummary:
     counts = dict.fromkeys(DeliveryState, 0)
     for entry in select_all(db, "SELECT state, COUNT(*) AS n FROM deliveries GROUP BY state"):
         counts[DeliveryState(entry["state"])] = entry["n"]

@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import os
 
-import sqlite_utils
+from broker.store.tx import Tx
 
 
-def write_heartbeat(db: sqlite_utils.Database, *, now: float) -> None:
+def write_heartbeat(db: Tx, *, now: float) -> None:
     """The table is the probe's own, made here rather than in a migration: it holds nothing
     worth migrating and must exist on any schema version."""
     db.execute(
         "CREATE TABLE IF NOT EXISTS readiness_heartbeat"
-        " (id INTEGER PRIMARY KEY CHECK (id = 1), written_at REAL NOT NULL, pid INTEGER)"
+        " (id INTEGER PRIMARY KEY CHECK (id = 1), written_at DOUBLE PRECISION NOT NULL,"
+        " pid INTEGER)"
     )
     db.execute(
-        "INSERT OR REPLACE INTO readiness_heartbeat (id, written_at, pid) VALUES (1, ?, ?)",
+        "INSERT INTO readiness_heartbeat (id, written_at, pid) VALUES (1, ?, ?)"
+        " ON CONFLICT (id) DO UPDATE SET written_at = excluded.written_at, pid = excluded.pid",
         [now, os.getpid()],
     )

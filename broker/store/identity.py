@@ -10,11 +10,10 @@ from __future__ import annotations
 from dataclasses import asdict, fields
 from typing import Any, TypeVar
 
-import sqlite_utils
-
 from broker.core.decide import StoredSubscription
 from broker.core.identity import Claim, CustomerRecord, UserRecord
 from broker.store.sql import select_all, select_one, upsert
+from broker.store.tx import Tx
 
 R = TypeVar("R")
 
@@ -25,27 +24,27 @@ def columns(record: type[Any], table: str = "") -> str:
     return ", ".join(prefix + f.name for f in fields(record))
 
 
-def _one(db: sqlite_utils.Database, record: type[R], table: str, where: str, *key: str) -> R | None:
+def _one(db: Tx, record: type[R], table: str, where: str, *key: str) -> R | None:
     sql = f"SELECT {columns(record)} FROM {table} WHERE {where}"  # noqa: S608 - names are ours
     row = select_one(db, sql, list(key))
     return record(**row) if row is not None else None
 
 
-def subscription_row(db: sqlite_utils.Database, subscription_id: str) -> StoredSubscription | None:
+def subscription_row(db: Tx, subscription_id: str) -> StoredSubscription | None:
     return _one(db, StoredSubscription, "subscriptions", "subscription_id = ?", subscription_id)
 
 
-def customer_row(db: sqlite_utils.Database, customer_id: str | None) -> CustomerRecord | None:
+def customer_row(db: Tx, customer_id: str | None) -> CustomerRecord | None:
     if not customer_id:
         return None
     return _one(db, CustomerRecord, "customers", "customer_id = ?", customer_id)
 
 
-def user_row(db: sqlite_utils.Database, zuid: str) -> UserRecord | None:
+def user_row(db: Tx, zuid: str) -> UserRecord | None:
     return _one(db, UserRecord, "users", "zuid = ?", zuid)
 
 
-def claims_on(db: sqlite_utils.Database, subscription_id: str) -> tuple[Claim, ...]:
+def claims_on(db: Tx, subscription_id: str) -> tuple[Claim, ...]:
     """Every landing claim on a subscription, oldest first."""
     rows = select_all(
         db,
@@ -56,7 +55,7 @@ def claims_on(db: sqlite_utils.Database, subscription_id: str) -> tuple[Claim, .
     return tuple(Claim(**row) for row in rows)
 
 
-def waiting_for_zgid(db: sqlite_utils.Database, zuid: str) -> list[str]:
+def waiting_for_zgid(db: Tx, zuid: str) -> list[str]:
     """Parked subscriptions whose billing customer names this zuid but no zgid."""
     rows = select_all(
         db,
@@ -68,19 +67,19 @@ def waiting_for_zgid(db: sqlite_utils.Database, zuid: str) -> list[str]:
     return [str(row["subscription_id"]) for row in rows]
 
 
-def save_customer(db: sqlite_utils.Database, customer: CustomerRecord) -> None:
+def save_customer(db: Tx, customer: CustomerRecord) -> None:
     upsert(db, "customers", asdict(customer), key="customer_id")
 
 
-def save_user(db: sqlite_utils.Database, user: UserRecord) -> None:
+def save_user(db: Tx, user: UserRecord) -> None:
     upsert(db, "users", asdict(user), key="zuid")
 
 
-def save_claim(db: sqlite_utils.Database, claim: Claim) -> None:
+def save_claim(db: Tx, claim: Claim) -> None:
     upsert(db, "landing_claims", asdict(claim), key=("subscription_id", "zgid"))
 
 
-def bind_subscription(db: sqlite_utils.Database, claim: Claim) -> None:
+def bind_subscription(db: Tx, claim: Claim) -> None:
     """The subscription now belongs to the claim's org (a believed landing claim)."""
     db.execute(
         "UPDATE subscriptions SET zgid = ?, zuid = ?, bound_email = ? WHERE subscription_id = ?",

@@ -16,12 +16,13 @@ from sqlite_utils.migrations import Migrations
 
 from broker.store.schema_ops import m006_webhook_refusals
 from broker.store.schema_reconcile import m005_reconciliation
+from broker.store.tx import SqliteTx, Tx
 
 MIGRATION_SET = "broker"
-Migration = Callable[[sqlite_utils.Database], None]
+Migration = Callable[[Tx], None]
 
 
-def _m001_initial(db: sqlite_utils.Database) -> None:
+def _m001_initial(db: Tx) -> None:
     for statement in _INITIAL_SCHEMA:
         db.execute(statement)
 
@@ -141,7 +142,7 @@ _INITIAL_SCHEMA = [
 ]
 
 
-def _m002_page(db: sqlite_utils.Database) -> None:
+def _m002_page(db: Tx) -> None:
     for statement in _PAGE_SCHEMA:
         db.execute(statement)
 
@@ -179,7 +180,7 @@ _PAGE_SCHEMA = [
 ]
 
 
-def _m003_oidc_flows(db: sqlite_utils.Database) -> None:
+def _m003_oidc_flows(db: Tx) -> None:
     # Sign in with Zoho: each started sign-in, keyed by its random state, taken once. In the
     # database so that any process or replica can finish a sign-in another one started.
     db.execute(
@@ -199,7 +200,7 @@ def _m003_oidc_flows(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX oidc_flows_expires ON oidc_flows (expires_at)")
 
 
-def _m004_verified_visits(db: sqlite_utils.Database) -> None:
+def _m004_verified_visits(db: Tx) -> None:
     for statement in _VERIFIED_VISITS_SCHEMA:
         db.execute(statement)
 
@@ -238,12 +239,20 @@ def broker_migrations() -> Migrations:
     """The broker's migration set, built on each call so that no registry lives at import."""
     migrations = Migrations(MIGRATION_SET)
     for _, name, migrate in SCHEMA:
-        migrations(name=name)(migrate)
+        migrations(name=name)(_on_sqlite(migrate))
     return migrations
 
 
-def apply_migrations(db: sqlite_utils.Database) -> list[str]:
+def _on_sqlite(migrate: Migration) -> Callable[[sqlite_utils.Database], None]:
+    def run(db: sqlite_utils.Database) -> None:
+        migrate(SqliteTx(db.conn))
+
+    return run
+
+
+def apply_migrations(tx: SqliteTx) -> list[str]:
     """Apply every migration not yet recorded; return the names applied."""
+    db = sqlite_utils.Database(tx.conn)
     migrations = broker_migrations()
     with db.atomic():
         bridge_old_runner(db, migrations)

@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-import sqlite_utils
-
 from broker.store.sql import select_one
+from broker.store.tx import Tx
 
 
-def parked_subscriptions(db: sqlite_utils.Database) -> int:
+def parked_subscriptions(db: Tx) -> int:
     """Subscriptions held back until their org is known (``decide.Mark("parked", ...)``)."""
     row = select_one(db, "SELECT COUNT(*) AS n FROM subscriptions WHERE decision = 'parked'")
     return int(row["n"]) if row else 0

@@ -7,16 +7,15 @@ later), then pruned by the next visit. Runs inside a store transaction.
 
 from __future__ import annotations
 
-import sqlite_utils
+from broker.store.tx import Tx
 
 
-def consume_nonce(
-    db: sqlite_utils.Database, nonce: str, *, ts: float, now: float, tolerance_seconds: float
-) -> bool:
+def consume_nonce(db: Tx, nonce: str, *, ts: float, now: float, tolerance_seconds: float) -> bool:
     """Record ``nonce`` as used; False when it already was (a replay)."""
     db.execute("DELETE FROM landing_nonces WHERE expires_at < ?", [now])
     inserted = db.execute(
-        "INSERT OR IGNORE INTO landing_nonces (nonce, used_at, expires_at) VALUES (?, ?, ?)",
+        "INSERT INTO landing_nonces (nonce, used_at, expires_at) VALUES (?, ?, ?)"
+        " ON CONFLICT (nonce) DO NOTHING",
         [nonce, now, max(ts, now) + tolerance_seconds],
     ).rowcount
     return bool(inserted)

@@ -14,10 +14,10 @@ import json
 import secrets
 from dataclasses import asdict, dataclass
 
-import sqlite_utils
 from pydantic import BaseModel, ConfigDict
 
 from broker.core.landing import Name, NumericId, Token
+from broker.store.tx import Tx
 
 
 class LandingHints(BaseModel):
@@ -77,7 +77,7 @@ def same_browser(flow: SignInFlow, browser: str | None) -> bool:
     return browser is not None and hmac.compare_digest(flow.browser_hash, browser_hash(browser))
 
 
-def save_flow(db: sqlite_utils.Database, flow: SignInFlow) -> None:
+def save_flow(db: Tx, flow: SignInFlow) -> None:
     """Store a started flow; flows nobody finished in time go at the same moment."""
     db.execute("DELETE FROM oidc_flows WHERE expires_at < ?", [flow.created_at])
     row = asdict(flow)
@@ -90,10 +90,10 @@ def save_flow(db: sqlite_utils.Database, flow: SignInFlow) -> None:
     )
 
 
-def take_flow(db: sqlite_utils.Database, state: str, now: float) -> SignInFlow | None:
+def take_flow(db: Tx, state: str, now: float) -> SignInFlow | None:
     """The flow for ``state``, removed so it can never be used again; None if unknown or
     expired."""
-    rows = list(db.query("DELETE FROM oidc_flows WHERE state = ? RETURNING *", [state]))
+    rows = db.select_all("DELETE FROM oidc_flows WHERE state = ? RETURNING *", [state])
     if not rows or rows[0]["expires_at"] < now:
         return None
     row = rows[0]

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import sqlite_utils
-
 from broker.config import Settings
 from broker.store import dead_letters, outbox, pipeline
 from broker.store.audit import record_action
 from broker.store.sql import select_one
+from broker.store.tx import Tx
 
 OPS_ORG = "ops"  # the audit log's zgid column for the operator's own actions
 
@@ -27,7 +26,7 @@ class Operator:
 
 
 def audit(
-    db: sqlite_utils.Database,
+    db: Tx,
     who: Operator,
     action: str,
     result: str,
@@ -50,7 +49,7 @@ def audit(
 
 
 def retry_dead(
-    db: sqlite_utils.Database, who: Operator, delivery_ids: list[int], *, now: float
+    db: Tx, who: Operator, delivery_ids: list[int], *, now: float
 ) -> dead_letters.Requeued:
     """Send these dead letters again (a newer delivery supersedes one instead); one audit row
     per delivery, so each subscription's story shows it."""
@@ -73,7 +72,7 @@ def retry_dead(
     return dead_letters.Requeued(requeued, superseded)
 
 
-def retry_now(db: sqlite_utils.Database, who: Operator, delivery_id: int, *, now: float) -> None:
+def retry_now(db: Tx, who: Operator, delivery_id: int, *, now: float) -> None:
     """Make a pending delivery due at once, instead of waiting out its backoff."""
     row = select_one(
         db, "SELECT state, subscription_id FROM deliveries WHERE id = ?", [delivery_id]
@@ -98,7 +97,7 @@ def retry_now(db: sqlite_utils.Database, who: Operator, delivery_id: int, *, now
 
 
 def resolve_parked(
-    db: sqlite_utils.Database,
+    db: Tx,
     who: Operator,
     subscription_id: str,
     *,

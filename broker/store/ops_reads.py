@@ -11,10 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-import sqlite_utils
-
 from broker.store.delivery_records import DeliveryRecord
 from broker.store.sql import select_all
+from broker.store.tx import Tx
 
 _DELIVERY_COLUMNS = (
     "d.id, d.subscription_id, d.state, d.action, d.attempts, d.uncertain, d.cause, d.created_at,"
@@ -128,7 +127,7 @@ def _page(rows: list[T], size: int) -> Page[T]:
     return Page(rows[:size], len(rows) > size)
 
 
-def webhook_events(db: sqlite_utils.Database, where: OpsFilter) -> Page[WebhookEventRow]:
+def webhook_events(db: Tx, where: OpsFilter) -> Page[WebhookEventRow]:
     clause, params = where.where("e", time_column="received_at", state_column="outcome")
     rows = select_all(
         db,
@@ -140,7 +139,7 @@ def webhook_events(db: sqlite_utils.Database, where: OpsFilter) -> Page[WebhookE
     return _page([_event(row) for row in rows], where.page_size)
 
 
-def webhook_event(db: sqlite_utils.Database, event_id: str) -> WebhookEventRow | None:
+def webhook_event(db: Tx, event_id: str) -> WebhookEventRow | None:
     rows = select_all(
         db,
         "SELECT event_id, event_type, subscription_id, received_at, outcome, reason,"
@@ -156,7 +155,7 @@ def _event(row: dict[str, Any]) -> WebhookEventRow:
     return WebhookEventRow(**(row | {"raw_body": text}))
 
 
-def deliveries(db: sqlite_utils.Database, where: OpsFilter) -> Page[DeliveryRecord]:
+def deliveries(db: Tx, where: OpsFilter) -> Page[DeliveryRecord]:
     clause, params = where.where("d", time_column="created_at", state_column="state")
     rows = select_all(
         db,
@@ -167,14 +166,14 @@ def deliveries(db: sqlite_utils.Database, where: OpsFilter) -> Page[DeliveryReco
     return _page([DeliveryRecord.from_row(row) for row in rows], where.page_size)
 
 
-def delivery_ids(db: sqlite_utils.Database, where: OpsFilter) -> list[int]:
+def delivery_ids(db: Tx, where: OpsFilter) -> list[int]:
     """Every delivery the filter matches, unpaged, for "retry all matching"."""
     clause, params = where.where("d", time_column="created_at", state_column="state")
     rows = select_all(db, f"SELECT d.id FROM deliveries d {clause} ORDER BY d.id", params)  # noqa: S608
     return [row["id"] for row in rows]
 
 
-def parked(db: sqlite_utils.Database, where: OpsFilter) -> Page[ParkedRow]:
+def parked(db: Tx, where: OpsFilter) -> Page[ParkedRow]:
     clause, params = where.where("s", time_column="updated_at", state_column="status")
     clause = f"{clause} AND" if clause else "WHERE"
     rows = select_all(
@@ -187,7 +186,7 @@ def parked(db: sqlite_utils.Database, where: OpsFilter) -> Page[ParkedRow]:
     return _page([ParkedRow(**row) for row in rows], where.page_size)
 
 
-def audit_log(db: sqlite_utils.Database, where: OpsFilter) -> Page[AuditRow]:
+def audit_log(db: Tx, where: OpsFilter) -> Page[AuditRow]:
     clause, params = where.where("a", time_column="at", state_column="result")
     if where.zgid:  # the audit row names its org itself
         clause = clause.replace(_ORG.format(table="a") + " = ?", "a.zgid = ?")

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import sqlite_utils
-
 from broker.core.mapping import Identity
 from broker.store.pipeline import load_facts
 from broker.store.sql import select_all, select_one
+from broker.store.tx import Tx
 
 
 @dataclass(frozen=True)
@@ -38,7 +37,7 @@ class SubscriptionStory:
     entries: list[StoryEntry]
 
 
-def subscription_story(db: sqlite_utils.Database, subscription_id: str) -> SubscriptionStory | None:
+def subscription_story(db: Tx, subscription_id: str) -> SubscriptionStory | None:
     row = select_one(
         db,
         "SELECT status, zuid, zgid, customer_id, decision, parked_reason, billing_json,"
@@ -67,12 +66,12 @@ def subscription_story(db: sqlite_utils.Database, subscription_id: str) -> Subsc
     )
 
 
-def owner_of(db: sqlite_utils.Database, subscription_id: str) -> Identity:
+def owner_of(db: Tx, subscription_id: str) -> Identity:
     """The zuid and zgid the pipeline would act for, from the same facts it reads."""
     return load_facts(db, subscription_id).owner()
 
 
-def _events(db: sqlite_utils.Database, sid: str) -> list[StoryEntry]:
+def _events(db: Tx, sid: str) -> list[StoryEntry]:
     rows = select_all(
         db,
         "SELECT event_id, event_type, received_at, outcome, reason FROM webhook_events"
@@ -90,7 +89,7 @@ def _events(db: sqlite_utils.Database, sid: str) -> list[StoryEntry]:
     ]
 
 
-def _calls(db: sqlite_utils.Database, sid: str) -> list[StoryEntry]:
+def _calls(db: Tx, sid: str) -> list[StoryEntry]:
     deliveries = select_all(
         db,
         "SELECT id, created_at, cause, state, target_json FROM deliveries"
@@ -123,7 +122,7 @@ def _calls(db: sqlite_utils.Database, sid: str) -> list[StoryEntry]:
     ]
 
 
-def _actions(db: sqlite_utils.Database, sid: str) -> list[StoryEntry]:
+def _actions(db: Tx, sid: str) -> list[StoryEntry]:
     rows = select_all(
         db,
         "SELECT at, zuid, action, result, detail FROM audit_log WHERE subscription_id = ?",

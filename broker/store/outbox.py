@@ -11,11 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-import sqlite_utils
-
 from broker.core.mapping import ACTION_METHODS, PlatformAction, PlatformState
 from broker.core.platform_answers import CallResult
 from broker.store.sql import select_all
+from broker.store.tx import Tx
 
 
 class DeliveryState(StrEnum):
@@ -27,6 +26,10 @@ class DeliveryState(StrEnum):
     DEAD = "dead"  # refused, or retried past the horizon: the operator's to look at
     SUPERSEDED = "superseded"  # a newer delivery of the subscription took its place
 
+
+# The PostgreSQL channel a commit that queues a delivery notifies, so every replica's worker
+# wakes at once instead of at its next poll.
+DELIVERIES_CHANNEL = "broker_deliveries"
 
 FINISHED = frozenset({DeliveryState.DONE, DeliveryState.DEAD, DeliveryState.SUPERSEDED})
 
@@ -44,7 +47,7 @@ class ClaimedDelivery:
 
 
 def claim_due(
-    db: sqlite_utils.Database, *, owner: str, now: float, lease_seconds: float, limit: int
+    db: Tx, *, owner: str, now: float, lease_seconds: float, limit: int
 ) -> tuple[list[ClaimedDelivery], float | None]:
     """Lease up to ``limit`` due deliveries; also return when the next one falls due."""
     _take_back_expired_leases(db, now)
@@ -96,7 +99,7 @@ def claim_due(
     return claimed, next_due
 
 
-def _take_back_expired_leases(db: sqlite_utils.Database, now: float) -> None:
+def _take_back_expired_leases(db: Tx, now: float) -> None:
     """A lease that ran out belongs to a process that died mid-call: its outcome is unknown."""
     expired = select_all(
         db,
@@ -113,12 +116,12 @@ def _take_back_expired_leases(db: sqlite_utils.Database, now: float) -> None:
         db.execute(
             "UPDATE deliveries SET state = ?, uncertain = 1, lease_owner = NULL,"
             " lease_expires_at = NULL, next_attempt_at = ?,"
-            " finished_at = CASE WHEN ? THEN ? ELSE NULL END WHERE id = ?",
+            " finished_at = CASE WHEN ? > 0 THEN ? ELSE NULL END WHERE id = ?",
             ["superseded" if newer else "pending", now, newer, now, row["id"]],
         )
 
 
-def release_leases(db: sqlite_utils.Database, *, owner: str, now: float) -> int:
+def release_leases(db: Tx, *, owner: str, now: float) -> int:
     """Hand back calls cut short by a shutdown: due now, marked uncertain (they may have landed)."""
     return db.execute(
         "UPDATE deliveries SET state = 'pending', uncertain = 1, lease_owner = NULL,"
@@ -129,7 +132,7 @@ def release_leases(db: sqlite_utils.Database, *, owner: str, now: float) -> int:
 
 
 def complete(
-    db: sqlite_utils.Database,
+    db: Tx,
     delivery: ClaimedDelivery,
     *,
     owner: str,
@@ -151,7 +154,8 @@ def complete(
         # A newer target was queued while this attempt was on the wire: it replaces this one,
         # inheriting any doubt about what the platform now holds.
         db.execute(
-            "UPDATE deliveries SET uncertain = MAX(uncertain, ?) WHERE subscription_id = ?"
+            "UPDATE deliveries SET uncertain = CASE WHEN ? > 0 THEN 1 ELSE uncertain END"
+            " WHERE subscription_id = ?"
             " AND state = 'pending' AND id > ?",
             [int(maybe_applied or delivery.uncertain), delivery.subscription_id, delivery.id],
         )
@@ -182,7 +186,7 @@ def complete(
 
 
 def record_step(
-    db: sqlite_utils.Database,
+    db: Tx,
     delivery: ClaimedDelivery,
     *,
     owner: str,
@@ -216,7 +220,7 @@ def record_step(
 
 
 def _insert_attempts(
-    db: sqlite_utils.Database,
+    db: Tx,
     delivery_id: int,
     started_at: float,
     action: str,
@@ -241,7 +245,7 @@ def _insert_attempts(
         )
 
 
-def _newer_pending(db: sqlite_utils.Database, delivery: ClaimedDelivery) -> bool:
+def _newer_pending(db: Tx, delivery: ClaimedDelivery) -> bool:
     rows = select_all(
         db,
         "SELECT 1 FROM deliveries WHERE subscription_id = ? AND state = 'pending' AND id > ?"

@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import sqlite_utils
 import structlog
 
 from broker.config import LandingVerification, Settings
@@ -41,8 +40,9 @@ from broker.store.identity import (
     user_row,
     waiting_for_zgid,
 )
-from broker.store.outbox import DeliveryState
+from broker.store.outbox import DELIVERIES_CHANNEL, DeliveryState
 from broker.store.sql import select_all, upsert
+from broker.store.tx import Tx
 
 log = structlog.get_logger(__name__)
 
@@ -68,7 +68,7 @@ class PipelineResult:
 
 
 def load_facts(
-    db: sqlite_utils.Database, subscription_id: str, incoming: BillingSubscription | None = None
+    db: Tx, subscription_id: str, incoming: BillingSubscription | None = None
 ) -> PipelineFacts:
     """What ``decide`` needs about one subscription: the stored row, the billing customer (the
     one ``incoming`` names, else the stored one), the binding of the user it names, the claims."""
@@ -89,7 +89,7 @@ def load_facts(
     )
 
 
-def write(db: sqlite_utils.Database, decision: Decision, *, now: float) -> PipelineResult:
+def write(db: Tx, decision: Decision, *, now: float) -> PipelineResult:
     """Write what ``decide`` chose, in the order the rows depend on each other."""
     sid = decision.subscription_id
     if decision.customer is not None:
@@ -133,7 +133,7 @@ def write(db: sqlite_utils.Database, decision: Decision, *, now: float) -> Pipel
 
 
 def ingest_webhook(
-    db: sqlite_utils.Database,
+    db: Tx,
     event: WebhookEvent,
     *,
     raw_body: bytes,
@@ -145,8 +145,9 @@ def ingest_webhook(
     """Record an authenticated webhook once, forever, and feed its snapshot to the pipeline."""
     incoming = event_snapshot(event, now=now)
     inserted = db.execute(
-        "INSERT OR IGNORE INTO webhook_events (event_id, event_type, subscription_id, received_at,"
-        " outcome, content_type, request_id, raw_body) VALUES (?, ?, ?, ?, 'received', ?, ?, ?)",
+        "INSERT INTO webhook_events (event_id, event_type, subscription_id, received_at, outcome,"
+        " content_type, request_id, raw_body) VALUES (?, ?, ?, ?, 'received', ?, ?, ?)"
+        " ON CONFLICT (event_id) DO NOTHING",
         [
             event.event_id,
             event.event_type,
@@ -170,9 +171,7 @@ def ingest_webhook(
     return result
 
 
-def apply_snapshot(
-    db: sqlite_utils.Database, incoming: Snapshot, *, settings: Settings, now: float
-) -> PipelineResult:
+def apply_snapshot(db: Tx, incoming: Snapshot, *, settings: Settings, now: float) -> PipelineResult:
     """Load, decide, write: keep the snapshot if it is not older than ours, then reconcile."""
     subscription = incoming.subscription
     facts = load_facts(db, subscription.subscription_id, subscription)
@@ -181,7 +180,7 @@ def apply_snapshot(
 
 
 def ingest_billing_read(
-    db: sqlite_utils.Database,
+    db: Tx,
     document: dict[str, Any],
     *,
     source: str,
@@ -196,7 +195,7 @@ def ingest_billing_read(
 
 
 def reconcile(
-    db: sqlite_utils.Database,
+    db: Tx,
     subscription_id: str,
     *,
     settings: Settings,
@@ -210,7 +209,7 @@ def reconcile(
 
 
 def enqueue_delivery(
-    db: sqlite_utils.Database,
+    db: Tx,
     subscription_id: str,
     target: PlatformState,
     *,
@@ -238,15 +237,16 @@ def enqueue_delivery(
     target_json = target.to_json()
     cursor = db.execute(
         "INSERT INTO deliveries (subscription_id, target_json, cause, state, uncertain,"
-        " created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        " created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
         [subscription_id, target_json, cause, pending, uncertain, now, now],
     )
+    delivery_id = int(cursor.fetchone()[0])
     db.execute(
         "UPDATE subscriptions SET queued_json = ? WHERE subscription_id = ?",
         [target_json, subscription_id],
     )
-    assert cursor.lastrowid is not None
-    return cursor.lastrowid
+    db.notify(DELIVERIES_CHANNEL)
+    return delivery_id
 
 
 @dataclass(frozen=True)
@@ -267,7 +267,7 @@ class VisitResult:
 
 
 def record_landing_visit(
-    db: sqlite_utils.Database,
+    db: Tx,
     params: LandingParams,
     *,
     settings: Settings,

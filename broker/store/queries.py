@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-import sqlite_utils
-
 from broker.config import Settings
 from broker.core.billing_events import BillingSubscription
 from broker.core.decide import StoredSubscription
@@ -22,6 +20,7 @@ from broker.core.money import parse_amount
 from broker.store.identity import columns, customer_row, user_row
 from broker.store.outbox import DeliveryState
 from broker.store.sql import select_all, select_one
+from broker.store.tx import Tx
 
 CYCLES = {"months": "Monthly", "years": "Yearly"}
 
@@ -51,9 +50,7 @@ class SubscriptionView:
     sync_text: str
 
 
-def org_subscriptions(
-    db: sqlite_utils.Database, zgid: str, settings: Settings
-) -> list[SubscriptionView]:
+def org_subscriptions(db: Tx, zgid: str, settings: Settings) -> list[SubscriptionView]:
     """Subscriptions whose owner, as the broker best knows it, is org ``zgid``."""
     rows = select_all(
         db,
@@ -78,9 +75,7 @@ def org_subscriptions(
     return views
 
 
-def _owner(
-    db: sqlite_utils.Database, stored: StoredSubscription, billing: BillingSubscription | None
-) -> Identity:
+def _owner(db: Tx, stored: StoredSubscription, billing: BillingSubscription | None) -> Identity:
     customer = customer_row(db, stored.customer_id)
     zuid = resolve_identity(billing, customer, stored.bound, None).zuid
     binding = user_row(db, zuid) if zuid else None
@@ -88,7 +83,7 @@ def _owner(
 
 
 def _subscription_view(
-    db: sqlite_utils.Database,
+    db: Tx,
     stored: StoredSubscription,
     billing: BillingSubscription | None,
     owner: Identity,
@@ -152,7 +147,7 @@ def _text(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-def org_claimed_subscription_ids(db: sqlite_utils.Database, zgid: str) -> list[str]:
+def org_claimed_subscription_ids(db: Tx, zgid: str) -> list[str]:
     """Subscriptions this org's users named on a visit that billing has not described yet."""
     rows = select_all(
         db,

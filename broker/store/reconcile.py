@@ -16,13 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-import sqlite_utils
-
 from broker.config import Settings
 from broker.core.billing_events import BillingSubscription, WebhookEvent
 from broker.core.decide import Decision, Outcome, Snapshot, decide, event_snapshot
 from broker.core.reconcile import Drift, StoredView
 from broker.store.pipeline import PipelineResult, ingest_webhook, load_facts, write
+from broker.store.tx import Tx
 
 LOCK_NAME = "run"
 CURSOR = "events_cursor"
@@ -33,20 +32,22 @@ class LockLost(Exception):
     """This run's lease ran out and another process took the lock: it must write nothing more."""
 
 
-def take_lock(db: sqlite_utils.Database, owner: str, *, now: float, lease: float) -> bool:
+def take_lock(db: Tx, owner: str, *, now: float, lease: float) -> bool:
     """Take the run lock unless another owner holds an unexpired lease."""
     row = db.execute("SELECT owner, expires_at FROM reconcile_lock WHERE name = ?", [LOCK_NAME])
     held = row.fetchone()
     if held is not None and held[0] != owner and held[1] > now:
         return False
     db.execute(
-        "INSERT OR REPLACE INTO reconcile_lock (name, owner, expires_at) VALUES (?, ?, ?)",
+        "INSERT INTO reconcile_lock (name, owner, expires_at) VALUES (?, ?, ?)"
+        " ON CONFLICT (name) DO UPDATE"
+        " SET owner = excluded.owner, expires_at = excluded.expires_at",
         [LOCK_NAME, owner, now + lease],
     )
     return True
 
 
-def renew_lock(db: sqlite_utils.Database, owner: str, *, now: float, lease: float) -> bool:
+def renew_lock(db: Tx, owner: str, *, now: float, lease: float) -> bool:
     """Extend ``owner``'s lease; False if ``owner`` no longer holds the lock (it was taken)."""
     renewed = db.execute(
         "UPDATE reconcile_lock SET expires_at = ? WHERE name = ? AND owner = ?",
@@ -56,8 +57,8 @@ def renew_lock(db: sqlite_utils.Database, owner: str, *, now: float, lease: floa
 
 
 def while_held(
-    db: sqlite_utils.Database,
-    work: Callable[[sqlite_utils.Database], T],
+    db: Tx,
+    work: Callable[[Tx], T],
     *,
     owner: str,
     now: float,
@@ -69,17 +70,21 @@ def while_held(
     return work(db)
 
 
-def release_lock(db: sqlite_utils.Database, owner: str) -> None:
+def release_lock(db: Tx, owner: str) -> None:
     db.execute("DELETE FROM reconcile_lock WHERE name = ? AND owner = ?", [LOCK_NAME, owner])
 
 
-def cursor(db: sqlite_utils.Database) -> str | None:
+def cursor(db: Tx) -> str | None:
     row = db.execute("SELECT value FROM reconcile_state WHERE name = ?", [CURSOR]).fetchone()
     return str(row[0]) if row else None
 
 
-def save_cursor(db: sqlite_utils.Database, day: str) -> None:
-    db.execute("INSERT OR REPLACE INTO reconcile_state (name, value) VALUES (?, ?)", [CURSOR, day])
+def save_cursor(db: Tx, day: str) -> None:
+    db.execute(
+        "INSERT INTO reconcile_state (name, value) VALUES (?, ?)"
+        " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        [CURSOR, day],
+    )
 
 
 @dataclass(frozen=True)
@@ -91,20 +96,17 @@ class RunCounts:
     customers_read: int = 0
 
 
-def start_run(
-    db: sqlite_utils.Database, *, trigger: str, dry_run: bool, since: str | None, now: float
-) -> int:
+def start_run(db: Tx, *, trigger: str, dry_run: bool, since: str | None, now: float) -> int:
     cursor_ = db.execute(
         "INSERT INTO reconcile_runs (started_at, trigger, dry_run, since, outcome)"
-        " VALUES (?, ?, ?, ?, 'running')",
+        " VALUES (?, ?, ?, ?, 'running') RETURNING id",
         [now, trigger, int(dry_run), since],
     )
-    assert cursor_.lastrowid is not None
-    return cursor_.lastrowid
+    return int(cursor_.fetchone()[0])
 
 
 def finish_run(
-    db: sqlite_utils.Database,
+    db: Tx,
     run_id: int,
     *,
     outcome: str,
@@ -141,7 +143,7 @@ def finish_run(
         )
 
 
-def known_events(db: sqlite_utils.Database, event_ids: list[str]) -> set[str]:
+def known_events(db: Tx, event_ids: list[str]) -> set[str]:
     """Which of these events the broker already received (by webhook or an earlier run)."""
     known: set[str] = set()
     for event_id in event_ids:
@@ -151,16 +153,17 @@ def known_events(db: sqlite_utils.Database, event_ids: list[str]) -> set[str]:
     return known
 
 
-def stored_views(db: sqlite_utils.Database) -> dict[str, StoredView]:
+def stored_views(db: Tx) -> dict[str, StoredView]:
     """Every stored subscription as the sweep compares it."""
+    updated_time = db.json_text("billing_json", "updated_time")
     rows = db.execute(
-        "SELECT subscription_id, status, plan_code, json_extract(billing_json, '$.updated_time'),"
+        f"SELECT subscription_id, status, plan_code, {updated_time},"  # noqa: S608 - ours
         " billing_updated_at FROM subscriptions"
     ).fetchall()
     return {row[0]: StoredView(row[0], row[1], row[2], _when(row[3]), row[4]) for row in rows}
 
 
-def parked(db: sqlite_utils.Database) -> list[tuple[str, str | None, str | None]]:
+def parked(db: Tx) -> list[tuple[str, str | None, str | None]]:
     """Parked subscriptions: (id, billing customer id, the stored snapshot's JSON)."""
     rows = db.execute(
         "SELECT subscription_id, customer_id, billing_json FROM subscriptions"
@@ -170,7 +173,7 @@ def parked(db: sqlite_utils.Database) -> list[tuple[str, str | None, str | None]
 
 
 def feed_event(
-    db: sqlite_utils.Database,
+    db: Tx,
     event: WebhookEvent,
     raw_body: bytes,
     *,
@@ -203,7 +206,7 @@ def feed_event(
 
 
 def feed_read(
-    db: sqlite_utils.Database,
+    db: Tx,
     document: dict[str, Any],
     *,
     floor: float | None,
@@ -223,7 +226,7 @@ def feed_read(
 
 
 def _decided(
-    db: sqlite_utils.Database,
+    db: Tx,
     snapshot: Snapshot,
     *,
     settings: Settings,

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import sqlite_utils
-
 from broker.store.ops_reads import OpsFilter, Page
 from broker.store.sql import select_all
+from broker.store.tx import Tx
 
 _RUN_COLUMNS = (
     "id, started_at, finished_at, trigger, dry_run, since, outcome, events_read, events_fed,"
@@ -46,7 +45,7 @@ class DriftRow:
     delivery_id: int | None
 
 
-def runs(db: sqlite_utils.Database, where: OpsFilter) -> Page[RunRow]:
+def runs(db: Tx, where: OpsFilter) -> Page[RunRow]:
     """Runs, newest first; ``state`` filters on the outcome, since/until on the start."""
     clauses: list[str] = ["1 = 1"]
     params: list[object] = []
@@ -69,7 +68,7 @@ def runs(db: sqlite_utils.Database, where: OpsFilter) -> Page[RunRow]:
     return Page(rows[: where.page_size], len(rows) > where.page_size)
 
 
-def run(db: sqlite_utils.Database, run_id: int) -> RunRow | None:
+def run(db: Tx, run_id: int) -> RunRow | None:
     found = select_all(
         db,
         f"SELECT {_RUN_COLUMNS} FROM reconcile_runs WHERE id = ?",  # noqa: S608 - ours
@@ -78,7 +77,7 @@ def run(db: sqlite_utils.Database, run_id: int) -> RunRow | None:
     return RunRow(**found[0]) if found else None
 
 
-def drift(db: sqlite_utils.Database, run_id: int) -> list[DriftRow]:
+def drift(db: Tx, run_id: int) -> list[DriftRow]:
     found = select_all(
         db,
         "SELECT id, subscription_id, kind, billing, broker, action, delivery_id"

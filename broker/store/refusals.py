@@ -6,14 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import sqlite_utils
-
 from broker.store.sql import select_all
+from broker.store.tx import Tx
 
 DayReason = tuple[str, str]  # ("2026-11-30", "bad_key")
 
 
-def add_refusals(db: sqlite_utils.Database, counts: Mapping[DayReason, int]) -> None:
+def add_refusals(db: Tx, counts: Mapping[DayReason, int]) -> None:
     """Add these counts to the stored ones (a row per day and reason)."""
     for (day, reason), count in counts.items():
         db.execute(
@@ -23,9 +22,7 @@ def add_refusals(db: sqlite_utils.Database, counts: Mapping[DayReason, int]) -> 
         )
 
 
-def refusal_counts(
-    db: sqlite_utils.Database, *, first_day: str | None, last_day: str | None
-) -> dict[str, int]:
+def refusal_counts(db: Tx, *, first_day: str | None, last_day: str | None) -> dict[str, int]:
     """Refusals by reason over these days (inclusive; None: unbounded)."""
     rows = select_all(
         db,

@@ -11,8 +11,6 @@ from __future__ import annotations
 from dataclasses import replace
 from urllib.parse import parse_qsl
 
-import sqlite_utils
-
 from broker.config import Settings
 from broker.core.billing_events import decode_json
 from broker.core.decide import Outcome, Snapshot, decide, event_snapshot
@@ -22,6 +20,7 @@ from broker.errors import ClientError
 from broker.store.ops_actions import Operator, audit
 from broker.store.pipeline import PipelineResult, load_facts, write
 from broker.store.sql import select_all, select_one
+from broker.store.tx import Tx
 
 FORM_TYPE = "application/x-www-form-urlencoded"
 # Never equal to a platform state's JSON: decide then queues the call as if none was queued.
@@ -30,7 +29,7 @@ MAX_RANGE = 1000  # events one range replay may touch; narrow the range for more
 
 
 def replay_event(
-    db: sqlite_utils.Database, who: Operator, event_id: str, *, settings: Settings, now: float
+    db: Tx, who: Operator, event_id: str, *, settings: Settings, now: float
 ) -> PipelineResult:
     """Feed one stored event's snapshot through the pipeline again; LookupError if unknown."""
     row = select_one(
@@ -51,7 +50,7 @@ def replay_event(
     return result
 
 
-def event_ids_between(db: sqlite_utils.Database, since: float, until: float) -> list[str]:
+def event_ids_between(db: Tx, since: float, until: float) -> list[str]:
     """Stored events received in [since, until), oldest first (the order they happened)."""
     rows = select_all(
         db,
@@ -63,7 +62,7 @@ def event_ids_between(db: sqlite_utils.Database, since: float, until: float) -> 
 
 
 def _replayed(
-    db: sqlite_utils.Database,
+    db: Tx,
     event_id: str,
     raw: bytes | str,
     content_type: str | None,

@@ -3,10 +3,10 @@ reason (never a row per request). Never edit it once shipped."""
 
 from __future__ import annotations
 
-import sqlite_utils
+from broker.store.tx import Tx
 
 
-def m006_webhook_refusals(db: sqlite_utils.Database) -> None:
+def m006_webhook_refusals(db: Tx) -> None:
     db.execute(
         """
         CREATE TABLE webhook_refusals (

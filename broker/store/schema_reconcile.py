@@ -3,10 +3,10 @@ event's source. Kept apart so ``migrations`` stays short; never edit it once shi
 
 from __future__ import annotations
 
-import sqlite_utils
+from broker.store.tx import Tx
 
 
-def m005_reconciliation(db: sqlite_utils.Database) -> None:
+def m005_reconciliation(db: Tx) -> None:
     for statement in _RECONCILIATION_SCHEMA:
         db.execute(statement)
 

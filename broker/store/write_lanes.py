@@ -15,9 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import sqlite_utils
+from broker.store.tx import Tx
 
-Job = Callable[[sqlite_utils.Database], Any]
+Job = Callable[[Tx], Any]
 
 
 @dataclass
