@@ -181,4 +181,4 @@ class ManualTime:
 
     async def nap_until(self, moment: float) -> None:
         """Wait (in real time, polling) until the only nap under way ends at ``moment``."""
-        await eventually(lambda: self.naps == [moment], message=f"a nap until {moment}")
+        await eventually(lambda: self.naps == [moment], message=f"a nap until {moment} {self.naps}")

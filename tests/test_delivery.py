@@ -545,20 +545,24 @@ async def test_changes_queued_while_the_platform_is_down_coalesce_into_one_call(
     broker = await timed_broker(max_backoff_seconds=2.0)
     simulator.go_down()
 
-    async def waiting_after_a_failure(delivery_id: int) -> bool:
+    # Each check names the attempts made so far: "pending after one attempt" also holds before
+    # the attempt that the clock's move has just made due, which would race the next step.
+    async def waiting_after_a_failure(delivery_id: int, attempts: int) -> bool:
         row = await delivery(broker, delivery_id)
-        return row["state"] == "pending" and row["attempts"] >= 1
+        return row["state"] == "pending" and row["attempts"] == attempts
 
     await post_ok(broker, subscription_event(quantity=5))
-    await eventually(lambda: waiting_after_a_failure(1), message="created waiting to retry")
+    await eventually(lambda: waiting_after_a_failure(1, 1), message="created waiting to retry")
     await post_ok(broker, upgrade(quantity=8))
+    await eventually(lambda: waiting_after_a_failure(2, 1), message="upgrade failed once")
     await manual_time.nap_until(START + 2.0)
     manual_time.advance_to(START + 2.0)
-    await eventually(lambda: waiting_after_a_failure(2), message="upgrade waiting to retry")
+    await eventually(lambda: waiting_after_a_failure(2, 2), message="upgrade waiting to retry")
     await post_ok(broker, upgrade(quantity=12, plan="1003"))
+    await eventually(lambda: waiting_after_a_failure(3, 1), message="second upgrade failed once")
     await manual_time.nap_until(START + 4.0)
     manual_time.advance_to(START + 4.0)
-    await eventually(lambda: waiting_after_a_failure(3), message="second upgrade waiting")
+    await eventually(lambda: waiting_after_a_failure(3, 2), message="second upgrade waiting")
 
     simulator.come_up()
     await manual_time.nap_until(START + 6.0)

@@ -18,7 +18,7 @@ from broker.config import Settings
 from broker.delivery.reconcile import ReconcileDeps, RunOutcome, RunReport, run_reconciliation
 from broker.logs import configure_logging
 from broker.metrics import Metrics
-from broker.store.database import Store
+from broker.store.backend import open_store
 
 EXIT_BUSY = 3  # another process is reconciling
 EXIT_INCOMPLETE = 4  # billing was busy or failed; the next run carries on
@@ -52,7 +52,7 @@ def reconcile(args: argparse.Namespace) -> int:
 
 async def _run(settings: Settings, *, since: date | None, dry_run: bool) -> RunReport:
     assert settings.billing is not None
-    store = Store(settings.store.path, synchronous=settings.store.synchronous)
+    store = open_store(settings.store)
     await store.open()
     try:
         async with aiohttp.ClientSession() as session:

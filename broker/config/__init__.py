@@ -48,6 +48,10 @@ __all__ = [
 ]
 
 
+SQLITE_PREFIX = "sqlite:///"
+POSTGRES_PREFIXES = ("postgresql://", "postgres://")
+
+
 class ServerSettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
@@ -58,11 +62,44 @@ class ServerSettings(Section):
 
 
 class StoreSettings(Section):
+    """Where the broker keeps its state: a SQLite file (one process) or PostgreSQL (replicas).
+
+    ``url`` is ``sqlite:///relative/path``, ``sqlite:////absolute/path`` or
+    ``postgresql://user@host:port/db``. Unset, it is the SQLite file at ``path``. A URL may hold
+    a password, so it is a secret: give it with ``BROKER_STORE__URL_FILE`` in production.
+    """
+
+    url: SecretStr | None = None
     path: Path = Path("broker.db")
     # FULL survives power loss, NORMAL only process crashes; group commit keeps FULL affordable.
     synchronous: Literal["FULL", "NORMAL"] = "FULL"
     # Most write jobs folded into one transaction (one fsync) when requests arrive together.
     group_commit_max: int = Field(256, ge=1, le=10_000)
+    # PostgreSQL: connections (and threads running store jobs) per process.
+    pool_size: int = Field(10, ge=1, le=200)
+    # PostgreSQL: how long to wait for a connection before answering 503.
+    connect_timeout_seconds: float = Field(5.0, gt=0, le=120)
+
+    @model_validator(mode="after")
+    def _url_names_a_backend(self) -> StoreSettings:
+        if self.url is None:
+            return self
+        url = self.url.get_secret_value()
+        if url.startswith(SQLITE_PREFIX):
+            if len(url) == len(SQLITE_PREFIX):
+                raise ValueError("store.url sqlite:/// needs a file path after it")
+            self.path = Path(url.removeprefix(SQLITE_PREFIX))
+            self.url = None
+        elif not url.startswith(POSTGRES_PREFIXES):
+            raise ValueError(
+                "store.url must start with sqlite:/// (a file) or postgresql:// (a server)"
+            )
+        return self
+
+    @property
+    def postgres_url(self) -> str | None:
+        """The PostgreSQL URL, or None when the store is the SQLite file at ``path``."""
+        return None if self.url is None else self.url.get_secret_value()
 
 
 class PlatformSettings(Section):

@@ -19,7 +19,7 @@ from broker.core.mapping import PlatformAction, PlatformCall, PlatformState, pla
 from broker.core.platform_answers import CallResult, means_already_gone
 from broker.delivery.retry import RetryPolicy
 from broker.metrics import Metrics
-from broker.store.database import Store
+from broker.store.backend import StoreBackend
 from broker.store.outbox import ClaimedDelivery, DeliveryState, complete, record_step
 
 log = structlog.get_logger(__name__)
@@ -30,7 +30,7 @@ class DeliveryAttempts:
 
     def __init__(
         self,
-        store: Store,
+        store: StoreBackend,
         client: PlatformClient,
         settings: Settings,
         metrics: Metrics,

@@ -39,7 +39,7 @@ from broker.delivery.reconcile_lease import RunLease
 from broker.errors import BillingRateLimited, BrokerError
 from broker.metrics import Metrics
 from broker.store import reconcile as rows
-from broker.store.database import Store
+from broker.store.backend import StoreBackend
 from broker.store.pipeline import PipelineResult
 
 log = structlog.get_logger(__name__)
@@ -69,7 +69,7 @@ class RunReport:
 
 @dataclass(frozen=True)
 class ReconcileDeps:
-    store: Store
+    store: StoreBackend
     reads: BillingReads
     settings: Settings
     metrics: Metrics

@@ -14,7 +14,7 @@ from functools import partial
 from typing import TypeVar
 
 from broker.store import reconcile as rows
-from broker.store.database import Store
+from broker.store.backend import StoreBackend
 from broker.store.tx import Tx
 
 T = TypeVar("T")
@@ -25,7 +25,7 @@ class RunLease:
 
     def __init__(
         self,
-        store: Store,
+        store: StoreBackend,
         owner: str,
         *,
         seconds: float,

@@ -21,7 +21,7 @@ from broker.config import Settings
 from broker.delivery.attempt import DeliveryAttempts
 from broker.errors import StoreError
 from broker.metrics import Metrics
-from broker.store.database import Store
+from broker.store.backend import StoreBackend
 from broker.store.outbox import (
     ClaimedDelivery,
     claim_due,
@@ -36,7 +36,7 @@ Sleep = Callable[[float], Awaitable[None]]
 class DeliveryWorker:
     def __init__(
         self,
-        store: Store,
+        store: StoreBackend,
         client: PlatformClient,
         settings: Settings,
         metrics: Metrics,

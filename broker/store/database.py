@@ -29,7 +29,7 @@ import structlog
 
 from broker.errors import StoreError
 from broker.store.migrations import apply_migrations
-from broker.store.tx import SqliteTx, Tx
+from broker.store.tx import Dialect, SqliteTx, Tx
 from broker.store.write_lanes import WriteJob, WriteLanes
 
 T = TypeVar("T")
@@ -91,6 +91,8 @@ def connect(path: Path, *, synchronous: str = "FULL") -> SqliteTx:
 class Store:
     """The broker's SQLite database, reached only through ``write`` and ``read``."""
 
+    dialect = Dialect.SQLITE
+
     def __init__(self, path: Path, *, synchronous: str = "FULL", group_commit_max: int = 256):
         self.path = path
         self._synchronous = synchronous
@@ -103,6 +105,13 @@ class Store:
         self._open_error: BaseException | None = None
         self._reopen = False  # set by the writer thread after an error that can stick
         self.stats = StoreStats()
+
+    @property
+    def local_directory(self) -> Path:
+        return self.path.parent
+
+    def on_wakeup(self, callback: Callable[[], None]) -> None:
+        """Nothing to listen to: only this process writes to the file."""
 
     async def open(self) -> None:
         """Start the writer thread and bring the schema up to date."""

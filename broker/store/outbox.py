@@ -46,14 +46,8 @@ class ClaimedDelivery:
     cause: str
 
 
-def claim_due(
-    db: Tx, *, owner: str, now: float, lease_seconds: float, limit: int
-) -> tuple[list[ClaimedDelivery], float | None]:
-    """Lease up to ``limit`` due deliveries; also return when the next one falls due."""
-    _take_back_expired_leases(db, now)
-    rows = select_all(
-        db,
-        """
+# The oldest pending delivery of each subscription with none in flight, due now.
+_DUE = """
             SELECT d.*, s.acked_json FROM deliveries d
             JOIN subscriptions s ON s.subscription_id = d.subscription_id
             WHERE d.state = 'pending' AND d.next_attempt_at <= :now
@@ -64,9 +58,15 @@ def claim_due(
                                 AND f.state = 'in_flight')
             ORDER BY d.next_attempt_at, d.id
             LIMIT :limit
-            """,
-        {"now": now, "limit": limit},
-    )
+            """
+
+
+def claim_due(
+    db: Tx, *, owner: str, now: float, lease_seconds: float, limit: int
+) -> tuple[list[ClaimedDelivery], float | None]:
+    """Lease up to ``limit`` due deliveries; also return when the next one falls due."""
+    _take_back_expired_leases(db, now)
+    rows = select_all(db, _DUE + db.skip_locked("d"), {"now": now, "limit": limit})
     claimed = []
     for row in rows:
         db.execute(
@@ -116,8 +116,9 @@ def _take_back_expired_leases(db: Tx, now: float) -> None:
         db.execute(
             "UPDATE deliveries SET state = ?, uncertain = 1, lease_owner = NULL,"
             " lease_expires_at = NULL, next_attempt_at = ?,"
-            " finished_at = CASE WHEN ? > 0 THEN ? ELSE NULL END WHERE id = ?",
-            ["superseded" if newer else "pending", now, newer, now, row["id"]],
+            " finished_at = CASE WHEN ? > 0 THEN ? ELSE NULL END"
+            " WHERE id = ? AND state = 'in_flight' AND lease_expires_at < ?",
+            ["superseded" if newer else "pending", now, newer, now, row["id"], now],
         )
 
 

@@ -27,7 +27,8 @@ def refusal_counts(db: Tx, *, first_day: str | None, last_day: str | None) -> di
     rows = select_all(
         db,
         "SELECT reason, SUM(count) AS total FROM webhook_refusals"
-        " WHERE (? IS NULL OR day >= ?) AND (? IS NULL OR day <= ?) GROUP BY reason",
+        " WHERE (CAST(? AS TEXT) IS NULL OR day >= ?) AND (CAST(? AS TEXT) IS NULL OR day <= ?)"
+        " GROUP BY reason",
         [first_day, first_day, last_day, last_day],
     )
     return {row["reason"]: int(row["total"]) for row in rows}

@@ -46,7 +46,7 @@ from broker.manage.subscription_actions import (
 from broker.metrics import Metrics
 from broker.ops.routes import setup_ops
 from broker.redaction import Redactor
-from broker.store.database import Store
+from broker.store.backend import open_store
 from broker.web.appkeys import (
     billing_client_key,
     call_budget_key,
@@ -175,11 +175,7 @@ def create_app(
 
 async def store_context(app: web.Application) -> AsyncIterator[None]:
     settings = app[settings_key].store
-    store = Store(
-        settings.path,
-        synchronous=settings.synchronous,
-        group_commit_max=settings.group_commit_max,
-    )
+    store = open_store(settings)
     await store.open()
     app[store_key] = store
     yield
@@ -282,6 +278,8 @@ async def delivery_worker_context(app: web.Application) -> AsyncIterator[None]:
         sleep=app[sleep_key],
     )
     app[worker_key] = worker
+    # Another replica queued a delivery: claim it now rather than at the next poll.
+    app[store_key].on_wakeup(worker.wake)
     worker.start()
     yield
     await worker.stop(grace_seconds=app[settings_key].platform.request_timeout_seconds + 1)

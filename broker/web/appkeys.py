@@ -19,14 +19,14 @@ from broker.manage.sessions import SessionCodec
 from broker.metrics import Metrics
 from broker.ops.access import OpsSessionCodec
 from broker.redaction import Redactor
-from broker.store.database import Store
+from broker.store.backend import StoreBackend
 from broker.web.refused import RefusalTally
 
 settings_key = web.AppKey("settings", Settings)
 clock_key: web.AppKey[Callable[[], float]] = web.AppKey("clock")
 # How the delivery worker waits for the clock above (asyncio.sleep; tests move time by hand).
 sleep_key: web.AppKey[Callable[[float], Awaitable[None]]] = web.AppKey("sleep")
-store_key = web.AppKey("store", Store)
+store_key = web.AppKey("store", StoreBackend)
 metrics_key = web.AppKey("metrics", Metrics)
 http_session_key = web.AppKey("http_session", aiohttp.ClientSession)
 platform_client_key = web.AppKey("platform_client", PlatformClient)

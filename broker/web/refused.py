@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import structlog
 
 from broker.errors import StoreError
-from broker.store.database import Store
+from broker.store.backend import StoreBackend
 from broker.store.refusals import DayReason, add_refusals
 
 log = structlog.get_logger(__name__)
@@ -27,7 +27,10 @@ class RefusalTally:
     that the timer sleeps on nothing (nothing pending: no wake-ups, no writes)."""
 
     def __init__(
-        self, store: Store, clock: Callable[[], float], interval: float = FLUSH_INTERVAL_SECONDS
+        self,
+        store: StoreBackend,
+        clock: Callable[[], float],
+        interval: float = FLUSH_INTERVAL_SECONDS,
     ) -> None:
         self._store = store
         self._clock = clock
