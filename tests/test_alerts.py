@@ -30,6 +30,7 @@ EXPECTED_ALERTS = {
     "BrokerParkedSubscriptions",
     "BrokerReconciliationDrift",
     "BrokerReconciliationFailing",
+    "BrokerStoreUnreachable",
 }
 
 
@@ -79,6 +80,17 @@ def test_every_metric_an_alert_watches_is_one_the_broker_exports():
     assert "broker_webhooks_refused_total" in watched
     assert "broker_parked_subscriptions" in watched
     assert "broker_reconcile_drift_total" in watched
+
+
+def test_the_series_an_alert_watches_from_outside_the_broker_are_documented():
+    """/readyz has no metric of its own: Prometheus's blackbox exporter probes it, and the
+    operator must be told how, or the store alert never fires."""
+    text = ALERTS.read_text()
+    outside = set(re.findall(r"\b(probe_success\{job=\"[\w-]+\"\})", text))
+    assert outside == {'probe_success{job="broker-readyz"}'}
+    readme = (ROOT / "deploy" / "README.md").read_text()
+    assert "job_name: broker-readyz" in readme
+    assert "module: [http_2xx]" in readme
 
 
 def test_deploy_readme_explains_every_alert():

@@ -12,21 +12,24 @@ import re
 import sqlite3
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, get_args
+from urllib.parse import urlsplit
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 
 from broker.cli import main
-from broker.config import Settings, config_file, load_settings
+from broker.config import Settings, StoreSettings, config_file, load_settings
 from broker.simulators.platform import PlatformSimulator
 from tests.conftest import post_event
 from tests.support import eventually, subscription_event
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_CONFIG = REPO / "config" / "broker.example.toml"
+POSTGRESQL_CONFIG = REPO / "config" / "broker.postgresql.toml"
 SECRET = "operator-zapikey-not-for-printing"
 
 
@@ -663,3 +666,25 @@ def test_example_config_mentions_every_setting():
     assert len(expected) > 20  # the walk found the sections' fields, not just the sections
     missing = sorted(".".join(key) for key in expected - mentioned_keys(text))
     assert missing == [], f"config/broker.example.toml does not mention: {missing}"
+
+
+def test_postgresql_example_sets_only_documented_settings_and_no_password():
+    text = POSTGRESQL_CONFIG.read_text()
+    extra = mentioned_keys(text) - mentioned_keys(example_config().read_text())
+    assert extra == set(), "every key is in broker.example.toml, with its default"
+    url = tomllib.loads(text)["store"]["url"]
+    assert urlsplit(url).scheme == "postgresql"
+    assert urlsplit(url).username == "broker"
+    assert urlsplit(url).password is None
+
+
+@pytest.mark.skipif(
+    "url" not in StoreSettings.model_fields,
+    reason="store.url arrives with the PostgreSQL backend (issue 9)",
+)
+def test_postgresql_example_loads_with_secrets_from_env():
+    settings = load_settings(POSTGRESQL_CONFIG, {"BROKER_PLATFORM__ZAPIKEY": SECRET})
+    store: Any = settings.store
+    url = store.url.get_secret_value() if isinstance(store.url, SecretStr) else str(store.url)
+    assert url.startswith("postgresql://broker@db.internal:5432/broker?")
+    assert store.pool_size == 10
