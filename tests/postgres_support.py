@@ -23,6 +23,7 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -39,6 +40,9 @@ DATABASE_PREFIX = "broker_test_"
 # A test box: room for many pools at once; fsync stays on (the store's durability is tested).
 SERVER_SETTINGS = {"max_connections": "200", "shared_buffers": "128MB"}
 _TIMEOUT_SECONDS = 60
+# A throwaway cluster's dir is named so, and holds the pid of the pytest that started it.
+CLUSTER_PREFIX = "broker-test-pg-"
+OWNER_FILE = "owner.pid"
 
 
 class NoServer(StrEnum):
@@ -115,14 +119,56 @@ def _run(argv: list[str], what: str) -> None:
         )
 
 
-@contextlib.contextmanager
-def throwaway_cluster(bindir: Path) -> Iterator[str]:
-    """A new cluster in a temp dir on a free 127.0.0.1 port; yields its admin DSN.
+@dataclass(frozen=True)
+class Cluster:
+    dsn: str
+    home: Path
 
-    Everything it writes (data, socket, log) is under one temp dir, removed on the way out, so a
-    session that crashes leaves at most a directory in the system's temp dir."""
-    home = Path(tempfile.mkdtemp(prefix="broker-test-pg-"))
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _stop(bindir: Path, data: Path) -> None:
+    # Immediate: the databases are thrown away, so no shutdown checkpoint is owed.
+    argv = [str(bindir / "pg_ctl"), "stop", "-m", "immediate", "-D", str(data)]
+    subprocess.run(
+        _as_server_user(argv), capture_output=True, check=False, timeout=_TIMEOUT_SECONDS
+    )
+
+
+def reap_orphans(bindir: Path, parent: Path) -> list[Path]:
+    """Stop and delete the clusters whose pytest died without cleaning up (kill -9): their
+    postgres would otherwise run on, detached, forever."""
+    reaped = []
+    for home in sorted(parent.glob(f"{CLUSTER_PREFIX}*")):
+        try:
+            owner = int((home / OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+        if _alive(owner):
+            continue
+        _stop(bindir, home / "data")
+        shutil.rmtree(home, ignore_errors=True)
+        reaped.append(home)
+    return reaped
+
+
+@contextlib.contextmanager
+def throwaway_cluster(bindir: Path) -> Iterator[Cluster]:
+    """A new cluster in a temp dir on a free 127.0.0.1 port.
+
+    Everything it writes (data, socket, log) is under one temp dir, removed on the way out; if
+    this process is killed first, the next session's ``reap_orphans`` removes it."""
+    home = Path(tempfile.mkdtemp(prefix=CLUSTER_PREFIX))
     data, log = home / "data", home / "server.log"
+    (home / OWNER_FILE).write_text(str(os.getpid()))
     if os.geteuid() == 0:
         shutil.chown(home, "postgres", "postgres")
     try:
@@ -143,14 +189,9 @@ def throwaway_cluster(bindir: Path) -> Iterator[str]:
             "starting PostgreSQL",
         )  # fmt: skip
         try:
-            yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+            yield Cluster(f"postgresql://postgres@127.0.0.1:{port}/postgres", home)
         finally:
-            # Immediate: the databases are thrown away, so no shutdown checkpoint is owed.
-            subprocess.run(
-                _as_server_user([str(bindir / "pg_ctl"), "stop", "-m", "immediate",
-                                 "-D", str(data)]),
-                capture_output=True, check=False, timeout=_TIMEOUT_SECONDS,
-            )  # fmt: skip
+            _stop(bindir, data)
     finally:
         shutil.rmtree(home, ignore_errors=True)
 
@@ -195,8 +236,9 @@ def postgres_server() -> Iterator[str]:
         if no_server_outcome(os.environ) is NoServer.FAIL:
             pytest.fail(f"{NO_SERVER} (CI is set, so this fails instead of skipping)")
         pytest.skip(NO_SERVER)
-    with throwaway_cluster(bindir) as dsn:
-        yield dsn
+    reap_orphans(bindir, Path(tempfile.gettempdir()))
+    with throwaway_cluster(bindir) as cluster:
+        yield cluster.dsn
 
 
 @pytest.fixture

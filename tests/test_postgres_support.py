@@ -3,6 +3,8 @@ different one for each test, dropped after it, and skip-or-fail decided by the C
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import psycopg
@@ -11,9 +13,13 @@ import pytest
 from tests.postgres_support import (
     DATABASE_PREFIX,
     NO_SERVER,
+    OWNER_FILE,
     NoServer,
     fresh_database,
     no_server_outcome,
+    reap_orphans,
+    server_bindir,
+    throwaway_cluster,
     without_password,
 )
 
@@ -167,3 +173,33 @@ def test_a_configured_server_that_does_not_answer_fails_loudly(
     output = result.stdout.str()
     assert "does not answer" in output
     assert "s3cret" not in output
+
+
+@pytest.mark.postgresql
+@pytest.mark.usefixtures("postgres_server")  # skips (or fails under CI) as the others do
+def test_a_cluster_left_by_a_killed_session_is_stopped_and_deleted_by_the_next() -> None:
+    bindir = server_bindir()
+    if bindir is None:
+        pytest.skip("the server here is BROKER_TEST_POSTGRES_URL's; no binaries to start one")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    with throwaway_cluster(bindir) as cluster:
+        # As if the pytest that started it had been killed: its owner is gone.
+        (cluster.home / OWNER_FILE).write_text(dead.stdout.strip())
+        ours = reap_orphans(bindir, cluster.home.parent)
+        assert ours == [cluster.home]
+        assert not cluster.home.exists()
+        with pytest.raises(psycopg.OperationalError):
+            psycopg.connect(cluster.dsn, connect_timeout=5)
+
+
+@pytest.mark.postgresql
+@pytest.mark.usefixtures("postgres_server")
+def test_a_live_sessions_cluster_is_left_alone() -> None:
+    bindir = server_bindir()
+    if bindir is None:
+        pytest.skip("the server here is BROKER_TEST_POSTGRES_URL's; no binaries to start one")
+    with throwaway_cluster(bindir) as cluster:
+        assert cluster.home not in reap_orphans(bindir, cluster.home.parent)
+        with psycopg.connect(cluster.dsn) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
