@@ -27,8 +27,9 @@ from tests.support import (
 
 BrokerFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 
-# The Manage Subscription page tests share their fixtures (make_world, world, owner, live).
-pytest_plugins = ["tests.page_support"]
+# The Manage Subscription page tests share their fixtures (make_world, world, owner, live);
+# the store tests take a PostgreSQL server from postgres_support (postgres_url, store_url).
+pytest_plugins = ["tests.page_support", "tests.postgres_support"]
 
 
 @pytest.fixture

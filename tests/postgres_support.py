@@ -1,0 +1,260 @@
+"""A real PostgreSQL server for the tests: one per session, a fresh database per test.
+
+The server is, in order: the one at ``BROKER_TEST_POSTGRES_URL`` (it must answer, or the session
+fails loudly); else a throwaway cluster that this module initialises in a temp dir and starts on a
+free 127.0.0.1 port when the server binaries are installed (as user ``postgres`` when we are root,
+since initdb and postgres refuse root), stopped and deleted at session end; else the PostgreSQL
+tests skip with a note, except under CI, where they fail (as the browser tests do), so CI never
+passes by skipping them.
+
+Fixtures: ``postgres_server`` (an admin DSN), ``postgres_url`` (a new empty database, dropped
+after the test) and ``store_url`` (each test once on SQLite, once on PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+
+URL_ENV = "BROKER_TEST_POSTGRES_URL"
+NO_SERVER = (
+    "no PostgreSQL server: set BROKER_TEST_POSTGRES_URL or install postgresql; CI runs these"
+)
+# Databases this module makes, so a test (or a person) can tell them from anything else.
+DATABASE_PREFIX = "broker_test_"
+# A test box: room for many pools at once; fsync stays on (the store's durability is tested).
+SERVER_SETTINGS = {"max_connections": "200", "shared_buffers": "128MB"}
+_TIMEOUT_SECONDS = 60
+# A throwaway cluster's dir is named so, and holds the pid of the pytest that started it.
+CLUSTER_PREFIX = "broker-test-pg-"
+OWNER_FILE = "owner.pid"
+
+
+class NoServer(StrEnum):
+    """What a PostgreSQL test does when no server can be had."""
+
+    SKIP = "skip"
+    FAIL = "fail"
+
+
+def in_ci(environ: Mapping[str, str]) -> bool:
+    """CI is on when ``CI`` is set to anything but empty, ``0`` or ``false``."""
+    return environ.get("CI", "").strip().lower() not in ("", "0", "false")
+
+
+def no_server_outcome(environ: Mapping[str, str]) -> NoServer:
+    """Skip on a developer's machine; fail under CI, which must run these tests."""
+    return NoServer.FAIL if in_ci(environ) else NoServer.SKIP
+
+
+def without_password(dsn: str) -> str:
+    """The DSN as it may be printed: any password replaced by ``***``."""
+    parts = urlsplit(dsn)
+    if parts.password is None:
+        return dsn
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}"))
+
+
+def with_database(dsn: str, name: str) -> str:
+    """The same server and credentials, another database."""
+    return urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
+
+
+def server_bindir() -> Path | None:
+    """Where initdb, pg_ctl and postgres are: Debian's newest version, else ``pg_config``."""
+
+    def version(initdb: str) -> int:
+        found = re.search(r"/postgresql/(\d+)/", initdb)
+        return int(found.group(1)) if found else 0
+
+    debian = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=version)
+    if debian:
+        return Path(debian[-1]).parent
+    pg_config = shutil.which("pg_config")
+    if pg_config is None:
+        return None
+    answer = subprocess.run(
+        [pg_config, "--bindir"], capture_output=True, text=True, check=False, timeout=30
+    )
+    bindir = Path(answer.stdout.strip())
+    return bindir if answer.returncode == 0 and (bindir / "initdb").exists() else None
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _as_server_user(argv: list[str]) -> list[str]:
+    """initdb and postgres refuse to run as root: run them as ``postgres`` then."""
+    return ["runuser", "-u", "postgres", "--", *argv] if os.geteuid() == 0 else argv
+
+
+def _run(argv: list[str], what: str) -> None:
+    done = subprocess.run(
+        _as_server_user(argv), capture_output=True, text=True, check=False, timeout=120
+    )
+    if done.returncode != 0:
+        pytest.fail(
+            f"{what} failed ({done.returncode}): {done.stdout[-2000:]}{done.stderr[-2000:]}"
+        )
+
+
+@dataclass(frozen=True)
+class Cluster:
+    dsn: str
+    home: Path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _stop(bindir: Path, data: Path) -> None:
+    # Immediate: the databases are thrown away, so no shutdown checkpoint is owed.
+    argv = [str(bindir / "pg_ctl"), "stop", "-m", "immediate", "-D", str(data)]
+    subprocess.run(
+        _as_server_user(argv), capture_output=True, check=False, timeout=_TIMEOUT_SECONDS
+    )
+
+
+def reap_orphans(bindir: Path, parent: Path) -> list[Path]:
+    """Stop and delete the clusters whose pytest died without cleaning up (kill -9): their
+    postgres would otherwise run on, detached, forever."""
+    reaped = []
+    for home in sorted(parent.glob(f"{CLUSTER_PREFIX}*")):
+        try:
+            owner = int((home / OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+        if _alive(owner):
+            continue
+        _stop(bindir, home / "data")
+        shutil.rmtree(home, ignore_errors=True)
+        reaped.append(home)
+    return reaped
+
+
+@contextlib.contextmanager
+def throwaway_cluster(bindir: Path) -> Iterator[Cluster]:
+    """A new cluster in a temp dir on a free 127.0.0.1 port.
+
+    Everything it writes (data, socket, log) is under one temp dir, removed on the way out; if
+    this process is killed first, the next session's ``reap_orphans`` removes it."""
+    home = Path(tempfile.mkdtemp(prefix=CLUSTER_PREFIX))
+    data, log = home / "data", home / "server.log"
+    (home / OWNER_FILE).write_text(str(os.getpid()))
+    if os.geteuid() == 0:
+        shutil.chown(home, "postgres", "postgres")
+    try:
+        _run(
+            [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
+             "-E", "UTF8", "--locale=C", "--no-sync"],
+            "initdb",
+        )  # fmt: skip
+        port = _free_port()
+        options = [
+            "-c", "listen_addresses=127.0.0.1", "-c", f"port={port}",
+            "-c", f"unix_socket_directories={home}",
+            *[arg for key, value in SERVER_SETTINGS.items() for arg in ("-c", f"{key}={value}")],
+        ]  # fmt: skip
+        _run(
+            [str(bindir / "pg_ctl"), "start", "-w", "-t", str(_TIMEOUT_SECONDS), "-D", str(data),
+             "-l", str(log), "-o", " ".join(options)],
+            "starting PostgreSQL",
+        )  # fmt: skip
+        try:
+            yield Cluster(f"postgresql://postgres@127.0.0.1:{port}/postgres", home)
+        finally:
+            _stop(bindir, data)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _check_answers(dsn: str) -> None:
+    """Fail the session at once if the configured server does not answer, without the password
+    (nor the DSN in a traceback: the hidden frame and the failure outside the except)."""
+    __tracebackhide__ = True
+    try:
+        with psycopg.connect(dsn, connect_timeout=10) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        error = str(exc).replace(dsn, without_password(dsn))
+    else:
+        return
+    pytest.fail(f"{URL_ENV}={without_password(dsn)} does not answer: {error}", pytrace=False)
+
+
+@contextlib.contextmanager
+def fresh_database(admin_dsn: str) -> Iterator[str]:
+    """A new, empty database (from template0) for one test, dropped WITH (FORCE) after it."""
+    name = f"{DATABASE_PREFIX}{uuid.uuid4().hex}"
+    with psycopg.connect(admin_dsn, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8'")
+    try:
+        yield with_database(admin_dsn, name)
+    finally:
+        with psycopg.connect(admin_dsn, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """The admin DSN of a PostgreSQL server for this session (see the module docstring)."""
+    configured = os.environ.get(URL_ENV)
+    if configured:
+        _check_answers(configured)
+        yield configured
+        return
+    bindir = server_bindir()
+    if bindir is None:
+        if no_server_outcome(os.environ) is NoServer.FAIL:
+            pytest.fail(f"{NO_SERVER} (CI is set, so this fails instead of skipping)")
+        pytest.skip(NO_SERVER)
+    reap_orphans(bindir, Path(tempfile.gettempdir()))
+    with throwaway_cluster(bindir) as cluster:
+        yield cluster.dsn
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """The URL of a database made for this test alone: fresh, empty, dropped after it."""
+    with fresh_database(postgres_server) as url:
+        yield url
+
+
+@pytest.fixture(
+    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)],
+)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The store URL for this run of the test: SQLite in tmp_path, or a fresh PostgreSQL
+    database (``-m "not postgresql"`` leaves the second out)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'broker.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url

@@ -1,0 +1,205 @@
+"""The PostgreSQL test fixtures keep their promises: a fresh, empty database per test, a
+different one for each test, dropped after it, and skip-or-fail decided by the CI rule."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import psycopg
+import pytest
+
+from tests.postgres_support import (
+    DATABASE_PREFIX,
+    NO_SERVER,
+    OWNER_FILE,
+    NoServer,
+    fresh_database,
+    no_server_outcome,
+    reap_orphans,
+    server_bindir,
+    throwaway_cluster,
+    without_password,
+)
+
+pytest_plugins = ["pytester"]
+
+# A session inside the test: our fixtures as its plugin, our marker and loop settings.
+INNER_CONFTEST = 'pytest_plugins = ["tests.postgres_support"]'
+INNER_INI = """[pytest]
+asyncio_default_fixture_loop_scope = function
+markers =
+    postgresql: needs a PostgreSQL server
+"""
+
+
+def _inner_session(pytester: pytest.Pytester, **tests: str) -> None:
+    pytester.makeconftest(INNER_CONFTEST)
+    pytester.makeini(INNER_INI)
+    pytester.makepyfile(**tests)
+
+
+def _databases(admin_dsn: str) -> set[str]:
+    with psycopg.connect(admin_dsn) as conn:
+        rows = conn.execute("SELECT datname FROM pg_database").fetchall()
+    return {row[0] for row in rows}
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({}, NoServer.SKIP),
+        ({"CI": ""}, NoServer.SKIP),
+        ({"CI": "0"}, NoServer.SKIP),
+        ({"CI": "false"}, NoServer.SKIP),
+        ({"CI": "False"}, NoServer.SKIP),
+        ({"CI": "1"}, NoServer.FAIL),
+        ({"CI": "true"}, NoServer.FAIL),
+        ({"CI": "yes"}, NoServer.FAIL),
+    ],
+)
+def test_no_server_skips_on_a_developer_machine_and_fails_under_ci(
+    environ: dict[str, str], expected: NoServer
+) -> None:
+    assert no_server_outcome(environ) is expected
+
+
+def test_the_skip_note_says_how_to_get_a_server() -> None:
+    assert "BROKER_TEST_POSTGRES_URL" in NO_SERVER
+    assert "install postgresql" in NO_SERVER
+
+
+def test_a_password_never_prints() -> None:
+    assert (
+        without_password("postgresql://app:s3cret@db.example:5432/broker")
+        == "postgresql://app:***@db.example:5432/broker"
+    )
+    assert (
+        without_password("postgresql://postgres@127.0.0.1:5/x")
+        == "postgresql://postgres@127.0.0.1:5/x"
+    )
+
+
+@pytest.mark.postgresql
+def test_the_database_is_fresh_and_empty(postgres_url: str) -> None:
+    with psycopg.connect(postgres_url) as conn:
+        name = conn.execute("SELECT current_database()").fetchone()
+        tables = conn.execute(
+            "SELECT count(*) FROM information_schema.tables"
+            " WHERE table_schema NOT IN ('pg_catalog', 'information_schema')"
+        ).fetchone()
+        # Writable: the store will create its schema here.
+        conn.execute("CREATE TABLE probe (id integer PRIMARY KEY)")
+    assert name is not None
+    assert name[0].startswith(DATABASE_PREFIX)
+    assert tables == (0,)
+
+
+@pytest.mark.postgresql
+def test_a_database_is_dropped_when_its_test_ends(postgres_server: str) -> None:
+    started = time.perf_counter()
+    with fresh_database(postgres_server) as url:
+        name = url.rsplit("/", 1)[1]
+        assert name in _databases(postgres_server)
+        # A connection the test left open must not keep its database alive: WITH (FORCE).
+        left_open = psycopg.connect(url)
+    try:
+        assert name not in _databases(postgres_server)
+        with pytest.raises(psycopg.OperationalError):
+            left_open.execute("SELECT 1")
+    finally:
+        left_open.close()
+    # Made and dropped in well under a second, or hundreds of store tests would crawl.
+    assert time.perf_counter() - started < 2.0
+
+
+@pytest.mark.postgresql
+def test_two_tests_get_different_databases_each_dropped_after(
+    postgres_server: str, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A session of its own, on this session's server, runs two tests that note their URLs.
+    monkeypatch.setenv("BROKER_TEST_POSTGRES_URL", postgres_server)
+    notes = pytester.path / "urls"
+    notes.mkdir()
+    _inner_session(
+        pytester,
+        test_two=f"""
+        from pathlib import Path
+
+        def test_one(postgres_url):
+            Path({str(notes)!r}, "one").write_text(postgres_url)
+
+        def test_two(postgres_url):
+            Path({str(notes)!r}, "two").write_text(postgres_url)
+        """,
+    )
+    pytester.runpytest_inprocess("-p", "no:cacheprovider").assert_outcomes(passed=2)
+    one, two = ((notes / n).read_text() for n in ("one", "two"))
+    assert one != two
+    names = {url.rsplit("/", 1)[1] for url in (one, two)}
+    assert names.isdisjoint(_databases(postgres_server))
+
+
+def test_store_url_runs_a_test_on_both_backends_and_the_marker_deselects_postgresql(
+    pytester: pytest.Pytester,
+) -> None:
+    _inner_session(
+        pytester,
+        test_backends="""
+        def test_url(store_url, tmp_path):
+            assert store_url.startswith(("sqlite:///", "postgresql://"))
+            if store_url.startswith("sqlite"):
+                assert store_url == f"sqlite:///{tmp_path / 'broker.db'}"
+        """,
+    )
+    # Only the marker tells them apart: -m "not postgresql" runs SQLite alone, without a server.
+    result = pytester.runpytest_inprocess("-m", "not postgresql", "-v")
+    result.assert_outcomes(passed=1, deselected=1)
+    result.stdout.fnmatch_lines(["*test_backends.py::test_url?sqlite? PASSED*"])
+    collected = pytester.runpytest_inprocess("--collect-only", "-q").stdout.str()
+    assert "test_backends.py::test_url[sqlite]" in collected
+    assert "test_backends.py::test_url[postgresql]" in collected
+
+
+def test_a_configured_server_that_does_not_answer_fails_loudly(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Port 9 on loopback (discard) has no PostgreSQL; the password must not print.
+    monkeypatch.setenv("BROKER_TEST_POSTGRES_URL", "postgresql://app:s3cret@127.0.0.1:9/x")
+    _inner_session(pytester, test_pg="def test_needs(postgres_url):\n    pass\n")
+    result = pytester.runpytest_inprocess()
+    result.assert_outcomes(errors=1)
+    output = result.stdout.str()
+    assert "does not answer" in output
+    assert "s3cret" not in output
+
+
+@pytest.mark.postgresql
+@pytest.mark.usefixtures("postgres_server")  # skips (or fails under CI) as the others do
+def test_a_cluster_left_by_a_killed_session_is_stopped_and_deleted_by_the_next() -> None:
+    bindir = server_bindir()
+    if bindir is None:
+        pytest.skip("the server here is BROKER_TEST_POSTGRES_URL's; no binaries to start one")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    with throwaway_cluster(bindir) as cluster:
+        # As if the pytest that started it had been killed: its owner is gone.
+        (cluster.home / OWNER_FILE).write_text(dead.stdout.strip())
+        ours = reap_orphans(bindir, cluster.home.parent)
+        assert ours == [cluster.home]
+        assert not cluster.home.exists()
+        with pytest.raises(psycopg.OperationalError):
+            psycopg.connect(cluster.dsn, connect_timeout=5)
+
+
+@pytest.mark.postgresql
+@pytest.mark.usefixtures("postgres_server")
+def test_a_live_sessions_cluster_is_left_alone() -> None:
+    bindir = server_bindir()
+    if bindir is None:
+        pytest.skip("the server here is BROKER_TEST_POSTGRES_URL's; no binaries to start one")
+    with throwaway_cluster(bindir) as cluster:
+        assert cluster.home not in reap_orphans(bindir, cluster.home.parent)
+        with psycopg.connect(cluster.dsn) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
