@@ -83,6 +83,8 @@ def simulator_app(log_stream: Any) -> tuple[web.Application, Any]:
 def broker_app(
     *, platform_url: str, db_path: Path, store_url: str | None, log_stream: Any, log_level: str
 ) -> tuple[web.Application, Any]:
+    from pydantic import ValidationError
+
     from broker.config import Settings
     from broker.logs import configure_logging
     from broker.web.app import create_app
@@ -103,7 +105,13 @@ def broker_app(
     )
     if store_url:
         os.environ["BROKER_STORE__URL"] = store_url  # replicas share this database
-    settings = Settings()  # type: ignore[call-arg]
+    try:
+        settings = Settings()  # type: ignore[call-arg]
+    except ValidationError as exc:  # its text would echo the database URL, password included
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_input=False)
+        )
+        raise RuntimeError(f"the broker refused its settings: {problems}") from None
     in_force = getattr(settings.store, "url", None)
     if store_url and in_force != store_url:
         # An unknown setting would be ignored and the run would measure SQLite under the name
