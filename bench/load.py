@@ -1,413 +1,249 @@
-"""The load: distinct valid webhook bodies, the load generator, and one broker run (warm-up,
-measured ingest, end-to-end delivery, the exactly-once check).
+"""The load runs: wrk against the bare handler, and one backend's broker run (N replicas on one
+store, warm-up, ingest at 50 and at 10 connections, end to end, the exactly-once count).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
+import os
 import signal
+import subprocess
 import time
+import urllib.request
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-import aiohttp
-
+from bench.processes import Child, Processes, cpu_seconds, machine_busy_seconds
 from bench.report import database_summary, start_py_spy, summarize_profile
-from bench.servers import (
-    APP_DOMAIN,
-    STORAGE_MONTHLY,
-    WEBHOOK_PATH,
-    ZAPIKEY,
-    Child,
-    Processes,
-    cpu_seconds,
-    machine_busy_seconds,
-)
-from broker.simulators.payloads import subscription_webhook
+from bench.servers import WEBHOOK_PATH
+from bench.wrk import WrkResult, combine, lua_script, parse_wrk, split_connections, wrk_command
 
-# --------------------------------------------------------------------------------------------
-# Payloads: Zoho Billing's default webhook shape (broker/simulators/payloads.py)
-# --------------------------------------------------------------------------------------------
-
-
-def subscription_event(n: int, *, run: str) -> dict[str, Any]:
-    """A distinct, valid ``subscription_created`` event: its own subscription, customer and org.
-
-    ``n`` numbers the event within the run; ``run`` keeps event ids apart between runs.
-    """
-    hours, rest = divmod(n, 3600)
-    minutes, seconds = divmod(rest, 60)
-    updated = (
-        f"2026-11-{1 + (hours // 24) % 28:02d}T{hours % 24:02d}:{minutes:02d}:{seconds:02d}+0530"
-    )
-    return subscription_webhook(
-        event_id=f"{run}-{n}",
-        event_type="subscription_created",
-        subscription_id=f"{100000000000000000 + n}",
-        status="live",
-        plan_code=f"{APP_DOMAIN}_1001",
-        quantity=1 + n % 50,
-        addons=[{"addon_code": STORAGE_MONTHLY, "name": "Storage", "price": 5.0, "quantity": 2}],
-        updated_time=updated,
-        customer_id=f"{900000000000000000 + n}",
-        email=f"owner{n}@example.com",
-        zuid=f"{60000000000 + n}",
-        zgid=f"{70000000000 + n}",
-        org_name=f"Bench Org {n}",
-        plan_name="Bench plan",
-        subscription_number=f"SUB-{n:06d}",
-    )
-
-
-def event_bodies(first: int, count: int, *, run: str) -> list[bytes]:
-    return [
-        json.dumps(subscription_event(n, run=run)).encode() for n in range(first, first + count)
-    ]
-
-
-# --------------------------------------------------------------------------------------------
-# Load generator
-# --------------------------------------------------------------------------------------------
-
-
-def quarter_rates(moments: list[float]) -> list[float]:
-    """Events/s in each quarter of ``moments`` (sorted seconds from the phase start)."""
-    if len(moments) < 8:
-        return []
-    cuts = [0.0] + [moments[len(moments) * q // 4 - 1] for q in range(1, 5)]
-    per_quarter = len(moments) // 4
-    return [round(per_quarter / max(cuts[q + 1] - cuts[q], 1e-9), 1) for q in range(4)]
+WARMUP_BASE = 0
+PHASE_BASES = {"c50": 100_000_000, "c10": 200_000_000}  # ids of the phases never meet
 
 
 @dataclass
-class LoadResult:
-    requests: int
-    seconds: float
-    latencies_s: list[float]
-    statuses: Counter[int]
-    errors: Counter[str]
-    bodies: list[bytes | None]
+class Phase:
+    """One measured wrk phase (all replicas together) and the CPU each process used in it."""
+
+    result: WrkResult
     started_at: float  # time.monotonic(): comparable with the simulator's clock (same host)
     cpu: dict[str, float] = field(default_factory=dict)
-    finished_s: list[float] = field(default_factory=list)  # answer times, from the phase start
-
-    @property
-    def rate(self) -> float:
-        return self.requests / self.seconds
-
-    def quarter_rates(self) -> list[float]:
-        """req/s in each quarter of the requests: a falling trend means the server slows down."""
-        return quarter_rates(self.finished_s)
-
-    def percentile_ms(self, q: float) -> float:
-        ordered = sorted(self.latencies_s)
-        if not ordered:
-            return float("nan")
-        index = min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))
-        return ordered[index] * 1000
 
     def summary(self) -> dict[str, Any]:
-        return {
-            "requests": self.requests,
-            "seconds": round(self.seconds, 3),
-            "req_per_s": round(self.rate, 1),
-            "p50_ms": round(self.percentile_ms(0.50), 2),
-            "p90_ms": round(self.percentile_ms(0.90), 2),
-            "p99_ms": round(self.percentile_ms(0.99), 2),
-            "max_ms": round(max(self.latencies_s, default=0) * 1000, 2),
-            "req_per_s_by_quarter": self.quarter_rates(),
-            "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
-            "errors": dict(self.errors),
-            "cpu_percent": self.cpu,
-        }
+        return self.result.summary() | {"cpu_percent": self.cpu}
 
 
-async def post_all(
-    session: aiohttp.ClientSession, url: str, bodies: list[bytes], concurrency: int
-) -> LoadResult:
-    """POST every body once, from ``concurrency`` workers sharing one list of work."""
-    headers = {"Content-Type": "application/json", "zapikey": ZAPIKEY}
-    latencies = [0.0] * len(bodies)
-    finished = [0.0] * len(bodies)
-    answers: list[bytes | None] = [None] * len(bodies)
-    statuses: Counter[int] = Counter()
-    errors: Counter[str] = Counter()
-    work: Iterator[tuple[int, bytes]] = iter(enumerate(bodies))
+@dataclass
+class Driver:
+    """Runs wrk on this run's targets; one wrk process per target, connections split."""
 
-    async def worker() -> None:
-        for index, body in work:
-            started = time.perf_counter()
-            try:
-                async with session.post(url, data=body, headers=headers) as response:
-                    answers[index] = await response.read()
-                    statuses[response.status] += 1
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                errors[type(exc).__name__] += 1
-            finished[index] = time.perf_counter()
-            latencies[index] = finished[index] - started
+    wrk: str
+    workdir: Path
+    threads: int
 
-    started_at = time.monotonic()
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    seconds = time.perf_counter() - started
-    result = LoadResult(len(bodies), seconds, latencies, statuses, errors, answers, started_at)
-    result.finished_s = sorted(moment - started for moment in finished)
-    return result
+    def run(self, urls: list[str], run: str, base: int, connections: int, seconds: float) -> Any:
+        script = self.workdir / f"{run}-{base}.lua"
+        script.write_text(lua_script(run, base))
+        started_at = time.monotonic()
+        procs = [
+            subprocess.Popen(
+                wrk_command(
+                    self.wrk, url, script, connections=c, seconds=seconds, threads=self.threads
+                ),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            for url, c in zip(urls, split_connections(connections, len(urls)), strict=True)
+        ]
+        outputs = [proc.communicate(timeout=seconds + 60)[0] for proc in procs]
+        for proc, output in zip(procs, outputs, strict=True):
+            if proc.returncode != 0:
+                raise RuntimeError(f"wrk exited with {proc.returncode}:\n{output}")
+        return combine([parse_wrk(output) for output in outputs]), started_at
 
 
-def _session(concurrency: int) -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=concurrency, force_close=False),
-        timeout=aiohttp.ClientTimeout(total=60),
-    )
+def _cpu(children: dict[str, list[int]]) -> dict[str, float]:
+    times = os.times()
+    cpu = {name: sum(cpu_seconds(pid) for pid in pids) for name, pids in children.items()}
+    cpu["wrk"] = times.children_user + times.children_system  # wrk runs are waited children
+    cpu["machine"] = machine_busy_seconds()
+    return cpu
 
 
-async def load_phase(
-    url: str,
-    warmup: list[bytes],
-    measured: list[bytes],
-    concurrency: int,
-    cpu_of: Callable[[], dict[str, float]],
-    between: Callable[[], Awaitable[None]] | None = None,
-) -> tuple[LoadResult, LoadResult]:
-    async with _session(concurrency) as session:
-        warm = await post_all(session, url, warmup, concurrency)
-        if between is not None:
-            await between()
-        before = cpu_of()
-        result = await post_all(session, url, measured, concurrency)
-        after = cpu_of()
-    result.cpu = {
-        name: round(100 * (after[name] - before[name]) / result.seconds, 1) for name in after
-    }
-    ours = sum(value for name, value in result.cpu.items() if name != "machine")
+def measure(
+    driver: Driver,
+    children: dict[str, list[int]],
+    urls: list[str],
+    run: str,
+    phase: str,
+    connections: int,
+    seconds: float,
+) -> Phase:
+    before = _cpu(children)
+    result, started_at = driver.run(urls, run, PHASE_BASES[phase], connections, seconds)
+    after = _cpu(children)
+    cpu = {name: round(100 * (after[name] - before[name]) / result.seconds, 1) for name in after}
+    ours = sum(value for name, value in cpu.items() if name != "machine")
     # What other processes on this machine used meanwhile: the benchmark's noise floor.
-    result.cpu["others"] = round(max(0.0, result.cpu.pop("machine") - ours), 1)
-    return warm, result
+    cpu["others"] = round(max(0.0, cpu.pop("machine") - ours), 1)
+    return Phase(result, started_at, cpu)
+
+
+def run_baseline(
+    args: argparse.Namespace, procs: Processes, driver: Driver, seconds: dict[str, float]
+) -> dict[str, Phase]:
+    child = procs.start("baseline")
+    urls = [child.url + WEBHOOK_PATH]
+    try:
+        driver.run(urls, "baseline-warm", WARMUP_BASE, 50, seconds["warmup"])
+        return {
+            phase: measure(
+                driver, {"server": [child.pid]}, urls, "baseline", phase, conns, seconds["phase"]
+            )
+            for phase, conns in (("c50", 50), ("c10", 10))
+        }
+    finally:
+        procs.stop(child)
 
 
 # --------------------------------------------------------------------------------------------
-# Delivery tracking and the exactly-once check
+# Delivery tracking, from the servers' light bench-only routes
 # --------------------------------------------------------------------------------------------
 
 
-async def wait_applied(
-    session: aiohttp.ClientSession, sim_url: str, expected: int, deadline_s: float
-) -> dict[str, Any]:
-    """Poll the simulator's light progress route until ``expected`` calls were applied."""
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - our own loopback
+        return json.loads(response.read())
+
+
+def accepted_total(brokers: list[Child]) -> int:
+    """Webhooks the replicas answered with a stored outcome (their metrics), in-flight ones too."""
+    return sum(sum(get_json(f"{b.url}/_bench/stats")["webhooks"].values()) for b in brokers)
+
+
+def wait_applied(sim_url: str, expected: int, deadline_s: float) -> dict[str, Any]:
+    """Poll the simulator's progress route until ``expected`` calls were applied."""
     deadline = time.monotonic() + deadline_s
     while True:
-        async with session.get(f"{sim_url}/_bench/progress") as response:
-            progress: dict[str, Any] = await response.json()
+        progress: dict[str, Any] = get_json(f"{sim_url}/_bench/progress")
         if progress["applied"] >= expected or time.monotonic() > deadline:
             progress["timed_out"] = progress["applied"] < expected
             return progress
-        await asyncio.sleep(0.02)  # polling interval, bounded by the deadline above
+        time.sleep(0.02)  # polling another process, bounded by the deadline above
 
 
-async def simulator_calls(session: aiohttp.ClientSession, sim_url: str) -> list[dict[str, Any]]:
-    async with session.get(f"{sim_url}/_sim/calls") as response:
-        document: dict[str, Any] = await response.json()
-    return list(document["calls"])
-
-
-def acknowledged_subscriptions(
-    result: LoadResult, bodies: list[bytes]
-) -> tuple[set[str], Counter[str]]:
-    """Subscription ids whose webhook the broker acknowledged; and the outcomes it gave."""
-    acked: set[str] = set()
-    outcomes: Counter[str] = Counter()
-    for answer, body in zip(result.bodies, bodies, strict=True):
-        if answer is None:
-            outcomes["no answer"] += 1
-            continue
-        try:
-            document = json.loads(answer)
-        except json.JSONDecodeError:
-            outcomes["not json"] += 1
-            continue
-        outcomes[str(document.get("outcome") or document.get("code") or "?")] += 1
-        if document.get("status") == "accepted":
-            acked.add(json.loads(body)["data"]["subscription"]["subscription_id"])
-    return acked, outcomes
-
-
-def check_exactly_once(
-    calls: list[dict[str, Any]], acked: set[str], sent: set[str]
-) -> dict[str, Any]:
+def exactly_once(calls: list[dict[str, Any]], accepted: int) -> dict[str, Any]:
+    """N accepted events -> N applied calls, each for its own subscription, none repeated."""
     applied = Counter(
         str((call.get("body") or {}).get("subscription_id")) for call in calls if call["applied"]
     )
-    missing = sorted(acked - applied.keys())
-    doubled = {sid: n for sid, n in applied.items() if n > 1}
-    unacknowledged = sorted(applied.keys() - acked)
-    foreign = [sid for sid in unacknowledged if sid not in sent]
+    repeated = sum(n - 1 for n in applied.values())
     return {
-        "acknowledged": len(acked),
+        "accepted": accepted,
+        "delivered": len(applied),
         "applied_calls": sum(applied.values()),
-        "calls_total": len(calls),
-        "calls_not_applied": sum(1 for call in calls if not call["applied"]),
-        "methods": dict(Counter(call["method"] for call in calls)),
-        "missing": len(missing),
-        "doubled": len(doubled),
-        "applied_but_not_acknowledged": len(unacknowledged),
-        "foreign": len(foreign),
-        "examples": {"missing": missing[:5], "doubled": dict(list(doubled.items())[:5])},
-        "ok": not missing and not doubled and not foreign,
+        "repeated": repeated,
+        "calls_refused": sum(1 for call in calls if not call["applied"]),
+        "ok": len(applied) == accepted and repeated == 0,
     }
-
-
-def run_baseline(args: argparse.Namespace, procs: Processes, counts: dict[str, int]) -> LoadResult:
-    bodies = event_bodies(0, counts["warmup"] + counts["requests"], run="baseline")
-    child = procs.start("baseline")
-    try:
-        _, result = asyncio.run(
-            load_phase(
-                child.url + WEBHOOK_PATH,
-                bodies[: counts["warmup"]],
-                bodies[counts["warmup"] :],
-                args.concurrency,
-                lambda: {
-                    "server": cpu_seconds(child.pid),
-                    "load_generator": cpu_seconds(None),
-                    "machine": machine_busy_seconds(),
-                },
-            )
-        )
-    finally:
-        procs.stop(child)
-    return result
 
 
 @dataclass
-class BrokerRun:
-    ingest: LoadResult
+class BackendRun:
+    name: str
+    store: str
+    replicas: int
+    phases: dict[str, Phase]
     end_to_end: dict[str, Any]
     exactly_once: dict[str, Any]
-    outcomes: dict[str, int]
-    broker_stats: dict[str, Any]
     database: dict[str, Any]
-    placement: str
     profile: dict[str, Any] | None = None
 
 
-def run_broker(
-    args: argparse.Namespace, procs: Processes, counts: dict[str, int], *, name: str = "broker"
-) -> BrokerRun:
-    """One broker run; ``name`` names its database file in the work directory."""
-    workdir = procs.workdir
-    run_id = f"bench-{name}-{int(time.time())}"
-    warmup = event_bodies(0, counts["warmup"], run=run_id)
-    measured = event_bodies(counts["warmup"], counts["requests"], run=run_id)
-    db_path = workdir / f"{name}.db"
-    separate = args.simulator == "separate"
-    sim: Child | None = None
-    broker_args = [
-        "--db",
-        str(db_path),
-        "--broker-log-level",
-        args.broker_log_level,
-        "--switch-interval",
-        str(args.switch_interval),
-    ]
-    if separate:
-        sim = procs.start("simulator")
-        broker_args = ["--platform-url", sim.url, *broker_args]
-    broker = procs.start("broker", *broker_args, profile=args.profile_broker)
-    sim_url = sim.url if sim else f"http://127.0.0.1:{broker.ready['sim_port']}"
-
-    def cpu_of() -> dict[str, float]:
-        cpu = {"broker": cpu_seconds(broker.pid), "load_generator": cpu_seconds(None)}
-        if sim is not None:
-            cpu["simulator"] = cpu_seconds(sim.pid)
-        cpu["machine"] = machine_busy_seconds()
-        return cpu
-
-    spy: list[asyncio.subprocess.Process] = []
-
-    async def drive() -> tuple[LoadResult, dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
-        async with _session(4) as control:
-
-            async def warmup_delivered() -> None:
-                progress = await wait_applied(control, sim_url, len(warmup), args.deadline)
-                if progress["timed_out"]:
-                    raise RuntimeError(f"warm-up deliveries incomplete: {progress}")
-                if args.py_spy is not None:
-                    spy.append(await start_py_spy(broker.pid, args.py_spy))
-
-            cpu_start = cpu_of()
-            _, result = await load_phase(
-                broker.url + WEBHOOK_PATH,
-                warmup,
-                measured,
-                args.concurrency,
-                cpu_of,
-                between=warmup_delivered,
-            )
-            acked_total = len(warmup) + sum(
-                1 for answer in result.bodies if answer and b'"accepted"' in answer
-            )
-            progress = await wait_applied(control, sim_url, acked_total, args.deadline)
-            cpu_end = cpu_of()
-            for process in spy:
-                process.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
-                await process.wait()
-            async with control.get(f"{broker.url}/_bench/stats") as response:
-                stats = await response.json()
-            calls = await simulator_calls(control, sim_url)
-        stats["cpu_seconds_whole_run"] = {
-            name: round(cpu_end[name] - cpu_start[name], 2) for name in cpu_end
-        }
-        return result, progress, stats, calls
-
+def run_backend(
+    args: argparse.Namespace,
+    procs: Processes,
+    driver: Driver,
+    seconds: dict[str, float],
+    *,
+    store: str,
+    replicas: int,
+) -> BackendRun:
+    """One backend: a simulator, ``replicas`` brokers on one store, the phases, the counts."""
+    name = f"{'sqlite' if store == 'sqlite' else 'postgresql'}-r{replicas}"
+    run = f"bench-{name}-{int(time.time())}"
+    db_path = procs.workdir / f"{name}.db"
+    sim = procs.start("simulator", name=f"{name}-simulator")
+    common = ["--platform-url", sim.url, "--db", str(db_path)]
+    common += ["--broker-log-level", args.broker_log_level]
+    if store != "sqlite":
+        common += ["--store-url", store]
+    brokers: list[Child] = []
     try:
-        result, progress, stats, calls = asyncio.run(drive())
+        for i in range(replicas):
+            brokers.append(
+                procs.start(
+                    "broker", *common, name=f"{name}-broker{i}", profile=args.profile_broker
+                )
+            )
+        urls = [b.url + WEBHOOK_PATH for b in brokers]
+        children = {"broker": [b.pid for b in brokers], "simulator": [sim.pid]}
+        driver.run(urls, run, WARMUP_BASE, 50, seconds["warmup"])
+        warm, _ = settle(brokers, sim.url, args.deadline, "warm-up")  # outbox empty for (c)
+        spy = start_py_spy(brokers[0].pid, procs.workdir / "py-spy.raw") if args.profile else None
+        phases = {"c50": measure(driver, children, urls, run, "c50", 50, seconds["phase"])}
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+            spy.wait(timeout=60)
+        accepted, progress = settle(brokers, sim.url, args.deadline, "c50")
+        e2e_events = accepted - warm
+        e2e_seconds = progress["last_applied_at"] - phases["c50"].started_at
+        phases["c10"] = measure(driver, children, urls, run, "c10", 10, seconds["phase"])
+        accepted, _ = settle(brokers, sim.url, args.deadline, "c10")
+        calls = get_json(f"{sim.url}/_sim/calls")["calls"]
     finally:
-        procs.stop(broker)
-        if sim is not None:
-            procs.stop(sim)
-
-    acked, outcomes = acknowledged_subscriptions(result, measured)
-    warm_ids = {json.loads(body)["data"]["subscription"]["subscription_id"] for body in warmup}
-    sent = warm_ids | {
-        json.loads(body)["data"]["subscription"]["subscription_id"] for body in measured
-    }
-    exactly_once = check_exactly_once(calls, acked | warm_ids, sent)
-
-    measured_applied = [
-        call["received_at"]
-        for call in calls
-        if call["applied"] and str((call.get("body") or {}).get("subscription_id")) in acked
-    ]
-    measured_applied.sort()
-    last = max(measured_applied, default=None)
-    e2e_seconds = (last - result.started_at) if last is not None else float("nan")
-    end_to_end = {
-        "events": len(acked),
-        "applied": len(measured_applied),
-        "seconds": round(e2e_seconds, 3),
-        "events_per_s": round(len(acked) / e2e_seconds, 1) if last is not None else 0.0,
-        "delivery_lag_after_last_ack_s": round(
-            (last - result.started_at - result.seconds) if last is not None else float("nan"), 3
-        ),
-        "timed_out": progress["timed_out"],
-        "applied_per_s_by_quarter": quarter_rates(
-            [moment - result.started_at for moment in measured_applied]
-        ),
-    }
-    return BrokerRun(
-        ingest=result,
-        end_to_end=end_to_end,
-        exactly_once=exactly_once,
-        outcomes=dict(outcomes),
-        broker_stats=stats,
-        database=database_summary(db_path),
-        placement="separate process" if separate else "inside the broker process",
-        profile=summarize_profile(args.py_spy)
-        if args.py_spy is not None and args.py_spy.exists()
-        else None,
+        for child in reversed(brokers):
+            procs.stop(child)
+        procs.stop(sim)
+    profile = None
+    if args.profile and (procs.workdir / "py-spy.raw").exists():
+        profile = summarize_profile(procs.workdir / "py-spy.raw")
+    return BackendRun(
+        name=name,
+        store="sqlite" if store == "sqlite" else "postgresql",
+        replicas=replicas,
+        phases=phases,
+        end_to_end={
+            "events": e2e_events,
+            "seconds": round(e2e_seconds, 3),
+            "events_per_s": round(e2e_events / e2e_seconds, 1) if e2e_seconds > 0 else 0.0,
+            "lag_after_last_ack_s": round(e2e_seconds - phases["c50"].result.seconds, 3),
+        },
+        exactly_once=exactly_once(calls, accepted),
+        database=database_summary(db_path) if store == "sqlite" else {},
+        profile=profile,
     )
+
+
+def settle(
+    brokers: list[Child], sim_url: str, deadline_s: float, what: str
+) -> tuple[int, dict[str, Any]]:
+    """Wait until every accepted event was applied and no late answer raised the count.
+
+    wrk stops with requests in flight; the broker still answers (and counts) them after wrk
+    printed its summary, so the count is read again once the simulator caught up.
+    """
+    accepted = accepted_total(brokers)
+    while True:
+        progress = wait_applied(sim_url, accepted, deadline_s)
+        if progress["timed_out"]:
+            raise RuntimeError(f"{what} deliveries incomplete after {deadline_s}s: {progress}")
+        again = accepted_total(brokers)
+        if again == accepted:
+            return accepted, progress
+        accepted = again

@@ -1,6 +1,6 @@
-"""The benchmark's servers and their processes: the bare aiohttp baseline, the broker as `broker
-serve` runs it, the Developer Console simulator; each started as `python bench/run.py --serve ROLE`
-in its own process, waited for, measured (CPU) and stopped by its pid.
+"""The benchmark's servers: the bare aiohttp baseline, the broker as `broker serve` runs it, the
+Developer Console simulator; each runs as `python bench/run.py --serve ROLE` in its own process
+(bench/processes.py starts and stops them).
 """
 
 from __future__ import annotations
@@ -13,10 +13,8 @@ import logging
 import os
 import signal
 import socket
-import subprocess
 import sys
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +30,6 @@ STORAGE_MONTHLY = f"{APP_DOMAIN}_storage"
 STORAGE_YEARLY = f"{APP_DOMAIN}_storage_Y"
 WEBHOOK_PATH = "/webhooks/billing"
 
-READY_TIMEOUT_S = 30.0
-STOP_TIMEOUT_S = 30.0
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 PR_SET_PDEATHSIG = 1
 
 
@@ -86,12 +81,14 @@ def simulator_app(log_stream: Any) -> tuple[web.Application, Any]:
 
 
 def broker_app(
-    *, platform_url: str, db_path: Path, log_stream: Any, log_level: str
+    *, platform_url: str, db_path: Path, store_url: str | None, log_stream: Any, log_level: str
 ) -> tuple[web.Application, Any]:
+    from pydantic import ValidationError
+
     from broker.config import Settings
     from broker.logs import configure_logging
     from broker.web.app import create_app
-    from broker.web.appkeys import store_key, worker_key
+    from broker.web.appkeys import metrics_key, store_key, worker_key
 
     # As `broker serve` is configured: through the environment.
     os.environ.update(
@@ -106,16 +103,37 @@ def broker_app(
             "BROKER_LOG__FORMAT": "json",
         }
     )
-    settings = Settings()  # type: ignore[call-arg]
+    if store_url:
+        os.environ["BROKER_STORE__URL"] = store_url  # replicas share this database
+    try:
+        settings = Settings()  # type: ignore[call-arg]
+    except ValidationError as exc:  # its text would echo the database URL, password included
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_input=False)
+        )
+        raise RuntimeError(f"the broker refused its settings: {problems}") from None
+    in_force = getattr(settings.store, "url", None)
+    if store_url and in_force != store_url:
+        # An unknown setting would be ignored and the run would measure SQLite under the name
+        # of another backend.
+        raise RuntimeError(f"this broker has no store.url setting for {redact_url(store_url)}")
     # As `broker serve` does: JSON lines, INFO by default; to a file instead of stdout.
     configure_logging(level=log_level, fmt="json", secrets=settings.secrets(), stream=log_stream)
     app = create_app(settings)
 
     async def stats(request: web.Request) -> web.Response:
         store = request.app[store_key]
+        counts = getattr(store, "stats", None)  # SQLite's group-commit counters
+        webhooks = {
+            sample.labels["outcome"]: int(sample.value)
+            for metric in request.app[metrics_key].webhooks.collect()
+            for sample in metric.samples
+            if sample.name.endswith("_total")
+        }
         return web.json_response(
             {
-                "store": asdict(store.stats) | {"failures": len(store.stats.failures)},
+                "webhooks": webhooks,
+                "store": asdict(counts) | {"failures": len(counts.failures)} if counts else {},
                 "worker_busy": getattr(request.app[worker_key], "busy", None),
                 "settings": {
                     "synchronous": settings.store.synchronous,
@@ -130,12 +148,22 @@ def broker_app(
     return app, settings
 
 
-async def _start(app: web.Application) -> tuple[web.AppRunner, int]:
+def redact_url(url: str) -> str:
+    """A database URL without its password, for messages."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return url.replace(f":{parts.password}@", ":***@", 1)
+
+
+async def _start(app: web.Application, port: int = 0) -> tuple[web.AppRunner, int]:
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     site = web.SockSite(runner, sock, backlog=1024)
     await site.start()
     return runner, sock.getsockname()[1]
@@ -150,11 +178,11 @@ async def serve(args: argparse.Namespace, log_stream: Any) -> None:
     ready: dict[str, Any] = {"pid": os.getpid()}
     try:
         if args.serve == "baseline":
-            runner, ready["port"] = await _start(baseline_app())
+            runner, ready["port"] = await _start(baseline_app(), args.port)
             runners.append(runner)
         elif args.serve == "simulator":
             app, _ = simulator_app(log_stream)
-            runner, ready["port"] = await _start(app)
+            runner, ready["port"] = await _start(app, args.port)
             runners.append(runner)
         else:
             platform_url = args.platform_url
@@ -166,10 +194,11 @@ async def serve(args: argparse.Namespace, log_stream: Any) -> None:
             app, _ = broker_app(
                 platform_url=platform_url,
                 db_path=Path(args.db),
+                store_url=args.store_url,
                 log_stream=log_stream,
                 log_level=args.broker_log_level,
             )
-            runner, ready["port"] = await _start(app)
+            runner, ready["port"] = await _start(app, args.port)
             runners.append(runner)
         _write_ready(Path(args.ready_file), ready)
         await stop.wait()
@@ -196,11 +225,9 @@ def _die_with_parent() -> None:
 def serve_main(args: argparse.Namespace) -> int:
     sys.path.insert(0, str(ROOT))
     _die_with_parent()
-    if args.switch_interval:
-        sys.setswitchinterval(args.switch_interval)
     log_path = Path(args.log_file) if args.log_file else Path(os.devnull)
     with log_path.open("a", buffering=64 * 1024) as log_stream:
-        if args.profile:
+        if args.cprofile:
             import cProfile
 
             profiler = cProfile.Profile()
@@ -209,7 +236,7 @@ def serve_main(args: argparse.Namespace) -> int:
                 _run(serve(args, log_stream))
             finally:
                 profiler.disable()
-                profiler.dump_stats(args.profile)
+                profiler.dump_stats(args.cprofile)
         else:
             _run(serve(args, log_stream))
     return 0
@@ -221,119 +248,3 @@ def _run(main: Any) -> None:
 
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         runner.run(main)
-
-
-# --------------------------------------------------------------------------------------------
-# Processes: start, wait until ready, measure CPU, stop (also on errors and Ctrl-C)
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Child:
-    role: str
-    proc: subprocess.Popen[bytes]
-    ready: dict[str, Any]
-    output: Path
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.ready['port']}"
-
-
-class Processes:
-    """Every child this run starts; ``stop_all`` ends each by its own pid, newest first."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.children: list[Child] = []
-
-    def start(self, role: str, *extra: str, profile: Path | None = None) -> Child:
-        ready_file = self.workdir / f"{role}.ready"
-        ready_file.unlink(missing_ok=True)  # a server of the same role may have run before
-        output = self.workdir / f"{role}.out"
-        command = [
-            sys.executable,
-            str(BENCH_DIR / "run.py"),
-            "--serve",
-            role,
-            "--ready-file",
-            str(ready_file),
-            "--log-file",
-            str(self.workdir / f"{role}.log"),
-            *extra,
-        ]
-        if profile is not None:
-            command += ["--profile", str(profile)]
-        with output.open("wb") as sink:
-            proc = subprocess.Popen(
-                command, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=sink, stderr=sink
-            )
-        child = Child(role, proc, {}, output)
-        self.children.append(child)
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while not ready_file.exists():
-            if proc.poll() is not None:
-                raise RuntimeError(f"{role} server exited early:\n{_tail(output)}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"{role} server not ready in {READY_TIMEOUT_S}s:\n{_tail(output)}"
-                )
-            time.sleep(0.02)  # waiting for another process to bind its port
-        child.ready = json.loads(ready_file.read_text())
-        return child
-
-    def stop(self, child: Child) -> None:
-        if child.proc.poll() is None:
-            child.proc.send_signal(signal.SIGTERM)
-            try:
-                child.proc.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                child.proc.kill()
-                child.proc.wait()
-        if child in self.children:
-            self.children.remove(child)
-
-    def stop_all(self) -> None:
-        for child in reversed(list(self.children)):
-            self.stop(child)
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no output)"
-
-
-def machine_busy_seconds() -> float:
-    """CPU seconds every process on the machine used (all cores), from /proc/stat."""
-    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
-    return (user + nice + system + irq + softirq + steal) / CLK_TCK
-
-
-def cpu_seconds(pid: int | None) -> float:
-    """User + system CPU time of a process (all its threads); None means this process."""
-    if pid is None:
-        times = os.times()
-        return times.user + times.system
-    total = 0.0
-    # The process and any children it started.
-    for each in [pid, *_children(pid)]:
-        try:
-            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / CLK_TCK
-    return total
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
