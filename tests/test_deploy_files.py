@@ -88,6 +88,7 @@ def test_every_secret_setting_is_known():
         "BROKER_LANDING__OIDC__CLIENT_SECRET_FILE",
         "BROKER_OPS__PASSWORD_HASH_FILE",
         "BROKER_OPS__SESSION_SECRET_FILE",
+        "BROKER_STORE__URL_FILE",
     }
 
 
@@ -108,7 +109,7 @@ def test_compose_mounts_every_secret_as_a_file():
             re.findall(r"(BROKER_\w+_FILE): /run/secrets/(\w+)$", keys["environment"], re.M)
         )
         mounted = set(re.findall(r"^ *(?:# )?- (\w+)$", keys["secrets"], re.MULTILINE))
-        assert set(wired) - {STORE_URL_FILE} == secret_variables(), name
+        assert set(wired) - {STORE_URL_FILE} == secret_variables() - {STORE_URL_FILE}, name
         assert set(wired.values()) <= mounted, name
         assert mounted <= declared, name
 

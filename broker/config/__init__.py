@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -95,6 +96,14 @@ class StoreSettings(Section):
                 "store.url must start with sqlite:/// (a file) or postgresql:// (a server)"
             )
         return self
+
+    def secrets(self) -> list[str]:
+        """The URL and its password (a URL in a log line may be re-quoted or cut short)."""
+        url = self.postgres_url
+        if url is None:
+            return []
+        password = urlsplit(url).password
+        return [url, *([unquote(password), password] if password else [])]
 
     @property
     def postgres_url(self) -> str | None:
@@ -234,7 +243,8 @@ class Settings(BaseSettings):
         if self.landing.oidc is not None:
             values.append(self.landing.oidc.client_secret)
         values += [v for v in (self.ops.password_hash, self.ops.session_secret) if v]
-        return [v.get_secret_value() for v in values if v.get_secret_value()]
+        found = [v.get_secret_value() for v in values if v.get_secret_value()]
+        return found + self.store.secrets()
 
     def webhook_keys(self) -> list[bytes]:
         return [
