@@ -44,8 +44,15 @@ async def platform_server(
     return await aiohttp_server(simulator.app())
 
 
-def fast_settings(tmp_path: Path, platform_url: str, **sections: dict[str, Any]) -> Settings:
-    """Settings for tests: real defaults, but retries in milliseconds instead of seconds."""
+def fast_settings(
+    tmp_path: Path,
+    platform_url: str,
+    *,
+    store: dict[str, Any] | None = None,
+    **sections: dict[str, Any],
+) -> Settings:
+    """Settings for tests: real defaults, but retries in milliseconds instead of seconds.
+    ``store`` is the store section (default: the SQLite file in ``tmp_path``)."""
     values: dict[str, Any] = {
         "platform": {
             "app_domain": APP_DOMAIN,
@@ -53,7 +60,7 @@ def fast_settings(tmp_path: Path, platform_url: str, **sections: dict[str, Any])
             "base_url": platform_url,
             "request_timeout_seconds": 2.0,
         },
-        "store": {"path": tmp_path / "broker.db"},
+        "store": store or {"path": tmp_path / "broker.db"},
         "plans": {"storage_addon_monthly": STORAGE_MONTHLY, "storage_addon_yearly": STORAGE_YEARLY},
         "delivery": {
             "initial_backoff_seconds": 0.01,
@@ -71,8 +78,17 @@ def fast_settings(tmp_path: Path, platform_url: str, **sections: dict[str, Any])
 
 
 @pytest.fixture
+def broker_store(tmp_path: Path) -> dict[str, Any]:
+    """The store section of the brokers a test starts: the SQLite file beside the test. A
+    module whose tests must hold on both backends overrides it with ``store_section(store_url)``
+    (tests/postgres_support.py)."""
+    return {"path": tmp_path / "broker.db"}
+
+
+@pytest.fixture
 def make_broker(
     tmp_path: Path,
+    broker_store: dict[str, Any],
     platform_server: TestServer,
     aiohttp_client: Callable[..., Awaitable[TestClient[web.Request, web.Application]]],
 ) -> BrokerFactory:
@@ -85,8 +101,9 @@ def make_broker(
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         **sections: dict[str, Any],
     ) -> TestClient[web.Request, web.Application]:
+        store = sections.pop("store", broker_store)  # a test's own store section wins whole
         settings = fast_settings(
-            tmp_path, str(platform_server.make_url("")).rstrip("/"), **sections
+            tmp_path, str(platform_server.make_url("")).rstrip("/"), store=store, **sections
         )
         return await aiohttp_client(create_app(settings, clock=clock, sleep=sleep))
 

@@ -288,6 +288,11 @@ class PageWorld:
         assert all(d.state == "delivered" for d in self.sim.webhook_deliveries), [
             (d.event_type, d.state, d.status) for d in self.sim.webhook_deliveries
         ]
+        await self.deliveries_finished()
+
+    async def deliveries_finished(self) -> None:
+        """Wait until every queued delivery's outcome is recorded (the platform may have its
+        call a moment before the broker has written what came back)."""
 
         async def finished() -> bool:
             rows = await self.rows("SELECT state FROM deliveries")
@@ -320,6 +325,7 @@ def billing_section(origin: str, **overrides: Any) -> dict[str, Any]:
 async def start_world(
     *,
     tmp_path: Path,
+    store: dict[str, Any] | None = None,
     platform: PlatformSimulator,
     platform_server: TestServer,
     aiohttp_server: ServerFactory,
@@ -351,7 +357,11 @@ async def start_world(
         webhooks = {"future_tolerance_seconds": 366 * 86400.0, **sections.pop("webhooks", {})}
         sections["webhooks"] = webhooks
         settings = fast_settings(
-            tmp_path, str(platform_server.make_url("")).rstrip("/"), billing=billing, **sections
+            tmp_path,
+            str(platform_server.make_url("")).rstrip("/"),
+            store=store,
+            billing=billing,
+            **sections,
         )
         broker = TestServer(
             create_app(settings, clock=clock), socket_factory=lambda *_: broker_socket
@@ -374,6 +384,7 @@ WorldFactory = Callable[..., Awaitable[PageWorld]]
 @pytest.fixture
 def make_world(
     tmp_path: Path,
+    broker_store: dict[str, Any],
     simulator: PlatformSimulator,
     platform_server: TestServer,
     aiohttp_server: ServerFactory,
@@ -384,6 +395,7 @@ def make_world(
     async def start(**sections: dict[str, Any]) -> PageWorld:
         return await start_world(
             tmp_path=tmp_path,
+            store=broker_store,
             platform=simulator,
             platform_server=platform_server,
             aiohttp_server=aiohttp_server,

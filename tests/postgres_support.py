@@ -26,6 +26,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -258,3 +259,9 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'broker.db'}"
     url: str = request.getfixturevalue("postgres_url")
     return url
+
+
+def store_section(url: str) -> dict[str, Any]:
+    """The broker's store settings for ``store_url``'s value. A module runs its broker tests on
+    both backends by overriding conftest's ``broker_store`` fixture with this."""
+    return {"url": url}

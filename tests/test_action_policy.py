@@ -10,6 +10,7 @@ why, audited, and reaches neither billing nor the Developer Console.
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import pytest
 
@@ -21,7 +22,15 @@ from broker.core.policy import (
     permitted,
 )
 from tests.page_support import OWNER_ZGID, OWNER_ZUID, STANDARD, STANDARD_CODE, Browser, PageWorld
+from tests.postgres_support import store_section
 from tests.support import ZAPIKEY, body_of, subscription_event
+
+
+@pytest.fixture
+def broker_store(store_url: str) -> dict[str, Any]:
+    """Every broker in this module runs on SQLite and on PostgreSQL."""
+    return store_section(store_url)
+
 
 SUBSCRIPTION_ID = "100000000000000888"
 TODAY = date(2026, 6, 10)  # the page world's day

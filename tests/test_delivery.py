@@ -9,9 +9,7 @@ a real timer; only the shutdown test, which is about real timeouts, runs on real
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import sqlite3
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -25,9 +23,11 @@ from aiohttp.typedefs import Handler
 
 from broker.cli import main as cli_main
 from broker.simulators.platform import PlatformSimulator
+from broker.store.backend import open_store
 from broker.web.app import create_app
-from broker.web.appkeys import store_key
+from broker.web.appkeys import settings_key, store_key
 from tests.conftest import db_rows, fast_settings, post_event
+from tests.postgres_support import store_section
 from tests.support import (
     APP_DOMAIN,
     ZAPIKEY,
@@ -37,6 +37,13 @@ from tests.support import (
     eventually,
     subscription_event,
 )
+
+
+@pytest.fixture
+def broker_store(store_url: str) -> dict[str, Any]:
+    """Every broker in this module runs on SQLite and on PostgreSQL."""
+    return store_section(store_url)
+
 
 Client = TestClient[web.Request, web.Application]
 SUBSCRIPTION_ID = "100000000000000001"
@@ -850,24 +857,31 @@ async def test_newer_change_after_a_crash_inherits_the_uncertainty(
 async def test_shutdown_mid_call_leaves_nothing_stuck_and_a_restart_delivers(
     make_broker, simulator: PlatformSimulator, tmp_path: Path
 ):
-    settings = {"platform": {"request_timeout_seconds": 0.5}}
-    broker = await make_broker(**settings)
+    overrides = {"platform": {"request_timeout_seconds": 0.5}}
+    broker = await make_broker(**overrides)
     simulator.set_delay(HELD_SECONDS)
     await post_ok(broker, subscription_event())
     delivery_id = await only_delivery_id(broker)
     await wait_for_state(broker, delivery_id, "in_flight")
 
+    settings = broker.app[settings_key]
     await broker.close()
 
-    with contextlib.closing(sqlite3.connect(db_path(tmp_path))) as db:
-        state, lease_owner = db.execute(
-            "SELECT state, lease_owner FROM deliveries WHERE id = ?", [delivery_id]
-        ).fetchone()
-    assert (state, lease_owner) == ("pending", None)  # the cut-short attempt was recorded
+    store = open_store(settings.store)  # the closed broker's database, opened afresh
+    await store.open()
+    try:
+        row = await store.read(
+            lambda db: db.select_one(
+                "SELECT state, lease_owner FROM deliveries WHERE id = ?", [delivery_id]
+            )
+        )
+    finally:
+        await store.close()
+    assert row == {"state": "pending", "lease_owner": None}  # the cut-short attempt was recorded
     assert simulator.applied == []
 
     simulator.set_delay(0)
-    restarted = await make_broker(**settings)
+    restarted = await make_broker(**overrides)
     row = await wait_for_state(restarted, delivery_id, "done", within=3.0)
     assert row["attempts"] == 2
     assert len(simulator.applied) == 1

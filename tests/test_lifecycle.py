@@ -14,6 +14,7 @@ import pytest
 
 from broker.simulators.platform import PlatformSimulator, RecordedCall
 from tests.conftest import db_rows, post_event
+from tests.postgres_support import store_section
 from tests.support import (
     STORAGE_MONTHLY,
     STORAGE_YEARLY,
@@ -23,6 +24,13 @@ from tests.support import (
     subscription_event,
     updated_time,
 )
+
+
+@pytest.fixture
+def broker_store(store_url: str) -> dict[str, Any]:
+    """Every broker in this module runs on SQLite and on PostgreSQL."""
+    return store_section(store_url)
+
 
 SUB_ID = "100000000000000001"
 FINISHED = ("done", "superseded", "dead")

@@ -5,6 +5,9 @@ that every action lands in the audit log with who did it."""
 from __future__ import annotations
 
 import json
+from typing import Any
+
+import pytest
 
 from broker.simulators.platform import PlatformSimulator
 from tests.conftest import BrokerFactory, db_rows, post_event
@@ -17,7 +20,15 @@ from tests.ops_support import (
     sign_in,
     wait_for_state,
 )
+from tests.postgres_support import store_section
 from tests.support import ZAPIKEY, ZGID, eventually, subscription_event
+
+
+@pytest.fixture
+def broker_store(store_url: str) -> dict[str, Any]:
+    """Every broker in this module runs on SQLite and on PostgreSQL."""
+    return store_section(store_url)
+
 
 FIRST = "100000000000000001"
 SECOND = "100000000000000002"

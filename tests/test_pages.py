@@ -13,6 +13,7 @@ import re
 from datetime import date
 from decimal import Decimal
 from http.cookies import SimpleCookie
+from typing import Any
 
 import pytest
 
@@ -28,7 +29,15 @@ from tests.page_support import (
     PageWorld,
     WorldFactory,
 )
+from tests.postgres_support import store_section
 from tests.support import APP_DOMAIN, STORAGE_MONTHLY, STORAGE_YEARLY
+
+
+@pytest.fixture
+def broker_store(store_url: str) -> dict[str, Any]:
+    """Every broker in this module runs on SQLite and on PostgreSQL."""
+    return store_section(store_url)
+
 
 # --- reading pages ------------------------------------------------------------------------------
 
@@ -173,6 +182,7 @@ async def test_paid_checkout_shows_the_subscription_live_and_adds_it_to_the_plat
     assert back.status == 303
     assert back.location == "/manage"
     await world.platform.wait_until(lambda p: len(p.applied) == 1)
+    await world.deliveries_finished()  # "Up to date" below needs the Add's answer recorded
     [add] = world.calls()
     [subscription] = world.sim.subscriptions.values()
     assert [a.addon.addon_code for a in subscription.addons] == [addon]

@@ -8,6 +8,7 @@ import asyncio
 from dataclasses import replace
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestServer
 
 from broker.core.reconcile import DriftKind
@@ -15,11 +16,19 @@ from broker.delivery.reconcile import RunOutcome, RunReport, run_on_schedule, ru
 from broker.simulators.billing.inputs import PlanInput, SubscriptionChangeInput
 from broker.simulators.billing.records import CustomField
 from broker.store import reconcile as rows
-from broker.store.database import Store
+from broker.store.backend import open_store
 from broker.web.app import create_app
 from broker.web.appkeys import reconcile_key, settings_key
 from tests.page_support import STANDARD_CODE, PageWorld, WorldFactory
+from tests.postgres_support import store_section
 from tests.support import APP_DOMAIN, eventually
+
+
+@pytest.fixture
+def broker_store(store_url: str) -> dict[str, Any]:
+    """Every broker in this module runs on SQLite and on PostgreSQL."""
+    return store_section(store_url)
+
 
 PROFESSIONAL_CODE = f"{APP_DOMAIN}_1002"
 FINISHED = ("done", "dead", "superseded")
@@ -146,7 +155,7 @@ async def test_dry_run_reports_differences_and_changes_nothing(world: PageWorld)
 
 async def test_two_processes_never_reconcile_at_once(world: PageWorld) -> None:
     deps = world.app[reconcile_key]
-    other = Store(deps.store.path)
+    other = open_store(world.app[settings_key].store)
     await other.open()
     try:
         world.sim.subscribe(STANDARD_CODE, **org(3))

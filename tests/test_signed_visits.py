@@ -25,7 +25,15 @@ from tests.page_support import (
     WorldFactory,
     visitor,
 )
+from tests.postgres_support import store_section
 from tests.support import EMAIL, LINK_SECRET
+
+
+@pytest.fixture
+def broker_store(store_url: str) -> dict[str, Any]:
+    """Every broker in this module runs on SQLite and on PostgreSQL."""
+    return store_section(store_url)
+
 
 ALREADY_USED = "the link was already used; each link opens the page once"
 REFUSED = "this link is not valid any more, or it was changed"

@@ -11,6 +11,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from structlog.testing import capture_logs
@@ -18,7 +19,15 @@ from structlog.testing import capture_logs
 from broker.store.pipeline import ingest_billing_read
 from broker.web.appkeys import clock_key, settings_key, store_key
 from tests.conftest import db_rows, post_event
+from tests.postgres_support import store_section
 from tests.support import subscription_event
+
+
+@pytest.fixture
+def broker_store(store_url: str) -> dict[str, Any]:
+    """Every broker in this module runs on SQLite and on PostgreSQL."""
+    return store_section(store_url)
+
 
 Client = TestClient[web.Request, web.Application]
 SID = "100000000000000001"

@@ -31,7 +31,15 @@ from tests.page_support import (
     PageWorld,
     visitor,
 )
+from tests.postgres_support import store_section
 from tests.support import EMAIL, ZGID, ZUID
+
+
+@pytest.fixture
+def broker_store(store_url: str) -> dict[str, Any]:
+    """Every broker in this module runs on SQLite and on PostgreSQL."""
+    return store_section(store_url)
+
 
 OIDC_CLIENT_ID = "1000.SIGNINWITHZOHO"
 OIDC_CLIENT_SECRET = "oidc-client-secret-0123456789"
