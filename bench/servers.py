@@ -112,7 +112,7 @@ def broker_app(
             f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_input=False)
         )
         raise RuntimeError(f"the broker refused its settings: {problems}") from None
-    in_force = getattr(settings.store, "url", None)
+    in_force = settings.store.postgres_url
     if store_url and in_force != store_url:
         # An unknown setting would be ignored and the run would measure SQLite under the name
         # of another backend.
