@@ -6,22 +6,26 @@ that answers 503 and heals without a restart."""
 from __future__ import annotations
 
 import asyncio
+import time
 from functools import partial
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
 import pytest
 
+from broker.core.billing_events import parse_webhook_event
 from broker.core.mapping import PlatformState
 from broker.errors import StoreError
 from broker.store.migrations import SCHEMA
-from broker.store.outbox import DELIVERIES_CHANNEL, claim_due
+from broker.store.outbox import claim_due
 from broker.store.pg_schema import MIGRATIONS_TABLE
 from broker.store.pg_sql import to_postgres_ddl, to_psycopg
+from broker.store.pipeline import ingest_webhook
 from broker.store.postgres import PgStore
 from broker.store.tx import Tx
-from tests.conftest import BrokerFactory, db_rows, post_event
+from tests.conftest import BrokerFactory, db_rows, fast_settings, post_event
+from tests.replica_support import rows
 from tests.support import eventually, subscription_event
 from tests.tcp_proxy import TcpProxy
 
@@ -118,28 +122,41 @@ def _counter_table(db: Tx) -> None:
     db.execute("INSERT INTO reconcile_state (name, value) VALUES ('counter', '0')")
 
 
-async def test_a_commit_that_queues_a_delivery_wakes_another_stores_worker(
-    postgres_url: str,
+async def test_a_delivery_queued_on_one_store_wakes_another(
+    postgres_url: str, tmp_path: Path
 ) -> None:
-    queuer, listener = await open_stores(postgres_url, 2)
-    woken = asyncio.Event()
+    """Store A ingests a webhook that queues a delivery; store B's wake-up callback fires, with
+    no poll: this is how a replica whose worker sleeps learns of work another replica queued."""
+    a, b = await open_stores(postgres_url, 2, pool_size=2)
     try:
-        listener.on_wakeup(woken.set)
-        # LISTEN runs on its own connection: wait until the server lists the listener.
-        await eventually(lambda: _listening(postgres_url), message="the listener registered")
-        await queuer.write(lambda db: db.notify(DELIVERIES_CHANNEL))
-        await asyncio.wait_for(woken.wait(), timeout=5)
+        woken = asyncio.Event()
+        b.on_wakeup(woken.set)
+
+        async def listening() -> bool:
+            found = await rows(
+                postgres_url,
+                "SELECT 1 FROM pg_stat_activity WHERE query = 'LISTEN \"broker_deliveries\"'",
+            )
+            return bool(found)
+
+        # B's LISTEN starts on its own thread; a NOTIFY before it would be missed by design
+        # (the worker's poll finds that work).
+        await eventually(listening, within=5.0, message="store B listening")
+        assert not woken.is_set()
+
+        event = subscription_event(event_id="8300000001")
+        settings = fast_settings(tmp_path, "http://127.0.0.1:1")
+        result = await a.write(
+            partial(
+                ingest_webhook, event=parse_webhook_event(event), raw_body=b"{}",
+                content_type="application/json", request_id="r1", settings=settings,
+                now=time.time(),
+            )
+        )  # fmt: skip
+        assert result.outcome == "queued", result
+        await asyncio.wait_for(woken.wait(), timeout=5.0)
     finally:
-        await close_all([queuer, listener])
-
-
-async def _listening(url: str) -> bool:
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        cursor = await conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN%%'"
-        )
-        row = await cursor.fetchone()
-        return bool(row and row[0])
+        await close_all([a, b])
 
 
 async def test_claims_from_several_stores_never_lease_two_deliveries_of_one_subscription(
