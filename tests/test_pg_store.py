@@ -6,6 +6,7 @@ that answers 503 and heals without a restart."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from functools import partial
 from pathlib import Path
@@ -94,8 +95,8 @@ async def test_a_read_modify_write_from_many_stores_at_once_loses_no_update(
     postgres_url: str,
 ) -> None:
     """Each job reads a counter and writes it back plus one, as store functions read facts and
-    then write decisions. Under READ COMMITTED some of the 40 updates would be lost; SERIALIZABLE
-    aborts the losers of each race and the store runs them again."""
+    then write decisions. Under READ COMMITTED updates racing across the two stores would be
+    lost; SERIALIZABLE aborts the losers of each race and the store runs them again."""
     stores = await open_stores(postgres_url, 2, pool_size=8)
     try:
         await stores[0].write(lambda db: _counter_table(db))
@@ -113,7 +114,42 @@ async def test_a_read_modify_write_from_many_stores_at_once_loses_no_update(
             lambda db: db.select_one("SELECT value FROM reconcile_state WHERE name = 'counter'")
         )
         assert final == {"value": "40"}
-        assert stores[0].retries + stores[1].retries > 0  # the races did happen, and were run again
+    finally:
+        await close_all(stores)
+
+
+async def test_two_replicas_that_read_the_same_row_before_writing_it_end_as_if_one_went_first(
+    postgres_url: str,
+) -> None:
+    """Both jobs read the counter (0), then wait for each other, then write 1: the second
+    commit must lose the race, be run again from the start, read 1 and write 2."""
+    stores = await open_stores(postgres_url, 2)
+    together = threading.Barrier(2, timeout=5)
+    first_tries: set[int] = set()
+    try:
+        await stores[0].write(_counter_table)
+
+        def bump(number: int, db: Tx) -> str:
+            row = db.select_one("SELECT value FROM reconcile_state WHERE name = 'counter'")
+            assert row is not None
+            if number not in first_tries:  # only the first run of each job waits
+                first_tries.add(number)
+                together.wait()
+            db.execute(
+                "UPDATE reconcile_state SET value = ? WHERE name = 'counter'",
+                [str(int(row["value"]) + 1)],
+            )
+            return str(row["value"])
+
+        seen = await asyncio.gather(
+            stores[0].write(partial(bump, 0)), stores[1].write(partial(bump, 1))
+        )
+        assert sorted(seen) == ["0", "1"]  # the loser's second run read the winner's write
+        final = await stores[0].read(
+            lambda db: db.select_one("SELECT value FROM reconcile_state WHERE name = 'counter'")
+        )
+        assert final == {"value": "2"}
+        assert stores[0].retries + stores[1].retries == 1
     finally:
         await close_all(stores)
 

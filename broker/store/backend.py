@@ -49,5 +49,8 @@ def open_store(settings: StoreSettings) -> StoreBackend:
     from broker.store.postgres import PgStore  # psycopg loads only for PostgreSQL
 
     return PgStore(
-        url, pool_size=settings.pool_size, connect_timeout=settings.connect_timeout_seconds
+        url,
+        pool_size=settings.pool_size,
+        connect_timeout=settings.connect_timeout_seconds,
+        group_commit_max=settings.group_commit_max,
     )

@@ -244,11 +244,17 @@ class Store:
         self.stats.transactions += 1
         self.stats.jobs += len(group)
         self.stats.largest_group = max(self.stats.largest_group, len(group))
-        # One wake-up of the event loop per group, not per job.
-        by_loop: dict[asyncio.AbstractEventLoop, list[WriteJob]] = {}
-        for job in group:
-            by_loop.setdefault(job.loop, []).append(job)
-        for loop, jobs in by_loop.items():
+        settle_group(group)
+
+
+def settle_group(group: list[WriteJob]) -> None:
+    """Hand each job's result or error to its caller: one wake-up of each event loop per
+    group, not per job."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[WriteJob]] = {}
+    for job in group:
+        by_loop.setdefault(job.loop, []).append(job)
+    for loop, jobs in by_loop.items():
+        if not loop.is_closed():
             loop.call_soon_threadsafe(_settle, jobs)
 
 

@@ -1,11 +1,12 @@
-"""PostgreSQL access for replicas: a pool of connections, each job a SERIALIZABLE transaction.
+"""PostgreSQL access for replicas: one writer per process in SERIALIZABLE transactions, and a
+pool of connections for reads.
 
 SQLite gives the store one writer at a time, so every job sees the database as if it ran alone.
-Replicas on PostgreSQL run jobs side by side; SERIALIZABLE keeps that promise (PostgreSQL aborts
-one of two jobs that could not have run one after the other, with SQLSTATE 40001) and the store
-runs an aborted job again from the start. So every store function stays correct on both
-backends without a lock of its own: two replicas taking the same ``event_id``, or queueing
-changes of one subscription at once, end as if one went first.
+Replicas on PostgreSQL write side by side; SERIALIZABLE keeps that promise (PostgreSQL aborts
+one of two transactions that could not have run one after the other, with SQLSTATE 40001) and
+the writer runs an aborted group again from the start (``pg_writer``). So every store function
+stays correct on both backends without a lock of its own: two replicas taking the same
+``event_id``, or queueing changes of one subscription at once, end as if one went first.
 
 psycopg 3 (sync) runs the same job functions sqlite3 runs, on threads, so the SQL is written
 once; its pool checks a connection before lending it, so a database that comes back is used
@@ -16,9 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -35,15 +34,14 @@ from broker.store.database import StoreStats
 from broker.store.outbox import DELIVERIES_CHANNEL
 from broker.store.pg_schema import apply_pg_migrations
 from broker.store.pg_sql import to_postgres_ddl, to_psycopg
+from broker.store.pg_writer import PgWriter
 from broker.store.tx import Cursor, Dialect, Params, Tx
+from broker.store.write_lanes import WriteJob
 
 T = TypeVar("T")
 
 log = structlog.get_logger(__name__)
 
-# SQLSTATEs after which the whole job is run again: it lost a race with another transaction.
-RETRY_STATES = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected
-MAX_TRIES = 50
 PG_HINT = "the operator must bring PostgreSQL back (is it up, reachable, not full?); retry later"
 # SQLSTATE classes and codes that mean "the database cannot take this now; try later" (503).
 _UNAVAILABLE_STATES = {
@@ -99,8 +97,17 @@ class PgStore:
     dialect = Dialect.POSTGRESQL
     local_directory = None  # the server's disk is its own; /readyz's write proves it
 
-    def __init__(self, url: str, *, pool_size: int = 10, connect_timeout: float = 5.0):
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        connect_timeout: float = 5.0,
+        group_commit_max: int = 256,
+    ):
         self._url = url
+        self._group_max = group_commit_max
+        self._writer: PgWriter | None = None
         self._timeout = connect_timeout
         self._pool = psycopg_pool.ConnectionPool(
             url,
@@ -118,7 +125,6 @@ class PgStore:
         self._listen_thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self.stats = StoreStats()
-        self.retries = 0
 
     async def open(self) -> None:
         """Connect, and bring the schema up to date (once, even when replicas start together)."""
@@ -138,10 +144,23 @@ class PgStore:
             applied = apply_pg_migrations(conn, PgTx(conn))
         if applied:
             log.info("store.migrated", applied=applied)
+        self._writer = PgWriter(self._connect, PgTx, unavailable_error, group_max=self._group_max)
+        self._writer.start()
+        self.stats = self._writer.stats
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        conn = psycopg.connect(
+            self._url, autocommit=True, connect_timeout=max(1, int(self._timeout))
+        )
+        _configure(conn)
+        return conn
 
     async def close(self) -> None:
         self._stopping.set()
         loop = asyncio.get_running_loop()
+        if self._writer is not None:
+            await loop.run_in_executor(None, self._writer.stop)
+            self._writer = None
         if self._listen_thread is not None:
             await loop.run_in_executor(None, self._listen_thread.join)
             self._listen_thread = None
@@ -149,48 +168,42 @@ class PgStore:
         self._threads.shutdown(wait=True)
 
     async def write(self, fn: Callable[[Tx], T], *, urgent: bool = False) -> T:
-        """Run ``fn`` in a SERIALIZABLE transaction; again if it lost a race; return once
-        committed. ``urgent`` needs nothing here: writers do not queue behind each other."""
+        """Run ``fn`` in a SERIALIZABLE transaction on the writer; return once committed.
+
+        ``urgent``: ``fn`` records something that already happened outside the database (a
+        platform call's answer); it goes before queued ordinary jobs, in a small transaction.
+        """
+        if self._writer is None:
+            raise StoreError("the store is not open")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._threads, self._run, fn, "SERIALIZABLE")
+        future: asyncio.Future[T] = loop.create_future()
+        self._writer.lanes.put(WriteJob(fn, future, loop), urgent=urgent)
+        return await future
 
     async def read(self, fn: Callable[[Tx], T]) -> T:
         """Run ``fn`` on one consistent snapshot of committed data."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._threads, self._run, fn, "REPEATABLE READ READ ONLY")
+        return await loop.run_in_executor(self._threads, self._read, fn)
 
-    def _run(self, fn: Callable[[Tx], T], isolation: str) -> T:
-        for attempt in range(1, MAX_TRIES + 1):
-            try:
-                with self._pool.connection() as conn:
-                    return self._once(conn, fn, isolation)
-            except psycopg.Error as exc:
-                if exc.sqlstate in RETRY_STATES and attempt < MAX_TRIES:
-                    self.retries += 1
-                    # Jittered, growing pause so the racers do not collide again in step.
-                    time.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))  # noqa: S311
-                    continue
-                reason = pg_unavailable_reason(exc)
-                if reason is None:
-                    raise
-                raise _unavailable(exc, reason) from exc
-            except psycopg_pool.PoolTimeout as exc:
-                raise _unavailable(exc, "the database is unreachable") from exc
-        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
-
-    def _once(self, conn: psycopg.Connection[Any], fn: Callable[[Tx], T], isolation: str) -> T:
-        conn.execute(pgsql.SQL("BEGIN ISOLATION LEVEL {}").format(pgsql.SQL(isolation)))
+    def _read(self, fn: Callable[[Tx], T]) -> T:
         try:
-            result = fn(PgTx(conn))
-            conn.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(psycopg.Error):
-                if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                    conn.execute("ROLLBACK")
-            raise
-        self.stats.transactions += 1
-        self.stats.jobs += 1
-        return result
+            with self._pool.connection() as conn:
+                conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                try:
+                    return fn(PgTx(conn))
+                finally:
+                    with contextlib.suppress(psycopg.Error):
+                        conn.execute("ROLLBACK")
+        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+            error = unavailable_error(exc)
+            if error is None:
+                raise
+            raise error from exc
+
+    @property
+    def retries(self) -> int:
+        """Groups run again because they lost a race with another replica's transaction."""
+        return 0 if self._writer is None else self._writer.retries
 
     def on_wakeup(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` (on its event loop) whenever any replica queues a delivery."""
@@ -230,8 +243,15 @@ class PgStore:
 
 def _configure(conn: psycopg.Connection[Any]) -> None:
     conn.adapters.register_loader("numeric", _NumericLoader)
+    conn.execute("SET enable_seqscan = off")
 
 
-def _unavailable(exc: BaseException, reason: str) -> StoreError:
+def unavailable_error(exc: BaseException) -> StoreError | None:
+    """A StoreError (503) naming why PostgreSQL cannot take the work, if ``exc`` says so."""
+    reason = pg_unavailable_reason(exc)
+    if reason is None:
+        return None
     log.error("store.unavailable", error=type(exc).__name__, reason=reason)
-    return StoreError(reason, hint=PG_HINT)
+    error = StoreError(reason, hint=PG_HINT)
+    error.__cause__ = exc
+    return error
