@@ -19,7 +19,15 @@ from typing import Any
 from bench.processes import Child, Processes, cpu_seconds, machine_busy_seconds
 from bench.report import database_summary, start_py_spy, summarize_profile
 from bench.servers import WEBHOOK_PATH
-from bench.wrk import WrkResult, combine, lua_script, parse_wrk, split_connections, wrk_command
+from bench.wrk import (
+    THREAD_STRIDE,
+    WrkResult,
+    combine,
+    lua_script,
+    parse_wrk,
+    split_connections,
+    wrk_command,
+)
 
 WARMUP_BASE = 0
 PHASE_BASES = {"c50": 100_000_000, "c10": 200_000_000}  # ids of the phases never meet
@@ -46,8 +54,14 @@ class Driver:
     threads: int
 
     def run(self, urls: list[str], run: str, base: int, connections: int, seconds: float) -> Any:
-        script = self.workdir / f"{run}-{base}.lua"
-        script.write_text(lua_script(run, base))
+        # One script per replica, each numbering from its own base: two wrk processes with the
+        # same script would send the same event ids, which the replicas rightly take as repeats.
+        scripts = []
+        for index in range(len(urls)):
+            own_base = base + index * THREAD_STRIDE * (self.threads + 1)
+            script = self.workdir / f"{run}-{own_base}.lua"
+            script.write_text(lua_script(run, own_base))
+            scripts.append(script)
         started_at = time.monotonic()
         procs = [
             subprocess.Popen(
@@ -58,7 +72,9 @@ class Driver:
                 stderr=subprocess.STDOUT,
                 text=True,
             )
-            for url, c in zip(urls, split_connections(connections, len(urls)), strict=True)
+            for url, script, c in zip(
+                urls, scripts, split_connections(connections, len(urls)), strict=True
+            )
         ]
         outputs = [proc.communicate(timeout=seconds + 60)[0] for proc in procs]
         for proc, output in zip(procs, outputs, strict=True):
