@@ -11,8 +11,8 @@ import time
 from collections import Counter
 from typing import Any
 
-from broker.cli.operator import open_existing, write_transaction
 from broker.cli.settings import EXIT_CONFIG, load_from_args
+from broker.cli.store_target import StoreTarget, open_existing, parse_target, write_transaction
 from broker.core.human_dates import parse_when
 from broker.store import replay
 from broker.store.ops_actions import Operator
@@ -49,11 +49,11 @@ def replay_events(args: argparse.Namespace) -> int:
     settings = load_from_args(args)
     if settings is None:
         return EXIT_CONFIG
-    chosen = getattr(args, "db", None)  # --db is optional here: the settings name the file
-    db = open_existing(chosen if chosen is not None else settings.store.path)
+    chosen = getattr(args, "db", None)  # --db is optional here: the settings name the store
+    target: StoreTarget = settings.store.postgres_url or settings.store.path
     who = Operator(f"cli:{getpass.getuser()}")
     now = time.time()
-    with write_transaction(db):
+    with open_existing(parse_target(chosen) if chosen else target) as db, write_transaction(db):
         if args.event_id:
             ids = [args.event_id]
         else:

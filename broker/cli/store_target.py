@@ -1,0 +1,128 @@
+"""Which store the operator's commands open, and how: the SQLite file or PostgreSQL.
+
+The store is, in order: ``--db`` (a file path, ``sqlite:///path`` or ``postgresql://...``);
+``BROKER_STORE__URL`` (or its ``_FILE``); ``BROKER_STORE__PATH``; the config file's
+``store.url``, then ``store.path``; ``broker.db``. The commands need only this, not the
+platform secrets, so nothing else of the settings is read. ``open_existing`` gives a ``Tx``
+on either backend (autocommit: each read sees committed data); ``write_transaction`` makes its
+body one transaction: ``BEGIN IMMEDIATE`` on SQLite, SERIALIZABLE on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import tomllib
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+from broker.config import config_file
+from broker.secret_env import SecretFileError, resolve_secret_files
+from broker.store import database
+from broker.store.tx import Dialect, SqliteTx, Tx
+
+SQLITE_PREFIX = "sqlite:///"
+POSTGRES_PREFIXES = ("postgresql://", "postgres://")
+StoreTarget = Path | str  # a SQLite file, or a PostgreSQL URL
+
+
+def is_postgres(target: StoreTarget) -> bool:
+    return isinstance(target, str) and target.startswith(POSTGRES_PREFIXES)
+
+
+def parse_target(value: str) -> StoreTarget:
+    """``--db``'s value (or a setting's): a PostgreSQL URL stays text, anything else a path."""
+    if value.startswith(POSTGRES_PREFIXES):
+        return value
+    return Path(value.removeprefix(SQLITE_PREFIX))
+
+
+def store_target(args: argparse.Namespace, environ: Mapping[str, str]) -> StoreTarget:
+    db = getattr(args, "db", None)  # absent when a command's --db defaults to SUPPRESS
+    if db is not None:
+        return parse_target(str(db))
+    try:
+        env = resolve_secret_files(
+            {k: v for k, v in environ.items() if k.upper().startswith("BROKER_STORE__")}
+        )
+    except SecretFileError as exc:
+        raise SystemExit(str(exc)) from None
+    for name in ("BROKER_STORE__URL", "BROKER_STORE__PATH"):
+        if env.get(name):
+            return parse_target(env[name])
+    config = config_file(getattr(args, "config", None), environ)
+    if config is not None:
+        with config.open("rb") as handle:
+            store = tomllib.load(handle).get("store", {})
+        for key in ("url", "path"):
+            if store.get(key):
+                return parse_target(str(store[key]))
+    return Path("broker.db")
+
+
+@contextmanager
+def open_existing(target: StoreTarget) -> Iterator[Tx]:
+    """The store, which must exist already; closed on the way out. Exits with a clear
+    message (never the password) when it is not there."""
+    if is_postgres(target):
+        from broker.store import pg_admin  # psycopg loads only for PostgreSQL
+
+        url = str(target)
+        try:
+            with pg_admin.connect(url) as tx:
+                if pg_admin.schema_status(tx) is None:
+                    raise SystemExit(
+                        f"no broker schema in {pg_admin.shown_url(url)}: run `broker migrate`"
+                    )
+                yield tx
+        except pg_admin.PgUnreachable as exc:
+            raise SystemExit(str(exc)) from None
+        return
+    path = Path(target)
+    if not path.is_file():
+        raise SystemExit(f"no database at {path}: pass --db or set BROKER_STORE__PATH")
+    db = database.connect(path)
+    try:
+        yield db
+    finally:
+        db.conn.close()
+
+
+@contextmanager
+def write_transaction(db: Tx) -> Iterator[Tx]:
+    """One transaction around the body. SQLite: ``BEGIN IMMEDIATE`` waits (busy_timeout) for a
+    running broker's writer rather than fail at once with "database is locked" when a read
+    transaction cannot be upgraded (WAL). PostgreSQL: SERIALIZABLE, as the replicas write; a
+    race lost to one of them ends the command with "run it again"."""
+    if db.dialect is Dialect.POSTGRESQL:
+        import psycopg
+
+        from broker.store import pg_admin
+        from broker.store.postgres import RETRY_STATES, PgTx
+
+        assert isinstance(db, PgTx)
+        try:
+            with pg_admin.transaction(db):
+                yield db
+        except psycopg.Error as exc:
+            if exc.sqlstate in RETRY_STATES:
+                raise SystemExit(
+                    "a running broker changed the same rows at the same moment: "
+                    "nothing was changed; run the command again"
+                ) from None
+            raise
+        return
+    assert isinstance(db, SqliteTx)
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def sqlite_source(path: Path) -> sqlite3.Connection:
+    """A plain connection to read a SQLite file (no pragma that writes, such as WAL mode)."""
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
