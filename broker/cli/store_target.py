@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import argparse
 import sqlite3
+import sys
 import tomllib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 from broker.config import config_file
 from broker.secret_env import SecretFileError, resolve_secret_files
@@ -47,7 +49,7 @@ def store_target(args: argparse.Namespace, environ: Mapping[str, str]) -> StoreT
             {k: v for k, v in environ.items() if k.upper().startswith("BROKER_STORE__")}
         )
     except SecretFileError as exc:
-        raise SystemExit(str(exc)) from None
+        _exit(str(exc))
     for name in ("BROKER_STORE__URL", "BROKER_STORE__PATH"):
         if env.get(name):
             return parse_target(env[name])
@@ -72,16 +74,14 @@ def open_existing(target: StoreTarget) -> Iterator[Tx]:
         try:
             with pg_admin.connect(url) as tx:
                 if pg_admin.schema_status(tx) is None:
-                    raise SystemExit(
-                        f"no broker schema in {pg_admin.shown_url(url)}: run `broker migrate`"
-                    )
+                    _exit(f"no broker schema in {pg_admin.shown_url(url)}: run `broker migrate`")
                 yield tx
         except pg_admin.PgUnreachable as exc:
-            raise SystemExit(str(exc)) from None
+            _exit(str(exc))
         return
     path = Path(target)
     if not path.is_file():
-        raise SystemExit(f"no database at {path}: pass --db or set BROKER_STORE__PATH")
+        _exit(f"no database at {path}: pass --db or set BROKER_STORE__PATH")
     db = database.connect(path)
     try:
         yield db
@@ -107,10 +107,10 @@ def write_transaction(db: Tx) -> Iterator[Tx]:
                 yield db
         except psycopg.Error as exc:
             if exc.sqlstate in RETRY_STATES:
-                raise SystemExit(
+                _exit(
                     "a running broker changed the same rows at the same moment: "
                     "nothing was changed; run the command again"
-                ) from None
+                )
             raise
         return
     assert isinstance(db, SqliteTx)
@@ -121,6 +121,12 @@ def write_transaction(db: Tx) -> Iterator[Tx]:
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+
+
+def _exit(message: str) -> NoReturn:
+    """End the command with ``message`` on stderr and exit status 1 (no traceback)."""
+    print(message, file=sys.stderr)
+    raise SystemExit(1)
 
 
 def sqlite_source(path: Path) -> sqlite3.Connection:
