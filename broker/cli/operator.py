@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from broker.cli import store_commands
-from broker.cli.store_target import is_postgres, open_existing, store_target, write_transaction
+from broker.cli.store_target import is_postgres, open_existing, run_write, store_target
 from broker.config import config_file, load_settings
 from broker.core.human_dates import parse_when, show_when
 from broker.redaction import Redactor
@@ -79,9 +79,12 @@ def deliveries_show(args: argparse.Namespace, environ: Mapping[str, str]) -> int
 
 def deliveries_retry(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     try:
-        with open_existing(store_target(args, environ)) as db, write_transaction(db):
-            result = dead_letters.retry_dead(
-                db, now=time.time(), delivery_id=None if args.all_dead else args.id
+        with open_existing(store_target(args, environ)) as db:
+            result = run_write(
+                db,
+                lambda tx: dead_letters.retry_dead(
+                    tx, now=time.time(), delivery_id=None if args.all_dead else args.id
+                ),
             )
     except (LookupError, ValueError) as exc:
         print(str(exc), file=sys.stderr)

@@ -20,7 +20,7 @@ from typing import Any
 from broker.cli import ops_detail
 from broker.cli.operator import filter_from_args, redacted
 from broker.cli.replay import add_replay
-from broker.cli.store_target import open_existing, store_target, write_transaction
+from broker.cli.store_target import open_existing, run_write, store_target
 from broker.core.human_dates import show_when
 from broker.core.operator_password import hash_password
 from broker.store import ops_actions, ops_reads
@@ -125,8 +125,8 @@ def list_audit(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 def deliveries_retry_now(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     who = ops_actions.Operator(f"cli:{getpass.getuser()}")
     try:
-        with open_existing(store_target(args, environ)) as db, write_transaction(db):
-            ops_actions.retry_now(db, who, args.id, now=time.time())
+        with open_existing(store_target(args, environ)) as db:
+            run_write(db, lambda tx: ops_actions.retry_now(tx, who, args.id, now=time.time()))
     except (LookupError, ops_actions.OpsRefused) as exc:
         print(str(exc), file=sys.stderr)
         return 1

@@ -17,7 +17,7 @@ from typing import Any
 
 from broker.cli.operator import redacted
 from broker.cli.settings import EXIT_CONFIG, load_from_args
-from broker.cli.store_target import open_existing, store_target, write_transaction
+from broker.cli.store_target import open_existing, run_write, store_target
 from broker.config import Settings
 from broker.core.human_dates import show_when
 from broker.core.ids import is_user_id, is_zoho_id
@@ -123,10 +123,12 @@ def _resolve(db: Tx, settings: Settings, sid: str, *, zgid: str, zuid: str, conf
         return EXIT_USAGE
     who = ops_actions.Operator(f"cli:{getpass.getuser()}")
     try:
-        with write_transaction(db):
-            result = ops_actions.resolve_parked(
-                db, who, sid, zgid=zgid, zuid=zuid, settings=settings, now=time.time()
-            )
+        result = run_write(
+            db,
+            lambda tx: ops_actions.resolve_parked(
+                tx, who, sid, zgid=zgid, zuid=zuid, settings=settings, now=time.time()
+            ),
+        )
     except (LookupError, ops_actions.OpsRefused) as exc:  # resolved meanwhile elsewhere
         print(str(exc), file=sys.stderr)
         return EXIT_USAGE

@@ -4,29 +4,33 @@ The store is, in order: ``--db`` (a file path, ``sqlite:///path`` or ``postgresq
 ``BROKER_STORE__URL`` (or its ``_FILE``); ``BROKER_STORE__PATH``; the config file's
 ``store.url``, then ``store.path``; ``broker.db``. The commands need only this, not the
 platform secrets, so nothing else of the settings is read. ``open_existing`` gives a ``Tx``
-on either backend (autocommit: each read sees committed data); ``write_transaction`` makes its
-body one transaction: ``BEGIN IMMEDIATE`` on SQLite, SERIALIZABLE on PostgreSQL.
+on either backend (autocommit: each read sees committed data); ``run_write`` runs a job as one
+transaction: ``BEGIN IMMEDIATE`` on SQLite, SERIALIZABLE (run again after a lost race) on
+PostgreSQL.
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 import sqlite3
 import sys
+import time
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 from broker.config import config_file
 from broker.secret_env import SecretFileError, resolve_secret_files
 from broker.store import database
-from broker.store.tx import Dialect, SqliteTx, Tx
+from broker.store.tx import Dialect, Tx
 
 SQLITE_PREFIX = "sqlite:///"
 POSTGRES_PREFIXES = ("postgresql://", "postgres://")
 StoreTarget = Path | str  # a SQLite file, or a PostgreSQL URL
+T = TypeVar("T")
 
 
 def is_postgres(target: StoreTarget) -> bool:
@@ -89,38 +93,43 @@ def open_existing(target: StoreTarget) -> Iterator[Tx]:
         db.conn.close()
 
 
-@contextmanager
-def write_transaction(db: Tx) -> Iterator[Tx]:
-    """One transaction around the body. SQLite: ``BEGIN IMMEDIATE`` waits (busy_timeout) for a
-    running broker's writer rather than fail at once with "database is locked" when a read
-    transaction cannot be upgraded (WAL). PostgreSQL: SERIALIZABLE, as the replicas write; a
-    race lost to one of them ends the command with "run it again"."""
+def run_write(db: Tx, job: Callable[[Tx], T]) -> T:
+    """Run ``job`` as one transaction and return what it returns. SQLite: ``BEGIN IMMEDIATE``
+    waits (busy_timeout) for a running broker's writer rather than fail at once with "database
+    is locked" when a read transaction cannot be upgraded (WAL). PostgreSQL: SERIALIZABLE, as
+    the replicas write; a race lost to one of them runs ``job`` again, as the store does."""
     if db.dialect is Dialect.POSTGRESQL:
-        import psycopg
-
-        from broker.store import pg_admin
-        from broker.store.postgres import RETRY_STATES, PgTx
-
-        assert isinstance(db, PgTx)
-        try:
-            with pg_admin.transaction(db):
-                yield db
-        except psycopg.Error as exc:
-            if exc.sqlstate in RETRY_STATES:
-                _exit(
-                    "a running broker changed the same rows at the same moment: "
-                    "nothing was changed; run the command again"
-                )
-            raise
-        return
-    assert isinstance(db, SqliteTx)
+        return _run_pg_write(db, job)
     db.execute("BEGIN IMMEDIATE")
     try:
-        yield db
+        result = job(db)
     except BaseException:
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+    return result
+
+
+def _run_pg_write(db: Tx, job: Callable[[Tx], T]) -> T:
+    import psycopg
+
+    from broker.store import pg_admin
+    from broker.store.postgres import MAX_TRIES, RETRY_STATES, PgTx
+
+    assert isinstance(db, PgTx)
+    for attempt in range(1, MAX_TRIES + 1):
+        try:
+            with pg_admin.transaction(db):
+                return job(db)
+        except psycopg.Error as exc:
+            if exc.sqlstate not in RETRY_STATES:
+                raise
+            # Jittered, growing pause so the command and the replicas do not collide in step.
+            time.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))  # noqa: S311
+    _exit(
+        f"the database kept refusing the change ({MAX_TRIES} tries lost to running brokers): "
+        "nothing was changed; run the command again"
+    )
 
 
 def _exit(message: str) -> NoReturn:
