@@ -124,3 +124,31 @@ async def test_retry_now_sends_a_pending_delivery_and_is_audited(
     assert code == 1
     assert "not pending" in err
     assert await delivery_state(client, delivery_id) == "done"
+
+
+async def test_dead_letters_listed_shown_and_retried_from_the_command_line(
+    make_broker: BrokerFactory, simulator: PlatformSimulator, db: str, capsys
+):
+    client = await make_broker(store={"url": db})
+    simulator.fail_next(1, status=400)
+    sid = "100000000000000001"
+    assert (await post_event(client, subscription_event(subscription_id=sid))).status == 200
+    await eventually(lambda: delivery_ids(client, sid), message="queued")
+    (delivery_id,) = await delivery_ids(client, sid)
+    await wait_for_state(client, delivery_id, "dead")
+
+    code, out, _ = run_cli(capsys, "deliveries", "list", "--state", "dead", "--db", db)
+    assert code == 0
+    (row,) = [line for line in out.splitlines() if line.split()[:2] == [str(delivery_id), "dead"]]
+    assert sid in row
+    assert "INVALID_DATA" in row
+    code, out, _ = run_cli(capsys, "deliveries", "show", str(delivery_id), "--db", db)
+    assert code == 0
+    shown = json.loads(out)
+    assert shown["delivery"]["state"] == "dead"
+    assert [a["status"] for a in shown["attempts"]] == [400]
+    code, out, _ = run_cli(capsys, "deliveries", "retry", str(delivery_id), "--db", db)
+    assert code == 0
+    assert f"requeued: [{delivery_id}]" in out
+    await wait_for_state(client, delivery_id, "done")
+    assert len(simulator.applied) == 1
