@@ -56,10 +56,10 @@ def demo(args: argparse.Namespace) -> int:
     )
     from broker.simulators.demo_world import reset_data_dir
 
-    configure_logging(level="INFO", fmt="console" if sys.stdout.isatty() else "json")
     if args.store is not None and not args.store.startswith(("postgresql://", "postgres://")):
         print("demo: --store takes a postgresql:// URL (SQLite is the default)", file=sys.stderr)
         return EXIT_CONFIG
+    configure_logging(level="INFO", fmt="console" if sys.stdout.isatty() else "json")
     if args.reset:
         print(reset_data_dir(args.data_dir), flush=True)
     args.data_dir.mkdir(parents=True, exist_ok=True)
