@@ -602,12 +602,15 @@ async def test_deliveries_list_without_db_or_settings_reads_broker_db_here(
 
 
 def test_deliveries_list_without_a_database_says_how_to_name_one(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exited:
         main(["deliveries", "list"])
-    assert exited.value.code == "no database at broker.db: pass --db or set BROKER_STORE__PATH"
+    assert exited.value.code == 1
+    assert capsys.readouterr().err == (
+        "no database at broker.db: pass --db or set BROKER_STORE__PATH\n"
+    )
 
 
 # --- the example configuration ----------------------------------------------------------------

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import psycopg
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -171,3 +172,32 @@ def test_reset_removes_only_the_files_the_demo_made(tmp_path: Path) -> None:
         "; other files were left alone: notes.txt"
     )
     assert again == f"--reset: nothing to remove in {tmp_path}"
+
+
+async def test_demo_on_postgresql_keeps_its_state_there(tmp_path: Path, postgres_url: str):
+    """``broker demo --store postgresql://...``: the same links work, and the orgs they sign in
+    land in PostgreSQL, not in a file under the data directory."""
+    secrets = DemoSecrets()
+    text = instructions(
+        "127.0.0.1", 21000, 21001, 21002, tmp_path, secrets, sample=b"{}", database="pg-shown"
+    )
+    assert "(database: pg-shown)" in text
+    links = LINK.findall(text)
+    settings = demo_settings(
+        "127.0.0.1", 21000, 21001, 21002, tmp_path, secrets, store_url=postgres_url
+    )
+    assert settings.store.postgres_url == postgres_url
+    async with TestClient(TestServer(create_app(settings))) as client:
+        for link in links:
+            path = urlsplit(link)._replace(scheme="", netloc="").geturl()
+            assert (await client.get(path, allow_redirects=False)).status == 303
+    with psycopg.connect(postgres_url) as conn:
+        zgids = [r[0] for r in conn.execute("SELECT zgid FROM users ORDER BY zgid")]
+    assert zgids == sorted(user.zgid for user in DEMO_ORGS)
+    assert not (tmp_path / "broker.db").exists()
+
+
+def test_demo_store_must_be_postgresql(tmp_path: Path, capsys):
+    code = main(["demo", "--store", "sqlite:///x.db", "--data-dir", str(tmp_path / "d")])
+    assert code == 2
+    assert "--store takes a postgresql:// URL" in capsys.readouterr().err

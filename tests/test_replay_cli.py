@@ -29,10 +29,22 @@ def settings_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "broker.db"
 
 
+@pytest.fixture
+def store_env(
+    settings_env: Path,
+    store_url: str,
+    make_broker: BrokerFactory,  # after the database, so the broker stops before it is dropped
+    monkeypatch: pytest.MonkeyPatch,
+) -> str:
+    """The same, with the store as a URL: each test once on SQLite, once on PostgreSQL."""
+    monkeypatch.setenv("BROKER_STORE__URL", store_url)
+    return store_url
+
+
 async def test_replaying_one_event_queues_its_state_again_and_is_audited(
-    make_broker: BrokerFactory, simulator: PlatformSimulator, settings_env: Path, capsys
+    make_broker: BrokerFactory, simulator: PlatformSimulator, store_env: str, capsys
 ):
-    client = await make_broker()
+    client = await make_broker(store={"url": store_env})
     simulator.fail_next(1, status=400)
     event = subscription_event(subscription_id=SID, event_id="9401", quantity=6)
     assert (await post_event(client, event)).status == 200
@@ -55,17 +67,17 @@ async def test_replaying_one_event_queues_its_state_again_and_is_audited(
 
 
 async def test_replaying_a_range_with_human_dates(
-    make_broker: BrokerFactory, simulator: PlatformSimulator, settings_env: Path, capsys
+    make_broker: BrokerFactory, simulator: PlatformSimulator, store_env: str, capsys
 ):
-    client = await make_broker()
+    client = await make_broker(store={"url": store_env})
     for n in (1, 2):
         event = subscription_event(subscription_id=SID, event_id=f"950{n}", quantity=n + 1)
         assert (await post_event(client, event)).status == 200
     await eventually(lambda: SID in {s.subscription_id for s in simulator.subscriptions.values()})
 
-    code, out, _ = run_cli(capsys, "events", "replay", "--from", TODAY, "--to", TODAY)
+    code, out, err = run_cli(capsys, "events", "replay", "--from", TODAY, "--to", TODAY)
 
-    assert code == 0
+    assert code == 0, err
     # Oldest first: the first is older than what is stored, the second is the stored state.
     assert out.splitlines()[0].startswith("9501  stale")
     assert out.splitlines()[1].startswith("9502  queued")
@@ -91,8 +103,8 @@ def test_wrong_arguments_say_what_to_write(argv, message, settings_env: Path, ca
     assert message in err
 
 
-async def test_an_unknown_event_is_refused(make_broker: BrokerFactory, settings_env: Path, capsys):
-    await make_broker()
+async def test_an_unknown_event_is_refused(make_broker: BrokerFactory, store_env: str, capsys):
+    await make_broker(store={"url": store_env})
     code, _, err = run_cli(capsys, "events", "replay", "0000")
     assert code == 1
     assert "no webhook event 0000" in err

@@ -11,7 +11,10 @@ broker events show ID   one webhook event, its body redacted
 broker parked resolve   bind a parked subscription to an org by hand (audited)
 broker ops-hash         hash the operator console's password for ops.password_hash
 broker backup DEST      consistent online copy of the database (--verify: check the copy)
-broker check-db         SQLite's integrity check, without a sqlite3 binary
+broker check-db         SQLite's integrity check, without a sqlite3 binary (PostgreSQL: reachable,
+                        schema up to date)
+broker migrate          apply pending schema migrations (SQLite or PostgreSQL)
+broker copy-store --to postgresql://...   move a SQLite store into an empty PostgreSQL database
 
 This module parses the arguments. ``commands`` runs the service and the demo, checks settings and
 signs links (``check`` adds check-config's warnings and online tests); ``operator`` holds the
@@ -27,12 +30,14 @@ from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
-from broker.cli import commands, operator, ops_commands, ops_detail, reconcile
+from broker.cli import commands, operator, ops_commands, ops_detail, reconcile, store_commands
 from broker.cli.settings import EXIT_CONFIG
 from broker.config import LandingVerification
 from broker.store.outbox import DeliveryState
 
 __all__ = ["EXIT_CONFIG", "main"]
+
+DB_HELP = "the store: a file, sqlite:///path or postgresql://... (default: settings)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -87,6 +92,11 @@ def _parser() -> argparse.ArgumentParser:
         "against a simulated Zoho Accounts) or none (unsigned links, believed; demo only)",
     )
     demo.add_argument("--accounts-port", type=int, default=8092)
+    demo.add_argument(
+        "--store",
+        default=None,
+        help="postgresql://... to run the demo on PostgreSQL (default: SQLite in --data-dir)",
+    )
     demo.set_defaults(handler=commands.demo)
 
     check = subcommands.add_parser(
@@ -124,7 +134,7 @@ def _parser() -> argparse.ArgumentParser:
         "backup", help="copy the database safely while it runs", parents=[config_option]
     )
     backup.add_argument("destination", type=Path)
-    backup.add_argument("--db", type=Path, default=None, help="database file (default: settings)")
+    backup.add_argument("--db", default=None, help=DB_HELP)
     backup.add_argument(
         "--verify", action="store_true", help="run an integrity check on the copy afterwards"
     )
@@ -135,19 +145,15 @@ def _parser() -> argparse.ArgumentParser:
         help="run SQLite's integrity check on the database (or a backup: --db FILE)",
         parents=[config_option],
     )
-    check_db.add_argument("--db", type=Path, default=None, help="database file (default: settings)")
+    check_db.add_argument("--db", default=None, help=DB_HELP)
     check_db.set_defaults(handler=partial(operator.check_db, environ=os.environ))
 
     deliveries = subcommands.add_parser(
         "deliveries", help="inspect and retry platform deliveries", parents=[config_option]
     )
-    deliveries.add_argument(
-        "--db", type=Path, default=None, help="database file (default: settings)"
-    )
+    deliveries.add_argument("--db", default=None, help=DB_HELP)
     db_option = argparse.ArgumentParser(add_help=False)
-    db_option.add_argument(
-        "--db", type=Path, default=argparse.SUPPRESS, help="database file (default: settings)"
-    )
+    db_option.add_argument("--db", default=argparse.SUPPRESS, help=DB_HELP)
     actions = deliveries.add_subparsers(dest="action", required=True)
     listing = actions.add_parser(
         "list", help="list deliveries, newest first", parents=[db_option, config_option]
@@ -179,4 +185,5 @@ def _parser() -> argparse.ArgumentParser:
     rerun.set_defaults(handler=reconcile.reconcile)
     ops_commands.add_retry_now(actions, [db_option, config_option])
     ops_commands.add_commands(subcommands, config_option, db_option)
+    store_commands.add_commands(subcommands, config_option)
     return parser

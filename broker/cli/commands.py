@@ -56,6 +56,9 @@ def demo(args: argparse.Namespace) -> int:
     )
     from broker.simulators.demo_world import reset_data_dir
 
+    if args.store is not None and not args.store.startswith(("postgresql://", "postgres://")):
+        print("demo: --store takes a postgresql:// URL (SQLite is the default)", file=sys.stderr)
+        return EXIT_CONFIG
     configure_logging(level="INFO", fmt="console" if sys.stdout.isatty() else "json")
     if args.reset:
         print(reset_data_dir(args.data_dir), flush=True)
@@ -71,6 +74,7 @@ def demo(args: argparse.Namespace) -> int:
                     data_dir=args.data_dir,
                     verify=LandingVerification(args.verify),
                     accounts_port=args.accounts_port if args.verify == "zoho" else None,
+                    store_url=args.store,
                 )
             )
     except KeyboardInterrupt:

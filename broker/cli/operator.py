@@ -1,9 +1,10 @@
 """The operator's commands on the broker's database: ``broker deliveries list|show|retry``,
 ``broker backup`` and ``broker check-db``.
 
-They open the SQLite file directly, so they work whether or not the service runs, and they need
-only where the database is. What they print is redacted again, with the configured secrets when
-the settings load (zapikey values are hidden either way): rows may predate the stored redaction.
+They open the store directly (the SQLite file, or PostgreSQL: ``store_target``), so they work
+whether or not the service runs, and they need only where the store is. What they print is
+redacted again, with the configured secrets when the settings load (zapikey values are hidden
+either way): rows may predate the stored redaction.
 ``cli`` parses their arguments and hands them the environment; nothing here reads it on its own.
 Each returns the process's exit code and prints for a person (or, with ``--json``, one object a
 line for a script).
@@ -15,19 +16,18 @@ import argparse
 import json
 import sys
 import time
-import tomllib
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from broker.cli import store_commands
+from broker.cli.store_target import is_postgres, open_existing, run_write, store_target
 from broker.config import config_file, load_settings
 from broker.core.human_dates import parse_when, show_when
 from broker.redaction import Redactor
 from broker.store import database, dead_letters, delivery_records, integrity, ops_reads
-from broker.store.tx import SqliteTx
 
 _DELIVERY_TIMES = ("created_at", "next_attempt_at", "finished_at")
 
@@ -40,8 +40,8 @@ def deliveries_list(args: argparse.Namespace, environ: Mapping[str, str]) -> int
     except ValueError as exc:
         print(str(exc), file=sys.stderr)
         return 2
-    db = open_existing(database_path(args, environ))
-    page = ops_reads.deliveries(db, where)
+    with open_existing(store_target(args, environ)) as db:
+        page = ops_reads.deliveries(db, where)
     rows = redacted([record.as_dict() for record in page.rows], args, environ)
     rows = [row | {t: show_when(row[t]) for t in _DELIVERY_TIMES} for row in rows]
     if args.json:
@@ -66,23 +66,25 @@ def deliveries_list(args: argparse.Namespace, environ: Mapping[str, str]) -> int
 
 
 def deliveries_show(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    db = open_existing(database_path(args, environ))
-    record = delivery_records.get_delivery(db, args.id)
+    with open_existing(store_target(args, environ)) as db:
+        record = delivery_records.get_delivery(db, args.id)
+        attempts = delivery_records.delivery_attempts(db, args.id)
     if record is None:
         print(f"no delivery with id {args.id}", file=sys.stderr)
         return 1
-    attempts = delivery_records.delivery_attempts(db, args.id)
     shown = {"delivery": record.as_dict(), "attempts": [a.as_dict() for a in attempts]}
     print(json.dumps(redacted(shown, args, environ), indent=2, default=str))
     return 0
 
 
 def deliveries_retry(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    db = open_existing(database_path(args, environ))
     try:
-        with write_transaction(db):
-            result = dead_letters.retry_dead(
-                db, now=time.time(), delivery_id=None if args.all_dead else args.id
+        with open_existing(store_target(args, environ)) as db:
+            result = run_write(
+                db,
+                lambda tx: dead_letters.retry_dead(
+                    tx, now=time.time(), delivery_id=None if args.all_dead else args.id
+                ),
             )
     except (LookupError, ValueError) as exc:
         print(str(exc), file=sys.stderr)
@@ -96,7 +98,10 @@ def deliveries_retry(args: argparse.Namespace, environ: Mapping[str, str]) -> in
 
 
 def backup(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    source = database_path(args, environ)
+    target = store_target(args, environ)
+    if is_postgres(target):
+        return store_commands.backup_pg(str(target))
+    source = Path(target)
     if not source.is_file():
         print(f"no database at {source}", file=sys.stderr)
         return 1
@@ -112,7 +117,10 @@ def backup(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
 
 def check_db(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    path = database_path(args, environ)
+    target = store_target(args, environ)
+    if is_postgres(target):
+        return store_commands.check_pg(str(target))
+    path = Path(target)
     if not path.is_file():
         print(f"no database at {path}: pass --db or set BROKER_STORE__PATH", file=sys.stderr)
         return 1
@@ -128,22 +136,6 @@ def _report_integrity(path: Path) -> int:
     for problem in problems:
         print(f"  {problem}", file=sys.stderr)
     return 1
-
-
-def database_path(args: argparse.Namespace, environ: Mapping[str, str]) -> Path:
-    """Ops commands need only the database, not the platform secrets, so read just that."""
-    db = getattr(args, "db", None)  # absent when a command's --db defaults to SUPPRESS
-    if db is not None:
-        return Path(db)
-    if environ.get("BROKER_STORE__PATH"):
-        return Path(environ["BROKER_STORE__PATH"])
-    config = config_file(args.config, environ)
-    if config is not None:
-        with config.open("rb") as handle:
-            path = tomllib.load(handle).get("store", {}).get("path")
-        if path:
-            return Path(path)
-    return Path("broker.db")
 
 
 def redacted(value: Any, args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
@@ -184,22 +176,3 @@ def filter_from_args(args: argparse.Namespace) -> ops_reads.OpsFilter:
         page=max(args.page, 1),
         page_size=max(args.limit, 1),
     )
-
-
-@contextmanager
-def write_transaction(db: SqliteTx) -> Iterator[SqliteTx]:
-    """``BEGIN IMMEDIATE``: wait (busy_timeout) for a running broker's writer, rather than fail
-    at once with "database is locked" when a read transaction cannot be upgraded (WAL)."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield db
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
-
-
-def open_existing(path: Path) -> SqliteTx:
-    if not path.is_file():
-        raise SystemExit(f"no database at {path}: pass --db or set BROKER_STORE__PATH")
-    return database.connect(path)

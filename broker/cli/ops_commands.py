@@ -18,14 +18,9 @@ from functools import partial
 from typing import Any
 
 from broker.cli import ops_detail
-from broker.cli.operator import (
-    database_path,
-    filter_from_args,
-    open_existing,
-    redacted,
-    write_transaction,
-)
+from broker.cli.operator import filter_from_args, redacted
 from broker.cli.replay import add_replay
+from broker.cli.store_target import open_existing, run_write, store_target
 from broker.core.human_dates import show_when
 from broker.core.operator_password import hash_password
 from broker.store import ops_actions, ops_reads
@@ -128,11 +123,10 @@ def list_audit(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
 
 def deliveries_retry_now(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    db = open_existing(database_path(args, environ))
     who = ops_actions.Operator(f"cli:{getpass.getuser()}")
     try:
-        with write_transaction(db):
-            ops_actions.retry_now(db, who, args.id, now=time.time())
+        with open_existing(store_target(args, environ)) as db:
+            run_write(db, lambda tx: ops_actions.retry_now(tx, who, args.id, now=time.time()))
     except (LookupError, ops_actions.OpsRefused) as exc:
         print(str(exc), file=sys.stderr)
         return 1
@@ -154,8 +148,8 @@ def _list(
     except ValueError as exc:
         print(str(exc), file=sys.stderr)
         return 2
-    db = open_existing(database_path(args, environ))
-    page = read(db, where)
+    with open_existing(store_target(args, environ)) as db:
+        page = read(db, where)
     rows = [{k: v for k, v in asdict(row).items() if k not in drop} for row in page.rows]
     rows = [row | {t: show_when(row[t]) for t in times} for row in redacted(rows, args, environ)]
     if args.json:

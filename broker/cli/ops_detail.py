@@ -15,12 +15,15 @@ from dataclasses import asdict
 from functools import partial
 from typing import Any
 
-from broker.cli.operator import database_path, open_existing, redacted, write_transaction
+from broker.cli.operator import redacted
 from broker.cli.settings import EXIT_CONFIG, load_from_args
+from broker.cli.store_target import open_existing, run_write, store_target
+from broker.config import Settings
 from broker.core.human_dates import show_when
 from broker.core.ids import is_user_id, is_zoho_id
 from broker.store import ops_actions, ops_reads
 from broker.store.identity import subscription_row
+from broker.store.tx import Tx
 
 EXIT_USAGE = 2  # a bad id, an unknown or unparked subscription, no confirmation possible
 
@@ -61,8 +64,8 @@ def add_actions(name: str, actions: Any, parents: list[argparse.ArgumentParser])
 
 
 def show_event(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    db = open_existing(database_path(args, environ))
-    event = ops_reads.webhook_event(db, args.event_id)
+    with open_existing(store_target(args, environ)) as db:
+        event = ops_reads.webhook_event(db, args.event_id)
     if event is None:
         print(f"no webhook event with id {args.event_id}", file=sys.stderr)
         return 1
@@ -105,21 +108,27 @@ def resolve_parked(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     settings = load_from_args(args)  # the decision needs the plan mapping
     if settings is None:
         return EXIT_CONFIG
-    db = open_existing(database_path(args, environ))
+    with open_existing(store_target(args, environ)) as db:
+        return _resolve(db, settings, sid, zgid=zgid, zuid=zuid, confirmed=args.yes)
+
+
+def _resolve(db: Tx, settings: Settings, sid: str, *, zgid: str, zuid: str, confirmed: bool) -> int:
     found = ops_reads.parked(db, ops_reads.OpsFilter(subscription_id=sid)).rows
     if not found:
         known = subscription_row(db, sid) is not None
         print(f"subscription {sid} is {'not parked' if known else 'unknown'}", file=sys.stderr)
         return EXIT_USAGE
     print(f"subscription {sid} is parked: {found[0].parked_reason}")
-    if not args.yes and not _confirmed(sid, zgid, zuid):
+    if not confirmed and not _confirmed(sid, zgid, zuid):
         return EXIT_USAGE
     who = ops_actions.Operator(f"cli:{getpass.getuser()}")
     try:
-        with write_transaction(db):
-            result = ops_actions.resolve_parked(
-                db, who, sid, zgid=zgid, zuid=zuid, settings=settings, now=time.time()
-            )
+        result = run_write(
+            db,
+            lambda tx: ops_actions.resolve_parked(
+                tx, who, sid, zgid=zgid, zuid=zuid, settings=settings, now=time.time()
+            ),
+        )
     except (LookupError, ops_actions.OpsRefused) as exc:  # resolved meanwhile elsewhere
         print(str(exc), file=sys.stderr)
         return EXIT_USAGE

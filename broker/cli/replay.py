@@ -11,11 +11,13 @@ import time
 from collections import Counter
 from typing import Any
 
-from broker.cli.operator import open_existing, write_transaction
 from broker.cli.settings import EXIT_CONFIG, load_from_args
+from broker.cli.store_target import StoreTarget, open_existing, parse_target, run_write
 from broker.core.human_dates import parse_when
 from broker.store import replay
 from broker.store.ops_actions import Operator
+from broker.store.pipeline import PipelineResult
+from broker.store.tx import Tx
 
 
 def add_replay(actions: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -49,26 +51,29 @@ def replay_events(args: argparse.Namespace) -> int:
     settings = load_from_args(args)
     if settings is None:
         return EXIT_CONFIG
-    chosen = getattr(args, "db", None)  # --db is optional here: the settings name the file
-    db = open_existing(chosen if chosen is not None else settings.store.path)
+    chosen = getattr(args, "db", None)  # --db is optional here: the settings name the store
+    target: StoreTarget = settings.store.postgres_url or settings.store.path
     who = Operator(f"cli:{getpass.getuser()}")
     now = time.time()
-    with write_transaction(db):
-        if args.event_id:
-            ids = [args.event_id]
-        else:
-            ids = replay.event_ids_between(db, since, until)
-            if len(ids) > replay.MAX_RANGE:
-                print(f"more than {replay.MAX_RANGE} events: narrow the range", file=sys.stderr)
-                return 2
-        try:
-            results = [
-                replay.replay_event(db, who, event_id, settings=settings, now=now)
-                for event_id in ids
-            ]
-        except LookupError as exc:
-            print(str(exc), file=sys.stderr)
-            return 1
+
+    def replay_all(db: Tx) -> list[tuple[str, PipelineResult]] | None:
+        """Every chosen event, in one transaction; None: the range is too wide."""
+        ids = [args.event_id] if args.event_id else replay.event_ids_between(db, since, until)
+        if len(ids) > replay.MAX_RANGE:
+            return None
+        return [(i, replay.replay_event(db, who, i, settings=settings, now=now)) for i in ids]
+
+    try:
+        with open_existing(parse_target(chosen) if chosen else target) as db:
+            replayed = run_write(db, replay_all)
+    except LookupError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    if replayed is None:
+        print(f"more than {replay.MAX_RANGE} events: narrow the range", file=sys.stderr)
+        return 2
+    ids = [event_id for event_id, _ in replayed]
+    results = [result for _, result in replayed]
     for event_id, result in zip(ids, results, strict=True):
         print(f"{event_id}  {result.outcome}  {result.reason or ''}".rstrip())
     outcomes = Counter(str(r.outcome) for r in results)

@@ -49,8 +49,10 @@ async def run_demo(
     data_dir: Path,
     verify: LandingVerification = LandingVerification.SIGNED,
     accounts_port: int | None = None,
+    store_url: str | None = None,
 ) -> None:
-    """Serve everything; ``accounts_port`` turns on Sign in with Zoho (``--verify zoho``)."""
+    """Serve everything; ``accounts_port`` turns on Sign in with Zoho (``--verify zoho``);
+    ``store_url`` (``--store postgresql://...``) keeps the broker's state in PostgreSQL."""
     demo_secrets = DemoSecrets()
     settings = demo_settings(
         host,
@@ -61,8 +63,9 @@ async def run_demo(
         demo_secrets,
         accounts_port,
         verify=verify,
+        store_url=store_url,
     )
-    earlier_run = (data_dir / "broker.db").exists()
+    earlier_run = store_url is None and (data_dir / "broker.db").exists()
     billing = billing_simulator(host, port, demo_secrets)
     apps = [
         (PlatformSimulator(demo_secrets.zapikey).app(), platform_port),
@@ -81,7 +84,15 @@ async def run_demo(
         mode = settings.landing.verification or LandingVerification.NONE
         ports = (port, platform_port, billing_port)
         sample = seed_story(billing)
-        text = instructions(host, *ports, data_dir, demo_secrets, sample=sample, verify=mode)
+        text = instructions(
+            host,
+            *ports,
+            data_dir,
+            demo_secrets,
+            sample=sample,
+            verify=mode,
+            database=_shown_store(store_url),
+        )
         print(text + notes(host, billing_port, data_dir, earlier_run=earlier_run), flush=True)
         if accounts_port is not None:
             _print_sign_in(host, port, accounts_port)
@@ -89,6 +100,14 @@ async def run_demo(
     finally:
         for runner in reversed(runners):
             await runner.cleanup()
+
+
+def _shown_store(store_url: str | None) -> str | None:
+    if store_url is None:
+        return None
+    from broker.store.pg_admin import shown_url  # psycopg loads only for PostgreSQL
+
+    return shown_url(store_url)
 
 
 def landing_links(
@@ -136,9 +155,11 @@ def instructions(
     *,
     sample: bytes,
     verify: LandingVerification = LandingVerification.SIGNED,
+    database: str | None = None,
 ) -> str:
-    """What the demo prints; writes the secret files it refers to and ``sample``, the webhook
-    body billing could not deliver for the second org (``demo_world.seed_story``)."""
+    """What the demo prints (``database``: where the broker's state is, if not the file);
+    writes the secret files it refers to and ``sample``, the webhook body billing could not
+    deliver for the second org (``demo_world.seed_story``)."""
     header_file = data_dir / "zapikey.header"
     header_file.write_text(f"zapikey: {demo_secrets.zapikey}\n")
     header_file.chmod(0o600)
@@ -159,7 +180,7 @@ def instructions(
         how = 'verify = "none": these links are unsigned and the page believes them (demo only).\n'
     return f"""
 Subscription broker demo is running (Ctrl-C to stop)
-  broker:                      {base}   (database: {data_dir / "broker.db"})
+  broker:                      {base}   (database: {database or data_dir / "broker.db"})
   simulated Zoho Billing:      http://{host}:{billing_port}   (state: /_sim/state)
   simulated Developer Console: http://{host}:{platform_port}   (calls: /_sim/calls)
 

@@ -91,9 +91,10 @@ def demo_settings(
     accounts_port: int | None = None,
     *,
     verify: LandingVerification = LandingVerification.SIGNED,
+    store_url: str | None = None,
 ) -> Settings:
     """The demo's settings: signed links (or ``verify``); with ``accounts_port``, Sign in with
-    Zoho against the accounts simulator."""
+    Zoho against the accounts simulator; ``store_url`` (PostgreSQL) instead of the SQLite file."""
     billing_origin = f"http://{host}:{billing_port}"
     public_url = f"http://{host}:{port}"
     if accounts_port is not None:
@@ -115,7 +116,7 @@ def demo_settings(
         )
     return Settings(
         server=ServerSettings(host=host, port=port),
-        store=StoreSettings(path=data_dir / "broker.db"),
+        store=StoreSettings(path=data_dir / "broker.db", url=store_url),
         platform=PlatformSettings(
             app_domain=DEMO_APP_DOMAIN,
             zapikey=demo_secrets.zapikey,

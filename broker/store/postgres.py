@@ -116,7 +116,7 @@ class PgStore:
             open=False,
             timeout=connect_timeout,
             kwargs={"autocommit": True, "connect_timeout": max(1, int(connect_timeout))},
-            configure=_configure,
+            configure=register_loaders,
             check=psycopg_pool.ConnectionPool.check_connection,
             name="broker-store",
         )
@@ -241,7 +241,8 @@ class PgStore:
                 loop.call_soon_threadsafe(callback)
 
 
-def _configure(conn: psycopg.Connection[Any]) -> None:
+def register_loaders(conn: psycopg.Connection[Any]) -> None:
+    """What every broker connection needs (the pool's and the operator commands' alike)."""
     conn.adapters.register_loader("numeric", _NumericLoader)
     conn.execute("SET enable_seqscan = off")
 

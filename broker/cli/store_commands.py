@@ -1,0 +1,160 @@
+"""``broker migrate`` and ``broker copy-store``, and ``check-db``/``backup`` on PostgreSQL.
+
+``migrate`` brings the configured store's schema up to date and says what it applied; on
+PostgreSQL it takes the advisory lock replicas take at start-up, so it is safe while they run.
+``copy-store`` moves a SQLite store into an empty PostgreSQL database (``store.copy_store``).
+What they print never holds the URL's password.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sqlite3
+import sys
+from collections.abc import Mapping
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from broker.cli.store_target import (
+    is_postgres,
+    parse_target,
+    sqlite_source,
+    store_target,
+)
+from broker.store import database
+from broker.store.migrations import SCHEMA, apply_migrations
+
+EXIT_UNSUPPORTED = 2  # asked of PostgreSQL what only SQLite does (backup of a file)
+
+
+def add_commands(subcommands: Any, config_option: argparse.ArgumentParser) -> None:
+    """Register ``migrate`` and ``copy-store`` on ``broker``'s parser."""
+    migrate_parser = subcommands.add_parser(
+        "migrate",
+        help="apply pending schema migrations to the store (safe while replicas run)",
+        parents=[config_option],
+    )
+    migrate_parser.add_argument(
+        "--db", default=None, help="file, sqlite:///path or postgresql://... (default: settings)"
+    )
+    migrate_parser.set_defaults(handler=partial(migrate, environ=os.environ))
+    copy = subcommands.add_parser(
+        "copy-store",
+        help="copy the SQLite store into an empty PostgreSQL database (stop the broker first)",
+        parents=[config_option],
+    )
+    copy.add_argument("--to", required=True, help="postgresql://... (an empty database)")
+    copy.add_argument("--from", dest="source", default=None, help="SQLite file (default: settings)")
+    copy.set_defaults(handler=partial(copy_store, environ=os.environ))
+
+
+def migrate(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    target = store_target(args, environ)
+    if is_postgres(target):
+        from broker.store import pg_admin
+
+        try:
+            with pg_admin.connect(str(target)) as tx:
+                applied = pg_admin.migrate(tx)
+        except pg_admin.PgUnreachable as exc:
+            print(str(exc), file=sys.stderr)
+            return 1
+        where = pg_admin.shown_url(str(target))
+    else:
+        path = Path(target)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            db = database.connect(path)
+        except (OSError, sqlite3.Error) as exc:
+            print(f"cannot open the database at {path}: {exc}", file=sys.stderr)
+            return 1
+        try:
+            applied = apply_migrations(db)
+        finally:
+            db.conn.close()
+        where = str(path)
+    if not applied:
+        print(f"{where}: up to date ({len(SCHEMA)} migrations applied)")
+        return 0
+    print(f"{where}: applied {len(applied)} migrations")
+    for name in applied:
+        print(f"  {name}")
+    return 0
+
+
+def copy_store(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from broker.store import copy_store as copying
+    from broker.store import pg_admin
+
+    if not is_postgres(args.to):
+        print("--to must be a postgresql:// URL", file=sys.stderr)
+        return 2
+    source = parse_target(args.source) if args.source else store_target(args, environ)
+    if is_postgres(source):
+        print("the source must be a SQLite file (pass --from PATH)", file=sys.stderr)
+        return 2
+    path = Path(source)
+    if not path.is_file():
+        print(f"no database at {path}", file=sys.stderr)
+        return 1
+    target = pg_admin.shown_url(args.to)
+    print(
+        f"copying {path} to {target}; stop the broker first: rows it writes meanwhile stay behind"
+    )
+    try:
+        with pg_admin.connect(args.to) as tx:
+            conn = sqlite_source(path)
+            try:
+                copied = copying.copy_sqlite_to_pg(conn, tx)
+            finally:
+                conn.close()
+    except (pg_admin.PgUnreachable, copying.CopyRefused) as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    width = max((len(table.table) for table in copied), default=0)
+    for table in copied:
+        print(f"  {table.table:<{width}}  {table.rows:>8}  (counts match)")
+    print(f"copied {sum(t.rows for t in copied)} rows in {len(copied)} tables to {target}")
+    return 0
+
+
+def check_pg(url: str) -> int:
+    """``check-db`` on PostgreSQL: can it be reached, and is its schema the one this code runs."""
+    from broker.store import pg_admin
+
+    shown = pg_admin.shown_url(url)
+    try:
+        with pg_admin.connect(url) as tx:
+            status = pg_admin.schema_status(tx)
+    except pg_admin.PgUnreachable as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    if status is None:
+        print(f"{shown}: reachable, but no broker schema: run `broker migrate`", file=sys.stderr)
+        return 1
+    applied, pending = status
+    if pending:
+        print(
+            f"{shown}: reachable; schema behind (pending: {', '.join(pending)}): "
+            "run `broker migrate`",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"{shown}: reachable; schema up to date ({len(applied)} migrations)")
+    return 0
+
+
+def backup_pg(url: str) -> int:
+    """A PostgreSQL store is backed up by PostgreSQL's own tools, not by the broker."""
+    from broker.store.pg_admin import shown_url
+
+    print(
+        "the store is PostgreSQL: back it up with PostgreSQL's tools, e.g.\n"
+        f"  pg_dump -Fc -d '{shown_url(url)}' -f broker.dump\n"
+        "and restore into an empty database with\n"
+        "  pg_restore -d postgresql://... broker.dump",
+        file=sys.stderr,
+    )
+    return EXIT_UNSUPPORTED
