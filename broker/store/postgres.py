@@ -152,7 +152,7 @@ class PgStore:
         conn = psycopg.connect(
             self._url, autocommit=True, connect_timeout=max(1, int(self._timeout))
         )
-        _configure(conn)
+        register_loaders(conn)
         return conn
 
     async def close(self) -> None:
