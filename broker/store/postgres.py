@@ -242,7 +242,12 @@ class PgStore:
 
 
 def register_loaders(conn: psycopg.Connection[Any]) -> None:
-    """What every broker connection needs (the pool's and the operator commands' alike)."""
+    """What every broker connection needs (the pool's and the operator commands' alike).
+
+    No sequential scans: on a small table the planner prefers one, and under SERIALIZABLE a
+    sequential scan locks the whole table's predicate, so any insert by another replica would
+    abort the reader (PostgreSQL's manual advises steering toward index scans for this).
+    """
     conn.adapters.register_loader("numeric", _NumericLoader)
     conn.execute("SET enable_seqscan = off")
 
