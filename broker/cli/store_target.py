@@ -114,7 +114,8 @@ def _run_pg_write(db: Tx, job: Callable[[Tx], T]) -> T:
     import psycopg
 
     from broker.store import pg_admin
-    from broker.store.pg_writer import MAX_TRIES, RETRY_STATES, PgTx
+    from broker.store.pg_writer import MAX_TRIES, RETRY_STATES
+    from broker.store.postgres import PgTx
 
     assert isinstance(db, PgTx)
     for attempt in range(1, MAX_TRIES + 1):
