@@ -5,6 +5,7 @@ store, warm-up, ingest at 50 and at 10 connections, end to end, the exactly-once
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -12,9 +13,11 @@ import subprocess
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from bench.processes import Child, Processes, cpu_seconds, machine_busy_seconds
 from bench.report import database_summary, start_py_spy, summarize_profile
@@ -193,6 +196,42 @@ def run_backend(
     """One backend: a simulator, ``replicas`` brokers on one store, the phases, the counts."""
     name = f"{'sqlite' if store == 'sqlite' else 'postgresql'}-r{replicas}"
     run = f"bench-{name}-{int(time.time())}"
+    with contextlib.ExitStack() as cleanup:
+        if store != "sqlite":
+            # Each run gets a database of its own: events of an earlier run would make this
+            # run's events "unchanged" (no call), and the exactly-once count meaningless.
+            store = cleanup.enter_context(fresh_database(store, run))
+        return _run_backend(
+            args, procs, driver, seconds, store=store, replicas=replicas, name=name, run=run
+        )
+
+
+@contextlib.contextmanager
+def fresh_database(url: str, run: str) -> Iterator[str]:
+    """A new database on ``url``'s server for one run, dropped after it."""
+    import psycopg  # only PostgreSQL runs need it
+
+    name = "bench_" + run.replace("-", "_")
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+    finally:
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _run_backend(
+    args: argparse.Namespace,
+    procs: Processes,
+    driver: Driver,
+    seconds: dict[str, float],
+    *,
+    store: str,
+    replicas: int,
+    name: str,
+    run: str,
+) -> BackendRun:
     db_path = procs.workdir / f"{name}.db"
     sim = procs.start("simulator", name=f"{name}-simulator")
     common = ["--platform-url", sim.url, "--db", str(db_path)]

@@ -118,40 +118,54 @@ async def test_a_read_modify_write_from_many_stores_at_once_loses_no_update(
         await close_all(stores)
 
 
-async def test_two_replicas_that_read_the_same_row_before_writing_it_end_as_if_one_went_first(
+async def test_replicas_write_one_group_at_a_time_so_a_read_then_write_never_races(
     postgres_url: str,
 ) -> None:
-    """Both jobs read the counter (0), then wait for each other, then write 1: the second
-    commit must lose the race, be run again from the start, read 1 and write 2."""
-    stores = await open_stores(postgres_url, 2)
-    together = threading.Barrier(2, timeout=5)
-    first_tries: set[int] = set()
+    """Store A's job reads the counter and holds; store B's job must not even start (it would
+    read the same 0) until A has committed: then B reads 1 and writes 2, and nothing was run
+    twice."""
+    first, second = await open_stores(postgres_url, 2)
+    holding, release = threading.Event(), threading.Event()
+    started: list[str] = []
     try:
-        await stores[0].write(_counter_table)
+        await first.write(_counter_table)
 
-        def bump(number: int, db: Tx) -> str:
+        def bump(name: str, db: Tx) -> str:
             row = db.select_one("SELECT value FROM reconcile_state WHERE name = 'counter'")
             assert row is not None
-            if number not in first_tries:  # only the first run of each job waits
-                first_tries.add(number)
-                together.wait()
+            started.append(name)
+            if name == "first":
+                holding.set()
+                release.wait(5)
             db.execute(
                 "UPDATE reconcile_state SET value = ? WHERE name = 'counter'",
                 [str(int(row["value"]) + 1)],
             )
             return str(row["value"])
 
-        seen = await asyncio.gather(
-            stores[0].write(partial(bump, 0)), stores[1].write(partial(bump, 1))
-        )
-        assert sorted(seen) == ["0", "1"]  # the loser's second run read the winner's write
-        final = await stores[0].read(
+        first_write = asyncio.ensure_future(first.write(partial(bump, "first")))
+        assert await asyncio.get_running_loop().run_in_executor(None, holding.wait, 5)
+        second_write = asyncio.ensure_future(second.write(partial(bump, "second")))
+        # B's writer is now waiting for the lock A holds (seen from the server, not a sleep).
+        await eventually(lambda: _waiting_for_a_lock(postgres_url), message="B waits for A")
+        assert started == ["first"]
+        release.set()
+        assert await asyncio.gather(first_write, second_write) == ["0", "1"]
+        final = await first.read(
             lambda db: db.select_one("SELECT value FROM reconcile_state WHERE name = 'counter'")
         )
         assert final == {"value": "2"}
-        assert stores[0].retries + stores[1].retries == 1
+        assert first.retries + second.retries == 0
     finally:
-        await close_all(stores)
+        release.set()
+        await close_all([first, second])
+
+
+async def _waiting_for_a_lock(url: str) -> bool:
+    found = await rows(
+        url, "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'LOCK%%'"
+    )
+    return bool(found)
 
 
 def _counter_table(db: Tx) -> None:

@@ -19,6 +19,8 @@ from broker.store.tx import Tx
 # pg_advisory_xact_lock's key for "migrating the broker's schema" (any fixed 64-bit number).
 MIGRATION_LOCK = 0x62726F6B6572  # "broker"
 MIGRATIONS_TABLE = "broker_migrations"
+# Every replica's writer locks this (empty) table first in each transaction: see pg_writer.
+WRITE_LOCK_TABLE = "broker_write_lock"
 
 
 def apply_pg_migrations(conn: psycopg.Connection[Any], tx: Tx) -> list[str]:
@@ -30,6 +32,7 @@ def apply_pg_migrations(conn: psycopg.Connection[Any], tx: Tx) -> list[str]:
             f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE}"
             " (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
         )
+        tx.execute(f"CREATE TABLE IF NOT EXISTS {WRITE_LOCK_TABLE} (held BOOLEAN)")
         done = {row["name"] for row in tx.select_all(f"SELECT name FROM {MIGRATIONS_TABLE}")}  # noqa: S608
         applied = []
         for _, name, migrate in SCHEMA:

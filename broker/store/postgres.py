@@ -71,6 +71,8 @@ def pg_unavailable_reason(exc: BaseException) -> str | None:
         state = exc.sqlstate or ""
         if state in _UNAVAILABLE_STATES:
             return _UNAVAILABLE_STATES[state]
+        if state.startswith("40"):  # lost every race it was run again for
+            return "the database is too busy with other replicas' writes"
         if isinstance(exc, psycopg.OperationalError) or state.startswith("08"):
             return "the database is unreachable"
     return None
