@@ -47,6 +47,15 @@ class _LostRace(Exception):
     """A job's statement lost a race: the transaction is doomed, the group must run again."""
 
 
+class _JobFailed(Exception):
+    """One job raised: roll back, hand it its error, run the rest of the group again."""
+
+    def __init__(self, job: WriteJob, error: BaseException):
+        super().__init__(type(error).__name__)
+        self.job = job
+        self.error = error
+
+
 class PgWriter:
     """Runs write jobs on one thread and one connection (opened, and reopened, by ``connect``)."""
 
@@ -101,25 +110,36 @@ class PgWriter:
         return self._conn
 
     def _commit_group(self, group: list[WriteJob]) -> None:
-        for attempt in range(1, MAX_TRIES + 1):
+        """Run the group in one transaction. No savepoints (two round trips per job): a job
+        that fails has the transaction rolled back, keeps its error, and the others run again
+        without it, so a failing job still rolls back alone."""
+        running = list(group)
+        races = 0
+        while running:
             try:
-                self._run_group(self._connection(), group)
+                self._run_group(self._connection(), running)
+                break
+            except _JobFailed as failed:
+                self._roll_back()
+                failed.job.error = failed.error
+                running.remove(failed.job)
             except (psycopg.Error, _LostRace) as exc:
                 cause = exc.__cause__ if isinstance(exc, _LostRace) else exc
                 self._roll_back()
-                if _lost_race(cause) and attempt < MAX_TRIES:
+                races += 1
+                if _lost_race(cause) and races < MAX_TRIES:
                     self.retries += 1
                     # Jittered, growing pause so the racers do not collide again in step.
-                    time.sleep(random.uniform(0, min(0.1, 0.002 * 2**attempt)))  # noqa: S311
+                    time.sleep(random.uniform(0, min(0.1, 0.002 * 2**races)))  # noqa: S311
                     continue
                 error = self._unavailable(cause) if cause is not None else None
                 if error is None:
                     error = StoreError("the database could not commit the change")
                     error.__cause__ = cause
-                log.error("store.commit_failed", error=type(cause).__name__, jobs=len(group))
-                for job in group:
+                log.error("store.commit_failed", error=type(cause).__name__, jobs=len(running))
+                for job in running:
                     job.error = error
-            break
+                break
         self.stats.transactions += 1
         self.stats.jobs += len(group)
         self.stats.largest_group = max(self.stats.largest_group, len(group))
@@ -130,20 +150,14 @@ class PgWriter:
         tx = self._wrap(conn)
         for job in group:
             job.result, job.error = None, None
-            conn.execute("SAVEPOINT job")
             try:
                 job.result = job.fn(tx)
             except psycopg.Error as exc:
                 if _lost_race(exc) or conn.broken:
                     raise _LostRace from exc
-                conn.execute("ROLLBACK TO SAVEPOINT job")
-                job.error = self._unavailable(exc) or exc
-                continue
-            except Exception as exc:  # noqa: BLE001 - handed back to the awaiting caller
-                conn.execute("ROLLBACK TO SAVEPOINT job")
-                job.error = exc
-                continue
-            conn.execute("RELEASE SAVEPOINT job")
+                raise _JobFailed(job, self._unavailable(exc) or exc) from exc
+            except Exception as exc:
+                raise _JobFailed(job, exc) from exc
         conn.execute("COMMIT")
 
     def _roll_back(self) -> None:
