@@ -34,8 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `bench` as a 
 from bench.load import Driver, run_backend, run_baseline
 from bench.processes import Processes
 from bench.report import machine_info, profile_lines, report
-from bench.servers import RESULTS_FILE, redact_url, serve_main
+from bench.servers import RESULTS_FILE, serve_main
 from bench.wrk import ensure_wrk
+from broker.store.pg_admin import shown_url
 
 FULL = {"warmup": 3.0, "phase": 10.0}
 QUICK = {"warmup": 1.0, "phase": 3.0}
@@ -62,7 +63,7 @@ def bench_main(args: argparse.Namespace) -> int:
     overrides = sorted(k for k in os.environ if k.upper().startswith("BROKER_"))
     if overrides:
         print(f"note: broker settings from the environment apply: {', '.join(overrides)}")
-    names = ", ".join(f"{redact_url(store)} x{n}" for store, n in backends)
+    names = ", ".join(f"{shown_url(store)} x{n}" for store, n in backends)
     print(f"running: bare handler, then {names}; work dir {workdir}", flush=True)
     try:
         driver = Driver(ensure_wrk(), workdir, args.wrk_threads)
@@ -109,7 +110,7 @@ def plan(stores: list[str], replicas: str) -> list[tuple[str, int]]:
         elif store.startswith(("postgresql://", "postgres://")):
             runs += [(store, n) for n in counts]
         else:
-            raise SystemExit(f"--store wants sqlite or postgresql://..., not {redact_url(store)}")
+            raise SystemExit(f"--store wants sqlite or postgresql://..., not {shown_url(store)}")
     return runs
 
 

@@ -87,6 +87,7 @@ def broker_app(
 
     from broker.config import Settings
     from broker.logs import configure_logging
+    from broker.store.pg_admin import shown_url
     from broker.web.app import create_app
     from broker.web.appkeys import metrics_key, store_key, worker_key
 
@@ -116,7 +117,7 @@ def broker_app(
     if store_url and in_force != store_url:
         # An unknown setting would be ignored and the run would measure SQLite under the name
         # of another backend.
-        raise RuntimeError(f"this broker has no store.url setting for {redact_url(store_url)}")
+        raise RuntimeError(f"this broker has no store.url setting for {shown_url(store_url)}")
     # As `broker serve` does: JSON lines, INFO by default; to a file instead of stdout.
     configure_logging(level=log_level, fmt="json", secrets=settings.secrets(), stream=log_stream)
     app = create_app(settings)
@@ -146,16 +147,6 @@ def broker_app(
 
     app.router.add_get("/_bench/stats", stats)
     return app, settings
-
-
-def redact_url(url: str) -> str:
-    """A database URL without its password, for messages."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    return url.replace(f":{parts.password}@", ":***@", 1)
 
 
 async def _start(app: web.Application, port: int = 0) -> tuple[web.AppRunner, int]:

@@ -32,6 +32,8 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
+from broker.store.pg_admin import shown_url
+
 URL_ENV = "BROKER_TEST_POSTGRES_URL"
 NO_SERVER = (
     "no PostgreSQL server: set BROKER_TEST_POSTGRES_URL or install postgresql; CI runs these"
@@ -64,13 +66,8 @@ def no_server_outcome(environ: Mapping[str, str]) -> NoServer:
 
 
 def without_password(dsn: str) -> str:
-    """The DSN as it may be printed: any password replaced by ``***``."""
-    parts = urlsplit(dsn)
-    if parts.password is None:
-        return dsn
-    userinfo, _, hostport = parts.netloc.rpartition("@")
-    user = userinfo.partition(":")[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}"))
+    """The DSN as it may be printed: any password replaced by ``***`` (as the broker does)."""
+    return shown_url(dsn)
 
 
 def with_database(dsn: str, name: str) -> str:
