@@ -70,6 +70,7 @@ def transaction(tx: PgTx, isolation: str = "SERIALIZABLE") -> Iterator[PgTx]:
         with contextlib.suppress(psycopg.Error):
             tx.conn.execute("ROLLBACK")
         raise
+    tx.flush_notifications()
     tx.conn.execute("COMMIT")
 
 

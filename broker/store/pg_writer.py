@@ -158,6 +158,7 @@ class PgWriter:
                 raise _JobFailed(job, self._unavailable(exc) or exc) from exc
             except Exception as exc:
                 raise _JobFailed(job, exc) from exc
+        tx.flush_notifications()
         conn.execute("COMMIT")
 
     def _roll_back(self) -> None:

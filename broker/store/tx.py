@@ -73,9 +73,13 @@ class Tx(ABC):
         return ""
 
     def notify(self, channel: str) -> None:
-        """Wake other replicas' workers once this transaction commits (PostgreSQL NOTIFY)."""
-        if self.dialect is Dialect.POSTGRESQL:
-            self.execute("SELECT pg_notify(?, '')", [channel])
+        """Wake other replicas' workers once this transaction commits (PostgreSQL NOTIFY);
+        nobody else writes to a SQLite file, so there it does nothing."""
+        return
+
+    def flush_notifications(self) -> None:
+        """Send what ``notify`` asked for: the store calls this just before COMMIT."""
+        return
 
 
 class SqliteTx(Tx):
