@@ -90,30 +90,38 @@ def load_facts(
 
 
 def write(db: Tx, decision: Decision, *, now: float) -> PipelineResult:
-    """Write what ``decide`` chose, in the order the rows depend on each other."""
+    """Write what ``decide`` chose, in the order the rows depend on each other.
+
+    A kept snapshot's row carries the decision and the queued target in the same upsert: on
+    PostgreSQL every statement is a round trip, and these were three per webhook.
+    """
     sid = decision.subscription_id
     if decision.customer is not None:
         save_customer(db, decision.customer)
+    folded = decision.keep is not None
     if decision.keep is not None:
         subscription = decision.keep.subscription
-        upsert(
-            db,
-            "subscriptions",
-            {
-                "subscription_id": sid,
-                "customer_id": subscription.effective_customer_id(),
-                "status": subscription.status.lower(),
-                "plan_code": subscription.plan.plan_code if subscription.plan else None,
-                "billing_json": subscription.model_dump_json(),
-                "billing_updated_at": decision.keep.updated_at,
-                "billing_source": decision.keep.source,
-                "updated_at": now,
-            },
-            key="subscription_id",
-        )
+        row: dict[str, Any] = {
+            "subscription_id": sid,
+            "customer_id": subscription.effective_customer_id(),
+            "status": subscription.status.lower(),
+            "plan_code": subscription.plan.plan_code if subscription.plan else None,
+            "billing_json": subscription.model_dump_json(),
+            "billing_updated_at": decision.keep.updated_at,
+            "billing_source": decision.keep.source,
+            "updated_at": now,
+        }
+        if decision.mark is not None:
+            row |= {
+                "decision": decision.mark.decision,
+                "parked_reason": decision.mark.parked_reason,
+            }
+        if decision.send is not None:
+            row["queued_json"] = decision.send.to_json()
+        upsert(db, "subscriptions", row, key="subscription_id")
     if decision.bind is not None:
         bind_subscription(db, decision.bind)
-    if decision.mark is not None:
+    if decision.mark is not None and not folded:
         db.execute(
             "UPDATE subscriptions SET decision = ?, parked_reason = ?, updated_at = ?"
             " WHERE subscription_id = ?",
@@ -121,7 +129,9 @@ def write(db: Tx, decision: Decision, *, now: float) -> PipelineResult:
         )
     delivery_id = None
     if decision.send is not None:
-        delivery_id = enqueue_delivery(db, sid, decision.send, cause=decision.cause, now=now)
+        delivery_id = enqueue_delivery(
+            db, sid, decision.send, cause=decision.cause, now=now, queued_written=folded
+        )
     if decision.warning is not None:
         log.warning(
             "billing_plan_interval_mismatch",
@@ -215,8 +225,10 @@ def enqueue_delivery(
     *,
     cause: str,
     now: float,
+    queued_written: bool = False,
 ) -> int:
     """Queue the new target; a not-yet-started delivery of the same subscription is superseded.
+    ``queued_written``: the caller already put the target in the subscription's ``queued_json``.
 
     The call itself (Add, Modify or Cancel) is chosen at send time from what the platform last
     acknowledged, so only the newest target ever needs sending.
@@ -241,10 +253,11 @@ def enqueue_delivery(
         [subscription_id, target_json, cause, pending, uncertain, now, now],
     )
     delivery_id = int(cursor.fetchone()[0])
-    db.execute(
-        "UPDATE subscriptions SET queued_json = ? WHERE subscription_id = ?",
-        [target_json, subscription_id],
-    )
+    if not queued_written:
+        db.execute(
+            "UPDATE subscriptions SET queued_json = ? WHERE subscription_id = ?",
+            [target_json, subscription_id],
+        )
     db.notify(DELIVERIES_CHANNEL)
     return delivery_id
 
