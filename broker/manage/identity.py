@@ -5,7 +5,7 @@ Modes (``landing.verification``, README "Threat model"):
 - ``signed``: the link's signature, ``ts`` and single-use ``nonce`` (``link_signing``, ``nonces``).
 - ``zoho``: Sign in with Zoho; its own module calls ``start_session`` once the ID token checks out.
 - ``none``: the browser is believed. An explicit opt-in, logged as a warning on every visit; such
-  visits never claim a parked subscription nor supply a zgid (``pipeline.record_landing_visit``).
+  visits never claim a parked subscription nor supply a zgid (``visits.record_landing_visit``).
 - unset: nothing is configured, so visits are refused with a page telling the operator what to
   set (503: the service is not set up, not the visitor's fault); webhooks keep working.
 
@@ -26,7 +26,7 @@ from broker.core.landing import LandingParams, parse_landing
 from broker.core.link_signing import LinkRefusal, SignedLinkRefused, verify_link
 from broker.manage.sessions import Session, save_session
 from broker.store.nonces import consume_nonce
-from broker.store.pipeline import record_landing_visit
+from broker.store.visits import record_landing_visit
 from broker.web.appkeys import (
     clock_key,
     metrics_key,

@@ -14,31 +14,26 @@ from typing import Any
 
 import structlog
 
-from broker.config import LandingVerification, Settings
+from broker.config import Settings
 from broker.core.billing_events import BillingSubscription, WebhookEvent
 from broker.core.decide import (
     Decision,
     Outcome,
     PipelineFacts,
     Snapshot,
-    claim_for,
     decide,
     event_snapshot,
 )
 from broker.core.event_kinds import EventKind, event_kind, why_not_applied
-from broker.core.identity import bind_user, is_verified, resolve_identity
-from broker.core.landing import LandingParams
+from broker.core.identity import resolve_identity
 from broker.core.mapping import Identity, PlatformState
 from broker.store.identity import (
     bind_subscription,
     claims_on,
     customer_row,
-    save_claim,
     save_customer,
-    save_user,
     subscription_row,
     user_row,
-    waiting_for_zgid,
 )
 from broker.store.outbox import DELIVERIES_CHANNEL, DeliveryState
 from broker.store.sql import select_all, upsert
@@ -260,50 +255,3 @@ def enqueue_delivery(
         )
     db.notify(DELIVERIES_CHANNEL)
     return delivery_id
-
-
-@dataclass(frozen=True)
-class VisitResult:
-    """What a Manage Subscription visit changed: the subscription it named, if any, and the
-    parked subscriptions its verified zuid -> zgid binding released."""
-
-    named: PipelineResult | None
-    released: tuple[PipelineResult, ...] = ()
-
-    @property
-    def queued(self) -> bool:
-        return any(r.queued for r in (self.named, *self.released) if r is not None)
-
-    @property
-    def outcome(self) -> Outcome:
-        return self.named.outcome if self.named else Outcome.NO_SUBSCRIPTION_NAMED
-
-
-def record_landing_visit(
-    db: Tx,
-    params: LandingParams,
-    *,
-    settings: Settings,
-    now: float,
-    verified_by: LandingVerification,
-) -> VisitResult:
-    """A Manage Subscription visit: remember the user; if verified, release what waited for
-    this user's zgid and let a named subscription be claimed. Unverified visits do neither."""
-    save_user(db, bind_user(user_row(db, params.zuid), params, verified_by, now))
-    if not is_verified(verified_by):
-        return VisitResult(None)
-    cause = f"landing:{params.zuid}"
-    released = tuple(
-        reconcile(db, subscription_id, settings=settings, now=now, cause=cause)
-        for subscription_id in waiting_for_zgid(db, params.zuid)
-    )
-    if not params.subscription_id:
-        return VisitResult(None, released)
-    facts = load_facts(db, params.subscription_id)
-    claim = claim_for(facts, params, verified_by=verified_by, now=now)
-    if claim is not None:
-        facts = facts.with_claim(claim)
-    decision = decide(facts, None, settings=settings, now=now, cause=cause)
-    if claim is not None:
-        save_claim(db, claim)
-    return VisitResult(write(db, decision, now=now), released)
