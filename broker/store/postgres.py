@@ -166,7 +166,12 @@ class PgStore:
             applied = apply_pg_migrations(conn, PgTx(conn))
         if applied:
             log.info("store.migrated", applied=applied)
-        self._writer = PgWriter(self._connect, PgTx, unavailable_error, group_max=self._group_max)
+        self._writer = PgWriter(
+            self._connect,
+            lambda conn: PgTx(conn, self._translated),
+            unavailable_error,
+            group_max=self._group_max,
+        )
         self._writer.start()
         self.stats = self._writer.stats
 
@@ -221,6 +226,11 @@ class PgStore:
             if error is None:
                 raise
             raise error from exc
+
+    @property
+    def statements_translated(self) -> int:
+        """Distinct SQL strings rewritten for psycopg so far: each is rewritten once per store."""
+        return len(self._translated)
 
     @property
     def retries(self) -> int:
