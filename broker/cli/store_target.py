@@ -5,8 +5,8 @@ The store is, in order: ``--db`` (a file path, ``sqlite:///path`` or ``postgresq
 ``store.url``, then ``store.path``; ``broker.db``. The commands need only this, not the
 platform secrets, so nothing else of the settings is read. ``open_existing`` gives a ``Tx``
 on either backend (autocommit: each read sees committed data); ``run_write`` runs a job as one
-transaction: ``BEGIN IMMEDIATE`` on SQLite, SERIALIZABLE (run again after a lost race) on
-PostgreSQL.
+transaction: ``BEGIN IMMEDIATE`` on SQLite; on PostgreSQL as the replicas' writers do
+(``pg_admin.transaction``), run again after a lost race.
 """
 
 from __future__ import annotations
@@ -22,13 +22,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn, TypeVar
 
-from broker.config import config_file
+from broker.config import POSTGRES_PREFIXES, SQLITE_PREFIX, config_file
 from broker.secret_env import SecretFileError, resolve_secret_files
 from broker.store import database
 from broker.store.tx import Dialect, Tx
 
-SQLITE_PREFIX = "sqlite:///"
-POSTGRES_PREFIXES = ("postgresql://", "postgres://")
 StoreTarget = Path | str  # a SQLite file, or a PostgreSQL URL
 T = TypeVar("T")
 
@@ -96,8 +94,8 @@ def open_existing(target: StoreTarget) -> Iterator[Tx]:
 def run_write(db: Tx, job: Callable[[Tx], T]) -> T:
     """Run ``job`` as one transaction and return what it returns. SQLite: ``BEGIN IMMEDIATE``
     waits (busy_timeout) for a running broker's writer rather than fail at once with "database
-    is locked" when a read transaction cannot be upgraded (WAL). PostgreSQL: SERIALIZABLE, as
-    the replicas write; a race lost to one of them runs ``job`` again, as the store does."""
+    is locked" when a read transaction cannot be upgraded (WAL). PostgreSQL: as the replicas'
+    writers write (their lock, SERIALIZABLE); a race lost anyway runs ``job`` again."""
     if db.dialect is Dialect.POSTGRESQL:
         return _run_pg_write(db, job)
     db.execute("BEGIN IMMEDIATE")

@@ -29,6 +29,8 @@ from broker.secret_env import EnvironSource, resolve_secret_files
 
 __all__ = [
     "ACCOUNTS_HOSTS",
+    "POSTGRES_PREFIXES",
+    "SQLITE_PREFIX",
     "BillingSettings",
     "DataCentre",
     "DeliverySettings",

@@ -14,10 +14,14 @@ from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import psycopg
-from psycopg import sql as pgsql
 
 from broker.store.migrations import SCHEMA
-from broker.store.pg_schema import MIGRATIONS_TABLE, applied_pg_migrations, apply_pg_migrations
+from broker.store.pg_schema import (
+    MIGRATIONS_TABLE,
+    applied_pg_migrations,
+    apply_pg_migrations,
+    begin_write,
+)
 from broker.store.postgres import PgTx, register_loaders
 
 CONNECT_TIMEOUT_SECONDS = 10
@@ -61,9 +65,10 @@ def connect(url: str, *, timeout: int = CONNECT_TIMEOUT_SECONDS) -> Iterator[PgT
 
 
 @contextlib.contextmanager
-def transaction(tx: PgTx, isolation: str = "SERIALIZABLE") -> Iterator[PgTx]:
-    """BEGIN … COMMIT on the connection (ROLLBACK when the body raises)."""
-    tx.conn.execute(pgsql.SQL("BEGIN ISOLATION LEVEL {}").format(pgsql.SQL(isolation)))
+def transaction(tx: PgTx) -> Iterator[PgTx]:
+    """A write as the replicas' writers make it (``begin_write``) … COMMIT; ROLLBACK when the
+    body raises. Taking their lock, an operator's change never races a running broker."""
+    begin_write(tx.conn)
     try:
         yield tx
     except BaseException:

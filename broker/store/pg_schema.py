@@ -54,3 +54,11 @@ def apply_pg_migrations(conn: psycopg.Connection[Any], tx: Tx) -> list[str]:
 def applied_pg_migrations(tx: Tx) -> list[str]:
     rows = tx.select_all(f"SELECT name FROM {MIGRATIONS_TABLE} ORDER BY name")  # noqa: S608
     return [row["name"] for row in rows]
+
+
+def begin_write(conn: psycopg.Connection[Any]) -> None:
+    """Open a writing transaction the way every broker writer must: SERIALIZABLE, then the
+    write lock, which takes no snapshot, so the transaction sees everything the previous
+    holder (a replica's writer, or an operator command) committed and races nobody."""
+    conn.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+    conn.execute(f"LOCK TABLE {WRITE_LOCK_TABLE} IN EXCLUSIVE MODE")

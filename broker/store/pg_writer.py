@@ -11,8 +11,8 @@ Measured, in order:
   aborted each other, often past any retry limit (2 replicas slower than 1, and 503s);
 - so each group first takes ``LOCK TABLE broker_write_lock``: a statement that takes no
   snapshot, so the group's snapshot starts after the previous holder committed, and groups of
-  all replicas run one after another. Nothing races, nothing is re-run, and SERIALIZABLE stays
-  as the guarantee for any writer that does not take the lock (an operator command).
+  all replicas (and the operator's commands, ``pg_admin.transaction``) run one after another.
+  Nothing races, nothing is re-run, and SERIALIZABLE stays as the guarantee regardless.
 Replicas still share the web work, the billing reads and the platform calls; the database
 writes are one stream, as they are on SQLite. A group that does lose a race (SQLSTATE
 40001/40P01) is run again from the start, every job in it, before anyone is told it was written.
@@ -32,7 +32,7 @@ import structlog
 
 from broker.errors import StoreError
 from broker.store.database import StoreStats, settle_group
-from broker.store.pg_schema import WRITE_LOCK_TABLE
+from broker.store.pg_schema import begin_write
 from broker.store.tx import Tx
 from broker.store.write_lanes import WriteJob, WriteLanes
 
@@ -145,8 +145,7 @@ class PgWriter:
         self.stats.largest_group = max(self.stats.largest_group, len(group))
 
     def _run_group(self, conn: psycopg.Connection[Any], group: list[WriteJob]) -> None:
-        conn.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
-        conn.execute(f"LOCK TABLE {WRITE_LOCK_TABLE} IN EXCLUSIVE MODE")
+        begin_write(conn)
         tx = self._wrap(conn)
         for job in group:
             job.result, job.error = None, None
