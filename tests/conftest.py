@@ -29,7 +29,12 @@ BrokerFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]
 
 # The Manage Subscription page tests share their fixtures (make_world, world, owner, live);
 # the store tests take a PostgreSQL server from postgres_support (postgres_url, store_url).
-pytest_plugins = ["tests.page_support", "tests.postgres_support", "tests.replica_support"]
+pytest_plugins = [
+    "tests.page_support",
+    "tests.postgres_support",
+    "tests.replica_support",
+    "tests.zoho_support",
+]
 
 
 @pytest.fixture

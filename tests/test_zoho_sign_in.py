@@ -8,127 +8,38 @@ plain client on the accounts simulator (``login_hint`` approves as that user, ``
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestServer
 from structlog.testing import capture_logs
 from yarl import URL
 
 from broker.clients.oidc import OidcError, choose_accounts_server, known_accounts_servers
 from broker.config import LandingVerification, OidcSettings
-from broker.simulators.accounts import AccountsSimulator, Fault, SimUser
+from broker.simulators.accounts import Fault
 from broker.simulators.demo import DemoSecrets, accounts_simulator, demo_settings
-from tests.page_support import (
-    OTHER_EMAIL,
-    OTHER_ZGID,
-    OTHER_ZUID,
-    Browser,
-    Page,
-    PageWorld,
-    visitor,
-)
+from tests.page_support import OTHER_EMAIL, OTHER_ZGID, OTHER_ZUID, visitor
 from tests.postgres_support import store_section
 from tests.support import EMAIL, ZGID, ZUID
+from tests.zoho_support import (
+    OIDC_CLIENT_ID,
+    OIDC_CLIENT_SECRET,
+    OTHER,
+    OWNER,
+    UNVERIFIED,
+    Zoho,
+    ZohoFactory,
+    assert_refused,
+)
 
 
 @pytest.fixture
 def broker_store(store_url: str) -> dict[str, Any]:
     """Every broker in this module runs on SQLite and on PostgreSQL."""
     return store_section(store_url)
-
-
-OIDC_CLIENT_ID = "1000.SIGNINWITHZOHO"
-OIDC_CLIENT_SECRET = "oidc-client-secret-0123456789"
-OWNER = SimUser(zuid=ZUID, email=EMAIL, name="Ada Owner")
-OTHER = SimUser(zuid=OTHER_ZUID, email=OTHER_EMAIL, name="Mallory Other")
-UNVERIFIED = SimUser(
-    zuid="60000000009", email="new@example.com", name="New User", email_verified=False
-)
-
-Client = TestClient[web.Request, web.Application]
-
-
-@dataclass
-class Zoho:
-    world: PageWorld
-    accounts: AccountsSimulator
-    accounts_client: Client
-
-    async def start(self, browser: Browser, params: dict[str, str] | None = None) -> URL:
-        """Open the Manage Subscription URL; the address of Zoho's sign-in page it sends to."""
-        page = await browser.get("/manage", params=visitor() if params is None else params)
-        assert page.status == 303, page.text
-        url = URL(page.location)
-        assert url.path == "/oauth/v2/auth", page.location
-        return url
-
-    async def approve(self, auth_url: URL, user: SimUser = OWNER) -> URL:
-        """The user accepts on Zoho's page; the callback address Zoho sends the browser to."""
-        response = await self.accounts_client.get(
-            auth_url.path,
-            params={**auth_url.query, "login_hint": user.email},
-            allow_redirects=False,
-        )
-        assert response.status == 302, await response.text()
-        return URL(response.headers["Location"])
-
-    async def sign_in(
-        self, browser: Browser, params: dict[str, str] | None = None, user: SimUser = OWNER
-    ) -> tuple[Page, URL]:
-        callback = await self.approve(await self.start(browser, params), user)
-        return await browser.get(callback.path_qs), callback
-
-    async def users(self) -> list[dict[str, Any]]:
-        return await self.world.rows("SELECT zuid, zgid, email FROM users ORDER BY zuid")
-
-
-ZohoFactory = Callable[..., Awaitable[Zoho]]
-
-
-@pytest.fixture
-def make_zoho(
-    make_world: Callable[..., Awaitable[PageWorld]],
-    aiohttp_server: Callable[..., Awaitable[TestServer]],
-    aiohttp_client: Callable[..., Awaitable[Client]],
-) -> ZohoFactory:
-    """The page world in zoho mode beside a simulated Zoho Accounts; ``oidc`` overrides."""
-
-    async def start(**oidc: Any) -> Zoho:
-        accounts = AccountsSimulator(OIDC_CLIENT_ID, OIDC_CLIENT_SECRET, [OWNER, OTHER, UNVERIFIED])
-        server = await aiohttp_server(accounts.app())
-        accounts.origin = str(server.make_url("")).rstrip("/")
-        world = await make_world(
-            landing={
-                "verify": "zoho",
-                "oidc": {
-                    "client_id": OIDC_CLIENT_ID,
-                    "client_secret": OIDC_CLIENT_SECRET,
-                    "accounts_url": accounts.origin,
-                    "request_timeout_seconds": 2.0,
-                    **oidc,
-                },
-            }
-        )
-        accounts.redirect_uris.add(str(world.broker.make_url("/manage/oidc/callback")))
-        accounts.clock = world.clock  # Zoho and the broker agree on the time
-        return Zoho(world, accounts, await aiohttp_client(server))
-
-    return start
-
-
-@pytest.fixture
-async def zoho(make_zoho: ZohoFactory) -> Zoho:
-    return await make_zoho()
-
-
-def assert_refused(page: Page, status: int, words: str, browser: Browser) -> None:
-    assert page.status == status, page.text
-    assert words in page.text
-    assert browser.session_cookie() is None, "a refused sign-in must not start a session"
 
 
 # -- the happy path: the token says who, not the browser ---------------------------------------
