@@ -117,6 +117,7 @@ ALL_MIGRATIONS = [
     "m004_landing_nonces_and_verified_visits",
     "m005_reconciliation",
     "m006_webhook_refusals",
+    "m007_zgid_evidence_and_binding_requests",
 ]
 
 

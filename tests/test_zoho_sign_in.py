@@ -25,6 +25,7 @@ from tests.page_support import OTHER_EMAIL, OTHER_ZGID, OTHER_ZUID, visitor
 from tests.postgres_support import store_section
 from tests.support import EMAIL, ZGID, ZUID
 from tests.zoho_support import (
+    NO_ORG,
     OIDC_CLIENT_ID,
     OIDC_CLIENT_SECRET,
     OTHER,
@@ -81,7 +82,7 @@ async def test_sign_in_request_carries_state_nonce_and_s256_pkce(zoho: Zoho):
     query = auth_url.query
     assert query["client_id"] == OIDC_CLIENT_ID
     assert query["response_type"] == "code"
-    assert query["scope"] == "openid email profile"
+    assert query["scope"] == "openid email profile ZohoCRM.org.READ"
     assert query["redirect_uri"] == str(zoho.world.broker.make_url("/manage/oidc/callback"))
     assert query["code_challenge_method"] == "S256"
     assert len(query["state"]) >= 32
@@ -282,9 +283,16 @@ async def test_a_later_visit_without_a_zgid_uses_the_bound_one(zoho: Zoho):
     assert browser.session()["zgid"] == ZGID
 
 
-async def test_a_first_visit_without_a_zgid_is_refused_clearly(zoho: Zoho):
+async def test_a_first_visit_without_a_zgid_takes_the_org_zoho_reports(zoho: Zoho):
     browser = await zoho.world.browser()
     page, _ = await zoho.sign_in(browser, {"display_name": "Ada"})
+    assert page.status == 303, page.text
+    assert browser.session()["zgid"] == ZGID  # OWNER's org in the accounts simulator
+
+
+async def test_a_first_visit_without_a_zgid_or_a_zoho_org_is_refused_clearly(zoho: Zoho):
+    browser = await zoho.world.browser()
+    page, _ = await zoho.sign_in(browser, {"display_name": "Nadia"}, user=NO_ORG)
     assert_refused(page, 400, "we do not know your organisation yet", browser)
 
 

@@ -26,11 +26,17 @@ from tests.support import EMAIL, ZGID, ZUID
 
 OIDC_CLIENT_ID = "1000.SIGNINWITHZOHO"
 OIDC_CLIENT_SECRET = "oidc-client-secret-0123456789"
-OWNER = SimUser(zuid=ZUID, email=EMAIL, name="Ada Owner")
-OTHER = SimUser(zuid=OTHER_ZUID, email=OTHER_EMAIL, name="Mallory Other")
+# Each user's org is what Zoho's Organization API (the simulator's) reports for their token.
+OWNER = SimUser(zuid=ZUID, email=EMAIL, name="Ada Owner", zgid=ZGID)
+OTHER = SimUser(zuid=OTHER_ZUID, email=OTHER_EMAIL, name="Mallory Other", zgid=OTHER_ZGID)
 UNVERIFIED = SimUser(
-    zuid="60000000009", email="new@example.com", name="New User", email_verified=False
+    zuid="60000000009",
+    email="new@example.com",
+    name="New User",
+    email_verified=False,
+    zgid=OTHER_ZGID,
 )
+NO_ORG = SimUser(zuid="60000000010", email="no-org@example.com", name="Nadia NoOrg")
 
 Client = TestClient[web.Request, web.Application]
 
@@ -78,10 +84,15 @@ def make_zoho(
     aiohttp_server: Callable[..., Awaitable[TestServer]],
     aiohttp_client: Callable[..., Awaitable[Client]],
 ) -> ZohoFactory:
-    """The page world in zoho mode beside a simulated Zoho Accounts; ``oidc`` overrides."""
+    """The page world in zoho mode beside a simulated Zoho Accounts; ``oidc`` overrides
+    ``[landing.oidc]``, ``landing`` the rest of ``[landing]``, ``sections`` other sections."""
 
-    async def start(**oidc: Any) -> Zoho:
-        accounts = AccountsSimulator(OIDC_CLIENT_ID, OIDC_CLIENT_SECRET, [OWNER, OTHER, UNVERIFIED])
+    async def start(
+        landing: dict[str, Any] | None = None, sections: dict[str, Any] | None = None, **oidc: Any
+    ) -> Zoho:
+        accounts = AccountsSimulator(
+            OIDC_CLIENT_ID, OIDC_CLIENT_SECRET, [OWNER, OTHER, UNVERIFIED, NO_ORG]
+        )
         server = await aiohttp_server(accounts.app())
         accounts.origin = str(server.make_url("")).rstrip("/")
         world = await make_world(
@@ -91,10 +102,13 @@ def make_zoho(
                     "client_id": OIDC_CLIENT_ID,
                     "client_secret": OIDC_CLIENT_SECRET,
                     "accounts_url": accounts.origin,
+                    "org_url": f"{accounts.origin}/crm/v2/org",
                     "request_timeout_seconds": 2.0,
                     **oidc,
                 },
-            }
+                **(landing or {}),
+            },
+            **(sections or {}),
         )
         accounts.redirect_uris.add(str(world.broker.make_url("/manage/oidc/callback")))
         accounts.clock = world.clock  # Zoho and the broker agree on the time

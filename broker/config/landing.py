@@ -25,7 +25,14 @@ class OidcSettings(Section):
     client_secret: SecretStr
     # Default: the accounts server of billing's data centre, else https://accounts.zoho.com.
     accounts_url: str | None = None
-    scopes: str = "openid email profile"
+    # ZohoCRM.org.READ lets the broker read the user's own org (its zgid) with their token:
+    # the evidence that binds a zgid (README "Sign in with Zoho", docs/contracts.md §6.2).
+    scopes: str = "openid email profile ZohoCRM.org.READ"
+    # Zoho's Organization API, read with the signed-in user's access token; its answer's
+    # org[0].zgid proves the user's org. Unset: the CRM API of the data centre the user signed
+    # in at (https://www.zohoapis.{dc}/crm/v2/org); with a custom accounts_url and no org_url,
+    # no org is read and a zgid needs other evidence.
+    org_url: str | None = None
     # PKCE (S256) is sent by default; docs/contracts.md §6.2 is unsure Zoho accepts it.
     use_pkce: bool = True
     # How long a started sign-in (state, nonce, PKCE verifier) may take to come back.
@@ -38,7 +45,7 @@ class OidcSettings(Section):
     # (and accounts_url) are ever contacted.
     data_centres: list[DataCentre] = Field(default_factory=list)
 
-    @field_validator("accounts_url")
+    @field_validator("accounts_url", "org_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         return http_url(value)

@@ -49,6 +49,9 @@ class UserRecord:
     first_seen_at: float
     last_seen_at: float
     verified_by: str | None
+    # Sign in with Zoho: what proved the zgid (``core.zgid_evidence.ZgidEvidence``); None for a
+    # signed or unverified visit, and for zoho-mode bindings made before evidence was required.
+    zgid_evidence: str | None = None
 
     @property
     def verified(self) -> bool:
@@ -142,12 +145,21 @@ def bind_user(
     params: LandingParams,
     verified_by: LandingVerification,
     now: float,
+    zgid_evidence: str | None = None,
 ) -> UserRecord:
     """The visitor's row after this visit. A zuid seen with one zgid may never act for another,
-    except that a verified visit replaces a binding only an unverified one made."""
+    except that a verified visit replaces a binding only an unverified one made. A Sign in with
+    Zoho visit passes what proved its zgid (``zgid_evidence``); it is kept until replaced."""
     verified = is_verified(verified_by)
     replaces_unverified = verified and existing is not None and not existing.verified
-    if existing and existing.zgid != params.zgid and not replaces_unverified:
+    # A zoho-mode binding made before evidence was required proved nothing: evidence wins.
+    replaces_unproven = (
+        zgid_evidence is not None
+        and existing is not None
+        and existing.verified_by == LandingVerification.ZOHO
+        and existing.zgid_evidence is None
+    )
+    if existing and existing.zgid != params.zgid and not (replaces_unverified or replaces_unproven):
         raise Forbidden("this user belongs to another organisation", hint=OTHER_ORG_HINT)
     kept = existing.verified_by if existing and existing.zgid == params.zgid else None
     return UserRecord(
@@ -161,6 +173,8 @@ def bind_user(
         first_seen_at=existing.first_seen_at if existing else now,
         last_seen_at=now,
         verified_by=str(verified_by) if verified else kept,
+        zgid_evidence=zgid_evidence
+        or (existing.zgid_evidence if existing and existing.zgid == params.zgid else None),
     )
 
 

@@ -120,9 +120,13 @@ def unverified_visit(request: web.Request, pairs: list[tuple[str, str]]) -> Land
 
 
 async def start_session(
-    request: web.Request, params: LandingParams, verified_by: LandingVerification
+    request: web.Request,
+    params: LandingParams,
+    verified_by: LandingVerification,
+    zgid_evidence: str | None = None,
 ) -> web.StreamResponse:
-    """Record a visit verified by ``verified_by`` and sign the browser in to the user's org."""
+    """Record a visit verified by ``verified_by`` and sign the browser in to the user's org
+    (``zgid_evidence``: what proved the zgid, in Sign in with Zoho mode)."""
     app = request.app
     settings = app[settings_key]
     result = await app[store_key].write(
@@ -132,6 +136,7 @@ async def start_session(
             settings=settings,
             now=app[clock_key](),
             verified_by=verified_by,
+            zgid_evidence=zgid_evidence,
         )
     )
     if result.queued:
@@ -142,6 +147,7 @@ async def start_session(
         zuid=params.zuid,
         zgid=params.zgid,
         verified_by=str(verified_by),
+        zgid_evidence=zgid_evidence,
         subscription_id=params.subscription_id,
         outcome=result.outcome,
         released=len(result.released),

@@ -4,9 +4,11 @@ sign-in, ``/manage/oidc/callback`` finishes it.
 A visit to ``/manage`` with landing parameters, or without a page session, is sent to Zoho
 Accounts; the browser's parameters are kept only as hints with the flow. The callback takes the
 flow once, checks it came back to the browser that started it, exchanges the code and verifies
-the ID token: the zuid is the token's ``sub``, the email the token's verified email, and the
-zgid the hint, bound to that zuid on its first verified visit (README, [unsure]). Nothing the
-browser says on its own binds, claims or reveals anything.
+the ID token: the zuid is the token's ``sub``, the email the token's verified email. The zgid
+(the hint, else the org Zoho reports, else the user's binding) is believed only with evidence
+(``core.zgid_evidence``); without it the user's binding request waits for an operator and the
+page shows nothing of the org. Nothing the browser says on its own binds, claims or reveals
+anything.
 """
 
 from __future__ import annotations
@@ -29,19 +31,32 @@ from broker.clients.oidc import (
     known_accounts_servers,
     pkce_challenge,
 )
+from broker.clients.zoho_org import ZohoOrgClient
 from broker.config import LandingVerification
 from broker.core.billing_events import describe_validation_errors
+from broker.core.identity import OTHER_ORG_HINT
 from broker.core.landing import START_AGAIN, LandingParams, merge_landing
-from broker.errors import InvalidLanding
+from broker.core.zgid_evidence import (
+    BindingRequest,
+    BindingRequestStatus,
+    OrgNotProven,
+    ZgidEvidence,
+    binding_evidence,
+    zgid_evidence,
+)
+from broker.errors import Forbidden, InvalidLanding
 from broker.manage.identity import start_session
 from broker.manage.pages import LANDING_KEYS
 from broker.manage.pages import manage as show_manage
 from broker.manage.sessions import COOKIE_NAME
+from broker.store.binding_requests import ask_for_binding, evidence_facts
 from broker.store.identity import user_row
 from broker.store.oidc_flows import LandingHints, new_flow, same_browser, save_flow, take_flow
 from broker.web.appkeys import (
     clock_key,
+    metrics_key,
     oidc_client_key,
+    org_client_key,
     session_codec_key,
     settings_key,
     store_key,
@@ -153,12 +168,17 @@ async def callback(request: web.Request) -> web.StreamResponse:
     hints = flow.hints
     if hints.zuid is not None and hints.zuid != identity.zuid:
         log.warning("oidc.browser_claimed_other_zuid", zuid=identity.zuid, claimed=hints.zuid)
-    zgid = hints.zgid or await _bound_zgid(request, identity.zuid)
+    access = tokens.get("access_token")
+    org_zgid = None
+    if isinstance(access, str) and access:
+        org_zgid = await app[org_client_key].org_zgid(server, access)
+    zgid = hints.zgid or org_zgid or await _bound_zgid(request, identity.zuid)
     if zgid is None:
         raise InvalidLanding(
             "we do not know your organisation yet",
             hint=START_AGAIN + " (the first visit must name your organisation)",
         )
+    evidence = await _evidence(request, identity.zuid, zgid, identity.email, org_zgid)
     params = LandingParams(
         zuid=identity.zuid,
         zgid=zgid,
@@ -170,7 +190,9 @@ async def callback(request: web.Request) -> web.StreamResponse:
         subscription_id=hints.subscription_id,
         hosted_page_id=hints.hosted_page_id,
     )
-    response = await start_session(request, params, verified_by=LandingVerification.ZOHO)
+    response = await start_session(
+        request, params, verified_by=LandingVerification.ZOHO, zgid_evidence=str(evidence)
+    )
     response.del_cookie(FLOW_COOKIE, path=FLOW_COOKIE_PATH)
     return response
 
@@ -186,6 +208,57 @@ def parse_hints(sources: list[Mapping[str, str]]) -> LandingHints:
             hint=START_AGAIN,
             problems=describe_validation_errors(exc),
         ) from None
+
+
+async def _evidence(
+    request: web.Request, zuid: str, zgid: str, email: str | None, org_zgid: str | None
+) -> ZgidEvidence:
+    """What proves ``zuid`` belongs to ``zgid``; without anything, the user's binding request
+    is recorded for an operator and the visit is refused, showing nothing of the org."""
+    app = request.app
+    store = app[store_key]
+    facts = await store.read(
+        partial(evidence_facts, zuid=zuid, zgid=zgid, email=email, org_zgid=org_zgid)
+    )
+    evidence = zgid_evidence(facts)
+    if evidence is not None:
+        return evidence
+    bound = facts.binding
+    if bound is not None and bound.zgid != zgid and binding_evidence(bound) is not None:
+        # Proven to belong elsewhere: no request to join another org on the side.
+        log.warning("oidc.zgid_unproven", zuid=zuid, zgid=zgid, reason="bound_to_another_org")
+        raise Forbidden("this user belongs to another organisation", hint=OTHER_ORG_HINT)
+    asked = BindingRequest(
+        zuid=zuid,
+        zgid=zgid,
+        email=email,
+        display_name=None,
+        requested_at=app[clock_key](),
+        status=BindingRequestStatus.PENDING,
+    )
+    held = await store.write(partial(ask_for_binding, request=asked))
+    app[metrics_key].landing_visits.labels("refused").inc()
+    log.warning(
+        "oidc.zgid_unproven",
+        zuid=zuid,
+        zgid=zgid,
+        org_api_zgid=org_zgid,
+        request_status=str(held.status),
+    )
+    if held.status == BindingRequestStatus.REFUSED:
+        raise OrgNotProven(
+            "we could not confirm that your Zoho account belongs to this organisation, and the "
+            "vendor has declined the request, so this page shows nothing of it",
+            hint="ask your organisation's Zoho administrator to add you to the organisation, "
+            "or contact the vendor",
+        )
+    raise OrgNotProven(
+        "we could not confirm that your Zoho account belongs to this organisation, so this "
+        "page shows nothing of it",
+        hint="ask your organisation's Zoho administrator to open this page first, or wait for "
+        "the vendor to approve your request (it has been sent to them), then open the page "
+        "again from the app",
+    )
 
 
 async def _bound_zgid(request: web.Request, zuid: str) -> str | None:
@@ -219,6 +292,7 @@ async def oidc_context(app: web.Application) -> AsyncIterator[None]:
     assert oidc is not None
     session = aiohttp.ClientSession(raise_for_status=False)
     app[oidc_client_key] = OidcClient(session, oidc, clock=app[clock_key])
+    app[org_client_key] = ZohoOrgClient(session, oidc)
     yield
     await session.close()
 

@@ -3,8 +3,10 @@ and the demo.
 
 Routes: the discovery document, ``/oauth/v2/auth`` (a page where a simulated user presses
 "Accept"; ``login_hint`` approves at once), ``/oauth/v2/token`` (``authorization_code`` grant:
-client secret, redirect URI, single-use code, PKCE), the JWKS (an RSA key made at start) and
-``/oauth/user/info``. Like Zoho, token errors come back as HTTP 200 with ``{"error": ...}``.
+client secret, redirect URI, single-use code, PKCE), the JWKS (an RSA key made at start),
+``/oauth/user/info``, and Zoho CRM's Organization API ``/crm/v2/org`` (the org, with its zgid,
+of the token's user; point ``landing.oidc.org_url`` at it). Like Zoho, token errors come back
+as HTTP 200 with ``{"error": ...}``.
 
 Faults (``fault``) make the next ID tokens wrong in one way each, so tests can try every forgery
 the broker must refuse. Secrets are compared in constant time and never logged.
@@ -54,6 +56,7 @@ class SimUser:
     email: str
     name: str
     email_verified: bool = True
+    zgid: str | None = None  # the org Zoho's Organization API reports for this user, if any
 
 
 @dataclass
@@ -63,6 +66,7 @@ class _Grant:
     nonce: str | None
     challenge: str | None
     expires_at: float
+    scopes: frozenset[str] = frozenset()
 
 
 def _same(given: str | None, expected: str) -> bool:
@@ -85,9 +89,10 @@ class AccountsSimulator:
     fault: Fault = Fault.NONE
     origin: str = ""  # set when served; the issuer and every endpoint derive from it
     token_requests: int = 0
+    org_requests: int = 0
     _key: RSAKey = field(default_factory=lambda: RSAKey.generate_key(2048, {"kid": "sim-1"}))
     _codes: dict[str, _Grant] = field(default_factory=dict)
-    _tokens: dict[str, SimUser] = field(default_factory=dict)
+    _tokens: dict[str, _Grant] = field(default_factory=dict)
 
     # -- the app -----------------------------------------------------------------------------
 
@@ -99,6 +104,7 @@ class AccountsSimulator:
         app.router.add_post("/oauth/v2/token", self._token)
         app.router.add_get("/oauth/v2/keys", self._keys)
         app.router.add_get("/oauth/user/info", self._user_info)
+        app.router.add_get("/crm/v2/org", self._org)
         app.router.add_post("/_sim/fault", self._set_fault)
         return app
 
@@ -197,6 +203,7 @@ class AccountsSimulator:
             fields.get("nonce"),
             fields.get("code_challenge"),
             self.clock() + CODE_TTL_SECONDS,
+            frozenset(str(fields["scope"]).replace(",", " ").split()),
         )
         query = {
             "state": fields["state"],
@@ -229,7 +236,7 @@ class AccountsSimulator:
             if _b64(hashlib.sha256(verifier.encode()).digest()) != grant.challenge:
                 return web.json_response({"error": "invalid_code_verifier"})
         access = f"1000.{secrets.token_hex(16)}.{secrets.token_hex(16)}"
-        self._tokens[access] = grant.user
+        self._tokens[access] = grant
         body: dict[str, Any] = {
             "access_token": access,
             "token_type": "Bearer",
@@ -268,12 +275,34 @@ class AccountsSimulator:
 
     async def _user_info(self, request: web.Request) -> web.Response:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        user = self._tokens.get(token) if scheme == "Zoho-oauthtoken" else None
-        if user is None:
+        grant = self._tokens.get(token) if scheme == "Zoho-oauthtoken" else None
+        if grant is None:
             return web.json_response({"error": "invalid_oauthtoken"}, status=401)
+        user = grant.user
         return web.json_response(
             {"ZUID": user.zuid, "Email": user.email, "Display_Name": user.name}
         )
+
+    async def _org(self, request: web.Request) -> web.Response:
+        """Zoho CRM's Organization API (docs/contracts.md §6.2) for the token's user, refusing
+        as Zoho does: 401 ``INVALID_TOKEN`` for an unknown token, 401 ``OAUTH_SCOPE_MISMATCH``
+        without ``ZohoCRM.org.READ`` (or ``.ALL``), 204 when the user has no CRM org."""
+        self.org_requests += 1
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        grant = self._tokens.get(token) if scheme == "Zoho-oauthtoken" else None
+        if grant is None:
+            return _crm_error(401, "INVALID_TOKEN", "invalid oauth token")
+        if not grant.scopes & {"ZohoCRM.org.READ", "ZohoCRM.org.ALL"}:
+            return _crm_error(401, "OAUTH_SCOPE_MISMATCH", "invalid oauth scope to access this URL")
+        if grant.user.zgid is None:
+            return web.Response(status=204)
+        org = {
+            "id": f"9{grant.user.zgid}",
+            "zgid": grant.user.zgid,
+            "primary_zuid": grant.user.zuid,
+            "company_name": f"Org {grant.user.zgid}",
+        }
+        return web.json_response({"org": [org]})
 
     async def _set_fault(self, request: web.Request) -> web.Response:
         body = await request.json()
@@ -282,3 +311,8 @@ class AccountsSimulator:
         except ValueError:
             return web.json_response({"error": f"fault must be one of {list(Fault)}"}, status=400)
         return web.json_response({"fault": self.fault})
+
+
+def _crm_error(status: int, code: str, message: str) -> web.Response:
+    body = {"code": code, "details": {}, "message": message, "status": "error"}
+    return web.json_response(body, status=status)

@@ -38,8 +38,8 @@ DEMO_CLIENT_ID = "1000.DEMOCLIENT"
 LINK_SECRET_FILE = "link-secret"  # noqa: S105 - a file name, not a secret
 DEMO_OIDC_CLIENT_ID = "1000.DEMOSIGNIN"
 DEMO_USERS = (
-    SimUser(zuid=DEMO_ZUID, email="owner@demo.example", name="Dana Owner"),
-    SimUser(zuid="600000002", email="member@demo.example", name="Sam Member"),
+    SimUser(zuid=DEMO_ZUID, email="owner@demo.example", name="Dana Owner", zgid=DEMO_ZGID),
+    SimUser(zuid="600000002", email="member@demo.example", name="Sam Member", zgid=DEMO_ZGID),
 )
 
 
@@ -105,6 +105,7 @@ def demo_settings(
                 client_id=DEMO_OIDC_CLIENT_ID,
                 client_secret=demo_secrets.oidc_client_secret,
                 accounts_url=f"http://{host}:{accounts_port}",
+                org_url=f"http://{host}:{accounts_port}/crm/v2/org",
             ),
         )
     else:

@@ -42,10 +42,12 @@ def record_landing_visit(
     settings: Settings,
     now: float,
     verified_by: LandingVerification,
+    zgid_evidence: str | None = None,
 ) -> VisitResult:
     """A Manage Subscription visit: remember the user; if verified, release what waited for
     this user's zgid and let a named subscription be claimed. Unverified visits do neither."""
-    save_user(db, bind_user(user_row(db, params.zuid), params, verified_by, now))
+    existing = user_row(db, params.zuid)
+    save_user(db, bind_user(existing, params, verified_by, now, zgid_evidence))
     if not is_verified(verified_by):
         return VisitResult(None)
     cause = f"landing:{params.zuid}"

@@ -12,6 +12,7 @@ from broker.clients.billing_quota import CallBudget, SharedReads
 from broker.clients.catalog import CatalogCache
 from broker.clients.oidc import OidcClient
 from broker.clients.platform import PlatformClient
+from broker.clients.zoho_org import ZohoOrgClient
 from broker.config import Settings
 from broker.delivery.reconcile import ReconcileDeps
 from broker.delivery.worker import DeliveryWorker
@@ -37,6 +38,7 @@ billing_client_key = web.AppKey("billing_client", BillingClient)
 catalog_key = web.AppKey("catalog", CatalogCache)
 # Present only with landing.verify = "zoho".
 oidc_client_key = web.AppKey("oidc_client", OidcClient)
+org_client_key = web.AppKey("org_client", ZohoOrgClient)
 # With billing: each org's billing reads, shared and kept briefly; each session's call budget.
 org_reads_key: web.AppKey[SharedReads[tuple[str, ...]]] = web.AppKey("org_reads")
 call_budget_key = web.AppKey("call_budget", CallBudget)
