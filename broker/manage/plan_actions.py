@@ -28,6 +28,7 @@ from broker.manage.action_support import (
     require_action,
     with_retry_after,
 )
+from broker.manage.first_purchase import require_proven_new_org
 from broker.manage.pages import render
 from broker.manage.sessions import Session
 from broker.manage.viewer import Viewer, load_viewer
@@ -43,6 +44,7 @@ FREQUENCY_NAMES = {code: name for name, code in FREQUENCIES.items()}
 async def subscribe_form(request: web.Request) -> web.Response:
     viewer = await load_viewer(request, refresh=False)
     await require_action(request, viewer, Action.SUBSCRIBE)
+    await require_proven_new_org(request, viewer.session)
     values = await resumed_form(request, viewer) or {
         "frequency": "monthly",
         "users": "1",
@@ -54,6 +56,7 @@ async def subscribe_form(request: web.Request) -> web.Response:
 async def subscribe(request: web.Request) -> web.StreamResponse:
     viewer, form = await posted_form(request)
     await require_action(request, viewer, Action.SUBSCRIBE)
+    await require_proven_new_org(request, viewer.session)
     checked = await checked_choice(request, viewer, "subscribe", form)
     if isinstance(checked, web.Response):
         return checked

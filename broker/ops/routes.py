@@ -7,7 +7,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from broker.config import Settings
-from broker.ops import actions, reconcile, replay, views
+from broker.ops import actions, bindings, reconcile, replay, views
 from broker.ops.access import codec_for
 from broker.redaction import Redactor
 from broker.web.appkeys import ops_codec_key, ops_redactor_key
@@ -35,6 +35,8 @@ def setup_ops(app: web.Application, settings: Settings, clock: Callable[[], floa
     router.add_get("/ops/parked", views.parked)
     router.add_get("/ops/parked/{subscription_id}/resolve", actions.resolve_form)
     router.add_post("/ops/parked/{subscription_id}/resolve", actions.resolve)
+    router.add_get("/ops/bindings", bindings.bindings)
+    router.add_post("/ops/bindings/{zuid}/decide", bindings.decide)
     router.add_get("/ops/audit", views.audit)
     router.add_get("/ops/reconcile", reconcile.runs)
     router.add_post("/ops/reconcile/run", reconcile.reconcile_now)
