@@ -25,7 +25,7 @@ from tests.conftest import fast_settings
 from tests.support import EMAIL, ZAPIKEY, ZGID, ZUID
 from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, DESKTOP, IN_CI, MISSING, pw
 
-OWNER = SimUser(zuid=ZUID, email=EMAIL, name="Ada Owner")
+OWNER = SimUser(zuid=ZUID, email=EMAIL, name="Ada Owner", zgid=ZGID)  # Zoho's org API says so
 OTHER = SimUser(zuid="60000000002", email="mallory@other.example", name="Mallory Other")
 
 pytestmark = [
@@ -86,6 +86,7 @@ async def zoho_stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
                     "client_id": "1000.BROWSERZOHO",
                     "client_secret": "browser-oidc-secret",
                     "accounts_url": accounts.origin,
+                    "org_url": f"{accounts.origin}/crm/v2/org",
                 },
             },
         )

@@ -9,10 +9,23 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+import pytest
+
+from broker.clients.zoho_org import default_org_url
+from broker.core.identity import UserRecord
+from broker.core.zgid_evidence import (
+    BindingRequest,
+    BindingRequestStatus,
+    EvidenceFacts,
+    ZgidEvidence,
+    may_start_an_org,
+    zgid_evidence,
+)
 from broker.web.appkeys import store_key
 from tests.ops_support import OPS
 from tests.ops_support import sign_in as ops_sign_in
 from tests.page_support import OTHER_ZGID, OTHER_ZUID, STANDARD_CODE, Client, visitor
+from tests.postgres_support import store_section
 from tests.support import EMAIL, ZGID, ZUID
 from tests.zoho_support import (
     NO_ORG,
@@ -23,6 +36,12 @@ from tests.zoho_support import (
     ZohoFactory,
     assert_refused,
 )
+
+
+@pytest.fixture
+def broker_store(store_url: str) -> dict[str, Any]:
+    """Every broker in this module runs on SQLite and on PostgreSQL."""
+    return store_section(store_url)
 
 
 async def _store(zoho: Zoho) -> dict[str, list[dict[str, Any]]]:
@@ -241,3 +260,77 @@ async def test_a_new_orgs_first_purchase_needs_zoho_or_an_operator_to_prove_the_
     )
     assert posted.status == 403
     assert zoho.world.sim.hosted_pages == {}
+
+
+# -- the rule itself, without I/O ------------------------------------------------------------------
+
+
+def _binding(zgid: str, verified_by: str | None, evidence: str | None) -> UserRecord:
+    return UserRecord(ZUID, zgid, None, None, None, None, None, 1.0, 1.0, verified_by, evidence)
+
+
+def _request(zgid: str, status: BindingRequestStatus) -> BindingRequest:
+    return BindingRequest(ZUID, zgid, EMAIL, None, 1.0, status)
+
+
+@pytest.mark.parametrize(
+    ("facts", "expected"),
+    [
+        (EvidenceFacts(ZGID, ZGID, None, None, False), ZgidEvidence.ORG_API),
+        (EvidenceFacts(ZGID, OTHER_ZGID, None, None, False), None),  # Zoho names another org
+        (
+            EvidenceFacts(ZGID, None, None, _request(ZGID, BindingRequestStatus.APPROVED), False),
+            ZgidEvidence.OPERATOR,
+        ),
+        (
+            EvidenceFacts(ZGID, None, None, _request(ZGID, BindingRequestStatus.PENDING), False),
+            None,
+        ),
+        (
+            EvidenceFacts(
+                ZGID, None, None, _request(OTHER_ZGID, BindingRequestStatus.APPROVED), False
+            ),
+            None,
+        ),
+        (EvidenceFacts(ZGID, None, None, None, True), ZgidEvidence.BILLING_CUSTOMER),
+        (
+            EvidenceFacts(ZGID, None, _binding(ZGID, "zoho", "org_api"), None, True),
+            ZgidEvidence.ORG_API,  # the binding's stronger evidence is kept
+        ),
+        (
+            EvidenceFacts(ZGID, None, _binding(ZGID, "signed", None), None, False),
+            ZgidEvidence.SIGNED_LINK,
+        ),
+        (EvidenceFacts(ZGID, None, _binding(ZGID, "zoho", None), None, False), None),
+        (EvidenceFacts(ZGID, None, _binding(OTHER_ZGID, "zoho", "org_api"), None, False), None),
+    ],
+)
+def test_the_strongest_evidence_for_the_named_zgid_wins(
+    facts: EvidenceFacts, expected: ZgidEvidence | None
+):
+    assert zgid_evidence(facts) == expected
+
+
+def test_only_zoho_an_operator_or_a_signed_link_may_start_an_org():
+    assert {e for e in ZgidEvidence if may_start_an_org(e)} == {
+        ZgidEvidence.ORG_API,
+        ZgidEvidence.OPERATOR,
+        ZgidEvidence.SIGNED_LINK,
+    }
+    assert not may_start_an_org(None)
+
+
+@pytest.mark.parametrize(
+    ("server", "expected"),
+    [
+        ("https://accounts.zoho.com", "https://www.zohoapis.com/crm/v2/org"),
+        ("https://accounts.zoho.eu", "https://www.zohoapis.eu/crm/v2/org"),
+        ("https://accounts.zoho.com.au", "https://www.zohoapis.com.au/crm/v2/org"),
+        ("https://accounts.zohocloud.ca", "https://www.zohoapis.ca/crm/v2/org"),
+        ("http://accounts.zoho.com", None),  # never send a token in clear
+        ("https://accounts.zoho.com:8443", None),
+        ("https://accounts.example.com", None),
+    ],
+)
+def test_the_default_org_api_is_the_signing_in_data_centres(server: str, expected: str | None):
+    assert default_org_url(server) == expected
