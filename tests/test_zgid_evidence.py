@@ -67,7 +67,7 @@ async def test_a_second_zoho_user_naming_the_victims_zgid_reads_and_binds_nothin
     attacker = await zoho.world.browser()
     page, _ = await zoho.sign_in(attacker, visitor(OTHER_ZUID, ZGID), user=OTHER)
     assert_refused(page, 403, "could not confirm", attacker)
-    assert "ask" in page.text  # says what to do
+    assert "ask your organisation" in page.text  # says what to do
     for secret in ("Standard", "50.00", "10.00", "2026"):
         assert secret not in page.text
     overview = await attacker.get("/manage")
