@@ -171,19 +171,21 @@ class BillingSimulator:
         billing_cycles: int = -1,
     ) -> Subscription:
         """A subscription as if bought through a checkout: webhooks and all, no browser.
-        ``billing_cycles``: how many terms it runs before it expires (-1: until cancelled)."""
+        ``billing_cycles``: how many terms it runs before it expires (-1: until cancelled).
+        ``zuid`` / ``zgid`` go on the customer, as if set through ``PUT /customers/{id}``."""
         fields = [
             CustomFieldInput(label=label, value=value)
             for label, value in (("zuid", zuid), ("zgid", zgid))
             if value is not None
         ]
-        customer = CustomerInput(display_name=display_name, email=email, custom_fields=fields)
+        customer = CustomerInput(display_name=display_name, email=email)
         return self.state.subscribe(
             plan_code,
             quantity=quantity,
             addons=addons,
             customer_id=customer_id,
             customer=customer,
+            customer_fields=fields,
             billing_cycles=billing_cycles,
         )
 
