@@ -80,8 +80,9 @@ class HostedPages:
             else:
                 assert order.new_customer is not None
                 customer = ledger.add_customer(order.new_customer)
-            sub = ledger.create(customer, order.plan, order.quantity, order.addons)
-            sub.custom_fields = order.custom_fields
+            sub = ledger.create(
+                customer, order.plan, order.quantity, order.addons, order.custom_fields
+            )
         else:
             assert order.subscription_id is not None
             sub = ledger.subscription(order.subscription_id)
