@@ -857,7 +857,6 @@ async def test_no_secret_or_access_token_reaches_a_log_line(harness: Harness) ->
         ("com.au", "https://www.zohoapis.com.au/billing/v1", "https://accounts.zoho.com.au"),
         ("jp", "https://www.zohoapis.jp/billing/v1", "https://accounts.zoho.jp"),
         ("ca", "https://www.zohoapis.ca/billing/v1", "https://accounts.zohocloud.ca"),
-        ("uk", "https://www.zohoapis.uk/billing/v1", "https://accounts.zoho.uk"),
         ("sa", "https://www.zohoapis.sa/billing/v1", "https://accounts.zoho.sa"),
         ("com.cn", "https://www.zohoapis.com.cn/billing/v1", "https://accounts.zoho.com.cn"),
     ],

@@ -8,7 +8,9 @@ the query string of the token endpoint.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -54,6 +56,19 @@ ADDON_FILTERS: Filters = {
     "AddonStatus.RECURRING": ("type", "recurring"),
 }
 
+MAX_RECEIVED = 1000  # the newest requests kept for tests; older ones are dropped
+
+
+@dataclass(frozen=True)
+class ApiRequest:
+    """One API call as received, so a test can hold the caller to the documented request."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    body: Any
+
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -75,8 +90,10 @@ class BillingApi:
         tokens: TokenIssuer,
         organization_id: str,
         history: listing.History = lambda event_id: [],
+        received: list[ApiRequest] | None = None,
     ) -> None:
         self._state = state
+        self._received = received if received is not None else []
         self._history = history
         self._tokens = tokens
         self._organization_id = organization_id
@@ -110,6 +127,14 @@ class BillingApi:
         """Authenticate API calls and answer every refusal in Zoho's envelope."""
         if not request.path.startswith(API_PREFIX + "/"):
             return await handler(request)
+        raw = await request.read()
+        try:
+            document = json.loads(raw) if raw.strip() else None
+        except ValueError:
+            document = None
+        path = request.path.removeprefix(API_PREFIX)
+        self._received.append(ApiRequest(request.method, path, dict(request.query), document))
+        del self._received[:-MAX_RECEIVED]
         try:
             self._authorise(request)
             response = await handler(request)

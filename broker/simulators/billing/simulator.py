@@ -21,7 +21,7 @@ from aiohttp import web
 
 from broker.simulators.waiting import ChangeWaiters
 
-from .api import API_PREFIX, BillingApi
+from .api import API_PREFIX, ApiRequest, BillingApi
 from .catalog import Catalog, load_catalog
 from .checkout import Checkout
 from .controls import Controls
@@ -93,6 +93,8 @@ class BillingSimulator:
             free_plan_code=free_plan_code,
         )
         self.state.set_id_style(id_style)
+        # Every API call as received (newest 1,000), for tests that check the caller's requests.
+        self.api_requests: list[ApiRequest] = []
 
     # -- what tests read ---------------------------------------------------------------------
 
@@ -270,7 +272,13 @@ class BillingSimulator:
     # -- the app -----------------------------------------------------------------------------
 
     def app(self) -> web.Application:
-        api = BillingApi(self.state, self._tokens, self.organization_id, self._webhooks.history)
+        api = BillingApi(
+            self.state,
+            self._tokens,
+            self.organization_id,
+            self._webhooks.history,
+            received=self.api_requests,
+        )
         app = web.Application(middlewares=[self._gate.middleware, api.middleware])
         api.register(app)
         Checkout(self.state).register(app)
