@@ -238,13 +238,17 @@ class BillingApi:
 
     async def _new_subscription_page(self, request: web.Request) -> web.Response:
         wanted = parse_body(NewSubscriptionPageInput, await request.read())
-        page = self._state.open_new_subscription_page(wanted, origin(request))
+        page = self._state.open_new_subscription_page(wanted, self._page_origin(request))
         return ok({"hostedpage": page.to_json(self._state.clock())}, 201)
 
     async def _update_subscription_page(self, request: web.Request) -> web.Response:
         wanted = parse_body(UpdateSubscriptionPageInput, await request.read())
-        page = self._state.open_update_page(wanted, origin(request))
+        page = self._state.open_update_page(wanted, self._page_origin(request))
         return ok({"hostedpage": page.to_json(self._state.clock())}, 201)
+
+    def _page_origin(self, request: web.Request) -> str:
+        """Where buyers open hosted pages: the domain the vendor mapped them to, if any."""
+        return self._state.pages.mapped_origin or origin(request)
 
     async def _hosted_page(self, request: web.Request) -> web.Response:
         page = self._state.hosted_page(request.match_info["id"])

@@ -22,6 +22,8 @@ class HostedPages:
         self._ledger = ledger
         self._orders = orders
         self.ttl = ttl
+        # Zoho lets a vendor serve hosted pages on its own domain; page URLs then name it.
+        self.mapped_origin: str | None = None
 
     def open_new_subscription(self, request: NewSubscriptionPageInput, origin: str) -> HostedPage:
         plan = self._orders.plan(request.plan.plan_code)

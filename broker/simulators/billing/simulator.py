@@ -191,6 +191,10 @@ class BillingSimulator:
             billing_cycles=billing_cycles,
         )
 
+    def map_hosted_pages(self, origin: str | None) -> None:
+        """Serve hosted pages from ``origin`` (a vendor's mapped domain); None: this server."""
+        self.state.pages.mapped_origin = origin.rstrip("/") if origin else None
+
     def expire_tokens(self) -> None:
         self._tokens.expire_all()
 
