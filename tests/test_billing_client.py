@@ -168,16 +168,13 @@ class Harness:
 
 def new_subscription_payload(**changes: Any) -> dict[str, Any]:
     return {
-        "customer": {
-            "display_name": "Example Org",
-            "email": "owner@example.com",
-            "custom_fields": [
-                {"label": "zuid", "value": "60000000001"},
-                {"label": "zgid", "value": "70000000001"},
-            ],
-        },
+        "customer": {"display_name": "Example Org", "email": "owner@example.com"},
         "plan": {"plan_code": STANDARD, "quantity": 5},
         "addons": [{"addon_code": STORAGE, "quantity": 2}],
+        "custom_fields": [
+            {"label": "zuid", "value": "60000000001"},
+            {"label": "zgid", "value": "70000000001"},
+        ],
         "redirect_url": BACK,
     } | changes
 
@@ -656,8 +653,8 @@ async def test_new_subscription_checkout_paid_reads_back_as_success(harness: Har
         "live",
     )
     assert [(a["addon_code"], a["quantity"]) for a in sub["addons"]] == [(STORAGE, 2)]
-    assert sub["customer"]["custom_field_hash"]["cf_zuid"] == "60000000001"
-    assert sub["customer"]["custom_field_hash"]["cf_zgid"] == "70000000001"
+    assert sub["custom_field_hash"]["cf_zuid"] == "60000000001"
+    assert sub["custom_field_hash"]["cf_zgid"] == "70000000001"
     assert sub["subscription_id"] in harness.sim.subscriptions
 
 
@@ -860,7 +857,6 @@ async def test_no_secret_or_access_token_reaches_a_log_line(harness: Harness) ->
         ("com.au", "https://www.zohoapis.com.au/billing/v1", "https://accounts.zoho.com.au"),
         ("jp", "https://www.zohoapis.jp/billing/v1", "https://accounts.zoho.jp"),
         ("ca", "https://www.zohoapis.ca/billing/v1", "https://accounts.zohocloud.ca"),
-        ("uk", "https://www.zohoapis.uk/billing/v1", "https://accounts.zoho.uk"),
         ("sa", "https://www.zohoapis.sa/billing/v1", "https://accounts.zoho.sa"),
         ("com.cn", "https://www.zohoapis.com.cn/billing/v1", "https://accounts.zoho.com.cn"),
     ],

@@ -123,6 +123,7 @@ class Api:
             "customer": customer or buyer(),
             "plan": {"plan_code": plan, "quantity": quantity},
             "addons": addons or [],
+            "custom_fields": ORG_FIELDS,
         }
         if redirect_url is not None:
             body["redirect_url"] = redirect_url
@@ -150,11 +151,11 @@ def buyer(**changes: Any) -> dict[str, Any]:
         "last_name": "Owner",
         "email": "owner@example.com",
         "company_name": "Example Org",
-        "custom_fields": [
-            {"label": "zuid", "value": "60000000001"},
-            {"api_name": "cf_zgid", "value": "70000000001"},
-        ],
     } | changes
+
+
+# Where the hosted page request documents custom fields: the subscription's, label and value.
+ORG_FIELDS = [{"label": "zuid", "value": "60000000001"}, {"label": "zgid", "value": "70000000001"}]
 
 
 def event_types(sim: BillingSimulator) -> list[str]:
@@ -487,7 +488,7 @@ async def test_new_subscription_checkout_pays_redirects_and_reads_back_as_succes
         "2026-06-30",
     )
     assert subscription["next_billing_at"] == "2026-07-01"
-    hash_ = subscription["customer"]["custom_field_hash"]
+    hash_ = subscription["custom_field_hash"]
     assert (hash_["cf_zuid"], hash_["cf_zgid"]) == ("60000000001", "70000000001")
     assert list(sim.subscriptions) == [subscription["subscription_id"]]
     assert event_types(sim) == ["subscription_created", "payment_thankyou"]
@@ -622,7 +623,7 @@ async def test_returning_customer_buys_again_by_customer_id(
     assert len(sim.customers) == 1
     assert [row["plan_code"] for row in listed["subscriptions"]] == [FREE, STANDARD]
     assert {row["status"] for row in listed["subscriptions"]} == {"live"}
-    assert customer["customer"]["custom_field_hash"]["cf_zuid"] == "60000000001"
+    assert customer["customer"]["customer_id"] == first["customer_id"]
 
 
 async def test_update_page_changes_the_plan_on_payment(api: Api, sim: BillingSimulator) -> None:
@@ -690,10 +691,10 @@ async def test_webhooks_carry_zapikey_signature_and_the_default_payload(
     data = event["data"]["subscription"]
     assert data["subscription_id"] == subscription["subscription_id"]
     assert data["plan"]["plan_code"] == STANDARD
-    fields = {f["api_name"]: f for f in data["customer"]["custom_fields"]}
+    fields = {f["api_name"]: f for f in data["custom_fields"]}
     assert (fields["cf_zuid"]["label"], fields["cf_zuid"]["value"]) == ("zuid", "60000000001")
     assert fields["cf_zgid"]["value"] == "70000000001"
-    assert data["customer"]["custom_field_hash"]["cf_zgid_unformatted"] == "70000000001"
+    assert data["custom_field_hash"]["cf_zgid_unformatted"] == "70000000001"
     assert thanks.payload["event_type"] == "payment_thankyou"
     assert thanks.payload["data"]["payment"]["amount"] == 55.0
     assert int(thanks.payload["event_id"]) > int(event["event_id"])

@@ -129,7 +129,7 @@ async def test_subscribe_redirects_to_the_hosted_checkout_and_records_checkout_a
     assert (order.plan.plan_code, order.quantity) == (STANDARD_CODE, 5)
     assert [(a.addon.addon_code, a.quantity) for a in order.addons] == [(STORAGE_MONTHLY, 2)]
     assert order.new_customer is not None
-    fields = {f.api_name: f.value for f in order.new_customer.custom_fields}
+    fields = {f.api_name: f.value for f in order.custom_fields}
     assert fields == {"cf_zuid": OWNER_ZUID, "cf_zgid": OWNER_ZGID}
     redirect = world.sim.hosted_pages[hostedpage_id].redirect_url
     assert redirect == f"http://127.0.0.1:{world.broker.port}/manage/return"

@@ -82,6 +82,16 @@ class BillingClient:
             "GET", f"/subscriptions/{path_segment('subscription', subscription_id)}", "subscription"
         )
 
+    async def get_customer(self, customer_id: str) -> dict[str, Any]:
+        return await self._resource(
+            "GET", f"/customers/{path_segment('customer', customer_id)}", "customer"
+        )
+
+    async def update_customer(self, customer_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+        return await self._resource(
+            "PUT", f"/customers/{path_segment('customer', customer_id)}", "customer", json=payload
+        )
+
     async def new_subscription_page(self, payload: dict[str, Any]) -> dict[str, Any]:
         return await self._resource(
             "POST", "/hostedpages/newsubscription", "hostedpage", json=payload

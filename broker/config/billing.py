@@ -2,14 +2,52 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 
-from broker.config.base import Section, http_url
+from broker.config.base import Section, http_url, origin_url
 
-ACCOUNTS_HOSTS = {"ca": "accounts.zohocloud.ca"}  # every other data centre: accounts.zoho.{dc}
-DataCentre = Literal["com", "eu", "in", "com.au", "jp", "ca", "uk", "sa", "com.cn"]
+# Zoho Billing's data centres: the eight its API introduction lists (US, EU, IN, AU, JP, CA, CN,
+# SA; https://www.zoho.com/billing/api/v1/introduction/). No Zoho Billing source lists a UK one.
+DataCentre = Literal["com", "eu", "in", "com.au", "jp", "ca", "sa", "com.cn"]
+
+
+@dataclass(frozen=True)
+class DataCentreHosts:
+    """Where one data centre's Zoho Billing lives (docs/zoho-setup.md has the same table)."""
+
+    api: str  # [doc] the Billing API introduction's "Base API URI"
+    accounts: str  # [doc] Zoho's multi-DC pages (CRM, Lens): accounts.zoho.{tld}, Canada's apart
+    # Hosted checkout pages: [doc] billing.zoho.com in specs/hosted-pages.yml's ``url`` example;
+    # other data centres by the same pattern [unsure], so the whole Zoho domain is allowed.
+    hosted_pages: str
+    portal: str  # the customer portal, billing.zohosecure.{tld} [unsure: seen, not documented]
+
+
+def _hosts(tld: str, zoho: str = "zoho") -> DataCentreHosts:
+    return DataCentreHosts(
+        api=f"https://www.zohoapis.{tld}",
+        accounts=f"https://accounts.{zoho}.{tld}",
+        hosted_pages=f"https://*.{zoho}.{tld}",
+        portal=f"https://billing.zohosecure.{tld}",
+    )
+
+
+DATA_CENTRES: dict[str, DataCentreHosts] = {
+    "com": _hosts("com"),
+    "eu": _hosts("eu"),
+    "in": _hosts("in"),
+    "com.au": _hosts("com.au"),
+    "jp": _hosts("jp"),
+    "ca": _hosts("ca", zoho="zohocloud"),  # [doc] accounts.zohocloud.ca; its API www.zohoapis.ca
+    "sa": _hosts("sa"),
+    "com.cn": _hosts("com.cn"),
+}
+ACCOUNTS_HOSTS = {
+    code: hosts.accounts.removeprefix("https://") for code, hosts in DATA_CENTRES.items()
+}
 
 
 class BillingSettings(Section):
@@ -36,27 +74,39 @@ class BillingSettings(Section):
     # past it, the overview shows what is stored and actions ask the visitor to wait.
     session_call_burst: int = Field(10, ge=1, le=1000)
     session_calls_per_minute: float = Field(10.0, gt=0)
+    # Origins the page's forms may also be sent on to: a domain the vendor mapped Zoho's hosted
+    # pages to (e.g. "https://pay.example.com"), added to the Content-Security-Policy.
+    extra_checkout_origins: list[str] = Field(default_factory=list, max_length=20)
 
     @field_validator("base_url", "accounts_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         return http_url(value)
 
+    @field_validator("extra_checkout_origins")
+    @classmethod
+    def _origins(cls, values: list[str]) -> list[str]:
+        return [origin_url(value) for value in values]
+
+    @property
+    def hosts(self) -> DataCentreHosts:
+        return DATA_CENTRES[self.data_centre]
+
     @property
     def resolved_base_url(self) -> str:
-        return self.base_url or f"https://www.zohoapis.{self.data_centre}/billing/v1"
+        return self.base_url or f"{self.hosts.api}/billing/v1"
 
     @property
     def checkout_origins(self) -> list[str]:
-        """Where hosted checkout pages live: a form may redirect there and nowhere else."""
+        """Where hosted checkout pages live: a form may redirect there and nowhere else. With
+        ``base_url`` set (a stand-in billing), its origin replaces the data centre's."""
         if self.base_url:
             scheme, _, rest = self.base_url.partition("://")
-            return [f"{scheme}://{rest.split('/', 1)[0]}"]
-        if self.data_centre == "ca":
-            return ["https://*.zohocloud.ca"]
-        return [f"https://*.zoho.{self.data_centre}"]
+            found = [f"{scheme}://{rest.split('/', 1)[0]}"]
+        else:
+            found = [self.hosts.hosted_pages, self.hosts.portal]
+        return found + [o for o in self.extra_checkout_origins if o not in found]
 
     @property
     def resolved_accounts_url(self) -> str:
-        host = ACCOUNTS_HOSTS.get(self.data_centre, f"accounts.zoho.{self.data_centre}")
-        return self.accounts_url or f"https://{host}"
+        return self.accounts_url or self.hosts.accounts

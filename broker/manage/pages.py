@@ -17,6 +17,7 @@ from aiohttp import web
 from broker.config import LandingVerification
 from broker.core.landing import ID_ALIASES
 from broker.errors import BillingError, BillingNotFound, Forbidden, NotFound
+from broker.manage.customer_fields import keep_on_customer
 from broker.manage.identity import (
     refuse_unconfigured,
     remember,
@@ -138,6 +139,9 @@ async def checkout_return(request: web.Request) -> web.StreamResponse:
             )
             if result:
                 app[worker_key].wake()
+            customer_id = _customer_id(document)
+            if checkout.action == "subscribe" and customer_id:
+                await keep_on_customer(app, customer_id, session)
         notice = (
             "Thank you: your subscription is active."
             if checkout.action == "subscribe"
@@ -202,6 +206,14 @@ def _record_success(
     finish_checkout(db, hostedpage_id, status="success", now=now)
     audit(db, result="ok", subscription_id=str(document.get("subscription_id") or "") or None)
     return result.queued
+
+
+def _customer_id(document: dict[str, Any]) -> str | None:
+    customer = document.get("customer")
+    found = document.get("customer_id") or (
+        customer.get("customer_id") if isinstance(customer, dict) else None
+    )
+    return str(found) if found else None
 
 
 def _record_other(db: Any, *, hostedpage_id: str, status: str, now: float, audit: Any) -> None:

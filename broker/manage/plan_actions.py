@@ -3,8 +3,9 @@ checkout that changing the plan (``plan_change``) shares.
 
 Both show the plan form from the billing catalog and mostly end on billing's hosted checkout,
 whose choices are kept (``checkouts``) so the return from it, or a 'try again', loses nothing. A
-new subscription carries the billing customer's cf_zuid / cf_zgid, so every later webhook names
-both. A billing failure shows the form again with everything the user chose.
+new subscription carries zuid / zgid in its own ``custom_fields`` (the hosted page request's
+documented place), so every later webhook names both; the paid return puts them on the customer
+too. A billing failure shows the form again with everything the user chose.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import structlog
 from aiohttp import web
 
 from broker.core.catalog import Catalog
+from broker.core.correlation import Correlation
 from broker.core.forms import FREQUENCIES, FormResult, parse_plan_form
 from broker.core.policy import Action
 from broker.errors import BillingError
@@ -64,6 +66,7 @@ async def subscribe(request: web.Request) -> web.StreamResponse:
     session = viewer.session
     payload: dict[str, Any] = {
         **plan_and_addons(parsed.cleaned),
+        "custom_fields": Correlation(zuid=session.zuid, zgid=session.zgid).custom_fields(),
         "redirect_url": return_url(request),
     }
     known_customer = next((s.customer_id for s in viewer.subscriptions if s.customer_id), None)
@@ -237,7 +240,7 @@ def _storage_addons(choice: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _new_customer(session: Session) -> dict[str, Any]:
-    """The billing customer, carrying cf_zuid / cf_zgid so every later webhook has both."""
+    """The billing customer to create; the hosted page documents no custom fields on it."""
     first, _, last = session.name.partition(" ")
     return {
         "display_name": session.company or session.name,
@@ -245,10 +248,6 @@ def _new_customer(session: Session) -> dict[str, Any]:
         "first_name": first,
         "last_name": last,
         "email": session.email or "",
-        "custom_fields": [
-            {"label": "zuid", "api_name": "cf_zuid", "value": session.zuid},
-            {"label": "zgid", "api_name": "cf_zgid", "value": session.zgid},
-        ],
     }
 
 

@@ -8,7 +8,10 @@ the query string of the token endpoint.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -23,6 +26,7 @@ from .errors import (
     invalid,
 )
 from .inputs import (
+    CustomerUpdateInput,
     NewSubscriptionPageInput,
     PauseInput,
     SubscriptionChangeInput,
@@ -36,10 +40,34 @@ from .oauth import TokenIssuer
 API_PREFIX = "/billing/v1"
 TOKEN_PATH = "/oauth/v2/token"  # noqa: S105 - a path, not a password
 ORG_HEADER = "X-com-zoho-subscriptions-organizationid"
-PLAN_FILTERS = {"PlanStatus.ALL": None, "PlanStatus.ACTIVE": "active"}
-PLAN_FILTERS |= {"PlanStatus.INACTIVE": "inactive"}
-ADDON_FILTERS = {"AddonStatus.ALL": None, "AddonStatus.ACTIVE": "active"}
-ADDON_FILTERS |= {"AddonStatus.INACTIVE": "inactive"}
+# The documented ``filter_by`` values, each as (key, value) an item must have, None for all:
+# specs/plans.yml and specs/addons.yml, GET /plans and GET /addons. Anything else is refused.
+Filters = dict[str, tuple[str, str] | None]
+PLAN_FILTERS: Filters = {
+    "PlanStatus.All": None,
+    "PlanStatus.ACTIVE": ("status", "active"),
+    "PlanStatus.INACTIVE": ("status", "inactive"),
+}
+ADDON_FILTERS: Filters = {
+    "AddonStatus.All": None,
+    "AddonStatus.ACTIVE": ("status", "active"),
+    "AddonStatus.INACTIVE": ("status", "inactive"),
+    "AddonStatus.ONETIME": ("type", "one_time"),
+    "AddonStatus.RECURRING": ("type", "recurring"),
+}
+
+MAX_RECEIVED = 1000  # the newest requests kept for tests; older ones are dropped
+
+
+@dataclass(frozen=True)
+class ApiRequest:
+    """One API call as received, so a test can hold the caller to the documented request."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    body: Any
+
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -62,8 +90,10 @@ class BillingApi:
         tokens: TokenIssuer,
         organization_id: str,
         history: listing.History = lambda event_id: [],
+        received: list[ApiRequest] | None = None,
     ) -> None:
         self._state = state
+        self._received = received if received is not None else []
         self._history = history
         self._tokens = tokens
         self._organization_id = organization_id
@@ -75,6 +105,7 @@ class BillingApi:
             ("GET", "/plans", self._plans),
             ("GET", "/addons", self._addons),
             ("GET", "/customers/{id}", self._customer),
+            ("PUT", "/customers/{id}", self._update_customer),
             ("GET", "/subscriptions", self._subscriptions),
             ("GET", "/subscriptions/{id}", self._subscription),
             ("PUT", "/subscriptions/{id}", self._change),
@@ -96,6 +127,14 @@ class BillingApi:
         """Authenticate API calls and answer every refusal in Zoho's envelope."""
         if not request.path.startswith(API_PREFIX + "/"):
             return await handler(request)
+        raw = await request.read()
+        try:
+            document = json.loads(raw) if raw.strip() else None
+        except ValueError:
+            document = None
+        path = request.path.removeprefix(API_PREFIX)
+        self._received.append(ApiRequest(request.method, path, dict(request.query), document))
+        del self._received[:-MAX_RECEIVED]
         try:
             self._authorise(request)
             response = await handler(request)
@@ -132,33 +171,42 @@ class BillingApi:
         return web.json_response(body, status=status)
 
     async def _plans(self, request: web.Request) -> web.Response:
-        wanted = self._status_filter(request, PLAN_FILTERS)
-        plans = self._state.catalog.plans.values()
-        return paginate(
-            request, "plans", [p.to_json() for p in plans if wanted in (None, p.status)]
-        )
+        plans = [plan.to_json() for plan in self._state.catalog.plans.values()]
+        return paginate(request, "plans", self._filtered(request, PLAN_FILTERS, plans))
 
     async def _addons(self, request: web.Request) -> web.Response:
-        wanted = self._status_filter(request, ADDON_FILTERS)
-        addons = self._state.catalog.addons.values()
-        return paginate(
-            request, "addons", [a.to_json() for a in addons if wanted in (None, a.status)]
-        )
+        addons = [addon.to_json() for addon in self._state.catalog.addons.values()]
+        return paginate(request, "addons", self._filtered(request, ADDON_FILTERS, addons))
 
     @staticmethod
-    def _status_filter(request: web.Request, filters: dict[str, str | None]) -> str | None:
+    def _filtered(
+        request: web.Request, filters: Filters, items: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
         given = request.query.get("filter_by")
         if given is None:
-            return None
+            return items
         if given not in filters:
             raise invalid("Invalid value passed for filter_by.")
-        return filters[given]
+        wanted = filters[given]
+        if wanted is None:
+            return items
+        key, value = wanted
+        return [item for item in items if item.get(key) == value]
 
     async def _customer(self, request: web.Request) -> web.Response:
         return ok({"customer": self._state.customer(request.match_info["id"]).to_json()})
 
+    async def _update_customer(self, request: web.Request) -> web.Response:
+        self._state.customer(request.match_info["id"])  # 404 before 400, like Zoho
+        wanted = parse_body(CustomerUpdateInput, await request.read())
+        customer = self._state.update_customer(request.match_info["id"], wanted)
+        return ok(
+            {"customer": customer.to_json()}, message="The customer details have been updated."
+        )
+
     async def _subscriptions(self, request: web.Request) -> web.Response:
-        rows = listing.subscriptions(request, self._state.subscriptions.values())
+        state = self._state
+        rows = listing.subscriptions(request, state.subscriptions.values(), state.calendar.today)
         return paginate(request, "subscriptions", rows)
 
     async def _subscription(self, request: web.Request) -> web.Response:
@@ -190,13 +238,17 @@ class BillingApi:
 
     async def _new_subscription_page(self, request: web.Request) -> web.Response:
         wanted = parse_body(NewSubscriptionPageInput, await request.read())
-        page = self._state.open_new_subscription_page(wanted, origin(request))
+        page = self._state.open_new_subscription_page(wanted, self._page_origin(request))
         return ok({"hostedpage": page.to_json(self._state.clock())}, 201)
 
     async def _update_subscription_page(self, request: web.Request) -> web.Response:
         wanted = parse_body(UpdateSubscriptionPageInput, await request.read())
-        page = self._state.open_update_page(wanted, origin(request))
+        page = self._state.open_update_page(wanted, self._page_origin(request))
         return ok({"hostedpage": page.to_json(self._state.clock())}, 201)
+
+    def _page_origin(self, request: web.Request) -> str:
+        """Where buyers open hosted pages: the domain the vendor mapped them to, if any."""
+        return self._state.pages.mapped_origin or origin(request)
 
     async def _hosted_page(self, request: web.Request) -> web.Response:
         page = self._state.hosted_page(request.match_info["id"])

@@ -22,6 +22,8 @@ class HostedPages:
         self._ledger = ledger
         self._orders = orders
         self.ttl = ttl
+        # Zoho lets a vendor serve hosted pages on its own domain; page URLs then name it.
+        self.mapped_origin: str | None = None
 
     def open_new_subscription(self, request: NewSubscriptionPageInput, origin: str) -> HostedPage:
         plan = self._orders.plan(request.plan.plan_code)
@@ -80,8 +82,9 @@ class HostedPages:
             else:
                 assert order.new_customer is not None
                 customer = ledger.add_customer(order.new_customer)
-            sub = ledger.create(customer, order.plan, order.quantity, order.addons)
-            sub.custom_fields = order.custom_fields
+            sub = ledger.create(
+                customer, order.plan, order.quantity, order.addons, order.custom_fields
+            )
         else:
             assert order.subscription_id is not None
             sub = ledger.subscription(order.subscription_id)

@@ -18,7 +18,7 @@ from .catalog import Catalog, Plan, money
 from .clock import ONE_DAY, Calendar, term
 from .errors import does_not_exist
 from .ids import IdStyle, styled
-from .records import AddonLine, Customer, Event, HostedPage, Subscription
+from .records import AddonLine, Customer, CustomField, Event, HostedPage, Subscription
 
 
 def _ids(start: int) -> Iterator[str]:
@@ -86,8 +86,14 @@ class Ledger:
         return customer
 
     def create(
-        self, customer: Customer, plan: Plan, quantity: int, addons: list[AddonLine]
+        self,
+        customer: Customer,
+        plan: Plan,
+        quantity: int,
+        addons: list[AddonLine],
+        custom_fields: list[CustomField] | None = None,
     ) -> Subscription:
+        """A new subscription; its custom fields are set before its created event goes out."""
         today, stamp = self.calendar.today, self.calendar.stamp()
         trial = plan.trial_period > 0
         if trial:
@@ -111,6 +117,7 @@ class Ledger:
             activated_at=None if trial else today,
             trial_starts_at=today if trial else None,
             trial_ends_at=term_end if trial else None,
+            custom_fields=list(custom_fields or []),
         )
         self.subscriptions[sub.subscription_id] = sub
         self.emit_subscription("subscription_created", sub)

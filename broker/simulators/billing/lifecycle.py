@@ -22,6 +22,8 @@ from .ids import IdStyle
 from .inputs import (
     AddonInput,
     CustomerInput,
+    CustomerUpdateInput,
+    CustomFieldInput,
     NewSubscriptionPageInput,
     PauseInput,
     SubscriptionChangeInput,
@@ -96,6 +98,19 @@ class BillingState:
 
     def hosted_page(self, hostedpage_id: str) -> HostedPage:
         return self.ledger.hosted_page(hostedpage_id)
+
+    def update_customer(self, customer_id: str, request: CustomerUpdateInput) -> Customer:
+        """PUT /customers/{id}: what is given replaces what was; custom fields by label."""
+        customer = self.ledger.customer(customer_id)
+        customer.display_name, customer.email = request.display_name, request.email
+        for name in ("first_name", "last_name", "company_name"):
+            if (value := getattr(request, name)) is not None:
+                setattr(customer, name, value)
+        if request.custom_fields is not None:
+            customer.custom_fields = self.orders.customer_custom_fields(
+                customer.custom_fields, request.custom_fields
+            )
+        return customer
 
     def event(self, event_id: str) -> Event:
         return self.ledger.event(event_id)
@@ -242,6 +257,7 @@ class BillingState:
         addons: dict[str, int] | None = None,
         customer_id: str | None = None,
         customer: CustomerInput | None = None,
+        customer_fields: list[CustomFieldInput] | None = None,
         billing_cycles: int = -1,
     ) -> Subscription:
         """A subscription as if its checkout had been paid, events and all."""
@@ -253,6 +269,10 @@ class BillingState:
         else:
             new = self.orders.new_customer(customer or CustomerInput(display_name="Org"))
             buyer = self.ledger.add_customer(new)
+        if customer_fields:
+            buyer.custom_fields = self.orders.customer_custom_fields(
+                buyer.custom_fields, customer_fields
+            )
         sub = self.ledger.create(buyer, plan, quantity, lines)
         sub.billing_cycles = billing_cycles
         return sub

@@ -2,11 +2,11 @@
 documented), and the filters of ``GET /events`` and ``GET /subscriptions``.
 
 Documented [doc]: ``page``, ``per_page`` (at most 200), ``has_more_page``; ``customer_id`` and
-``filter_by=SubscriptionStatus.*`` on subscriptions ([seen] in public clients). Guessed [unsure],
-so a broker must make its choice a setting: ``date_start`` / ``date_end`` (inclusive, on the
-event's ``event_time`` day) and ``sort_order`` (``A`` oldest first, ``D`` newest first, the
-default) on events; ``plan_code`` and ``product_id`` on subscriptions. Anything malformed is a 400
-with code 4 naming the parameter.
+the ``filter_by`` values of specs/subscription.yml on subscriptions (others are refused).
+Guessed [unsure], so a broker must make its choice a setting: ``date_start`` / ``date_end``
+(inclusive, on the event's ``event_time`` day) and ``sort_order`` (``A`` oldest first, ``D``
+newest first, the default) on events; ``plan_code`` and ``product_id`` on subscriptions. Anything
+malformed is a 400 with code 4 naming the parameter.
 """
 
 from __future__ import annotations
@@ -22,26 +22,51 @@ from .records import Event, Subscription
 
 MAX_PER_PAGE = 200
 History = Callable[[str], list[dict[str, Any]]]  # event_id -> its webhooks, as Zoho lists them
-SUBSCRIPTION_FILTERS: dict[str, frozenset[str] | None] = {
+Wanted = Callable[[Subscription, date], bool]  # (subscription, today) -> listed?
+
+
+def _statuses(*names: str) -> Wanted:
+    return lambda sub, today: sub.status in names
+
+
+def _cancelled_in(months_back: int) -> Wanted:
+    def wanted(sub: Subscription, today: date) -> bool:
+        month = today.year * 12 + today.month - 1 - months_back
+        when = sub.cancelled_at
+        return (
+            sub.status == "cancelled"
+            and when is not None
+            and (when.year * 12 + when.month - 1 == month)
+        )
+
+    return wanted
+
+
+# The documented values only (specs/subscription.yml, GET /subscriptions ``filter_by``): the
+# SubscriptionStatus words and SubscriptionMode.ONLINE / OFFLINE. Anything else is refused.
+SUBSCRIPTION_FILTERS: dict[str, Wanted | None] = {
     "SubscriptionStatus.All": None,
-    "SubscriptionStatus.ALL": None,
-    "SubscriptionStatus.ACTIVE": frozenset({"live", "trial", "future", "non_renewing", "dunning"}),
-    "SubscriptionStatus.LIVE": frozenset({"live"}),
-    "SubscriptionStatus.FUTURE": frozenset({"future"}),
-    "SubscriptionStatus.TRIAL": frozenset({"trial"}),
-    "SubscriptionStatus.PAST_DUE": frozenset({"dunning"}),
-    "SubscriptionStatus.UNPAID": frozenset({"unpaid"}),
-    "SubscriptionStatus.NON_RENEWING": frozenset({"non_renewing"}),
-    "SubscriptionStatus.CANCELLED_FROM_DUNNING": frozenset({"cancelled_from_dunning"}),
-    "SubscriptionStatus.CANCELLED": frozenset({"cancelled"}),
-    "SubscriptionStatus.EXPIRED": frozenset({"expired"}),
-    "SubscriptionStatus.TRIAL_EXPIRED": frozenset({"trial_expired"}),
-    "SubscriptionStatus.PAUSED": frozenset({"paused"}),  # [unsure]: the product shows paused
+    "SubscriptionStatus.ACTIVE": _statuses("live", "trial", "future", "non_renewing", "dunning"),
+    "SubscriptionStatus.LIVE": _statuses("live"),
+    "SubscriptionStatus.FUTURE": _statuses("future"),
+    "SubscriptionStatus.TRIAL": _statuses("trial"),
+    "SubscriptionStatus.PAST_DUE": _statuses("dunning"),
+    "SubscriptionStatus.UNPAID": _statuses("unpaid"),
+    "SubscriptionStatus.NON_RENEWING": _statuses("non_renewing"),
+    "SubscriptionStatus.CANCELLED_FROM_DUNNING": _statuses("cancelled_from_dunning"),
+    "SubscriptionStatus.CANCELLED": _statuses("cancelled"),
+    "SubscriptionStatus.EXPIRED": _statuses("expired"),
+    "SubscriptionStatus.TRIAL_EXPIRED": _statuses("trial_expired"),
+    "SubscriptionStatus.CANCELLED_LAST_MONTH": _cancelled_in(1),
+    "SubscriptionStatus.CANCELLED_THIS_MONTH": _cancelled_in(0),
+    # Every simulated subscription is paid through a checkout: online.
+    "SubscriptionMode.ONLINE": None,
+    "SubscriptionMode.OFFLINE": lambda sub, today: False,
 }
 
 
-def ok(resources: dict[str, Any], status: int = 200) -> web.Response:
-    return web.json_response({"code": 0, "message": "success", **resources}, status=status)
+def ok(resources: dict[str, Any], status: int = 200, message: str = "success") -> web.Response:
+    return web.json_response({"code": 0, "message": message, **resources}, status=status)
 
 
 def _number(request: web.Request, name: str, default: int) -> int:
@@ -97,16 +122,18 @@ def events(request: web.Request, log: list[Event], history: History) -> list[dic
     return rows
 
 
-def subscriptions(request: web.Request, subs: Iterable[Subscription]) -> list[dict[str, Any]]:
+def subscriptions(
+    request: web.Request, subs: Iterable[Subscription], today: date
+) -> list[dict[str, Any]]:
     """List items (no plan object, as Zoho's list omits it), newest first, filtered."""
     query = request.query
     given = query.get("filter_by")
     if given is not None and given not in SUBSCRIPTION_FILTERS:
         raise invalid("Invalid value passed for filter_by.")
-    statuses = SUBSCRIPTION_FILTERS[given] if given is not None else None
+    wanted = SUBSCRIPTION_FILTERS[given] if given is not None else None
     rows = []
     for sub in reversed(list(subs)):
-        if statuses is not None and sub.status not in statuses:
+        if wanted is not None and not wanted(sub, today):
             continue
         if query.get("customer_id") not in (None, sub.customer.customer_id):
             continue

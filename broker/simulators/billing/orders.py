@@ -42,14 +42,22 @@ class Orders:
             raise ApiError(400, CATALOG_ITEM_MISSING, f"The add-on {addon_code} does not exist.")
         return found
 
-    def new_customer(self, given: CustomerInput) -> Customer:
-        """A customer to be created on payment (the id is given then)."""
-        fields: list[CustomField] = []
-        for item in given.custom_fields:
+    def customer_custom_fields(
+        self, kept: list[CustomField], given: list[CustomFieldInput]
+    ) -> list[CustomField]:
+        """A customer's fields after an update names some by label; a label the organisation
+        did not define for customers is dropped, as Zoho keeps only defined fields."""
+        fields = list(kept)
+        for item in given:
             made = self.custom_field(item)
             if self.customer_fields is not None and made.label.lower() not in self.customer_fields:
                 continue  # not a field this organisation defined
             fields = [old for old in fields if old.api_name != made.api_name] + [made]
+        return fields
+
+    def new_customer(self, given: CustomerInput) -> Customer:
+        """A customer to be created on payment (the id is given then), without custom fields:
+        the hosted page's customer has none (set them later through ``PUT /customers``)."""
         return Customer(
             customer_id="",
             display_name=given.display_name,
@@ -58,21 +66,19 @@ class Orders:
             email=given.email,
             company_name=given.company_name,
             created_time="",
-            custom_fields=fields,
         )
 
     def custom_field(self, given: CustomFieldInput) -> CustomField:
-        """zuid / cf_zuid / zgid / cf_zgid become the organisation's defined fields."""
-        name = (given.api_name or given.label or f"field_{given.customfield_id}").strip()
-        label = name.removeprefix("cf_") if name.lower().startswith("cf_") else name
+        """A field named by its label; zuid and zgid are the organisation's defined fields."""
+        label = given.label.strip()
         if label.lower() in KNOWN_CUSTOMER_FIELDS:
             label = label.lower()
             field_id = KNOWN_CUSTOMER_FIELDS[label]
         else:
-            field_id = given.customfield_id or next(self._field_ids)
+            field_id = next(self._field_ids)
         api_name = "cf_" + re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_")
         value = "" if given.value is None else str(given.value)
-        return CustomField(field_id, given.label or label, api_name, value)
+        return CustomField(field_id, label, api_name, value)
 
     def addon_lines(self, given: list[AddonInput], plan: Plan) -> list[AddonLine]:
         lines: list[AddonLine] = []

@@ -21,7 +21,7 @@ from aiohttp import web
 
 from broker.simulators.waiting import ChangeWaiters
 
-from .api import API_PREFIX, BillingApi
+from .api import API_PREFIX, ApiRequest, BillingApi
 from .catalog import Catalog, load_catalog
 from .checkout import Checkout
 from .controls import Controls
@@ -93,6 +93,8 @@ class BillingSimulator:
             free_plan_code=free_plan_code,
         )
         self.state.set_id_style(id_style)
+        # Every API call as received (newest 1,000), for tests that check the caller's requests.
+        self.api_requests: list[ApiRequest] = []
 
     # -- what tests read ---------------------------------------------------------------------
 
@@ -171,21 +173,27 @@ class BillingSimulator:
         billing_cycles: int = -1,
     ) -> Subscription:
         """A subscription as if bought through a checkout: webhooks and all, no browser.
-        ``billing_cycles``: how many terms it runs before it expires (-1: until cancelled)."""
+        ``billing_cycles``: how many terms it runs before it expires (-1: until cancelled).
+        ``zuid`` / ``zgid`` go on the customer, as if set through ``PUT /customers/{id}``."""
         fields = [
             CustomFieldInput(label=label, value=value)
             for label, value in (("zuid", zuid), ("zgid", zgid))
             if value is not None
         ]
-        customer = CustomerInput(display_name=display_name, email=email, custom_fields=fields)
+        customer = CustomerInput(display_name=display_name, email=email)
         return self.state.subscribe(
             plan_code,
             quantity=quantity,
             addons=addons,
             customer_id=customer_id,
             customer=customer,
+            customer_fields=fields,
             billing_cycles=billing_cycles,
         )
+
+    def map_hosted_pages(self, origin: str | None) -> None:
+        """Serve hosted pages from ``origin`` (a vendor's mapped domain); None: this server."""
+        self.state.pages.mapped_origin = origin.rstrip("/") if origin else None
 
     def expire_tokens(self) -> None:
         self._tokens.expire_all()
@@ -268,7 +276,13 @@ class BillingSimulator:
     # -- the app -----------------------------------------------------------------------------
 
     def app(self) -> web.Application:
-        api = BillingApi(self.state, self._tokens, self.organization_id, self._webhooks.history)
+        api = BillingApi(
+            self.state,
+            self._tokens,
+            self.organization_id,
+            self._webhooks.history,
+            received=self.api_requests,
+        )
         app = web.Application(middlewares=[self._gate.middleware, api.middleware])
         api.register(app)
         Checkout(self.state).register(app)
