@@ -33,6 +33,7 @@ from tests.page_support import STANDARD_CODE, WorldFactory
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 DOCS = Path(__file__).resolve().parent.parent / "docs"
+CONTRACTS = Path(__file__).resolve().parent.parent / "docs/contracts.md"
 PLANS_READ = "ZohoSubscriptions.plans.READ"
 ADDONS_READ = "ZohoSubscriptions.addons.READ"
 WEBHOOKS_READ = "ZohoSubscriptions.webhooks.READ"
@@ -124,7 +125,7 @@ def test_every_simulated_api_route_requires_a_documented_scope() -> None:
 
 
 def contracts_rows() -> set[tuple[str, str, str]]:
-    text = (DOCS / "contracts.md").read_text()
+    text = CONTRACTS.read_text()
     section = text[text.index("### 4.1 OAuth scopes") : text.index("## 5. ")]
     row = re.compile(r"^\| `(GET|PUT|POST|DELETE) (/\S+)` \| `(ZohoSubscriptions\.[\w.]+)` \|")
     return {(m[1], m[2], m[3]) for line in section.splitlines() if (m := row.match(line))}
