@@ -107,7 +107,7 @@ async def test_simulated_api_refuses_a_token_without_the_routes_scope_with_401_c
     assert allowed == 200
 
 
-def test_every_simulated_api_route_requires_a_documented_scope() -> None:
+def test_every_simulated_api_route_requires_a_scope_from_the_table() -> None:
     app = make_sim().app()
     routes = {
         (route.method, route.resource.canonical.removeprefix(API_PREFIX))
