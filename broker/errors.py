@@ -18,6 +18,7 @@
         ├── BillingUnavailable       503  could not reach it, it timed out or answered 5xx
         │   └── BillingRateLimited   503  it answered 429 (retry_after says when to try)
         ├── BillingAuthError         502  our OAuth credentials were refused (operator must fix)
+        │   └── BillingScopeMissing  502  a fresh token lacks a call's scope (.scope names it)
         └── BillingRejected          400  it said no to this request (code, message)
             └── BillingNotFound      404
 
@@ -134,6 +135,16 @@ class BillingRateLimited(BillingUnavailable):
 
 class BillingAuthError(BillingError):
     code = "billing_auth_failed"
+
+
+class BillingScopeMissing(BillingAuthError):
+    """The refresh token was generated without the OAuth scope a call needs."""
+
+    code = "billing_scope_missing"
+
+    def __init__(self, message: str, *, scope: str, **kwargs: Any) -> None:
+        super().__init__(message, scope=scope, **kwargs)
+        self.scope = scope
 
 
 class BillingRejected(BillingError):

@@ -19,6 +19,7 @@ from aiohttp.test_utils import TestServer
 
 from broker.cli import main
 from broker.cli.check import setting_variables, unknown_variables
+from broker.simulators.billing.scopes import ALL_SCOPES
 from broker.simulators.platform import PlatformSimulator
 from tests.billing_support import CLIENT_ID, CLIENT_SECRET, ORG, REFRESH_TOKEN, make_sim
 from tests.support import LINK_SECRET
@@ -175,15 +176,95 @@ def result_lines(err: str) -> list[str]:
     return [line for line in err.splitlines() if line.startswith(("ok ", "FAIL ", "skip "))]
 
 
+WRITE_SCOPES_LINE = (
+    "skip billing write scopes: not tested, as each call would change a subscription; grant "
+    "these: ZohoSubscriptions.hostedpages.CREATE, ZohoSubscriptions.subscriptions.CREATE, "
+    "ZohoSubscriptions.subscriptions.UPDATE"
+)
+
+
+def read_scope_lines(scope_failing: dict[str, str] | None = None) -> list[str]:
+    """One line per read scope, in the order they are tried (docs/contracts.md §4.1); each in
+    ``scope_failing`` fails for its call."""
+    absent = "allowed (no such record: as expected)"
+    calls = [
+        ("ZohoSubscriptions.plans.READ", "GET /plans", "answered"),
+        ("ZohoSubscriptions.addons.READ", "GET /addons", "answered"),
+        ("ZohoSubscriptions.subscriptions.READ", "GET /subscriptions", "answered"),
+        ("ZohoSubscriptions.customers.READ", "GET /customers/0", absent),
+        ("ZohoSubscriptions.hostedpages.READ", "GET /hostedpages/0", absent),
+        ("ZohoSubscriptions.webhooks.READ", "GET /events", "answered"),
+    ]
+    lines = []
+    for scope, call, passed in calls:
+        endpoint = (scope_failing or {}).get(scope)
+        if endpoint is None:
+            lines.append(f"ok   billing {scope}: {call} {passed}")
+        else:
+            lines.append(
+                f"FAIL billing {scope}: missing: Zoho Billing refused a freshly issued access "
+                f"token for {endpoint}: the refresh token probably lacks the scope {scope} "
+                "(generate a new refresh token with every scope docs/zoho-setup.md lists; "
+                "`broker check-config --online` names each one missing)"
+            )
+    return lines
+
+
 async def test_online_passes_against_both_simulators(capsys, monkeypatch, zoho):
     billing, platform = zoho
     point_at(monkeypatch, billing, platform)
     code, _, err = await run_online(capsys)
     assert code == 0, err
     assert result_lines(err) == [
-        f"ok   billing: token refreshed at {billing}; GET /plans answered for organization {ORG}",
+        f"ok   billing: token refreshed at {billing}; organization {ORG} answered",
+        *read_scope_lines(),
+        WRITE_SCOPES_LINE,
         f"ok   platform: {platform} reachable (HTTP 404); the zapikey is not tested: the "
         "Developer Console has no call that reads without changing a subscription",
+    ]
+
+
+@pytest.fixture
+async def zoho_without(aiohttp_server: ServerFactory) -> Callable[..., Awaitable[tuple[str, str]]]:
+    """Start the simulators with a refresh token granted every scope but ``missing``."""
+
+    async def start(*missing: str) -> tuple[str, str]:
+        sim = make_sim(app_domain="envapp")
+        sim.grant_scopes(sorted(ALL_SCOPES - set(missing)))
+        billing = await aiohttp_server(sim.app())
+        platform = await aiohttp_server(PlatformSimulator(ZAPIKEY).app())
+        return (str(billing.make_url("")).rstrip("/"), str(platform.make_url("")).rstrip("/"))
+
+    return start
+
+
+async def test_online_names_the_missing_events_scope(capsys, monkeypatch, zoho_without):
+    billing, platform = await zoho_without("ZohoSubscriptions.webhooks.READ")
+    point_at(monkeypatch, billing, platform)
+    code, _, err = await run_online(capsys)
+    assert code == 1
+    assert result_lines(err)[1:8] == [
+        *read_scope_lines({"ZohoSubscriptions.webhooks.READ": "GET /events"}),
+        WRITE_SCOPES_LINE,
+    ]
+
+
+async def test_online_names_every_missing_read_scope(capsys, monkeypatch, zoho_without):
+    billing, platform = await zoho_without(
+        "ZohoSubscriptions.plans.READ", "ZohoSubscriptions.hostedpages.READ"
+    )
+    point_at(monkeypatch, billing, platform)
+    code, _, err = await run_online(capsys)
+    assert code == 1
+    assert result_lines(err)[:8] == [
+        f"ok   billing: token refreshed at {billing}; organization {ORG} answered",
+        *read_scope_lines(
+            {
+                "ZohoSubscriptions.plans.READ": "GET /plans",
+                "ZohoSubscriptions.hostedpages.READ": "GET /hostedpages/{id}",
+            }
+        ),
+        WRITE_SCOPES_LINE,
     ]
 
 
@@ -196,7 +277,7 @@ async def test_online_fails_on_a_wrong_client_secret(capsys, monkeypatch, zoho):
         "FAIL billing: Zoho accounts refused the refresh token (invalid_client) (check "
         "billing.client_id, client_secret, refresh_token and data_centre)"
     )
-    assert result_lines(err)[1].startswith("ok   platform:")
+    assert result_lines(err)[1].startswith("ok   platform:")  # the refusal ends billing's checks
 
 
 async def test_online_fails_on_another_organization(capsys, monkeypatch, zoho):
@@ -215,7 +296,9 @@ async def test_online_fails_when_the_platform_cannot_be_reached(capsys, monkeypa
     point_at(monkeypatch, billing, f"http://127.0.0.1:{port}")
     code, _, err = await run_online(capsys)
     assert code == 1
-    assert result_lines(err)[1].startswith(f"FAIL platform: cannot reach http://127.0.0.1:{port} (")
+    assert result_lines(err)[-1].startswith(
+        f"FAIL platform: cannot reach http://127.0.0.1:{port} ("
+    )
 
 
 async def test_online_skips_billing_when_it_is_not_configured(capsys, monkeypatch, zoho):

@@ -4,8 +4,10 @@ but are probably not what the operator meant, and (``--online``) a test of the c
 Warnings: a ``BROKER_*`` variable that is no setting (pydantic-settings ignores it silently, so
 ``BROKER_PLATFORM_APP_DOMAIN`` with one underscore would leave the real setting unset), an unset
 session secret, no landing verification. The online checks make only calls that change nothing:
-a token refresh and one page of one plan from Zoho Billing; for the Developer Console, which has
-no documented read call (docs/contracts.md §1 [unsure]), a plain GET of its base URL, without the
+a token refresh and, for each read scope the broker needs, one read with it (``billing_scopes``),
+naming each scope the refresh token lacks; the write scopes cannot be tested without changing a
+subscription, so they are listed to grant. For the Developer Console, which has no documented
+read call (docs/contracts.md §1 [unsure]), a plain GET of its base URL, without the
 zapikey, which proves DNS, TCP and TLS but not the key. Nothing printed here carries a secret.
 """
 
@@ -21,8 +23,9 @@ import aiohttp
 from pydantic import BaseModel
 
 from broker.clients.billing import BillingClient
+from broker.clients.billing_scopes import READ_PROBES, WRITE_SCOPES, ScopeProbe
 from broker.config import Settings
-from broker.errors import BillingError
+from broker.errors import BillingError, BillingNotFound, BillingScopeMissing
 from broker.manage.identity import verification_warning
 from broker.secret_env import ENV_PREFIX, FILE_SUFFIX
 
@@ -116,27 +119,54 @@ async def online_checks(settings: Settings) -> list[CheckResult]:
     """Test the credentials against the services the settings name."""
     timeout = aiohttp.ClientTimeout(total=ONLINE_TIMEOUT_SECONDS)
     async with aiohttp.ClientSession(timeout=timeout) as session:
-        return [await _billing(settings, session), await _platform(settings, session)]
+        return [*await _billing(settings, session), await _platform(settings, session)]
 
 
-async def _billing(settings: Settings, session: aiohttp.ClientSession) -> CheckResult:
+async def _billing(settings: Settings, session: aiohttp.ClientSession) -> list[CheckResult]:
+    """The credentials, then one line per scope: each read scope tried, the write scopes listed.
+    A failure that is not a scope (credentials, organisation, network) ends it: every other
+    call would fail the same way."""
     name = "billing"
     if settings.billing is None:
-        return CheckResult(name, Outcome.SKIPPED, "no [billing] section: webhooks only, no page")
+        return [CheckResult(name, Outcome.SKIPPED, "no [billing] section: webhooks only, no page")]
     # One attempt: an operator at the terminal wants the answer, not a backoff.
     billing = settings.billing.model_copy(update={"max_attempts": 1})
     client = BillingClient(session, billing)
-    try:
-        await client.request("GET", "/plans", params={"page": "1", "per_page": "1"})
-    except BillingError as error:
-        hint = f" ({error.hint})" if error.hint else ""
-        return CheckResult(name, Outcome.FAILED, f"{error.message}{hint}")
-    return CheckResult(
+    scopes: list[CheckResult] = []
+    for probe in READ_PROBES:
+        try:
+            scopes.append(await _read_scope(client, probe))
+        except BillingError as error:
+            hint = f" ({error.hint})" if error.hint else ""
+            return [CheckResult(name, Outcome.FAILED, f"{error.message}{hint}")]
+    grant = CheckResult(
+        f"{name} write scopes",
+        Outcome.SKIPPED,
+        "not tested, as each call would change a subscription; grant these: "
+        + ", ".join(WRITE_SCOPES),
+    )
+    credentials = CheckResult(
         name,
         Outcome.PASSED,
-        f"token refreshed at {billing.resolved_accounts_url}; GET /plans answered for "
-        f"organization {billing.organization_id}",
+        f"token refreshed at {billing.resolved_accounts_url}; organization "
+        f"{billing.organization_id} answered",
     )
+    return [credentials, *scopes, grant]
+
+
+async def _read_scope(client: BillingClient, probe: ScopeProbe) -> CheckResult:
+    """One read that needs ``probe.scope``; raises what is not about the scope."""
+    name = f"billing {probe.scope}"
+    call = f"GET {probe.path}"
+    try:
+        await client.request("GET", probe.path, params=dict(probe.params) or None)
+    except BillingScopeMissing as error:
+        return CheckResult(name, Outcome.FAILED, f"missing: {error.message} ({error.hint})")
+    except BillingNotFound:
+        if not probe.absent_ok:
+            raise
+        return CheckResult(name, Outcome.PASSED, f"{call} allowed (no such record: as expected)")
+    return CheckResult(name, Outcome.PASSED, f"{call} answered")
 
 
 async def _platform(settings: Settings, session: aiohttp.ClientSession) -> CheckResult:

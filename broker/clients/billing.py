@@ -2,9 +2,10 @@
 
 It owns the organisation header and retries: connection errors, 5xx and 429 are retried with
 backoff (honouring ``Retry-After``); a 401 refreshes the token (``billing_token``) and tries once
-more. A 429 that is finally given up on closes the client until its Retry-After (60 s without
-one): calls fail at once meanwhile. What each answer means is ``billing_answers``'. No token or
-secret is ever logged or put into an error.
+more, and a second 401 is a scope the refresh token lacks (``billing_scopes`` names it). A 429 that
+is finally given up on closes the client until its Retry-After (60 s without one): calls fail at
+once meanwhile. What each answer means is ``billing_answers``'. No token or secret is ever logged
+or put into an error.
 """
 
 from __future__ import annotations
@@ -26,15 +27,12 @@ from tenacity import (
 
 from broker.clients.billing_answers import TokenExpired, envelope, never_sent, unsent
 from broker.clients.billing_calls import CallMeter
+from broker.clients.billing_scopes import missing_scope
 from broker.clients.billing_token import AccessTokens
 from broker.clients.http import json_body, parse_retry_after
 from broker.config import BillingSettings
 from broker.core.ids import HOSTED_PAGE_ID, path_segment
-from broker.errors import (
-    BillingAuthError,
-    BillingRateLimited,
-    BillingUnavailable,
-)
+from broker.errors import BillingRateLimited, BillingUnavailable
 from broker.metrics import Metrics
 
 log = structlog.get_logger(__name__)
@@ -235,15 +233,29 @@ class BillingClient:
                 try:
                     return await self._call(method, path, params, json)
                 except TokenExpired:
-                    await self._tokens.refresh(stale=self._tokens.token)
-                    try:
-                        return await self._call(method, path, params, json)
-                    except TokenExpired:
-                        raise BillingAuthError(
-                            "Zoho Billing refused a freshly issued access token",
-                            hint="check the OAuth client's scopes and the organization id",
-                        ) from None
+                    return await self._after_refusal(method, path, params, json)
         raise AssertionError("unreachable: tenacity reraises the last error")
+
+    async def _after_refusal(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str] | None,
+        json: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        """A 401: refresh and try once more, unless this token is already known to lack a
+        scope (refreshing again would only spend Zoho's few refreshes a minute)."""
+        stale = self._tokens.token
+        if not self._tokens.known_to_lack_scopes(stale):
+            await self._tokens.refresh(stale=stale)
+            try:
+                return await self._call(method, path, params, json)
+            except TokenExpired:
+                pass
+        self._tokens.refused_although_fresh(self._tokens.token)
+        error = missing_scope(method, path)
+        log.error("billing.scope_missing", path=path, scope=error.details.get("scope"))
+        raise error
 
     def _wait(self, state: RetryCallState) -> float:
         delay = float(self._backoff(state))

@@ -2,8 +2,10 @@
 
 Zoho allows only a few refreshes a minute, so concurrent callers share one refresh, a token is
 replaced ``token_refresh_margin_seconds`` before it expires, and after Zoho refuses refreshes for
-being too frequent nobody asks again for a minute. Neither the client secret, the refresh token
-nor the access token is ever logged or put into an error.
+being too frequent nobody asks again for a minute. A token a call refused right after a refresh (a
+missing scope, ``billing_scopes``) is not refreshed again for other calls it is refused for while
+it is younger than that minute: refreshing cannot add a scope. Neither the client secret, the
+refresh token nor the access token is ever logged or put into an error.
 """
 
 from __future__ import annotations
@@ -42,10 +44,22 @@ class AccessTokens:
         self._token_expires_at = 0.0
         self._refresh_lock = asyncio.Lock()
         self._refresh_blocked_until = 0.0
+        self._issued_at = 0.0
+        self._refused_fresh: str | None = None  # a fresh token a call refused (a scope)
 
     @property
     def token(self) -> str | None:
         return self._token
+
+    def refused_although_fresh(self, token: str | None) -> None:
+        """``token`` was refused right after it was issued: a scope it lacks, not its age."""
+        self._refused_fresh = token
+
+    def known_to_lack_scopes(self, token: str | None) -> bool:
+        """True when a refusal of ``token`` cannot be cured by refreshing it: it was already
+        refused fresh, and it is younger than a minute."""
+        young = self._clock() - self._issued_at < REFRESH_LOCKOUT_SECONDS
+        return token is not None and token == self._refused_fresh and young
 
     async def current(self) -> str:
         """A token believed valid, fetched first if there is none or it is about to expire."""
@@ -108,5 +122,6 @@ class AccessTokens:
             expires_in = float(body.get("expires_in") or 3600)
             margin = min(self._settings.token_refresh_margin_seconds, expires_in / 2)
             self._token = token
+            self._issued_at = self._clock()
             self._token_expires_at = self._clock() + expires_in - margin
             log.info("billing.token_refreshed", expires_in=expires_in)

@@ -1,9 +1,9 @@
 """The REST API under ``/billing/v1`` and the token endpoint (docs/contracts.md section 4).
 
-Translates HTTP to ``lifecycle`` calls and back: checks the access token (401, code 57) and the
-organisation header (400, code 6041), answers Zoho's ``{code, message, <resource>}`` envelope,
-and turns unknown routes and methods into JSON errors. Only paths are logged: a token can ride in
-the query string of the token endpoint.
+Translates HTTP to ``lifecycle`` calls and back: checks the access token (401, code 57), the scope
+its route needs (``scopes``: 401, code 57) and the organisation header (400, code 6041), answers
+Zoho's ``{code, message, <resource>}`` envelope, and turns unknown routes and methods into JSON
+errors. Only paths are logged: a token can ride in the query string of the token endpoint.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from .inputs import (
 from .lifecycle import BillingState
 from .listing import ok, paginate
 from .oauth import TokenIssuer
+from .scopes import required_scope
 
 API_PREFIX = "/billing/v1"
 TOKEN_PATH = "/oauth/v2/token"  # noqa: S105 - a path, not a password
@@ -153,12 +154,25 @@ class BillingApi:
 
     def _authorise(self, request: web.Request) -> None:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        message = "You are not authorized to perform this operation"
         if scheme != "Zoho-oauthtoken" or not self._tokens.is_valid(token.strip()):
-            message = "You are not authorized to perform this operation"
+            raise ApiError(401, NOT_AUTHORIZED, message)
+        scope = self._scope_of(request)
+        if scope is not None and scope not in self._tokens.scopes_of(token.strip()):
+            self._log.info("billing_scope_refused", path=request.path, scope=scope)
             raise ApiError(401, NOT_AUTHORIZED, message)
         if request.headers.get(ORG_HEADER, "").strip() != self._organization_id:
             message = "This user is not associated with the organization given in " + ORG_HEADER
             raise ApiError(400, ORGANIZATION_MISSING, message)
+
+    @staticmethod
+    def _scope_of(request: web.Request) -> str | None:
+        """The scope of the matched route; None for an unknown route (answered 404 later)."""
+        route = request.match_info.route
+        resource = route.resource
+        if resource is None or route.method != request.method:
+            return None
+        return required_scope(request.method, resource.canonical.removeprefix(API_PREFIX))
 
     async def _token(self, request: web.Request) -> web.Response:
         # Zoho reads the fields from the query string or the form, so this does too.

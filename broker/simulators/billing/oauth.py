@@ -1,8 +1,9 @@
 """The Zoho accounts token endpoint: refresh token in, short-lived access token out.
 
 Like Zoho it answers bad credentials with HTTP 200 and ``{"error": ...}``, and refuses more than
-five refreshes a minute for one refresh token. Tokens and secrets are compared in constant time
-and never logged.
+five refreshes a minute for one refresh token. The refresh token carries the scopes it was
+granted (``scopes.py``); every access token issued from it carries them too. Tokens and secrets
+are compared in constant time and never logged.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ import hmac
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
+
+from .scopes import ALL_SCOPES
 
 REFRESHES_PER_MINUTE = 5
 TOO_MANY = {
@@ -34,14 +37,17 @@ class TokenIssuer:
         client_secret: str,
         refresh_token: str,
         ttl_seconds: int,
+        scopes: Collection[str] = ALL_SCOPES,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._scopes = frozenset(scopes)
         self._client_id = client_id
         self._client_secret = client_secret
         self._refresh_token = refresh_token
         self._ttl = ttl_seconds
         self._clock = clock
-        self._issued: dict[str, float] = {}  # access token -> monotonic expiry
+        # access token -> (monotonic expiry, the scopes it carries)
+        self._issued: dict[str, tuple[float, frozenset[str]]] = {}
         self._recent: deque[float] = deque()  # when the last refreshes were granted
         self.requests = 0
 
@@ -63,7 +69,7 @@ class TokenIssuer:
             return 400, dict(TOO_MANY)
         self._recent.append(now)
         token = f"1000.{secrets.token_hex(16)}.{secrets.token_hex(16)}"
-        self._issued[token] = now + self._ttl
+        self._issued[token] = (now + self._ttl, self._scopes)
         return 200, {
             "access_token": token,
             "expires_in": self._ttl,
@@ -72,8 +78,18 @@ class TokenIssuer:
         }
 
     def is_valid(self, token: str) -> bool:
-        expires = self._issued.get(token)
-        return expires is not None and self._clock() < expires
+        issued = self._issued.get(token)
+        return issued is not None and self._clock() < issued[0]
+
+    def scopes_of(self, token: str) -> frozenset[str]:
+        """The scopes a valid ``token`` carries (none for an unknown one)."""
+        issued = self._issued.get(token)
+        return issued[1] if issued is not None else frozenset()
+
+    def grant(self, scopes: Collection[str]) -> None:
+        """The refresh token now carries ``scopes`` (as if generated again); tokens already
+        issued keep theirs, as Zoho's do."""
+        self._scopes = frozenset(scopes)
 
     def expire_all(self) -> None:
         self._issued.clear()

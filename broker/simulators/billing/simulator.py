@@ -31,6 +31,7 @@ from .inputs import CustomerInput, CustomFieldInput
 from .lifecycle import BillingState
 from .oauth import TokenIssuer
 from .records import Customer, Event, HostedPage, Subscription
+from .scopes import ALL_SCOPES
 from .subscriptions import DunningPolicy
 from .webhooks import WebhookDelivery, WebhookSender
 
@@ -58,11 +59,14 @@ class BillingSimulator:
         id_style: IdStyle = IdStyle.STRINGS,
         dunning: DunningPolicy | None = None,
         free_plan_code: str | None = None,
+        scopes: Collection[str] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``customer_fields``: the customer custom fields the organisation defined, e.g.
         ``("zuid",)`` as the vendor's documented setup makes it; None accepts any field.
         ``requests_per_minute``: Zoho's per-organisation limit; None (the default) has none.
+        ``scopes``: what the refresh token was granted; None (the default) is every scope the
+        API's routes need (``scopes.ALL_SCOPES``).
         ``clock``: monotonic seconds for token and page lifetimes and the request limit."""
         self.organization_id = organization_id
         self._log = structlog.get_logger("billing_simulator")
@@ -74,6 +78,7 @@ class BillingSimulator:
             client_secret=client_secret,
             refresh_token=refresh_token,
             ttl_seconds=access_token_ttl_seconds,
+            scopes=ALL_SCOPES if scopes is None else scopes,
             clock=clock,
         )
         self._webhooks = WebhookSender(
@@ -197,6 +202,11 @@ class BillingSimulator:
 
     def expire_tokens(self) -> None:
         self._tokens.expire_all()
+
+    def grant_scopes(self, scopes: Collection[str]) -> None:
+        """Tokens issued from now on carry ``scopes`` (the vendor generated a new refresh
+        token); tokens already issued keep theirs until they expire."""
+        self._tokens.grant(scopes)
 
     def expire_hosted_pages(self) -> None:
         self.state.expire_hosted_pages()
