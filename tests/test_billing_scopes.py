@@ -48,6 +48,7 @@ DOCUMENTED = {
     "ZohoSubscriptions.hostedpages.CREATE",
     "ZohoSubscriptions.subscriptions.CREATE",
     "ZohoSubscriptions.subscriptions.UPDATE",
+    "ZohoSubscriptions.customers.UPDATE",  # specs/customers.yml: PUT /customers/{customer_id}
 }
 
 

@@ -177,8 +177,9 @@ def result_lines(err: str) -> list[str]:
 
 
 WRITE_SCOPES_LINE = (
-    "skip billing write scopes: not tested, as each call would change a subscription; grant "
-    "these: ZohoSubscriptions.hostedpages.CREATE, ZohoSubscriptions.subscriptions.CREATE, "
+    "skip billing write scopes: not tested, as each call would change a customer or a "
+    "subscription; grant these: ZohoSubscriptions.customers.UPDATE, "
+    "ZohoSubscriptions.hostedpages.CREATE, ZohoSubscriptions.subscriptions.CREATE, "
     "ZohoSubscriptions.subscriptions.UPDATE"
 )
 

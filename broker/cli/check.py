@@ -142,7 +142,7 @@ async def _billing(settings: Settings, session: aiohttp.ClientSession) -> list[C
     grant = CheckResult(
         f"{name} write scopes",
         Outcome.SKIPPED,
-        "not tested, as each call would change a subscription; grant these: "
+        "not tested, as each call would change a customer or a subscription; grant these: "
         + ", ".join(WRITE_SCOPES),
     )
     credentials = CheckResult(

@@ -20,6 +20,7 @@ from broker.errors import BillingAuthError, BillingScopeMissing
 PLANS_READ = "ZohoSubscriptions.plans.READ"
 ADDONS_READ = "ZohoSubscriptions.addons.READ"
 CUSTOMERS_READ = "ZohoSubscriptions.customers.READ"
+CUSTOMERS_UPDATE = "ZohoSubscriptions.customers.UPDATE"
 SUBSCRIPTIONS_READ = "ZohoSubscriptions.subscriptions.READ"
 SUBSCRIPTIONS_UPDATE = "ZohoSubscriptions.subscriptions.UPDATE"
 SUBSCRIPTIONS_CREATE = "ZohoSubscriptions.subscriptions.CREATE"
@@ -33,6 +34,7 @@ SCOPE_OF_ENDPOINT: MappingProxyType[str, str] = MappingProxyType(
         "GET /plans": PLANS_READ,
         "GET /addons": ADDONS_READ,
         "GET /customers/{id}": CUSTOMERS_READ,
+        "PUT /customers/{id}": CUSTOMERS_UPDATE,
         "GET /subscriptions": SUBSCRIPTIONS_READ,
         "GET /subscriptions/{id}": SUBSCRIPTIONS_READ,
         "PUT /subscriptions/{id}": SUBSCRIPTIONS_UPDATE,

@@ -38,6 +38,12 @@ def _rows() -> tuple[RouteScope, ...]:
             "specs/customers.yml: GET /customers/{customer_id}",
         ),
         RouteScope(
+            "PUT",
+            "/customers/{id}",
+            "ZohoSubscriptions.customers.UPDATE",
+            "specs/customers.yml: PUT /customers/{customer_id}",
+        ),
+        RouteScope(
             "GET",
             "/subscriptions",
             "ZohoSubscriptions.subscriptions.READ",
