@@ -14,6 +14,7 @@ from collections.abc import Callable
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
+from broker.store.products import m007_billing_products
 from broker.store.schema_ops import m006_webhook_refusals
 from broker.store.schema_reconcile import m005_reconciliation
 from broker.store.tx import SqliteTx, Tx
@@ -232,6 +233,7 @@ SCHEMA: tuple[tuple[int, str, Migration], ...] = (
     (4, "m004_landing_nonces_and_verified_visits", _m004_verified_visits),
     (5, "m005_reconciliation", m005_reconciliation),
     (6, "m006_webhook_refusals", m006_webhook_refusals),
+    (7, "m007_billing_products", m007_billing_products),
 )
 
 
