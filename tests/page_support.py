@@ -334,7 +334,8 @@ async def start_world(
 ) -> PageWorld:
     """Start the billing simulator and the broker (platform already running); ``sections``
     override broker settings (``billing`` is merged into the simulator-pointing section;
-    ``billing_simulator`` holds keyword arguments for the simulator itself)."""
+    ``billing_simulator`` holds keyword arguments for the simulator itself; ``broker_platform``
+    is the broker's ``platform`` section, whose name the simulator argument takes)."""
     broker_socket = get_port_socket("127.0.0.1", 0, socket.AF_INET)
     try:
         broker_port = broker_socket.getsockname()[1]
@@ -354,6 +355,8 @@ async def start_world(
         clock = running_clock(TODAY)
         billing = billing_section(origin, **sections.pop("billing", {}))
         # Tests move the simulator's calendar days ahead of the broker's clock in one step.
+        if "broker_platform" in sections:
+            sections["platform"] = sections.pop("broker_platform")
         webhooks = {"future_tolerance_seconds": 366 * 86400.0, **sections.pop("webhooks", {})}
         sections["webhooks"] = webhooks
         settings = fast_settings(

@@ -43,10 +43,14 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterat
     structlog.reset_defaults()
 
 
+PRODUCT_ID = "2077000000010001"
+
+
 def quiet(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Settings with nothing to warn about: a link secret and a session secret."""
+    """Settings with nothing to warn about: a link secret, a session secret, the product."""
     monkeypatch.setenv("BROKER_LANDING__LINK_SECRET", LINK_SECRET)
     monkeypatch.setenv("BROKER_LANDING__SESSION_SECRET", SESSION_SECRET)
+    monkeypatch.setenv("BROKER_PLATFORM__PRODUCT_ID", PRODUCT_ID)
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -120,6 +124,7 @@ def test_known_names_reach_nested_sections():
 
 def test_an_unset_session_secret_is_warned(capsys, monkeypatch):
     monkeypatch.setenv("BROKER_LANDING__LINK_SECRET", LINK_SECRET)
+    monkeypatch.setenv("BROKER_PLATFORM__PRODUCT_ID", PRODUCT_ID)
     _, _, err = run(capsys, "check-config")
     assert warnings_in(err) == [
         "warning: landing.session_secret is unset: page sessions are signed with a random key "
@@ -130,9 +135,21 @@ def test_an_unset_session_secret_is_warned(capsys, monkeypatch):
 def test_missing_verification_is_warned_beside_the_session_secret(capsys):
     _, _, err = run(capsys, "check-config")
     found = warnings_in(err)
-    assert len(found) == 2
+    assert len(found) == 3
     assert "session_secret is unset" in found[0]
     assert "no landing verification is configured" in found[1]
+    assert "platform.product_id is unset" in found[2]
+
+
+def test_no_product_and_no_billing_to_learn_it_from_is_warned(capsys, monkeypatch):
+    quiet(monkeypatch)
+    monkeypatch.delenv("BROKER_PLATFORM__PRODUCT_ID")
+    _, _, err = run(capsys, "check-config")
+    assert warnings_in(err) == [
+        "warning: platform.product_id is unset and billing is not configured to learn it: "
+        "every subscription whose plan code does not map, another product's too, is reported "
+        "as unmapped_plan (set BROKER_PLATFORM__PRODUCT_ID to the app's Zoho Billing product id)"
+    ]
 
 
 # --- --online ---------------------------------------------------------------------------------

@@ -546,8 +546,11 @@ async def test_custom_pricing_json_is_a_string_when_configured(make_broker, simu
 # --- events that are not ours ------------------------------------------------------------------
 
 
-async def test_foreign_plan_is_acknowledged_ignored_and_kept(broker, simulator):
-    event = subscription_event(plan_code="otherapp_1001", event_id="81000001")
+async def test_foreign_plan_is_acknowledged_ignored_and_kept(make_broker, simulator):
+    broker = await make_broker(platform={"product_id": "903000000045027"})
+    event = subscription_event(
+        plan_code="otherapp_1001", event_id="81000001", product_id="903000000099999"
+    )
 
     answer = await send(broker, event, outcome="ignored")
 

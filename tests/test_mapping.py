@@ -35,6 +35,8 @@ from tests.support import APP_DOMAIN, STORAGE_MONTHLY, STORAGE_YEARLY, ZGID, ZUI
 from tests.support import subscription_event as event_payload
 
 SUB_ID = "100000000000000001"
+OUR_PRODUCT = "903000000045027"
+OTHER_PRODUCT = "903000000099999"
 IDENTITY = Identity(ZUID, ZGID)
 PLANS = PlansSettings(
     storage_addon_monthly=STORAGE_MONTHLY,
@@ -58,8 +60,15 @@ def decide(
     *,
     identity: Identity = IDENTITY,
     plans: PlansSettings = PLANS,
+    our_products: frozenset[str] = frozenset({OUR_PRODUCT}),
 ) -> Any:
-    return desired_state(subscription, identity=identity, app_domain=APP_DOMAIN, plans=plans)
+    return desired_state(
+        subscription,
+        identity=identity,
+        app_domain=APP_DOMAIN,
+        plans=plans,
+        our_products=our_products,
+    )
 
 
 def active(**changes: Any) -> PlatformState:
@@ -249,7 +258,7 @@ def test_missing_zuid_and_zgid_parks_naming_both():
 
 
 def test_foreign_plan_is_ignored_with_a_reason_naming_plan_and_domain():
-    decision = decide(billing(plan_code="otherapp_1001"))
+    decision = decide(billing(plan_code="otherapp_1001", product_id=OTHER_PRODUCT))
     assert isinstance(decision, Ignore)
     assert "otherapp_1001" in decision.reason
     assert APP_DOMAIN in decision.reason
@@ -257,7 +266,9 @@ def test_foreign_plan_is_ignored_with_a_reason_naming_plan_and_domain():
 
 def test_foreign_plan_is_ignored_even_without_identity():
     """Not our plan beats not knowing the org: nothing to park for someone else's event."""
-    decision = decide(billing(plan_code="otherapp_1001"), identity=Identity())
+    decision = decide(
+        billing(plan_code="otherapp_1001", product_id=OTHER_PRODUCT), identity=Identity()
+    )
     assert isinstance(decision, Ignore)
 
 

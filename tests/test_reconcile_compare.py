@@ -62,6 +62,8 @@ def test_list_item_differences_name_their_kind() -> None:
 
 
 def test_only_this_app_domains_plans_are_swept() -> None:
-    assert is_ours(ITEM, "testapp")
-    assert not is_ours(ITEM | {"plan_code": "otherapp_1001"}, "testapp")
-    assert is_ours({"subscription_id": "900"}, "testapp")  # no plan code: read it to see
+    ours = frozenset({"903000000045027"})
+    other = {"plan_code": "otherapp_1001", "product_id": "903000000099999"}
+    assert is_ours(ITEM, "testapp", ours)
+    assert not is_ours(ITEM | other, "testapp", ours)
+    assert is_ours({"subscription_id": "900"}, "testapp", ours)  # no plan code: read it to see

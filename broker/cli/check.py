@@ -96,7 +96,22 @@ def warnings(settings: Settings, environ: Mapping[str, str]) -> list[str]:
     verification = verification_warning(settings)
     if verification:
         lines.append(verification)
+    product = product_warning(settings)
+    if product:
+        lines.append(product)
     return lines
+
+
+def product_warning(settings: Settings) -> str | None:
+    """Without the app's billing product the broker cannot tell a mistyped plan code of ours
+    from another product's plan, so it reports every plan code that does not map."""
+    if settings.platform.product_id or settings.billing is not None:
+        return None
+    return (
+        "platform.product_id is unset and billing is not configured to learn it: every "
+        "subscription whose plan code does not map, another product's too, is reported as "
+        "unmapped_plan (set BROKER_PLATFORM__PRODUCT_ID to the app's Zoho Billing product id)"
+    )
 
 
 class Outcome(StrEnum):

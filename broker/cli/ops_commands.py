@@ -38,6 +38,7 @@ def add_commands(
     for name, lister, what in (
         ("events", list_events, "received webhook events"),
         ("parked", list_parked, "parked subscriptions with the reason"),
+        ("unmapped", list_unmapped, "subscriptions of the app's product whose plan does not map"),
         ("audit", list_audit, "the audit log (page and console actions)"),
     ):
         command = subcommands.add_parser(name, help=what, parents=[config_option])
@@ -53,7 +54,9 @@ def add_commands(
 
 
 def _filters(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--state", help="outcome (events), status (parked), result (audit)")
+    parser.add_argument(
+        "--state", help="outcome (events), status (parked, unmapped), result (audit)"
+    )
     parser.add_argument("--subscription", help="a billing subscription id")
     parser.add_argument("--org", help="an org's zgid")
     parser.add_argument("--type", help="event type (events) or action (audit)")
@@ -109,6 +112,16 @@ def list_parked(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         ops_reads.parked,
         ("updated_at",),
         ["updated_at", "subscription_id", "status", "customer_id", "parked_reason"],
+    )
+
+
+def list_unmapped(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    return _list(
+        args,
+        environ,
+        ops_reads.unmapped,
+        ("updated_at",),
+        ["updated_at", "subscription_id", "status", "customer_id", "plan_code"],
     )
 
 

@@ -117,6 +117,10 @@ class PlatformSettings(Section):
     app_domain: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9-]*$")
     zapikey: SecretStr
     base_url: str | None = None
+    # The app's billing product (docs/contracts.md §3/§4): a subscription of it whose plan code
+    # does not map is "unmapped_plan", one of another product "ignored". Unset, the broker learns
+    # it from billing's plans for the mapped plan codes.
+    product_id: str | None = Field(None, pattern=r"^[0-9]{1,32}$")
     request_timeout_seconds: float = Field(15.0, gt=0)
     # docs/contracts.md §1 is unsure whether custom_pricing_json is an object or a JSON string.
     custom_pricing_format: Literal["object", "string"] = "object"

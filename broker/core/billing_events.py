@@ -100,6 +100,7 @@ class BillingPlan(_Open):
     plan_id: ZohoId | None = None
     name: str | None = None
     quantity: Quantity = 1
+    product_id: Id | None = None  # docs/contracts.md §3: the billing product the plan is of
 
 
 class BillingAddon(_Open):
@@ -111,6 +112,7 @@ class BillingAddon(_Open):
 class BillingSubscription(_Open):
     subscription_id: ZohoId
     status: str = Field(min_length=1)
+    product_id: Id | None = None  # docs/contracts.md §3: which billing product it is of
     plan: BillingPlan | None = None
     addons: list[BillingAddon] = Field(default_factory=list)
     interval: Interval = None
@@ -126,6 +128,10 @@ class BillingSubscription(_Open):
 
     def effective_customer_id(self) -> str | None:
         return self.customer_id or (self.customer.customer_id if self.customer else None)
+
+    def effective_product_id(self) -> str | None:
+        """The billing product, from the subscription or else its plan."""
+        return self.product_id or (self.plan.product_id if self.plan else None)
 
 
 class EventData(_Open):

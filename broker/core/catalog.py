@@ -100,3 +100,15 @@ def _addon_price(addon: dict[str, Any]) -> Decimal:
     if isinstance(brackets, list) and brackets and isinstance(brackets[0], dict):
         return _price(brackets[0].get("price"))
     return _price(addon.get("price"))
+
+
+def products_of_mapped_plans(plans: list[dict[str, Any]], *, app_domain: str) -> dict[str, str]:
+    """The products of billing's plans whose codes map (docs/contracts.md §4: a plan carries
+    ``product_id``), each with one such plan code."""
+    found: dict[str, str] = {}
+    for plan in plans:
+        code = str(plan.get("plan_code") or "")
+        product = plan.get("product_id")
+        if parse_plan_code(code, app_domain) is not None and product not in (None, ""):
+            found.setdefault(str(product), code)
+    return found

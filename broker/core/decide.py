@@ -26,7 +26,8 @@ from broker.core.identity import (
     resolve_identity,
 )
 from broker.core.landing import LandingParams
-from broker.core.mapping import Identity, Ignore, Park, PlatformState, desired_state
+from broker.core.mapping import Identity, Ignore, Park, PlatformState, Unmapped, desired_state
+from broker.core.ours import our_products
 from broker.core.partial_snapshot import is_partial, merge_partial
 from broker.errors import Forbidden
 
@@ -38,7 +39,8 @@ class Outcome(StrEnum):
     UNCHANGED = "unchanged"  # the platform has, or will get, this state already
     STALE = "stale"  # billing already told us something newer
     PARKED = "parked"  # waits for the org's zgid or zuid
-    IGNORED = "ignored"  # not ours, or nothing the platform needs
+    IGNORED = "ignored"  # another product's, or nothing the platform needs
+    UNMAPPED_PLAN = "unmapped_plan"  # the app's product, a plan code that does not map: alert
     DUPLICATE = "duplicate"  # this webhook event was received before
     REFUSED = "refused"  # not believable (an updated_time in the future)
     NO_SUBSCRIPTION_NAMED = "no_subscription_named"  # a visit that named none
@@ -98,6 +100,7 @@ class PipelineFacts:
     customer: CustomerRecord | None  # the billing customer the snapshot names
     binding: UserRecord | None  # the user whose verified binding may supply the zgid
     claims: tuple[Claim, ...] = ()  # landing claims, oldest first
+    learned_products: frozenset[str] = frozenset()  # the app's products, learned from billing
 
     def with_claim(self, claim: Claim) -> PipelineFacts:
         """These facts once ``claim`` is recorded (one claim per org, oldest first)."""
@@ -199,8 +202,15 @@ def decide(
         bind=bind,
     )
     wanted = desired_state(
-        snapshot, identity=identity, app_domain=settings.platform.app_domain, plans=settings.plans
+        snapshot,
+        identity=identity,
+        app_domain=settings.platform.app_domain,
+        plans=settings.plans,
+        our_products=our_products(settings.platform.product_id, facts.learned_products),
     )
+    if isinstance(wanted, Unmapped):
+        mark = Mark(Outcome.UNMAPPED_PLAN.value)
+        return replace(writes, outcome=Outcome.UNMAPPED_PLAN, reason=wanted.reason, mark=mark)
     if isinstance(wanted, Park):
         reason = wanted.reason
         if facts.claims:

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from broker.config import PlansSettings
 from broker.core.billing_events import BillingSubscription
 from broker.core.billing_status import BillingStatus
+from broker.core.ours import Ownership, has_app_prefix, ownership
 from broker.core.plan_interval import interval_warning
 
 MONTHLY = "1"
@@ -58,10 +59,9 @@ class PlanRef:
 
 def parse_plan_code(plan_code: str, app_domain: str) -> PlanRef | None:
     """``{appdomain}_{planid}`` is monthly, ``{appdomain}_{planid}_Y`` yearly; else not ours."""
-    prefix = f"{app_domain}_"
-    if not plan_code.lower().startswith(prefix.lower()):
+    if not has_app_prefix(plan_code, app_domain):
         return None
-    rest = plan_code[len(prefix) :]
+    rest = plan_code[len(app_domain) + 1 :]
     if rest.endswith(YEARLY_SUFFIX):
         planid, frequency = rest[: -len(YEARLY_SUFFIX)], YEARLY
     else:
@@ -125,7 +125,15 @@ class Park:
     reason: str
 
 
-Decision = Target | Ignore | Park
+@dataclass(frozen=True)
+class Unmapped:
+    """A subscription of the app's product (or of an unknown one) whose plan code does not map:
+    nothing can be sent, and the vendor must be told rather than the customer dropped."""
+
+    reason: str
+
+
+Decision = Target | Ignore | Park | Unmapped
 
 
 def classify_status(status: str, plans: PlansSettings) -> Literal["active", "inactive"] | None:
@@ -147,8 +155,10 @@ def desired_state(
     identity: Identity,
     app_domain: str,
     plans: PlansSettings,
+    our_products: frozenset[str],
 ) -> Decision:
-    """Derive the platform state a billing snapshot calls for."""
+    """Derive the platform state a billing snapshot calls for (``our_products``: the app's
+    billing products, set or learned; empty when unknown)."""
     status = subscription.status.lower()
     category = classify_status(status, plans)
     if category is None:
@@ -160,11 +170,19 @@ def desired_state(
             f"status {status} but the snapshot names no plan (a list item carries only its "
             "plan_code: the full subscription must be read): nothing changed"
         )
-    plan_ref = parse_plan_code(subscription.plan.plan_code, app_domain)
-    if plan_ref is None:
+    plan_code = subscription.plan.plan_code
+    plan_ref = parse_plan_code(plan_code, app_domain)
+    product_id = subscription.effective_product_id()
+    owner = ownership(
+        plan_maps=plan_ref is not None, product_id=product_id, our_products=our_products
+    )
+    if owner is Ownership.OTHER_PRODUCT:
         return Ignore(
-            f"plan {subscription.plan.plan_code!r} is not a plan of app domain {app_domain!r}"
+            f"plan {plan_code!r} is not a plan of app domain {app_domain!r} and product "
+            f"{product_id} is not the app's"
         )
+    if plan_ref is None:
+        return Unmapped(_unmapped_reason(plan_code, app_domain, product_id, our_products))
     if not identity.complete:
         return Park(
             f"{' and '.join(identity.missing())} unknown: set the cf_zuid / cf_zgid custom "
@@ -190,6 +208,25 @@ def desired_state(
             interval=subscription.interval,
             interval_unit=subscription.interval_unit,
         ),
+    )
+
+
+def _unmapped_reason(
+    plan_code: str, app_domain: str, product_id: str | None, our_products: frozenset[str]
+) -> str:
+    if our_products and product_id:
+        whose = f"a subscription of the app's product {product_id}"
+    elif not our_products:
+        whose = (
+            "a subscription whose product cannot be told apart from the app's (set "
+            "platform.product_id)"
+        )
+    else:
+        whose = "a subscription that names no product"
+    return (
+        f"{whose} has plan {plan_code!r}, which does not map to a Developer Console plan "
+        f"({app_domain}_{{planid}} or {app_domain}_{{planid}}_Y): nothing was sent to the "
+        "platform; correct the plan code in billing"
     )
 
 

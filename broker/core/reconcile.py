@@ -19,6 +19,8 @@ from pydantic import ValidationError
 
 from broker.core.billing_events import BillingSubscription, WebhookEvent
 from broker.core.event_kinds import EventKind, event_kind
+from broker.core.mapping import parse_plan_code
+from broker.core.ours import Ownership, ownership
 
 
 class DriftKind(StrEnum):
@@ -84,10 +86,21 @@ def is_subscription_event(event: WebhookEvent) -> bool:
     return event_kind(event.event_type) is EventKind.SUBSCRIPTION
 
 
-def is_ours(item: dict[str, Any], app_domain: str) -> bool:
-    """Whether a list item belongs to this app domain's plans (no plan code: read it to see)."""
-    code = item.get("plan_code") or (item.get("plan") or {}).get("plan_code")
-    return not code or str(code).startswith(f"{app_domain}_")
+def is_ours(item: dict[str, Any], app_domain: str, our_products: frozenset[str]) -> bool:
+    """Whether a list item may be this app's, by the pipeline's own rule (``core.ours``): its
+    plan code maps, or it is not known to be another product's (no plan code: read it to see)."""
+    listed_plan = item.get("plan")
+    plan: dict[str, Any] = listed_plan if isinstance(listed_plan, dict) else {}
+    code = item.get("plan_code") or plan.get("plan_code")
+    if not code:
+        return True
+    product = item.get("product_id") or plan.get("product_id")
+    owner = ownership(
+        plan_maps=parse_plan_code(str(code), app_domain) is not None,
+        product_id=str(product) if product not in (None, "") else None,
+        our_products=our_products,
+    )
+    return owner is not Ownership.OTHER_PRODUCT
 
 
 def drift_of(item: dict[str, Any], stored: StoredView | None) -> Drift | None:

@@ -26,6 +26,7 @@ import structlog
 from broker.clients.billing_reads import BillingReads
 from broker.config import Settings
 from broker.core.decide import Outcome
+from broker.core.ours import our_products
 from broker.core.reconcile import (
     Drift,
     DriftKind,
@@ -41,6 +42,7 @@ from broker.metrics import Metrics
 from broker.store import reconcile as rows
 from broker.store.backend import StoreBackend
 from broker.store.pipeline import PipelineResult
+from broker.store.products import learned_products
 
 log = structlog.get_logger(__name__)
 Sleep = Callable[[float], Awaitable[None]]
@@ -200,12 +202,15 @@ async def _sweep(deps: ReconcileDeps, lease: RunLease, report: RunReport) -> Non
     """Read in full, and feed, each of this app's subscriptions that differs from the store."""
     stored = await deps.store.read(rows.stored_views)
     app_domain = deps.settings.platform.app_domain
+    products = our_products(
+        deps.settings.platform.product_id, await deps.store.read(learned_products)
+    )
     async for item in deps.reads.subscriptions():
         await lease.keep()
         report.counts = replace(
             report.counts, subscriptions_read=report.counts.subscriptions_read + 1
         )
-        if not is_ours(item, app_domain):
+        if not is_ours(item, app_domain, products):
             continue
         mine = stored.get(str(item.get("subscription_id")))
         drift = drift_of(item, mine)

@@ -37,6 +37,7 @@ def setup_ops(app: web.Application, settings: Settings, clock: Callable[[], floa
     router.add_post("/ops/parked/{subscription_id}/resolve", actions.resolve)
     router.add_get("/ops/bindings", bindings.bindings)
     router.add_post("/ops/bindings/{zuid}/decide", bindings.decide)
+    router.add_get("/ops/unmapped", views.unmapped)
     router.add_get("/ops/audit", views.audit)
     router.add_get("/ops/reconcile", reconcile.runs)
     router.add_post("/ops/reconcile/run", reconcile.reconcile_now)

@@ -120,6 +120,12 @@ async def parked(request: web.Request) -> web.Response:
     return await paged(request, session, "ops_parked.html", where, ops_reads.parked)
 
 
+async def unmapped(request: web.Request) -> web.Response:
+    session = operator_session(request)
+    where = read_filter(request)
+    return await paged(request, session, "ops_unmapped.html", where, ops_reads.unmapped)
+
+
 async def audit(request: web.Request) -> web.Response:
     session = operator_session(request)
     where = read_filter(request)

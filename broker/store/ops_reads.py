@@ -111,6 +111,17 @@ class ParkedRow:
 
 
 @dataclass(frozen=True)
+class UnmappedRow:
+    """A subscription of the app's product whose plan code maps to no Developer Console plan."""
+
+    subscription_id: str
+    customer_id: str | None
+    status: str | None
+    plan_code: str | None
+    updated_at: float
+
+
+@dataclass(frozen=True)
 class AuditRow:
     id: int
     at: float
@@ -184,6 +195,20 @@ def parked(db: Tx, where: OpsFilter) -> Page[ParkedRow]:
         params + where.bounds(),
     )
     return _page([ParkedRow(**row) for row in rows], where.page_size)
+
+
+def unmapped(db: Tx, where: OpsFilter) -> Page[UnmappedRow]:
+    """Subscriptions marked ``unmapped_plan``: paying customers nothing was sent for."""
+    clause, params = where.where("s", time_column="updated_at", state_column="status")
+    clause = f"{clause} AND" if clause else "WHERE"
+    rows = select_all(
+        db,
+        "SELECT s.subscription_id, s.customer_id, s.status, s.plan_code, s.updated_at"  # noqa: S608
+        f" FROM subscriptions s {clause} s.decision = 'unmapped_plan'"
+        " ORDER BY s.updated_at DESC LIMIT ? OFFSET ?",
+        params + where.bounds(),
+    )
+    return _page([UnmappedRow(**row) for row in rows], where.page_size)
 
 
 def audit_log(db: Tx, where: OpsFilter) -> Page[AuditRow]:

@@ -36,6 +36,7 @@ from broker.store.identity import (
     user_row,
 )
 from broker.store.outbox import DELIVERIES_CHANNEL, DeliveryState
+from broker.store.products import learned_products
 from broker.store.sql import select_all, upsert
 from broker.store.tx import Tx
 
@@ -81,6 +82,7 @@ def load_facts(
         customer,
         binding=user_row(db, zuid) if zuid else None,
         claims=claims_on(db, subscription_id),
+        learned_products=learned_products(db),
     )
 
 

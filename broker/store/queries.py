@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from broker.config import Settings
 from broker.core.billing_events import BillingSubscription
-from broker.core.decide import StoredSubscription
+from broker.core.decide import Outcome, StoredSubscription
 from broker.core.identity import resolve_identity
 from broker.core.mapping import (
     ENDED_STATUSES,
@@ -17,12 +17,15 @@ from broker.core.mapping import (
     storage_units,
 )
 from broker.core.money import parse_amount
+from broker.core.ours import Ownership, our_products, ownership
 from broker.store.identity import columns, customer_row, user_row
 from broker.store.outbox import DeliveryState
+from broker.store.products import learned_products
 from broker.store.sql import select_all, select_one
 from broker.store.tx import Tx
 
 CYCLES = {"months": "Monthly", "years": "Yearly"}
+UNMAPPED_SYNC = "unmapped"
 
 
 @dataclass(frozen=True)
@@ -46,8 +49,14 @@ class SubscriptionView:
     currency_code: str | None
     owner_zuid: str | None
     customer_id: str | None
-    sync_state: str  # parked | dead | pending | ok | none
+    sync_state: str  # unmapped | parked | dead | pending | ok | none
     sync_text: str
+
+    @property
+    def unmapped(self) -> bool:
+        """Its plan code maps to no plan of the app: it is not live in the app, whatever billing
+        says, and the vendor has been told (the ``unmapped_plan`` outcome)."""
+        return self.sync_state == UNMAPPED_SYNC
 
 
 def org_subscriptions(db: Tx, zgid: str, settings: Settings) -> list[SubscriptionView]:
@@ -64,15 +73,32 @@ def org_subscriptions(db: Tx, zgid: str, settings: Settings) -> list[Subscriptio
         {"zgid": zgid},
     )
     views = []
+    products = our_products(settings.platform.product_id, learned_products(db))
     for row in rows:
         stored = StoredSubscription(**row)
         billing = stored.snapshot
+        if _other_product(billing, settings.platform.app_domain, products):
+            continue  # another billing product's: not this app's page to show
         owner = _owner(db, stored, billing)
         # Only billing's word or a verified claim makes an org the owner (never a mere visit).
         if owner.zgid != zgid:
             continue
         views.append(_subscription_view(db, stored, billing, owner, settings))
     return views
+
+
+def _other_product(
+    billing: BillingSubscription | None, app_domain: str, products: frozenset[str]
+) -> bool:
+    """Whether the pipeline's rule (``core.ours``) calls this subscription another product's."""
+    if billing is None or billing.plan is None:
+        return False
+    owner = ownership(
+        plan_maps=parse_plan_code(billing.plan.plan_code, app_domain) is not None,
+        product_id=billing.effective_product_id(),
+        our_products=products,
+    )
+    return owner is Ownership.OTHER_PRODUCT
 
 
 def _owner(db: Tx, stored: StoredSubscription, billing: BillingSubscription | None) -> Identity:
@@ -132,6 +158,10 @@ def _sync(
     queued: PlatformState | None,
     latest_delivery: str | None,
 ) -> tuple[str, str]:
+    if stored.decision == Outcome.UNMAPPED_PLAN:
+        return UNMAPPED_SYNC, (
+            "Not in the app: this plan is not set up for the app. The vendor has been told"
+        )
     if stored.parked_reason:
         return "parked", "Waiting: the app does not know your organisation yet"
     if latest_delivery == DeliveryState.DEAD:

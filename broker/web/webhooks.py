@@ -15,9 +15,11 @@ from aiohttp import web
 
 from broker.core.billing_events import check_not_from_the_future, decode_json
 from broker.core.workflow_payload import read_webhook
+from broker.delivery.product_learning import learn_products, needs_product
 from broker.errors import InvalidPayload, PayloadTooLarge, UnsupportedMediaType
 from broker.store.pipeline import ingest_webhook
 from broker.web.appkeys import (
+    billing_client_key,
     clock_key,
     metrics_key,
     request_id_key,
@@ -52,6 +54,10 @@ async def receive_billing_webhook(request: web.Request) -> web.Response:
     event = read_webhook(_document(raw, content_type, form_pairs))
     now = app[clock_key]()
     check_not_from_the_future(event, now=now, tolerance=settings.webhooks.future_tolerance_seconds)
+    billing = app.get(billing_client_key)
+    if billing is not None and needs_product(event.data.subscription, settings):
+        # Before the write: learning reads billing, which must never hold the writer.
+        await learn_products(billing, app[store_key], settings=settings, now=now)
     result = await app[store_key].write(
         partial(
             ingest_webhook,

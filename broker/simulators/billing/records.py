@@ -201,6 +201,7 @@ class Subscription:
             "status": self.status,
             "plan_code": self.plan.plan_code,
             "plan_name": self.plan.name,
+            "product_id": self.plan.product_id,  # [unsure] docs/contracts.md §4
             "amount": money(self.amount),
             "interval": self.plan.interval,
             "interval_unit": self.plan.interval_unit,
