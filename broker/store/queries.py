@@ -46,7 +46,7 @@ class SubscriptionView:
     currency_code: str | None
     owner_zuid: str | None
     customer_id: str | None
-    sync_state: str  # parked | dead | pending | ok | none
+    sync_state: str  # parked | conflict | dead | pending | ok | none
     sync_text: str
 
 
@@ -134,6 +134,8 @@ def _sync(
 ) -> tuple[str, str]:
     if stored.parked_reason:
         return "parked", "Waiting: the app does not know your organisation yet"
+    if (stored.decision or "").startswith("conflict:"):
+        return "conflict", "Not in the app: your organisation's other subscription is"
     if latest_delivery == DeliveryState.DEAD:
         return "dead", "The app could not be updated; the vendor has been alerted"
     if latest_delivery in (DeliveryState.PENDING, DeliveryState.IN_FLIGHT):
