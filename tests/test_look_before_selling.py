@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -26,8 +27,15 @@ from broker.simulators.demo_world import (
 )
 from broker.simulators.platform import PlatformSimulator
 from broker.web.app import create_app
-from tests.page_support import session_payload
-from tests.support import eventually
+from tests.page_support import (
+    OWNER_ZGID,
+    OWNER_ZUID,
+    STANDARD_CODE,
+    PageWorld,
+    WorldFactory,
+    session_payload,
+)
+from tests.support import EMAIL, eventually
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 Client = TestClient[web.Request, web.Application]
@@ -143,3 +151,97 @@ async def _csrf_of(client: Client) -> str:
     await eventually(has_cookie, message="a page session")
     jar = client.session.cookie_jar.filter_cookies(client.make_url("/manage"))
     return str(session_payload(jar[COOKIE_NAME].value)["csrf"])
+
+
+# --- the page's own world (tests/page_support.py): the rules one at a time ----------------------
+
+NO_CACHE = {"read_cache_seconds": 0}
+
+
+def hosted_page_bodies(world: PageWorld) -> list[dict[str, Any]]:
+    return [
+        r.body
+        for r in world.sim.api_requests
+        if r.method == "POST" and r.path == "/hostedpages/newsubscription"
+    ]
+
+
+async def test_billing_unreachable_the_page_says_so_and_no_checkout_starts(world: PageWorld):
+    owner = await world.signed_in()
+    world.sim.go_down()
+
+    page = await owner.get("/manage")
+    form = await owner.get("/manage/subscribe")
+
+    assert page.status == 200
+    assert "Billing could not be asked which subscriptions" in page.text
+    assert "/manage/subscribe" not in page.text
+    assert form.status == 503
+    assert "could not be asked which subscriptions" in form.text
+    assert hosted_page_bodies(world) == []
+
+
+async def test_a_second_subscription_that_bills_in_one_org_is_a_conflict_never_a_second_add(
+    make_world: WorldFactory,
+):
+    world = await make_world(billing=NO_CACHE)
+    owner = await world.signed_in()
+    first = await world.subscribed(owner)
+    [customer_id] = {s.customer.customer_id for s in world.sim.subscriptions.values()}
+    # Bought elsewhere for the same org (billing's own portal, say): its webhooks arrive.
+    second = world.sim.subscribe(
+        STANDARD_CODE, quantity=2, customer_id=customer_id, zuid=OWNER_ZUID, zgid=OWNER_ZGID
+    ).subscription_id
+    await world.settle()
+
+    page = await owner.get("/manage")
+
+    assert [c.body["subscription_id"] for c in world.calls("POST")] == [first]  # type: ignore[index]
+    [row] = await world.rows(
+        "SELECT decision FROM subscriptions WHERE subscription_id = ?", [second]
+    )
+    assert row["decision"].startswith("conflict:")
+    assert "paying for two subscriptions" in page.text
+    assert f"subscription {second}" in page.text
+    assert "Earlier subscriptions" not in page.text  # only ended ones are earlier
+    await world.deliveries_finished()
+    assert [c.body["subscription_id"] for c in world.calls("POST")] == [first]  # type: ignore[index]
+
+
+async def test_checkout_for_an_org_with_a_billing_customer_reuses_that_customer(
+    make_world: WorldFactory,
+):
+    world = await make_world(billing=NO_CACHE)
+    # An earlier, ended subscription whose webhooks never arrived: only billing knows the
+    # customer (its cf_zgid names the org).
+    world.sim.drop_next_webhooks(3)  # created, payment, cancelled
+    old = world.sim.subscribe(STANDARD_CODE, zuid=OWNER_ZUID, zgid=OWNER_ZGID, email=EMAIL)
+    world.sim.state.cancel(old.subscription_id, at_term_end=False)
+    owner = await world.signed_in()
+
+    await world.open_checkout(owner)
+
+    [body] = hosted_page_bodies(world)
+    assert body["customer_id"] == old.customer.customer_id
+    assert "customer" not in body
+    assert len(world.sim.state.ledger.customers) == 1
+
+
+async def test_an_email_only_match_is_an_ops_notice_that_neither_blocks_nor_reuses(
+    make_world: WorldFactory,
+):
+    world = await make_world(billing=NO_CACHE)
+    world.sim.drop_next_webhooks(2)
+    # Another org of the same person: same email, no org on the customer.
+    other = world.sim.subscribe(STANDARD_CODE, email=EMAIL, display_name="Other Org")
+    owner = await world.signed_in()
+
+    page = await owner.get("/manage")
+    await world.open_checkout(owner)
+
+    assert "/manage/subscribe" in page.text
+    [body] = hosted_page_bodies(world)
+    assert "customer_id" not in body
+    [notice] = await world.audit("notice.email_only_match")
+    assert notice["zgid"] == OWNER_ZGID
+    assert other.customer.customer_id in notice["detail"]
