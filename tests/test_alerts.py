@@ -28,6 +28,7 @@ EXPECTED_ALERTS = {
     "BrokerDeliveryBacklog",
     "BrokerWebhooksRefused",
     "BrokerParkedSubscriptions",
+    "BrokerSubscriptionConflict",
     "BrokerReconciliationDrift",
     "BrokerReconciliationFailing",
     "BrokerStoreUnreachable",

@@ -204,6 +204,8 @@ async def test_a_second_subscription_that_bills_in_one_org_is_a_conflict_never_a
     assert "paying for two subscriptions" in page.text
     assert f"subscription {second}" in page.text
     assert "Earlier subscriptions" not in page.text  # only ended ones are earlier
+    metrics = (await owner.get("/metrics")).text
+    assert "broker_subscription_conflicts 1.0" in metrics
     await world.deliveries_finished()
     assert [c.body["subscription_id"] for c in world.calls("POST")] == [first]  # type: ignore[index]
 
