@@ -74,6 +74,13 @@ class Metrics:
             "Subscriptions waiting for their org (no zgid or zuid yet) before the platform hears",
             registry=self.registry,
         )
+        # Read from the database at each scrape: two subscriptions billing one org (the
+        # platform keeps one; ``core.org_billing``), until the duplicate is cancelled.
+        self.conflicts = Gauge(
+            "broker_subscription_conflicts",
+            "Subscriptions that bill in an org whose platform subscription is another one",
+            registry=self.registry,
+        )
         # Labelled by route template ("GET /subscriptions/{id}"), never by a raw id.
         self.billing_calls = Counter(
             "broker_billing_calls_total",

@@ -29,6 +29,7 @@ EXPECTED_ALERTS = {
     "BrokerWebhooksRefused",
     "BrokerParkedSubscriptions",
     "BrokerUnmappedPlan",
+    "BrokerSubscriptionConflict",
     "BrokerReconciliationDrift",
     "BrokerReconciliationFailing",
     "BrokerStoreUnreachable",

@@ -653,8 +653,11 @@ async def test_billing_down_before_the_catalog_is_read_still_keeps_the_choices_a
     page = await owner.submit("/manage/subscribe", CHOICES)
     assert page.status == 503
     assert input_value(page.text, "users") == "8"
+    assert "could not be asked which subscriptions" in page.text
     [audit] = await world.audit()
-    assert (audit["action"], audit["result"]) == ("subscribe", "failed: billing_unavailable")
+    # Billing cannot say what the org already has: no checkout starts (fail closed).
+    assert (audit["action"], audit["result"]) == ("subscribe", "refused: billing_not_asked")
+    assert not world.sim.calls("POST", "/hostedpages")
 
 
 async def test_billing_down_during_cancel_shows_what_happened_and_changes_nothing(

@@ -141,6 +141,15 @@ shipping_address_id branch_id template_id redirect_url
     ),
     Documented(
         "GET",
+        "/customers",
+        "specs/customers.yml paths./customers.get (filter_by Status.All... in its description); "
+        "components.schemas.list-all-customers-response (items: no custom_fields)",
+        query=frozenset({"filter_by", "page", "per_page"}),
+        wrapper="customers",
+        fields={"customer_id": "string", "display_name": "string", "email": "string"},
+    ),
+    Documented(
+        "GET",
         "/customers/{id}",
         "specs/customers.yml paths./customers/{customer_id}.get; "
         "components.schemas.retrieve-a-customer-response (customer-response)",

@@ -151,6 +151,17 @@ class BillingClient:
             "subscription",
         )
 
+    # -- looking before selling (docs/contracts.md §4, "Which subscriptions an org has") ------
+
+    async def subscriptions_of_customer(self, customer_id: str) -> list[dict[str, Any]]:
+        """Every subscription of one billing customer, as list items (no plan object)."""
+        customer = path_segment("customer", customer_id)
+        return await self._all_pages("/subscriptions", "subscriptions", {"customer_id": customer})
+
+    async def list_customers(self) -> list[dict[str, Any]]:
+        """Every billing customer as the list shows them (documented: no custom fields)."""
+        return await self._all_pages("/customers", "customers", {"filter_by": "Status.All"})
+
     # -- plumbing ----------------------------------------------------------------------------
 
     async def _resource(

@@ -52,6 +52,10 @@ class SharedReads(Generic[V]):
             return None
         return kept[1]
 
+    def forget(self, key: str) -> None:
+        """Drop what was read for ``key``: it changed (a checkout was paid), read it again."""
+        self._fresh.pop(key, None)
+
     def in_flight(self, key: str) -> bool:
         return key in self._in_flight
 

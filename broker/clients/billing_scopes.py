@@ -33,6 +33,7 @@ SCOPE_OF_ENDPOINT: MappingProxyType[str, str] = MappingProxyType(
     {
         "GET /plans": PLANS_READ,
         "GET /addons": ADDONS_READ,
+        "GET /customers": CUSTOMERS_READ,
         "GET /customers/{id}": CUSTOMERS_READ,
         "PUT /customers/{id}": CUSTOMERS_UPDATE,
         "GET /subscriptions": SUBSCRIPTIONS_READ,

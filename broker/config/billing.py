@@ -70,6 +70,11 @@ class BillingSettings(Section):
     # The page re-reads an org's subscriptions from billing at most this often; concurrent
     # views of one org share one read. 0 re-reads on every view (still one read at a time).
     read_cache_seconds: float = Field(30.0, ge=0)
+    # Looking before selling: an org the customer index does not know makes the page sweep
+    # billing's customer list (GET /customers, then each unknown customer in full), at most once
+    # per this many seconds and with at most this many full reads per sweep.
+    customer_sweep_seconds: float = Field(300.0, ge=0)
+    customer_sweep_max_reads: int = Field(200, ge=0, le=10_000)
     # Billing calls one page session may make at once, and how fast that allowance refills;
     # past it, the overview shows what is stored and actions ask the visitor to wait.
     session_call_burst: int = Field(10, ge=1, le=1000)

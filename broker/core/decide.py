@@ -27,6 +27,7 @@ from broker.core.identity import (
 )
 from broker.core.landing import LandingParams
 from broker.core.mapping import Identity, Ignore, Park, PlatformState, Unmapped, desired_state
+from broker.core.org_billing import OrgSubscription, bills, keeper
 from broker.core.ours import our_products
 from broker.core.partial_snapshot import is_partial, merge_partial
 from broker.errors import Forbidden
@@ -44,6 +45,7 @@ class Outcome(StrEnum):
     DUPLICATE = "duplicate"  # this webhook event was received before
     REFUSED = "refused"  # not believable (an updated_time in the future)
     NO_SUBSCRIPTION_NAMED = "no_subscription_named"  # a visit that named none
+    CONFLICT = "conflict"  # the org has another subscription that bills; nothing is sent
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,8 @@ class PipelineFacts:
     binding: UserRecord | None  # the user whose verified binding may supply the zgid
     claims: tuple[Claim, ...] = ()  # landing claims, oldest first
     learned_products: frozenset[str] = frozenset()  # the app's products, learned from billing
+    # The org's other subscriptions that bill (``core.org_billing``), loaded by org.
+    siblings: tuple[OrgSubscription, ...] = ()
 
     def with_claim(self, claim: Claim) -> PipelineFacts:
         """These facts once ``claim`` is recorded (one claim per org, oldest first)."""
@@ -224,6 +228,11 @@ def decide(
     why = f"{wanted.why}; warning: {wanted.warning}" if wanted.warning else wanted.why
     writes = replace(writes, mark=Mark(why), warning=wanted.warning)
     queued = stored.queued_json if stored else None
+    conflict = _conflict(
+        facts, snapshot, queued=queued, acked=stored.acked_json if stored else None
+    )
+    if conflict is not None and wanted.state.active:
+        return replace(writes, outcome=Outcome.CONFLICT, reason=conflict, mark=Mark(conflict))
     # States are stored as canonical JSON (sorted keys), so equal text is equal state.
     if queued == wanted.state.to_json():
         reason = "the platform already has or will get this state"
@@ -232,6 +241,31 @@ def decide(
         reason = "never sent to the platform; nothing to cancel"
         return replace(writes, outcome=Outcome.UNCHANGED, reason=reason)
     return replace(writes, reason=wanted.why, send=wanted.state)
+
+
+def _conflict(
+    facts: PipelineFacts, snapshot: BillingSubscription, *, queued: str | None, acked: str | None
+) -> str | None:
+    """Why nothing may be sent for this subscription: its org has another that bills and the
+    platform keeps that one (``org_billing.keeper``). None when this one is the keeper."""
+    if not facts.siblings or not bills(snapshot.status):
+        return None
+    created = snapshot.created_time.timestamp() if snapshot.created_time else None
+    this = OrgSubscription(
+        facts.subscription_id, created, platform_has=_active(queued) or _active(acked)
+    )
+    kept = keeper([this, *facts.siblings])
+    if kept == facts.subscription_id:
+        return None
+    return (
+        f"conflict: the organisation already has subscription {kept}, which the platform "
+        f"keeps; nothing is sent for {facts.subscription_id} (a duplicate to cancel)"
+    )
+
+
+def _active(state_json: str | None) -> bool:
+    state = PlatformState.from_json(state_json)
+    return state is not None and state.active
 
 
 def _not_newer(

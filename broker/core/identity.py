@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from broker.config import LandingVerification
-from broker.core.billing_events import BillingSubscription, CustomField
+from broker.core.billing_events import BillingCustomer, BillingSubscription, CustomField
 from broker.core.ids import is_user_id
 from broker.core.landing import LandingParams
 from broker.core.mapping import Identity
@@ -86,6 +86,17 @@ def identity_from_billing(subscription: BillingSubscription) -> Identity:
         field_lists.insert(0, subscription.customer.custom_fields)
         hashes += [subscription.customer.custom_field_hash, subscription.customer.model_extra or {}]
     hashes.append(subscription.custom_field_hash)
+    return _identity_in(field_lists, hashes)
+
+
+def identity_from_customer(customer: BillingCustomer) -> Identity:
+    """cf_zuid / cf_zgid as a billing customer read on its own carries them (the same reading
+    as ``identity_from_billing``)."""
+    hashes = [customer.custom_field_hash, customer.model_extra or {}]
+    return _identity_in([customer.custom_fields], hashes)
+
+
+def _identity_in(field_lists: list[list[CustomField]], hashes: list[dict[str, Any]]) -> Identity:
     found: dict[str, str] = {}
     for name in ("zuid", "zgid"):
         for fields in field_lists:

@@ -123,6 +123,27 @@ async def posted_form(request: web.Request) -> tuple[Viewer, dict[str, Any]]:
     return viewer, form
 
 
+class BillingNotAsked(ClientError):
+    status = 503
+    code = "billing_not_asked"
+
+
+async def require_billing_asked(request: web.Request, viewer: Viewer) -> None:
+    """Fail closed: no new subscription starts unless billing just said which ones the org has
+    (otherwise an org that already pays could be sold a second one). Audited."""
+    if viewer.billing_checked or not viewer.billing_enabled:
+        return
+    error = BillingNotAsked(
+        "billing could not be asked which subscriptions your organisation already has, so no "
+        "new subscription can be started now",
+        hint="nothing was charged; open this page again in a minute",
+    )
+    await audit_action(
+        request, viewer.session, str(Action.SUBSCRIBE), None, f"refused: {error.code}", None
+    )
+    raise error
+
+
 async def require_action(request: web.Request, viewer: Viewer, action: Action) -> None:
     """Go on only if ``core.policy`` lets this viewer do ``action`` now; otherwise
     audit the refusal and raise it: 409 when the status does not allow it, 403 when the

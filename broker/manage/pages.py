@@ -34,6 +34,7 @@ from broker.store.pipeline import ingest_billing_read
 from broker.web.appkeys import (
     billing_client_key,
     clock_key,
+    org_reads_key,
     request_id_key,
     settings_key,
     store_key,
@@ -139,6 +140,8 @@ async def checkout_return(request: web.Request) -> web.StreamResponse:
             )
             if result:
                 app[worker_key].wake()
+            # The org's subscriptions just changed: the next view asks billing again.
+            app[org_reads_key].forget(session.zgid)
             customer_id = _customer_id(document)
             if checkout.action == "subscribe" and customer_id:
                 await keep_on_customer(app, customer_id, session)

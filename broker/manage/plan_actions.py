@@ -28,6 +28,7 @@ from broker.manage.action_support import (
     over_budget,
     posted_form,
     require_action,
+    require_billing_asked,
     with_retry_after,
 )
 from broker.manage.first_purchase import require_proven_new_org
@@ -44,7 +45,8 @@ FREQUENCY_NAMES = {code: name for name, code in FREQUENCIES.items()}
 
 
 async def subscribe_form(request: web.Request) -> web.Response:
-    viewer = await load_viewer(request, refresh=False)
+    viewer = await load_viewer(request)
+    await require_billing_asked(request, viewer)
     await require_action(request, viewer, Action.SUBSCRIBE)
     await require_proven_new_org(request, viewer.session)
     values = await resumed_form(request, viewer) or {
@@ -56,7 +58,11 @@ async def subscribe_form(request: web.Request) -> web.Response:
 
 
 async def subscribe(request: web.Request) -> web.StreamResponse:
-    viewer, form = await posted_form(request)
+    _, form = await posted_form(request)
+    # Look before selling, again: the org may have bought since the form was shown.
+    viewer = await load_viewer(request)
+    if not viewer.billing_checked and viewer.billing_enabled:
+        return await _not_asked(request, viewer, form)
     await require_action(request, viewer, Action.SUBSCRIBE)
     await require_proven_new_org(request, viewer.session)
     checked = await checked_choice(request, viewer, "subscribe", form)
@@ -69,12 +75,30 @@ async def subscribe(request: web.Request) -> web.StreamResponse:
         "custom_fields": Correlation(zuid=session.zuid, zgid=session.zgid).custom_fields(),
         "redirect_url": return_url(request),
     }
-    known_customer = next((s.customer_id for s in viewer.subscriptions if s.customer_id), None)
-    if known_customer:
-        payload["customer_id"] = known_customer
+    # An org with a billing customer keeps it: a second customer would hide the first's
+    # subscriptions from the next look-up.
+    if viewer.customer_id:
+        payload["customer_id"] = viewer.customer_id
     else:
         payload["customer"] = _new_customer(session)
     return await open_hosted_checkout(request, viewer, "subscribe", None, payload, parsed)
+
+
+async def _not_asked(request: web.Request, viewer: Viewer, form: dict[str, Any]) -> web.Response:
+    """Fail closed: billing could not say which subscriptions the org has, so no checkout
+    starts; the form comes back with the choices and says so (503, audited)."""
+    values = FormResult(
+        {k: str(form.get(k, "")) for k in ("planid", "frequency", "users", "storage")}
+    )
+    await audit_action(
+        request, viewer.session, "subscribe", None, "refused: billing_not_asked", values.values
+    )
+    log.warning("manage.subscribe_billing_not_asked", zgid=viewer.session.zgid)
+    problem = (
+        "Billing could not be asked which subscriptions your organisation already has, so no "
+        "new subscription was started and nothing was charged. Try again in a minute."
+    )
+    return await plan_page(request, viewer, "subscribe", values, status=503, problem=problem)
 
 
 async def plan_page(

@@ -35,3 +35,16 @@ def record_action(
             request_id,
         ],
     )
+
+
+def record_notice_once(
+    db: Tx, *, at: float, zuid: str, zgid: str, action: str, detail: dict[str, Any]
+) -> bool:
+    """An operator notice about org ``zgid``, written once per org and kind (True if new)."""
+    seen = db.execute(
+        "SELECT 1 FROM audit_log WHERE action = ? AND zgid = ? LIMIT 1", [action, zgid]
+    ).fetchone()
+    if seen:
+        return False
+    record_action(db, at=at, zuid=zuid, zgid=zgid, action=action, result="notice", detail=detail)
+    return True

@@ -7,6 +7,12 @@ from broker.store.sql import select_one
 from broker.store.tx import Tx
 
 
+def conflicting_subscriptions(db: Tx) -> int:
+    """Duplicates held back because their org already has one that bills (``decide``)."""
+    row = select_one(db, "SELECT COUNT(*) AS n FROM subscriptions WHERE decision LIKE 'conflict:%'")
+    return int(row["n"]) if row else 0
+
+
 def parked_subscriptions(db: Tx) -> int:
     """Subscriptions held back until their org is known (``decide.Mark("parked", ...)``)."""
     row = select_one(db, "SELECT COUNT(*) AS n FROM subscriptions WHERE decision = 'parked'")

@@ -35,6 +35,7 @@ from broker.store.identity import (
     subscription_row,
     user_row,
 )
+from broker.store.org_index import org_billing_subscriptions
 from broker.store.outbox import DELIVERIES_CHANNEL, DeliveryState
 from broker.store.products import learned_products
 from broker.store.sql import select_all, upsert
@@ -76,13 +77,16 @@ def load_facts(
     snapshot = incoming or (stored.snapshot if stored else None)
     bound = stored.bound if stored else Identity()
     zuid = resolve_identity(snapshot, customer, bound, None).zuid
+    binding = user_row(db, zuid) if zuid else None
+    zgid = resolve_identity(snapshot, customer, bound, binding).zgid
     return PipelineFacts(
         subscription_id,
         stored,
         customer,
-        binding=user_row(db, zuid) if zuid else None,
+        binding=binding,
         claims=claims_on(db, subscription_id),
         learned_products=learned_products(db),
+        siblings=org_billing_subscriptions(db, zgid, other_than=subscription_id) if zgid else (),
     )
 
 

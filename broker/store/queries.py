@@ -49,7 +49,7 @@ class SubscriptionView:
     currency_code: str | None
     owner_zuid: str | None
     customer_id: str | None
-    sync_state: str  # unmapped | parked | dead | pending | ok | none
+    sync_state: str  # unmapped | parked | conflict | dead | pending | ok | none
     sync_text: str
 
     @property
@@ -164,6 +164,8 @@ def _sync(
         )
     if stored.parked_reason:
         return "parked", "Waiting: the app does not know your organisation yet"
+    if (stored.decision or "").startswith("conflict:"):
+        return "conflict", "Not in the app: your organisation's other subscription is"
     if latest_delivery == DeliveryState.DEAD:
         return "dead", "The app could not be updated; the vendor has been alerted"
     if latest_delivery in (DeliveryState.PENDING, DeliveryState.IN_FLIGHT):

@@ -27,6 +27,7 @@ from broker.clients.catalog import CatalogCache
 from broker.clients.platform import PlatformClient
 from broker.config import LandingVerification, Settings
 from broker.core.billing_status import BillingStatus
+from broker.delivery.customer_index import CustomerSweep
 from broker.delivery.reconcile import ReconcileDeps, run_on_schedule
 from broker.delivery.worker import DeliveryWorker
 from broker.manage import oidc_pages
@@ -53,6 +54,7 @@ from broker.web.appkeys import (
     catalog_key,
     clock_key,
     csp_key,
+    customer_sweep_key,
     http_session_key,
     metrics_key,
     org_reads_key,
@@ -231,6 +233,9 @@ async def billing_context(app: web.Application) -> AsyncIterator[None]:
     )
     app[org_reads_key] = SharedReads(
         ttl_seconds=settings.billing.read_cache_seconds, clock=app[clock_key]
+    )
+    app[customer_sweep_key] = CustomerSweep(
+        app[store_key], client, settings.billing, app[clock_key]
     )
     app[call_budget_key] = CallBudget(
         burst=settings.billing.session_call_burst,

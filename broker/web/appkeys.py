@@ -14,6 +14,7 @@ from broker.clients.oidc import OidcClient
 from broker.clients.platform import PlatformClient
 from broker.clients.zoho_org import ZohoOrgClient
 from broker.config import Settings
+from broker.delivery.customer_index import CustomerSweep
 from broker.delivery.reconcile import ReconcileDeps
 from broker.delivery.worker import DeliveryWorker
 from broker.manage.sessions import SessionCodec
@@ -42,6 +43,7 @@ org_client_key = web.AppKey("org_client", ZohoOrgClient)
 # With billing: each org's billing reads, shared and kept briefly; each session's call budget.
 org_reads_key: web.AppKey[SharedReads[tuple[str, ...]]] = web.AppKey("org_reads")
 call_budget_key = web.AppKey("call_budget", CallBudget)
+customer_sweep_key = web.AppKey("customer_sweep", CustomerSweep)
 # With billing: what a reconciliation run needs (the console's button calls run_reconciliation).
 reconcile_key = web.AppKey("reconcile", ReconcileDeps)
 

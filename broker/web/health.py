@@ -16,7 +16,7 @@ from broker.delivery.reconcile import schedule_status
 from broker.errors import StoreError
 from broker.store.delivery_records import outbox_summary
 from broker.store.heartbeat import write_heartbeat
-from broker.store.monitoring import parked_subscriptions
+from broker.store.monitoring import conflicting_subscriptions, parked_subscriptions
 from broker.web.appkeys import clock_key, metrics_key, settings_key, store_key, worker_key
 
 log = structlog.get_logger(__name__)
@@ -101,5 +101,6 @@ async def metrics(request: web.Request) -> web.Response:
         registry.deliveries.labels(str(state)).set(count)
     registry.oldest_pending.set(summary.oldest_pending_seconds)
     registry.parked.set(await request.app[store_key].read(parked_subscriptions))
+    registry.conflicts.set(await request.app[store_key].read(conflicting_subscriptions))
     body = generate_latest(registry.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

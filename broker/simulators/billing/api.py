@@ -56,6 +56,9 @@ ADDON_FILTERS: Filters = {
     "AddonStatus.ONETIME": ("type", "one_time"),
     "AddonStatus.RECURRING": ("type", "recurring"),
 }
+# specs/customers.yml GET /customers: filter_by Status.(All, Active, Inactive, ...); every
+# simulated customer is active, and the rest are not simulated (refused like any unknown value).
+CUSTOMER_FILTERS: Filters = {"Status.All": None, "Status.Active": None}
 
 MAX_RECEIVED = 1000  # the newest requests kept for tests; older ones are dropped
 
@@ -105,6 +108,7 @@ class BillingApi:
         routes = [
             ("GET", "/plans", self._plans),
             ("GET", "/addons", self._addons),
+            ("GET", "/customers", self._customers),
             ("GET", "/customers/{id}", self._customer),
             ("PUT", "/customers/{id}", self._update_customer),
             ("GET", "/subscriptions", self._subscriptions),
@@ -206,6 +210,10 @@ class BillingApi:
             return items
         key, value = wanted
         return [item for item in items if item.get(key) == value]
+
+    async def _customers(self, request: web.Request) -> web.Response:
+        customers = [c.list_json() for c in self._state.ledger.customers.values()]
+        return paginate(request, "customers", self._filtered(request, CUSTOMER_FILTERS, customers))
 
     async def _customer(self, request: web.Request) -> web.Response:
         return ok({"customer": self._state.customer(request.match_info["id"]).to_json()})

@@ -75,6 +75,25 @@ class Customer:
             "custom_field_hash": field_hash(self.custom_fields),
         }
 
+    def list_json(self) -> dict[str, Any]:
+        """A row of ``GET /customers``: the fields specs/customers.yml lists for it (no
+        ``custom_fields``: a reader must read the customer in full to learn its zgid)."""
+        full = self.to_json()
+        return {name: full[name] for name in LISTED_CUSTOMER_FIELDS}
+
+
+# specs/customers.yml components.schemas.list-all-customers-response (the ones we keep).
+LISTED_CUSTOMER_FIELDS = (
+    "customer_id",
+    "display_name",
+    "first_name",
+    "last_name",
+    "email",
+    "company_name",
+    "currency_code",
+    "created_time",
+)
+
 
 @dataclass
 class AddonLine:

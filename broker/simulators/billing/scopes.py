@@ -33,6 +33,12 @@ def _rows() -> tuple[RouteScope, ...]:
         ),
         RouteScope(
             "GET",
+            "/customers",
+            "ZohoSubscriptions.customers.READ",
+            "specs/customers.yml: GET /customers",
+        ),
+        RouteScope(
+            "GET",
             "/customers/{id}",
             "ZohoSubscriptions.customers.READ",
             "specs/customers.yml: GET /customers/{customer_id}",
