@@ -216,6 +216,23 @@ async def test_paid_checkout_shows_the_subscription_live_and_adds_it_to_the_plat
     assert results == [("subscribe", "sent to checkout"), ("checkout_subscribe", "ok")]
 
 
+async def test_paid_checkout_answered_inside_a_wrapper_still_completes_the_return(
+    make_world: WorldFactory,
+):
+    """Zoho documents ``GET /hostedpages/{id}`` flat (the test above); a ``hostedpage``
+    wrapper, as its create calls answer, is read too."""
+    world = await make_world(billing_simulator={"hosted_page_wrapped": True})
+    owner = await world.signed_in()
+    world.sim.hold_webhooks()
+    opened = await world.open_checkout(owner, planid=STANDARD, users=2, storage=1)
+    back = await world.come_back(owner, await world.pay(opened.hostedpage_id))
+    assert (back.status, back.location) == (303, "/manage")
+    await world.platform.wait_until(lambda p: len(p.applied) == 1)
+    assert [c.method for c in world.calls()] == ["POST"]
+    checkout = (await world.rows("SELECT status FROM checkouts"))[0]
+    assert checkout["status"] == "success"
+
+
 async def test_returning_twice_from_a_paid_checkout_changes_nothing_more(
     world: PageWorld, owner: Browser
 ):

@@ -36,6 +36,9 @@ class BillingSettings(Section):
     # past it, the overview shows what is stored and actions ask the visitor to wait.
     session_call_burst: int = Field(10, ge=1, le=1000)
     session_calls_per_minute: float = Field(10.0, gt=0)
+    # A hard stop on pages read of one plans or add-ons list (200 items a page), should billing
+    # never say it is done; reaching it is logged (billing.list_cut_short).
+    max_list_pages: int = Field(100, ge=1, le=10_000)
 
     @field_validator("base_url", "accounts_url")
     @classmethod

@@ -75,7 +75,7 @@ class Checkout:
 
     async def _show(self, request: web.Request) -> web.Response:
         try:
-            page = self._state.open_page(request.match_info["id"])
+            page = self._state.view_page(request.match_info["id"])
         except (ApiError, PageClosed) as exc:
             return self._closed(exc)
         return web.Response(text=checkout_html(page, self._buyer(page)), content_type="text/html")
