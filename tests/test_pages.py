@@ -288,6 +288,22 @@ async def test_expired_checkout_shows_410_with_a_way_to_start_again(
     assert world.calls() == []
 
 
+async def test_cancelled_checkout_shows_409_with_a_way_to_start_again(
+    world: PageWorld, owner: Browser
+):
+    opened = await world.open_checkout(owner, users=6)
+    back = await world.come_back(owner, await world.pay(opened.hostedpage_id, outcome="cancel"))
+    assert_outcome_page(back, 409, "The checkout was cancelled")
+    assert "you were not charged" in back.text
+    assert f"/manage/subscribe?resume={opened.hostedpage_id}" in back.text
+    checkout = (await world.rows("SELECT status FROM checkouts"))[0]
+    assert checkout["status"] == "cancelled"
+    [audit] = await world.audit("checkout_subscribe")
+    assert audit["result"] == "checkout cancelled"
+    assert world.sim.subscriptions == {}
+    assert world.calls() == []
+
+
 async def test_unfinished_checkout_offers_to_continue_it(world: PageWorld, owner: Browser):
     opened = await world.open_checkout(owner)
     page = await owner.get(f"/manage/return?hostedpage_id={opened.hostedpage_id}")

@@ -112,6 +112,12 @@ class HostedPages:
         page.status, page.failure_reason = "failed", "The payment was declined."
         return page
 
+    def cancel(self, hostedpage_id: str) -> HostedPage:
+        """The buyer left the checkout with its Cancel button."""
+        page = self.open_page(hostedpage_id)
+        page.status = "cancelled"
+        return page
+
     def expire_all(self) -> None:
         for page in self._ledger.hosted_pages.values():
             page.expired = True

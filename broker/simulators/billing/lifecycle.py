@@ -131,6 +131,9 @@ class BillingState:
     def fail(self, hostedpage_id: str) -> HostedPage:
         return self.pages.fail(hostedpage_id)
 
+    def cancel_page(self, hostedpage_id: str) -> HostedPage:
+        return self.pages.cancel(hostedpage_id)
+
     def expire_hosted_pages(self) -> None:
         self.pages.expire_all()
 

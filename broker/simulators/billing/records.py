@@ -248,8 +248,9 @@ class HostedPage:
     opened_at: float  # time.monotonic() when created
     lifetime: float
     # Zoho's documented words (hosted-pages.yml, components/schemas/status): ``fresh`` until
-    # the buyer opens the page, then ``read``; ``success`` or ``failed`` once paid or declined.
-    status: Literal["fresh", "read", "success", "failed"] = "fresh"
+    # the buyer opens the page, then ``read``; ``success`` or ``failed`` once paid or declined,
+    # ``cancelled`` when the buyer cancels (``force_cancelled`` is not simulated).
+    status: Literal["fresh", "read", "success", "failed", "cancelled"] = "fresh"
     expired: bool = False  # forced by expire_hosted_pages()
     failure_reason: str | None = None
     subscription: dict[str, Any] | None = None  # snapshot taken on success
