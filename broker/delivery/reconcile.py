@@ -181,16 +181,19 @@ async def _backfill(
     to_read, left = scan.wanted[:budget], scan.wanted[budget:]
     for listed in to_read:
         await _feed_listed(deps, lease, report, listed)
+    # Everything from the cursor up to the newest day listed was seen: the whole way past the
+    # cursor, or, oldest first, every page up to where the run stopped.
+    covered = scan.complete or scan.newest_first is False
     if left:
         _stopped_early(
             report,
             f"read {budget} events in full (reconcile.max_event_reads); "
             f"{len(left)} more wait for the next run",
         )
-        return to_read[-1].day.isoformat()  # all before it were fed
-    if scan.complete or scan.newest_first is False:
-        # Oldest first, everything listed up to the last day read was seen.
-        return scan.last_day.isoformat() if scan.last_day else None
+        # Fed oldest first: the next run starts at the last day fed (read again, deduplicated).
+        return to_read[-1].day.isoformat() if covered else None
+    if covered and scan.last_day is not None:
+        return scan.last_day.isoformat()
     return None
 
 
@@ -255,10 +258,9 @@ async def _scan_once(
             "pages (reconcile.max_pages)",
         )
     scan.newest_first = order.newest_first
-    known = await deps.store.read(partial(rows.known_events, event_ids=list(found)))
-    candidates = [
-        e for e in found.values() if e.event_id not in known and is_subscription_type(e.event_type)
-    ]
+    ours = [e for e in found.values() if is_subscription_type(e.event_type)]
+    known = await deps.store.read(partial(rows.known_events, event_ids=[e.event_id for e in ours]))
+    candidates = [e for e in ours if e.event_id not in known]
 
     def oldest_first(event: ListedEvent) -> tuple[datetime, int]:
         # Events of one time (event_time is often a bare day) keep the list's order, read
@@ -299,13 +301,16 @@ async def _feed_listed(
         return
     await lease.keep()
     event = listed_event(document)
-    if event is None or event.event_id != listed.event_id or event.data.subscription is None:
+    if (
+        event is None
+        or event.event_id != listed.event_id
+        or not is_subscription_event(event)
+        or event.data.subscription is None
+    ):
         log.warning(
             "reconcile.unreadable_event", run_id=report.run_id, event_id=listed.event_id,
-            why="its GET /events/{id} carried no subscription payload",
+            why="its GET /events/{id} carried no payload of that subscription event",
         )  # fmt: skip
-        return
-    if not is_subscription_event(event):
         return
     feed = partial(
         rows.feed_event,
