@@ -146,7 +146,7 @@ def test_a_list_ends_when_page_context_says_so_or_else_on_a_short_page(
     assert has_more(body, count, 200) is more
 
 
-def test_the_reconcile_table_says_when_the_backfill_stopped_early() -> None:
+def test_the_reconcile_table_says_when_a_run_stopped_reading_at_a_bound() -> None:
     report = RunReport(RunOutcome.DONE, run_id=3, since="2026-06-01", stopped_early="bound hit")
 
-    assert "event backfill incomplete: bound hit" in table(report)
+    assert "not everything was read: bound hit" in table(report)

@@ -352,12 +352,12 @@ async def test_an_event_filter_billing_honours_saves_pages(make_world: WorldFact
     assert event_list_reads(world) - before == len(later) // 2 + 1
 
 
-async def test_a_backfill_cut_short_by_its_page_bound_says_so_and_keeps_its_cursor(
+async def test_a_run_cut_short_by_its_page_bound_says_so_and_keeps_its_cursor(
     make_world: WorldFactory,
 ) -> None:
     world = await make_world(reconcile={"per_page": 2, "max_pages": 2})
     world.sim.drop_all_webhooks()
-    for n in range(3):
+    for n in range(5):  # 10 events and 5 subscriptions: more than 2 pages of 2 each
         world.sim.subscribe(STANDARD_CODE, quantity=2 + n, **org(n))
 
     with capture_logs() as logs:
@@ -365,7 +365,8 @@ async def test_a_backfill_cut_short_by_its_page_bound_says_so_and_keeps_its_curs
 
     assert report.outcome is RunOutcome.DONE
     assert report.stopped_early is not None
-    assert "reconcile.max_pages" in report.stopped_early
+    assert "the events list did not end within 2 pages" in report.stopped_early
+    assert "the subscriptions list did not end within 2 pages" in report.stopped_early
     assert any(e["event"] == "billing.list_cut_short" for e in logs)
     assert await world.app[store_key].read(rows.cursor) is None
 

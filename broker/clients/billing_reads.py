@@ -33,12 +33,10 @@ class BillingReads:
         value = body.get("event")
         return value if isinstance(value, dict) else {}
 
-    async def subscriptions(self) -> AsyncIterator[dict[str, Any]]:
+    def subscription_pages(self) -> AsyncIterator[ListPage]:
         """Every subscription as the list shows it (no plan object: read one in full to use it)."""
         params = {"filter_by": self._settings.subscriptions_filter}
-        async for page in self._pages("/subscriptions", "subscriptions", params):
-            for item in page.items:
-                yield item
+        return self._pages("/subscriptions", "subscriptions", params)
 
     async def subscription(self, subscription_id: str) -> dict[str, Any]:
         return await self._client.get_subscription(subscription_id)

@@ -69,7 +69,7 @@ class RunReport:
     counts: rows.RunCounts = field(default_factory=rows.RunCounts)
     drift: list[Drift] = field(default_factory=list)
     error: str | None = None
-    # The run ended its backfill at a bound (pages, events read) before reading everything.
+    # The run stopped reading at a bound (list pages, events read in full) before the end.
     stopped_early: str | None = None
 
 
@@ -337,30 +337,35 @@ async def _sweep(deps: ReconcileDeps, lease: RunLease, report: RunReport) -> Non
     """Read in full, and feed, each of this app's subscriptions that differs from the store."""
     stored = await deps.store.read(rows.stored_views)
     app_domain = deps.settings.platform.app_domain
-    async for item in deps.reads.subscriptions():
-        await lease.keep()
-        report.counts = replace(
-            report.counts, subscriptions_read=report.counts.subscriptions_read + 1
-        )
-        if not is_ours(item, app_domain):
-            continue
-        mine = stored.get(str(item.get("subscription_id")))
-        drift = drift_of(item, mine)
-        if drift is None:
-            continue
-        document = await deps.reads.subscription(drift.subscription_id)
-        report.counts = replace(report.counts, full_reads=report.counts.full_reads + 1)
-        result = await lease.write(
-            partial(
-                rows.feed_read,
-                document=document,
-                floor=mine.updated_at if mine else None,
-                settings=deps.settings,
-                now=deps.clock(),
-                dry_run=report.dry_run,
+    page = None
+    async for page in deps.reads.subscription_pages():
+        for item in page.items:
+            await lease.keep()
+            report.counts = replace(
+                report.counts, subscriptions_read=report.counts.subscriptions_read + 1
             )
-        )
-        _found(deps, report, drift, result)
+            if not is_ours(item, app_domain):
+                continue
+            mine = stored.get(str(item.get("subscription_id")))
+            drift = drift_of(item, mine)
+            if drift is None:
+                continue
+            document = await deps.reads.subscription(drift.subscription_id)
+            report.counts = replace(report.counts, full_reads=report.counts.full_reads + 1)
+            result = await lease.write(
+                partial(
+                    rows.feed_read,
+                    document=document,
+                    floor=mine.updated_at if mine else None,
+                    settings=deps.settings,
+                    now=deps.clock(),
+                    dry_run=report.dry_run,
+                )
+            )
+            _found(deps, report, drift, result)
+    if page is not None and page.more:
+        why = f"the subscriptions list did not end within {deps.settings.reconcile.max_pages} pages"
+        _stopped_early(report, f"{why} (reconcile.max_pages)")
 
 
 async def _parked(deps: ReconcileDeps, lease: RunLease, report: RunReport) -> None:

@@ -85,7 +85,7 @@ async def reconcile_now(request: web.Request) -> web.StreamResponse:
     log.info("ops.reconcile", outcome=str(report.outcome), run_id=report.run_id)
     notice = _notice(report.outcome, len(report.drift), queued, report.error)
     if report.stopped_early:
-        notice += f"; the event backfill stopped early: {report.stopped_early}"
+        notice += f"; not everything was read: {report.stopped_early}"
     if report.run_id is None:
         raise web.HTTPSeeOther("/ops/reconcile?" + urlencode({"notice": notice}))
     raise web.HTTPSeeOther(f"/ops/reconcile/{report.run_id}?" + urlencode({"notice": notice}))
