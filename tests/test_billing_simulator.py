@@ -399,7 +399,17 @@ async def test_catalog_plans_carry_the_app_domain_prices_and_intervals(api: Api)
     assert plans[FREE]["recurring_price"] == 0.0
 
 
-async def test_plans_paginate_with_page_context(api: Api) -> None:
+async def test_plans_paginate_without_page_context_as_documented(api: Api) -> None:
+    first = await api.ok("GET", "/plans", params={"page": "1", "per_page": "4"})
+    second = await api.ok("GET", "/plans", params={"page": "2", "per_page": "4"})
+
+    assert ("page_context" in first, len(first["plans"]), len(second["plans"])) == (False, 4, 2)
+
+
+async def test_plans_paginate_with_page_context_when_told_to(
+    aiohttp_client: ClientFactory,
+) -> None:
+    api = Api(await aiohttp_client(make_sim(list_page_context=True).app()))
     first = await api.ok("GET", "/plans", params={"page": "1", "per_page": "4"})
     second = await api.ok("GET", "/plans", params={"page": "2", "per_page": "4"})
 

@@ -2,7 +2,7 @@
 and how ``GET /events`` lists the event log.
 
 Documented [doc]: ``page``, ``per_page`` (at most 200) and ``page_context.has_more_page`` (on
-invoices, specs/invoices.yml; the plans, add-ons and subscriptions lists send it too, [seen]);
+invoices only, specs/invoices.yml: the other lists send it only when the simulator is told to);
 ``customer_id`` and ``filter_by=SubscriptionStatus.*`` on subscriptions ([seen] in public
 clients). ``GET /events`` documents no parameter but the organisation header and list items of
 only ``event_id``, ``event_type`` and ``event_time`` (specs/events.yml,

@@ -63,7 +63,7 @@ class BillingSimulator:
         events_order: EventOrder = EventOrder.NEWEST_FIRST,
         event_filters: bool = False,
         hosted_page_wrapped: bool = False,
-        list_page_context: bool = True,
+        list_page_context: bool = False,
     ) -> None:
         """``customer_fields``: the customer custom fields the organisation defined, e.g.
         ``("zuid",)`` as the vendor's documented setup makes it; None accepts any field.
@@ -72,7 +72,8 @@ class BillingSimulator:
         ``events_order``, ``event_filters``: how ``GET /events`` lists (``EventListing``).
         ``hosted_page_wrapped``: answer ``GET /hostedpages/{id}`` inside a ``hostedpage``
         wrapper instead of flat as documented. ``list_page_context``: send ``page_context`` on
-        the plans, add-ons and subscriptions lists (documented for invoices only)."""
+        the plans, add-ons and subscriptions lists too (documented for invoices only, so off
+        by default: a reader must then go on while pages come back full)."""
         self.organization_id = organization_id
         self._event_listing = EventListing(events_order, event_filters)
         self._hosted_page_wrapped = hosted_page_wrapped
