@@ -233,7 +233,10 @@ async def _scan_once(
             report.counts = replace(report.counts, events_read=report.counts.events_read + 1)
             listed = listed_item(item)
             if listed is None:
-                log.warning("reconcile.unreadable_event", event_id=str(item.get("event_id"))[:40])
+                log.warning(
+                    "reconcile.unreadable_event", run_id=report.run_id,
+                    event_id=str(item.get("event_id"))[:40], why="no usable id, type or time",
+                )  # fmt: skip
                 continue
             order.see(listed.at)
             if listed.day < start_day:
@@ -246,7 +249,7 @@ async def _scan_once(
             position.setdefault(listed.event_id, len(position))
             found.setdefault(listed.event_id, listed)
             scan.last_day = max(scan.last_day or listed.day, listed.day)
-        if passed and order.newest_first:
+        if passed and order.newest_first and not order.contradicted:
             scan.complete = True  # newest first: everything after this is older still
             break
     else:
@@ -257,15 +260,15 @@ async def _scan_once(
             f"the events list did not end within {deps.settings.reconcile.max_pages} "
             "pages (reconcile.max_pages)",
         )
-    scan.newest_first = order.newest_first
+    scan.newest_first = None if order.contradicted else order.newest_first
     ours = [e for e in found.values() if is_subscription_type(e.event_type)]
     known = await deps.store.read(partial(rows.known_events, event_ids=[e.event_id for e in ours]))
     candidates = [e for e in ours if e.event_id not in known]
 
     def oldest_first(event: ListedEvent) -> tuple[datetime, int]:
         # Events of one time (event_time is often a bare day) keep the list's order, read
-        # backwards when it runs newest first; with no order seen, Zoho's ids, which grow
-        # with time [seen], decide.
+        # backwards when it runs newest first; with no order seen, Zoho's ids decide (they
+        # have grown with time wherever we looked [unsure]).
         if order.newest_first is None:
             return event.at, int(event.event_id)
         sign = -1 if order.newest_first else 1
