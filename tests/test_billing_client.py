@@ -28,6 +28,7 @@ from yarl import URL
 
 from broker.clients.billing import BillingClient
 from broker.config import BillingSettings
+from broker.core.hosted_pages import CheckoutStatus
 from broker.core.pause_credit import pause_credit
 from broker.errors import (
     BillingAuthError,
@@ -635,6 +636,35 @@ async def test_list_plans_returns_every_active_plan_across_pages(
     assert {page["filter_by"] for page in pages} == {"PlanStatus.ACTIVE"}
 
 
+async def test_list_without_page_context_is_read_past_page_one(
+    aiohttp_server: ServerFactory, tmp_path: Path
+) -> None:
+    """``page_context`` is documented for invoices only: without it, a full page means more."""
+    catalog = write_catalog(tmp_path / "catalog.json", 450, inactive_plans=7)
+    sim = make_sim(catalog_file=catalog, list_page_context=False)
+    async with serve(sim, aiohttp_server) as h:
+        plans = await h.client().list_plans()
+        pages = [dict(sent.url.query)["page"] for sent in h.wire.api("/plans")]
+
+    assert [plan["plan_code"] for plan in plans] == [f"{APP}_P{n:04d}" for n in range(450)]
+    assert pages == ["1", "2", "3"]  # 200, 200, 50: the short page ends it
+
+
+async def test_list_that_never_ends_stops_at_the_page_bound_and_says_so(
+    aiohttp_server: ServerFactory, tmp_path: Path
+) -> None:
+    catalog = write_catalog(tmp_path / "catalog.json", 450, inactive_plans=7)
+    sim = make_sim(catalog_file=catalog, list_page_context=False)
+    async with serve(sim, aiohttp_server) as h:
+        billing = h.client(max_list_pages=2)
+        with capture_logs() as logs:
+            plans = await billing.list_plans()
+
+    assert len(plans) == 400
+    [cut] = [entry for entry in logs if entry["event"] == "billing.list_cut_short"]
+    assert (cut["path"], cut["pages"], cut["items"]) == ("/plans", 2, 400)
+
+
 async def test_new_subscription_checkout_paid_reads_back_as_success(harness: Harness) -> None:
     billing = harness.client()
 
@@ -642,11 +672,12 @@ async def test_new_subscription_checkout_paid_reads_back_as_success(harness: Har
     paid = await harness.pay(page)
     result = await billing.get_hosted_page(page["hostedpage_id"])
 
-    assert page["status"] == "created"
+    assert page["status"] == "fresh"
     assert paid.status == 303
     assert paid.headers["Location"].startswith(BACK)
-    assert result["status"] == "success"
-    sub = result["data"]["subscription"]
+    assert result.status is CheckoutStatus.PAID
+    assert result.subscription is not None
+    sub = result.subscription
     assert (sub["plan"]["plan_code"], sub["plan"]["quantity"], sub["status"]) == (
         STANDARD,
         5,
@@ -658,15 +689,38 @@ async def test_new_subscription_checkout_paid_reads_back_as_success(harness: Har
     assert sub["subscription_id"] in harness.sim.subscriptions
 
 
-async def test_unpaid_checkout_reads_as_created_without_a_subscription(harness: Harness) -> None:
+async def test_unpaid_checkout_reads_as_open_without_a_subscription(harness: Harness) -> None:
     billing = harness.client()
 
     page = await billing.new_subscription_page(new_subscription_payload())
     result = await billing.get_hosted_page(page["hostedpage_id"])
 
-    assert result["status"] == "created"
-    assert "data" not in result
+    assert (result.status, result.status_word, result.subscription) == (
+        CheckoutStatus.OPEN,
+        "fresh",
+        None,
+    )
+    assert result.url == page["url"]
     assert harness.sim.subscriptions == {}
+
+
+@pytest.mark.parametrize("wrapped", [False, True], ids=["flat as documented", "wrapped"])
+async def test_hosted_page_is_read_flat_as_documented_or_in_a_wrapper(
+    aiohttp_server: ServerFactory, wrapped: bool
+) -> None:
+    async with serve(make_sim(hosted_page_wrapped=wrapped), aiohttp_server) as h:
+        billing = h.client()
+        page = await billing.new_subscription_page(new_subscription_payload())
+        await h.pay(page)
+        body = await billing.request("GET", f"/hostedpages/{page['hostedpage_id']}")
+        result = await billing.get_hosted_page(page["hostedpage_id"])
+
+    assert ("hostedpage" in body, body.get("status")) == (
+        (True, None) if wrapped else (False, "success")
+    )
+    assert result.status is CheckoutStatus.PAID
+    assert result.subscription is not None
+    assert result.subscription["plan"]["plan_code"] == STANDARD
 
 
 async def test_update_subscription_checkout_changes_the_plan_when_paid(harness: Harness) -> None:
@@ -684,8 +738,9 @@ async def test_update_subscription_checkout_changes_the_plan_when_paid(harness: 
     result = await billing.get_hosted_page(page["hostedpage_id"])
 
     assert paid.status == 303
-    assert result["status"] == "success"
-    changed = result["data"]["subscription"]
+    assert result.status is CheckoutStatus.PAID
+    assert result.subscription is not None
+    changed = result.subscription
     assert (changed["plan"]["plan_code"], changed["plan"]["quantity"]) == (PROFESSIONAL, 3)
     assert harness.sim.subscriptions[sub.subscription_id].plan.plan_code == PROFESSIONAL
 
@@ -795,17 +850,20 @@ async def test_get_subscription_and_list_addons_read_the_simulator(harness: Harn
     assert {addon["addon_code"] for addon in addons} == {STORAGE, f"{STORAGE}_Y"}
 
 
-async def test_the_simulated_events_api_filters_by_type_and_reads_one(harness: Harness) -> None:
-    """The broker reads no events itself; the simulator still answers Zoho's shape."""
+async def test_the_simulated_events_api_lists_as_documented_and_reads_one(
+    harness: Harness,
+) -> None:
+    """List items carry only ``event_id``, ``event_type`` and ``event_time``, newest first, no
+    ``page_context``, undocumented filters ignored; the payload is on ``GET /events/{id}``."""
     billing = harness.client()
     sub = harness.sim.subscribe(STANDARD)
     harness.sim.state.cancel(sub.subscription_id, at_term_end=False)
 
     everything = await billing.request("GET", "/events", params={"page": "1"})
-    cancelled = await billing.request(
-        "GET", "/events", params={"page": "1", "event_type": "subscription_cancelled"}
+    filtered = await billing.request(
+        "GET", "/events", params={"event_type": "subscription_cancelled", "sort_order": "A"}
     )
-    event_id = cancelled["events"][0]["event_id"]
+    event_id = everything["events"][0]["event_id"]
     one = (await billing.request("GET", f"/events/{event_id}"))["event"]
 
     assert [e["event_type"] for e in everything["events"]] == [
@@ -813,10 +871,14 @@ async def test_the_simulated_events_api_filters_by_type_and_reads_one(harness: H
         "payment_thankyou",
         "subscription_created",
     ]
-    assert everything["page_context"]["has_more_page"] is False
-    assert [e["event_type"] for e in cancelled["events"]] == ["subscription_cancelled"]
+    assert {frozenset(e) for e in everything["events"]} == {
+        frozenset({"event_id", "event_type", "event_time"})
+    }
+    assert "page_context" not in everything
+    assert filtered["events"] == everything["events"]
+    assert set(one) == {"event_id", "event_type", "event_time", "payload", "webhooks"}
     assert one["event_id"] == event_id
-    assert one["data"]["subscription"]["status"] == "cancelled"
+    assert json.loads(one["payload"])["data"]["subscription"]["status"] == "cancelled"
     with pytest.raises(BillingNotFound):
         await billing.request("GET", "/events/2077000000599999")
 
@@ -832,7 +894,8 @@ async def test_no_secret_or_access_token_reaches_a_log_line(harness: Harness) ->
         await harness.pay(page)
         result = await billing.get_hosted_page(page["hostedpage_id"])
         harness.sim.fail_next(1, 503)
-        await billing.get_subscription(result["data"]["subscription"]["subscription_id"])
+        assert result.subscription is not None
+        await billing.get_subscription(result.subscription["subscription_id"])
         with pytest.raises(BillingAuthError):
             await harness.client(client_secret=SecretStr("wrong-secret-2468")).list_plans()
 

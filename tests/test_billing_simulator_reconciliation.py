@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from broker.simulators.billing import BillingSimulator
+from broker.simulators.billing.listing import EventOrder
 from broker.simulators.billing.subscriptions import DunningOutcome, DunningPolicy
 from tests.billing_support import PROFESSIONAL, STANDARD, make_sim
 from tests.test_billing_simulator import (
@@ -64,23 +65,26 @@ async def test_dropped_webhooks_still_appear_in_the_events_api(
     sim.subscribe(FREE)
     await sim.wait_until(lambda s: attempts(s) == 1)
 
-    listed = await api.ok("GET", "/events", params={"sort_order": "A"})
+    listed = (await api.ok("GET", "/events"))["events"][::-1]  # newest first by default
+    read = [(await api.ok("GET", f"/events/{e['event_id']}"))["event"] for e in listed]
 
     assert dropping.status == 200
     assert [d.state for d in sim.webhook_deliveries] == ["dropped"] * 3 + ["delivered"]
-    assert [e["event_type"] for e in listed["events"]] == [
+    assert [e["event_type"] for e in listed] == [
         "subscription_created",
         "subscription_created",
         "payment_thankyou",
         "subscription_created",
     ]
-    statuses = [[hook["status"] for hook in e["webhooks"]] for e in listed["events"]]
+    statuses = [[hook["status"] for hook in e["webhooks"]] for e in read]
     assert statuses == [["failure"]] * 3 + [["success"]]
-    assert [json.loads(e["payload"]) for e in listed["events"]][3] == receiver.posts[0].payload
-    assert [p.payload["event_id"] for p in receiver.posts] == [listed["events"][3]["event_id"]]
+    assert json.loads(read[3]["payload"]) == receiver.posts[0].payload
+    assert [p.payload["event_id"] for p in receiver.posts] == [listed[3]["event_id"]]
 
 
-async def test_events_page_and_filter_by_day_and_order(sim: BillingSimulator, api: Api) -> None:
+async def test_events_page_without_page_context_and_ignore_unknown_filters(
+    sim: BillingSimulator, api: Api
+) -> None:
     sim.subscribe(FREE)  # June 1
     sim.set_today(date(2026, 6, 5))
     sim.subscribe(FREE)
@@ -88,19 +92,36 @@ async def test_events_page_and_filter_by_day_and_order(sim: BillingSimulator, ap
     sim.subscribe(FREE)
 
     first = await api.ok("GET", "/events", params={"per_page": "2", "sort_order": "A"})
-    second = await api.ok(
-        "GET", "/events", params={"per_page": "2", "page": "2", "sort_order": "A"}
-    )
+    second = await api.ok("GET", "/events", params={"per_page": "2", "page": "2"})
+    window = await api.ok("GET", "/events", params={"date_start": "June", "sort_order": "up"})
+
+    days = [e["event_time"] for e in first["events"] + second["events"]]
+    assert days == ["2026-06-09", "2026-06-05", "2026-06-01"]  # newest first, A ignored
+    assert "page_context" not in first
+    assert window["events"] == first["events"] + second["events"]
+
+
+async def test_events_filter_by_day_and_order_when_the_simulator_is_told_to(
+    aiohttp_client: ClientFactory,
+) -> None:
+    sim = make_sim(events_order=EventOrder.OLDEST_FIRST, event_filters=True)
+    _, api = await serve(sim, aiohttp_client)
+    sim.subscribe(FREE)  # June 1
+    sim.set_today(date(2026, 6, 5))
+    sim.subscribe(FREE)
+    sim.set_today(date(2026, 6, 9))
+    sim.subscribe(FREE)
+
+    oldest = await api.ok("GET", "/events")
+    newest = await api.ok("GET", "/events", params={"sort_order": "D"})
     window = await api.ok(
         "GET", "/events", params={"date_start": "2026-06-02", "date_end": "2026-06-08"}
     )
     bad_day, bad_body = await api.call("GET", "/events", params={"date_start": "June"})
     bad_order, _ = await api.call("GET", "/events", params={"sort_order": "up"})
 
-    days = [e["event_time"] for e in first["events"] + second["events"]]
-    assert days == ["2026-06-01", "2026-06-05", "2026-06-09"]
-    assert first["page_context"] == {"page": 1, "per_page": 2, "has_more_page": True}
-    assert second["page_context"]["has_more_page"] is False
+    assert [e["event_time"] for e in oldest["events"]] == ["2026-06-01", "2026-06-05", "2026-06-09"]
+    assert newest["events"] == oldest["events"][::-1]
     assert [e["event_time"] for e in window["events"]] == ["2026-06-05"]
     assert (bad_day, bad_body["code"]) == (400, 4)
     assert "date_start" in bad_body["message"]
@@ -170,7 +191,7 @@ async def test_subscriptions_list_items_lack_the_plan_and_filter_as_asked(
     assert everything["subscriptions"][1]["plan_code"] == STANDARD
     assert ids(live_only) == ids(by_plan) == [live.subscription_id]
     assert ids(cancelled) == ids(by_customer) == [gone.subscription_id]
-    assert by_product["page_context"]["has_more_page"] is True
+    assert ids(by_product) == [gone.subscription_id]  # both match; one a page, newest first
     assert (refused, body["code"]) == (400, 4)
 
 

@@ -216,6 +216,23 @@ async def test_paid_checkout_shows_the_subscription_live_and_adds_it_to_the_plat
     assert results == [("subscribe", "sent to checkout"), ("checkout_subscribe", "ok")]
 
 
+async def test_paid_checkout_answered_inside_a_wrapper_still_completes_the_return(
+    make_world: WorldFactory,
+):
+    """Zoho documents ``GET /hostedpages/{id}`` flat (the test above); a ``hostedpage``
+    wrapper, as its create calls answer, is read too."""
+    world = await make_world(billing_simulator={"hosted_page_wrapped": True})
+    owner = await world.signed_in()
+    world.sim.hold_webhooks()
+    opened = await world.open_checkout(owner, planid=STANDARD, users=2, storage=1)
+    back = await world.come_back(owner, await world.pay(opened.hostedpage_id))
+    assert (back.status, back.location) == (303, "/manage")
+    await world.platform.wait_until(lambda p: len(p.applied) == 1)
+    assert [c.method for c in world.calls()] == ["POST"]
+    checkout = (await world.rows("SELECT status FROM checkouts"))[0]
+    assert checkout["status"] == "success"
+
+
 async def test_returning_twice_from_a_paid_checkout_changes_nothing_more(
     world: PageWorld, owner: Browser
 ):
@@ -268,6 +285,22 @@ async def test_expired_checkout_shows_410_with_a_way_to_start_again(
     assert input_value(form.text, "users") == "4"
     [audit] = await world.audit("checkout_subscribe")
     assert audit["result"] == "checkout expired"
+    assert world.calls() == []
+
+
+async def test_cancelled_checkout_shows_409_with_a_way_to_start_again(
+    world: PageWorld, owner: Browser
+):
+    opened = await world.open_checkout(owner, users=6)
+    back = await world.come_back(owner, await world.pay(opened.hostedpage_id, outcome="cancel"))
+    assert_outcome_page(back, 409, "The checkout was cancelled")
+    assert "you were not charged" in back.text
+    assert f"/manage/subscribe?resume={opened.hostedpage_id}" in back.text
+    checkout = (await world.rows("SELECT status FROM checkouts"))[0]
+    assert checkout["status"] == "cancelled"
+    [audit] = await world.audit("checkout_subscribe")
+    assert audit["result"] == "checkout cancelled"
+    assert world.sim.subscriptions == {}
     assert world.calls() == []
 
 

@@ -95,11 +95,14 @@ async def test_a_run_whose_lease_was_taken_stops_as_lost_lock_and_queues_nothing
     assert backdated.status == 200  # no event: only the sweep would find it
     world.sim.drop_all_webhooks()
     missed = world.sim.subscribe(STANDARD_CODE, quantity=2, **org(2))
+    [created] = [e for e in world.sim.events if e.event_type == "subscription_created"][-1:]
     world.sim.hold()
 
     run = asyncio.create_task(run_reconciliation(deps))
     await held_at(world, "/events")
-    let_one_through(world)  # the backfill queues the missed subscription
+    let_one_through(world)  # the list: each event's id, type and time
+    await held_at(world, f"/events/{created.event_id}")
+    let_one_through(world)  # the missed event read in full: the backfill queues it
     await held_at(world, "/subscriptions")
     world.clock.advance(lease + 1)  # this process stalled; the lease ran out and was taken
     taken = await other_process.write(

@@ -108,9 +108,9 @@ async def test_simulator_answers_in_the_documented_wrapper_with_documented_field
         assert resource, f"{doc.source}: an empty list proves nothing"
         for item in resource:
             check_types(item, doc.fields, doc.source)
-        context = body["page_context"]
-        assert isinstance(context["has_more_page"], bool)
-        assert (context["page"], context["per_page"]) == (1, 200)
+        # page_context is documented on the invoices list only (specs/invoices.yml), none of
+        # these: a reader must go on while pages come back full (docs/contracts.md, Paging).
+        assert "page_context" not in body, doc.source
     else:
         check_types(resource, doc.fields, doc.source)
 

@@ -78,6 +78,8 @@ def table(report: RunReport) -> str:
     ]
     if report.error:
         lines.append(f"stopped early: {report.error}")
+    if report.stopped_early:
+        lines.append(f"not everything was read: {report.stopped_early}")
     if not report.drift:
         lines.append("no differences found")
         return "\n".join(lines)

@@ -27,10 +27,12 @@ from tenacity import (
 
 from broker.clients.billing_answers import TokenExpired, envelope, never_sent, unsent
 from broker.clients.billing_calls import CallMeter
+from broker.clients.billing_pages import read_list
 from broker.clients.billing_scopes import missing_scope
 from broker.clients.billing_token import AccessTokens
 from broker.clients.http import json_body, parse_retry_after
 from broker.config import BillingSettings
+from broker.core.hosted_pages import HostedPage, read_hosted_page
 from broker.core.ids import HOSTED_PAGE_ID, path_segment
 from broker.errors import BillingRateLimited, BillingUnavailable
 from broker.metrics import Metrics
@@ -100,12 +102,11 @@ class BillingClient:
             "POST", "/hostedpages/updatesubscription", "hostedpage", json=payload
         )
 
-    async def get_hosted_page(self, hostedpage_id: str) -> dict[str, Any]:
-        return await self._resource(
-            "GET",
-            f"/hostedpages/{path_segment('hosted page', hostedpage_id, HOSTED_PAGE_ID)}",
-            "hostedpage",
+    async def get_hosted_page(self, hostedpage_id: str) -> HostedPage:
+        body = await self.request(
+            "GET", f"/hostedpages/{path_segment('hosted page', hostedpage_id, HOSTED_PAGE_ID)}"
         )
+        return read_hosted_page(body)
 
     async def update_subscription(
         self, subscription_id: str, payload: dict[str, Any]
@@ -177,15 +178,9 @@ class BillingClient:
     async def _all_pages(
         self, path: str, resource: str, params: dict[str, str]
     ) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        for page in range(1, 101):  # a hard stop, should a server never say it is done
-            body = await self.request(
-                "GET", path, params={**params, "page": str(page), "per_page": "200"}
-            )
-            items.extend(x for x in body.get(resource, []) if isinstance(x, dict))
-            if not body.get("page_context", {}).get("has_more_page"):
-                break
-        return items
+        return await read_list(
+            self.request, path, resource, params, max_pages=self._settings.max_list_pages
+        )
 
     async def request(
         self,

@@ -2,21 +2,20 @@
 
 They go through ``BillingClient.request``, so they share its retries and its 429 pause: while
 billing has asked us to wait, a run stops at once (``BillingRateLimited``) rather than stretch a
-busy minute. Lists are read page by page (``page``, ``per_page``, ``page_context``, documented)
-up to a hard stop; the event filter names are settings because they are [unsure].
+busy minute. Lists are read page by page (``billing_pages``: ``has_more_page`` where given, else
+while pages come back full) up to ``reconcile.max_pages``. The events list documents no filter:
+what to send, if anything, is the caller's (settings) choice.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import date
 from typing import Any
 
 from broker.clients.billing import BillingClient
+from broker.clients.billing_pages import ListPage, list_pages
 from broker.config import ReconcileSettings
 from broker.core.ids import path_segment
-
-PER_PAGE = 200  # Zoho's largest page
 
 
 class BillingReads:
@@ -24,19 +23,20 @@ class BillingReads:
         self._client = client
         self._settings = settings
 
-    def events_since(self, day: date) -> AsyncIterator[dict[str, Any]]:
-        """Every logged event from ``day`` on, oldest first."""
-        params = {
-            self._settings.events_since_param: day.isoformat(),
-            self._settings.events_order_param: self._settings.events_oldest_first,
-        }
+    def event_pages(self, params: dict[str, str]) -> AsyncIterator[ListPage]:
+        """The event log's pages, as billing lists them (items: id, type and time only)."""
         return self._pages("/events", "events", params)
 
-    def subscriptions(self) -> AsyncIterator[dict[str, Any]]:
+    async def event(self, event_id: str) -> dict[str, Any]:
+        """One event in full: ``GET /events/{id}``, whose ``payload`` is the webhook body."""
+        body = await self._client.request("GET", f"/events/{path_segment('event', event_id)}")
+        value = body.get("event")
+        return value if isinstance(value, dict) else {}
+
+    def subscription_pages(self) -> AsyncIterator[ListPage]:
         """Every subscription as the list shows it (no plan object: read one in full to use it)."""
-        return self._pages(
-            "/subscriptions", "subscriptions", {"filter_by": self._settings.subscriptions_filter}
-        )
+        params = {"filter_by": self._settings.subscriptions_filter}
+        return self._pages("/subscriptions", "subscriptions", params)
 
     async def subscription(self, subscription_id: str) -> dict[str, Any]:
         return await self._client.get_subscription(subscription_id)
@@ -48,16 +48,12 @@ class BillingReads:
         value = body.get("customer")
         return value if isinstance(value, dict) else {}
 
-    async def _pages(
-        self, path: str, resource: str, params: dict[str, str]
-    ) -> AsyncIterator[dict[str, Any]]:
-        for page in range(1, self._settings.max_pages + 1):
-            body = await self._client.request(
-                "GET", path, params={**params, "page": str(page), "per_page": str(PER_PAGE)}
-            )
-            for item in body.get(resource, []):
-                if isinstance(item, dict):
-                    yield item
-            context = body.get("page_context")
-            if not (isinstance(context, dict) and context.get("has_more_page")):
-                return
+    def _pages(self, path: str, resource: str, params: dict[str, str]) -> AsyncIterator[ListPage]:
+        return list_pages(
+            self._client.request,
+            path,
+            resource,
+            params,
+            per_page=self._settings.per_page,
+            max_pages=self._settings.max_pages,
+        )

@@ -82,6 +82,9 @@ class BillingSettings(Section):
     # Origins the page's forms may also be sent on to: a domain the vendor mapped Zoho's hosted
     # pages to (e.g. "https://pay.example.com"), added to the Content-Security-Policy.
     extra_checkout_origins: list[str] = Field(default_factory=list, max_length=20)
+    # A hard stop on pages read of one plans or add-ons list (200 items a page), should billing
+    # never say it is done; reaching it is logged (billing.list_cut_short).
+    max_list_pages: int = Field(100, ge=1, le=10_000)
 
     @field_validator("base_url", "accounts_url")
     @classmethod

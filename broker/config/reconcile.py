@@ -15,11 +15,17 @@ class ReconcileSettings(Section):
     lease_seconds: float = Field(1800.0, gt=0)
     # With no stored cursor and no --since, the event backfill reads this many days back.
     first_run_days: int = Field(7, ge=0, le=366)
-    # Billing's event list filter and order parameters are [unsure] (docs/contracts.md §4):
-    # the names below are the simulator's guess; change them if Zoho answers 400.
-    events_since_param: str = Field("date_start", min_length=1)
-    events_order_param: str = Field("sort_order", min_length=1)
+    # GET /events documents no filter or order (docs/contracts.md §4), so by default none is
+    # sent and the backfill reads pages until it has passed its cursor. Naming a day filter
+    # (e.g. "date_start") and an order parameter (e.g. "sort_order" = "A") is only an
+    # optimisation: a page that contradicts them turns them off for the run (logged).
+    events_since_param: str | None = Field(None, min_length=1)
+    events_order_param: str | None = Field(None, min_length=1)
     events_oldest_first: str = Field("A", min_length=1)
+    # Items asked for per list page (Zoho's largest is 200).
+    per_page: int = Field(200, ge=1, le=200)
+    # Events read in full (GET /events/{id}) per run at most; the rest wait for the next run.
+    max_event_reads: int = Field(1000, ge=1, le=100_000)
     # The subscriptions sweep lists with this filter (every status, so ended ones are seen).
     subscriptions_filter: str = Field("SubscriptionStatus.All", min_length=1)
     # A hard stop on list pages read per run (200 items a page), should billing never end.

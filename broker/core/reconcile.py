@@ -1,17 +1,20 @@
 """Reconciliation's pure half: reading billing's list answers and finding drift (no I/O).
 
-The events API lists each event either as the webhook body's own keys or with that body as a
-JSON string in ``payload`` (docs/contracts.md §3; the simulator sends both): ``listed_event``
-reads either. ``drift_of`` compares one ``GET /subscriptions`` list item with what the broker
-stored; a list item lacks the plan object, so it only says *whether* to read the subscription
-in full, never what the platform should hold.
+``GET /events`` documents its list items as ``event_id``, ``event_type`` and ``event_time``
+only (specs/events.yml, list-of-events-response): ``listed_item`` reads one, and ``EventOrder``
+learns from their times which way the list runs (the order is not documented). The payload is
+documented on ``GET /events/{id}`` only, as a JSON string in ``payload``: ``listed_event``
+reads it (or the webhook body's own keys, should billing send them). ``drift_of`` compares one
+``GET /subscriptions`` list item with what the broker stored; a list item lacks the plan
+object, so it only says *whether* to read the subscription in full, never what the platform
+should hold.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -19,6 +22,7 @@ from pydantic import ValidationError
 
 from broker.core.billing_events import BillingSubscription, WebhookEvent
 from broker.core.event_kinds import EventKind, event_kind
+from broker.core.ids import ZOHO_ID
 from broker.core.mapping import parse_plan_code
 from broker.core.ours import Ownership, ownership
 
@@ -55,6 +59,66 @@ class StoredView:
     plan_code: str | None
     updated_time: datetime | None  # billing's updated_time in the stored snapshot
     updated_at: float | None  # the stored snapshot's ordering time (billing_updated_at)
+
+
+@dataclass(frozen=True)
+class ListedEvent:
+    """One item of the events list: enough to decide whether to read the event in full."""
+
+    event_id: str
+    event_type: str
+    at: datetime  # event_time; a bare day is read as its midnight UTC
+
+    @property
+    def day(self) -> date:
+        return self.at.date()
+
+
+def event_instant(value: object) -> datetime | None:
+    """``event_time`` as an aware datetime: ``2016-06-05T18:28:20-0700`` [doc] or a bare
+    day ``2026-06-01`` [seen]; None if it is neither."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def listed_item(item: dict[str, Any]) -> ListedEvent | None:
+    """An events-list item, or None when it lacks a usable id, type or time."""
+    event_id, event_type = item.get("event_id"), item.get("event_type")
+    at = event_instant(item.get("event_time"))
+    if not isinstance(event_id, str | int) or isinstance(event_id, bool) or at is None:
+        return None
+    if ZOHO_ID.fullmatch(str(event_id)) is None:  # it goes into GET /events/{id}
+        return None
+    if not isinstance(event_type, str) or not event_type:
+        return None
+    return ListedEvent(str(event_id), event_type, at)
+
+
+@dataclass
+class EventOrder:
+    """Which way the events list runs, learnt from successive ``event_time`` values."""
+
+    newest_first: bool | None = None  # None until two different times were seen
+    last: datetime | None = None
+    contradicted: bool = field(default=False)
+
+    def see(self, at: datetime) -> None:
+        if self.last is not None and at != self.last:
+            descending = at < self.last
+            if self.newest_first is None:
+                self.newest_first = descending
+            elif self.newest_first != descending:
+                self.contradicted = True
+        self.last = at
+
+
+def is_subscription_type(event_type: str) -> bool:
+    return event_kind(event_type) is EventKind.SUBSCRIPTION
 
 
 def listed_event(item: dict[str, Any]) -> WebhookEvent | None:

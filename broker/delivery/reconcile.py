@@ -24,20 +24,24 @@ from functools import partial
 import structlog
 
 from broker.clients.billing_reads import BillingReads
-from broker.config import Settings
+from broker.config import ReconcileSettings, Settings
 from broker.core.decide import Outcome
 from broker.core.ours import our_products
 from broker.core.reconcile import (
     Drift,
     DriftKind,
+    EventOrder,
+    ListedEvent,
     drift_of,
     event_body,
     is_ours,
     is_subscription_event,
+    is_subscription_type,
     listed_event,
+    listed_item,
 )
 from broker.delivery.reconcile_lease import RunLease
-from broker.errors import BillingRateLimited, BrokerError
+from broker.errors import BillingNotFound, BillingRateLimited, BrokerError
 from broker.metrics import Metrics
 from broker.store import reconcile as rows
 from broker.store.backend import StoreBackend
@@ -67,6 +71,8 @@ class RunReport:
     counts: rows.RunCounts = field(default_factory=rows.RunCounts)
     drift: list[Drift] = field(default_factory=list)
     error: str | None = None
+    # The run stopped reading at a bound (list pages, events read in full) before the end.
+    stopped_early: str | None = None
 
 
 @dataclass(frozen=True)
@@ -112,11 +118,11 @@ async def _locked_run(
     )
     log.info("reconcile.started", run_id=report.run_id, since=report.since, dry_run=dry_run)
     try:
-        last_day = await _backfill(deps, lease, report, start_day)
+        next_day = await _backfill(deps, lease, report, start_day)
         await _sweep(deps, lease, report)
         await _parked(deps, lease, report)
-        if not dry_run and last_day is not None:
-            await lease.write(partial(rows.save_cursor, day=last_day))
+        if not dry_run and next_day is not None:
+            await lease.write(partial(rows.save_cursor, day=next_day))
     except rows.LockLost:
         report.outcome = RunOutcome.LOST_LOCK
         report.error = "another process took the lock after this run's lease ran out"
@@ -156,46 +162,180 @@ async def _cursor_day(deps: ReconcileDeps) -> date:
     return today - timedelta(days=deps.settings.reconcile.first_run_days)
 
 
+@dataclass
+class EventScan:
+    """What one pass over the events list found: the events to read in full, oldest first."""
+
+    wanted: list[ListedEvent] = field(default_factory=list)
+    last_day: date | None = None  # the newest day listed on or after the cursor
+    complete: bool = False  # the list was read past the cursor (or to its end)
+    newest_first: bool | None = None
+
+
 async def _backfill(
     deps: ReconcileDeps, lease: RunLease, report: RunReport, start_day: date
 ) -> str | None:
     """Feed each subscription event from ``start_day`` on that the broker never received;
-    return the newest event day read (the next run starts there: days have no time)."""
-    last_day: str | None = None
-    async for item in deps.reads.events_since(start_day):
-        await lease.keep()
-        report.counts = replace(report.counts, events_read=report.counts.events_read + 1)
-        event = listed_event(item)
-        if event is None:
-            log.warning("reconcile.unreadable_event", event_id=str(item.get("event_id"))[:40])
-            continue
-        day = str(item.get("event_time") or "")[:10]
-        last_day = max(last_day or day, day)
-        if not is_subscription_event(event):
-            continue
-        if await deps.store.read(partial(rows.known_events, event_ids=[event.event_id])):
-            continue
-        feed = partial(
-            rows.feed_event,
-            event=event,
-            raw_body=event_body(item),
-            run_id=report.run_id or 0,
-            settings=deps.settings,
-            now=deps.clock(),
-            dry_run=report.dry_run,
-        )
-        result = await lease.write(feed)
-        report.counts = replace(report.counts, events_fed=report.counts.events_fed + 1)
-        sid = result.subscription_id or (
-            event.data.subscription.subscription_id if event.data.subscription else ""
-        )
-        _found(
-            deps,
+    return the day the next run starts from (days have no time: it is read again), or None to
+    keep the cursor where it was."""
+    scan = await _scan_events(deps, lease, report, start_day)
+    budget = deps.settings.reconcile.max_event_reads
+    to_read, left = scan.wanted[:budget], scan.wanted[budget:]
+    for listed in to_read:
+        await _feed_listed(deps, lease, report, listed)
+    # Everything from the cursor up to the newest day listed was seen: the whole way past the
+    # cursor, or, oldest first, every page up to where the run stopped.
+    covered = scan.complete or scan.newest_first is False
+    if left:
+        _stopped_early(
             report,
-            Drift(sid, DriftKind.MISSED_EVENT, event.event_type, "not received"),
-            result,
+            f"read {budget} events in full (reconcile.max_event_reads); "
+            f"{len(left)} more wait for the next run",
         )
-    return last_day
+        # Fed oldest first: the next run starts at the last day fed (read again, deduplicated).
+        return to_read[-1].day.isoformat() if covered else None
+    if covered and scan.last_day is not None:
+        return scan.last_day.isoformat()
+    return None
+
+
+async def _scan_events(
+    deps: ReconcileDeps, lease: RunLease, report: RunReport, start_day: date
+) -> EventScan:
+    """Read the events list until it has passed ``start_day``, whichever way it runs."""
+    settings = deps.settings.reconcile
+    params = _event_filter(settings, start_day)
+    while True:
+        scan, contradiction = await _scan_once(deps, lease, report, start_day, params)
+        if contradiction is None:
+            return scan
+        log.warning(
+            "reconcile.events_filter_ignored", run_id=report.run_id, why=contradiction,
+            params=sorted(params),
+        )  # fmt: skip
+        params = {}  # read again without it: the documented list, page by page
+
+
+async def _scan_once(
+    deps: ReconcileDeps,
+    lease: RunLease,
+    report: RunReport,
+    start_day: date,
+    params: dict[str, str],
+) -> tuple[EventScan, str | None]:
+    """One pass; the second value says how a page contradicted the filter sent (then the
+    pass stops early and is to be made again without it)."""
+    scan, order, found = EventScan(), EventOrder(), dict[str, ListedEvent]()
+    position: dict[str, int] = {}
+    page = None
+    async for page in deps.reads.event_pages(params):
+        await lease.keep()
+        passed = False
+        for item in page.items:
+            report.counts = replace(report.counts, events_read=report.counts.events_read + 1)
+            listed = listed_item(item)
+            if listed is None:
+                log.warning(
+                    "reconcile.unreadable_event", run_id=report.run_id,
+                    event_id=str(item.get("event_id"))[:40], why="no usable id, type or time",
+                )  # fmt: skip
+                continue
+            order.see(listed.at)
+            if listed.day < start_day:
+                if params:
+                    return scan, f"event {listed.event_id} of {listed.day} is before {start_day}"
+                passed = True
+                continue
+            if params and order.newest_first and _asked_oldest_first(deps, params):
+                return scan, "the list runs newest first although oldest first was asked"
+            position.setdefault(listed.event_id, len(position))
+            found.setdefault(listed.event_id, listed)
+            scan.last_day = max(scan.last_day or listed.day, listed.day)
+        if passed and order.newest_first and not order.contradicted:
+            scan.complete = True  # newest first: everything after this is older still
+            break
+    else:
+        scan.complete = page is None or not page.more
+    if not scan.complete:
+        _stopped_early(
+            report,
+            f"the events list did not end within {deps.settings.reconcile.max_pages} "
+            "pages (reconcile.max_pages)",
+        )
+    scan.newest_first = None if order.contradicted else order.newest_first
+    ours = [e for e in found.values() if is_subscription_type(e.event_type)]
+    known = await deps.store.read(partial(rows.known_events, event_ids=[e.event_id for e in ours]))
+    candidates = [e for e in ours if e.event_id not in known]
+
+    def oldest_first(event: ListedEvent) -> tuple[datetime, int]:
+        # Events of one time (event_time is often a bare day) keep the list's order, read
+        # backwards when it runs newest first; with no order seen, Zoho's ids decide (they
+        # have grown with time wherever we looked [unsure]).
+        if order.newest_first is None:
+            return event.at, int(event.event_id)
+        sign = -1 if order.newest_first else 1
+        return event.at, sign * position[event.event_id]
+
+    scan.wanted = sorted(candidates, key=oldest_first)
+    return scan, None
+
+
+def _event_filter(settings: ReconcileSettings, start_day: date) -> dict[str, str]:
+    """The optional filter the settings name (none by default: none is documented)."""
+    params: dict[str, str] = {}
+    if settings.events_since_param:
+        params[settings.events_since_param] = start_day.isoformat()
+    if settings.events_order_param:
+        params[settings.events_order_param] = settings.events_oldest_first
+    return params
+
+
+def _asked_oldest_first(deps: ReconcileDeps, params: dict[str, str]) -> bool:
+    return deps.settings.reconcile.events_order_param in params
+
+
+async def _feed_listed(
+    deps: ReconcileDeps, lease: RunLease, report: RunReport, listed: ListedEvent
+) -> None:
+    """Read one listed event in full and feed it; nothing is recorded before its payload is
+    read, so an event read badly is not later mistaken for a duplicate."""
+    try:
+        document = await deps.reads.event(listed.event_id)
+    except BillingNotFound:
+        log.warning("reconcile.event_gone", run_id=report.run_id, event_id=listed.event_id)
+        return
+    await lease.keep()
+    event = listed_event(document)
+    if (
+        event is None
+        or event.event_id != listed.event_id
+        or not is_subscription_event(event)
+        or event.data.subscription is None
+    ):
+        log.warning(
+            "reconcile.unreadable_event", run_id=report.run_id, event_id=listed.event_id,
+            why="its GET /events/{id} carried no payload of that subscription event",
+        )  # fmt: skip
+        return
+    feed = partial(
+        rows.feed_event,
+        event=event,
+        raw_body=event_body(document),
+        run_id=report.run_id or 0,
+        settings=deps.settings,
+        now=deps.clock(),
+        dry_run=report.dry_run,
+    )
+    result = await lease.write(feed)
+    report.counts = replace(report.counts, events_fed=report.counts.events_fed + 1)
+    sid = result.subscription_id or event.data.subscription.subscription_id
+    drift = Drift(sid, DriftKind.MISSED_EVENT, event.event_type, "not received")
+    _found(deps, report, drift, result)
+
+
+def _stopped_early(report: RunReport, why: str) -> None:
+    report.stopped_early = f"{report.stopped_early}; {why}" if report.stopped_early else why
+    log.warning("reconcile.stopped_early", run_id=report.run_id, why=why)
 
 
 async def _sweep(deps: ReconcileDeps, lease: RunLease, report: RunReport) -> None:
@@ -205,30 +345,35 @@ async def _sweep(deps: ReconcileDeps, lease: RunLease, report: RunReport) -> Non
     products = our_products(
         deps.settings.platform.product_id, await deps.store.read(learned_products)
     )
-    async for item in deps.reads.subscriptions():
-        await lease.keep()
-        report.counts = replace(
-            report.counts, subscriptions_read=report.counts.subscriptions_read + 1
-        )
-        if not is_ours(item, app_domain, products):
-            continue
-        mine = stored.get(str(item.get("subscription_id")))
-        drift = drift_of(item, mine)
-        if drift is None:
-            continue
-        document = await deps.reads.subscription(drift.subscription_id)
-        report.counts = replace(report.counts, full_reads=report.counts.full_reads + 1)
-        result = await lease.write(
-            partial(
-                rows.feed_read,
-                document=document,
-                floor=mine.updated_at if mine else None,
-                settings=deps.settings,
-                now=deps.clock(),
-                dry_run=report.dry_run,
+    page = None
+    async for page in deps.reads.subscription_pages():
+        for item in page.items:
+            await lease.keep()
+            report.counts = replace(
+                report.counts, subscriptions_read=report.counts.subscriptions_read + 1
             )
-        )
-        _found(deps, report, drift, result)
+            if not is_ours(item, app_domain, products):
+                continue
+            mine = stored.get(str(item.get("subscription_id")))
+            drift = drift_of(item, mine)
+            if drift is None:
+                continue
+            document = await deps.reads.subscription(drift.subscription_id)
+            report.counts = replace(report.counts, full_reads=report.counts.full_reads + 1)
+            result = await lease.write(
+                partial(
+                    rows.feed_read,
+                    document=document,
+                    floor=mine.updated_at if mine else None,
+                    settings=deps.settings,
+                    now=deps.clock(),
+                    dry_run=report.dry_run,
+                )
+            )
+            _found(deps, report, drift, result)
+    if page is not None and page.more:
+        why = f"the subscriptions list did not end within {deps.settings.reconcile.max_pages} pages"
+        _stopped_early(report, f"{why} (reconcile.max_pages)")
 
 
 async def _parked(deps: ReconcileDeps, lease: RunLease, report: RunReport) -> None:

@@ -15,6 +15,7 @@ import structlog
 from aiohttp import web
 
 from broker.config import LandingVerification
+from broker.core.hosted_pages import CheckoutStatus, HostedPage
 from broker.core.landing import ID_ALIASES
 from broker.errors import BillingError, BillingNotFound, Forbidden, NotFound
 from broker.manage.customer_fields import keep_on_customer
@@ -100,8 +101,8 @@ async def checkout_return(request: web.Request) -> web.StreamResponse:
         raise Forbidden("this checkout was started by another organisation")
     try:
         page = await app[billing_client_key].get_hosted_page(hostedpage_id)
-    except BillingNotFound:
-        page = {"status": "expired"}
+    except BillingNotFound:  # billing forgets a page once it has expired [unsure]
+        page = HostedPage(CheckoutStatus.EXPIRED, "not found")
     except BillingError as error:
         return outcome(
             request,
@@ -112,7 +113,9 @@ async def checkout_return(request: web.Request) -> web.StreamResponse:
             "minute and we will check again.",
             retry_url=f"/manage/return?hostedpage_id={hostedpage_id}",
         )
-    status = str(page.get("status", "")).lower()
+    status = page.status
+    if status is CheckoutStatus.UNKNOWN:
+        log.warning("checkout.unknown_status", hostedpage_id=hostedpage_id, word=page.status_word)
     now = app[clock_key]()
     audit = partial(
         record_action,
@@ -124,9 +127,9 @@ async def checkout_return(request: web.Request) -> web.StreamResponse:
         subscription_id=checkout.subscription_id,
         detail={"hostedpage_id": hostedpage_id},
     )
-    if status == "success":
-        document = (page.get("data") or {}).get("subscription") or {}
-        if checkout.status != "success" and document:
+    if status is CheckoutStatus.PAID:
+        document = page.subscription
+        if checkout.status != CheckoutStatus.PAID.value and document is not None:
             result = await app[store_key].write(
                 partial(
                     _record_success,
@@ -157,13 +160,13 @@ async def checkout_return(request: web.Request) -> web.StreamResponse:
         partial(
             _record_other,
             hostedpage_id=hostedpage_id,
-            status=status or "unknown",
+            status=status.value,
             now=now,
             audit=audit,
         )
     )
     again = "/manage/subscribe" if checkout.action == "subscribe" else "/manage/change"
-    if status == "failure":
+    if status is CheckoutStatus.FAILED:
         return outcome(
             request,
             session,
@@ -173,7 +176,17 @@ async def checkout_return(request: web.Request) -> web.StreamResponse:
             "with the same choices or another card.",
             retry_url=f"{again}?resume={hostedpage_id}",
         )
-    if status == "expired":
+    if status is CheckoutStatus.CANCELLED:
+        return outcome(
+            request,
+            session,
+            status=409,
+            title="The checkout was cancelled",
+            text="Nothing was changed and you were not charged. Your choices are kept: "
+            "start the checkout again.",
+            retry_url=f"{again}?resume={hostedpage_id}",
+        )
+    if status is CheckoutStatus.EXPIRED:
         return outcome(
             request,
             session,
@@ -191,7 +204,7 @@ async def checkout_return(request: web.Request) -> web.StreamResponse:
         text="Billing has not recorded a payment yet. Continue the checkout, or start "
         "again with the same choices.",
         retry_url=f"{again}?resume={hostedpage_id}",
-        continue_url=page.get("url"),
+        continue_url=page.url,
     )
 
 

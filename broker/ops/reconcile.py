@@ -75,6 +75,8 @@ async def reconcile_now(request: web.Request) -> web.StreamResponse:
     }
     if report.error:
         detail["error"] = report.error
+    if report.stopped_early:
+        detail["stopped_early"] = report.stopped_early
     await request.app[store_key].write(
         lambda db: audit(db, who, "ops.reconcile", str(report.outcome), now=now, detail=detail)
     )
@@ -82,6 +84,8 @@ async def reconcile_now(request: web.Request) -> web.StreamResponse:
         request.app[worker_key].wake()
     log.info("ops.reconcile", outcome=str(report.outcome), run_id=report.run_id)
     notice = _notice(report.outcome, len(report.drift), queued, report.error)
+    if report.stopped_early:
+        notice += f"; not everything was read: {report.stopped_early}"
     if report.run_id is None:
         raise web.HTTPSeeOther("/ops/reconcile?" + urlencode({"notice": notice}))
     raise web.HTTPSeeOther(f"/ops/reconcile/{report.run_id}?" + urlencode({"notice": notice}))

@@ -55,6 +55,8 @@ def checkout_html(page: HostedPage, buyer: str) -> str:
         '<button type="submit" id="pay">Pay now</button></form>'
         f'<form method="post" action="{base}/fail">'
         '<button type="submit" id="fail">Simulate a failed payment</button></form>'
+        f'<form method="post" action="{base}/cancel">'
+        '<button type="submit" id="cancel">Cancel</button></form>'
     )
     intro = f"<p>For {escape(buyer)}</p>"
     return _document(heading, f"{intro}<table>{''.join(rows)}</table>{forms}")
@@ -72,10 +74,11 @@ class Checkout:
         app.router.add_get("/hostedpages/{id}/checkout", self._show)
         app.router.add_post("/hostedpages/{id}/pay", self._pay)
         app.router.add_post("/hostedpages/{id}/fail", self._fail)
+        app.router.add_post("/hostedpages/{id}/cancel", self._cancel)
 
     async def _show(self, request: web.Request) -> web.Response:
         try:
-            page = self._state.open_page(request.match_info["id"])
+            page = self._state.view_page(request.match_info["id"])
         except (ApiError, PageClosed) as exc:
             return self._closed(exc)
         return web.Response(text=checkout_html(page, self._buyer(page)), content_type="text/html")
@@ -102,6 +105,13 @@ class Checkout:
         except (ApiError, PageClosed) as exc:
             return self._closed(exc)
         return self._back(page, "Payment failed", "The payment was declined.")
+
+    async def _cancel(self, request: web.Request) -> web.Response:
+        try:
+            page = self._state.cancel_page(request.match_info["id"])
+        except (ApiError, PageClosed) as exc:
+            return self._closed(exc)
+        return self._back(page, "Checkout cancelled", "Nothing was charged.")
 
     @staticmethod
     def _closed(exc: ApiError | PageClosed) -> web.Response:

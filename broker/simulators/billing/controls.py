@@ -101,7 +101,9 @@ class Controls:
                 "token_requests": sim.token_requests,
                 "customers": [c.to_json() for c in sim.customers.values()],
                 "subscriptions": [s.to_json() for s in sim.subscriptions.values()],
-                "hosted_pages": [p.to_json(now) for p in sim.hosted_pages.values()],
+                "hosted_pages": [
+                    p.to_json() | {"expired": p.has_expired(now)} for p in sim.hosted_pages.values()
+                ],
             }
         )
 

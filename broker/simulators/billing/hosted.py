@@ -5,7 +5,7 @@ after their lifetime. Paying applies exactly the order the page was opened with.
 from __future__ import annotations
 
 from .clock import Calendar
-from .errors import ApiError
+from .errors import ApiError, does_not_exist
 from .inputs import NewSubscriptionPageInput, UpdateSubscriptionPageInput
 from .ledger import Ledger
 from .orders import Orders, require_changeable
@@ -65,11 +65,23 @@ class HostedPages:
     def open_page(self, hostedpage_id: str) -> HostedPage:
         """The page, if a buyer may still pay or fail it; PageClosed says why not."""
         page = self._ledger.hosted_page(hostedpage_id)
-        status = page.current_status(self._ledger.clock())
-        if status == "expired":
+        if page.has_expired(self._ledger.clock()):
             raise PageClosed("This checkout link has expired. Start again from the app.")
-        if status != "created":
+        if not page.open:
             raise PageClosed("This checkout was already completed.")
+        return page
+
+    def view(self, hostedpage_id: str) -> HostedPage:
+        """The buyer opened the page: a ``fresh`` page becomes ``read``."""
+        page = self.open_page(hostedpage_id)
+        page.status = "read"
+        return page
+
+    def read(self, hostedpage_id: str) -> HostedPage:
+        """The page as the API reads it; an expired unpaid page is gone (404) [unsure]."""
+        page = self._ledger.hosted_page(hostedpage_id)
+        if page.has_expired(self._ledger.clock()):
+            raise does_not_exist("Hosted page")
         return page
 
     def pay(self, hostedpage_id: str) -> HostedPage:
@@ -91,7 +103,7 @@ class HostedPages:
             try:
                 require_changeable(sub)
             except ApiError as exc:  # it changed since the page opened: the checkout fails
-                page.status, page.failure_reason = "failure", exc.message
+                page.status, page.failure_reason = "failed", exc.message
                 return page
             apply_change(ledger, sub, order.plan, order.quantity, order.addons)
         page.status = "success"
@@ -100,7 +112,13 @@ class HostedPages:
 
     def fail(self, hostedpage_id: str) -> HostedPage:
         page = self.open_page(hostedpage_id)
-        page.status, page.failure_reason = "failure", "The payment was declined."
+        page.status, page.failure_reason = "failed", "The payment was declined."
+        return page
+
+    def cancel(self, hostedpage_id: str) -> HostedPage:
+        """The buyer left the checkout with its Cancel button."""
+        page = self.open_page(hostedpage_id)
+        page.status = "cancelled"
         return page
 
     def expire_all(self) -> None:

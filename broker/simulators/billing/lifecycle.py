@@ -134,11 +134,20 @@ class BillingState:
     def open_page(self, hostedpage_id: str) -> HostedPage:
         return self.pages.open_page(hostedpage_id)
 
+    def view_page(self, hostedpage_id: str) -> HostedPage:
+        return self.pages.view(hostedpage_id)
+
+    def read_page(self, hostedpage_id: str) -> HostedPage:
+        return self.pages.read(hostedpage_id)
+
     def pay(self, hostedpage_id: str) -> HostedPage:
         return self.pages.pay(hostedpage_id)
 
     def fail(self, hostedpage_id: str) -> HostedPage:
         return self.pages.fail(hostedpage_id)
+
+    def cancel_page(self, hostedpage_id: str) -> HostedPage:
+        return self.pages.cancel(hostedpage_id)
 
     def expire_hosted_pages(self) -> None:
         self.pages.expire_all()

@@ -1,18 +1,23 @@
-"""The list endpoints' query parameters: pagination (``page``, ``per_page``, ``page_context``,
-documented), and the filters of ``GET /events`` and ``GET /subscriptions``.
+"""The list endpoints' query parameters: pagination and the filters of ``GET /subscriptions``,
+and how ``GET /events`` lists the event log.
 
-Documented [doc]: ``page``, ``per_page`` (at most 200), ``has_more_page``; ``customer_id`` and
-the ``filter_by`` values of specs/subscription.yml on subscriptions (others are refused).
-Guessed [unsure], so a broker must make its choice a setting: ``date_start`` / ``date_end``
-(inclusive, on the event's ``event_time`` day) and ``sort_order`` (``A`` oldest first, ``D``
-newest first, the default) on events; ``plan_code`` and ``product_id`` on subscriptions. Anything
-malformed is a 400 with code 4 naming the parameter.
+Documented [doc]: ``page``, ``per_page`` (at most 200) and ``page_context.has_more_page`` (on
+invoices only, specs/invoices.yml: the other lists send it only when the simulator is told to);
+``customer_id`` and the ``filter_by`` values of specs/subscription.yml on subscriptions (others
+are refused). ``GET /events`` documents no parameter but the organisation header and list items of
+only ``event_id``, ``event_type`` and ``event_time`` (specs/events.yml,
+list-of-events-response), no ``page_context``; its order is not documented either way
+(``EventListing``). Unknown parameters are ignored, as a server that does not know them would.
+Guessed [unsure]: ``plan_code`` and ``product_id`` on subscriptions. Anything malformed is a 400
+with code 4 naming the parameter.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import date
+from enum import StrEnum
 from typing import Any
 
 from aiohttp import web
@@ -78,12 +83,17 @@ def _number(request: web.Request, name: str, default: int) -> int:
     return int(text)
 
 
-def paginate(request: web.Request, name: str, items: list[dict[str, Any]]) -> web.Response:
+def paginate(
+    request: web.Request, name: str, items: list[dict[str, Any]], *, page_context: bool = True
+) -> web.Response:
     page = _number(request, "page", 1)
     per_page = min(_number(request, "per_page", MAX_PER_PAGE), MAX_PER_PAGE)
     start = (page - 1) * per_page
-    context = {"page": page, "per_page": per_page, "has_more_page": start + per_page < len(items)}
-    return ok({name: items[start : start + per_page], "page_context": context})
+    resources: dict[str, Any] = {name: items[start : start + per_page]}
+    if page_context:
+        more = start + per_page < len(items)
+        resources["page_context"] = {"page": page, "per_page": per_page, "has_more_page": more}
+    return ok(resources)
 
 
 def _day(request: web.Request, name: str) -> date | None:
@@ -96,29 +106,64 @@ def _day(request: web.Request, name: str) -> date | None:
         raise invalid(f"Invalid value passed for {name}: use YYYY-MM-DD.") from None
 
 
-def listed(event: Event, history: History) -> dict[str, Any]:
-    """An event as the events API shows it: the webhook body's keys, and also the documented
-    event object's ``payload`` (that body as a JSON string) and ``webhooks`` (each delivery's
-    ``status``: success, scheduled or failure), so a reader may rely on either shape."""
-    return event.payload | {"payload": event.body.decode(), "webhooks": history(event.event_id)}
+class EventOrder(StrEnum):
+    """The order ``GET /events`` lists in: not documented, so the simulator can do either."""
+
+    NEWEST_FIRST = "newest_first"
+    OLDEST_FIRST = "oldest_first"
 
 
-def events(request: web.Request, log: list[Event], history: History) -> list[dict[str, Any]]:
-    """The logged events the query asks for, in the asked order."""
-    wanted = request.query.get("event_type")
-    start, end = _day(request, "date_start"), _day(request, "date_end")
-    order = request.query.get("sort_order", "D")
-    if order not in ("A", "D"):
-        raise invalid("Invalid value passed for sort_order: use A or D.")
-    chosen: Iterable[Event] = log if order == "A" else reversed(log)
+@dataclass(frozen=True)
+class EventListing:
+    """How this simulated organisation lists its events.
+
+    ``filters``: honour the guessed ``date_start`` / ``date_end`` (inclusive, on the event's
+    day) and ``sort_order`` (``A`` oldest first, ``D`` newest first) as an optimisation a broker
+    may name in its settings; off, they are ignored as undocumented parameters would be."""
+
+    order: EventOrder = EventOrder.NEWEST_FIRST
+    filters: bool = False
+
+
+def event_detail(event: Event, history: History) -> dict[str, Any]:
+    """An event as ``GET /events/{id}`` documents it: ``payload`` is the webhook body as a JSON
+    string, ``webhooks`` each delivery's ``status`` (success, scheduled or failure)."""
+    return {
+        "event_id": event.event_id,
+        "event_type": event.event_type,
+        "event_time": event.payload.get("event_time"),
+        "payload": event.body.decode(),
+        "webhooks": history(event.event_id),
+    }
+
+
+def list_item(event: Event) -> dict[str, Any]:
+    """An event as ``GET /events`` documents its items: no payload."""
+    return {
+        "event_id": event.event_id,
+        "event_type": event.event_type,
+        "event_time": event.payload.get("event_time"),
+    }
+
+
+def events(request: web.Request, log: list[Event], listing: EventListing) -> list[dict[str, Any]]:
+    """The logged events as list items, in this organisation's order (or the asked one)."""
+    newest_first = listing.order is EventOrder.NEWEST_FIRST
+    start = end = None
+    if listing.filters:
+        start, end = _day(request, "date_start"), _day(request, "date_end")
+        order = request.query.get("sort_order")
+        if order not in (None, "A", "D"):
+            raise invalid("Invalid value passed for sort_order: use A or D.")
+        if order is not None:
+            newest_first = order == "D"
+    chosen: Iterable[Event] = reversed(log) if newest_first else log
     rows = []
     for event in chosen:
-        day = date.fromisoformat(event.payload["event_time"])
-        if wanted not in (None, event.event_type):
-            continue
+        day = date.fromisoformat(str(event.payload["event_time"])[:10])
         if (start is not None and day < start) or (end is not None and day > end):
             continue
-        rows.append(listed(event, history))
+        rows.append(list_item(event))
     return rows
 
 

@@ -267,27 +267,33 @@ class HostedPage:
     expiring_time: str
     opened_at: float  # time.monotonic() when created
     lifetime: float
-    status: Literal["created", "success", "failure"] = "created"
+    # Zoho's documented words (hosted-pages.yml, components/schemas/status): ``fresh`` until
+    # the buyer opens the page, then ``read``; ``success`` or ``failed`` once paid or declined,
+    # ``cancelled`` when the buyer cancels (``force_cancelled`` is not simulated).
+    status: Literal["fresh", "read", "success", "failed", "cancelled"] = "fresh"
     expired: bool = False  # forced by expire_hosted_pages()
     failure_reason: str | None = None
     subscription: dict[str, Any] | None = None  # snapshot taken on success
 
-    def current_status(self, now: float) -> str:
-        if self.status == "created" and (self.expired or now - self.opened_at >= self.lifetime):
-            return "expired"
-        return self.status
+    @property
+    def open(self) -> bool:
+        return self.status in ("fresh", "read")
 
-    def to_json(self, now: float) -> dict[str, Any]:
+    def has_expired(self, now: float) -> bool:
+        """An unpaid page past its lifetime (what Zoho answers for it is not documented)."""
+        return self.open and (self.expired or now - self.opened_at >= self.lifetime)
+
+    def to_json(self) -> dict[str, Any]:
+        """The page as ``GET /hostedpages/{id}`` documents it: flat, ``data`` empty until paid."""
         page: dict[str, Any] = {
             "hostedpage_id": self.hostedpage_id,
-            "status": self.current_status(now),
+            "status": self.status,
             "url": self.url,
             "action": self.action,
             "created_time": self.created_time,
             "expiring_time": self.expiring_time,
+            "data": {"subscription": self.subscription} if self.subscription is not None else {},
         }
-        if self.subscription is not None:
-            page["data"] = {"subscription": self.subscription}
         return page
 
 

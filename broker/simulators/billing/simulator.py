@@ -29,6 +29,7 @@ from .faults import ApiCall, FaultGate, Faults
 from .ids import IdStyle
 from .inputs import CustomerInput, CustomFieldInput
 from .lifecycle import BillingState
+from .listing import EventListing, EventOrder
 from .oauth import TokenIssuer
 from .records import Customer, Event, HostedPage, Subscription
 from .scopes import ALL_SCOPES
@@ -61,14 +62,26 @@ class BillingSimulator:
         free_plan_code: str | None = None,
         scopes: Collection[str] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        events_order: EventOrder = EventOrder.NEWEST_FIRST,
+        event_filters: bool = False,
+        hosted_page_wrapped: bool = False,
+        list_page_context: bool = False,
     ) -> None:
         """``customer_fields``: the customer custom fields the organisation defined, e.g.
         ``("zuid",)`` as the vendor's documented setup makes it; None accepts any field.
         ``requests_per_minute``: Zoho's per-organisation limit; None (the default) has none.
         ``scopes``: what the refresh token was granted; None (the default) is every scope the
         API's routes need (``scopes.ALL_SCOPES``).
-        ``clock``: monotonic seconds for token and page lifetimes and the request limit."""
+        ``clock``: monotonic seconds for token and page lifetimes and the request limit.
+        ``events_order``, ``event_filters``: how ``GET /events`` lists (``EventListing``).
+        ``hosted_page_wrapped``: answer ``GET /hostedpages/{id}`` inside a ``hostedpage``
+        wrapper instead of flat as documented. ``list_page_context``: send ``page_context`` on
+        the plans, add-ons and subscriptions lists too (documented for invoices only, so off
+        by default: a reader must then go on while pages come back full)."""
         self.organization_id = organization_id
+        self._event_listing = EventListing(events_order, event_filters)
+        self._hosted_page_wrapped = hosted_page_wrapped
+        self._list_page_context = list_page_context
         self._log = structlog.get_logger("billing_simulator")
         self._waiters = ChangeWaiters()
         self._gate = FaultGate(clock, on_abandon=self._waiters.notify)
@@ -292,6 +305,9 @@ class BillingSimulator:
             self.organization_id,
             self._webhooks.history,
             received=self.api_requests,
+            hosted_page_wrapped=self._hosted_page_wrapped,
+            events=self._event_listing,
+            page_context=self._list_page_context,
         )
         app = web.Application(middlewares=[self._gate.middleware, api.middleware])
         api.register(app)
