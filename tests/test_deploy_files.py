@@ -233,3 +233,16 @@ def test_the_ha_commands_in_the_docs_name_real_services():
     targets = {name for names in found for name in names.split()}
     assert targets == {"broker", "migrate", *REPLICAS}
     assert targets <= services
+
+
+def test_the_image_ships_the_wheel_ci_builds_and_starts():
+    """One build command: the image installs what .ci/wheel-smoke built, checked and started."""
+    root = DEPLOY.parent
+    containerfile = (DEPLOY / "Containerfile").read_text()
+    smoke = (root / ".ci" / "wheel-smoke").read_text()
+    assert re.search(r"^RUN .*\.ci/build-wheel /wheels", containerfile, flags=re.MULTILINE)
+    assert "pip wheel" not in containerfile
+    assert ".ci/build-wheel" in smoke
+    assert "pip wheel" not in smoke
+    assert "!.ci/build-wheel" in (DEPLOY / "Containerfile.dockerignore").read_text()
+    assert re.search(r"^\S*PYTHON=\S+ \.ci/wheel-smoke$", (root / ".ci" / "run").read_text(), re.M)
