@@ -199,7 +199,11 @@ def decide(
         bind=bind,
     )
     wanted = desired_state(
-        snapshot, identity=identity, app_domain=settings.platform.app_domain, plans=settings.plans
+        snapshot,
+        identity=identity,
+        app_domain=settings.platform.app_domain,
+        plans=settings.plans,
+        min_users=settings.platform.min_users,
     )
     if isinstance(wanted, Park):
         reason = wanted.reason

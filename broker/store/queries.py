@@ -13,6 +13,7 @@ from broker.core.mapping import (
     ENDED_STATUSES,
     Identity,
     PlatformState,
+    parked_for_quantity,
     parse_plan_code,
     storage_units,
 )
@@ -132,6 +133,8 @@ def _sync(
     queued: PlatformState | None,
     latest_delivery: str | None,
 ) -> tuple[str, str]:
+    if stored.parked_reason and parked_for_quantity(stored.parked_reason):
+        return "parked", "Not sent to the app: its number of users is below what the app accepts"
     if stored.parked_reason:
         return "parked", "Waiting: the app does not know your organisation yet"
     if latest_delivery == DeliveryState.DEAD:
