@@ -9,9 +9,9 @@ from __future__ import annotations
 from broker.simulators.platform import PlatformSimulator
 from broker.store.queries import org_subscriptions
 from broker.web.appkeys import settings_key, store_key
-from tests.conftest import BrokerFactory, post_event
+from tests.conftest import BrokerFactory, db_rows, post_event
 from tests.ops_support import OPS, delivery_ids, sign_in, wait_for_state
-from tests.support import ZGID, eventually, subscription_event
+from tests.support import APP_DOMAIN, ZAPIKEY, ZGID, eventually, subscription_event
 from tests.test_delivery import run_cli
 
 SUB_ID = "100000000000000077"
@@ -55,6 +55,52 @@ async def test_a_quantity_of_0_is_parked_with_its_reason_and_never_sent(
     assert call.body is not None
     assert call.body["no_of_users"] == "2"
     assert SUB_ID not in await (await client.get("/ops/parked")).text()
+
+
+async def test_an_operator_cannot_resolve_a_quantity_park_by_choosing_an_org(
+    make_broker: BrokerFactory, tmp_path, capsys, monkeypatch
+):
+    """Choosing an org releases a subscription parked for its org, never one parked for its
+    quantity: the console and the command say to correct the quantity in billing instead."""
+    client = await make_broker(ops=OPS)
+    csrf = await sign_in(client)
+    await post_event(client, subscription_event(subscription_id=SUB_ID, quantity=0))
+
+    listed = await (await client.get("/ops/parked")).text()
+    assert f"/ops/parked/{SUB_ID}/resolve" not in listed
+    assert "fix in billing" in listed
+    form = await client.get(f"/ops/parked/{SUB_ID}/resolve")
+    assert form.status == 409
+    assert "correct the quantity in billing" in await form.text()
+    done = await client.post(
+        f"/ops/parked/{SUB_ID}/resolve",
+        data={"csrf": csrf, "zgid": "70000000042", "zuid": "600000042", "confirm": "yes"},
+    )
+    assert done.status == 409
+    assert "parked for its plan quantity, not its org" in await done.text()
+
+    monkeypatch.setenv("BROKER_PLATFORM__APP_DOMAIN", APP_DOMAIN)
+    monkeypatch.setenv("BROKER_PLATFORM__ZAPIKEY", ZAPIKEY)
+    code, _, err = run_cli(
+        capsys,
+        "parked",
+        "resolve",
+        SUB_ID,
+        "--zgid",
+        "70000000042",
+        "--zuid",
+        "600000042",
+        "--yes",
+        "--db",
+        str(tmp_path / "broker.db"),
+    )
+    assert code == 2
+    assert "correct the quantity in billing" in err
+    assert await delivery_ids(client, SUB_ID) == []
+    rows = await db_rows(
+        client, "SELECT zgid FROM subscriptions WHERE subscription_id = ?", [SUB_ID]
+    )
+    assert rows == [{"zgid": None}]
 
 
 async def test_the_page_tells_the_customer_a_quantity_park_is_about_users_not_their_org(
