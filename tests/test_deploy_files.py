@@ -8,12 +8,15 @@ plain layout, two spaces a level) and its ``*alias`` values are looked up by han
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
+import pytest
 from pydantic import BaseModel, SecretStr
 
+import broker
 from broker.cli.check import setting_variables
 from broker.config import Settings, StoreSettings
 
@@ -233,3 +236,31 @@ def test_the_ha_commands_in_the_docs_name_real_services():
     targets = {name for names in found for name in names.split()}
     assert targets == {"broker", "migrate", *REPLICAS}
     assert targets <= services
+
+
+def test_the_image_ships_the_wheel_ci_builds_and_starts():
+    """One build command: the image installs what .ci/wheel-smoke built, checked and started."""
+    root = DEPLOY.parent
+    containerfile = (DEPLOY / "Containerfile").read_text()
+    smoke = (root / ".ci" / "wheel-smoke").read_text()
+    assert re.search(r"^RUN .*\.ci/build-wheel /wheels", containerfile, flags=re.MULTILINE)
+    assert "pip wheel" not in containerfile
+    assert ".ci/build-wheel" in smoke
+    assert "pip wheel" not in smoke
+    assert "!.ci/build-wheel" in (DEPLOY / "Containerfile.dockerignore").read_text()
+    ci_run = (root / ".ci" / "run").read_text()
+    assert re.search(r"^PYTHON=\S+ \.ci/build-wheel ", ci_run, re.M)
+    assert re.search(r"^PYTHON=\S+ \.ci/wheel-smoke \"\$wheel\"$", ci_run, re.M)
+    assert re.search(r"^export PYTHONSAFEPATH=1 BROKER_TEST_WHEEL=1$", ci_run, re.M)
+
+
+def test_ci_tests_the_installed_wheel_not_the_source_tree():
+    """Under .ci/run (BROKER_TEST_WHEEL=1) the suite imports the broker the wheel installed, so
+    a file the wheel leaves out fails the tests as it would fail in production."""
+    if os.environ.get("BROKER_TEST_WHEEL") != "1":
+        pytest.skip("only .ci/run tests the installed wheel; developers use an editable install")
+    tree = DEPLOY.parent / "broker"
+    installed = Path(broker.__file__).resolve().parent
+    assert installed != tree
+    assert "site-packages" in installed.parts
+    assert (installed / "ops" / "templates" / "ops_login.html").is_file()

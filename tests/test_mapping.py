@@ -61,6 +61,7 @@ def decide(
     identity: Identity = IDENTITY,
     plans: PlansSettings = PLANS,
     our_products: frozenset[str] = frozenset({OUR_PRODUCT}),
+    min_users: int = 1,
 ) -> Any:
     return desired_state(
         subscription,
@@ -68,6 +69,7 @@ def decide(
         app_domain=APP_DOMAIN,
         plans=plans,
         our_products=our_products,
+        min_users=min_users,
     )
 
 
@@ -560,3 +562,24 @@ def test_planning_again_after_the_planned_calls_succeed_needs_no_call(
 )
 def test_only_subscription_events_are_of_the_subscription_kind(event_type, kind):
     assert event_kind(event_type) is kind
+
+
+def test_a_quantity_below_min_users_is_parked_with_a_reason_naming_the_setting():
+    decision = decide(billing(quantity=0))
+    assert isinstance(decision, Park)
+    assert "plan quantity 0 is below platform.min_users (1)" in decision.reason
+    assert "correct the subscription's quantity in billing" in decision.reason
+
+
+def test_min_users_is_a_floor_not_a_strict_bound():
+    assert isinstance(decide(billing(quantity=2), min_users=3), Park)
+    assert decide(billing(quantity=3), min_users=3).state == active(no_of_users="3")
+
+
+def test_min_users_0_sends_a_quantity_of_0_as_billing_has_it():
+    assert decide(billing(quantity=0), min_users=0).state == active(no_of_users="0")
+
+
+def test_an_ended_subscription_with_quantity_0_is_still_cancelled():
+    """The floor guards what is sent as the org's users; a cancellation carries no users."""
+    assert decide(billing(quantity=0, status="cancelled")).state == INACTIVE

@@ -119,6 +119,9 @@ def _resolve(db: Tx, settings: Settings, sid: str, *, zgid: str, zuid: str, conf
         print(f"subscription {sid} is {'not parked' if known else 'unknown'}", file=sys.stderr)
         return EXIT_USAGE
     print(f"subscription {sid} is parked: {found[0].parked_reason}")
+    if not found[0].waits_for_org:
+        print(ops_actions.quantity_park_refusal(sid), file=sys.stderr)
+        return EXIT_USAGE
     if not confirmed and not _confirmed(sid, zgid, zuid):
         return EXIT_USAGE
     who = ops_actions.Operator(f"cli:{getpass.getuser()}")

@@ -124,6 +124,11 @@ class PlatformSettings(Section):
     request_timeout_seconds: float = Field(15.0, gt=0)
     # docs/contracts.md §1 is unsure whether custom_pricing_json is an object or a JSON string.
     custom_pricing_format: Literal["object", "string"] = "object"
+    # docs/contracts.md §1 does not say which no_of_users the platform accepts. A subscription
+    # whose plan quantity is below this is parked with the reason (never sent), so a quantity
+    # of 0 waits for the operator instead of ending as a refused call, a dead letter. 0 sends
+    # every quantity as billing has it.
+    min_users: int = Field(1, ge=0)
     # How the platform refuses a Cancel of a subscription it no longer holds is unknown
     # (docs/contracts.md §1): a repeated Cancel counts as done only on these statuses, or on a
     # 2xx/4xx body whose message or code holds one of these phrases (case and _ - ignored). 401

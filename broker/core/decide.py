@@ -211,6 +211,7 @@ def decide(
         app_domain=settings.platform.app_domain,
         plans=settings.plans,
         our_products=our_products(settings.platform.product_id, facts.learned_products),
+        min_users=settings.platform.min_users,
     )
     if isinstance(wanted, Unmapped):
         mark = Mark(Outcome.UNMAPPED_PLAN.value)

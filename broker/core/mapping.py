@@ -135,6 +135,15 @@ class Unmapped:
 
 Decision = Target | Ignore | Park | Unmapped
 
+# The words every quantity park's reason holds, so the page can say what the subscription waits
+# for (the subscriptions row keeps the reason, not the Park).
+BELOW_MIN_USERS = "is below platform.min_users"
+
+
+def parked_for_quantity(parked_reason: str) -> bool:
+    """Whether a stored parked reason is the quantity floor's rather than a missing org."""
+    return BELOW_MIN_USERS in parked_reason
+
 
 def classify_status(status: str, plans: PlansSettings) -> Literal["active", "inactive"] | None:
     status = status.lower()
@@ -156,9 +165,12 @@ def desired_state(
     app_domain: str,
     plans: PlansSettings,
     our_products: frozenset[str],
+    min_users: int,
 ) -> Decision:
     """Derive the platform state a billing snapshot calls for (``our_products``: the app's
-    billing products, set or learned; empty when unknown)."""
+    billing products, set or learned; empty when unknown). A quantity below ``min_users``
+    (``platform.min_users``) is parked, not sent: the contract does not say the platform takes
+    it, and a refused call would only end as a dead letter."""
     status = subscription.status.lower()
     category = classify_status(status, plans)
     if category is None:
@@ -190,6 +202,13 @@ def desired_state(
         )
     assert identity.zuid
     assert identity.zgid
+    quantity = subscription.plan.quantity
+    if quantity < min_users:
+        return Park(
+            f"plan quantity {quantity} {BELOW_MIN_USERS} ({min_users}): not sent to "
+            "the platform; correct the subscription's quantity in billing (or set "
+            "platform.min_users to 0 to send it as is)"
+        )
     return Target(
         PlatformState(
             active=True,
@@ -197,7 +216,7 @@ def desired_state(
             zuid=identity.zuid,
             planid=plan_ref.planid,
             frequency=plan_ref.frequency,
-            no_of_users=str(subscription.plan.quantity),
+            no_of_users=str(quantity),
             storage_units=str(storage_units(subscription, plans)),
             custom_pricing=custom_pricing(subscription, plans),
         ),

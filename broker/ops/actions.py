@@ -113,6 +113,7 @@ async def resolve_form(request: web.Request) -> web.Response:
     )
     if not found.rows:
         raise NotFound(f"subscription {sid} is not parked", hint="see the parked list")
+    _waits_for_org(found.rows[0])
     return render(request, "ops_resolve.html", session, {"row": found.rows[0], "confirm": False})
 
 
@@ -136,6 +137,7 @@ async def resolve(request: web.Request) -> web.StreamResponse:
     if not found.rows:
         raise NotFound(f"subscription {sid} is not parked", hint="see the parked list")
     row = found.rows[0]
+    _waits_for_org(row)
     if problems:
         raise InvalidPayload(
             "the org could not be read", hint="go back and correct it", problems=problems
@@ -146,13 +148,24 @@ async def resolve(request: web.Request) -> web.StreamResponse:
     who = operator(request, session)
     now = request.app[clock_key]()
     settings = request.app[settings_key]
-    result = await store.write(
-        lambda db: ops_actions.resolve_parked(
-            db, who, sid, zgid=zgid, zuid=zuid, settings=settings, now=now
+    try:
+        result = await store.write(
+            lambda db: ops_actions.resolve_parked(
+                db, who, sid, zgid=zgid, zuid=zuid, settings=settings, now=now
+            )
         )
-    )
+    except ops_actions.OpsRefused as exc:  # resolved, or re-parked, meanwhile
+        raise ActionNotAllowed(str(exc), hint="reload the parked list") from exc
     log.info("ops.resolve_parked", subscription_id=sid, zgid=zgid, outcome=str(result.outcome))
     raise web.HTTPSeeOther(f"/ops/subscriptions/{sid}")
+
+
+def _waits_for_org(row: ops_reads.ParkedRow) -> None:
+    """Refuse to resolve by hand what no org can release (a quantity below the floor)."""
+    if not row.waits_for_org:
+        raise ActionNotAllowed(
+            ops_actions.quantity_park_refusal(row.subscription_id), hint="see the parked list"
+        )
 
 
 def _dead(where: ops_reads.OpsFilter) -> ops_reads.OpsFilter:

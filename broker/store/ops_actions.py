@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from broker.config import Settings
+from broker.core.mapping import parked_for_quantity
 from broker.store import dead_letters, outbox, pipeline
 from broker.store.audit import record_action
 from broker.store.sql import select_one
@@ -96,6 +97,15 @@ def retry_now(db: Tx, who: Operator, delivery_id: int, *, now: float) -> None:
     )
 
 
+def quantity_park_refusal(subscription_id: str) -> str:
+    """Why resolving by hand cannot release a subscription parked for its quantity."""
+    return (
+        f"subscription {subscription_id} is parked for its plan quantity, not its org: "
+        "choosing an org would not send it; correct the quantity in billing (or lower "
+        "platform.min_users) and billing's next event or reconciliation sends it"
+    )
+
+
 def resolve_parked(
     db: Tx,
     who: Operator,
@@ -117,6 +127,8 @@ def resolve_parked(
         raise LookupError(f"no subscription {subscription_id}")
     if not row["parked_reason"]:
         raise OpsRefused(f"subscription {subscription_id} is not parked")
+    if parked_for_quantity(row["parked_reason"]):
+        raise OpsRefused(quantity_park_refusal(subscription_id))
     db.execute(
         "UPDATE subscriptions SET zgid = ?, zuid = COALESCE(?, zuid) WHERE subscription_id = ?",
         [zgid, zuid, subscription_id],

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from broker.core.mapping import parked_for_quantity
 from broker.store.delivery_records import DeliveryRecord
 from broker.store.sql import select_all
 from broker.store.tx import Tx
@@ -108,6 +109,11 @@ class ParkedRow:
     zgid: str | None
     parked_reason: str
     updated_at: float
+
+    @property
+    def waits_for_org(self) -> bool:
+        """Whether choosing an org can release it (a quantity park waits for billing instead)."""
+        return not parked_for_quantity(self.parked_reason)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from broker.core.mapping import (
     ENDED_STATUSES,
     Identity,
     PlatformState,
+    parked_for_quantity,
     parse_plan_code,
     storage_units,
 )
@@ -162,6 +163,8 @@ def _sync(
         return UNMAPPED_SYNC, (
             "Not in the app: this plan is not set up for the app. The vendor has been told"
         )
+    if stored.parked_reason and parked_for_quantity(stored.parked_reason):
+        return "parked", "Not sent to the app: its number of users is below what the app accepts"
     if stored.parked_reason:
         return "parked", "Waiting: the app does not know your organisation yet"
     if (stored.decision or "").startswith("conflict:"):
