@@ -192,8 +192,13 @@ class DeliverySettings(Section):
     jitter_seconds: float = Field(1.0, ge=0)
     # Retryable failures keep being retried for this long before a delivery is dead-lettered.
     retry_horizon_seconds: float = Field(3 * 24 * 3600.0, gt=0)
-    # A claimed delivery whose process died is taken again after this long.
+    # A claimed delivery whose process died is taken again after this long. A live worker
+    # renews the leases of the deliveries it holds, so only a dead (or stalled) one loses them.
     lease_seconds: float = Field(60.0, gt=0)
+    # After the store was unavailable, a worker takes back no other worker's expired lease
+    # until the store has been back this long: those leases ran out while nobody could write,
+    # and their holders renew them (or record their answers) within a few seconds.
+    outage_takeback_grace_seconds: float = Field(15.0, ge=0)
     # Upper bound for an idle worker's nap; new work wakes it at once.
     poll_interval_seconds: float = Field(1.0, gt=0)
     max_retry_after_seconds: float = Field(3600.0, gt=0)

@@ -52,8 +52,17 @@ class DeliveryWorker:
         self._sleep = sleep
         self.owner = f"worker-{secrets.token_hex(6)}"
         self._attempts = DeliveryAttempts(
-            store, client, settings, metrics, owner=self.owner, clock=clock
+            store, client, settings, metrics, owner=self.owner, clock=clock, sleep=sleep
         )
+        # Deliveries this worker holds in memory (a call on the wire, or an answer still to be
+        # recorded): their leases are renewed at each pass, so none is taken back while held.
+        self._held: set[int] = set()
+        # When the store came back after this worker saw it fail (None: no outage seen). Other
+        # workers' expired leases are left alone for ``outage_takeback_grace_seconds`` after it,
+        # so their holders can renew or record first (their leases ran out while nobody could
+        # write, not because they died).
+        self._store_back_at: float | None = None
+        self._outage = False
         self._wakeup = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
         # Deliveries whose platform call is still going: the concurrency limit counts these
@@ -96,30 +105,46 @@ class DeliveryWorker:
                 self._delivery.concurrency * 4 - len(self._in_flight),  # writes backing up
             )
             next_due: float | None = None
-            if free > 0:
+            if free > 0 or self._held:
+                now = self._clock()
                 try:
                     claimed, next_due = await self._store.write(
                         partial(
                             claim_due,
                             owner=self.owner,
-                            now=self._clock(),
+                            now=now,
                             lease_seconds=self._delivery.lease_seconds,
-                            limit=free,
+                            limit=max(free, 0),
+                            held=frozenset(self._held),
+                            take_back=self._may_take_back(now),
                         )
                     )
                 except StoreError:
                     # The database may come back (disk full, locked); readiness reports it.
                     log.exception("delivery.claim_failed")
+                    self._outage = True
                     await self._nap(None)
                     continue
+                if self._outage:
+                    self._outage = False
+                    self._store_back_at = now
+                    log.info("delivery.store_back", held=len(self._held))
                 for delivery in claimed:
                     self._calling += 1
+                    self._held.add(delivery.id)
                     task = asyncio.create_task(self._deliver(delivery))
                     self._in_flight.add(task)
                     task.add_done_callback(self._finished)
-                if len(claimed) == free:
+                if free > 0 and len(claimed) == free:
                     continue  # there may be more; a finishing task frees a slot and wakes us
             await self._nap(next_due)
+
+    def _may_take_back(self, now: float) -> bool:
+        """Not during an outage, nor for a grace period after the store came back."""
+        if self._outage:
+            return False
+        back = self._store_back_at
+        return back is None or now - back >= self._delivery.outage_takeback_grace_seconds
 
     async def _nap(self, next_due: float | None) -> None:
         """Until woken (new work, a finished call) or the next delivery falls due, at most
@@ -177,3 +202,4 @@ class DeliveryWorker:
             )
         finally:
             call_done()
+            self._held.discard(delivery.id)

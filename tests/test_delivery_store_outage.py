@@ -1,0 +1,130 @@
+"""The store goes away while a platform call is on the wire: the answer is kept in the process
+that made the call and recorded once the store is back, so the platform gets the call once.
+
+Both backends, with real outages: SQLite on a full disk (a small tmpfs, as in
+tests/test_disk_faults.py), PostgreSQL behind a TCP proxy that is cut and restored. The broker's
+clock is moved by hand past the delivery's lease, the moment a lease that was left to run out
+would be taken back and the call sent again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from structlog.testing import capture_logs
+
+from broker.simulators.platform import PlatformSimulator
+from broker.web.appkeys import worker_key
+from tests.conftest import BrokerFactory, db_rows, post_event
+from tests.support import DECEMBER_FIRST_NOON, ManualTime, eventually, subscription_event
+from tests.tcp_proxy import TcpProxy
+from tests.test_disk_faults import fill, mounted_small_disk
+
+Client = TestClient[web.Request, web.Application]
+
+LEASE_SECONDS = 30.0
+# The platform's answer may take a while on a busy machine; well inside the lease.
+TIMING = {
+    "delivery": {"lease_seconds": LEASE_SECONDS},
+    "platform": {"request_timeout_seconds": 10.0},
+}
+STORE_FAILURES = {"store.commit_failed", "store.unavailable", "store.write_failed"}
+
+
+async def outage_during_a_call(
+    client: Client,
+    simulator: PlatformSimulator,
+    time: ManualTime,
+    *,
+    break_store: Callable[[], Awaitable[None]],
+    mend_store: Callable[[], Awaitable[None]],
+) -> None:
+    """Hold the Add on the wire, break the store, let the platform apply the Add (its record is
+    refused), move the clock past the lease, mend the store, and run the worker until the
+    delivery is done."""
+    simulator.hang()
+    assert (await post_event(client, subscription_event())).status == 200
+    await simulator.wait_until(lambda s: s.hanging == 1)
+
+    with capture_logs() as logs:
+        await break_store()
+        simulator.release()
+        await simulator.wait_until(lambda s: len(s.applied) == 1)
+        await eventually(
+            lambda: any(line["event"] in STORE_FAILURES for line in logs),
+            within=10,
+            message="the store refusing the answer's record",
+        )
+    time.advance_to(time.now + LEASE_SECONDS + 1)  # the lease has run out on the broker's clock
+    await mend_store()
+
+    async def done() -> bool:
+        for deadline in time.naps:  # let every nap (the worker's, a record's backoff) end
+            time.advance_to(max(deadline, time.now))
+        client.app[worker_key].wake()
+        rows = await db_rows(client, "SELECT state FROM deliveries")
+        return [row["state"] for row in rows] == ["done"]
+
+    await eventually(done, within=20, message="the delivery recorded as done")
+
+
+async def assert_applied_once(client: Client, simulator: PlatformSimulator) -> None:
+    assert [(call.method, call.applied) for call in simulator.calls] == [("POST", True)]
+    [row] = await db_rows(client, "SELECT state, attempts, uncertain FROM deliveries")
+    assert row == {"state": "done", "attempts": 1, "uncertain": 0}
+    [attempt] = await db_rows(client, "SELECT method, status, outcome FROM attempts")
+    assert attempt == {"method": "POST", "status": 200, "outcome": "success"}
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    with mounted_small_disk(tmp_path) as disk:
+        yield disk
+
+
+async def test_a_full_disk_while_a_call_is_on_the_wire_applies_the_call_once(
+    make_broker: BrokerFactory, simulator: PlatformSimulator, small_disk: Path
+) -> None:
+    time = ManualTime(DECEMBER_FIRST_NOON)
+    client = await make_broker(
+        clock=time.clock, sleep=time.sleep, store={"path": small_disk / "broker.db"}, **TIMING
+    )
+    filler: list[Path] = []
+
+    async def full() -> None:
+        filler.append(fill(small_disk))
+
+    async def freed() -> None:
+        filler[0].unlink()
+
+    await outage_during_a_call(client, simulator, time, break_store=full, mend_store=freed)
+    await assert_applied_once(client, simulator)
+
+
+@pytest.mark.postgresql
+async def test_a_database_outage_while_a_call_is_on_the_wire_applies_the_call_once(
+    make_broker: BrokerFactory, simulator: PlatformSimulator, postgres_url: str
+) -> None:
+    split = urlsplit(postgres_url)
+    proxy = TcpProxy(split.hostname or "127.0.0.1", split.port or 5432)
+    await proxy.start()
+    through_proxy = urlunsplit(split._replace(netloc=f"{split.username}@127.0.0.1:{proxy.port}"))
+    time = ManualTime(DECEMBER_FIRST_NOON)
+    client = await make_broker(
+        clock=time.clock,
+        sleep=time.sleep,
+        store={"url": through_proxy, "connect_timeout_seconds": 1.0},
+        **TIMING,
+    )
+    try:
+        await outage_during_a_call(
+            client, simulator, time, break_store=proxy.cut, mend_store=proxy.start
+        )
+        await assert_applied_once(client, simulator)
+    finally:
+        await proxy.cut()
