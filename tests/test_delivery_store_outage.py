@@ -10,7 +10,9 @@ would be taken back and the call sent again.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
+from functools import partial
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -18,7 +20,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from structlog.testing import capture_logs
 
+from broker.config import StoreSettings
+from broker.core.mapping import PlatformState
 from broker.simulators.platform import PlatformSimulator
+from broker.store.backend import open_store
+from broker.store.outbox import claim_due
+from broker.store.tx import Tx
 from broker.web.appkeys import worker_key
 from tests.conftest import BrokerFactory, db_rows, post_event
 from tests.support import DECEMBER_FIRST_NOON, ManualTime, eventually, subscription_event
@@ -128,3 +135,54 @@ async def test_a_database_outage_while_a_call_is_on_the_wire_applies_the_call_on
         await assert_applied_once(client, simulator)
     finally:
         await proxy.cut()
+
+
+# --- leases across workers (replicas share the database) ----------------------------------------
+
+
+def _one_pending_delivery(db: Tx) -> None:
+    db.execute("INSERT INTO subscriptions (subscription_id, updated_at) VALUES ('9001', 0)")
+    db.execute(
+        "INSERT INTO deliveries (subscription_id, target_json, cause, state, created_at,"
+        " next_attempt_at) VALUES ('9001', ?, 'test', 'pending', 0, 0)",
+        [PlatformState(active=True, zgid="1", planid="1001").to_json()],
+    )
+
+
+def _claim(owner: str, now: float, **options: Any) -> Callable[[Tx], Any]:
+    return partial(claim_due, owner=owner, now=now, lease_seconds=30.0, limit=5, **options)
+
+
+async def test_a_lease_its_holder_renews_is_never_taken_back_by_another_worker(
+    store_url: str,
+) -> None:
+    """Worker A holds delivery 1 (leased at 1000 for 30 s) through an outage. Once the store is
+    back, B (still in its grace) leaves the expired lease alone; A's next pass renews it; after
+    its grace, B finds nothing expired. Only a lease nobody renews is taken back."""
+    store = open_store(StoreSettings(url=store_url))
+    await store.open()
+    try:
+        await store.write(_one_pending_delivery)
+        [held], _ = await store.write(_claim("A", 1000.0))
+        lease = "SELECT state, lease_owner, lease_expires_at FROM deliveries"
+
+        assert await store.write(_claim("B", 1040.0, take_back=False)) == ([], None)
+        assert await store.read(lambda db: list(db.select_all(lease))) == [
+            {"state": "in_flight", "lease_owner": "A", "lease_expires_at": 1030.0}
+        ]
+        await store.write(_claim("A", 1041.0, held={held.id}))
+        assert await store.write(_claim("B", 1056.0)) == ([], None)
+        assert await store.read(lambda db: list(db.select_all(lease))) == [
+            {"state": "in_flight", "lease_owner": "A", "lease_expires_at": 1071.0}
+        ]
+
+        # A renews only past half its lease: at 1050 the lease (to 1071) is left as it is.
+        await store.write(_claim("A", 1050.0, held={held.id}))
+        [row] = await store.read(lambda db: list(db.select_all(lease)))
+        assert row["lease_expires_at"] == 1071.0
+
+        # A dies: nobody renews, and B takes the lease back once it has run out.
+        [retaken], _ = await store.write(_claim("B", 1072.0))
+        assert (retaken.id, retaken.uncertain, retaken.attempt) == (held.id, True, 2)
+    finally:
+        await store.close()
