@@ -22,6 +22,7 @@ from structlog.testing import capture_logs
 
 from broker.config import StoreSettings
 from broker.core.mapping import PlatformState
+from broker.errors import StoreError
 from broker.simulators.platform import PlatformSimulator
 from broker.store.backend import open_store
 from broker.store.outbox import claim_due
@@ -74,7 +75,10 @@ async def outage_during_a_call(
         for deadline in time.naps:  # let every nap (the worker's, a record's backoff) end
             time.advance_to(max(deadline, time.now))
         client.app[worker_key].wake()
-        rows = await db_rows(client, "SELECT state FROM deliveries")
+        try:
+            rows = await db_rows(client, "SELECT state FROM deliveries")
+        except StoreError:  # the pool is still reconnecting
+            return False
         return [row["state"] for row in rows] == ["done"]
 
     await eventually(done, within=20, message="the delivery recorded as done")

@@ -186,7 +186,15 @@ class PlansSettings(Section):
 
 
 class DeliverySettings(Section):
+    # Calls on the wire not yet known to be slow.
     concurrency: int = Field(32, ge=1, le=512)
+    # A call still on the wire after this long stops counting against ``concurrency`` and moves
+    # to the slow share, so orgs whose calls hang cannot take every slot. Each call still ends
+    # at platform.request_timeout_seconds.
+    slow_call_seconds: float = Field(5.0, gt=0)
+    # The slow share: at most this many slow calls at once. A call that turns slow when it is
+    # full is cut short and retried later, like a timed-out call (it may have been applied).
+    slow_calls: int = Field(32, ge=0, le=512)
     initial_backoff_seconds: float = Field(2.0, gt=0)
     max_backoff_seconds: float = Field(3600.0, gt=0)
     jitter_seconds: float = Field(1.0, ge=0)

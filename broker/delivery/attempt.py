@@ -15,7 +15,7 @@ from typing import TypeVar
 
 import structlog
 
-from broker.clients.platform import PlatformClient
+from broker.clients.platform import PlatformClient, SlowCallCheck
 from broker.config import Settings
 from broker.core.mapping import PlatformAction, PlatformCall, PlatformState, plan_call
 from broker.core.platform_answers import CallResult, means_already_gone
@@ -62,10 +62,19 @@ class DeliveryAttempts:
         self._clock = clock
         self._policy = RetryPolicy(settings.delivery)
 
-    async def run(self, delivery: ClaimedDelivery, call_done: Callable[[], None]) -> None:
+    async def run(
+        self,
+        delivery: ClaimedDelivery,
+        call_done: Callable[[], None],
+        may_run_slow: Callable[[], bool] | None = None,
+    ) -> None:
         """Call the platform for ``delivery`` and record the outcome; ``call_done`` is called
         as soon as nothing more is sent, so the worker's slot is free while the outcome is
-        written."""
+        written. ``may_run_slow`` is asked when a call passes ``delivery.slow_call_seconds``
+        (False cuts it short)."""
+        slow = None
+        if may_run_slow is not None:
+            slow = SlowCallCheck(self._settings.delivery.slow_call_seconds, may_run_slow)
         started_at = self._clock()
         call = self._plan(delivery)
         if call is None:
@@ -80,7 +89,7 @@ class DeliveryAttempts:
             )
             return
         while True:
-            result, action, note, results = await self._send(delivery, call)
+            result, action, note, results = await self._send(delivery, call, slow)
             if result.outcome != "success" or call.reaches == delivery.target:
                 break
             # An org move's Cancel landed: make that durable before the Add, so a crash in
@@ -152,19 +161,23 @@ class DeliveryAttempts:
         )
 
     async def _send(
-        self, delivery: ClaimedDelivery, call: PlatformCall
+        self, delivery: ClaimedDelivery, call: PlatformCall, slow: SlowCallCheck | None
     ) -> tuple[CallResult, str, str | None, list[CallResult]]:
         """One call, and after an interrupted attempt the fallback its refusal allows."""
-        result = await self._client.send(call)
+        result = await self._client.send(call, slow=slow)
         results = [result]
         action: str = call.action
         note = None
         if result.outcome == "reject" and delivery.uncertain:
-            result, action, note = await self._resolve_uncertain(call, result, results)
+            result, action, note = await self._resolve_uncertain(call, result, results, slow)
         return result, action, note, results
 
     async def _resolve_uncertain(
-        self, call: PlatformCall, rejected: CallResult, results: list[CallResult]
+        self,
+        call: PlatformCall,
+        rejected: CallResult,
+        results: list[CallResult],
+        slow: SlowCallCheck | None,
     ) -> tuple[CallResult, str, str | None]:
         """An earlier attempt may have landed before a crash, so a refusal may mean 'done'.
 
@@ -174,7 +187,7 @@ class DeliveryAttempts:
         """
         if call.action == "add":
             fallback = replace(call, action=PlatformAction.MODIFY)
-            second = await self._client.send(fallback)
+            second = await self._client.send(fallback, slow=slow)
             results.append(second)
             if second.outcome == "success":
                 return second, "modify", "Add refused after an interrupted attempt; Modify applied"

@@ -66,8 +66,11 @@ class DeliveryWorker:
         self._wakeup = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
         # Deliveries whose platform call is still going: the concurrency limit counts these
-        # only, so a finished call's slot is free while its outcome is being written.
+        # only, so a finished call's slot is free while its outcome is being written. Calls past
+        # ``slow_call_seconds`` move from ``_calling`` to ``_slow`` (at most ``slow_calls``).
         self._calling = 0
+        self._slow = 0
+        self._metrics = metrics
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self.heartbeat: float = 0.0
@@ -176,23 +179,66 @@ class DeliveryWorker:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending)
-                released = await self._store.write(
-                    partial(release_leases, owner=self.owner, now=self._clock())
-                )
+                try:
+                    released = await self._store.write(
+                        partial(release_leases, owner=self.owner, now=self._clock())
+                    )
+                except StoreError as exc:
+                    # The store is away: the leases run out instead, and the calls whose
+                    # answers were never recorded are sent again (a restart during an outage).
+                    log.warning(
+                        "delivery.stopped_mid_call",
+                        calls=len(pending),
+                        released=0,
+                        error=exc.message,
+                    )
+                    return
                 log.warning("delivery.stopped_mid_call", calls=len(pending), released=released)
 
     async def _deliver(self, delivery: ClaimedDelivery) -> None:
         released = False
+        slow = False
 
         def call_done() -> None:
             nonlocal released
             if not released:
                 released = True
-                self._calling -= 1
+                if slow:
+                    self._slow -= 1
+                else:
+                    self._calling -= 1
                 self._wakeup.set()
 
+        def may_run_slow() -> bool:
+            """The call has run past ``slow_call_seconds``: free its slot for fresh calls if
+            the slow share has room, else cut it short."""
+            nonlocal slow
+            if slow or released:
+                return True
+            if self._slow >= self._delivery.slow_calls:
+                self._metrics.slow_calls.labels("cut").inc()
+                log.warning(
+                    "delivery.slow_call_cut",
+                    delivery_id=delivery.id,
+                    subscription_id=delivery.subscription_id,
+                    slow_calls=self._slow,
+                )
+                return False
+            slow = True
+            self._calling -= 1
+            self._slow += 1
+            self._metrics.slow_calls.labels("moved").inc()
+            log.info(
+                "delivery.slow_call",
+                delivery_id=delivery.id,
+                subscription_id=delivery.subscription_id,
+                slow_calls=self._slow,
+            )
+            self._wakeup.set()
+            return True
+
         try:
-            await self._attempts.run(delivery, call_done)
+            await self._attempts.run(delivery, call_done, may_run_slow)
         except Exception:
             # The lease brings the delivery back; say so loudly.
             log.exception(
