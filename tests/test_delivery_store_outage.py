@@ -32,6 +32,7 @@ from tests.conftest import BrokerFactory, db_rows, post_event
 from tests.support import DECEMBER_FIRST_NOON, ManualTime, eventually, subscription_event
 from tests.tcp_proxy import TcpProxy
 from tests.test_disk_faults import fill, mounted_small_disk
+from tests.test_metrics import parse, value
 
 Client = TestClient[web.Request, web.Application]
 
@@ -51,10 +52,10 @@ async def outage_during_a_call(
     *,
     break_store: Callable[[], Awaitable[None]],
     mend_store: Callable[[], Awaitable[None]],
-) -> None:
+) -> list[dict[str, Any]]:
     """Hold the Add on the wire, break the store, let the platform apply the Add (its record is
     refused), move the clock past the lease, mend the store, and run the worker until the
-    delivery is done."""
+    delivery is done. Returns the log lines from the outage on."""
     simulator.hang()
     assert (await post_event(client, subscription_event())).status == 200
     await simulator.wait_until(lambda s: s.hanging == 1)
@@ -68,8 +69,13 @@ async def outage_during_a_call(
             within=10,
             message="the store refusing the answer's record",
         )
-    time.advance_to(time.now + LEASE_SECONDS + 1)  # the lease has run out on the broker's clock
-    await mend_store()
+        time.advance_to(time.now + LEASE_SECONDS + 1)  # the lease ran out on the broker's clock
+        await mend_store()
+        await _run_until_done(client, time)
+    return logs
+
+
+async def _run_until_done(client: Client, time: ManualTime) -> None:
 
     async def done() -> bool:
         for deadline in time.naps:  # let every nap (the worker's, a record's backoff) end
@@ -84,12 +90,25 @@ async def outage_during_a_call(
     await eventually(done, within=20, message="the delivery recorded as done")
 
 
-async def assert_applied_once(client: Client, simulator: PlatformSimulator) -> None:
+async def assert_applied_once(
+    client: Client, simulator: PlatformSimulator, logs: list[dict[str, Any]]
+) -> None:
+    """One applied Add, one attempt recorded as the success it was, and the wait was said:
+    the refused records logged only at failures 1, 2, 4, ..., then once when written."""
     assert [(call.method, call.applied) for call in simulator.calls] == [("POST", True)]
     [row] = await db_rows(client, "SELECT state, attempts, uncertain FROM deliveries")
     assert row == {"state": "done", "attempts": 1, "uncertain": 0}
     [attempt] = await db_rows(client, "SELECT method, status, outcome FROM attempts")
     assert attempt == {"method": "POST", "status": 200, "outcome": "success"}
+
+    failed = [line["failures"] for line in logs if line["event"] == "delivery.record_failed"]
+    assert failed, "the refused record was never logged"
+    assert failed == [2**n for n in range(len(failed))], failed
+    [written] = [line for line in logs if line["event"] == "delivery.record_written"]
+    assert written["failures"] >= failed[-1]
+    samples = parse(await (await client.get("/metrics")).text())
+    assert value(samples, "broker_platform_answer_record_retries_total") == written["failures"]
+    assert value(samples, "broker_unrecorded_platform_answers") == 0
 
 
 @pytest.fixture
@@ -113,8 +132,8 @@ async def test_a_full_disk_while_a_call_is_on_the_wire_applies_the_call_once(
     async def freed() -> None:
         filler[0].unlink()
 
-    await outage_during_a_call(client, simulator, time, break_store=full, mend_store=freed)
-    await assert_applied_once(client, simulator)
+    logs = await outage_during_a_call(client, simulator, time, break_store=full, mend_store=freed)
+    await assert_applied_once(client, simulator, logs)
 
 
 @pytest.mark.postgresql
@@ -133,10 +152,10 @@ async def test_a_database_outage_while_a_call_is_on_the_wire_applies_the_call_on
         **TIMING,
     )
     try:
-        await outage_during_a_call(
+        logs = await outage_during_a_call(
             client, simulator, time, break_store=proxy.cut, mend_store=proxy.start
         )
-        await assert_applied_once(client, simulator)
+        await assert_applied_once(client, simulator, logs)
     finally:
         await proxy.cut()
 
