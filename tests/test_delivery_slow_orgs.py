@@ -10,9 +10,9 @@ import time
 from typing import Any
 
 from broker.simulators.platform import PlatformSimulator
-from broker.web.appkeys import worker_key
-from tests.conftest import BrokerFactory, post_event
-from tests.support import eventually, subscription_event
+from tests.conftest import BrokerFactory, db_rows, post_event
+from tests.support import subscription_event
+from tests.test_metrics import parse, value
 
 CONCURRENCY = 4
 HANGING_ORGS = 6  # more than the slots
@@ -71,7 +71,20 @@ async def test_orgs_whose_calls_hang_cannot_stall_the_other_orgs_deliveries(
         }
         assert max(waited.values()) < BOUND_SECONDS, waited
         assert not [c for c in simulator.applied if c.zgid in hanging]
-        # The hung calls still count: the worker has not dropped them.
-        await eventually(lambda: client.app[worker_key].busy >= 1, message="hung calls held")
+
+        # Two hung calls moved to the slow share (its size); the others were cut short, kept as
+        # retries that may have been applied, so their deliveries are marked uncertain.
+        samples = parse(await (await client.get("/metrics")).text())
+        assert value(samples, "broker_slow_platform_calls_total", outcome="moved") >= 2
+        assert value(samples, "broker_slow_platform_calls_total", outcome="cut") >= 2
+        cut = await db_rows(
+            client,
+            "SELECT d.uncertain, a.outcome, a.status FROM attempts a JOIN deliveries d"
+            " ON d.id = a.delivery_id WHERE a.error LIKE 'cut short after 0.2 s%'",
+        )
+        assert cut, "no attempt was cut short"
+        assert {(row["uncertain"], row["outcome"], row["status"]) for row in cut} == {
+            (1, "retry", None)
+        }
     finally:
         simulator.release()
