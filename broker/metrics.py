@@ -32,6 +32,23 @@ class Metrics:
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=self.registry,
         )
+        self.unrecorded_answers = Gauge(
+            "broker_unrecorded_platform_answers",
+            "Platform answers held in this process because the store could not record them yet",
+            registry=self.registry,
+        )
+        self.record_retries = Counter(
+            "broker_platform_answer_record_retries_total",
+            "Failed attempts to record a platform answer (the store was unavailable); retried",
+            registry=self.registry,
+        )
+        self.slow_calls = Counter(
+            "broker_slow_platform_calls_total",
+            "Platform calls that ran past delivery.slow_call_seconds: moved to the slow share, "
+            "or cut short because it was full",
+            ["outcome"],
+            registry=self.registry,
+        )
         # Read from the database at each scrape, so they hold whichever process delivers.
         self.deliveries = Gauge(
             "broker_deliveries",

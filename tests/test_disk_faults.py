@@ -9,6 +9,7 @@ Mounting needs root (CI runs as root); elsewhere the tests are skipped with a no
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import sqlite3
@@ -56,9 +57,9 @@ def _need_mounts() -> None:
     pytest.skip("needs root to mount a small tmpfs (CI runs these as root)")
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """An 8 MiB tmpfs of our own, unmounted after the test."""
+@contextlib.contextmanager
+def mounted_small_disk(tmp_path: Path) -> Iterator[Path]:
+    """An 8 MiB tmpfs of our own, unmounted on leaving."""
     _need_mounts()
     disk = tmp_path / "disk"
     disk.mkdir()
@@ -67,6 +68,12 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         yield disk
     finally:
         _umount(disk)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    with mounted_small_disk(tmp_path) as disk:
+        yield disk
 
 
 def _write_forever(fd: int) -> None:

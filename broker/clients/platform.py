@@ -10,8 +10,12 @@ means is decided in ``broker.core.platform_answers``, without I/O.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from urllib.parse import quote
 
 import aiohttp
@@ -24,6 +28,15 @@ from broker.redaction import REDACTED, Redactor
 
 EXCERPT_CHARS = 2000
 MAX_RESPONSE_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class SlowCallCheck:
+    """Asked once a call has been on the wire ``after_seconds``: ``may_continue()`` False cuts
+    it short (reported as ``retry``: it may or may not have been applied)."""
+
+    after_seconds: float
+    may_continue: Callable[[], bool]
 
 
 class PlatformClient:
@@ -46,12 +59,44 @@ class PlatformClient:
             f"{quote(zgid, safe='')}/plan/{quote(planid, safe='')}"
         )
 
-    async def send(self, call: PlatformCall) -> CallResult:
+    async def send(self, call: PlatformCall, *, slow: SlowCallCheck | None = None) -> CallResult:
+        """One call, ended by ``platform.request_timeout_seconds`` at the latest, or earlier
+        when ``slow`` says so."""
+        started = time.perf_counter()
+        exchange = asyncio.ensure_future(self._exchange(call, started))
+        try:
+            if slow is not None:
+                await asyncio.wait({exchange}, timeout=slow.after_seconds)
+                if not exchange.done() and not slow.may_continue():
+                    exchange.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await exchange
+                    return CallResult(
+                        "retry",
+                        None,
+                        round((time.perf_counter() - started) * 1000, 2),
+                        self._shown_url(call),
+                        json.dumps(call.body, separators=(",", ":")),
+                        error=(
+                            f"cut short after {slow.after_seconds:g} s on the wire: too many "
+                            "slow calls already (delivery.slow_calls)"
+                        ),
+                        method=call.method,
+                    )
+            return await exchange
+        finally:
+            if not exchange.done():  # we were cancelled (shutdown): so is the call
+                exchange.cancel()
+
+    def _shown_url(self, call: PlatformCall) -> str:
+        """What logs and the database may show: the key redacted."""
+        return f"{self.url(call.zgid, call.planid)}?zapikey={REDACTED}"
+
+    async def _exchange(self, call: PlatformCall, started: float) -> CallResult:
         url = self.url(call.zgid, call.planid)
-        shown_url = f"{url}?zapikey={REDACTED}"  # what logs and the database may show
+        shown_url = self._shown_url(call)
         body = json.dumps(call.body, separators=(",", ":"))
         params = {"zapikey": self._settings.zapikey.get_secret_value()}
-        started = time.perf_counter()
 
         def elapsed() -> float:
             return round((time.perf_counter() - started) * 1000, 2)

@@ -7,22 +7,35 @@ attempt rows, the delivery's next state and retry time, the log line and the met
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from functools import partial
+from typing import TypeVar
 
 import structlog
 
-from broker.clients.platform import PlatformClient
+from broker.clients.platform import PlatformClient, SlowCallCheck
 from broker.config import Settings
 from broker.core.mapping import PlatformAction, PlatformCall, PlatformState, plan_call
 from broker.core.platform_answers import CallResult, means_already_gone
 from broker.delivery.retry import RetryPolicy
+from broker.errors import StoreError
 from broker.metrics import Metrics
 from broker.store.backend import StoreBackend
 from broker.store.outbox import ClaimedDelivery, DeliveryState, complete, record_step
+from broker.store.tx import Tx
 
 log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+Sleep = Callable[[float], Awaitable[None]]
+
+# Recording an answer the store refused is tried again after 0.5 s, doubling up to 4 s: short
+# enough that the worker's lease renewal and another replica's take-back grace
+# (``delivery.outage_takeback_grace_seconds``) are never outrun once the store is back.
+RECORD_RETRY_FIRST_SECONDS = 0.5
+RECORD_RETRY_MAX_SECONDS = 4.0
 
 
 class DeliveryAttempts:
@@ -37,8 +50,10 @@ class DeliveryAttempts:
         *,
         owner: str,
         clock: Callable[[], float],
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._store = store
+        self._sleep = sleep
         self._client = client
         self._settings = settings
         self._platform = settings.platform
@@ -47,10 +62,19 @@ class DeliveryAttempts:
         self._clock = clock
         self._policy = RetryPolicy(settings.delivery)
 
-    async def run(self, delivery: ClaimedDelivery, call_done: Callable[[], None]) -> None:
+    async def run(
+        self,
+        delivery: ClaimedDelivery,
+        call_done: Callable[[], None],
+        may_run_slow: Callable[[], bool] | None = None,
+    ) -> None:
         """Call the platform for ``delivery`` and record the outcome; ``call_done`` is called
         as soon as nothing more is sent, so the worker's slot is free while the outcome is
-        written."""
+        written. ``may_run_slow`` is asked when a call passes ``delivery.slow_call_seconds``
+        (False cuts it short)."""
+        slow = None
+        if may_run_slow is not None:
+            slow = SlowCallCheck(self._settings.delivery.slow_call_seconds, may_run_slow)
         started_at = self._clock()
         call = self._plan(delivery)
         if call is None:
@@ -65,13 +89,14 @@ class DeliveryAttempts:
             )
             return
         while True:
-            result, action, note, results = await self._send(delivery, call)
+            result, action, note, results = await self._send(delivery, call, slow)
             if result.outcome != "success" or call.reaches == delivery.target:
                 break
             # An org move's Cancel landed: make that durable before the Add, so a crash in
             # between resumes with the Add (the old org's Cancel is never sent twice).
             self._record_metrics(action, result)
-            kept = await self._store.write(
+            kept = await self._record(
+                delivery,
                 partial(
                     record_step,
                     delivery=delivery,
@@ -82,7 +107,6 @@ class DeliveryAttempts:
                     results=results,
                     reached=call.reaches,
                 ),
-                urgent=True,
             )
             self._log_attempt(delivery, action, "step", results, note=note)
             if not kept:
@@ -137,19 +161,23 @@ class DeliveryAttempts:
         )
 
     async def _send(
-        self, delivery: ClaimedDelivery, call: PlatformCall
+        self, delivery: ClaimedDelivery, call: PlatformCall, slow: SlowCallCheck | None
     ) -> tuple[CallResult, str, str | None, list[CallResult]]:
         """One call, and after an interrupted attempt the fallback its refusal allows."""
-        result = await self._client.send(call)
+        result = await self._client.send(call, slow=slow)
         results = [result]
         action: str = call.action
         note = None
         if result.outcome == "reject" and delivery.uncertain:
-            result, action, note = await self._resolve_uncertain(call, result, results)
+            result, action, note = await self._resolve_uncertain(call, result, results, slow)
         return result, action, note, results
 
     async def _resolve_uncertain(
-        self, call: PlatformCall, rejected: CallResult, results: list[CallResult]
+        self,
+        call: PlatformCall,
+        rejected: CallResult,
+        results: list[CallResult],
+        slow: SlowCallCheck | None,
     ) -> tuple[CallResult, str, str | None]:
         """An earlier attempt may have landed before a crash, so a refusal may mean 'done'.
 
@@ -159,7 +187,7 @@ class DeliveryAttempts:
         """
         if call.action == "add":
             fallback = replace(call, action=PlatformAction.MODIFY)
-            second = await self._client.send(fallback)
+            second = await self._client.send(fallback, slow=slow)
             results.append(second)
             if second.outcome == "success":
                 return second, "modify", "Add refused after an interrupted attempt; Modify applied"
@@ -193,7 +221,8 @@ class DeliveryAttempts:
         acknowledged: PlatformState | None = None,
         note: str | None = None,
     ) -> None:
-        kept = await self._store.write(
+        kept = await self._record(
+            delivery,
             partial(
                 complete,
                 delivery=delivery,
@@ -207,9 +236,6 @@ class DeliveryAttempts:
                 acknowledged=acknowledged,
                 note=note,
             ),
-            # The platform has answered: record it before queued ingest, so a crash now finds
-            # as few answered calls unrecorded (and sent again on restart) as possible.
-            urgent=True,
         )
         self._log_attempt(delivery, action, state, results, note=note, retry_at=next_attempt_at)
         if state is DeliveryState.DEAD:
@@ -228,6 +254,51 @@ class DeliveryAttempts:
             log.warning("delivery.lease_lost", delivery_id=delivery.id)
         if state in (DeliveryState.DONE, DeliveryState.DEAD):
             self._metrics.deliveries_finished.labels(str(state)).inc()
+
+    async def _record(self, delivery: ClaimedDelivery, job: Callable[[Tx], T]) -> T:
+        """Write a platform answer's record, however long the store is away.
+
+        The answer is known only to this process: giving up would leave the lease to run out and
+        the call to be sent again. So it is kept here and written once the store is back (the
+        worker renews the lease meanwhile); only a crash loses it. Logged on the first failure,
+        then at each power of two, and once when written.
+        """
+        failures = 0
+        delay = RECORD_RETRY_FIRST_SECONDS
+        try:
+            while True:
+                try:
+                    # The platform has answered: record it before queued ingest, so a crash
+                    # finds as few answered calls unrecorded (and sent again) as possible.
+                    written = await self._store.write(job, urgent=True)
+                except StoreError as exc:
+                    failures += 1
+                    self._metrics.record_retries.inc()
+                    if failures == 1:
+                        self._metrics.unrecorded_answers.inc()
+                    if failures & (failures - 1) == 0:
+                        log.warning(
+                            "delivery.record_failed",
+                            delivery_id=delivery.id,
+                            subscription_id=delivery.subscription_id,
+                            failures=failures,
+                            retry_in=delay,
+                            error=exc.message,
+                        )
+                    await self._sleep(delay)
+                    delay = min(delay * 2, RECORD_RETRY_MAX_SECONDS)
+                    continue
+                if failures:
+                    log.info(
+                        "delivery.record_written",
+                        delivery_id=delivery.id,
+                        subscription_id=delivery.subscription_id,
+                        failures=failures,
+                    )
+                return written
+        finally:
+            if failures:
+                self._metrics.unrecorded_answers.dec()
 
     def _log_attempt(
         self,

@@ -1,7 +1,9 @@
 """The delivery worker: takes due deliveries from the outbox and makes the platform calls.
 
-It owns concurrency (a bounded number of calls on the wire, one per subscription), when to look
-for due work, and shutdown. Each attempt (the call, its fallback, the retry schedule and the
+It owns concurrency (a bounded number of calls on the wire, one per subscription; calls that run
+past ``delivery.slow_call_seconds`` move to a bounded slow share so hung orgs cannot take every
+slot), its leases (renewed while a delivery is held in memory, so only a dead process loses
+one), when to look for due work, and shutdown. Each attempt (the call, its fallback, the retry schedule and the
 bookkeeping) is ``attempt.DeliveryAttempts``'. It never decides *what* the platform should hold;
 ``mapping.plan_call`` does, from the target and what was acknowledged.
 """
@@ -52,13 +54,25 @@ class DeliveryWorker:
         self._sleep = sleep
         self.owner = f"worker-{secrets.token_hex(6)}"
         self._attempts = DeliveryAttempts(
-            store, client, settings, metrics, owner=self.owner, clock=clock
+            store, client, settings, metrics, owner=self.owner, clock=clock, sleep=sleep
         )
+        # Deliveries this worker holds in memory (a call on the wire, or an answer still to be
+        # recorded): their leases are renewed at each pass, so none is taken back while held.
+        self._held: set[int] = set()
+        # When the store came back after this worker saw it fail (None: no outage seen). Other
+        # workers' expired leases are left alone for ``outage_takeback_grace_seconds`` after it,
+        # so their holders can renew or record first (their leases ran out while nobody could
+        # write, not because they died).
+        self._store_back_at: float | None = None
+        self._outage = False
         self._wakeup = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
         # Deliveries whose platform call is still going: the concurrency limit counts these
-        # only, so a finished call's slot is free while its outcome is being written.
+        # only, so a finished call's slot is free while its outcome is being written. Calls past
+        # ``slow_call_seconds`` move from ``_calling`` to ``_slow`` (at most ``slow_calls``).
         self._calling = 0
+        self._slow = 0
+        self._metrics = metrics
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self.heartbeat: float = 0.0
@@ -96,30 +110,46 @@ class DeliveryWorker:
                 self._delivery.concurrency * 4 - len(self._in_flight),  # writes backing up
             )
             next_due: float | None = None
-            if free > 0:
+            if free > 0 or self._held:
+                now = self._clock()
                 try:
                     claimed, next_due = await self._store.write(
                         partial(
                             claim_due,
                             owner=self.owner,
-                            now=self._clock(),
+                            now=now,
                             lease_seconds=self._delivery.lease_seconds,
-                            limit=free,
+                            limit=max(free, 0),
+                            held=frozenset(self._held),
+                            take_back=self._may_take_back(now),
                         )
                     )
                 except StoreError:
                     # The database may come back (disk full, locked); readiness reports it.
                     log.exception("delivery.claim_failed")
+                    self._outage = True
                     await self._nap(None)
                     continue
+                if self._outage:
+                    self._outage = False
+                    self._store_back_at = now
+                    log.info("delivery.store_back", held=len(self._held))
                 for delivery in claimed:
                     self._calling += 1
+                    self._held.add(delivery.id)
                     task = asyncio.create_task(self._deliver(delivery))
                     self._in_flight.add(task)
                     task.add_done_callback(self._finished)
-                if len(claimed) == free:
+                if free > 0 and len(claimed) == free:
                     continue  # there may be more; a finishing task frees a slot and wakes us
             await self._nap(next_due)
+
+    def _may_take_back(self, now: float) -> bool:
+        """Not during an outage, nor for a grace period after the store came back."""
+        if self._outage:
+            return False
+        back = self._store_back_at
+        return back is None or now - back >= self._delivery.outage_takeback_grace_seconds
 
     async def _nap(self, next_due: float | None) -> None:
         """Until woken (new work, a finished call) or the next delivery falls due, at most
@@ -151,23 +181,66 @@ class DeliveryWorker:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending)
-                released = await self._store.write(
-                    partial(release_leases, owner=self.owner, now=self._clock())
-                )
+                try:
+                    released = await self._store.write(
+                        partial(release_leases, owner=self.owner, now=self._clock())
+                    )
+                except StoreError as exc:
+                    # The store is away: the leases run out instead, and the calls whose
+                    # answers were never recorded are sent again (a restart during an outage).
+                    log.warning(
+                        "delivery.stopped_mid_call",
+                        calls=len(pending),
+                        released=0,
+                        error=exc.message,
+                    )
+                    return
                 log.warning("delivery.stopped_mid_call", calls=len(pending), released=released)
 
     async def _deliver(self, delivery: ClaimedDelivery) -> None:
         released = False
+        slow = False
 
         def call_done() -> None:
             nonlocal released
             if not released:
                 released = True
-                self._calling -= 1
+                if slow:
+                    self._slow -= 1
+                else:
+                    self._calling -= 1
                 self._wakeup.set()
 
+        def may_run_slow() -> bool:
+            """The call has run past ``slow_call_seconds``: free its slot for fresh calls if
+            the slow share has room, else cut it short."""
+            nonlocal slow
+            if slow or released:
+                return True
+            if self._slow >= self._delivery.slow_calls:
+                self._metrics.slow_calls.labels("cut").inc()
+                log.warning(
+                    "delivery.slow_call_cut",
+                    delivery_id=delivery.id,
+                    subscription_id=delivery.subscription_id,
+                    slow_calls=self._slow,
+                )
+                return False
+            slow = True
+            self._calling -= 1
+            self._slow += 1
+            self._metrics.slow_calls.labels("moved").inc()
+            log.info(
+                "delivery.slow_call",
+                delivery_id=delivery.id,
+                subscription_id=delivery.subscription_id,
+                slow_calls=self._slow,
+            )
+            self._wakeup.set()
+            return True
+
         try:
-            await self._attempts.run(delivery, call_done)
+            await self._attempts.run(delivery, call_done, may_run_slow)
         except Exception:
             # The lease brings the delivery back; say so loudly.
             log.exception(
@@ -177,3 +250,4 @@ class DeliveryWorker:
             )
         finally:
             call_done()
+            self._held.discard(delivery.id)

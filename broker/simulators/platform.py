@@ -86,6 +86,8 @@ class PlatformSimulator:
         self._log = structlog.get_logger("platform_simulator")
         self.calls: list[RecordedCall] = []
         self.subscriptions: dict[str, OrgSubscription] = {}
+        self._released = asyncio.Event()
+        self.hanging = 0  # calls held unanswered right now (see ``hang``)
 
     @property
     def refuses_duplicate_add(self) -> bool:
@@ -118,6 +120,17 @@ class PlatformSimulator:
         """Hold each call ``seconds`` before applying it; only ``methods`` when given."""
         self._faults.set_delay(seconds, methods=methods)
 
+    def hang(self, zgids: set[str] | None = None) -> None:
+        """Hold calls to these orgs (every org when None) unanswered until ``release``, as a
+        platform that accepted the connection and went quiet does."""
+        self._faults.hung_orgs = frozenset({"*"} if zgids is None else zgids)
+        self._released = asyncio.Event()
+
+    def release(self) -> None:
+        """Let every held call go on (and be applied); later calls are no longer held."""
+        self._faults.hung_orgs = frozenset()
+        self._released.set()
+
     def go_down(self) -> None:
         self._faults.down = True
 
@@ -125,6 +138,7 @@ class PlatformSimulator:
         self._faults.down = False
 
     def reset(self) -> None:
+        self.release()
         self.calls.clear()
         self.subscriptions.clear()
         self._faults = FaultScript()
@@ -176,6 +190,20 @@ class PlatformSimulator:
             message, field = exc.args
             error = zoho_error("INVALID_DATA", message, {"field": field})
             return self._answer(request, call, 400, error)
+        if self._faults.hangs(call.zgid):
+            released = self._released
+            self.hanging += 1
+            self._waiters.notify()
+            try:
+                await released.wait()
+            except asyncio.CancelledError:
+                self._abort(request, call)
+                raise
+            finally:
+                self.hanging -= 1
+            if request.transport is None or request.transport.is_closing():
+                self._abort(request, call)
+                return web.Response()
         if self._faults.slows(call.method):
             try:
                 await asyncio.sleep(self._faults.delay)

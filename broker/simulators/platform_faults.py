@@ -1,7 +1,8 @@
 """The simulated Developer Console's fault script: what its next calls will suffer.
 
 Error statuses (with a Zoho-style body and an optional Retry-After), ``{"Message": "Failure"}``
-answers, slowness, a dropped connection, and error answers that echo the request URL. Set from
+answers, slowness, calls to chosen orgs that hang until released, a dropped connection, and error
+answers that echo the request URL. Set from
 Python (``PlatformSimulator.fail_next`` and friends) or from another process (``/_sim/faults``).
 """
 
@@ -27,6 +28,8 @@ class FaultScript:
     delay: float = 0.0
     delay_methods: frozenset[str] | None = None  # None: every method is slowed
     down: bool = False
+    # Calls to these orgs (every org when the set holds "*") wait, unanswered, until released.
+    hung_orgs: frozenset[str] = frozenset()
     # Error answers echo the request URL (zapikey included), as some web stacks do.
     echo_url: Literal["json", "html"] | None = None
 
@@ -56,6 +59,9 @@ class FaultScript:
             raise ValueError("delay must not be negative")
         self.delay = seconds
         self.delay_methods = frozenset(methods) if methods is not None else None
+
+    def hangs(self, zgid: str) -> bool:
+        return zgid in self.hung_orgs or "*" in self.hung_orgs
 
     def slows(self, method: str) -> bool:
         return self.delay > 0 and (self.delay_methods is None or method in self.delay_methods)

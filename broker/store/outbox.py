@@ -7,7 +7,7 @@ platform sees its changes in the order billing made them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -62,10 +62,25 @@ _DUE = """
 
 
 def claim_due(
-    db: Tx, *, owner: str, now: float, lease_seconds: float, limit: int
+    db: Tx,
+    *,
+    owner: str,
+    now: float,
+    lease_seconds: float,
+    limit: int,
+    held: Collection[int] = (),
+    take_back: bool = True,
 ) -> tuple[list[ClaimedDelivery], float | None]:
-    """Lease up to ``limit`` due deliveries; also return when the next one falls due."""
-    _take_back_expired_leases(db, now)
+    """Lease up to ``limit`` due deliveries; also return when the next one falls due.
+
+    ``held`` are the deliveries this worker still has in memory (a call on the wire, or an
+    answer waiting to be recorded): their leases are renewed first, so neither this worker nor
+    another one takes them back while they are held, however long the store was away.
+    ``take_back`` False leaves other workers' expired leases alone for now (see the worker).
+    """
+    renew_leases(db, owner=owner, now=now, lease_seconds=lease_seconds, held=held)
+    if take_back:
+        _take_back_expired_leases(db, now)
     rows = select_all(db, _DUE + db.skip_locked("d"), {"now": now, "limit": limit})
     claimed = []
     for row in rows:
@@ -97,6 +112,22 @@ def claim_due(
         )
     )["due"]
     return claimed, next_due
+
+
+def renew_leases(
+    db: Tx, *, owner: str, now: float, lease_seconds: float, held: Collection[int]
+) -> int:
+    """Extend the leases of ``held`` deliveries still ours; only those past half their lease,
+    so a busy worker does not rewrite every lease on every pass."""
+    if not held:
+        return 0
+    ids = sorted(held)
+    marks = ", ".join("?" for _ in ids)
+    return db.execute(
+        f"UPDATE deliveries SET lease_expires_at = ? WHERE id IN ({marks})"  # noqa: S608 - only ?s
+        " AND state = 'in_flight' AND lease_owner = ? AND lease_expires_at < ?",
+        [now + lease_seconds, *ids, owner, now + lease_seconds / 2],
+    ).rowcount
 
 
 def _take_back_expired_leases(db: Tx, now: float) -> None:
