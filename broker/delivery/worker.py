@@ -3,8 +3,9 @@
 It owns concurrency (a bounded number of calls on the wire, one per subscription; calls that run
 past ``delivery.slow_call_seconds`` move to a bounded slow share so hung orgs cannot take every
 slot), its leases (renewed while a delivery is held in memory, so only a dead process loses
-one), when to look for due work, and shutdown. Each attempt (the call, its fallback, the retry schedule and the
-bookkeeping) is ``attempt.DeliveryAttempts``'. It never decides *what* the platform should hold;
+one), when to look for due work, and shutdown. Each attempt (the call, its fallback, the retry
+schedule and the bookkeeping) is ``attempt.DeliveryAttempts``'. It never decides *what* the
+platform should hold;
 ``mapping.plan_call`` does, from the target and what was acknowledged.
 """
 
