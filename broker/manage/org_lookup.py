@@ -18,15 +18,14 @@ from functools import partial
 import structlog
 from aiohttp import web
 
-from broker.core.org_billing import bills
+from broker.delivery.org_billing_read import read_org_in_billing
 from broker.manage.sessions import Session
 from broker.store.audit import record_notice_once
-from broker.store.org_index import email_only_customer_ids, org_customer_ids
+from broker.store.org_index import email_only_customer_ids
 from broker.web.appkeys import billing_client_key, clock_key, customer_sweep_key, store_key
 
 log = structlog.get_logger(__name__)
 
-MAX_CUSTOMERS = 2  # an org's billing customers whose subscriptions one look-up lists
 EMAIL_ONLY_NOTICE = "notice.email_only_match"
 
 
@@ -42,22 +41,13 @@ class Found:
 async def look_up_org(app: web.Application, session: Session) -> Found:
     """Ask billing which subscriptions org ``session.zgid`` has. Billing errors propagate: the
     caller fails closed (no checkout starts on a guess)."""
-    store = app[store_key]
-    customers = await store.read(partial(org_customer_ids, zgid=session.zgid))
-    if not customers:
-        await app[customer_sweep_key].sweep_if_due()
-        customers = await store.read(partial(org_customer_ids, zgid=session.zgid))
-    if not customers and session.email:
+    org = await read_org_in_billing(
+        app[store_key], app[billing_client_key], app[customer_sweep_key], session.zgid
+    )
+    if not org.customer_ids and session.email:
         await _note_email_only_match(app, session)
-    client = app[billing_client_key]
-    billing: list[str] = []
-    ended: list[str] = []
-    for customer_id in customers[:MAX_CUSTOMERS]:
-        for item in await client.subscriptions_of_customer(customer_id):
-            sid = str(item.get("subscription_id") or "")
-            if sid:
-                (billing if bills(str(item.get("status") or "")) else ended).append(sid)
-    return Found(tuple(billing + ended), customers[0] if customers else None)
+    ids = tuple(s.subscription_id for s in org.subscriptions)
+    return Found(ids, org.customer_ids[0] if org.customer_ids else None)
 
 
 async def _note_email_only_match(app: web.Application, session: Session) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from broker.config import Settings
-from broker.ops import actions, bindings, reconcile, replay, views
+from broker.ops import actions, bindings, org_view, reconcile, replay, views
 from broker.ops.access import codec_for
 from broker.redaction import Redactor
 from broker.web.appkeys import ops_codec_key, ops_redactor_key
@@ -43,3 +43,4 @@ def setup_ops(app: web.Application, settings: Settings, clock: Callable[[], floa
     router.add_post("/ops/reconcile/run", reconcile.reconcile_now)
     router.add_get("/ops/reconcile/{run_id}", reconcile.run)
     router.add_get("/ops/subscriptions/{subscription_id}", views.story)
+    router.add_get("/ops/orgs/{zgid}", org_view.org_view)

@@ -14,7 +14,7 @@ from broker.core.ids import is_whole_number
 from broker.errors import NotFound
 from broker.ops.support import check_state, operator_session, paged, read_filter, render
 from broker.redaction import Redactor
-from broker.store import delivery_records, ops_reads, ops_story
+from broker.store import delivery_records, ops_reads, ops_story, org_reads
 from broker.store.outbox import DeliveryState
 from broker.store.refusals import refusal_counts
 from broker.web.appkeys import ops_redactor_key, refusals_key, store_key
@@ -28,11 +28,17 @@ async def home(request: web.Request) -> web.Response:
     parked = await request.app[store_key].read(
         lambda db: ops_reads.parked(db, ops_reads.OpsFilter(page_size=1000))
     )
+    conflicts = await request.app[store_key].read(org_reads.conflicts)
     return render(
         request,
         "ops_home.html",
         session,
-        {"counts": summary.counts, "parked": len(parked.rows), "states": DeliveryState},
+        {
+            "counts": summary.counts,
+            "parked": len(parked.rows),
+            "states": DeliveryState,
+            "conflicts": conflicts,
+        },
     )
 
 

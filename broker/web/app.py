@@ -30,7 +30,7 @@ from broker.core.billing_status import BillingStatus
 from broker.delivery.customer_index import CustomerSweep
 from broker.delivery.reconcile import ReconcileDeps, run_on_schedule
 from broker.delivery.worker import DeliveryWorker
-from broker.manage import oidc_pages
+from broker.manage import duplicate_cancel, oidc_pages
 from broker.manage.identity import log_verification_mode
 from broker.manage.pages import checkout_return, manage
 from broker.manage.plan_actions import subscribe, subscribe_form
@@ -165,6 +165,8 @@ def create_app(
     ):
         app.router.add_get(path, show)
         app.router.add_post(path, act)
+    app.router.add_get(duplicate_cancel.PATH, duplicate_cancel.cancel_duplicate_form)
+    app.router.add_post(duplicate_cancel.PATH, duplicate_cancel.cancel_duplicate)
     app.router.add_post("/manage/reactivate", reactivate)
     app.router.add_post("/manage/resume", resume)
     app.router.add_get("/healthz", healthz)

@@ -1,0 +1,152 @@
+"""The operator console's picture of one org as the broker holds it: its subscriptions with the
+stored decision and the platform's last state, its billing customers, its latest deliveries and
+audit rows; and the orgs that have a conflict, for the console's lists. Reads only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from broker.core.mapping import PlatformState
+from broker.store.sql import select_all
+from broker.store.tx import Tx
+
+RECENT = 20  # deliveries and audit rows shown per org
+
+
+@dataclass(frozen=True)
+class HeldSubscription:
+    subscription_id: str
+    customer_id: str | None
+    status: str | None
+    plan_code: str | None
+    decision: str | None
+    platform_active: bool  # the platform acknowledged an active state for it
+    queued_active: bool  # the last state queued for it is active
+    updated_at: float
+
+    @property
+    def conflict(self) -> bool:
+        return (self.decision or "").startswith("conflict:")
+
+
+@dataclass(frozen=True)
+class OrgDelivery:
+    delivery_id: int
+    subscription_id: str
+    state: str
+    action: str | None
+    attempts: int
+    created_at: float
+
+
+@dataclass(frozen=True)
+class OrgAudit:
+    at: float
+    zuid: str
+    action: str
+    subscription_id: str | None
+    result: str
+
+
+@dataclass(frozen=True)
+class OrgHeld:
+    zgid: str
+    subscriptions: tuple[HeldSubscription, ...]
+    customer_ids: tuple[str, ...]
+    deliveries: tuple[OrgDelivery, ...]
+    audit: tuple[OrgAudit, ...]
+
+
+@dataclass(frozen=True)
+class ConflictRow:
+    zgid: str
+    subscription_id: str
+    decision: str
+
+
+def _active(text: str | None) -> bool:
+    state = PlatformState.from_json(text)
+    return state is not None and state.active
+
+
+def org_held(db: Tx, zgid: str) -> OrgHeld:
+    """What the broker holds for org ``zgid`` (its own zgid, or its customer's ``cf_zgid``)."""
+    rows = select_all(
+        db,
+        "SELECT s.subscription_id, s.customer_id, s.status, s.plan_code, s.decision,"
+        " s.queued_json, s.acked_json, s.updated_at"
+        " FROM subscriptions s LEFT JOIN customers c ON c.customer_id = s.customer_id"
+        " WHERE s.zgid = ? OR c.zgid = ? ORDER BY s.subscription_id",
+        [zgid, zgid],
+    )
+    subscriptions = tuple(
+        HeldSubscription(
+            str(r["subscription_id"]),
+            r["customer_id"],
+            r["status"],
+            r["plan_code"],
+            r["decision"],
+            platform_active=_active(r["acked_json"]),
+            queued_active=_active(r["queued_json"]),
+            updated_at=float(r["updated_at"]),
+        )
+        for r in rows
+    )
+    customers = select_all(
+        db,
+        "SELECT customer_id FROM customers WHERE zgid = ?"
+        " UNION SELECT customer_id FROM subscriptions WHERE zgid = ? AND customer_id IS NOT NULL"
+        " ORDER BY customer_id",
+        [zgid, zgid],
+    )
+    deliveries = [
+        OrgDelivery(
+            int(r["id"]),
+            str(r["subscription_id"]),
+            str(r["state"]),
+            r["action"],
+            int(r["attempts"]),
+            float(r["created_at"]),
+        )
+        for r in select_all(
+            db,
+            "SELECT d.id, d.subscription_id, d.state, d.action, d.attempts, d.created_at"
+            " FROM deliveries d JOIN subscriptions s ON s.subscription_id = d.subscription_id"
+            " LEFT JOIN customers c ON c.customer_id = s.customer_id"
+            " WHERE s.zgid = ? OR c.zgid = ? ORDER BY d.id DESC LIMIT ?",
+            [zgid, zgid, RECENT],
+        )
+    ]
+    audit = [
+        OrgAudit(
+            float(r["at"]), str(r["zuid"]), str(r["action"]), r["subscription_id"], r["result"]
+        )
+        for r in select_all(
+            db,
+            "SELECT at, zuid, action, subscription_id, result FROM audit_log WHERE zgid = ?"
+            " ORDER BY id DESC LIMIT ?",
+            [zgid, RECENT],
+        )
+    ]
+    return OrgHeld(
+        zgid,
+        subscriptions,
+        tuple(str(r["customer_id"]) for r in customers),
+        tuple(deliveries),
+        tuple(audit),
+    )
+
+
+def conflicts(db: Tx) -> list[ConflictRow]:
+    """Every subscription held back as a duplicate, with its org (for the console's lists)."""
+    rows = select_all(
+        db,
+        "SELECT s.subscription_id, COALESCE(s.zgid, c.zgid) AS zgid, s.decision"
+        " FROM subscriptions s LEFT JOIN customers c ON c.customer_id = s.customer_id"
+        " WHERE s.decision LIKE 'conflict:%' ORDER BY s.subscription_id",
+        [],
+    )
+    return [
+        ConflictRow(str(r["zgid"] or ""), str(r["subscription_id"]), str(r["decision"]))
+        for r in rows
+    ]

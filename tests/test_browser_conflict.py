@@ -1,0 +1,87 @@
+"""The conflict in real headless Chromium, at desktop (1280 px) and phone (390 px) width: the
+page with the duplicate's own cancel button, its confirmation page, and the console's org view.
+Each is saved as a screenshot under ``test-artifacts/browser/`` (gitignored) for a person to look
+at, and checked not to scroll sideways. Skipped without Chromium and playwright, as
+tests/test_browser.py explains."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+
+from tests.ops_support import OPS, PASSWORD
+from tests.page_support import (
+    OWNER_ZGID,
+    OWNER_ZUID,
+    STANDARD_CODE,
+    WorldFactory,
+    visitor,
+)
+from tests.support import link_signature
+from tests.test_browser import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    _missing_requirements,
+    no_horizontal_scroll,
+    pw,
+)
+
+pytestmark = pytest.mark.browser
+WIDTHS = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
+
+
+@pytest.fixture(autouse=True)
+def _requirements() -> None:
+    missing = _missing_requirements()
+    if missing and not os.environ.get("CI"):
+        pytest.skip(missing)
+
+
+async def _shot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await no_horizontal_scroll(page)
+    await page.screenshot(path=str(ARTIFACTS / f"conflict-{name}.png"), full_page=True)
+
+
+@pytest.mark.parametrize("width", sorted(WIDTHS))
+async def test_conflict_page_confirmation_and_org_view_read_well(
+    make_world: WorldFactory, width: str
+):
+    world = await make_world(billing={"read_cache_seconds": 0}, ops=OPS)
+    owner = await world.signed_in()
+    kept = await world.subscribed(owner)
+    [customer_id] = {s.customer.customer_id for s in world.sim.subscriptions.values()}
+    duplicate = world.sim.subscribe(
+        STANDARD_CODE, quantity=2, customer_id=customer_id, zuid=OWNER_ZUID, zgid=OWNER_ZGID
+    ).subscription_id
+    await world.settle()
+    origin = str(world.broker.make_url("")).rstrip("/")
+    pairs = list(visitor().items())
+    pairs += link_signature(pairs, now=world.clock())
+
+    async with pw.async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            context = await browser.new_context(viewport=WIDTHS[width])
+            page = await context.new_page()
+            await page.goto(f"{origin}/manage?{urlencode(pairs)}")
+            button = page.locator(f"#cancel-duplicate-{duplicate}")
+            assert await button.inner_text() == f"Cancel the duplicate (subscription {duplicate})"
+            await _shot(page, f"page-{width}")
+            await button.click()
+            heading = await page.locator("h1").inner_text()
+            assert heading == "Cancel the duplicate subscription"
+            assert kept in await page.locator("dl").inner_text()
+            await _shot(page, f"confirm-{width}")
+            await page.goto(f"{origin}/ops/login")
+            await page.fill("input[name=password]", PASSWORD)
+            await page.locator("button[type=submit]").click()
+            await page.goto(f"{origin}/ops/orgs/{OWNER_ZGID}")
+            assert duplicate in await page.locator("main").inner_text()
+            await _shot(page, f"ops-org-{width}")
+        finally:
+            await browser.close()
