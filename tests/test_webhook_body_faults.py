@@ -6,13 +6,17 @@ line), its own refusal reason, and nothing stored; none is a 500.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
+import zlib
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from structlog.testing import capture_logs
 
 from broker.core.decide import Outcome
 from broker.store.ops_actions import Operator
@@ -20,7 +24,7 @@ from broker.store.pipeline import PipelineResult
 from broker.store.replay import replay_event
 from broker.store.tx import Tx
 from broker.web.appkeys import settings_key, store_key
-from tests.conftest import db_rows
+from tests.conftest import BrokerFactory, db_rows
 from tests.postgres_support import store_section
 from tests.support import ZAPIKEY, body_of, subscription_event
 
@@ -130,3 +134,107 @@ async def test_stored_body_with_a_raw_lone_surrogate_replays_as_refused_not_an_e
     assert "cannot be read again" in (result.reason or "")
     assert "UTF-8" in (result.reason or "")
     assert await db_rows(broker, "SELECT id FROM deliveries") == before  # nothing queued
+
+
+# --- Content-Encoding --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+async def test_compressed_body_that_does_not_decompress_is_refused_with_400(
+    broker: Client, encoding: str
+):
+    status, body = await post(
+        broker, b"this is not " + encoding.encode() + b" data", **{"Content-Encoding": encoding}
+    )
+    assert status == 400
+    assert body["error"] == "invalid_payload"
+    assert encoding in body["message"]
+    assert await refused(broker) == {"unreadable": 1.0}
+    await assert_nothing_stored(broker)
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+async def test_compressed_body_that_decompresses_is_accepted(broker: Client, encoding: str):
+    wbits = 16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS
+    packer = zlib.compressobj(wbits=wbits)
+    packed = packer.compress(body_of(subscription_event())) + packer.flush()
+    status, body = await post(broker, packed, **{"Content-Encoding": encoding})
+    assert status == 200, body
+    assert body["status"] == "accepted"
+
+
+# --- a client that hangs up, or stops, mid-body ------------------------------------------------
+
+
+async def open_partial_post(
+    client: Client, declared: int, sent: bytes
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Send a webhook's headers declaring ``declared`` bytes, then only ``sent`` of them."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.server.port)
+    head = (
+        "POST /webhooks/billing HTTP/1.1\r\nHost: broker\r\nContent-Type: application/json\r\n"
+        f"zapikey: {ZAPIKEY}\r\nContent-Length: {declared}\r\n\r\n"
+    )
+    writer.write(head.encode() + sent)
+    await writer.drain()
+    return reader, writer
+
+
+async def wait_for_request_log(logs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The request's own log line, waited for with a deadline."""
+    async with asyncio.timeout(DEADLINE):
+        while True:
+            lines = [line for line in logs if line["event"] == "http.request"]
+            if lines:
+                return lines[0]
+            await asyncio.sleep(0.005)  # a poll under the deadline, not a wait for time to pass
+
+
+async def test_client_that_disconnects_mid_body_is_its_own_reason_logged_at_info(broker: Client):
+    body = body_of(subscription_event())
+    with capture_logs() as logs:
+        _, writer = await open_partial_post(broker, len(body), body[:20])
+        writer.close()
+        await writer.wait_closed()
+        request_line = await wait_for_request_log(logs)
+    assert request_line["status"] == 499, logs
+    assert not [line for line in logs if line["event"] == "http.unhandled"]
+    assert all(line["log_level"] in {"info", "debug"} for line in logs), logs
+    assert await refused(broker) == {"disconnected": 1.0}
+    await assert_nothing_stored(broker)
+
+
+async def read_answer(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], Any]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status_line, *header_lines = head.decode().strip().split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (h.partition(":") for h in header_lines)}
+    body = await reader.readexactly(int(headers["content-length"]))
+    return int(status_line.split()[1]), headers, json.loads(body)
+
+
+@pytest.mark.parametrize("sent", [b"", b'{"event_id": "1'], ids=["stalled", "partial"])
+async def test_body_that_stops_arriving_is_answered_408_after_the_body_timeout(
+    make_broker: BrokerFactory, sent: bytes
+):
+    client = await make_broker(server={"body_timeout_seconds": 0.2})
+    with capture_logs() as logs:
+        reader, writer = await open_partial_post(client, 500, sent)
+        async with asyncio.timeout(DEADLINE):
+            status, headers, body = await read_answer(reader)
+            # The server ends the connection; the client never sends the rest.
+            assert await reader.read() == b""
+        writer.close()
+    assert status == 408
+    assert headers["connection"] == "close"
+    assert body["error"] == "body_timeout"
+    assert "0.2 seconds" in body["message"]
+    refusal = [line for line in logs if line["event"] == "http.refused"]
+    assert [line["log_level"] for line in refusal] == ["info"]
+    assert await refused(client) == {"body_timeout": 1.0}
+    await assert_nothing_stored(client)
+
+
+async def test_body_that_arrives_in_time_is_not_cut_off(make_broker: BrokerFactory):
+    client = await make_broker(server={"body_timeout_seconds": 5})
+    status, body = await post(client, body_of(subscription_event()))
+    assert status == 200, body
