@@ -42,9 +42,8 @@ async def request_body_guard(request: web.Request, handler: Handler) -> web.Stre
     try:
         return await handler(request)
     except asyncio.CancelledError:
-        if not expired:
-            raise
-        task.uncancel()
+        if not expired or task.uncancel() > 0:
+            raise  # not our deadline, or a shutdown cancelled the handler as well
         raise BodyTimeout(
             f"the request body did not arrive within {timeout:g} seconds",
             hint="send the whole body at once; the connection has been closed",
