@@ -11,6 +11,8 @@
     │   ├── Forbidden                403
     │   ├── NotFound                 404
     │   ├── ActionNotAllowed         409  the subscription's status does not allow it
+    │   ├── BodyTimeout              408  the body did not arrive in time (logged at info)
+    │   ├── ClientGone               499  the client hung up mid-body (logged at info)
     │   ├── PayloadTooLarge          413
     │   └── UnsupportedMediaType     415
     ├── StoreError                   503  the database could not be reached or written
@@ -34,6 +36,10 @@ from typing import Any
 class BrokerError(Exception):
     status = 500
     code = "internal_error"
+    # The client's own doing, nothing for an operator to act on: logged at info, not warning.
+    quiet = False
+    # Answer with Connection: close (the rest of the request cannot be trusted to follow).
+    closes_connection = False
     # Seconds after which trying again may work: answered as a Retry-After header.
     retry_after: float | None = None
 
@@ -95,6 +101,22 @@ class NotFound(ClientError):
 class ActionNotAllowed(ClientError):
     status = 409
     code = "action_not_allowed"
+
+
+class BodyTimeout(ClientError):
+    status = 408
+    code = "body_timeout"
+    quiet = True
+    closes_connection = True
+
+
+class ClientGone(ClientError):
+    """Nobody reads this answer; the status (nginx's "client closed request") is for the log."""
+
+    status = 499
+    code = "client_disconnected"
+    quiet = True
+    closes_connection = True
 
 
 class PayloadTooLarge(ClientError):

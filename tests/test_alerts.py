@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from broker.metrics import Metrics
+from broker.web.webhook_refusals import WebhookRefusal
 from tests.postgres_support import in_ci
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -114,3 +115,11 @@ def test_promtool_accepts_the_rules_and_their_unit_tests_pass():
             [promtool, *args], capture_output=True, text=True, timeout=60, check=False
         )
         assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_refused_webhooks_alert_leaves_out_hang_ups_and_stalled_bodies_only():
+    """A client hanging up or stalling is counted but is not the operator's to fix; every other
+    refusal reason still alerts."""
+    (expr,) = re.findall(r"expr: (.+)", alert_blocks()["BrokerWebhooksRefused"])
+    (excluded,) = re.findall(r'reason!~"([^"]+)"', expr)
+    assert set(excluded.split("|")) == {WebhookRefusal.DISCONNECTED, WebhookRefusal.BODY_TIMEOUT}

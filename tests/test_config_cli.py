@@ -95,6 +95,7 @@ def test_check_config_prints_settings_with_secrets_hidden(
         "host": "127.0.0.1",
         "port": 8080,
         "max_body_bytes": 1048576,
+        "body_timeout_seconds": 30.0,
         "behind_tls_proxy": False,
     }
     assert settings["landing"]["require_email_match"] is True

@@ -193,13 +193,25 @@ MAX_DEPTH = 64
 
 
 def decode_json(raw: bytes) -> Any:
-    """Decode a JSON body, refusing what would break us later: deep nesting, lone surrogates."""
+    """Decode a JSON body, refusing what would break us later: text that is not valid Unicode
+    (json.loads decodes bytes with 'surrogatepass', so a raw lone surrogate would slip through
+    and fail only when stored), deep nesting, lone surrogate escapes."""
     try:
-        document = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        # The encoding json.loads would pick (UTF-8 for Zoho), but strict: no surrogates.
+        encoding = json.detect_encoding(raw)
+        text = raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        name = encoding.upper().removesuffix("-SIG")
         raise InvalidPayload(
-            f"the body is not valid JSON ({exc.__class__.__name__} at position "
-            f"{getattr(exc, 'pos', getattr(exc, 'start', 0))})",
+            f"the body is not valid {name} JSON: the bytes at position {exc.start} cannot be "
+            "decoded (a byte that is not UTF-8, or a lone surrogate)",
+            hint="send Content-Type: application/json with a UTF-8 JSON object",
+        ) from None
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidPayload(
+            f"the body is not valid JSON (JSONDecodeError at position {exc.pos})",
             hint="send Content-Type: application/json with a UTF-8 JSON object",
         ) from None
     except RecursionError:
@@ -207,21 +219,22 @@ def decode_json(raw: bytes) -> Any:
     except ValueError as exc:  # e.g. an integer with thousands of digits
         raise InvalidPayload(f"the JSON cannot be read: {str(exc)[:120]}") from None
     if isinstance(document, dict | list):
-        _check_document(document, raw)
+        _check_document(document, text)
     elif isinstance(document, str):
         _check_encodable(document)
     return document
 
 
-# A JSON escape of a UTF-16 surrogate (\ud800-\udfff): only these can make a string unstorable.
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
+# A JSON escape of a UTF-16 surrogate (\ud800-\udfff): only these can make a string unstorable
+# once the text itself is known to be valid Unicode.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
 
 
-def _check_document(document: Any, raw: bytes) -> None:
+def _check_document(document: Any, text: str) -> None:
     """Bounded depth (containers only, no recursion) and, when the raw text escapes a
     surrogate, strings that UTF-8 can hold."""
     stack: list[tuple[Any, int]] = [(document, 1)]
-    check_strings = _SURROGATE_ESCAPE.search(raw) is not None
+    check_strings = _SURROGATE_ESCAPE.search(text) is not None
     while stack:
         value, depth = stack.pop()
         if depth > MAX_DEPTH:

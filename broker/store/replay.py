@@ -90,7 +90,11 @@ def _json_part(body: bytes, content_type: str | None) -> bytes:
     """The JSON event: the body itself, or the single field of a form that carried it."""
     if content_type != FORM_TYPE:
         return body
-    pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True)
+    try:
+        # Strict, as the webhook edge reads forms: a body it would refuse does not replay.
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        raise ValueError("the form-encoded body is not valid UTF-8") from None
     if len(pairs) != 1:
         raise ValueError("a form-encoded body replays only when one field carries the event")
     return pairs[0][1].encode()

@@ -75,6 +75,7 @@ from broker.web.middlewares import (
     security_headers,
 )
 from broker.web.refused import RefusalTally
+from broker.web.request_body import request_body_guard
 from broker.web.webhook_refusals import WEBHOOK_PATH, count_webhook_refusals
 from broker.web.webhooks import receive_billing_webhook
 
@@ -108,9 +109,24 @@ def create_app(
     ``clock`` is the time everything is stamped with; ``sleep`` waits for it (the worker's naps).
     """
     app = web.Application(
-        middlewares=[request_context, security_headers, error_answers, count_webhook_refusals],
+        middlewares=[
+            request_context,
+            security_headers,
+            error_answers,
+            count_webhook_refusals,
+            request_body_guard,
+        ],
         # Our webhook handler enforces its own limit with a clear answer; this guards form posts.
         client_max_size=settings.server.max_body_bytes,
+        # The rest of a body answered early (413, 408) is read and dropped for at most this long,
+        # so a client still sending can read the answer; then the connection closes.
+        # handler_cancellation: a client that hangs up does not cancel its handler mid-write (as
+        # under `web.run_app`, whose default it is; aiohttp's test server would cancel), so the
+        # tests run what `broker serve` runs.
+        handler_args={
+            "lingering_time": min(settings.server.body_timeout_seconds, 10.0),
+            "handler_cancellation": False,
+        },
     )
     app[settings_key] = settings
     app[clock_key] = clock

@@ -75,7 +75,9 @@ async def error_answers(request: web.Request, handler: Handler) -> web.StreamRes
     try:
         return await handler(request)
     except BrokerError as error:
-        log.warning(
+        # A client that hung up or stalled is its own doing: worth a line, not a warning.
+        emit = log.info if error.quiet else log.warning
+        emit(
             "http.refused",
             status=error.status,
             error=error.code,
@@ -83,7 +85,10 @@ async def error_answers(request: web.Request, handler: Handler) -> web.StreamRes
             cause=type(error.__cause__).__name__ if error.__cause__ else None,
         )
         retry = {"Retry-After": f"{math.ceil(error.retry_after)}"} if error.retry_after else {}
-        return render_error(request, error, headers=retry)
+        answer = render_error(request, error, headers=retry)
+        if error.closes_connection:
+            answer.force_close()
+        return answer
     except web.HTTPException as http_error:
         if http_error.status < 400:
             raise

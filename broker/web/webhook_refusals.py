@@ -2,8 +2,10 @@
 
 A spike of one reason says what broke: ``zapikey`` after a key rotation, ``signature`` after a
 secret change, ``unreadable`` after a payload change in Zoho, ``store_unavailable`` when the disk is
-in trouble. The middleware sits inside ``error_answers`` so it sees the error before it becomes an
-answer; the answer itself is unchanged.
+in trouble. ``disconnected`` and ``body_timeout`` are the network's or the client's doing (a
+hang-up, a stalled body) and are kept apart from ``internal``, which is only ever a bug of ours.
+The middleware sits inside ``error_answers`` so it sees the error before it becomes an answer;
+the answer itself is unchanged.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from broker.errors import (
+    BodyTimeout,
     BrokerError,
+    ClientGone,
     PayloadTooLarge,
     SignatureRefused,
     StoreError,
@@ -34,6 +38,8 @@ class WebhookRefusal(StrEnum):
     MEDIA_TYPE = "media_type"  # 415
     METHOD = "method"  # 405: not a POST
     STORE_UNAVAILABLE = "store_unavailable"  # 503: the database could not take it; Zoho retries
+    BODY_TIMEOUT = "body_timeout"  # 408: the body stalled past server.body_timeout_seconds
+    DISCONNECTED = "disconnected"  # 499: the client hung up before its body arrived
     INTERNAL = "internal"  # 500: a bug of ours, in the log as http.unhandled
 
 
@@ -50,6 +56,10 @@ def refusal_reason(error: BaseException) -> WebhookRefusal:
         return WebhookRefusal.METHOD
     if isinstance(error, StoreError):
         return WebhookRefusal.STORE_UNAVAILABLE
+    if isinstance(error, BodyTimeout):
+        return WebhookRefusal.BODY_TIMEOUT
+    if isinstance(error, ClientGone):
+        return WebhookRefusal.DISCONNECTED
     if isinstance(error, BrokerError | web.HTTPException) and 400 <= error.status < 500:
         return WebhookRefusal.UNREADABLE
     return WebhookRefusal.INTERNAL

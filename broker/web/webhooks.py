@@ -113,9 +113,21 @@ async def read_bounded(request: web.Request, limit: int) -> bytes:
 
 
 def _form_pairs(raw: bytes) -> list[tuple[str, str]]:
+    """The form's fields; a percent-escape that is not UTF-8 (a lone surrogate, say) refuses
+    the form rather than turning into U+FFFD and changing what billing sent."""
     try:
-        return parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(raw))
-    except (UnicodeDecodeError, ValueError):
+        return parse_qsl(
+            raw.decode("utf-8"),
+            keep_blank_values=True,
+            strict_parsing=bool(raw),
+            errors="strict",
+        )
+    except UnicodeDecodeError:
+        raise InvalidPayload(
+            "the form-encoded body is not valid UTF-8 (raw or percent-encoded)",
+            hint="in Zoho Billing, set the webhook's payload to the default JSON",
+        ) from None
+    except ValueError:
         raise InvalidPayload("the form-encoded body cannot be decoded") from None
 
 
