@@ -20,7 +20,7 @@ vendor's billing preferences (``config.billing_rules``):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
@@ -86,6 +86,12 @@ class MoneyPreview:
     term_days: int
     effective: date
     prorated: bool
+    new_cycle: bool = False  # new_charge is the new cycle's whole first period
+
+
+def cents(amount: Decimal) -> Decimal:
+    """An amount as billing shows it: to the cent, half up (a catalog's 100.0 is 100.00)."""
+    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 def prorated(price: Decimal, days_left: int, term_days: int) -> Decimal:
@@ -94,7 +100,7 @@ def prorated(price: Decimal, days_left: int, term_days: int) -> Decimal:
         raise ValueError(f"price must be a finite amount of zero or more, not {price}")
     if term_days <= 0 or not 0 <= days_left <= term_days:
         raise ValueError(f"{days_left} days left of a {term_days}-day term is not a term")
-    return (price * days_left / term_days).quantize(CENT, rounding=ROUND_HALF_UP)
+    return cents(price * days_left / term_days)
 
 
 def change_money(
@@ -111,14 +117,15 @@ def change_money(
     left = term.days_left(today)
     unused = prorated(old_price, left, term.days) if rules.prorate_changes else ZERO
     if new_cycle:
-        charge = new_price.quantize(CENT, rounding=ROUND_HALF_UP)
+        charge = cents(new_price)
     elif rules.prorate_changes:
         charge = prorated(new_price, left, term.days)
     else:
         charge = ZERO
-    return _settled(
+    settled = _settled(
         charge, unused, rules.downgrade_returns, left, term, today, rules.prorate_changes
     )
+    return replace(settled, new_cycle=new_cycle)
 
 
 def cancel_now_money(
