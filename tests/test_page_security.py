@@ -301,7 +301,8 @@ async def test_members_can_manage_lets_a_member_change_the_subscription(
     assert 'href="/manage/change"' in page.text
     assert 'href="/manage/cancel"' in page.text
     changed = await member.submit(
-        "/manage/change", {"planid": STANDARD, "frequency": "monthly", "users": "2"}
+        "/manage/change",
+        {"planid": STANDARD, "frequency": "monthly", "users": "2", "confirm": "yes"},
     )
     assert (changed.status, changed.location) == (303, "/manage")
     assert world.sim.subscriptions[live].quantity == 2

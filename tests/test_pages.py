@@ -380,7 +380,13 @@ async def test_change_to_fewer_users_applies_directly_and_modifies_the_platform_
     await owner.get("/manage/change")
     page = await owner.submit(
         "/manage/change",
-        {"planid": STANDARD, "frequency": "monthly", "users": "3", "storage": "0"},
+        {
+            "planid": STANDARD,
+            "frequency": "monthly",
+            "users": "3",
+            "storage": "0",
+            "confirm": "yes",
+        },
     )
     assert page.status == 303
     assert page.location == "/manage"  # no checkout: nothing more to pay
@@ -713,7 +719,8 @@ async def test_billing_refusing_a_change_shows_its_reason_on_the_form_with_the_v
 ):
     world.sim.fail_next(1, 400)  # billing says no to the PUT, for its own reasons
     page = await owner.submit(
-        "/manage/change", {"planid": STANDARD, "frequency": "monthly", "users": "2"}
+        "/manage/change",
+        {"planid": STANDARD, "frequency": "monthly", "users": "2", "confirm": "yes"},
     )
     assert page.status == 400
     assert "Billing refused the change: Simulated Zoho Billing failure" in page.text
@@ -740,7 +747,10 @@ async def test_every_action_is_audited_with_who_what_when_and_result(
 ):
     started = world.clock()
     steps: list[tuple[str, dict[str, str]]] = [
-        ("/manage/change", {"planid": STANDARD, "frequency": "monthly", "users": "4"}),
+        (
+            "/manage/change",
+            {"planid": STANDARD, "frequency": "monthly", "users": "4", "confirm": "yes"},
+        ),
         ("/manage/pause", {"resume_on": "2026-06-20"}),
         ("/manage/resume", {}),
         ("/manage/cancel", {"when": "term_end", "confirm": "yes"}),

@@ -22,6 +22,7 @@ from pydantic_settings import (
 
 from broker.config.base import Section, http_url
 from broker.config.billing import ACCOUNTS_HOSTS, BillingSettings, DataCentre
+from broker.config.billing_rules import BillingRulesSettings, TaxDisplay, UnusedAmount
 from broker.config.landing import LandingSettings, LandingVerification, OidcSettings
 from broker.config.ops import OpsSettings
 from broker.config.reconcile import ReconcileSettings
@@ -31,6 +32,7 @@ __all__ = [
     "ACCOUNTS_HOSTS",
     "POSTGRES_PREFIXES",
     "SQLITE_PREFIX",
+    "BillingRulesSettings",
     "BillingSettings",
     "DataCentre",
     "DeliverySettings",
@@ -45,6 +47,8 @@ __all__ = [
     "ServerSettings",
     "Settings",
     "StoreSettings",
+    "TaxDisplay",
+    "UnusedAmount",
     "WebhookSettings",
     "config_file",
     "load_settings",
@@ -244,6 +248,7 @@ class Settings(BaseSettings):
     plans: PlansSettings = Field(default_factory=PlansSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     billing: BillingSettings | None = None
+    billing_rules: BillingRulesSettings = Field(default_factory=BillingRulesSettings)
     landing: LandingSettings = Field(default_factory=LandingSettings)
     reconcile: ReconcileSettings = Field(default_factory=ReconcileSettings)
     ops: OpsSettings = Field(default_factory=OpsSettings)

@@ -10,6 +10,7 @@ so billing is read once more before a direct change.
 from __future__ import annotations
 
 from dataclasses import asdict
+from decimal import Decimal
 from functools import partial
 from typing import Any
 
@@ -17,8 +18,16 @@ import structlog
 from aiohttp import web
 
 from broker.core.catalog import Catalog
+from broker.core.change_money import cents
 from broker.core.forms import FormResult
-from broker.core.plan_pricing import ChangeDecision, ChangeRoute, Configuration, route_change
+from broker.core.mapping import YEARLY
+from broker.core.plan_pricing import (
+    ChangeDecision,
+    ChangeRoute,
+    Configuration,
+    period_price,
+    route_change,
+)
 from broker.core.policy import Action
 from broker.errors import BillingError
 from broker.manage.action_support import (
@@ -31,6 +40,8 @@ from broker.manage.action_support import (
     with_retry_after,
 )
 from broker.manage.identity import remember
+from broker.manage.money_shown import ShownMoney, change_shown, today
+from broker.manage.pages import render
 from broker.manage.plan_actions import (
     FREQUENCY_NAMES,
     checked_choice,
@@ -42,7 +53,7 @@ from broker.manage.plan_actions import (
 )
 from broker.manage.viewer import Viewer, load_viewer
 from broker.store.pipeline import ingest_billing_read
-from broker.store.queries import org_subscriptions
+from broker.store.queries import SubscriptionView, org_subscriptions
 from broker.web.appkeys import billing_client_key, clock_key, settings_key, store_key, worker_key
 
 log = structlog.get_logger(__name__)
@@ -79,15 +90,22 @@ async def change(request: web.Request) -> web.StreamResponse:
     wanted = Configuration.of_choice(parsed.cleaned)
     decision = _routed(catalog, now, wanted, subscription_id, "stored copy")
     if decision.route is ChangeRoute.DIRECT:
-        in_billing = await _configuration_in_billing(request, viewer, subscription_id, parsed)
+        in_billing = await _view_in_billing(request, viewer, subscription_id, parsed)
         if isinstance(in_billing, web.StreamResponse):
             return in_billing
-        now = in_billing
+        current = in_billing or current
+        now = Configuration.of_subscription(in_billing) if in_billing is not None else None
         decision = _routed(catalog, now, wanted, subscription_id, "billing")
     if decision.route is ChangeRoute.UNCHANGED:
         return await _unchanged(request, viewer, subscription_id, now)
     body = plan_and_addons(parsed.cleaned)
-    if decision.route is ChangeRoute.DIRECT:
+    if decision.route is ChangeRoute.DIRECT and now is not None:
+        shown = change_shown(request, current, catalog, now, wanted)
+        if form.get("confirm") != "yes":
+            # Money moves only once the customer has seen it: the plan form's post shows the
+            # confirmation, whose own post carries the explicit confirm.
+            log.info("page.change_confirmation_shown", subscription_id=subscription_id)
+            return _confirmation(request, viewer, catalog, parsed, now, wanted, shown)
 
         async def show_form_again(error: BillingError) -> web.StreamResponse:
             return await plan_page(
@@ -107,8 +125,8 @@ async def change(request: web.Request) -> web.StreamResponse:
             lambda client: client.update_subscription(
                 subscription_id, {**body, "end_of_term": False}
             ),
-            notice="Your subscription was changed.",
-            detail=parsed.cleaned,
+            notice=f"Your subscription was changed. {shown.summary}",
+            detail={**parsed.cleaned, **shown.audit()},
             on_error=show_form_again,
         )
     payload = {"subscription_id": subscription_id, **body, "redirect_url": return_url(request)}
@@ -135,9 +153,9 @@ def _routed(
     return decision
 
 
-async def _configuration_in_billing(
+async def _view_in_billing(
     request: web.Request, viewer: Viewer, subscription_id: str, parsed: FormResult
-) -> Configuration | web.StreamResponse | None:
+) -> SubscriptionView | web.StreamResponse | None:
     """What billing says the subscription is now (recorded like any billing read); or the
     form again, saying why, when billing cannot tell us."""
     app = request.app
@@ -170,8 +188,69 @@ async def _configuration_in_billing(
     views = await app[store_key].read(
         partial(org_subscriptions, zgid=viewer.session.zgid, settings=settings)
     )
-    view = next((v for v in views if v.subscription_id == subscription_id), None)
-    return Configuration.of_subscription(view) if view is not None else None
+    return next((v for v in views if v.subscription_id == subscription_id), None)
+
+
+async def change_confirm_form(request: web.Request) -> web.StreamResponse:
+    """The confirmation of a change that skips checkout, for the choice in the query string;
+    a choice that needs checkout, or changes nothing, goes back to the plan form."""
+    viewer = await load_viewer(request, refresh=False)
+    current = await subscription_for(request, viewer, Action.CHANGE)
+    checked = await checked_choice(request, viewer, "change", dict(request.query))
+    if isinstance(checked, web.Response):
+        return checked
+    catalog, parsed = checked
+    now, wanted = Configuration.of_subscription(current), Configuration.of_choice(parsed.cleaned)
+    decision = _routed(catalog, now, wanted, current.subscription_id, "stored copy")
+    if decision.route is not ChangeRoute.DIRECT or now is None:
+        return web.Response(status=303, headers={"Location": "/manage/change"})
+    shown = change_shown(request, current, catalog, now, wanted)
+    return _confirmation(request, viewer, catalog, parsed, now, wanted, shown)
+
+
+def _confirmation(
+    request: web.Request,
+    viewer: Viewer,
+    catalog: Catalog,
+    parsed: FormResult,
+    now: Configuration,
+    wanted: Configuration,
+    shown: ShownMoney,
+) -> web.Response:
+    return render(
+        request,
+        "change_confirm.html",
+        {
+            "viewer": viewer,
+            "form": parsed,
+            "wanted": wanted,
+            "before": _described(catalog, now, shown.currency),
+            "after": _described(catalog, wanted, shown.currency),
+            "new_price": _cents(period_price(catalog, wanted)),
+            "shown": shown,
+            "today": today(request).isoformat(),
+        },
+    )
+
+
+def _described(catalog: Catalog, config: Configuration, currency: str) -> str:
+    """'Standard, 3 users, monthly: 30.00 USD a month', as the confirmation shows a choice."""
+    plan = catalog.plan(config.planid)
+    parts = [plan.name if plan else f"Plan {config.planid}"]
+    parts.append(f"{config.users} user" + ("" if config.users == 1 else "s"))
+    if config.storage:
+        parts.append(f"{config.storage} storage unit" + ("" if config.storage == 1 else "s"))
+    yearly = config.frequency == YEARLY
+    parts.append("yearly" if yearly else "monthly")
+    price = period_price(catalog, config)
+    text = ", ".join(parts)
+    if price is None:
+        return text
+    return f"{text}: {cents(price)} {currency} a {'year' if yearly else 'month'}"
+
+
+def _cents(price: Decimal | None) -> Decimal | None:
+    return cents(price) if price is not None else None
 
 
 async def _unchanged(

@@ -19,6 +19,7 @@ from broker.core.forms import FormResult, parse_pause_form
 from broker.core.pause_credit import PauseCredit, pause_credit
 from broker.core.policy import Action
 from broker.manage.action_support import apply_in_billing, posted_form, subscription_for
+from broker.manage.money_shown import cancel_shown
 from broker.manage.pages import render
 from broker.manage.viewer import load_viewer
 from broker.store.queries import SubscriptionView
@@ -35,26 +36,34 @@ PREVIEW_UNAVAILABLE = (
 async def cancel_form(request: web.Request) -> web.Response:
     viewer = await load_viewer(request, refresh=False)
     current = await subscription_for(request, viewer, Action.CANCEL)
-    return render(request, "cancel.html", {"viewer": viewer, "current": current})
+    return render(
+        request,
+        "cancel.html",
+        {"viewer": viewer, "current": current, "money": cancel_shown(request, current)},
+    )
 
 
 async def cancel(request: web.Request) -> web.StreamResponse:
     viewer, form = await posted_form(request)
     current = await subscription_for(request, viewer, Action.CANCEL)
     when = str(form.get("when", "term_end"))
+    money = cancel_shown(request, current)
     if when not in ("term_end", "now") or form.get("confirm") != "yes":
+        log.info("page.cancel_not_confirmed", when_known=when in money)
         return render(
             request,
             "cancel.html",
             {
                 "viewer": viewer,
                 "current": current,
+                "money": money,
                 "problem": "Tick the box to confirm, then choose when the subscription ends.",
             },
             status=422,
         )
     subscription_id = current.subscription_id
     at_end = when == "term_end"
+    shown = money[when]
     return await apply_in_billing(
         request,
         viewer,
@@ -67,7 +76,8 @@ async def cancel(request: web.Request) -> web.StreamResponse:
             + ". You can reactivate it until then."
         )
         if at_end
-        else "Your subscription was cancelled.",
+        else f"Your subscription was cancelled. {shown.summary}",
+        detail={"when": when, **shown.audit()},
     )
 
 

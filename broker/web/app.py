@@ -34,7 +34,7 @@ from broker.manage import duplicate_cancel, oidc_pages
 from broker.manage.identity import log_verification_mode
 from broker.manage.pages import checkout_return, manage
 from broker.manage.plan_actions import subscribe, subscribe_form
-from broker.manage.plan_change import change, change_form
+from broker.manage.plan_change import change, change_confirm_form, change_form
 from broker.manage.sessions import SessionCodec
 from broker.manage.subscription_actions import (
     cancel,
@@ -181,6 +181,7 @@ def create_app(
     ):
         app.router.add_get(path, show)
         app.router.add_post(path, act)
+    app.router.add_get("/manage/change/confirm", change_confirm_form)
     app.router.add_get(duplicate_cancel.PATH, duplicate_cancel.cancel_duplicate_form)
     app.router.add_post(duplicate_cancel.PATH, duplicate_cancel.cancel_duplicate)
     app.router.add_post("/manage/reactivate", reactivate)
