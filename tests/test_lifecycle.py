@@ -384,8 +384,8 @@ async def test_org_move_then_cancellation_cancels_at_the_new_org(broker, simulat
 # --- pause and resume --------------------------------------------------------------------------
 
 
-async def test_pause_with_on_pause_keep_makes_no_call(make_broker, simulator):
-    broker = await make_broker(plans={"on_pause": "keep"})
+async def test_pause_with_pause_policy_keep_makes_no_call(make_broker, simulator):
+    broker = await make_broker(plans={"pause_policy": "keep"})
     await start_live(broker, simulator)
 
     await send(
@@ -396,8 +396,10 @@ async def test_pause_with_on_pause_keep_makes_no_call(make_broker, simulator):
     assert simulator.subscriptions[ZGID].active
 
 
-async def test_pause_with_on_pause_cancel_deletes_then_resume_adds_again(make_broker, simulator):
-    broker = await make_broker(plans={"on_pause": "cancel"})
+async def test_pause_with_pause_policy_suspend_deletes_then_resume_adds_again(
+    make_broker, simulator
+):
+    broker = await make_broker(plans={"pause_policy": "suspend"})
     await start_live(broker, simulator)
 
     await send(broker, subscription_event("subscription_paused", status="paused"), outcome="queued")

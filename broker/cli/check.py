@@ -21,7 +21,7 @@ import aiohttp
 from pydantic import BaseModel
 
 from broker.clients.billing import BillingClient
-from broker.config import Settings
+from broker.config import PausePolicy, Settings
 from broker.errors import BillingError
 from broker.manage.identity import verification_warning
 from broker.secret_env import ENV_PREFIX, FILE_SUFFIX
@@ -93,7 +93,20 @@ def warnings(settings: Settings, environ: Mapping[str, str]) -> list[str]:
     verification = verification_warning(settings)
     if verification:
         lines.append(verification)
+    if settings.plans.pause_policy == PausePolicy.NONE:
+        lines.append(
+            "plans.pause_policy is not chosen: the page offers no pause, and a pause made in "
+            'billing keeps the app working unpaid; set BROKER_PLANS__PAUSE_POLICY to "keep" '
+            '(the app keeps working while paused) or "suspend" (Cancel at pause, Add at resume; '
+            "the app may remove the org's data)"
+        )
     return lines
+
+
+def access_choices(settings: Settings) -> list[str]:
+    """The vendor's choices about access, named on every check so nobody runs on a default
+    without knowing it."""
+    return [f"pause policy: {settings.plans.pause_policy.value}"]
 
 
 class Outcome(StrEnum):

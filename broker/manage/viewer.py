@@ -16,6 +16,7 @@ import structlog
 from aiohttp import web
 
 from broker.clients.billing_quota import Read, wait_in_words
+from broker.config import PausePolicy
 from broker.core.policy import Action, SubscriptionFacts, permitted
 from broker.errors import (
     BillingAuthError,
@@ -62,13 +63,19 @@ class Viewer:
     billing_enabled: bool
     facts: SubscriptionFacts | None = None  # the current subscription's, for the action rule
     notices: list[str] = field(default_factory=list)
+    # What a pause means for the app; "none" (not chosen by the vendor) offers no pause.
+    pause_policy: PausePolicy = PausePolicy.NONE
 
     @property
     def actions(self) -> frozenset[Action]:
-        """What this viewer may do now (``core.policy``); nothing without billing."""
+        """What this viewer may do now (``core.policy``); nothing without billing, and no pause
+        until the vendor has chosen what a pause means for the app."""
         if not self.billing_enabled:
             return frozenset()
-        return permitted(self.facts, can_manage=self.can_manage)
+        allowed = permitted(self.facts, can_manage=self.can_manage)
+        if self.pause_policy == PausePolicy.NONE:
+            allowed -= {Action.PAUSE}
+        return allowed
 
 
 def current_session(request: web.Request) -> Session:
@@ -118,6 +125,7 @@ async def load_viewer(request: web.Request, *, refresh: bool = True) -> Viewer:
             else None
         ),
         notices=notices,
+        pause_policy=settings.plans.pause_policy,
     )
 
 

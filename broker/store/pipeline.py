@@ -26,7 +26,7 @@ from broker.core.decide import (
 )
 from broker.core.event_kinds import EventKind, event_kind, why_not_applied
 from broker.core.identity import resolve_identity
-from broker.core.mapping import Identity, PlatformState
+from broker.core.mapping import PAUSE_NOT_CHOSEN, Identity, PlatformState
 from broker.store.identity import (
     bind_subscription,
     claims_on,
@@ -129,7 +129,9 @@ def write(db: Tx, decision: Decision, *, now: float) -> PipelineResult:
         )
     if decision.warning is not None:
         log.warning(
-            "billing_plan_interval_mismatch",
+            "pause_policy_not_chosen"
+            if PAUSE_NOT_CHOSEN in decision.warning
+            else "billing_plan_interval_mismatch",
             subscription_id=sid,
             cause=decision.cause,
             warning=decision.warning,
