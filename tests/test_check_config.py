@@ -136,9 +136,11 @@ def test_an_unchosen_pause_policy_is_named_and_warned_with_the_variable_to_set(c
 def test_a_chosen_pause_policy_is_named_without_a_warning(capsys, monkeypatch, policy: str):
     quiet(monkeypatch)
     monkeypatch.setenv("BROKER_PLANS__PAUSE_POLICY", policy)
+    monkeypatch.setenv("BROKER_MONEY_EVENTS__ON_REFUND", "cancel")
     code, _, err = run(capsys, "check-config")
     assert code == 0
     assert f"pause policy: {policy}" in err.splitlines()
+    assert "money events: refund cancel, chargeback record, voided invoice record" in err
     assert warnings_in(err) == []
 
 

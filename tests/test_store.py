@@ -118,6 +118,7 @@ ALL_MIGRATIONS = [
     "m005_reconciliation",
     "m006_webhook_refusals",
     "m007_zgid_evidence_and_binding_requests",
+    "m008_money_events",
 ]
 
 
@@ -134,7 +135,7 @@ async def applied_migrations(store: Store) -> list[str]:
 
 def test_the_schema_lists_every_migration_once_in_order() -> None:
     assert [name for _, name, _ in SCHEMA] == ALL_MIGRATIONS
-    assert [number for number, _, _ in SCHEMA] == [1, 2, 3, 4, 5, 6, 7]
+    assert [number for number, _, _ in SCHEMA] == [1, 2, 3, 4, 5, 6, 7, 8]
 
 
 def database_from_the_old_runner(path: Path, upto: int) -> None:

@@ -106,7 +106,12 @@ def warnings(settings: Settings, environ: Mapping[str, str]) -> list[str]:
 def access_choices(settings: Settings) -> list[str]:
     """The vendor's choices about access, named on every check so nobody runs on a default
     without knowing it."""
-    return [f"pause policy: {settings.plans.pause_policy.value}"]
+    money = settings.money_events
+    return [
+        f"pause policy: {settings.plans.pause_policy.value}",
+        f"money events: refund {money.on_refund.value}, chargeback {money.on_chargeback.value}, "
+        f"voided invoice {money.on_invoice_voided.value}",
+    ]
 
 
 class Outcome(StrEnum):

@@ -20,7 +20,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from broker.config.access import OldPauseKey, PausePolicy
+from broker.config.access import MoneyAction, MoneyEventSettings, OldPauseKey, PausePolicy
 from broker.config.base import Section, http_url
 from broker.config.billing import ACCOUNTS_HOSTS, BillingSettings, DataCentre
 from broker.config.landing import LandingSettings, LandingVerification, OidcSettings
@@ -38,6 +38,8 @@ __all__ = [
     "LandingSettings",
     "LandingVerification",
     "LogSettings",
+    "MoneyAction",
+    "MoneyEventSettings",
     "OidcSettings",
     "OpsSettings",
     "PausePolicy",
@@ -219,6 +221,7 @@ class Settings(BaseSettings):
     platform: PlatformSettings
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     plans: PlansSettings = Field(default_factory=PlansSettings)
+    money_events: MoneyEventSettings = Field(default_factory=MoneyEventSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     billing: BillingSettings | None = None
     landing: LandingSettings = Field(default_factory=LandingSettings)

@@ -1,9 +1,10 @@
-"""What a pause does to the app's access.
+"""What a pause and a money event (refund, chargeback, voided invoice) do to the app's access.
 
-It is the vendor's choice, and the broker must not make it for them: a pause that keeps the
+Both are the vendor's choice, and the broker must not make it for them: a pause that keeps the
 app working gives the service away while billing charges nothing, and a Cancel to the platform
 may remove the org's data in the app (docs/contracts.md §1 does not say it keeps it). So the pause
-policy starts as "not chosen", which offers no pause on the page.
+policy starts as "not chosen", which offers no pause on the page, and money events start as
+"record", which only tells the operator.
 """
 
 from __future__ import annotations
@@ -26,6 +27,28 @@ class PausePolicy(StrEnum):
     # A Cancel to the platform at pause and an Add at resume, the only calls it has. A Cancel
     # may remove the org's data in the app: the contract does not say that it is kept.
     SUSPEND = "suspend"
+
+
+class MoneyAction(StrEnum):
+    """What one kind of money event does to access."""
+
+    RECORD = "record"  # stored, listed in /ops and counted; access unchanged
+    CANCEL = "cancel"  # also withhold access: a Cancel to the platform through the pipeline
+
+
+class MoneyEventSettings(Section):
+    """``[money_events]``: each kind of money event and what it does to access.
+
+    A refund withholds access only when it is a full refund of the invoice (a partial refund is
+    goodwill, not a reversal of the sale); a chargeback and a voided invoice always do when set
+    to ``cancel``. Credit notes are only recorded: billing issues them for pauses and downgrades.
+    Access withheld comes back with the next event in which billing reports a new term (a
+    renewal, reactivation or activation).
+    """
+
+    on_refund: MoneyAction = MoneyAction.RECORD
+    on_chargeback: MoneyAction = MoneyAction.RECORD
+    on_invoice_voided: MoneyAction = MoneyAction.RECORD
 
 
 REPLACED_ON_PAUSE = (

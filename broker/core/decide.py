@@ -26,7 +26,15 @@ from broker.core.identity import (
     resolve_identity,
 )
 from broker.core.landing import LandingParams
-from broker.core.mapping import Identity, Ignore, Park, PlatformState, desired_state
+from broker.core.mapping import (
+    INACTIVE,
+    Identity,
+    Ignore,
+    Park,
+    PlatformState,
+    Target,
+    desired_state,
+)
 from broker.core.partial_snapshot import is_partial, merge_partial
 from broker.errors import Forbidden
 
@@ -63,6 +71,7 @@ class StoredSubscription:
     acked_json: str | None
     parked_reason: str | None
     updated_at: float
+    access_hold: str | None = None  # a money event that withholds access (store/money_events)
 
     @property
     def snapshot(self) -> BillingSubscription | None:
@@ -211,6 +220,9 @@ def decide(
         return replace(writes, outcome=Outcome.PARKED, reason=reason, mark=Mark("parked", reason))
     if isinstance(wanted, Ignore):
         return replace(writes, outcome=Outcome.IGNORED, reason=wanted.reason, mark=Mark("ignored"))
+    if stored is not None and stored.access_hold and wanted.state.active:
+        # A refund, chargeback or void the vendor set to "cancel": nothing active is sent.
+        wanted = Target(INACTIVE, f"access withheld after {stored.access_hold}")
     why = f"{wanted.why}; warning: {wanted.warning}" if wanted.warning else wanted.why
     writes = replace(writes, mark=Mark(why), warning=wanted.warning)
     queued = stored.queued_json if stored else None

@@ -15,6 +15,7 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from broker.store.schema_identity import m007_zgid_evidence
+from broker.store.schema_money import m008_money_events
 from broker.store.schema_ops import m006_webhook_refusals
 from broker.store.schema_reconcile import m005_reconciliation
 from broker.store.tx import SqliteTx, Tx
@@ -234,6 +235,7 @@ SCHEMA: tuple[tuple[int, str, Migration], ...] = (
     (5, "m005_reconciliation", m005_reconciliation),
     (6, "m006_webhook_refusals", m006_webhook_refusals),
     (7, "m007_zgid_evidence_and_binding_requests", m007_zgid_evidence),
+    (8, "m008_money_events", m008_money_events),
 )
 
 
