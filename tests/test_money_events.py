@@ -21,6 +21,7 @@ from broker.simulators.billing.money import MoneyEventType
 from tests.ops_support import OPS, sign_in
 from tests.page_support import PageWorld, WorldFactory
 from tests.postgres_support import store_section
+from tests.support import ZAPIKEY, body_of
 
 
 @pytest.fixture
@@ -79,9 +80,17 @@ def test_an_unreadable_refund_amount_never_withholds_access() -> None:
     assert decision.verdict is Verdict.RECORD
 
 
-def test_hostile_ids_in_a_money_payload_are_not_read_as_subscriptions() -> None:
-    data = {"invoice": {"total": "5", "subscriptions": [{"subscription_id": "1 OR 1=1"}]}}
-    assert read_money_event(MoneyKind.INVOICE_VOIDED, data).subscription_ids == ()
+def test_hostile_ids_and_currency_in_a_money_payload_are_not_read() -> None:
+    data = {
+        "invoice": {
+            "total": "5",
+            "currency_code": "<script>" + "A" * 5000,
+            "customer_id": ["42"],
+            "subscriptions": [{"subscription_id": "1 OR 1=1"}, "x", {"subscription_id": True}],
+        }
+    }
+    event = read_money_event(MoneyKind.INVOICE_VOIDED, data)
+    assert (event.subscription_ids, event.currency_code, event.customer_id) == ((), None, None)
 
 
 @pytest.mark.parametrize("kind", list(MoneyKind))
@@ -212,3 +221,45 @@ async def test_the_money_control_refuses_an_amount_above_the_term(make_world: Wo
     assert response.status == 400
     assert "at most 50.00" in (await response.json())["error"]
     assert await money_rows(world) == []
+
+
+async def post_money(world: PageWorld, event_id: str, data: dict[str, Any]) -> dict[str, Any]:
+    payload = {"event_id": event_id, "event_type": "payment_refunded", "data": data}
+    client = (await world.browser()).client
+    response = await client.post(
+        "/webhooks/billing",
+        data=body_of(payload),
+        headers={"zapikey": ZAPIKEY, "Content-Type": "application/json"},
+    )
+    assert response.status == 200, await response.text()
+    answer: dict[str, Any] = await response.json()
+    return answer
+
+
+async def test_a_refund_naming_no_known_subscription_only_records_and_says_so(
+    make_world: WorldFactory,
+) -> None:
+    world, _ = await started(make_world, on_refund="cancel")
+    answer = await post_money(
+        world, "9100000000000001", refund("50.00", "50.00") | {"payment": {"amount": "50.00"}}
+    )
+
+    assert answer["outcome"] == "ignored"
+    assert "names no single subscription the broker knows" in answer["reason"]
+    [row] = await money_rows(world)
+    assert (row["verdict"], row["subscription_id"]) == ("record", None)
+    await world.settle()
+    assert [c.method for c in world.calls()] == ["POST"]
+
+
+async def test_a_refund_carrying_its_subscription_is_applied_to_it(
+    make_world: WorldFactory,
+) -> None:
+    world, live = await started(make_world, on_refund="cancel")
+    carried = {"subscription_id": live, "status": "live"}
+    data = refund("50.00", "50.00") | {"subscription": carried}
+    answer = await post_money(world, "9100000000000002", data)
+
+    assert answer["outcome"] == "queued"
+    await world.settle()
+    assert [c.method for c in world.calls()] == ["POST", "DELETE"]

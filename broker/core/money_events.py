@@ -11,6 +11,7 @@ figure never withholds access (the event is still recorded for the operator).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -40,6 +41,7 @@ MONEY_EVENT_TYPES: Mapping[str, MoneyKind] = MappingProxyType(
         "chargeback_created": MoneyKind.CHARGEBACK,  # [unsure]
     }
 )
+_CURRENCY = re.compile(r"[A-Z]{3}")  # ISO 4217; anything else is not shown
 # Where each kind's object sits under ``data`` (the first one present is read).
 _ENTITIES = ("refund", "chargeback", "creditnote", "invoice", "payment")
 
@@ -91,7 +93,7 @@ def read_money_event(kind: MoneyKind, data: Mapping[str, Any]) -> MoneyEvent:
         customer,
         amount,
         of_total,
-        currency if isinstance(currency, str) and currency.isalpha() else None,
+        currency if isinstance(currency, str) and _CURRENCY.fullmatch(currency) else None,
     )
 
 

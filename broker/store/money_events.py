@@ -9,7 +9,7 @@ the same load, decide, write as any subscription event.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from broker.config import Settings
 from broker.core.billing_events import WebhookEvent
@@ -61,6 +61,9 @@ def record_money_event(
 ) -> MoneyRecord:
     """Read, decide and store one money event; put the hold on its subscription if it withholds."""
     money = read_money_event(kind, event.data.model_extra or {})
+    carried = event.data.subscription  # some money events carry the subscription as well
+    if carried is not None and carried.subscription_id not in money.subscription_ids:
+        money = replace(money, subscription_ids=(*money.subscription_ids, carried.subscription_id))
     decision = decide_money(money, settings.money_events)
     sid = _subscription_of(db, money)
     if decision.verdict is Verdict.WITHHOLD and sid is None:
