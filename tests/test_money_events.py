@@ -162,6 +162,13 @@ async def test_refund_cancel_a_full_refund_cancels_on_the_platform(
     assert row["verdict"] == "withhold"
     assert Decimal(row["amount"]) == Decimal(row["of_total"]) == Decimal("50")
     assert world.sim.subscriptions[live].status == "live"  # billing's subscription is untouched
+    operator = (await world.browser()).client
+    await sign_in(operator)
+    withheld = await (await operator.get("/ops/money", params={"state": "withhold"})).text()
+    recorded = await (await operator.get("/ops/money", params={"state": "record"})).text()
+    assert ">payment_refunded</a>" in withheld
+    assert "withheld" in withheld
+    assert ">payment_refunded</a>" not in recorded
 
 
 async def test_refund_cancel_a_partial_refund_keeps_access(make_world: WorldFactory) -> None:

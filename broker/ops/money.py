@@ -6,17 +6,19 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from broker.ops.support import operator_session, render
-from broker.store.money_events import recent_money_events
-from broker.web.appkeys import settings_key, store_key
+from broker.ops.support import operator_session, paged, read_filter
+from broker.store.money_events import money_events_page
+from broker.web.appkeys import settings_key
 
 
 async def money_events(request: web.Request) -> web.Response:
     session = operator_session(request)
-    rows = await request.app[store_key].read(recent_money_events)
-    return render(
+    where = read_filter(request)
+    return await paged(
         request,
-        "ops_money.html",
         session,
-        {"rows": rows, "settings": request.app[settings_key].money_events},
+        "ops_money.html",
+        where,
+        money_events_page,
+        settings=request.app[settings_key].money_events,
     )

@@ -21,6 +21,7 @@ from broker.core.money_events import (
     decide_money,
     read_money_event,
 )
+from broker.store.ops_reads import OpsFilter, Page
 from broker.store.sql import select_all, select_one
 from broker.store.tx import Tx
 
@@ -108,15 +109,22 @@ def release_hold(db: Tx, subscription_id: str) -> None:
     )
 
 
-def recent_money_events(db: Tx, *, limit: int = 200) -> list[MoneyRow]:
+def money_events_page(db: Tx, where: OpsFilter) -> Page[MoneyRow]:
+    """Money events, newest first, by the console's filters (state is the verdict, type the
+    event type)."""
+    clause, params = where.where("m", time_column="received_at", state_column="verdict")
+    if where.event_type:
+        clause = f"{clause} AND m.event_type = ?" if clause else "WHERE m.event_type = ?"
+        params.append(where.event_type)
     rows = select_all(
         db,
-        "SELECT event_id, event_type, kind, subscription_id, customer_id, amount, of_total,"
-        " currency_code, verdict, reason, received_at FROM money_events"
-        " ORDER BY received_at DESC, event_id DESC LIMIT ?",
-        [limit],
+        "SELECT m.event_id, m.event_type, m.kind, m.subscription_id, m.customer_id, m.amount,"  # noqa: S608 - our columns
+        f" m.of_total, m.currency_code, m.verdict, m.reason, m.received_at FROM money_events m"
+        f" {clause} ORDER BY m.received_at DESC, m.event_id DESC LIMIT ? OFFSET ?",
+        params + where.bounds(),
     )
-    return [MoneyRow(**row) for row in rows]
+    found = [MoneyRow(**row) for row in rows]
+    return Page(found[: where.page_size], len(found) > where.page_size)
 
 
 def _subscription_of(db: Tx, money: MoneyEvent) -> str | None:
