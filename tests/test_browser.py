@@ -649,6 +649,7 @@ async def no_horizontal_scroll(page: Any) -> None:
     assert widths[0] <= widths[1], f"{page.url} scrolls sideways: {widths}"
 
 
+@pytest.mark.parametrize("stack", [{"plans": {"pause_policy": "keep"}}], indirect=True)
 async def test_pages_fit_a_phone_without_sideways_scrolling(stack: Stack):
     """390x844: overview, plan forms, cancel and pause pages all fit the screen's width."""
     await stack.use_phone()
