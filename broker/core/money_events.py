@@ -97,6 +97,15 @@ def read_money_event(kind: MoneyKind, data: Mapping[str, Any]) -> MoneyEvent:
     )
 
 
+_SETTINGS: Mapping[MoneyKind, str] = MappingProxyType(
+    {
+        MoneyKind.REFUND: "on_refund",
+        MoneyKind.CHARGEBACK: "on_chargeback",
+        MoneyKind.INVOICE_VOIDED: "on_invoice_voided",
+    }
+)
+
+
 class Verdict(StrEnum):
     RECORD = "record"  # stored and shown; access unchanged
     WITHHOLD = "withhold"  # a Cancel to the platform through the pipeline
@@ -118,14 +127,18 @@ def decide_money(event: MoneyEvent, settings: MoneyEventSettings) -> MoneyDecisi
         MoneyKind.CREDIT_NOTE: MoneyAction.RECORD,
     }[event.kind]
     if action is MoneyAction.RECORD:
-        return MoneyDecision(Verdict.RECORD, f"{what} recorded; access unchanged (setting: record)")
+        setting = _SETTINGS.get(event.kind)
+        why = f"money_events.{setting} = record" if setting else "credit notes are only recorded"
+        return MoneyDecision(Verdict.RECORD, f"{what} recorded; access unchanged ({why})")
     if event.kind is MoneyKind.REFUND and not event.full:
         return MoneyDecision(
             Verdict.RECORD,
             f"{what} recorded; access unchanged: not a full refund of the payment "
             f"({event.amount} of {event.of_total})",
         )
-    return MoneyDecision(Verdict.WITHHOLD, f"{what}: access withheld (setting: cancel)")
+    return MoneyDecision(
+        Verdict.WITHHOLD, f"{what}: access withheld (money_events.{_SETTINGS[event.kind]} = cancel)"
+    )
 
 
 def _subscription_ids(data: Mapping[str, Any]) -> tuple[str, ...]:

@@ -197,7 +197,7 @@ def apply_money_event(
     if not record.withholds or record.subscription_id is None:
         return PipelineResult(
             Outcome.IGNORED,
-            record.decision.reason,
+            f"{event.event_type}: {record.decision.reason}",
             record.subscription_id,
             money_kind=kind.value,
             money_verdict=verdict,
