@@ -14,6 +14,13 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.money_events = Counter(
+            "broker_money_events_total",
+            "Refunds, chargebacks, voided invoices and credit notes received, by kind and what"
+            " the vendor's setting made of them (record or withhold)",
+            ["kind", "verdict"],
+            registry=self.registry,
+        )
         self.platform_calls = Counter(
             "broker_platform_calls_total",
             "Developer Console calls, by action and outcome",

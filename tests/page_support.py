@@ -385,9 +385,17 @@ WorldFactory = Callable[..., Awaitable[PageWorld]]
 
 
 @pytest.fixture
+def page_plans() -> dict[str, Any]:
+    """``[plans]`` settings every world of a module starts with; a module about pages that
+    offer a pause sets ``pause_policy`` here (the default offers none)."""
+    return {}
+
+
+@pytest.fixture
 def make_world(
     tmp_path: Path,
     broker_store: dict[str, Any],
+    page_plans: dict[str, Any],
     simulator: PlatformSimulator,
     platform_server: TestServer,
     aiohttp_server: ServerFactory,
@@ -396,6 +404,7 @@ def make_world(
     """Start a world whose broker settings take the given sections (see ``start_world``)."""
 
     async def start(**sections: dict[str, Any]) -> PageWorld:
+        sections["plans"] = {**page_plans, **sections.get("plans", {})}
         return await start_world(
             tmp_path=tmp_path,
             store=broker_store,

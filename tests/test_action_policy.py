@@ -27,6 +27,13 @@ from tests.support import ZAPIKEY, body_of, subscription_event
 
 
 @pytest.fixture
+def page_plans() -> dict[str, Any]:
+    """These pages are a vendor's who offers a pause that keeps the app working
+    (tests/test_pause_policy.py covers each policy and the default, which offers none)."""
+    return {"pause_policy": "keep"}
+
+
+@pytest.fixture
 def broker_store(store_url: str) -> dict[str, Any]:
     """Every broker in this module runs on SQLite and on PostgreSQL."""
     return store_section(store_url)

@@ -1037,8 +1037,8 @@ async def test_pause_refuses_dates_it_cannot_honour(
     [
         # $300 for June (30 days), paused June 10 to June 15: 5 days x $10.
         (STANDARD, 30, date(2026, 6, 1), date(2026, 6, 10), date(2026, 6, 15), "50.00"),
-        # $3500 over 365 days, 60 days paused: 60 x 3500 / 365 = 575.3424..., not 60 x 9.58.
-        (STANDARD_YEARLY, 35, date(2025, 1, 1), date(2025, 3, 1), date(2025, 4, 30), "575.34"),
+        # $3500 over 365 days, 60 days paused: Zoho's $9.58 a day x 60 = $574.80.
+        (STANDARD_YEARLY, 35, date(2025, 1, 1), date(2025, 3, 1), date(2025, 4, 30), "574.80"),
         # Paused June 15, resumed July 5 on a June 1-30 term: only June 15-30 was paid, 16 days.
         (STANDARD, 30, date(2026, 6, 1), date(2026, 6, 15), date(2026, 7, 5), "160.00"),
     ],
@@ -1068,13 +1068,13 @@ async def test_resume_credits_the_paid_days_the_pause_left_unused(
     assert resumed["last_pause_credit"] == float(credit)
 
 
-def test_pause_credit_rounds_only_the_final_amount() -> None:
+def test_pause_credit_cuts_the_day_rate_to_the_cent_as_zohos_example_does() -> None:
+    """Zoho's worked example: $3500 a year / 365 days = $9.58 a day, x 60 days = $574.80."""
     yearly = pause_credit(
         Decimal("3500"), date(2025, 1, 1), date(2025, 12, 31), date(2025, 3, 1), date(2025, 4, 30)
     )
 
-    assert yearly == Decimal("575.34")
-    assert yearly != Decimal("9.58") * 60  # the documented source's rounded day rate
+    assert yearly == Decimal("574.80")
 
 
 async def test_resuming_after_the_term_starts_a_new_term_paid_partly_by_the_credit(

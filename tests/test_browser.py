@@ -217,6 +217,8 @@ async def stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
             today=TODAY,
         )
         billing_origin = await _serve(billing.app(), runners)
+        landing_param = dict(getattr(request, "param", {}))
+        plans_param = landing_param.pop("plans", {})
         settings = fast_settings(
             tmp_path,
             platform_origin,
@@ -230,8 +232,10 @@ async def stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
                 "initial_backoff_seconds": 0.01,
                 "max_backoff_seconds": 0.05,
             },
-            # Indirect parametrisation may change the landing settings (verification modes).
-            landing={"public_url": origin, **getattr(request, "param", {})},
+            # Indirect parametrisation may change the landing settings (verification modes)
+            # and, under "plans", the plans settings (a pause policy).
+            landing={"public_url": origin, **landing_param},
+            plans=plans_param,
         )
         clock = running_clock(TODAY)
         broker = create_app(settings, clock=clock)
@@ -512,6 +516,7 @@ async def test_cancel_now_deletes_on_the_platform_and_reactivate_adds_again(stac
     ]
 
 
+@pytest.mark.parametrize("stack", [{"plans": {"pause_policy": "keep"}}], indirect=True)
 async def test_pause_shows_the_credit_before_pausing_and_resume_makes_it_live(stack: Stack):
     page, expect = stack.page, pw.expect
     sub = await stack.live_subscription()
@@ -522,24 +527,32 @@ async def test_pause_shows_the_credit_before_pausing_and_resume_makes_it_live(st
     await page.fill("#resume_on", resume_on.isoformat())
     await page.click("#preview")
     # Worked by hand: Professional 5 users x 20.00 + 2 storage units x 5.00 = 110.00 USD a month;
-    # the term runs June 10 - July 9 (30 days); June 10-16 is 7 paid days paused;
-    # 110.00 x 7 / 30 = 25.666... -> 25.67 USD, at 3.67 USD a day.
-    await expect(page.locator("#credit-amount")).to_have_text("25.67 USD")
+    # the term runs June 10 - July 9 (30 days); June 10-16 is 7 paid days paused; by Zoho's rule
+    # (docs/contracts.md §5) the day rate in cents: 110.00 / 30 = 3.666... -> 3.66; x 7 = 25.62.
+    await expect(page.locator("#credit-amount")).to_have_text("25.62 USD")
     await expect(page.locator(".credit")).to_contain_text(
-        "for 7 paid days at 3.67 USD a day (110.00 USD over the 30 days of this billing period)"
+        "for 7 paid days at 3.66 USD a day (110.00 USD over the 30 days of this billing period"
+    )
+    await expect(page.locator("#pause-effect")).to_have_text(
+        "The app keeps working while your subscription is paused."
     )
     await stack.shot("credit-preview")
     assert stack.billing.subscriptions[sub.subscription_id].status == "live"  # only a preview
 
     await expect(page.locator("#pause-confirm")).to_have_text(f"Pause until {resume_on}")
     await page.click("#pause-confirm")
-    await expect_notice(page, f"Your subscription is paused until {resume_on}.")
+    await expect_notice(
+        page,
+        f"Your subscription is paused until {resume_on}. "
+        "The app keeps working while your subscription is paused.",
+    )
     await expect_overview(page, status="paused", users=5)
+    await expect(detail(page, "Resumes on")).to_have_text(resume_on.isoformat())
     await stack.shot("paused")
     await stack.settled()
     paused = stack.billing.subscriptions[sub.subscription_id]
     assert (paused.status, paused.paused_at, paused.resume_date) == ("paused", TODAY, resume_on)
-    # plans.on_pause defaults to "keep": the platform is not told about a pause.
+    # plans.pause_policy = "keep": the platform is not told about a pause.
     assert summary(stack.platform) == [("POST", PROFESSIONAL, "5", "1", "2")]
 
     await page.get_by_role("button", name="Resume now").click()
@@ -550,6 +563,44 @@ async def test_pause_shows_the_credit_before_pausing_and_resume_makes_it_live(st
     await expect_overview(page, status="live", sync="Up to date")
     assert stack.billing.subscriptions[sub.subscription_id].status == "live"
     assert summary(stack.platform) == [("POST", PROFESSIONAL, "5", "1", "2")]
+
+
+WIDE = {"width": 1280, "height": 900}
+
+
+@pytest.mark.parametrize("stack", [{"plans": {"pause_policy": "suspend"}}], indirect=True)
+async def test_suspend_pause_pages_say_what_happens_at_desktop_and_phone_width(stack: Stack):
+    """The pause confirmation page and the paused overview, at 1280 and 390 px: each says the
+    app stops and may not keep the org's data, and when it resumes; nothing overflows the
+    viewport. The Cancel reaches the platform at pause."""
+    page, expect = stack.page, pw.expect
+    sub = await stack.live_subscription()
+    resume_on = date(2026, 6, 17)
+    await page.set_viewport_size(WIDE)
+    await stack.enter()
+    await page.goto(f"{stack.origin}/manage/pause?resume_on={resume_on}")
+    await expect(page.locator("#pause-effect")).to_contain_text("The app stops working")
+    await expect(page.locator("#resume-summary")).to_contain_text(f"until {resume_on}")
+    await expect(page.locator("#credit-amount")).to_have_text("25.62 USD")
+    await stack.shot("pause-confirm-1280")
+    await page.set_viewport_size(PHONE)
+    assert await page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    await stack.shot("pause-confirm-390")
+
+    await page.click("#pause-confirm")
+    await expect_overview(page, status="paused", users=5)
+    await expect(detail(page, "Resumes on")).to_have_text(resume_on.isoformat())
+    await expect(detail(page, "While paused")).to_contain_text("may not keep")
+    assert await page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    await stack.shot("paused-overview-390")
+    await page.set_viewport_size(WIDE)
+    await stack.shot("paused-overview-1280")
+    await stack.settled()
+    assert stack.billing.subscriptions[sub.subscription_id].status == "paused"
+    assert summary(stack.platform) == [
+        ("POST", PROFESSIONAL, "5", "1", "2"),
+        ("DELETE", PROFESSIONAL),
+    ]
 
 
 async def test_failed_payment_says_so_and_try_again_keeps_the_choices(stack: Stack):
@@ -598,6 +649,7 @@ async def no_horizontal_scroll(page: Any) -> None:
     assert widths[0] <= widths[1], f"{page.url} scrolls sideways: {widths}"
 
 
+@pytest.mark.parametrize("stack", [{"plans": {"pause_policy": "keep"}}], indirect=True)
 async def test_pages_fit_a_phone_without_sideways_scrolling(stack: Stack):
     """390x844: overview, plan forms, cancel and pause pages all fit the screen's width."""
     await stack.use_phone()

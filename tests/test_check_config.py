@@ -39,6 +39,8 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterat
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("BROKER_PLATFORM__APP_DOMAIN", "envapp")
     monkeypatch.setenv("BROKER_PLATFORM__ZAPIKEY", ZAPIKEY)
+    # A chosen pause policy, so only the tests about it see its warning.
+    monkeypatch.setenv("BROKER_PLANS__PAUSE_POLICY", "keep")
     yield
     structlog.reset_defaults()
 
@@ -102,7 +104,8 @@ def test_every_known_form_passes_without_a_warning(capsys, monkeypatch, tmp_path
     monkeypatch.delenv("BROKER_PLATFORM__ZAPIKEY")
     monkeypatch.setenv("BROKER_PLATFORM__ZAPIKEY_FILE", str(secret_file))  # the _FILE form
     monkeypatch.setenv("broker_server__port", "8081")  # any case, as pydantic reads it
-    monkeypatch.setenv("BROKER_PLANS", '{"on_pause": "keep"}')  # a whole section as JSON
+    monkeypatch.delenv("BROKER_PLANS__PAUSE_POLICY")
+    monkeypatch.setenv("BROKER_PLANS", '{"pause_policy": "keep"}')  # a whole section as JSON
     monkeypatch.setenv("BROKER_BACKUP_KEEP", "14")  # read by deploy/broker-backup.service
     code, _, err = run(capsys, "check-config")
     assert code == 0, err
@@ -117,6 +120,42 @@ def test_known_names_reach_nested_sections():
         "BROKER_WEBHOOKS__EXTRA_ZAPIKEYS",
     } <= names
     assert unknown_variables({"BROKER_LANDING__OIDC__CLIENT_SECRET_FILE": "/x", "HOME": "/"}) == []
+
+
+# --- the vendor's access choices ---------------------------------------------------------------
+
+
+def test_an_unchosen_pause_policy_is_named_and_warned_with_the_variable_to_set(capsys, monkeypatch):
+    quiet(monkeypatch)
+    monkeypatch.delenv("BROKER_PLANS__PAUSE_POLICY")
+    code, _, err = run(capsys, "check-config")
+    assert code == 0
+    assert "pause policy: none" in err.splitlines()
+    [warning] = warnings_in(err)
+    assert warning.startswith("warning: plans.pause_policy is not chosen: the page offers no pause")
+    assert 'set BROKER_PLANS__PAUSE_POLICY to "keep"' in warning
+    assert '"suspend"' in warning
+
+
+@pytest.mark.parametrize("policy", ["keep", "suspend"])
+def test_a_chosen_pause_policy_is_named_without_a_warning(capsys, monkeypatch, policy: str):
+    quiet(monkeypatch)
+    monkeypatch.setenv("BROKER_PLANS__PAUSE_POLICY", policy)
+    monkeypatch.setenv("BROKER_MONEY_EVENTS__ON_REFUND", "cancel")
+    code, _, err = run(capsys, "check-config")
+    assert code == 0
+    assert f"pause policy: {policy}" in err.splitlines()
+    assert "money events: refund cancel, chargeback record, voided invoice record" in err
+    assert warnings_in(err) == []
+
+
+def test_the_replaced_on_pause_key_fails_naming_pause_policy(capsys, monkeypatch):
+    quiet(monkeypatch)
+    monkeypatch.setenv("BROKER_PLANS", '{"on_pause": "cancel"}')
+    code, _, err = run(capsys, "check-config")
+    assert code != 0
+    assert "plans.on_pause was replaced by plans.pause_policy" in err
+    assert 'on_pause = "cancel" is pause_policy = "suspend"' in err
 
 
 # --- session secret and verification ------------------------------------------------------------

@@ -61,6 +61,7 @@ def test_check_config_is_quiet_with_a_link_secret(capsys, monkeypatch):
     monkeypatch.setenv("BROKER_LANDING__LINK_SECRET", LINK_SECRET)
     monkeypatch.setenv("BROKER_LANDING__SESSION_SECRET", "session-secret-0123456789")  # warned too
     monkeypatch.setenv("BROKER_PLATFORM__PRODUCT_ID", "2077000000010001")  # warned too
+    monkeypatch.setenv("BROKER_PLANS__PAUSE_POLICY", "keep")  # an unchosen policy is warned too
     code, out, err = run(capsys, "check-config")
     assert code == 0
     assert "warning" not in err

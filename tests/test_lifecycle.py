@@ -384,8 +384,8 @@ async def test_org_move_then_cancellation_cancels_at_the_new_org(broker, simulat
 # --- pause and resume --------------------------------------------------------------------------
 
 
-async def test_pause_with_on_pause_keep_makes_no_call(make_broker, simulator):
-    broker = await make_broker(plans={"on_pause": "keep"})
+async def test_pause_with_pause_policy_keep_makes_no_call(make_broker, simulator):
+    broker = await make_broker(plans={"pause_policy": "keep"})
     await start_live(broker, simulator)
 
     await send(
@@ -396,8 +396,10 @@ async def test_pause_with_on_pause_keep_makes_no_call(make_broker, simulator):
     assert simulator.subscriptions[ZGID].active
 
 
-async def test_pause_with_on_pause_cancel_deletes_then_resume_adds_again(make_broker, simulator):
-    broker = await make_broker(plans={"on_pause": "cancel"})
+async def test_pause_with_pause_policy_suspend_deletes_then_resume_adds_again(
+    make_broker, simulator
+):
+    broker = await make_broker(plans={"pause_policy": "suspend"})
     await start_live(broker, simulator)
 
     await send(broker, subscription_event("subscription_paused", status="paused"), outcome="queued")
@@ -602,9 +604,7 @@ def carrying_a_live_subscription(event_type: str, event_id: str) -> dict[str, An
     [
         "payment_thankyou",
         "payment_declined",
-        "payment_refunded",
         "invoice_notification",
-        "creditnote_created",
         "card_expiring",
         "trial_expiring",
         "billing_date_changed",
@@ -624,6 +624,27 @@ async def test_non_subscription_event_carrying_a_live_subscription_makes_no_call
         broker, "SELECT event_type, outcome FROM webhook_events WHERE event_id = ?", ["81000010"]
     )
     assert stored == [{"event_type": event_type, "outcome": "ignored"}]
+    assert await db_rows(broker, "SELECT id FROM deliveries") == []
+    assert await db_rows(broker, "SELECT subscription_id FROM subscriptions") == []
+    assert simulator.calls == []
+
+
+@pytest.mark.parametrize("event_type", ["payment_refunded", "creditnote_created"])
+async def test_money_event_carrying_a_live_subscription_is_recorded_and_makes_no_call_by_default(
+    broker, simulator, event_type
+):
+    """Refunds and credit notes are money events: recorded for the operator, and with the default
+    ``[money_events]`` (record) they never drive a call nor replace a snapshot."""
+    event = carrying_a_live_subscription(event_type, "81000011")
+
+    answer = await send(broker, event, outcome="ignored")
+
+    assert answer["reason"].startswith(f"{event_type}: ")
+    assert "recorded; access unchanged" in answer["reason"]
+    stored = await db_rows(
+        broker, "SELECT event_type, verdict FROM money_events WHERE event_id = ?", ["81000011"]
+    )
+    assert stored == [{"event_type": event_type, "verdict": "record"}]
     assert await db_rows(broker, "SELECT id FROM deliveries") == []
     assert await db_rows(broker, "SELECT subscription_id FROM subscriptions") == []
     assert simulator.calls == []

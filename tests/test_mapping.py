@@ -150,24 +150,31 @@ ALWAYS = {
 }
 
 
-@pytest.mark.parametrize("setting", ["keep", "cancel"])
+@pytest.mark.parametrize("pause_policy", ["none", "keep", "suspend"])
+@pytest.mark.parametrize("on_unpaid", ["keep", "cancel"])
 @pytest.mark.parametrize(("status", "expected"), sorted(ALWAYS.items()))
-def test_status_class_does_not_depend_on_pause_or_unpaid_settings(status, expected, setting):
-    plans = PlansSettings(on_pause=setting, on_unpaid=setting)
+def test_status_class_does_not_depend_on_pause_or_unpaid_settings(
+    status, expected, pause_policy, on_unpaid
+):
+    plans = PlansSettings(pause_policy=pause_policy, on_unpaid=on_unpaid)
     assert classify_status(status, plans) == expected
 
 
-@pytest.mark.parametrize(("on_pause", "expected"), [("keep", "active"), ("cancel", "inactive")])
-def test_paused_follows_on_pause_setting_only(on_pause, expected):
+@pytest.mark.parametrize(
+    ("pause_policy", "expected"),
+    [("none", "active"), ("keep", "active"), ("suspend", "inactive")],
+)
+def test_paused_follows_the_pause_policy_only(pause_policy, expected):
+    """Not chosen makes no call (the operator is told); keep makes none; suspend cancels."""
     for on_unpaid in ("keep", "cancel"):
-        plans = PlansSettings(on_pause=on_pause, on_unpaid=on_unpaid)
+        plans = PlansSettings(pause_policy=pause_policy, on_unpaid=on_unpaid)
         assert classify_status("paused", plans) == expected
 
 
 @pytest.mark.parametrize(("on_unpaid", "expected"), [("keep", "active"), ("cancel", "inactive")])
 def test_unpaid_follows_on_unpaid_setting_only(on_unpaid, expected):
-    for on_pause in ("keep", "cancel"):
-        plans = PlansSettings(on_pause=on_pause, on_unpaid=on_unpaid)
+    for pause_policy in ("none", "keep", "suspend"):
+        plans = PlansSettings(pause_policy=pause_policy, on_unpaid=on_unpaid)
         assert classify_status("unpaid", plans) == expected
 
 
@@ -286,14 +293,24 @@ def test_unknown_status_is_ignored_with_a_reason():
     assert "mystery" in decision.reason
 
 
-def test_paused_with_on_pause_cancel_wants_nothing_on_platform():
-    plans = PLANS.model_copy(update={"on_pause": "cancel"})
+def test_paused_with_pause_policy_suspend_wants_nothing_on_platform():
+    plans = PLANS.model_copy(update={"pause_policy": "suspend"})
     assert decide(billing(status="paused"), plans=plans) == Target(INACTIVE, "status paused")
 
 
-def test_paused_with_on_pause_keep_keeps_the_plan():
-    decision = decide(billing(status="paused"))
+def test_paused_with_pause_policy_keep_keeps_the_plan_without_a_warning():
+    plans = PLANS.model_copy(update={"pause_policy": "keep"})
+    decision = decide(billing(status="paused"), plans=plans)
     assert decision == Target(active(), "status paused")
+
+
+def test_paused_without_a_pause_policy_keeps_the_plan_and_warns_the_operator():
+    decision = decide(billing(status="paused"))
+    assert isinstance(decision, Target)
+    assert decision.state == active()
+    assert decision.warning is not None
+    assert "plans.pause_policy is not chosen" in decision.warning
+    assert 'set pause_policy = "keep" or "suspend"' in decision.warning
 
 
 # --- plan_call ---------------------------------------------------------------------------------

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -12,6 +13,13 @@ from tests.page_support import OWNER_ZGID, OWNER_ZUID, STANDARD_CODE, Browser, P
 from tests.support import ZAPIKEY, body_of, subscription_event
 
 SUBSCRIPTION_ID = "100000000000000777"
+
+
+@pytest.fixture
+def page_plans() -> dict[str, Any]:
+    """These pages are a vendor's who offers a pause that keeps the app working
+    (tests/test_pause_policy.py covers each policy and the default, which offers none)."""
+    return {"pause_policy": "keep"}
 
 
 async def billing_says(world: PageWorld, browser: Browser, amount: object) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from http.cookies import SimpleCookie
 from secrets import token_hex
+from typing import Any
 
 import pytest
 from itsdangerous import URLSafeSerializer
@@ -35,6 +36,14 @@ from tests.page_support import (
     visitor,
 )
 from tests.support import LINK_SECRET
+
+
+@pytest.fixture
+def page_plans() -> dict[str, Any]:
+    """These pages are a vendor's who offers a pause that keeps the app working
+    (tests/test_pause_policy.py covers each policy and the default, which offers none)."""
+    return {"pause_policy": "keep"}
+
 
 FORBIDDEN_FORM = "this form has expired or did not come from this page"
 OWNER_ONLY = "only your organisation&#39;s billing owner can change this subscription"

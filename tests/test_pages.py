@@ -34,6 +34,13 @@ from tests.support import APP_DOMAIN, STORAGE_MONTHLY, STORAGE_YEARLY
 
 
 @pytest.fixture
+def page_plans() -> dict[str, Any]:
+    """These pages are a vendor's who offers a pause that keeps the app working
+    (tests/test_pause_policy.py covers each policy and the default, which offers none)."""
+    return {"pause_policy": "keep"}
+
+
+@pytest.fixture
 def broker_store(store_url: str) -> dict[str, Any]:
     """Every broker in this module runs on SQLite and on PostgreSQL."""
     return store_section(store_url)
@@ -515,16 +522,17 @@ async def test_reactivating_a_live_subscription_is_refused(
 async def test_pause_preview_shows_the_credit_for_the_unused_paid_days(
     world: PageWorld, owner: Browser, live: str
 ):
-    """docs/contracts.md §5: price / days in the billing period x paused days, to the cent. Worked
-    out by hand: Standard, 5 users at 10.00 = 50.00 USD a month; the term runs June 10 - July 9
-    (30 days); paused June 10, resumed June 20: 10 paid days; 50.00 x 10 / 30 = 16.666... ->
-    16.67 USD, at 1.67 USD a day."""
+    """docs/contracts.md §5: the day rate (price / days in the billing period) in cents, times
+    the paused days, as Zoho's example does ($3500 / 365 -> $9.58 x 60 = $574.80). Worked out
+    by hand: Standard, 5 users at 10.00 = 50.00 USD a month; the term runs June 10 - July 9
+    (30 days); paused June 10, resumed June 20: 10 paid days; 50.00 / 30 = 1.666... -> 1.66 USD
+    a day, x 10 = 16.60 USD: the figures shown multiply to the credit shown."""
     page = await owner.get("/manage/pause", params={"resume_on": "2026-06-20"})
     assert page.status == 200, page.text
-    assert '<strong id="credit-amount">16.67 USD</strong>' in page.text
+    assert '<strong id="credit-amount">16.60 USD</strong>' in page.text
     text = " ".join(re.sub(r"<[^>]+>", " ", page.text).split())
     assert (
-        "for 10 paid days at 1.67 USD a day (50.00 USD over the 30 days of this billing period)"
+        "for 10 paid days at 1.66 USD a day (50.00 USD over the 30 days of this billing period"
         in text
     ), text
     assert 'action="/manage/pause"' in page.text
@@ -542,8 +550,8 @@ async def test_previewed_pause_credit_is_what_billing_credits_when_the_pause_end
     world.sim.set_today(date(2026, 6, 20))  # billing resumes it on the chosen day
     subscription = world.sim.subscriptions[live]
     assert subscription.status == "live"
-    # The simulator computes its credit on its own; both are the worked example's 16.67.
-    assert Decimal(shown.group(1)) == subscription.last_pause_credit == Decimal("16.67")
+    # The simulator computes its credit on its own; both are the worked example's 16.60.
+    assert Decimal(shown.group(1)) == subscription.last_pause_credit == Decimal("16.60")
     await world.settle()
     assert status_shown((await overview(owner)).text) == "live"
     assert [c.method for c in world.calls()] == ["POST"]
@@ -552,7 +560,7 @@ async def test_previewed_pause_credit_is_what_billing_credits_when_the_pause_end
 async def test_pause_then_resume_moves_the_status_without_platform_calls(
     world: PageWorld, owner: Browser, live: str
 ):
-    """With plans.on_pause = keep (the default) the app keeps working through a pause."""
+    """With plans.pause_policy = keep the app keeps working through a pause."""
     page = await owner.submit("/manage/pause", {"resume_on": "2026-06-20"})
     assert page.status == 303
     paused = world.sim.subscriptions[live]

@@ -1,4 +1,4 @@
-"""The credit a pause earns follows docs/contracts.md §5: its three worked examples, the edges
+"""The credit a pause earns follows docs/contracts.md §5: Zoho's three worked examples, the edges
 of the paid term, input validation, and properties that must hold for any pause."""
 
 from __future__ import annotations
@@ -41,7 +41,9 @@ def test_monthly_pause_within_the_term_credits_five_days_at_ten_dollars() -> Non
     )
 
 
-def test_yearly_pause_computed_exactly_rounds_once_to_575_34() -> None:
+def test_yearly_pause_credits_zohos_worked_example_9_58_a_day_times_60_is_574_80() -> None:
+    """Zoho's example: $3500 a year over 365 days, 60 days paused, at $9.58 a day: $574.80.
+    ($3500 / 365 is $9.5890...: the rate is cut to the cent, not rounded up to $9.59.)"""
     credit = pause_credit(
         price=Decimal("3500"),
         term_start=date(2026, 1, 1),
@@ -51,23 +53,26 @@ def test_yearly_pause_computed_exactly_rounds_once_to_575_34() -> None:
     )
 
     assert (credit.paused_days, credit.period_days) == (60, 365)
-    assert credit.day_rate == Decimal("3500") / 365  # not rounded
-    assert credit.amount == Decimal("575.34")
+    assert credit.day_rate == Decimal("9.58")
+    assert credit.amount == Decimal("574.80")
 
 
-def test_yearly_pause_with_the_sources_two_place_day_rate_gives_574_80() -> None:
-    """The source cuts $9.589... to $9.58 (a half-up rate would be $9.59 and give $575.40)."""
+def test_shown_rate_times_shown_days_is_the_shown_credit_400_a_year_for_70_days() -> None:
+    """The figures a customer saw that did not add up (76.71 for 70 days at 1.10 a day): by the
+    documented rule, $400 / 365 = $1.0958... is $1.09 a day, and 70 x $1.09 = $76.30."""
     credit = pause_credit(
-        price=Decimal("3500"),
+        price=Decimal("400"),
         term_start=date(2026, 1, 1),
         term_end=date(2026, 12, 31),
         pause_start=date(2026, 3, 1),
-        resume_on=date(2026, 4, 30),
-        day_rate_places=2,
+        resume_on=date(2026, 5, 10),
     )
 
-    assert credit.day_rate == Decimal("9.58")
-    assert credit.amount == Decimal("574.80")
+    assert (credit.paused_days, credit.day_rate, credit.amount) == (
+        70,
+        Decimal("1.09"),
+        Decimal("76.30"),
+    )
 
 
 def test_resume_after_the_term_credits_only_the_paid_days_june_15_to_30() -> None:
@@ -117,8 +122,8 @@ def test_pause_covering_the_whole_term_credits_the_whole_price() -> None:
     assert (credit.paused_days, credit.amount) == (30, Decimal("300.00"))
 
 
-def test_amount_rounds_half_up_to_the_cent() -> None:
-    """$0.05 over 2 days, 1 day paused: $0.025 exactly, which rounds up to $0.03."""
+def test_day_rate_is_cut_to_the_cent_never_rounded_up() -> None:
+    """$0.05 over 2 days is $0.025 a day; billing cuts it to $0.02 (as $9.589... became $9.58)."""
     credit = pause_credit(
         price=Decimal("0.05"),
         term_start=JUNE_1,
@@ -127,7 +132,7 @@ def test_amount_rounds_half_up_to_the_cent() -> None:
         resume_on=june(2),
     )
 
-    assert credit.amount == Decimal("0.03")
+    assert (credit.day_rate, credit.amount) == (Decimal("0.02"), Decimal("0.02"))
 
 
 # --- validation --------------------------------------------------------------------------------
@@ -178,7 +183,7 @@ def test_negative_day_rate_places_is_refused() -> None:
 prices = st.decimals(min_value=0, max_value=100_000, places=2, allow_nan=False)
 days = st.dates(min_value=date(2020, 1, 1), max_value=date(2030, 12, 31))
 offsets = st.integers(min_value=0, max_value=800)
-rate_places = st.none() | st.integers(min_value=0, max_value=6)
+rate_places = st.integers(min_value=0, max_value=6)
 
 
 @given(
@@ -195,7 +200,7 @@ def test_credit_never_exceeds_the_price_nor_the_term(
     term_length: int,
     pause_start: date,
     paused_for: int,
-    places: int | None,
+    places: int,
 ) -> None:
     credit = pause_credit(
         price=price,
@@ -228,7 +233,7 @@ def test_pausing_longer_never_earns_less(
     pause_start: date,
     paused_for: int,
     longer_by: int,
-    places: int | None,
+    places: int,
 ) -> None:
     def credit(resume_after: int) -> PauseCredit:
         return pause_credit(
@@ -247,10 +252,11 @@ def test_pausing_longer_never_earns_less(
 
 
 @given(price=prices, term_length=st.integers(min_value=0, max_value=400), paused=offsets)
-def test_credit_is_the_day_rate_times_the_paid_paused_days(
+def test_credit_is_exactly_the_shown_day_rate_times_the_paid_paused_days(
     price: Decimal, term_length: int, paused: int
 ) -> None:
-    """Within the term, every paused day is paid for: exact credit = price x days / period."""
+    """Within the term every paused day is paid for, and the page's sentence must add up:
+    the credit is the two-place day rate times the days, to the cent, with nothing left over."""
     term_end = JUNE_1 + timedelta(days=term_length)
     paused = min(paused, term_length + 1)
 
@@ -263,4 +269,5 @@ def test_credit_is_the_day_rate_times_the_paid_paused_days(
     )
 
     assert credit.paused_days == paused
-    assert abs(credit.amount - credit.day_rate * paused) <= Decimal("0.005")
+    assert credit.day_rate == credit.day_rate.quantize(Decimal("0.01"))
+    assert credit.amount == credit.day_rate * paused

@@ -24,7 +24,7 @@ from pydantic import BaseModel
 
 from broker.clients.billing import BillingClient
 from broker.clients.billing_scopes import READ_PROBES, WRITE_SCOPES, ScopeProbe
-from broker.config import Settings
+from broker.config import PausePolicy, Settings
 from broker.errors import BillingError, BillingNotFound, BillingScopeMissing
 from broker.manage.identity import verification_warning
 from broker.secret_env import ENV_PREFIX, FILE_SUFFIX
@@ -99,6 +99,13 @@ def warnings(settings: Settings, environ: Mapping[str, str]) -> list[str]:
     product = product_warning(settings)
     if product:
         lines.append(product)
+    if settings.plans.pause_policy == PausePolicy.NONE:
+        lines.append(
+            "plans.pause_policy is not chosen: the page offers no pause, and a pause made in "
+            'billing keeps the app working unpaid; set BROKER_PLANS__PAUSE_POLICY to "keep" '
+            '(the app keeps working while paused) or "suspend" (Cancel at pause, Add at resume; '
+            "the app may remove the org's data)"
+        )
     return lines
 
 
@@ -112,6 +119,17 @@ def product_warning(settings: Settings) -> str | None:
         "subscription whose plan code does not map, another product's too, is reported as "
         "unmapped_plan (set BROKER_PLATFORM__PRODUCT_ID to the app's Zoho Billing product id)"
     )
+
+
+def access_choices(settings: Settings) -> list[str]:
+    """The vendor's choices about access, named on every check so nobody runs on a default
+    without knowing it."""
+    money = settings.money_events
+    return [
+        f"pause policy: {settings.plans.pause_policy.value}",
+        f"money events: refund {money.on_refund.value}, chargeback {money.on_chargeback.value}, "
+        f"voided invoice {money.on_invoice_voided.value}",
+    ]
 
 
 class Outcome(StrEnum):

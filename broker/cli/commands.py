@@ -101,6 +101,8 @@ def check_config(args: argparse.Namespace) -> int:
     summary["reconcile"]["status"] = schedule_status(settings)
     print(json.dumps(summary, indent=2, default=str))
     print("configuration OK", file=sys.stderr)
+    for choice in check.access_choices(settings):
+        print(choice, file=sys.stderr)
     for warning in check.warnings(settings, os.environ):
         print(f"warning: {warning}", file=sys.stderr)
     if not args.online:

@@ -1,6 +1,7 @@
 """The operator console's commands: ``broker ops-hash`` (make ``ops.password_hash``),
 ``broker events list`` (``events replay`` is in ``cli.replay``), ``broker parked list``,
-``broker audit list`` (the console's filters, human dates in and out, UTC) and
+``broker audit list``, ``broker money list`` (the console's filters, human dates in and out,
+UTC) and
 ``broker deliveries retry-now``. Like ``operator``'s commands they open the database file
 directly and print redacted rows."""
 
@@ -24,6 +25,7 @@ from broker.cli.store_target import open_existing, run_write, store_target
 from broker.core.human_dates import show_when
 from broker.core.operator_password import hash_password
 from broker.store import ops_actions, ops_reads
+from broker.store.money_events import money_events_page
 
 
 def add_commands(
@@ -40,6 +42,7 @@ def add_commands(
         ("parked", list_parked, "parked subscriptions with the reason"),
         ("unmapped", list_unmapped, "subscriptions of the app's product whose plan does not map"),
         ("audit", list_audit, "the audit log (page and console actions)"),
+        ("money", list_money, "refunds, chargebacks, voided invoices and credit notes"),
     ):
         command = subcommands.add_parser(name, help=what, parents=[config_option])
         actions = command.add_subparsers(dest="action", required=True)
@@ -55,11 +58,12 @@ def add_commands(
 
 def _filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--state", help="outcome (events), status (parked, unmapped), result (audit)"
+        "--state",
+        help="outcome (events), status (parked, unmapped), result (audit), verdict (money)",
     )
     parser.add_argument("--subscription", help="a billing subscription id")
     parser.add_argument("--org", help="an org's zgid")
-    parser.add_argument("--type", help="event type (events) or action (audit)")
+    parser.add_argument("--type", help="event type (events, money) or action (audit)")
     parser.add_argument(
         "--since", help="from this UTC date or time: 2026-11-30 or '2026-11-30 14:05'"
     )
@@ -132,6 +136,16 @@ def list_audit(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         ops_reads.audit_log,
         ("at",),
         ["at", "zuid", "zgid", "action", "subscription_id", "result", "detail"],
+    )
+
+
+def list_money(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    return _list(
+        args,
+        environ,
+        money_events_page,
+        ("received_at",),
+        ["received_at", "event_type", "subscription_id", "amount", "of_total", "verdict", "reason"],
     )
 
 

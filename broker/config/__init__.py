@@ -20,6 +20,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from broker.config.access import MoneyAction, MoneyEventSettings, OldPauseKey, PausePolicy
 from broker.config.base import Section, http_url
 from broker.config.billing import ACCOUNTS_HOSTS, BillingSettings, DataCentre
 from broker.config.billing_rules import BillingRulesSettings, TaxDisplay, UnusedAmount
@@ -39,8 +40,11 @@ __all__ = [
     "LandingSettings",
     "LandingVerification",
     "LogSettings",
+    "MoneyAction",
+    "MoneyEventSettings",
     "OidcSettings",
     "OpsSettings",
+    "PausePolicy",
     "PlansSettings",
     "PlatformSettings",
     "ReconcileSettings",
@@ -188,15 +192,15 @@ class WebhookSettings(Section):
         return value
 
 
-class PlansSettings(Section):
+class PlansSettings(OldPauseKey):
     storage_addon_monthly: str | None = None
     storage_addon_yearly: str | None = None
     # Other add-on codes -> keys of custom_pricing_json (for example licence types).
     addon_pricing_keys: dict[str, str] = Field(default_factory=dict)
-    # What a paused subscription means on the platform: "keep" leaves it untouched (safe: a pause
-    # is temporary and cancel + re-add would churn the customer's data); "cancel" cancels it and
-    # adds it again on resume.
-    on_pause: Literal["keep", "cancel"] = "keep"
+    # What a pause means for the app (broker/config/access.py): "none" (not chosen: no pause is
+    # offered on the page), "keep" (the app keeps working, no platform call) or "suspend" (Cancel
+    # at pause, Add at resume; the app may remove the org's data on a Cancel).
+    pause_policy: PausePolicy = PausePolicy.NONE
     # After dunning, Zoho may leave a subscription "unpaid"; the vendor decides what that means.
     on_unpaid: Literal["keep", "cancel"] = "keep"
 
@@ -246,6 +250,7 @@ class Settings(BaseSettings):
     platform: PlatformSettings
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     plans: PlansSettings = Field(default_factory=PlansSettings)
+    money_events: MoneyEventSettings = Field(default_factory=MoneyEventSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     billing: BillingSettings | None = None
     billing_rules: BillingRulesSettings = Field(default_factory=BillingRulesSettings)

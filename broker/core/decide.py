@@ -26,7 +26,16 @@ from broker.core.identity import (
     resolve_identity,
 )
 from broker.core.landing import LandingParams
-from broker.core.mapping import Identity, Ignore, Park, PlatformState, Unmapped, desired_state
+from broker.core.mapping import (
+    INACTIVE,
+    Identity,
+    Ignore,
+    Park,
+    PlatformState,
+    Target,
+    Unmapped,
+    desired_state,
+)
 from broker.core.org_billing import OrgSubscription, bills, keeper
 from broker.core.ours import our_products
 from broker.core.partial_snapshot import is_partial, merge_partial
@@ -67,6 +76,7 @@ class StoredSubscription:
     acked_json: str | None
     parked_reason: str | None
     updated_at: float
+    access_hold: str | None = None  # a money event that withholds access (store/money_events)
 
     @property
     def snapshot(self) -> BillingSubscription | None:
@@ -226,6 +236,9 @@ def decide(
         return replace(writes, outcome=Outcome.PARKED, reason=reason, mark=Mark("parked", reason))
     if isinstance(wanted, Ignore):
         return replace(writes, outcome=Outcome.IGNORED, reason=wanted.reason, mark=Mark("ignored"))
+    if stored is not None and stored.access_hold and wanted.state.active:
+        # A refund, chargeback or void the vendor set to "cancel": nothing active is sent.
+        wanted = Target(INACTIVE, f"access withheld after {stored.access_hold}")
     why = f"{wanted.why}; warning: {wanted.warning}" if wanted.warning else wanted.why
     writes = replace(writes, mark=Mark(why), warning=wanted.warning)
     queued = stored.queued_json if stored else None

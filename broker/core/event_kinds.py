@@ -4,6 +4,8 @@ Only subscription events (``subscription_*``, which include the guessed ``subscr
 and ``subscription_resumed``) may update a stored snapshot or queue a call. Payment, invoice,
 credit note and card events often carry a full subscription too, but they report money, not a
 change of plan: letting them drive the platform would send an Add for a payment receipt.
+Money events (refunds, chargebacks, voids, credit notes) are not decided here: the pipeline hands
+them to ``core.money_events`` first, and they may withhold access but never replace a snapshot.
 ``trial_expiring`` and ``billing_date_changed`` are notices: they carry the subscription as it is,
 and the subscription event that follows any real change carries it too.
 """

@@ -15,7 +15,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, Literal
 
-from broker.config import PlansSettings
+from broker.config import PausePolicy, PlansSettings
 from broker.core.billing_events import BillingSubscription
 from broker.core.billing_status import BillingStatus
 from broker.core.ours import Ownership, has_app_prefix, ownership
@@ -27,7 +27,7 @@ YEARLY_SUFFIX = "_Y"
 
 S = BillingStatus
 # Statuses of docs/contracts.md §3 and §5, by what they mean for the platform. Paused and unpaid are
-# the vendor's choice (``plans.on_pause``, ``plans.on_unpaid``).
+# the vendor's choice (``plans.pause_policy``, ``plans.on_unpaid``).
 ACTIVE_STATUSES = frozenset({S.LIVE, S.TRIAL, S.NON_RENEWING, S.DUNNING})
 # DELETED is ours: the pipeline records a subscription_deleted event as that status.
 ENDED_STATUSES = frozenset(
@@ -152,7 +152,8 @@ def classify_status(status: str, plans: PlansSettings) -> Literal["active", "ina
     if status in ENDED_STATUSES or status in NOT_STARTED_STATUSES:
         return "inactive"
     if status == S.PAUSED:
-        return "active" if plans.on_pause == "keep" else "inactive"
+        # "none" (not chosen) makes no call either: the operator is told (``pause_warning``).
+        return "inactive" if plans.pause_policy == PausePolicy.SUSPEND else "active"
     if status == S.UNPAID:
         return "active" if plans.on_unpaid == "keep" else "inactive"
     return None
@@ -221,11 +222,14 @@ def desired_state(
             custom_pricing=custom_pricing(subscription, plans),
         ),
         f"status {status}",
-        interval_warning(
-            subscription.plan.plan_code,
-            yearly=plan_ref.frequency == YEARLY,
-            interval=subscription.interval,
-            interval_unit=subscription.interval_unit,
+        _joined(
+            interval_warning(
+                subscription.plan.plan_code,
+                yearly=plan_ref.frequency == YEARLY,
+                interval=subscription.interval,
+                interval_unit=subscription.interval_unit,
+            ),
+            pause_warning(status, plans),
         ),
     )
 
@@ -247,6 +251,24 @@ def _unmapped_reason(
         f"({app_domain}_{{planid}} or {app_domain}_{{planid}}_Y): nothing was sent to the "
         "platform; correct the plan code in billing"
     )
+
+
+PAUSE_NOT_CHOSEN = (
+    "paused in billing, but plans.pause_policy is not chosen: the app keeps working and the "
+    'platform was not told; set pause_policy = "keep" or "suspend"'
+)
+
+
+def pause_warning(status: str, plans: PlansSettings) -> str | None:
+    """The operator's note when billing paused a subscription the vendor has no policy for."""
+    if status == S.PAUSED and plans.pause_policy == PausePolicy.NONE:
+        return PAUSE_NOT_CHOSEN
+    return None
+
+
+def _joined(*warnings: str | None) -> str | None:
+    present = [w for w in warnings if w]
+    return "; ".join(present) if present else None
 
 
 def storage_units(subscription: BillingSubscription, plans: PlansSettings) -> int:

@@ -1,8 +1,9 @@
 """The credit a pause earns (docs/contracts.md §5), so the page can show it before the customer
 pauses or resumes. Pure: no I/O, no clock.
 
-Zoho Billing credits the paid days a pause left unused: ``price / days in the billing period x
-paused days that were paid for``. Derived from the three documented examples:
+Zoho Billing credits the paid days a pause left unused: ``day rate x paused days that were
+paid for``, the day rate being ``price / days in the billing period`` (Zoho's "Credit
+Management: #4 Credits on Unused Period", help.zoho.com community, with three worked examples):
 
 - period days = ``term_end - term_start + 1`` (the term's dates are both inclusive: June 1-30 is
   30 days);
@@ -11,10 +12,10 @@ paused days that were paid for``. Derived from the three documented examples:
   resumed June 15: 5 days); days after the term were never paid for (paused June 15, resumed
   July 5 on a June 1-30 term: June 15-30, 16 days); days before the term were not paid by it.
 
-By default the credit is computed exactly and rounded once, to the cent, half up (yearly $3500
-over 365 days, 60 days paused: $575.34). The source rounds the day rate first and gets
-$9.58 x 60 = $574.80; ``day_rate_places=2`` reproduces it. $3500 / 365 is $9.5890..., so the
-source's $9.58 is the rate cut to the cent, not rounded half up ($9.59): the rate is truncated.
+Billing states the day rate in cents first and multiplies: yearly $3500 over 365 days, 60 days
+paused, is $9.58 a day x 60 = $574.80. $3500 / 365 is $9.5890..., so the rate is cut to the cent,
+not rounded half up ($9.59). The page shows that rate and that product, so its sentence adds up
+("574.80 for 60 paid days at 9.58 a day"); an exact credit rounded once ($575.34) would not.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ ONE_DAY = timedelta(days=1)
 class PauseCredit:
     paused_days: int  # paid days the pause covers
     period_days: int  # days in the billing period (term start..term end inclusive)
-    day_rate: Decimal  # price / period_days (unrounded unless day_rate_places is given)
-    amount: Decimal  # rounded to cents, ROUND_HALF_UP
+    day_rate: Decimal  # price / period_days, cut to the cent as billing states it
+    amount: Decimal  # day_rate x paused_days: exactly what the figures shown multiply to
 
 
 def pause_credit(
@@ -42,7 +43,7 @@ def pause_credit(
     term_end: date,
     pause_start: date,
     resume_on: date,
-    day_rate_places: int | None = None,
+    day_rate_places: int = 2,
 ) -> PauseCredit:
     """The credit for pausing ``pause_start`` up to (not including) ``resume_on``."""
     if not price.is_finite() or price < 0:
@@ -55,16 +56,13 @@ def pause_credit(
         raise ValueError(
             f"resume_on ({resume_on.isoformat()}) is before pause_start ({pause_start.isoformat()})"
         )
-    if day_rate_places is not None and day_rate_places < 0:
+    if day_rate_places < 0:
         raise ValueError(f"day_rate_places must be 0 or more, not {day_rate_places}")
 
     period_days = (term_end - term_start).days + 1
     paused_days = max(0, (min(resume_on, term_end + ONE_DAY) - max(pause_start, term_start)).days)
-    if day_rate_places is None:
-        day_rate = price / period_days
-        exact = price * paused_days / period_days  # divide last: one rounding, at the cent
-    else:
-        day_rate = (price / period_days).quantize(Decimal(1).scaleb(-day_rate_places), ROUND_DOWN)
-        exact = day_rate * paused_days
-    amount = exact.quantize(CENT, rounding=ROUND_HALF_UP)
+    day_rate = (price / period_days).quantize(Decimal(1).scaleb(-day_rate_places), ROUND_DOWN)
+    # With a rate in cents the product is already in cents; the quantize only fixes the exponent
+    # (a rate given to more places rounds half up once, at the end).
+    amount = (day_rate * paused_days).quantize(CENT, rounding=ROUND_HALF_UP)
     return PauseCredit(paused_days, period_days, day_rate, amount)

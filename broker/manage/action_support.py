@@ -20,7 +20,7 @@ from aiohttp import web
 
 from broker.clients.billing import BillingClient
 from broker.clients.billing_quota import retry_after_value, wait_in_words
-from broker.config import Settings
+from broker.config import PausePolicy, Settings
 from broker.core.policy import Action, allowed_actions, refusal
 from broker.errors import (
     ActionNotAllowed,
@@ -155,6 +155,16 @@ async def require_action(request: web.Request, viewer: Viewer, action: Action) -
         error = ActionNotAllowed(
             "changes cannot be made on this page: it is not connected to billing",
             hint="ask the vendor to make the change",
+        )
+    elif (
+        action is Action.PAUSE
+        and viewer.pause_policy == PausePolicy.NONE
+        and action in allowed_actions(viewer.facts)
+    ):
+        error = ActionNotAllowed(
+            "pausing is not offered: the vendor has not chosen whether the app keeps working "
+            "during a pause",
+            hint="cancel at the end of the term instead, or ask the vendor to offer pausing",
         )
     elif action in allowed_actions(viewer.facts):
         error = Forbidden(

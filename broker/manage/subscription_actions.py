@@ -17,6 +17,7 @@ from aiohttp import web
 
 from broker.core.forms import FormResult, parse_pause_form
 from broker.core.pause_credit import PauseCredit, pause_credit
+from broker.core.pause_terms import PAUSE_EFFECTS
 from broker.core.policy import Action
 from broker.manage.action_support import apply_in_billing, posted_form, subscription_for
 from broker.manage.money_shown import cancel_shown
@@ -138,7 +139,10 @@ async def pause(request: web.Request) -> web.StreamResponse:
         "pause",
         subscription_id,
         lambda client: client.pause_subscription(subscription_id, body),
-        notice=f"Your subscription is paused until {body['resume_date']}.",
+        notice=(
+            f"Your subscription is paused until {body['resume_date']}. "
+            + PAUSE_EFFECTS[viewer.pause_policy]
+        ),
     )
 
 

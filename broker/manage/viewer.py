@@ -16,6 +16,7 @@ import structlog
 from aiohttp import web
 
 from broker.clients.billing_quota import Read, wait_in_words
+from broker.config import PausePolicy
 from broker.core.org_billing import bills
 from broker.core.policy import Action, SubscriptionFacts, permitted
 from broker.errors import (
@@ -71,16 +72,21 @@ class Viewer:
     billing_checked: bool = False
     conflicts: list[SubscriptionView] = field(default_factory=list)  # duplicates that bill
     customer_id: str | None = None  # the org's billing customer, reused by a new checkout
+    # What a pause means for the app; "none" (not chosen by the vendor) offers no pause.
+    pause_policy: PausePolicy = PausePolicy.NONE
 
     @property
     def actions(self) -> frozenset[Action]:
-        """What this viewer may do now (``core.policy``); nothing without billing, and no new
-        subscription unless billing was asked which ones the org has."""
+        """What this viewer may do now (``core.policy``); nothing without billing, no new
+        subscription unless billing was asked which ones the org has, and no pause until the
+        vendor has chosen what a pause means for the app."""
         if not self.billing_enabled:
             return frozenset()
         allowed = permitted(self.facts, can_manage=self.can_manage)
         if not self.billing_checked:
             allowed -= {Action.SUBSCRIBE}
+        if self.pause_policy == PausePolicy.NONE:
+            allowed -= {Action.PAUSE}
         return allowed
 
 
@@ -144,6 +150,7 @@ async def load_viewer(request: web.Request, *, refresh: bool = True) -> Viewer:
         conflicts=conflicts,
         customer_id=next((s.customer_id for s in subscriptions if s.customer_id), None)
         or await app[store_key].read(partial(_first_customer, zgid=session.zgid)),
+        pause_policy=settings.plans.pause_policy,
     )
 
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from broker.config import Settings
-from broker.ops import actions, bindings, org_view, reconcile, replay, views
+from broker.ops import actions, bindings, money, org_view, reconcile, replay, views
 from broker.ops.access import codec_for
 from broker.redaction import Redactor
 from broker.web.appkeys import ops_codec_key, ops_redactor_key
@@ -33,6 +33,7 @@ def setup_ops(app: web.Application, settings: Settings, clock: Callable[[], floa
     router.add_get("/ops/deliveries/{delivery_id}", views.delivery)
     router.add_post("/ops/deliveries/{delivery_id}/retry-now", actions.retry_now)
     router.add_get("/ops/parked", views.parked)
+    router.add_get("/ops/money", money.money_events)
     router.add_get("/ops/parked/{subscription_id}/resolve", actions.resolve_form)
     router.add_post("/ops/parked/{subscription_id}/resolve", actions.resolve)
     router.add_get("/ops/bindings", bindings.bindings)

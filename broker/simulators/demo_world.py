@@ -21,6 +21,7 @@ from broker.config import (
     LandingSettings,
     LandingVerification,
     OidcSettings,
+    PausePolicy,
     PlansSettings,
     PlatformSettings,
     ServerSettings,
@@ -134,6 +135,9 @@ def demo_settings(
         plans=PlansSettings(
             storage_addon_monthly=f"{DEMO_APP_DOMAIN}_storage",
             storage_addon_yearly=f"{DEMO_APP_DOMAIN}_storage_Y",
+            # The demo vendor has chosen: the app keeps working through a pause, so the demo
+            # can show pausing (a real deployment must choose; the default offers none).
+            pause_policy=PausePolicy.KEEP,
         ),
         delivery=DeliverySettings(initial_backoff_seconds=1.0, max_backoff_seconds=30.0),
         landing=landing,

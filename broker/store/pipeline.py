@@ -9,7 +9,7 @@ audit row, an acknowledged event and its delivery are durable together.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import structlog
@@ -26,7 +26,8 @@ from broker.core.decide import (
 )
 from broker.core.event_kinds import EventKind, event_kind, why_not_applied
 from broker.core.identity import resolve_identity
-from broker.core.mapping import Identity, PlatformState
+from broker.core.mapping import PAUSE_NOT_CHOSEN, Identity, PlatformState
+from broker.core.money_events import MoneyKind, money_kind
 from broker.store.identity import (
     bind_subscription,
     claims_on,
@@ -35,6 +36,7 @@ from broker.store.identity import (
     subscription_row,
     user_row,
 )
+from broker.store.money_events import NEW_TERM_EVENTS, record_money_event, release_hold
 from broker.store.org_index import org_billing_subscriptions
 from broker.store.outbox import DELIVERIES_CHANNEL, DeliveryState
 from broker.store.products import learned_products
@@ -51,6 +53,8 @@ class PipelineResult:
     subscription_id: str | None = None
     delivery_id: int | None = None
     warning: str | None = None  # a vendor mistake the operator should see
+    money_kind: str | None = None  # a money event's kind (refund, chargeback, ...), for the metric
+    money_verdict: str | None = None  # record | withhold
 
     @property
     def audit_reason(self) -> str | None:
@@ -135,7 +139,9 @@ def write(db: Tx, decision: Decision, *, now: float) -> PipelineResult:
         )
     if decision.warning is not None:
         log.warning(
-            "billing_plan_interval_mismatch",
+            "pause_policy_not_chosen"
+            if PAUSE_NOT_CHOSEN in decision.warning
+            else "billing_plan_interval_mismatch",
             subscription_id=sid,
             cause=decision.cause,
             warning=decision.warning,
@@ -171,15 +177,47 @@ def ingest_webhook(
     ).rowcount
     if not inserted:
         return PipelineResult(Outcome.DUPLICATE, f"event {event.event_id} was already received")
-    if incoming is None or event_kind(event.event_type) is not EventKind.SUBSCRIPTION:
+    money = money_kind(event.event_type)
+    if money is not None:
+        result = apply_money_event(db, event, money, settings=settings, now=now)
+    elif incoming is None or event_kind(event.event_type) is not EventKind.SUBSCRIPTION:
         result = PipelineResult(Outcome.IGNORED, why_not_applied(event.event_type))
     else:
+        if event.event_type in NEW_TERM_EVENTS:
+            release_hold(db, incoming.subscription.subscription_id)
         result = apply_snapshot(db, incoming, settings=settings, now=now)
     db.execute(
         "UPDATE webhook_events SET outcome = ?, reason = ? WHERE event_id = ?",
         [result.outcome.value, result.audit_reason, event.event_id],
     )
     return result
+
+
+def apply_money_event(
+    db: Tx, event: WebhookEvent, kind: MoneyKind, *, settings: Settings, now: float
+) -> PipelineResult:
+    """Record a refund, chargeback, void or credit note; when the vendor's setting withholds
+    access, the hold goes on the subscription and the usual reconcile queues the Cancel."""
+    record = record_money_event(db, event, kind, settings=settings, now=now)
+    verdict = record.decision.verdict.value
+    if not record.withholds or record.subscription_id is None:
+        return PipelineResult(
+            Outcome.IGNORED,
+            f"{event.event_type}: {record.decision.reason}",
+            record.subscription_id,
+            money_kind=kind.value,
+            money_verdict=verdict,
+        )
+    result = reconcile(
+        db, record.subscription_id, settings=settings, now=now, cause=event.event_type
+    )
+    reason = f"{record.decision.reason}; {result.reason}" if result.reason else None
+    return replace(
+        result,
+        reason=reason or record.decision.reason,
+        money_kind=kind.value,
+        money_verdict=verdict,
+    )
 
 
 def apply_snapshot(db: Tx, incoming: Snapshot, *, settings: Settings, now: float) -> PipelineResult:

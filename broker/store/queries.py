@@ -52,6 +52,8 @@ class SubscriptionView:
     customer_id: str | None
     sync_state: str  # unmapped | parked | conflict | dead | pending | ok | none
     sync_text: str
+    # While paused: the day billing resumes it (``resume_date``, docs/contracts.md §4 [unsure]).
+    resumes_on: str | None = None
 
     @property
     def unmapped(self) -> bool:
@@ -144,6 +146,7 @@ def _subscription_view(
         term_starts_at=_text(extra.get("current_term_starts_at")),
         term_ends_at=billing.current_term_ends_at if billing else None,
         next_billing_at=billing.next_billing_at if billing else None,
+        resumes_on=_text(extra.get("resume_date")) if stored.status == "paused" else None,
         amount=parse_amount(extra.get("amount")),
         currency_code=_text(extra.get("currency_code")),
         owner_zuid=owner.zuid,

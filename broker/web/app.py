@@ -27,6 +27,7 @@ from broker.clients.catalog import CatalogCache
 from broker.clients.platform import PlatformClient
 from broker.config import LandingVerification, Settings
 from broker.core.billing_status import BillingStatus
+from broker.core.pause_terms import PAUSE_EFFECTS
 from broker.delivery.customer_index import CustomerSweep
 from broker.delivery.reconcile import ReconcileDeps, run_on_schedule
 from broker.delivery.worker import DeliveryWorker
@@ -146,6 +147,7 @@ def create_app(
         autoescape=jinja2.select_autoescape(default=True),
     )
     environment.globals["status_labels"] = STATUS_LABELS
+    environment.globals["pause_effects"] = PAUSE_EFFECTS
     app[session_codec_key] = SessionCodec(
         settings.landing.session_keys() or [secrets.token_bytes(32)],
         max_age_seconds=settings.landing.session_max_age_seconds,

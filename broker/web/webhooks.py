@@ -72,6 +72,8 @@ async def receive_billing_webhook(request: web.Request) -> web.Response:
     if result.queued:
         app[worker_key].wake()
     app[metrics_key].webhooks.labels(result.outcome).inc()
+    if result.money_kind is not None:
+        app[metrics_key].money_events.labels(result.money_kind, result.money_verdict).inc()
     # These ride on the request's own log line (one line per request).
     structlog.contextvars.bind_contextvars(
         event_id=event.event_id,

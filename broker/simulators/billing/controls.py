@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import date
+from decimal import Decimal
 from typing import TYPE_CHECKING, TypeVar
 
 from aiohttp import web
@@ -15,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import ApiError
 from .ids import IdStyle
+from .money import MoneyEventType
 
 if TYPE_CHECKING:
     from .simulator import BillingSimulator
@@ -73,6 +75,11 @@ class PaymentsRequest(_Strict):
     decline: bool
 
 
+class MoneyRequest(_Strict):
+    event: MoneyEventType  # payment_refunded, payment_chargeback, invoice_voided, creditnote_added
+    amount: Decimal | None = None  # default: the whole term's amount
+
+
 class Controls:
     def __init__(self, sim: BillingSimulator) -> None:
         self._sim = sim
@@ -91,6 +98,7 @@ class Controls:
         add_post("/_sim/subscriptions", self._post_subscription)
         add_post("/_sim/subscriptions/{id}/backdate", self._post_backdate)
         add_post("/_sim/subscriptions/{id}/payments", self._post_payments)
+        add_post("/_sim/subscriptions/{id}/money", self._post_money)
 
     async def _get_state(self, request: web.Request) -> web.Response:
         sim = self._sim
@@ -205,6 +213,16 @@ class Controls:
         except ApiError as exc:
             return _refused(exc.message, exc.status)
         return web.json_response({"ok": True, "card_declines": sub.card_declines})
+
+    async def _post_money(self, request: web.Request) -> web.Response:
+        wanted = await _body(request, MoneyRequest)
+        if isinstance(wanted, web.Response):
+            return wanted
+        try:
+            self._sim.state.money_event(request.match_info["id"], wanted.event, wanted.amount)
+        except ApiError as exc:
+            return _refused(exc.message, exc.status)
+        return web.json_response({"ok": True, "event": wanted.event.value})
 
 
 def _refused(error: str, status: int) -> web.Response:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Collection
 from datetime import date
+from decimal import Decimal
 
 from . import subscriptions as changes
 from .catalog import Addon, Catalog, Plan
@@ -30,6 +31,7 @@ from .inputs import (
     UpdateSubscriptionPageInput,
 )
 from .ledger import Ledger
+from .money import MoneyEventType, MoneyIds, emit_money_event
 from .orders import Orders
 from .records import Customer, Event, HostedPage, Subscription
 from .subscriptions import DunningPolicy, pause_credit
@@ -51,6 +53,7 @@ class BillingState:
         free_plan_code: str | None = None,
     ) -> None:
         self.ledger = Ledger(catalog, today, clock=clock, on_event=on_event)
+        self.money_ids = MoneyIds()
         self.orders = Orders(catalog, customer_fields)
         self.pages = HostedPages(self.ledger, self.orders, hosted_page_ttl)
         self.dunning = dunning or DunningPolicy()
@@ -229,6 +232,17 @@ class BillingState:
             for sub in list(self.subscriptions.values()):
                 pass_day(self.ledger, sub, self.calendar.today, self.dunning, free)
         self.calendar.today = day
+
+    def money_event(
+        self, subscription_id: str, event_type: MoneyEventType, amount: Decimal | None = None
+    ) -> Subscription:
+        """Money leaves the subscription's current term (a refund, chargeback, void or credit
+        note); the subscription itself does not change."""
+        sub = self.subscription(subscription_id)
+        if amount is not None and not Decimal(0) < amount <= sub.amount:
+            raise invalid(f"The amount must be more than 0 and at most {sub.amount}.")
+        emit_money_event(self.ledger, self.money_ids, sub, event_type, amount)
+        return sub
 
     def decline_payments(self, subscription_id: str, declines: bool = True) -> Subscription:
         """From now on every charge of this subscription fails (or, with False, succeeds)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_DOWN, Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -40,13 +40,14 @@ def pause_credit(
 ) -> Decimal:
     """Credit for the paid days a pause left unused (docs/contracts.md section 5), to the cent.
 
-    price / days in the billing period x paused days within the paid term. The product is taken
-    before the division, so nothing rounds until the final cent (the documented yearly example
-    rounds the day rate to $9.58 first; this gives $575.34, not $574.80).
+    The day rate (price / days in the billing period) is cut to the cent, then multiplied by the
+    paused days within the paid term, as Zoho's worked example does ($3500 / 365 -> $9.58 a day,
+    x 60 days = $574.80).
     """
     period_days = (term_end - term_start).days + 1
     paid_days = max(0, (min(resumed_on, term_end + ONE_DAY) - paused_at).days)
-    return (amount * paid_days / period_days).quantize(CENT, rounding=ROUND_HALF_UP)
+    day_rate = (amount / period_days).quantize(CENT, rounding=ROUND_DOWN)
+    return day_rate * paid_days
 
 
 def previous_attribute(sub: Subscription) -> dict[str, Any]:
