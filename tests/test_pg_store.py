@@ -258,8 +258,15 @@ async def test_one_event_posted_to_two_replicas_at_once_has_one_row_and_one_effe
     make_broker: BrokerFactory, simulator: Any
 ) -> None:
     first, second = await make_broker(), await make_broker()
+    # Twenty orgs, one subscription each: two live subscriptions in one org would be a
+    # conflict, and the platform would rightly get only the first.
     events = [
-        subscription_event(subscription_id=f"10000000000000{n:04d}", event_id=f"88{n:04d}")
+        subscription_event(
+            subscription_id=f"10000000000000{n:04d}",
+            event_id=f"88{n:04d}",
+            zgid=f"7100000{n:04d}",
+            customer_id=f"20000000000000{n:04d}",
+        )
         for n in range(20)
     ]
     answers = await asyncio.gather(
