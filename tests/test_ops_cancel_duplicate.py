@@ -127,6 +127,9 @@ async def test_confirmed_resolve_cancels_the_duplicate_in_billing_and_the_platfo
     view = await (await conflict.ops.get(f"/ops/orgs/{OWNER_ZGID}")).text()
     assert f'id="resolve-{conflict.duplicate}"' not in view  # no longer a duplicate
     assert "ops.cancel_duplicate" in view  # the org's own audit list shows it
+    listed = await conflict.ops.get("/ops/audit", params={"type": ACTION})
+    assert listed.status == 200, await listed.text()
+    assert f'<a href="/ops/orgs/{OWNER_ZGID}">{OWNER_ZGID}</a>' in await listed.text()
 
 
 async def test_after_resolve_a_reconciliation_still_sends_nothing_for_the_cancelled_duplicate(
