@@ -85,3 +85,46 @@ async def test_conflict_page_confirmation_and_org_view_read_well(
             await _shot(page, f"ops-org-{width}")
         finally:
             await browser.close()
+
+
+@pytest.mark.parametrize("width", sorted(WIDTHS))
+async def test_ops_org_view_resolve_action_reads_well_and_cancels_the_duplicate(
+    make_world: WorldFactory, width: str
+):
+    world = await make_world(billing={"read_cache_seconds": 0}, ops=OPS)
+    owner = await world.signed_in()
+    kept = await world.subscribed(owner)
+    [customer_id] = {s.customer.customer_id for s in world.sim.subscriptions.values()}
+    duplicate = world.sim.subscribe(
+        STANDARD_CODE, quantity=2, customer_id=customer_id, zuid=OWNER_ZUID, zgid=OWNER_ZGID
+    ).subscription_id
+    await world.settle()
+    origin = str(world.broker.make_url("")).rstrip("/")
+    pixels = WIDTHS[width]["width"]
+
+    async with pw.async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            context = await browser.new_context(viewport=WIDTHS[width])
+            page = await context.new_page()
+            await page.goto(f"{origin}/ops/login")
+            await page.fill("input[name=password]", PASSWORD)
+            await page.locator("button[type=submit]").click()
+            await page.goto(f"{origin}/ops/orgs/{OWNER_ZGID}")
+            resolve = page.locator(f"#resolve-{duplicate}")
+            assert await resolve.inner_text() == "Resolve: cancel this duplicate"
+            assert await page.locator(f"#resolve-{kept}").count() == 0
+            await _shot(page, f"ops-org-resolve-{pixels}")
+            await resolve.click()
+            assert kept in await page.locator("dl").inner_text()
+            await page.check("#confirm")
+            await _shot(page, f"ops-org-resolve-confirm-{pixels}")
+            await page.locator("#cancel-duplicate-confirm").click()
+            notice = await page.locator("p.notice").inner_text()
+            assert notice.startswith(f"Duplicate subscription {duplicate} was cancelled")
+            await _shot(page, f"ops-org-resolved-{pixels}")
+        finally:
+            await browser.close()
+    await world.settle()
+    assert world.sim.subscriptions[duplicate].status == "cancelled"
+    assert [(c.method, c.body["subscription_id"]) for c in world.calls()] == [("POST", kept)]

@@ -15,7 +15,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from structlog.testing import capture_logs
 
+from broker.delivery.reconcile import RunOutcome, run_reconciliation
 from broker.simulators.billing import BillingSimulator
+from broker.web.appkeys import reconcile_key
 from tests.billing_support import STANDARD, STORAGE, make_sim
 from tests.page_support import (
     OWNER_ZGID,
@@ -30,8 +32,8 @@ from tests.test_billing_simulator import Api, buyer
 from tests.zoho_documented import (
     ADDON_FILTERS,
     DOCUMENTED,
+    HOSTED_PAGE_STATUSES,
     JSON_TYPES,
-    NOT_YET_CHECKED,
     PLAN_FILTERS,
     SUBSCRIPTION_FILTERS,
     UNDOCUMENTED_CALLS,
@@ -88,6 +90,16 @@ async def call_documented(api: Api, doc: Documented) -> tuple[int, dict[str, Any
         },
         ("PUT", "/subscriptions/{id}"): {"plan": {"plan_code": STANDARD, "quantity": 4}},
     }
+    if doc.path == "/hostedpages/{id}":
+        page = await api.open_checkout(STANDARD, 3, customer=buyer())
+        paid = await api.client.post(
+            f"/hostedpages/{page['hostedpage_id']}/pay", allow_redirects=False
+        )
+        assert paid.status == 303, await paid.text()
+        path = f"/hostedpages/{page['hostedpage_id']}"
+    if doc.path == "/events/{id}":
+        listed = await api.ok("GET", "/events")
+        path = f"/events/{listed['events'][0]['event_id']}"
     params = {"cancel_at_end": "true"} if path.endswith("/cancel") else None
     if path.endswith("/reactivate"):
         await api.ok("POST", f"/subscriptions/{sub_id}/cancel", params={"cancel_at_end": "true"})
@@ -102,17 +114,52 @@ async def test_simulator_answers_in_the_documented_wrapper_with_documented_field
     status, body = await call_documented(api, doc)
 
     assert (status, body["code"]) == (doc.status, 0), (doc.source, body)
-    assert doc.wrapper is not None
-    resource = body[doc.wrapper]
+    # No wrapper: the resource is the answer itself (flat, as GET /hostedpages/{id} is).
+    resource = body if doc.wrapper is None else body[doc.wrapper]
+    items = resource if isinstance(resource, list) else [resource]
     if isinstance(resource, list):
         assert resource, f"{doc.source}: an empty list proves nothing"
-        for item in resource:
-            check_types(item, doc.fields, doc.source)
         # page_context is documented on the invoices list only (specs/invoices.yml), none of
         # these: a reader must go on while pages come back full (docs/contracts.md, Paging).
         assert "page_context" not in body, doc.source
-    else:
-        check_types(resource, doc.fields, doc.source)
+    for item in items:
+        check_types(item, doc.fields, doc.source)
+        if doc.only_documented:
+            assert set(item) <= set(doc.fields), (doc.source, sorted(set(item) - set(doc.fields)))
+        for name, allowed in doc.values.items():
+            assert item[name] in allowed, (doc.source, name, item[name])
+        for path, fields in doc.nested.items():
+            inner: Any = item
+            for key in path.split("."):
+                inner = inner[key]
+            check_types(inner, fields, f"{doc.source} {path}")
+
+
+@pytest.mark.parametrize("step", ["opened", "shown", "paid", "failed", "cancelled"])
+async def test_a_hosted_page_reads_flat_with_a_documented_status_word_at_every_step(
+    api: Api, step: str
+) -> None:
+    page = await api.open_checkout(STANDARD, 2, customer=buyer())
+    base = f"/hostedpages/{page['hostedpage_id']}"
+    browser_step = {"shown": ("GET", "/checkout"), "paid": ("POST", "/pay")}.get(step)
+    browser_step = browser_step or {
+        "failed": ("POST", "/fail"),
+        "cancelled": ("POST", "/cancel"),
+    }.get(step)
+    if browser_step is not None:
+        method, suffix = browser_step
+        await api.client.request(method, base + suffix, allow_redirects=False)
+
+    read = await api.ok("GET", base)
+
+    assert "hostedpage" not in read  # flat: specs/hosted-pages.yml retrieve-a-hosted-page-response
+    assert read["hostedpage_id"] == page["hostedpage_id"]
+    assert read["status"] in HOSTED_PAGE_STATUSES
+    expected = {"opened": "fresh", "paid": "success", "failed": "failed", "cancelled": "cancelled"}
+    if step in expected:
+        assert read["status"] == expected[step]
+    # "In case of fresh hosted pages the data field will be empty" (the path's description).
+    assert bool(read.get("data")) == (step == "paid")
 
 
 # --- filter_by: the documented values, and only those ------------------------------------------
@@ -243,6 +290,15 @@ async def test_a_customer_field_the_organisation_did_not_define_is_not_kept(
 # --- what the broker sends ---------------------------------------------------------------------
 
 
+def assert_documented(endpoint: tuple[str, str], request: Any) -> None:
+    doc = documented(*endpoint)
+    assert doc is not None, f"the broker calls {endpoint}, which no document has"
+    assert undocumented_keys(request.body, doc.request) == [], (doc.source, request.body)
+    assert set(request.query) <= doc.query | doc.unsure_query, (doc.source, request.query)
+    if doc.method == "GET":
+        assert not request.body, (doc.source, "a GET with a body")
+
+
 def requests_to(world: PageWorld, method: str, path: str) -> list[Any]:
     return [r for r in world.sim.api_requests if endpoint_of(r.method, r.path) == (method, path)]
 
@@ -316,12 +372,9 @@ async def test_every_broker_request_uses_documented_endpoints_keys_and_query_par
     for request in world.sim.api_requests:
         endpoint = endpoint_of(request.method, request.path)
         seen.add(endpoint)
-        if endpoint in NOT_YET_CHECKED or endpoint in UNDOCUMENTED_CALLS:
+        if endpoint in UNDOCUMENTED_CALLS:
             continue
-        doc = documented(*endpoint)
-        assert doc is not None, f"the broker calls {endpoint}, which no document has"
-        assert undocumented_keys(request.body, doc.request) == [], (doc.source, request.body)
-        assert set(request.query) <= doc.query, (doc.source, request.query)
+        assert_documented(endpoint, request)
     assert {
         ("POST", "/hostedpages/newsubscription"),
         ("POST", "/hostedpages/updatesubscription"),
@@ -330,5 +383,28 @@ async def test_every_broker_request_uses_documented_endpoints_keys_and_query_par
         ("PUT", "/subscriptions/{id}"),
         ("POST", "/subscriptions/{id}/cancel"),
         ("POST", "/subscriptions/{id}/reactivate"),
+        ("GET", "/hostedpages/{id}"),
     } <= seen
     assert STANDARD_CODE  # the catalog the flow used is the page tests' own
+
+
+async def test_the_events_backfill_calls_only_the_documented_event_reads(world: PageWorld):
+    world.sim.drop_all_webhooks()
+    world.sim.subscribe(STANDARD_CODE, quantity=3, zuid="61000000001", zgid="71000000001")
+
+    report = await run_reconciliation(world.app[reconcile_key])
+
+    assert report.outcome is RunOutcome.DONE
+    event_reads = [
+        (endpoint_of(r.method, r.path), r)
+        for r in world.sim.api_requests
+        if r.path.startswith("/events")
+    ]
+    assert {endpoint for endpoint, _ in event_reads} == {
+        ("GET", "/events"),
+        ("GET", "/events/{id}"),
+    }
+    for endpoint, request in event_reads:
+        assert_documented(endpoint, request)
+    # No filter or order is sent unless the settings name one (docs/contracts.md, Delivery).
+    assert all(set(r.query) <= {"page", "per_page"} for _, r in event_reads)

@@ -7,9 +7,15 @@ folder ``specs/`` (commit 2bf0952194ce95f8645f7ad6da35021cfbb92fe8). Each entry 
 answer puts the resource under; ``fields``: the fields the broker reads, with their documented JSON
 types. Only what the broker sends or reads is transcribed: a complete copy would hide what matters.
 
-Not here: ``GET /hostedpages/{id}`` and ``GET /events`` (another change reshapes how the broker
-reads them; their rows are below as comments, for the lead to wire after merge), and pause /
-resume, which the documents do not have at all (docs/contracts.md §4 marks them [seen]).
+``wrapper`` None: the answer is flat (``GET /hostedpages/{id}``), the fields at the top level.
+``nested``: fields of an object inside the resource, by dotted path (``data.subscription``).
+``values``: a field's documented words (a hosted page's ``status``). ``only_documented``: list items
+carry no field the document does not list (``GET /events`` items: id, type and time only).
+``unsure_query``: parameters the broker sends that the document does not list, each justified
+in docs/contracts.md as [unsure] (paging on the events list).
+
+Not here: pause / resume, which the documents do not have at all (docs/contracts.md §4 marks
+them [seen]).
 """
 
 from __future__ import annotations
@@ -29,6 +35,10 @@ class Documented:
     wrapper: str | None = None
     fields: dict[str, str] = field(default_factory=dict)  # field -> JSON type
     status: int = 200
+    nested: dict[str, dict[str, str]] = field(default_factory=dict)  # dotted path -> fields
+    values: dict[str, frozenset[str]] = field(default_factory=dict)  # field -> documented words
+    only_documented: bool = False
+    unsure_query: frozenset[str] = frozenset()
 
 
 def words(text: str) -> frozenset[str]:
@@ -76,6 +86,16 @@ SUBSCRIPTION_FIELDS = {
     "customer": "object",
     "custom_fields": "array",
 }
+# specs/hosted-pages.yml components.schemas.status: "fresh, read, success, failed, cancelled or
+# force_cancelled".
+HOSTED_PAGE_STATUSES = words("fresh read success failed cancelled force_cancelled")
+# specs/hosted-pages.yml components.schemas.action.
+HOSTED_PAGE_ACTIONS = words("new_subscription update_subscription update_card one_time_addon")
+# specs/events.yml components.schemas.event_id, event_type, event_time (all strings).
+EVENT_ITEM_FIELDS = {"event_id": "string", "event_type": "string", "event_time": "string"}
+# Paging on the events list is not documented (docs/contracts.md, Paging: [unsure]); the broker
+# pages every list the same way.
+UNSURE_PAGING = frozenset({"page", "per_page"})
 CUSTOMER_FIELDS = {
     "customer_id": "string",
     "display_name": "string",
@@ -255,22 +275,42 @@ tax_regime is_tds_registered custom_fields
         wrapper="subscription",
         fields=SUBSCRIPTION_FIELDS,
     ),
-    # For the lead to wire once the hosted page read and the events list are reshaped:
-    # Documented("GET", "/hostedpages/{id}", "specs/hosted-pages.yml paths./hostedpages/"
-    #     "{hostedpage_id}.get; components.schemas.retrieve-a-hosted-page-response: hostedpage_id,"
-    #     " status (fresh|read|success|failed|cancelled|force_cancelled), url, action,"
-    #     " expiring_time, created_time, custom_fields, data.subscription -- flat, no wrapper"),
-    # Documented("GET", "/events", "specs/events.yml paths./events.get"),
-    # Documented("GET", "/events/{id}", "specs/events.yml paths./events/{event_id}.get"),
+    Documented(
+        "GET",
+        "/hostedpages/{id}",
+        "specs/hosted-pages.yml paths./hostedpages/{hostedpage_id}.get (data empty until paid); "
+        "components.schemas.retrieve-a-hosted-page-response: hostedpage_id, status, url, "
+        "action, expiring_time, created_time, custom_fields, data.subscription -- flat, no "
+        "wrapper; components.schemas.status and action for the words",
+        wrapper=None,
+        fields=HOSTED_PAGE_ANSWER,
+        nested={"data.subscription": SUBSCRIPTION_FIELDS},
+        values={"status": HOSTED_PAGE_STATUSES, "action": HOSTED_PAGE_ACTIONS},
+    ),
+    Documented(
+        "GET",
+        "/events",
+        "specs/events.yml paths./events.get (no parameter but the organisation header); "
+        "components.schemas.list-of-events-response (items: event_id, event_type, event_time; "
+        "no page_context)",
+        wrapper="events",
+        fields=EVENT_ITEM_FIELDS,
+        only_documented=True,
+        unsure_query=UNSURE_PAGING,
+    ),
+    Documented(
+        "GET",
+        "/events/{id}",
+        "specs/events.yml paths./events/{event_id}.get; components.schemas."
+        "retrieve-an-event-response -> event-response (payload: a string)",
+        wrapper="event",
+        fields={**EVENT_ITEM_FIELDS, "payload": "string", "webhooks": "array"},
+    ),
 ]
 
 # Calls the broker makes that no document has: kept, and marked [seen] in docs/contracts.md §4.
 UNDOCUMENTED_CALLS = frozenset(
     {("POST", "/subscriptions/{id}/pause"), ("POST", "/subscriptions/{id}/resume")}
-)
-# Being reshaped by another change (see above): not checked here yet.
-NOT_YET_CHECKED = frozenset(
-    {("GET", "/hostedpages/{id}"), ("GET", "/events"), ("GET", "/events/{id}")}
 )
 
 PLAN_FILTERS = ("PlanStatus.All", "PlanStatus.ACTIVE", "PlanStatus.INACTIVE")
@@ -306,9 +346,17 @@ SUBSCRIPTION_FILTERS = (
 )
 
 
+HOSTED_PAGE_CALLS = frozenset({"newsubscription", "updatesubscription"})
+
+
 def endpoint_of(method: str, path: str) -> tuple[str, str]:
-    """``/subscriptions/123/cancel`` -> ``/subscriptions/{id}/cancel``: ids are the digits."""
-    parts = ["{id}" if part.isdigit() else part for part in path.split("/")]
+    """``/subscriptions/123/cancel`` -> ``/subscriptions/{id}/cancel``: ids are the digits, and
+    a hosted page's id (not digits) is what follows ``/hostedpages/`` other than a call's name."""
+    parts = path.split("/")
+    for n, part in enumerate(parts):
+        after_page = n > 0 and parts[n - 1] == "hostedpages" and part not in HOSTED_PAGE_CALLS
+        if part.isdigit() or (after_page and part):
+            parts[n] = "{id}"
     return method, "/".join(parts)
 
 

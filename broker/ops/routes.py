@@ -7,7 +7,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from broker.config import Settings
-from broker.ops import actions, bindings, money, org_view, reconcile, replay, views
+from broker.ops import actions, bindings, duplicates, money, org_view, reconcile, replay, views
 from broker.ops.access import codec_for
 from broker.redaction import Redactor
 from broker.web.appkeys import ops_codec_key, ops_redactor_key
@@ -45,3 +45,5 @@ def setup_ops(app: web.Application, settings: Settings, clock: Callable[[], floa
     router.add_get("/ops/reconcile/{run_id}", reconcile.run)
     router.add_get("/ops/subscriptions/{subscription_id}", views.story)
     router.add_get("/ops/orgs/{zgid}", org_view.org_view)
+    router.add_get("/ops/orgs/{zgid}/cancel_duplicate", duplicates.cancel_duplicate_form)
+    router.add_post("/ops/orgs/{zgid}/cancel_duplicate", duplicates.cancel_duplicate)

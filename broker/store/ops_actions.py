@@ -5,6 +5,7 @@ transaction as the change it records. Functions run inside store write transacti
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from broker.config import Settings
 from broker.core.mapping import parked_for_quantity
@@ -35,12 +36,14 @@ def audit(
     now: float,
     subscription_id: str | None = None,
     detail: dict[str, object] | None = None,
+    zgid: str = OPS_ORG,
 ) -> None:
+    """One audit row under the operator's name; ``zgid`` files it under the org it concerns."""
     record_action(
         db,
         at=now,
         zuid=f"ops:{who.name}",
-        zgid=OPS_ORG,
+        zgid=zgid,
         action=action,
         result=result,
         subscription_id=subscription_id,
@@ -146,3 +149,32 @@ def resolve_parked(
         detail={"zgid": zgid, "zuid": zuid, "reason": result.reason, "was": row["parked_reason"]},
     )
     return result
+
+
+def duplicate_cancelled(
+    db: Tx,
+    who: Operator,
+    document: dict[str, Any],
+    *,
+    zgid: str,
+    detail: dict[str, object],
+    settings: Settings,
+    now: float,
+) -> bool:
+    """Billing's answer to the operator's cancel of a duplicate, through the pipeline like any
+    billing read, audited under the org in the same transaction. True when a delivery was queued
+    (none for a duplicate the platform never had)."""
+    result = pipeline.ingest_billing_read(
+        db, document, source="ops:cancel_duplicate", settings=settings, now=now
+    )
+    audit(
+        db,
+        who,
+        "ops.cancel_duplicate",
+        "ok",
+        now=now,
+        subscription_id=str(document.get("subscription_id") or ""),
+        detail=detail,
+        zgid=zgid,
+    )
+    return result.queued
