@@ -259,6 +259,19 @@ class PageWorld:
         subscription_id: str = self.platform.applied[-1].body["subscription_id"]  # type: ignore[index]
         return subscription_id
 
+    async def bought_twice(self, owner: Browser) -> tuple[str, str]:
+        """The owner subscribes through the page, then the same org buys again elsewhere
+        (billing's own portal, say; its webhooks arrive): two subscriptions that bill, a
+        conflict. Returns (kept, duplicate): the platform's one, and the one nothing is sent
+        for."""
+        kept = await self.subscribed(owner)
+        [customer_id] = {s.customer.customer_id for s in self.sim.subscriptions.values()}
+        duplicate = self.sim.subscribe(
+            STANDARD_CODE, quantity=2, customer_id=customer_id, zuid=OWNER_ZUID, zgid=OWNER_ZGID
+        ).subscription_id
+        await self.settle()
+        return kept, duplicate
+
     async def open_checkout(
         self,
         browser: Browser,

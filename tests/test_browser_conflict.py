@@ -15,8 +15,6 @@ import pytest
 from tests.ops_support import OPS, PASSWORD
 from tests.page_support import (
     OWNER_ZGID,
-    OWNER_ZUID,
-    STANDARD_CODE,
     WorldFactory,
     visitor,
 )
@@ -53,12 +51,7 @@ async def test_conflict_page_confirmation_and_org_view_read_well(
 ):
     world = await make_world(billing={"read_cache_seconds": 0}, ops=OPS)
     owner = await world.signed_in()
-    kept = await world.subscribed(owner)
-    [customer_id] = {s.customer.customer_id for s in world.sim.subscriptions.values()}
-    duplicate = world.sim.subscribe(
-        STANDARD_CODE, quantity=2, customer_id=customer_id, zuid=OWNER_ZUID, zgid=OWNER_ZGID
-    ).subscription_id
-    await world.settle()
+    kept, duplicate = await world.bought_twice(owner)
     origin = str(world.broker.make_url("")).rstrip("/")
     pairs = list(visitor().items())
     pairs += link_signature(pairs, now=world.clock())
@@ -93,12 +86,7 @@ async def test_ops_org_view_resolve_action_reads_well_and_cancels_the_duplicate(
 ):
     world = await make_world(billing={"read_cache_seconds": 0}, ops=OPS)
     owner = await world.signed_in()
-    kept = await world.subscribed(owner)
-    [customer_id] = {s.customer.customer_id for s in world.sim.subscriptions.values()}
-    duplicate = world.sim.subscribe(
-        STANDARD_CODE, quantity=2, customer_id=customer_id, zuid=OWNER_ZUID, zgid=OWNER_ZGID
-    ).subscription_id
-    await world.settle()
+    kept, duplicate = await world.bought_twice(owner)
     origin = str(world.broker.make_url("")).rstrip("/")
     pixels = WIDTHS[width]["width"]
 

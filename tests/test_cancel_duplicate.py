@@ -17,7 +17,6 @@ from tests.page_support import (
     OTHER_ZUID,
     OWNER_ZGID,
     OWNER_ZUID,
-    STANDARD_CODE,
     Browser,
     PageWorld,
     WorldFactory,
@@ -54,13 +53,7 @@ class Conflict:
 async def conflict(make_world: WorldFactory) -> Conflict:
     world = await make_world(billing=NO_CACHE)
     owner = await world.signed_in()
-    kept = await world.subscribed(owner)
-    [customer_id] = {s.customer.customer_id for s in world.sim.subscriptions.values()}
-    # Bought elsewhere for the same org (billing's own portal, say): its webhooks arrive.
-    duplicate = world.sim.subscribe(
-        STANDARD_CODE, quantity=2, customer_id=customer_id, zuid=OWNER_ZUID, zgid=OWNER_ZGID
-    ).subscription_id
-    await world.settle()
+    kept, duplicate = await world.bought_twice(owner)
     return Conflict(world, owner, kept, duplicate)
 
 

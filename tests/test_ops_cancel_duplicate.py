@@ -17,8 +17,6 @@ from broker.web.appkeys import reconcile_key
 from tests.ops_support import OPS, audit_rows, sign_in
 from tests.page_support import (
     OWNER_ZGID,
-    OWNER_ZUID,
-    STANDARD_CODE,
     Client,
     PageWorld,
     WorldFactory,
@@ -57,12 +55,7 @@ async def conflict(make_world: WorldFactory) -> Conflict:
     subscription for the same org, which the broker holds back as a duplicate."""
     world = await make_world(billing={"read_cache_seconds": 0}, ops=OPS)
     owner = await world.signed_in()
-    kept = await world.subscribed(owner)
-    [customer_id] = {s.customer.customer_id for s in world.sim.subscriptions.values()}
-    duplicate = world.sim.subscribe(
-        STANDARD_CODE, quantity=2, customer_id=customer_id, zuid=OWNER_ZUID, zgid=OWNER_ZGID
-    ).subscription_id
-    await world.settle()
+    kept, duplicate = await world.bought_twice(owner)
     ops = (await world.browser()).client
     csrf = await sign_in(ops)
     return Conflict(world, ops, csrf, kept, duplicate)

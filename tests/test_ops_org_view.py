@@ -53,12 +53,8 @@ async def test_org_view_shows_both_sides_of_a_conflict_and_the_overview_links_to
 ):
     world = console.world
     owner = await world.signed_in()
-    kept = await world.subscribed(owner)
+    kept, duplicate = await world.bought_twice(owner)
     [customer_id] = {s.customer.customer_id for s in world.sim.subscriptions.values()}
-    duplicate = world.sim.subscribe(
-        STANDARD_CODE, quantity=2, customer_id=customer_id, zuid=OWNER_ZUID, zgid=OWNER_ZGID
-    ).subscription_id
-    await world.settle()
 
     home = await (await console.ops.get("/ops")).text()
     before = billing_calls(world)
