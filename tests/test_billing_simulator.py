@@ -873,7 +873,10 @@ async def test_plan_change_sends_upgraded_or_downgraded_with_previous_attribute(
     down = await api.ok("PUT", path, json={"plan": {"plan_code": PROFESSIONAL, "quantity": 2}})
 
     assert (up["subscription"]["amount"], down["subscription"]["amount"]) == (100.0, 40.0)
-    upgraded, downgraded = (e.payload for e in sim.events[-2:])
+    upgraded, downgraded, credited = (e.payload for e in sim.events[-3:])
+    # The whole term is left on the day of purchase: 100.00 - 40.00 comes back as a credit note.
+    assert credited["event_type"] == "creditnote_added"
+    assert credited["data"]["creditnote"]["total"] == 60.0
     assert upgraded["event_type"] == "subscription_upgraded"
     assert upgraded["data"]["subscription"]["previous_attribute"] == {
         "status": "live",
@@ -1323,3 +1326,28 @@ async def test_the_brokers_billing_client_works_against_the_simulator(
     assert read["customer"]["custom_field_hash"]["cf_zuid"] == "60000000001"
     assert [row["subscription_id"] for row in listed["subscriptions"]] == [sub.subscription_id]
     assert sim.token_requests == 2
+
+
+@pytest.mark.parametrize(
+    ("day_rate_first", "credit"),
+    [
+        # Zoho's help, "Proration": $100/31 x 16 = $51.61, $50/31 x 16 = $25.81, net $25.80.
+        (False, 25.80),
+        # A day rate rounded first: 3.23 x 16 = 51.68, 1.61 x 16 = 25.76, net 25.92.
+        (True, 25.92),
+    ],
+)
+async def test_a_downgrade_mid_term_issues_the_prorated_credit_note(
+    api: Api, sim: BillingSimulator, day_rate_first: bool, credit: float
+) -> None:
+    sim.set_today(date(2026, 7, 10))  # a 31-day term: July 10..August 9
+    sub = await api.buy(STANDARD, 10)  # 100.00 a month
+    sim.round_day_rate_first(day_rate_first)
+    sim.set_today(date(2026, 7, 25))  # July 25..August 9: 16 days left
+    path = f"/subscriptions/{sub['subscription_id']}"
+    await api.ok("PUT", path, json={"plan": {"plan_code": STANDARD, "quantity": 5}})
+    downgraded, credited = (e.payload for e in sim.events[-2:])
+    assert downgraded["event_type"] == "subscription_downgraded"
+    assert credited["event_type"] == "creditnote_added"
+    assert credited["data"]["creditnote"]["total"] == credit
+    assert credited["data"]["creditnote"]["subscription_id"] == sub["subscription_id"]

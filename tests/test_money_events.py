@@ -107,6 +107,13 @@ def test_a_credit_note_is_recorded_even_when_everything_else_cancels() -> None:
     assert decide_money(event, settings).verdict is Verdict.RECORD
 
 
+def test_a_credit_notes_figure_is_its_documented_total() -> None:
+    # specs/credit-notes.yml: `total` is "Total credits raised in this credit note"; a stray
+    # `amount` beside it is not the credited figure.
+    note = {"creditnote": {"creditnote_id": "2077000000900001", "total": 25.80, "amount": "99"}}
+    assert read_money_event(MoneyKind.CREDIT_NOTE, note).amount == Decimal("25.80")
+
+
 # --- end to end ----------------------------------------------------------------------------------
 
 

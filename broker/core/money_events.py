@@ -80,6 +80,10 @@ def read_money_event(kind: MoneyKind, data: Mapping[str, Any]) -> MoneyEvent:
     ids = _subscription_ids(data)
     customer = _id(entity.get("customer_id")) or _id(payment.get("customer_id"))
     amount = parse_amount(entity.get("amount"))
+    if kind is MoneyKind.CREDIT_NOTE and "total" in entity:
+        # A credit note's documented figure is its total (specs/credit-notes.yml: "Total credits
+        # raised in this credit note"); amount is only read where total is absent.
+        amount = parse_amount(entity.get("total"))
     if kind is MoneyKind.INVOICE_VOIDED:
         amount = parse_amount(invoice.get("total"))
     if kind is MoneyKind.REFUND and entity is payment:

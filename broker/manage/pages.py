@@ -27,6 +27,7 @@ from broker.manage.identity import (
     unverified_visit,
 )
 from broker.manage.login_csrf import check_landing_post
+from broker.manage.money_billed import billed_for
 from broker.manage.sessions import Session
 from broker.manage.viewer import current_session, load_viewer
 from broker.store.audit import record_action
@@ -59,7 +60,12 @@ async def manage(request: web.Request) -> web.StreamResponse:
     if any(key in LANDING_KEYS for key, _ in pairs):
         return await _enter(request, pairs)
     viewer = await load_viewer(request)
-    response = render(request, "manage.html", {"viewer": viewer, "notice": viewer.session.notice})
+    billed = await billed_for(request, viewer.current)
+    response = render(
+        request,
+        "manage.html",
+        {"viewer": viewer, "notice": viewer.session.notice, "billed": billed},
+    )
     if viewer.session.notice:
         remember(request, response, viewer.session.with_notice(None))
     return response

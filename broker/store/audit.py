@@ -4,6 +4,7 @@ it ended. Rows are only ever added. Functions run inside store transactions."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from broker.store.tx import Tx
@@ -48,3 +49,33 @@ def record_notice_once(
         return False
     record_action(db, at=at, zuid=zuid, zgid=zgid, action=action, result="notice", detail=detail)
     return True
+
+
+@dataclass(frozen=True)
+class ConfirmedMoney:
+    """The money preview a customer confirmed with a page action that billing then applied."""
+
+    at: float
+    action: str
+    move: str  # a ``core.change_money.MoneyMove`` value
+    amount: str
+
+
+def last_confirmed_money(
+    db: Tx, subscription_id: str, actions: tuple[str, ...]
+) -> ConfirmedMoney | None:
+    """The latest of ``actions`` on the subscription that billing applied, with the preview its
+    audit row kept (``money``, ``amount``); None when there is none or it kept no figure."""
+    marks = ", ".join("?" for _ in actions)
+    row = db.select_one(
+        "SELECT at, action, detail FROM audit_log WHERE subscription_id = ? AND result = 'ok'"  # noqa: S608 - placeholders only
+        f" AND action IN ({marks}) ORDER BY at DESC, id DESC LIMIT 1",
+        [subscription_id, *actions],
+    )
+    if row is None or not row["detail"]:
+        return None
+    detail = json.loads(row["detail"])
+    move, amount = detail.get("money"), detail.get("amount")
+    if not isinstance(move, str) or not isinstance(amount, str):
+        return None
+    return ConfirmedMoney(float(row["at"]), str(row["action"]), move, amount)

@@ -127,6 +127,20 @@ def money_events_page(db: Tx, where: OpsFilter) -> Page[MoneyRow]:
     return Page(found[: where.page_size], len(found) > where.page_size)
 
 
+def billed_since(db: Tx, subscription_id: str, kind: MoneyKind, since: float) -> MoneyRow | None:
+    """The latest money event of ``kind`` for the subscription received from ``since`` on: what
+    billing reported it actually credited or refunded after a change (its answer does not say)."""
+    row = select_one(
+        db,
+        "SELECT event_id, event_type, kind, subscription_id, customer_id, amount, of_total,"
+        " currency_code, verdict, reason, received_at FROM money_events"
+        " WHERE subscription_id = ? AND kind = ? AND received_at >= ?"
+        " ORDER BY received_at DESC, event_id DESC LIMIT 1",
+        [subscription_id, kind.value, since],
+    )
+    return None if row is None else MoneyRow(**row)
+
+
 def _subscription_of(db: Tx, money: MoneyEvent) -> str | None:
     """The one known subscription the event is about: named in it, else the customer's only
     subscription that has not ended. None when none or several could be meant."""

@@ -34,7 +34,7 @@ from .ledger import Ledger
 from .money import MoneyEventType, MoneyIds, emit_money_event
 from .orders import Orders
 from .records import Customer, Event, HostedPage, Subscription
-from .subscriptions import DunningPolicy, pause_credit
+from .subscriptions import DunningPolicy, Proration, downgrade_credit, pause_credit
 
 __all__ = ["BillingState", "PageClosed", "pause_credit"]
 
@@ -57,6 +57,7 @@ class BillingState:
         self.orders = Orders(catalog, customer_fields)
         self.pages = HostedPages(self.ledger, self.orders, hosted_page_ttl)
         self.dunning = dunning or DunningPolicy()
+        self.proration = Proration.ZOHO
         free = [p for p in catalog.plans.values() if p.recurring_price == 0]
         self.free_plan_code = free_plan_code or (free[0].plan_code if free else None)
 
@@ -161,9 +162,18 @@ class BillingState:
         """PUT /subscriptions/{id}. end_of_term is recorded but the change applies now."""
         sub = self.subscription(subscription_id)
         plan, quantity, addons = self.orders.resolve_change(sub, request.plan, request.addons)
+        old_amount, old_months, status = sub.amount, sub.plan.months, sub.status
         changes.apply_change(
             self.ledger, sub, plan, quantity, addons, end_of_term=request.end_of_term
         )
+        if status in ("live", "non_renewing") and plan.months == old_months:
+            # A prorated downgrade's unused amount comes back as a credit note (Zoho's help,
+            # "Proration", scenario 1), reported by the documented creditnote_added event.
+            credit = downgrade_credit(old_amount, sub, self.calendar.today, self.proration)
+            if credit > 0:
+                emit_money_event(
+                    self.ledger, self.money_ids, sub, MoneyEventType.CREDIT_NOTE, credit
+                )
         return sub
 
     def cancel(self, subscription_id: str, *, at_term_end: bool) -> Subscription:

@@ -78,6 +78,7 @@ def emit_money_event(
             "creditnote": {
                 "creditnote_id": ids.next(),
                 "amount": money(taken),
+                "total": money(taken),  # [doc] specs/credit-notes.yml credit_note-response
                 "customer_id": customer,
                 "currency_code": "USD",
                 "subscription_id": sub.subscription_id,

@@ -33,7 +33,7 @@ from .listing import EventListing, EventOrder
 from .oauth import TokenIssuer
 from .records import Customer, Event, HostedPage, Subscription
 from .scopes import ALL_SCOPES
-from .subscriptions import DunningPolicy
+from .subscriptions import DunningPolicy, Proration
 from .webhooks import WebhookDelivery, WebhookSender
 
 __all__ = ["ApiCall", "BillingSimulator"]
@@ -223,6 +223,11 @@ class BillingSimulator:
 
     def expire_hosted_pages(self) -> None:
         self.state.expire_hosted_pages()
+
+    def round_day_rate_first(self, rounding: bool = True) -> None:
+        """Prorate with a day rate rounded first, not as Zoho documents: a billing whose figure
+        differs from the broker's preview (False goes back to Zoho's rule)."""
+        self.state.proration = Proration.DAY_RATE_FIRST if rounding else Proration.ZOHO
 
     def hold_webhooks(self) -> None:
         self._webhooks.hold()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from decimal import ROUND_DOWN, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -27,6 +27,32 @@ CENT = Decimal("0.01")
 class DunningOutcome(StrEnum):
     UNPAID = "unpaid"
     CANCEL = "cancel"
+
+
+class Proration(StrEnum):
+    """How the simulator rounds a prorated line; Zoho documents the first."""
+
+    ZOHO = "zoho"  # price x days left / days in the term, rounded once (docs/contracts.md 4.2)
+    DAY_RATE_FIRST = "day_rate_first"  # a day rate rounded first: a billing that differs
+
+
+def prorated_line(price: Decimal, days_left: int, term_days: int, rule: Proration) -> Decimal:
+    """``price`` for ``days_left`` of ``term_days``, to the cent (half up) by ``rule``. Zoho's
+    example: $100/31 x 16 = $51.61 (a day rate rounded first would give $51.68)."""
+    if rule is Proration.DAY_RATE_FIRST:
+        return (price / term_days).quantize(CENT, rounding=ROUND_HALF_UP) * days_left
+    return (price * days_left / term_days).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def downgrade_credit(old_amount: Decimal, sub: Subscription, day: date, rule: Proration) -> Decimal:
+    """The credit note of a same-cycle downgrade made on ``day``, the first day of the new
+    choice: the old price's unused days less the new price over the same days, each line
+    rounded on its own (Zoho's help, "Proration": $51.61 - $25.81 = $25.80)."""
+    days_left = max(0, (sub.term_end + ONE_DAY - max(day, sub.term_start)).days)
+    term_days = sub.period_days
+    return prorated_line(old_amount, days_left, term_days, rule) - prorated_line(
+        sub.amount, days_left, term_days, rule
+    )
 
 
 @dataclass(frozen=True)
