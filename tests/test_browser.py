@@ -292,7 +292,9 @@ async def expect_overview(
 
 
 async def expect_notice(page: Any, text: str) -> None:
-    await pw.expect(page.locator(".notice")).to_have_text(text)
+    """The action's notice comes first and begins with ``text``; what it says of money follows
+    (and billing's own figure may stand in a notice after it)."""
+    await pw.expect(page.locator(".notice").first).to_have_text(re.compile(f"^{re.escape(text)}"))
 
 
 async def reload_settled(stack: Stack) -> None:
@@ -430,7 +432,16 @@ async def test_downgrade_applies_directly_with_one_modify(stack: Stack):
     await stack.shot("change-form")
 
     await page.click("#continue")
+    # Money moves without a checkout, so the page shows it first and waits for a confirmation.
+    await expect(page.locator("h1")).to_have_text("Confirm the change")
+    assert [c for c in stack.platform.calls if c.method == "PUT"] == []  # nothing applied yet
+    await page.click("#change-confirm")
     await expect_notice(page, "Your subscription was changed.")
+    # 2 users fewer at 20.00 USD a month each, changed on the term's first day: the whole month's
+    # difference comes back, and billing's credit note agrees with the preview.
+    await expect(page.locator(".notice").nth(1)).to_have_text(
+        "Billing credited 40.00 USD, as shown."
+    )
     await expect(page).to_have_url(f"{stack.origin}/manage")
     assert stack.billing.hosted_pages == {}  # no checkout was opened
     await expect_overview(page, status="live", users=3, storage=2)
