@@ -24,7 +24,7 @@ from broker.config.base import Section, http_url
 from broker.config.billing import ACCOUNTS_HOSTS, BillingSettings, DataCentre
 from broker.config.landing import LandingSettings, LandingVerification, OidcSettings
 from broker.config.ops import OpsSettings
-from broker.config.reconcile import ReconcileSettings
+from broker.config.reconcile import OnMissingInBilling, ReconcileSettings
 from broker.secret_env import EnvironSource, resolve_secret_files
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "LandingVerification",
     "LogSettings",
     "OidcSettings",
+    "OnMissingInBilling",
     "OpsSettings",
     "PlansSettings",
     "PlatformSettings",

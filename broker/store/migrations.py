@@ -17,7 +17,7 @@ from sqlite_utils.migrations import Migrations
 from broker.store.products import m008_billing_products
 from broker.store.schema_identity import m007_zgid_evidence
 from broker.store.schema_ops import m006_webhook_refusals
-from broker.store.schema_reconcile import m005_reconciliation
+from broker.store.schema_reconcile import m005_reconciliation, m009_missing_in_billing
 from broker.store.tx import SqliteTx, Tx
 
 MIGRATION_SET = "broker"
@@ -236,6 +236,7 @@ SCHEMA: tuple[tuple[int, str, Migration], ...] = (
     (6, "m006_webhook_refusals", m006_webhook_refusals),
     (7, "m007_zgid_evidence_and_binding_requests", m007_zgid_evidence),
     (8, "m008_billing_products", m008_billing_products),
+    (9, "m009_missing_in_billing", m009_missing_in_billing),
 )
 
 
