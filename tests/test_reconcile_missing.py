@@ -11,6 +11,7 @@ import pytest
 from broker.core.reconcile import DriftKind
 from broker.delivery.reconcile import RunOutcome, RunReport, run_reconciliation
 from broker.web.appkeys import reconcile_key
+from tests.ops_support import OPS, audit_rows, sign_in
 from tests.page_support import STANDARD_CODE, PageWorld, WorldFactory
 from tests.postgres_support import store_section
 
@@ -154,3 +155,74 @@ async def test_a_subscription_billing_has_again_is_no_longer_missing(
     assert [d.kind for d in first.drift] == [DriftKind.MISSING_IN_BILLING]
     assert second.drift == []
     assert await world.rows("SELECT * FROM billing_missing") == []
+
+
+async def test_ask_lists_it_in_ops_and_the_button_sends_one_cancel_audited(
+    make_world: WorldFactory,
+) -> None:
+    world = await make_world(ops=OPS)  # ask is the default
+    sid = await live_then_forgotten(world)
+    client = (await world.browser()).client
+    csrf = await sign_in(client)
+
+    report = await reconcile(world)
+    listed = await (await client.get("/ops/missing")).text()
+    forged = await client.post(f"/ops/missing/{sid}/cancel", data={"csrf": "forged"})
+    after_forgery = len(world.calls())
+    pressed = await client.post(f"/ops/missing/{sid}/cancel", data={"csrf": csrf})
+    await world.platform.wait_until(lambda p: any(c.method == "DELETE" for c in p.applied))
+    await world.deliveries_finished()
+    twice = await client.post(f"/ops/missing/{sid}/cancel", data={"csrf": csrf})
+    again = await reconcile(world)
+    await world.deliveries_finished()
+
+    assert [(d.kind, d.action) for d in report.drift] == [
+        (DriftKind.MISSING_IN_BILLING, "asked: waiting for an operator (/ops/missing)")
+    ]
+    assert sid in listed
+    assert f'action="/ops/missing/{sid}/cancel"' in listed
+    assert forged.status == 403
+    assert after_forgery == 1  # the forged post sent nothing
+    assert pressed.status == 200
+    assert "marked gone from billing" in await pressed.text()
+    assert twice.status == 409
+    assert "cancelled already" in await twice.text()
+    assert cancels(world) == 1
+    assert again.drift == []
+    (audited,) = await audit_rows(client, "ops.cancel_missing_in_billing")
+    assert (audited["subscription_id"], audited["result"]) == (sid, "queued")
+    assert audited["zuid"].startswith("ops:")
+
+
+async def test_the_page_shows_a_subscription_billing_404s_as_not_found_never_live(
+    make_world: WorldFactory,
+) -> None:
+    world = await make_world(reconcile={"on_missing_in_billing": "report"})
+    owner = await world.signed_in()
+    sid = await world.subscribed(owner)
+    del world.sim.subscriptions[sid]
+    await reconcile(world)
+
+    page = await owner.get("/manage")
+
+    assert page.status == 200
+    assert "Not found in billing; contact the vendor" in page.text
+    assert 'class="status status-live"' not in page.text
+    assert "/manage/change" not in page.text
+    assert "/manage/cancel" not in page.text
+    assert "/manage/subscribe" not in page.text
+
+
+async def test_the_ops_org_view_shows_it_not_found_in_billing(make_world: WorldFactory) -> None:
+    world = await make_world(ops=OPS, reconcile={"on_missing_in_billing": "report"})
+    sid = await live_then_forgotten(world)
+    client = (await world.browser()).client
+    await sign_in(client)
+    await reconcile(world)
+
+    view = await client.get(f"/ops/orgs/{ORG['zgid']}")
+
+    assert view.status == 200
+    text = await view.text()
+    assert sid in text
+    assert 'not found in billing</strong> (<a href="/ops/missing">reported</a>)' in text
