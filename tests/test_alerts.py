@@ -31,6 +31,7 @@ EXPECTED_ALERTS = {
     "BrokerUnmappedPlan",
     "BrokerSubscriptionConflict",
     "BrokerReconciliationDrift",
+    "BrokerSubscriptionMissingInBilling",
     "BrokerReconciliationFailing",
     "BrokerStoreUnreachable",
 }

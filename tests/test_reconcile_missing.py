@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from broker.cli.reconcile import table
 from broker.core.reconcile import DriftKind
 from broker.delivery.reconcile import RunOutcome, RunReport, run_reconciliation
 from broker.web.appkeys import reconcile_key
@@ -226,3 +227,21 @@ async def test_the_ops_org_view_shows_it_not_found_in_billing(make_world: WorldF
     text = await view.text()
     assert sid in text
     assert 'not found in billing</strong> (<a href="/ops/missing">reported</a>)' in text
+
+
+async def test_the_cli_table_and_the_run_page_list_it(make_world: WorldFactory) -> None:
+    world = await make_world(ops=OPS, reconcile={"on_missing_in_billing": "report"})
+    sid = await live_then_forgotten(world)
+    client = (await world.browser()).client
+    await sign_in(client)
+
+    report = await reconcile(world)
+    run_page = await (await client.get(f"/ops/reconcile/{report.run_id}")).text()
+    printed = table(report)
+
+    assert "1 held as billing that billing answers 404 for (missing_in_billing)" in printed
+    (row,) = [line for line in printed.splitlines() if line.startswith(sid)]
+    assert row.split()[1:] == ["missing_in_billing", "not", "found", "(404)", "live",
+                               STANDARD_CODE, "reported"]  # fmt: skip
+    assert "Missing in billing" in run_page
+    assert sid in run_page
