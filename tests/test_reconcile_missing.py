@@ -245,22 +245,3 @@ async def test_the_cli_table_and_the_run_page_list_it(make_world: WorldFactory) 
                                STANDARD_CODE, "reported"]  # fmt: skip
     assert "Missing in billing" in run_page
     assert sid in run_page
-
-
-async def test_the_page_itself_shows_a_404_as_not_found_before_any_run(
-    world: PageWorld,
-) -> None:
-    owner = await world.signed_in()
-    sid = await world.subscribed(owner)
-    del world.sim.subscriptions[sid]
-    world.clock.advance(3600)  # past the read cache: the page asks billing again
-
-    page = await owner.get("/manage")
-
-    assert page.status == 200
-    assert "Not found in billing; contact the vendor" in page.text
-    assert "/manage/change" not in page.text
-    assert await world.rows("SELECT state, run_id FROM billing_missing") == [
-        {"state": "asked", "run_id": None}
-    ]
-    assert len(world.calls()) == 1  # a page view never sends the Cancel

@@ -11,16 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
 
 import structlog
 from aiohttp import web
 
 from broker.clients.billing_quota import Read, wait_in_words
-from broker.config import OnMissingInBilling, Settings
 from broker.core.org_billing import bills
 from broker.core.policy import Action, SubscriptionFacts, permitted
-from broker.core.reconcile import MissingState
 from broker.errors import (
     BillingAuthError,
     BillingNotFound,
@@ -30,9 +27,8 @@ from broker.errors import (
 )
 from broker.manage.org_lookup import look_up_org
 from broker.manage.sessions import COOKIE_NAME, Session
-from broker.store import reconcile_missing
 from broker.store.org_index import org_customer_ids
-from broker.store.pipeline import PipelineResult, ingest_billing_read
+from broker.store.pipeline import ingest_billing_read
 from broker.store.queries import (
     SubscriptionView,
     org_claimed_subscription_ids,
@@ -193,21 +189,6 @@ async def _known_ids(app: web.Application, zgid: str) -> list[str]:
     return [s.subscription_id for s in known if not s.ended] + claimed
 
 
-def _missing_state(settings: Settings) -> MissingState:
-    """A page's 404 waits for an operator when the setting asks; otherwise it is reported (a
-    run in ``cancel`` mode then sends the Cancel: a page view never does)."""
-    asks = settings.reconcile.on_missing_in_billing is OnMissingInBilling.ASK
-    return MissingState.ASKED if asks else MissingState.REPORTED
-
-
-def _billing_read(
-    db: Tx, document: dict[str, Any], *, settings: Settings, now: float
-) -> PipelineResult:
-    """Billing answered for the subscription: feed it, and forget any earlier 404."""
-    reconcile_missing.forget(db, str(document.get("subscription_id")))
-    return ingest_billing_read(db, document, source="billing-read", settings=settings, now=now)
-
-
 async def refresh_from_billing(app: web.Application, session: Session) -> Read[tuple[str, ...]]:
     """Look the org up in billing (``org_lookup``), re-read what it has and the broker knows,
     and feed each to the pipeline; the notices to show, and whether billing answered (only
@@ -222,22 +203,14 @@ async def refresh_from_billing(app: web.Application, session: Session) -> Read[t
             try:
                 document = await app[billing_client_key].get_subscription(subscription_id)
             except BillingNotFound:
-                # Billing says it does not exist: the page must not keep showing it as live.
-                await store.write(
-                    partial(
-                        reconcile_missing.seen_by_page,
-                        subscription_id=subscription_id,
-                        state=_missing_state(settings),
-                        now=app[clock_key](),
-                    )
-                )
                 continue
             if not document:
                 continue
             result = await store.write(
                 partial(
-                    _billing_read,
+                    ingest_billing_read,
                     document=document,
+                    source="billing-read",
                     settings=settings,
                     now=app[clock_key](),
                 )

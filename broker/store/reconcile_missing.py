@@ -47,21 +47,14 @@ _COLUMNS = (
 
 
 def record(
-    db: Tx,
-    subscription_id: str,
-    *,
-    broker: str,
-    state: MissingState,
-    run_id: int | None,
-    now: float,
+    db: Tx, subscription_id: str, *, broker: str, state: MissingState, run_id: int, now: float
 ) -> MissingRow:
     """Record one 404 (first found, or seen again); an existing row keeps when it was found
     and what became of it."""
     db.execute(
         "INSERT INTO billing_missing (subscription_id, found_at, last_seen_at, run_id, broker,"
         " state) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (subscription_id) DO UPDATE"
-        " SET last_seen_at = excluded.last_seen_at,"
-        " run_id = COALESCE(excluded.run_id, billing_missing.run_id)",
+        " SET last_seen_at = excluded.last_seen_at, run_id = excluded.run_id",
         [subscription_id, now, now, run_id, broker, state.value],
     )
     found = row(db, subscription_id)
@@ -103,21 +96,6 @@ def found_again(db: Tx, listed: frozenset[str]) -> list[str]:
 def forget(db: Tx, subscription_id: str) -> None:
     """Billing answered for it after all (a full read succeeded)."""
     db.execute("DELETE FROM billing_missing WHERE subscription_id = ?", [subscription_id])
-
-
-def seen_by_page(db: Tx, subscription_id: str, *, state: MissingState, now: float) -> bool:
-    """A page view's read answered 404: record it (no run) if the broker holds the subscription
-    as billing; True if recorded. Only a reconciliation run ever sends a Cancel for it."""
-    stored = select_one(
-        db,
-        "SELECT status, plan_code FROM subscriptions WHERE subscription_id = ?",
-        [subscription_id],
-    )
-    if stored is None or not bills(stored["status"]):
-        return False
-    broker = " ".join(x for x in (stored["status"], stored["plan_code"]) if x)
-    record(db, subscription_id, broker=broker, state=state, run_id=None, now=now)
-    return True
 
 
 def send_cancel(
