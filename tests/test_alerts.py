@@ -34,6 +34,7 @@ EXPECTED_ALERTS = {
     "BrokerUnmappedPlan",
     "BrokerSubscriptionConflict",
     "BrokerReconciliationDrift",
+    "BrokerSubscriptionMissingInBilling",
     "BrokerReconciliationFailing",
     "BrokerStoreUnreachable",
 }

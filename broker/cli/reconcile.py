@@ -76,6 +76,11 @@ def table(report: RunReport) -> str:
         f"read {c.events_read} events, {c.subscriptions_read} subscriptions listed, "
         f"{c.full_reads} read in full, {c.customers_read} customers",
     ]
+    if c.missing_in_billing:
+        lines.append(
+            f"{c.missing_in_billing} held as billing that billing answers 404 for "
+            "(missing_in_billing): see /ops/missing"
+        )
     if report.error:
         lines.append(f"stopped early: {report.error}")
     if report.stopped_early:

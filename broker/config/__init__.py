@@ -26,7 +26,7 @@ from broker.config.billing import ACCOUNTS_HOSTS, BillingSettings, DataCentre
 from broker.config.billing_rules import BillingRulesSettings, TaxDisplay, UnusedAmount
 from broker.config.landing import LandingSettings, LandingVerification, OidcSettings
 from broker.config.ops import OpsSettings
-from broker.config.reconcile import ReconcileSettings
+from broker.config.reconcile import OnMissingInBilling, ReconcileSettings
 from broker.secret_env import EnvironSource, resolve_secret_files
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "MoneyAction",
     "MoneyEventSettings",
     "OidcSettings",
+    "OnMissingInBilling",
     "OpsSettings",
     "PausePolicy",
     "PlansSettings",

@@ -3,9 +3,20 @@ what its webhooks missed (README: Reconciliation). Off without ``[billing]``."""
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from pydantic import Field
 
 from broker.config.base import Section
+
+
+class OnMissingInBilling(StrEnum):
+    """What a run does with a subscription the broker holds as billing that billing answers
+    404 for (``reconcile.on_missing_in_billing``)."""
+
+    REPORT = "report"  # report it (run, metric, page), send nothing
+    CANCEL = "cancel"  # mark it gone and send the platform its Cancel, once
+    ASK = "ask"  # list it in /ops, where an operator's button sends the Cancel
 
 
 class ReconcileSettings(Section):
@@ -30,3 +41,8 @@ class ReconcileSettings(Section):
     subscriptions_filter: str = Field("SubscriptionStatus.All", min_length=1)
     # A hard stop on list pages read per run (200 items a page), should billing never end.
     max_pages: int = Field(100, ge=1, le=10_000)
+    # A subscription the broker holds as billing (live, trial, ...) that billing's full list
+    # lacks and GET /subscriptions/{id} answers 404 for: only report it, cancel it on the
+    # platform at once, or ask an operator (/ops/missing). Asking is the default: a 404 from
+    # a mistyped organization_id must not cancel every customer's app.
+    on_missing_in_billing: OnMissingInBilling = OnMissingInBilling.ASK

@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from broker.core.billing_events import BillingSubscription, WebhookEvent
+from broker.core.billing_status import BillingStatus
 from broker.core.event_kinds import EventKind, event_kind
 from broker.core.ids import ZOHO_ID
 from broker.core.mapping import parse_plan_code
@@ -36,6 +37,17 @@ class DriftKind(StrEnum):
     PLAN = "plan"  # billing's plan code differs from the stored one
     CHANGED = "changed"  # same status and plan, but billing changed it since (or backdated)
     PARKED_RESOLVED = "parked_resolved"  # a parked subscription's customer now names its org
+    # The broker holds it as billing (live, trial, ...); billing's full list lacks it and
+    # GET /subscriptions/{id} answers 404.
+    MISSING_IN_BILLING = "missing_in_billing"
+
+
+class MissingState(StrEnum):
+    """What became of a subscription billing answered 404 for (``billing_missing.state``)."""
+
+    REPORTED = "reported"  # reconcile.on_missing_in_billing = report: nothing sent
+    ASKED = "asked"  # waiting in /ops for an operator's Cancel
+    CANCELLED = "cancelled"  # marked gone; the platform's Cancel went through the pipeline
 
 
 @dataclass(frozen=True)
@@ -165,6 +177,15 @@ def is_ours(item: dict[str, Any], app_domain: str, our_products: frozenset[str])
         our_products=our_products,
     )
     return owner is not Ownership.OTHER_PRODUCT
+
+
+def gone_document(billing_json: str | None, subscription_id: str) -> dict[str, Any]:
+    """The stored snapshot marked as gone: status ``deleted``, which billing cannot bring back
+    (``decide`` keeps it deleted) and which calls for the platform's Cancel."""
+    document: dict[str, Any] = json.loads(billing_json) if billing_json else {}
+    document["subscription_id"] = subscription_id
+    document["status"] = BillingStatus.DELETED.value
+    return document
 
 
 def drift_of(item: dict[str, Any], stored: StoredView | None) -> Drift | None:

@@ -1,14 +1,16 @@
 """Reconciliation: find and repair what billing's webhooks missed (README: Reconciliation).
 
-A run takes the lock (one run at a time across processes), then in three passes reads billing
+A run takes the lock (one run at a time across processes), then in four passes reads billing
 and feeds what it finds through the state pipeline: the **event backfill** reads ``GET /events``
 from the stored cursor and feeds each subscription event never received, as a webhook would be
 (deduplicated on ``event_id``); the **state sweep** lists subscriptions, reads in full each one
-that differs from what is stored, and feeds that; **parked** subscriptions have their billing
-customer read again. Billing's reads share the client's retries and 429 pause. A dry run reads
-the same but only decides. Every run is recorded with each drift found and what it queued.
-The run renews its lease as it goes (``reconcile_lease``); if another process took the lock
-meanwhile, the run stops as ``lost_lock`` before writing anything more.
+that differs from what is stored, and feeds that; the **missing** pass reads alone each one the
+broker holds as billing that the full list lacks, and a 404 is ``missing_in_billing``;
+**parked** subscriptions have their billing customer read again. Billing's reads share the
+client's retries and 429 pause. A dry run reads the same but only decides. Every run is
+recorded with each drift found and what it queued. The run renews its lease as it goes
+(``reconcile_lease``); if another process took the lock meanwhile, the run stops as
+``lost_lock`` before writing anything more.
 """
 
 from __future__ import annotations
@@ -24,14 +26,16 @@ from functools import partial
 import structlog
 
 from broker.clients.billing_reads import BillingReads
-from broker.config import ReconcileSettings, Settings
+from broker.config import OnMissingInBilling, ReconcileSettings, Settings
 from broker.core.decide import Outcome
+from broker.core.org_billing import bills
 from broker.core.ours import our_products
 from broker.core.reconcile import (
     Drift,
     DriftKind,
     EventOrder,
     ListedEvent,
+    MissingState,
     drift_of,
     event_body,
     is_ours,
@@ -44,9 +48,11 @@ from broker.delivery.reconcile_lease import RunLease
 from broker.errors import BillingNotFound, BillingRateLimited, BrokerError
 from broker.metrics import Metrics
 from broker.store import reconcile as rows
+from broker.store import reconcile_missing as missing_rows
 from broker.store.backend import StoreBackend
 from broker.store.pipeline import PipelineResult
 from broker.store.products import learned_products
+from broker.store.tx import Tx
 
 log = structlog.get_logger(__name__)
 Sleep = Callable[[float], Awaitable[None]]
@@ -119,7 +125,9 @@ async def _locked_run(
     log.info("reconcile.started", run_id=report.run_id, since=report.since, dry_run=dry_run)
     try:
         next_day = await _backfill(deps, lease, report, start_day)
-        await _sweep(deps, lease, report)
+        listed = await _sweep(deps, lease, report)
+        if listed is not None:
+            await _missing(deps, lease, report, listed)
         await _parked(deps, lease, report)
         if not dry_run and next_day is not None:
             await lease.write(partial(rows.save_cursor, day=next_day))
@@ -338,20 +346,23 @@ def _stopped_early(report: RunReport, why: str) -> None:
     log.warning("reconcile.stopped_early", run_id=report.run_id, why=why)
 
 
-async def _sweep(deps: ReconcileDeps, lease: RunLease, report: RunReport) -> None:
-    """Read in full, and feed, each of this app's subscriptions that differs from the store."""
+async def _sweep(deps: ReconcileDeps, lease: RunLease, report: RunReport) -> frozenset[str] | None:
+    """Read in full, and feed, each of this app's subscriptions that differs from the store;
+    return every id billing listed, or None when the list did not end within its bound."""
     stored = await deps.store.read(rows.stored_views)
     app_domain = deps.settings.platform.app_domain
     products = our_products(
         deps.settings.platform.product_id, await deps.store.read(learned_products)
     )
     page = None
+    listed: set[str] = set()
     async for page in deps.reads.subscription_pages():
         for item in page.items:
             await lease.keep()
             report.counts = replace(
                 report.counts, subscriptions_read=report.counts.subscriptions_read + 1
             )
+            listed.add(str(item.get("subscription_id")))
             if not is_ours(item, app_domain, products):
                 continue
             mine = stored.get(str(item.get("subscription_id")))
@@ -373,7 +384,97 @@ async def _sweep(deps: ReconcileDeps, lease: RunLease, report: RunReport) -> Non
             _found(deps, report, drift, result)
     if page is not None and page.more:
         why = f"the subscriptions list did not end within {deps.settings.reconcile.max_pages} pages"
-        _stopped_early(report, f"{why} (reconcile.max_pages)")
+        _stopped_early(report, f"{why} (reconcile.max_pages); nothing is called missing")
+        return None
+    return frozenset(listed)
+
+
+async def _missing(
+    deps: ReconcileDeps, lease: RunLease, report: RunReport, listed: frozenset[str]
+) -> None:
+    """The other direction: each subscription the broker holds as billing that billing's full
+    list lacks is read alone; a 404 is ``missing_in_billing``, handled as
+    ``reconcile.on_missing_in_billing`` says. Only the absent ones are read."""
+    if not report.dry_run:
+        back = await lease.write(partial(missing_rows.found_again, listed=listed))
+        for sid in back:
+            log.info("reconcile.found_in_billing_again", run_id=report.run_id, subscription_id=sid)
+    stored = await deps.store.read(rows.stored_views)
+    absent = sorted(
+        (view for sid, view in stored.items() if bills(view.status) and sid not in listed),
+        key=lambda view: view.subscription_id,
+    )
+    for view in absent:
+        await lease.keep()
+        broker = " ".join(x for x in (view.status, view.plan_code) if x)
+        try:
+            document = await deps.reads.subscription(view.subscription_id)
+        except BillingNotFound:
+            report.counts = replace(
+                report.counts,
+                full_reads=report.counts.full_reads + 1,
+                missing_in_billing=report.counts.missing_in_billing + 1,
+            )
+            await _missing_one(deps, lease, report, view.subscription_id, broker)
+            continue
+        report.counts = replace(report.counts, full_reads=report.counts.full_reads + 1)
+        # Billing has it although its list did not show it: feed what it says, like a drift.
+        drift = drift_of(document, view) or Drift(
+            view.subscription_id, DriftKind.CHANGED, "read, not listed", broker
+        )
+        result = await lease.write(
+            partial(
+                rows.feed_read,
+                document=document,
+                floor=view.updated_at,
+                settings=deps.settings,
+                now=deps.clock(),
+                dry_run=report.dry_run,
+            )
+        )
+        if not report.dry_run:
+            await lease.write(partial(missing_rows.forget, subscription_id=view.subscription_id))
+        _found(deps, report, drift, result)
+
+
+async def _missing_one(
+    deps: ReconcileDeps, lease: RunLease, report: RunReport, sid: str, broker: str
+) -> None:
+    """One subscription billing answered 404 for: recorded, and then reported, cancelled once,
+    or left for an operator, as the setting says. Never "agreed"."""
+    policy = deps.settings.reconcile.on_missing_in_billing
+    drift = Drift(sid, DriftKind.MISSING_IN_BILLING, "not found (404)", broker)
+    state = {
+        OnMissingInBilling.REPORT: MissingState.REPORTED,
+        OnMissingInBilling.CANCEL: MissingState.CANCELLED,
+        OnMissingInBilling.ASK: MissingState.ASKED,
+    }[policy]
+    if report.dry_run:
+        action = "would cancel" if state is MissingState.CANCELLED else state.value
+        _found(deps, report, drift, PipelineResult(Outcome.UNCHANGED, action, sid), action=action)
+        return
+    first = MissingState.REPORTED if state is MissingState.CANCELLED else state
+    now, run_id = deps.clock(), report.run_id or 0
+
+    def record_and_handle(db: Tx) -> tuple[MissingState, PipelineResult | None]:
+        found = missing_rows.record(db, sid, broker=broker, state=first, run_id=run_id, now=now)
+        if state is not MissingState.CANCELLED or found.state is MissingState.CANCELLED:
+            return found.state, None
+        sent = missing_rows.send_cancel(
+            db, sid, settings=deps.settings, now=now, by=f"reconcile:{run_id}"
+        )
+        return MissingState.CANCELLED, sent
+
+    held, sent = await lease.write(record_and_handle)
+    if sent is not None:
+        _found(deps, report, drift, sent, action=f"cancelled: {sent.outcome.value}")
+        return
+    action = {
+        MissingState.REPORTED: "reported",
+        MissingState.ASKED: "asked: waiting for an operator (/ops/missing)",
+        MissingState.CANCELLED: "cancelled earlier",
+    }[held]
+    _found(deps, report, drift, PipelineResult(Outcome.UNCHANGED, action, sid), action=action)
 
 
 async def _parked(deps: ReconcileDeps, lease: RunLease, report: RunReport) -> None:
@@ -402,10 +503,18 @@ async def _parked(deps: ReconcileDeps, lease: RunLease, report: RunReport) -> No
             _found(deps, report, drift, result)
 
 
-def _found(deps: ReconcileDeps, report: RunReport, drift: Drift, result: PipelineResult) -> None:
-    action = result.outcome.value
-    if report.dry_run and result.outcome is Outcome.QUEUED:
-        action = "would queue"
+def _found(
+    deps: ReconcileDeps,
+    report: RunReport,
+    drift: Drift,
+    result: PipelineResult,
+    *,
+    action: str | None = None,
+) -> None:
+    if action is None:
+        action = result.outcome.value
+        if report.dry_run and result.outcome is Outcome.QUEUED:
+            action = "would queue"
     drift = replace(drift, action=action, delivery_id=result.delivery_id)
     report.drift.append(drift)
     deps.metrics.reconcile_drift.labels(drift.kind.value).inc()

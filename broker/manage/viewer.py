@@ -82,6 +82,8 @@ class Viewer:
         vendor has chosen what a pause means for the app."""
         if not self.billing_enabled:
             return frozenset()
+        if self.current is not None and self.current.missing_in_billing and not self.current.ended:
+            return frozenset()  # billing says it does not exist: nothing here can change it
         allowed = permitted(self.facts, can_manage=self.can_manage)
         if not self.billing_checked:
             allowed -= {Action.SUBSCRIBE}

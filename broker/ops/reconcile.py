@@ -1,6 +1,9 @@
 """The console's reconciliation: recorded runs (filtered by start and outcome, paged), one run's
 drift, and "reconcile now" (a CSRF-checked POST that runs ``run_reconciliation`` with trigger
-``console`` and is audited). Without a [billing] section the button is off and says why."""
+``console`` and is audited). Without a [billing] section the button is off and says why.
+``/ops/missing`` lists the subscriptions billing answered 404 for; one waiting for an operator
+(``reconcile.on_missing_in_billing = ask``) has a CSRF-checked, audited button that sends the
+platform its Cancel through the pipeline."""
 
 from __future__ import annotations
 
@@ -9,7 +12,8 @@ from urllib.parse import urlencode
 import structlog
 from aiohttp import web
 
-from broker.core.ids import is_whole_number
+from broker.core.ids import is_whole_number, is_zoho_id
+from broker.core.reconcile import MissingState
 from broker.delivery.reconcile import RunOutcome, run_reconciliation
 from broker.errors import ActionNotAllowed, NotFound
 from broker.ops.access import check_csrf
@@ -21,9 +25,9 @@ from broker.ops.support import (
     read_filter,
     render,
 )
-from broker.store import reconcile_reads
+from broker.store import reconcile_missing, reconcile_reads
 from broker.store.ops_actions import audit
-from broker.web.appkeys import clock_key, reconcile_key, store_key, worker_key
+from broker.web.appkeys import clock_key, reconcile_key, settings_key, store_key, worker_key
 
 log = structlog.get_logger(__name__)
 OFF_REASON = "reconciliation is off: the broker has no [billing] section to read billing from"
@@ -99,3 +103,41 @@ def _notice(outcome: RunOutcome, drift: int, queued: int, error: str | None) -> 
         return f"done: {found}"
     why = f" ({error})" if error else ""
     return f"{outcome}{why}: {found} before it stopped; the next run carries on"
+
+
+async def missing(request: web.Request) -> web.Response:
+    session = operator_session(request)
+    found = await request.app[store_key].read(reconcile_missing.waiting)
+    setting = request.app[settings_key].reconcile.on_missing_in_billing
+    return render(
+        request,
+        "ops_missing.html",
+        session,
+        {"rows": found, "asked": MissingState.ASKED, "setting": setting.value},
+    )
+
+
+async def cancel_missing(request: web.Request) -> web.StreamResponse:
+    """Send the platform the Cancel of one subscription billing answered 404 for, once."""
+    session = operator_session(request)
+    check_csrf(session, (await request.post()).get("csrf"))
+    sid = request.match_info["subscription_id"]
+    if not is_zoho_id(sid):
+        raise NotFound(f"no subscription {sid[:40]!r}: subscription ids are digits")
+    who = operator(request, session)
+    now = request.app[clock_key]()
+    settings = request.app[settings_key]
+    try:
+        result = await request.app[store_key].write(
+            lambda db: reconcile_missing.operator_cancel(db, who, sid, settings=settings, now=now)
+        )
+    except reconcile_missing.MissingRefused as exc:
+        log.warning("ops.cancel_missing_refused", subscription_id=sid, why=str(exc))
+        raise ActionNotAllowed(str(exc), hint="reload the missing-in-billing list") from exc
+    if result.queued:
+        request.app[worker_key].wake()
+    log.info("ops.cancel_missing_in_billing", subscription_id=sid, outcome=str(result.outcome))
+    notice = (
+        f"subscription {sid}: marked gone from billing; the platform's Cancel is {result.outcome}"
+    )
+    raise web.HTTPSeeOther("/ops/missing?" + urlencode({"notice": notice}))

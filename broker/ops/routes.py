@@ -43,6 +43,8 @@ def setup_ops(app: web.Application, settings: Settings, clock: Callable[[], floa
     router.add_get("/ops/reconcile", reconcile.runs)
     router.add_post("/ops/reconcile/run", reconcile.reconcile_now)
     router.add_get("/ops/reconcile/{run_id}", reconcile.run)
+    router.add_get("/ops/missing", reconcile.missing)
+    router.add_post("/ops/missing/{subscription_id}/cancel", reconcile.cancel_missing)
     router.add_get("/ops/subscriptions/{subscription_id}", views.story)
     router.add_get("/ops/orgs/{zgid}", org_view.org_view)
     router.add_get("/ops/orgs/{zgid}/cancel_duplicate", duplicates.cancel_duplicate_form)

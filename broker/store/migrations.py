@@ -18,7 +18,7 @@ from broker.store.products import m008_billing_products
 from broker.store.schema_identity import m007_zgid_evidence
 from broker.store.schema_money import m009_money_events
 from broker.store.schema_ops import m006_webhook_refusals
-from broker.store.schema_reconcile import m005_reconciliation
+from broker.store.schema_reconcile import m005_reconciliation, m010_missing_in_billing
 from broker.store.tx import SqliteTx, Tx
 
 MIGRATION_SET = "broker"
@@ -238,6 +238,7 @@ SCHEMA: tuple[tuple[int, str, Migration], ...] = (
     (7, "m007_zgid_evidence_and_binding_requests", m007_zgid_evidence),
     (8, "m008_billing_products", m008_billing_products),
     (9, "m009_money_events", m009_money_events),
+    (10, "m010_missing_in_billing", m010_missing_in_billing),
 )
 
 

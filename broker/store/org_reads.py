@@ -23,6 +23,8 @@ class HeldSubscription:
     platform_active: bool  # the platform acknowledged an active state for it
     queued_active: bool  # the last state queued for it is active
     updated_at: float
+    # What became of it after billing answered 404 for it (``billing_missing.state``), if it did.
+    missing_in_billing: str | None = None
 
     @property
     def conflict(self) -> bool:
@@ -74,8 +76,9 @@ def org_held(db: Tx, zgid: str) -> OrgHeld:
     rows = select_all(
         db,
         "SELECT s.subscription_id, s.customer_id, s.status, s.plan_code, s.decision,"
-        " s.queued_json, s.acked_json, s.updated_at"
+        " s.queued_json, s.acked_json, s.updated_at, m.state AS missing"
         " FROM subscriptions s LEFT JOIN customers c ON c.customer_id = s.customer_id"
+        " LEFT JOIN billing_missing m ON m.subscription_id = s.subscription_id"
         " WHERE s.zgid = ? OR c.zgid = ? ORDER BY s.subscription_id",
         [zgid, zgid],
     )
@@ -89,6 +92,7 @@ def org_held(db: Tx, zgid: str) -> OrgHeld:
             platform_active=_active(r["acked_json"]),
             queued_active=_active(r["queued_json"]),
             updated_at=float(r["updated_at"]),
+            missing_in_billing=r["missing"],
         )
         for r in rows
     )

@@ -27,6 +27,8 @@ from broker.store.tx import Tx
 
 CYCLES = {"months": "Monthly", "years": "Yearly"}
 UNMAPPED_SYNC = "unmapped"
+MISSING_SYNC = "missing"
+MISSING_TEXT = "Not found in billing; contact the vendor"
 
 
 @dataclass(frozen=True)
@@ -50,10 +52,12 @@ class SubscriptionView:
     currency_code: str | None
     owner_zuid: str | None
     customer_id: str | None
-    sync_state: str  # unmapped | parked | conflict | dead | pending | ok | none
+    sync_state: str  # missing | unmapped | parked | conflict | dead | pending | ok | none
     sync_text: str
     # While paused: the day billing resumes it (``resume_date``, docs/contracts.md §4 [unsure]).
     resumes_on: str | None = None
+    # Billing answered 404 for it while the broker held it as billing (``billing_missing``).
+    missing_in_billing: bool = False
 
     @property
     def unmapped(self) -> bool:
@@ -124,6 +128,11 @@ def _subscription_view(
         "SELECT state FROM deliveries WHERE subscription_id = ? ORDER BY id DESC LIMIT 1",
         [stored.subscription_id],
     )
+    missing = select_one(
+        db,
+        "SELECT state FROM billing_missing WHERE subscription_id = ?",
+        [stored.subscription_id],
+    )
     sync_state, sync_text = _sync(
         stored,
         PlatformState.from_json(stored.acked_json),
@@ -151,8 +160,9 @@ def _subscription_view(
         currency_code=_text(extra.get("currency_code")),
         owner_zuid=owner.zuid,
         customer_id=stored.customer_id,
-        sync_state=sync_state,
-        sync_text=sync_text,
+        sync_state=MISSING_SYNC if missing else sync_state,
+        sync_text=MISSING_TEXT if missing else sync_text,
+        missing_in_billing=missing is not None,
     )
 
 

@@ -94,6 +94,7 @@ class RunCounts:
     subscriptions_read: int = 0
     full_reads: int = 0
     customers_read: int = 0
+    missing_in_billing: int = 0  # held as billing, answered 404 by billing
 
 
 def start_run(db: Tx, *, trigger: str, dry_run: bool, since: str | None, now: float) -> int:
@@ -119,8 +120,8 @@ def finish_run(
     queued = sum(1 for d in drift if d.delivery_id is not None)
     db.execute(
         "UPDATE reconcile_runs SET finished_at = ?, outcome = ?, events_read = ?, events_fed = ?,"
-        " subscriptions_read = ?, full_reads = ?, customers_read = ?, drift = ?, queued = ?,"
-        " error = ? WHERE id = ?",
+        " subscriptions_read = ?, full_reads = ?, customers_read = ?, missing_in_billing = ?,"
+        " drift = ?, queued = ?, error = ? WHERE id = ?",
         [
             now,
             outcome,
@@ -129,6 +130,7 @@ def finish_run(
             counts.subscriptions_read,
             counts.full_reads,
             counts.customers_read,
+            counts.missing_in_billing,
             len(drift),
             queued,
             error,
@@ -213,15 +215,16 @@ def feed_read(
     settings: Settings,
     now: float,
     dry_run: bool,
+    source: str = "reconcile",
 ) -> PipelineResult:
     """A full read of one subscription, billing's state now. A backdated change carries an
     ``updated_time`` older than what is stored, yet it is the newer truth: it is ordered no
     earlier than ``floor``, what was stored *before* the read (so a webhook that arrived
     meanwhile with a later time still wins)."""
     subscription = BillingSubscription.model_validate(document)
-    snapshot = Snapshot.of(subscription, observed_at=now, source="reconcile")
+    snapshot = Snapshot.of(subscription, observed_at=now, source=source)
     if floor is not None and snapshot.updated_at < floor:
-        snapshot = Snapshot(subscription, floor, "reconcile")
+        snapshot = Snapshot(subscription, floor, source)
     return _decided(db, snapshot, settings=settings, now=now, dry_run=dry_run)
 
 

@@ -11,7 +11,7 @@ from broker.store.tx import Tx
 
 _RUN_COLUMNS = (
     "id, started_at, finished_at, trigger, dry_run, since, outcome, events_read, events_fed,"
-    " subscriptions_read, full_reads, customers_read, drift, queued, error"
+    " subscriptions_read, full_reads, customers_read, missing_in_billing, drift, queued, error"
 )
 
 
@@ -29,6 +29,7 @@ class RunRow:
     subscriptions_read: int
     full_reads: int
     customers_read: int
+    missing_in_billing: int
     drift: int
     queued: int
     error: str | None

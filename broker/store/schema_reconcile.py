@@ -1,5 +1,6 @@
 """Migration 5: reconciliation's tables (runs, drift, the lock, the cursor) and each
-event's source. Kept apart so ``migrations`` stays short; never edit it once shipped."""
+event's source; migration 10: subscriptions billing answers 404 for. Kept apart so
+``migrations`` stays short; never edit one once shipped."""
 
 from __future__ import annotations
 
@@ -59,3 +60,27 @@ _RECONCILIATION_SCHEMA = [
     # Small named values that outlive a run: the event backfill's cursor (a day).
     "CREATE TABLE reconcile_state (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
 ]
+
+
+def m010_missing_in_billing(db: Tx) -> None:
+    # One row per subscription the broker held as billing that billing answered 404 for: what
+    # became of it (reported, waiting for an operator, cancelled) and the Cancel it queued.
+    # A later run that finds it in billing again deletes the row.
+    db.execute(
+        "ALTER TABLE reconcile_runs ADD COLUMN missing_in_billing INTEGER NOT NULL DEFAULT 0"
+    )
+    db.execute(
+        """
+        CREATE TABLE billing_missing (
+            subscription_id TEXT PRIMARY KEY,
+            found_at REAL NOT NULL,
+            last_seen_at REAL NOT NULL,
+            run_id INTEGER,
+            broker TEXT NOT NULL,
+            state TEXT NOT NULL,
+            delivery_id INTEGER,
+            handled_at REAL,
+            handled_by TEXT
+        )
+        """
+    )
