@@ -133,6 +133,16 @@ async def test_kill_one_replica_mid_burst_the_others_take_its_leases(
         )
         return int(found[0]["n"])
 
+    async def stranded_by_victim() -> int:
+        found = await rows(
+            postgres_url,
+            "SELECT (SELECT COUNT(*) FROM deliveries"
+            " WHERE state = 'in_flight' AND lease_owner = %s)"
+            " + (SELECT COUNT(*) FROM deliveries WHERE uncertain = 1) AS n",
+            (owner,),
+        )
+        return int(found[0]["n"])
+
     async def under_way() -> bool:
         # Some calls answered, and the victim itself holds leases (its calls on the wire).
         return len(simulator.calls) >= 3 and wire.in_flight >= 3 and await victims_leases() >= 2
@@ -142,7 +152,11 @@ async def test_kill_one_replica_mid_burst_the_others_take_its_leases(
         at_kill.update(in_flight=wire.in_flight, answered=len(simulator.calls))
         await victim.kill()
         # Its leases stay taken until they run out (2 s): these are the calls it left unrecorded.
-        at_kill["stranded"] = await victims_leases()
+        # On a loaded machine this read can come after a survivor has already taken some back;
+        # a lease taken back is marked uncertain (nothing else marks one in this test), so the
+        # victim's leases still held plus those already taken back, read in one snapshot, are
+        # what it stranded.
+        at_kill["stranded"] = await stranded_by_victim()
 
     posted, _ = await asyncio.gather(post_spread(session, replicas, events, at_once=4), killer())
     assert posted.failed > 0, "the kill landed after the burst; the test proves nothing"
