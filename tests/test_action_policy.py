@@ -1,4 +1,4 @@
-"""What each subscription status allows (issue 6, point 7): one rule, used by the overview's
+"""What each subscription status allows: one rule, used by the overview's
 buttons and by every action's form and handler.
 
 For each status the org's subscription is put into that state by a webhook, as billing would

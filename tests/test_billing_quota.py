@@ -1,4 +1,4 @@
-"""Sparing the vendor's billing quota (issue 6, point 9): Zoho Billing allows about 100 calls a
+"""Sparing the vendor's billing quota: Zoho Billing allows about 100 calls a
 minute per billing org, shared by every customer's page.
 
 Counted on the billing simulator (a real HTTP fake that records every API call): concurrent views

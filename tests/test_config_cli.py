@@ -684,7 +684,7 @@ def test_postgresql_example_sets_only_documented_settings_and_no_password():
 
 @pytest.mark.skipif(
     "url" not in StoreSettings.model_fields,
-    reason="store.url arrives with the PostgreSQL backend (issue 9)",
+    reason="store.url arrives with the PostgreSQL backend",
 )
 def test_postgresql_example_loads_with_secrets_from_env():
     settings = load_settings(POSTGRESQL_CONFIG, {"BROKER_PLATFORM__ZAPIKEY": SECRET})

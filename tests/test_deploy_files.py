@@ -211,7 +211,7 @@ def high_availability_section() -> str:
 def test_the_high_availability_section_names_only_settings():
     section = high_availability_section()
     known = setting_variables()
-    # The PostgreSQL backend's settings are being added (issue 9); once store.url exists, the
+    # The PostgreSQL backend's settings are being added; once store.url exists, the
     # names here must be exactly the ones it brings.
     pending = set()
     if "url" not in StoreSettings.model_fields:

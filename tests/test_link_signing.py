@@ -52,8 +52,8 @@ def test_worked_example_signed_by_a_vendor_verifies():
     assert (link.nonce, link.ts) == ("a1b2c3", 1764400000)
 
 
-def test_point_1_a_signed_display_name_cannot_be_resplit_into_other_ids():
-    """Issue 6, point 1: the vendor signs a display name that looks like more parameters; the
+def test_a_signed_display_name_cannot_be_resplit_into_other_ids():
+    """The vendor signs a display name that looks like more parameters; the
     attacker re-splits the signed string into the victim's ids and keeps the signature."""
     attack = "Mallory&nonce=a1b2c3&ts=1764400000&zgid=70000000666&zuid=60000000666&zzz="
     honest = {**WORKED_EXAMPLE, "display_name": attack}

@@ -1,4 +1,4 @@
-"""Amounts billing sends as formatted text (issue 6, point 10): the pause page reads
+"""Amounts billing sends as formatted text: the pause page reads
 ``"1,200.00"`` as 1200, and an amount it cannot read makes the preview say so, never a 500."""
 
 from __future__ import annotations

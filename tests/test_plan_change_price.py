@@ -1,4 +1,4 @@
-"""Which plan changes may skip checkout (issue 6, point 6): prices are compared over the same
+"""Which plan changes may skip checkout: prices are compared over the same
 period, a change of billing cycle goes through checkout unless it is plainly cheaper, and a form
 that changes nothing changes nothing.
 

@@ -1,4 +1,4 @@
-"""The README's "What each status allows" table says what the code does (point 7): it is
+"""The README's "What each status allows" table says what the code does: it is
 checked against ``broker.core.policy``, so the docs cannot drift from the rule."""
 
 from __future__ import annotations

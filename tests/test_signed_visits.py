@@ -1,4 +1,4 @@
-"""Identity, redesigned (issue 6): a session starts only from a verified visit, a signed link opens
+"""Identity: a session starts only from a verified visit, a signed link opens
 the page once, forged and replayed links are refused, and only verified visits claim parked
 subscriptions or supply a zgid. Real broker, real billing and Developer Console simulators.
 """
@@ -101,10 +101,10 @@ async def test_repeated_parameter_in_a_signed_link_is_refused(world: PageWorld):
     assert await users(world) == []
 
 
-# --- point 1: the re-split forgery ----------------------------------------------------------------
+# --- the re-split forgery -----------------------------------------------------------------------
 
 
-async def test_point_1_resplit_signed_display_name_gets_no_session_and_changes_nothing(
+async def test_resplit_signed_display_name_gets_no_session_and_changes_nothing(
     world: PageWorld, owner: Browser, live: str
 ):
     """Mallory's app signs her own ids with a display name built to be re-split into the victim's
@@ -138,7 +138,7 @@ async def test_point_1_resplit_signed_display_name_gets_no_session_and_changes_n
     assert await world.audit() == audit_before
 
 
-# --- point 2: claims of parked subscriptions, in every mode ---------------------------------------
+# --- claims of parked subscriptions, in every mode ----------------------------------------------
 
 
 async def parked(world: PageWorld) -> str:
@@ -166,7 +166,7 @@ def strangers_claim(subscription_id: str) -> dict[str, str]:
     return visitor(OTHER_ZUID, OTHER_ZGID, email=EMAIL, subscription_id=subscription_id)
 
 
-async def test_point_2_signed_mode_refuses_a_strangers_edited_claim(world: PageWorld):
+async def test_signed_mode_refuses_a_strangers_edited_claim(world: PageWorld):
     subscription_id = await parked(world)
     stranger = await world.browser()
     # Sent as plain parameters: unsigned, refused.
@@ -181,7 +181,7 @@ async def test_point_2_signed_mode_refuses_a_strangers_edited_claim(world: PageW
     await assert_still_parked(world, subscription_id)
 
 
-async def test_point_2_signed_claim_with_the_verified_email_is_released(world: PageWorld):
+async def test_signed_claim_with_the_verified_email_is_released(world: PageWorld):
     subscription_id = await parked(world)
     owner = await world.browser()
     page = await owner.enter(visitor(email=EMAIL.upper(), subscription_id=subscription_id))
@@ -195,7 +195,7 @@ async def test_point_2_signed_claim_with_the_verified_email_is_released(world: P
     )
 
 
-async def test_point_2_none_mode_opens_the_page_but_never_claims(make_world: WorldFactory):
+async def test_none_mode_opens_the_page_but_never_claims(make_world: WorldFactory):
     world = await make_world(landing={"verify": "none", "link_secret": None})
     subscription_id = await parked(world)
     stranger = await world.browser()
@@ -213,7 +213,7 @@ async def test_point_2_none_mode_opens_the_page_but_never_claims(make_world: Wor
     await assert_still_parked(world, subscription_id)
 
 
-async def test_point_2_unconfigured_mode_refuses_the_claim(make_world: WorldFactory):
+async def test_unconfigured_mode_refuses_the_claim(make_world: WorldFactory):
     world = await make_world(landing={"link_secret": None})
     subscription_id = await parked(world)
     stranger = await world.browser()
@@ -253,10 +253,10 @@ async def test_none_mode_warns_on_every_visit(make_world: WorldFactory):
     assert [w["log_level"] for w in warnings] == ["warning", "warning"]
 
 
-# --- point 3: a billing customer with cf_zuid only ------------------------------------------------
+# --- a billing customer with cf_zuid only -------------------------------------------------------
 
 
-async def test_point_3_webhook_first_then_verified_visit_adds_once_at_the_users_zgid(
+async def test_webhook_first_then_verified_visit_adds_once_at_the_users_zgid(
     world: PageWorld,
 ):
     sub = world.sim.subscribe(STANDARD_CODE, quantity=4, email=EMAIL, zuid=OWNER_ZUID)
@@ -276,7 +276,7 @@ async def test_point_3_webhook_first_then_verified_visit_adds_once_at_the_users_
     assert 'href="/manage/cancel"' in overview.text  # the owner's page shows it, manageable
 
 
-async def test_point_3_verified_visit_first_then_webhook_adds_once_at_the_users_zgid(
+async def test_verified_visit_first_then_webhook_adds_once_at_the_users_zgid(
     world: PageWorld,
 ):
     assert (await (await world.browser()).enter()).status == 303
@@ -290,7 +290,7 @@ async def test_point_3_verified_visit_first_then_webhook_adds_once_at_the_users_
     )
 
 
-async def test_point_3_unverified_visit_never_supplies_a_zgid(make_world: WorldFactory):
+async def test_unverified_visit_never_supplies_a_zgid(make_world: WorldFactory):
     world = await make_world(landing={"verify": "none"})
     assert (await (await world.browser()).enter(sign=False)).status == 303
     world.sim.subscribe(STANDARD_CODE, quantity=4, email=EMAIL, zuid=OWNER_ZUID)
@@ -306,7 +306,7 @@ async def zuid_only_world(make_world: WorldFactory) -> PageWorld:
     return await make_world(billing_simulator={"customer_fields": ("zuid",)})
 
 
-async def test_point_3_checkout_in_an_org_with_only_a_zuid_field_reaches_the_platform(
+async def test_checkout_in_an_org_with_only_a_zuid_field_reaches_the_platform(
     zuid_only_world: PageWorld,
 ):
     world = zuid_only_world

@@ -4,7 +4,7 @@
 string: every parameter except ``sig``, sorted by name, each written ``quote(name)=quote(value)``
 with RFC 3986 percent-encoding of the UTF-8 bytes (only ``A-Z a-z 0-9 - . _ ~`` left as they are),
 joined by ``&``. Escaping is what makes the string unambiguous: a signed value can no longer hold
-``&name=`` and be re-split into other parameters (issue 6, point 1).
+``&name=`` and be re-split into other parameters.
 
 ``ts`` (Unix seconds) must be within the tolerance of now and ``nonce`` is single use (the caller
 records it durably). Every parameter the browser sent is covered, so an added one breaks the
