@@ -12,14 +12,16 @@ TEMPLATE`` and dropped ``WITH (FORCE)`` after it. An empty one is cloned from ``
 migrated one is cloned from this session's template: one database made at the first test that
 needs it, brought up to the current schema by the broker's own ``PgStore.open`` (exactly what a
 broker does to an empty database, so a clone cannot differ from a real store), then closed to
-connections, since PostgreSQL clones only a database nobody is connected to. The session holds an
-advisory lock named after its template for as long as it lives; a template whose lock is free
-belongs to a killed session and is dropped by the next one (a killed session's throwaway cluster
-goes whole, as below).
+connections, since PostgreSQL clones only a database nobody is connected to. Each clone is made
+in a thread while the test before runs (``ClonesAhead``), so a test rarely waits for one. The
+session holds an advisory lock named after its template for as long as it lives; a template
+whose lock is free belongs to a killed session and is dropped by the next one (a killed
+session's throwaway cluster goes whole, as below).
 
 Fixtures: ``postgres_server`` (an admin DSN), ``postgres_url`` (a new EMPTY database: migration,
 copy-store and check-db tests), ``migrated_postgres_url`` (a new database holding the current
-schema) and ``store_url`` (each test once on SQLite, once on a migrated PostgreSQL database).
+schema), ``store_url`` (each test once on SQLite, once on a migrated PostgreSQL database) and
+``empty_store_url`` (the same, both empty: for tests of migrating).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -225,18 +227,59 @@ def _check_answers(dsn: str) -> None:
     pytest.fail(f"{URL_ENV}={without_password(dsn)} does not answer: {error}", pytrace=False)
 
 
+def create_database(admin_dsn: str, template: str = "template0") -> str:
+    """A new database, a clone of ``template`` (by default empty); returns its name."""
+    name = f"{DATABASE_PREFIX}{uuid.uuid4().hex}"
+    with psycopg.connect(admin_dsn, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}" ENCODING \'UTF8\'')
+    return name
+
+
+def drop_database(admin_dsn: str, name: str) -> None:
+    """Drop it WITH (FORCE): a connection a test left open must not keep it alive."""
+    with psycopg.connect(admin_dsn, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @contextlib.contextmanager
 def fresh_database(admin_dsn: str, template: str = "template0") -> Iterator[str]:
     """A new database for one test, a clone of ``template`` (by default empty), dropped WITH
     (FORCE) after it."""
-    name = f"{DATABASE_PREFIX}{uuid.uuid4().hex}"
-    with psycopg.connect(admin_dsn, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}" ENCODING \'UTF8\'')
+    name = create_database(admin_dsn, template)
     try:
         yield with_database(admin_dsn, name)
     finally:
-        with psycopg.connect(admin_dsn, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(admin_dsn, name)
+
+
+class ClonesAhead:
+    """Clones of one template, each made in a thread while the test before it runs.
+
+    CREATE DATABASE spends its time waiting on the disk (it writes and syncs the whole copy), so
+    a test's setup takes the clone made during the previous test instead of waiting for its own.
+    Each clone is handed out once; the one left unused is dropped at ``close``."""
+
+    def __init__(self, admin_dsn: str, template: str) -> None:
+        self._admin_dsn = admin_dsn
+        self._template = template
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pg-clone")
+        self._next: Future[str] | None = None
+
+    def _start_next(self) -> Future[str]:
+        return self._thread.submit(create_database, self._admin_dsn, self._template)
+
+    def take(self) -> str:
+        """The name of a new clone, this caller's alone; the next one is started at once."""
+        ready = self._next or self._start_next()
+        self._next = self._start_next()
+        return ready.result(timeout=_TIMEOUT_SECONDS)
+
+    def close(self) -> None:
+        if self._next is not None:
+            with contextlib.suppress(psycopg.Error):  # it failed: then nothing was made
+                drop_database(self._admin_dsn, self._next.result(timeout=_TIMEOUT_SECONDS))
+            self._next = None
+        self._thread.shutdown(wait=True)
 
 
 def template_lock_key(name: str) -> int:
@@ -338,12 +381,25 @@ def postgres_template(postgres_server: str) -> Iterator[str]:
         yield name
 
 
+@pytest.fixture(scope="session")
+def migrated_clones(postgres_server: str, postgres_template: str) -> Iterator[ClonesAhead]:
+    """Clones of the session's template, one made ahead (dropped before the template is)."""
+    clones = ClonesAhead(postgres_server, postgres_template)
+    try:
+        yield clones
+    finally:
+        clones.close()
+
+
 @pytest.fixture
-def migrated_postgres_url(postgres_server: str, postgres_template: str) -> Iterator[str]:
+def migrated_postgres_url(postgres_server: str, migrated_clones: ClonesAhead) -> Iterator[str]:
     """The URL of a database made for this test alone, holding the current schema: a clone of
     the session's template, dropped after the test."""
-    with fresh_database(postgres_server, postgres_template) as url:
-        yield url
+    name = migrated_clones.take()
+    try:
+        yield with_database(postgres_server, name)
+    finally:
+        drop_database(postgres_server, name)
 
 
 @pytest.fixture(
@@ -355,6 +411,17 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'broker.db'}"
     url: str = request.getfixturevalue("migrated_postgres_url")
+    return url
+
+
+@pytest.fixture(
+    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)],
+)
+def empty_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """As ``store_url``, but the PostgreSQL database is empty too: no schema, nothing applied."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'broker.db'}"
+    url: str = request.getfixturevalue("postgres_url")
     return url
 
 
