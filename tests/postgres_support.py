@@ -7,12 +7,26 @@ since initdb and postgres refuse root), stopped and deleted at session end; else
 tests skip with a note, except under CI, where they fail (as the browser tests do), so CI never
 passes by skipping them.
 
-Fixtures: ``postgres_server`` (an admin DSN), ``postgres_url`` (a new empty database, dropped
-after the test) and ``store_url`` (each test once on SQLite, once on PostgreSQL).
+How databases are made: each test gets a database of its own, made by ``CREATE DATABASE ...
+TEMPLATE`` and dropped ``WITH (FORCE)`` after it. An empty one is cloned from ``template0``. A
+migrated one is cloned from this session's template: one database made at the first test that
+needs it, brought up to the current schema by the broker's own ``PgStore.open`` (exactly what a
+broker does to an empty database, so a clone cannot differ from a real store), then closed to
+connections, since PostgreSQL clones only a database nobody is connected to. Each clone is made
+in a thread while the test before runs (``ClonesAhead``), so a test rarely waits for one. The
+session holds an advisory lock named after its template for as long as it lives; a template
+whose lock is free belongs to a killed session and is dropped by the next one (a killed
+session's throwaway cluster goes whole, as below).
+
+Fixtures: ``postgres_server`` (an admin DSN), ``postgres_url`` (a new EMPTY database: migration,
+copy-store and check-db tests), ``migrated_postgres_url`` (a new database holding the current
+schema), ``store_url`` (each test once on SQLite, once on a migrated PostgreSQL database) and
+``empty_store_url`` (the same, both empty: for tests of migrating).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import glob
 import os
@@ -23,6 +37,7 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -33,6 +48,7 @@ import psycopg
 import pytest
 
 from broker.store.pg_admin import shown_url
+from broker.store.postgres import PgStore
 
 URL_ENV = "BROKER_TEST_POSTGRES_URL"
 NO_SERVER = (
@@ -40,6 +56,9 @@ NO_SERVER = (
 )
 # Databases this module makes, so a test (or a person) can tell them from anything else.
 DATABASE_PREFIX = "broker_test_"
+# A session's migrated template: this prefix, then 15 hex digits that are also its lock's key.
+TEMPLATE_PREFIX = f"{DATABASE_PREFIX}template_"
+_TEMPLATE_KEY_DIGITS = 15  # fits a positive bigint, pg_advisory_lock's key
 # A test box: room for many pools at once; fsync stays on (the store's durability is tested).
 SERVER_SETTINGS = {"max_connections": "200", "shared_buffers": "128MB"}
 _TIMEOUT_SECONDS = 60
@@ -208,17 +227,126 @@ def _check_answers(dsn: str) -> None:
     pytest.fail(f"{URL_ENV}={without_password(dsn)} does not answer: {error}", pytrace=False)
 
 
-@contextlib.contextmanager
-def fresh_database(admin_dsn: str) -> Iterator[str]:
-    """A new, empty database (from template0) for one test, dropped WITH (FORCE) after it."""
+def create_database(admin_dsn: str, template: str = "template0") -> str:
+    """A new database, a clone of ``template`` (by default empty); returns its name."""
     name = f"{DATABASE_PREFIX}{uuid.uuid4().hex}"
     with psycopg.connect(admin_dsn, autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8'")
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}" ENCODING \'UTF8\'')
+    return name
+
+
+def drop_database(admin_dsn: str, name: str) -> None:
+    """Drop it WITH (FORCE): a connection a test left open must not keep it alive."""
+    with psycopg.connect(admin_dsn, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def fresh_database(admin_dsn: str, template: str = "template0") -> Iterator[str]:
+    """A new database for one test, a clone of ``template`` (by default empty), dropped WITH
+    (FORCE) after it."""
+    name = create_database(admin_dsn, template)
     try:
         yield with_database(admin_dsn, name)
     finally:
-        with psycopg.connect(admin_dsn, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(admin_dsn, name)
+
+
+class ClonesAhead:
+    """Clones of one template, each made in a thread while the test before it runs.
+
+    CREATE DATABASE spends its time waiting on the disk (it writes and syncs the whole copy), so
+    a test's setup takes the clone made during the previous test instead of waiting for its own.
+    Each clone is handed out once; the one left unused is dropped at ``close``."""
+
+    def __init__(self, admin_dsn: str, template: str) -> None:
+        self._admin_dsn = admin_dsn
+        self._template = template
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pg-clone")
+        self._next: Future[str] | None = None
+
+    def _start_next(self) -> Future[str]:
+        return self._thread.submit(create_database, self._admin_dsn, self._template)
+
+    def take(self) -> str:
+        """The name of a new clone, this caller's alone; the next one is started at once."""
+        ready = self._next or self._start_next()
+        self._next = self._start_next()
+        return ready.result(timeout=_TIMEOUT_SECONDS)
+
+    def close(self) -> None:
+        if self._next is not None:
+            with contextlib.suppress(psycopg.Error):  # it failed: then nothing was made
+                drop_database(self._admin_dsn, self._next.result(timeout=_TIMEOUT_SECONDS))
+            self._next = None
+        self._thread.shutdown(wait=True)
+
+
+def template_lock_key(name: str) -> int:
+    """The advisory lock a session holds while its template ``name`` is in use."""
+    return int(name.removeprefix(TEMPLATE_PREFIX), 16)
+
+
+def _templates(admin: psycopg.Connection[Any]) -> list[str]:
+    rows = admin.execute(
+        "SELECT datname FROM pg_database WHERE starts_with(datname, %s) ORDER BY datname",
+        [TEMPLATE_PREFIX],
+    ).fetchall()
+    well_named = re.compile(rf"{TEMPLATE_PREFIX}[0-9a-f]{{{_TEMPLATE_KEY_DIGITS}}}")
+    return [row[0] for row in rows if well_named.fullmatch(row[0])]
+
+
+def reap_templates(admin_dsn: str) -> list[str]:
+    """Drop the templates whose session died without dropping them (kill -9): their lock is free.
+
+    Advisory locks belong to one database, so every session takes them on the admin DSN's."""
+    reaped = []
+    with psycopg.connect(admin_dsn, autocommit=True) as admin:
+        for name in _templates(admin):
+            key = template_lock_key(name)
+            taken = admin.execute("SELECT pg_try_advisory_lock(%s)", [key]).fetchone()
+            if taken is None or not taken[0]:
+                continue  # its session lives
+            try:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            finally:
+                admin.execute("SELECT pg_advisory_unlock(%s)", [key])
+            reaped.append(name)
+    return reaped
+
+
+def migrate_as_a_store_does(url: str) -> None:
+    """Open the broker's PostgreSQL store on ``url`` and close it: its migrations, nothing else.
+
+    In a thread of its own, so it can run its event loop whatever loop the caller is in."""
+
+    async def open_and_close() -> None:
+        store = PgStore(url, pool_size=1)
+        await store.open()
+        await store.close()
+
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        thread.submit(asyncio.run, open_and_close()).result()
+
+
+@contextlib.contextmanager
+def migrated_template(admin_dsn: str) -> Iterator[str]:
+    """A database holding the current schema, closed to connections, to be cloned by each test
+    that wants a migrated database; dropped on the way out, or by a later session if killed."""
+    name = f"{TEMPLATE_PREFIX}{uuid.uuid4().hex[:_TEMPLATE_KEY_DIGITS]}"
+    with psycopg.connect(admin_dsn, autocommit=True) as owner:
+        # Taken before the template exists, held until it is gone: a live session's template is
+        # never reaped, and a dead session's lock is released by the server with its connection.
+        owner.execute("SELECT pg_advisory_lock(%s)", [template_lock_key(name)])
+        reap_templates(admin_dsn)
+        owner.execute(f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8'")
+        try:
+            migrate_as_a_store_does(with_database(admin_dsn, name))
+            # CREATE DATABASE ... TEMPLATE refuses a template anyone is connected to: no one can.
+            owner.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+            yield name
+        finally:
+            owner.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")
@@ -241,9 +369,37 @@ def postgres_server() -> Iterator[str]:
 
 @pytest.fixture
 def postgres_url(postgres_server: str) -> Iterator[str]:
-    """The URL of a database made for this test alone: fresh, empty, dropped after it."""
+    """The URL of a database made for this test alone: fresh, EMPTY (no schema), dropped after."""
     with fresh_database(postgres_server) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres_server: str) -> Iterator[str]:
+    """This session's migrated template (see the module docstring), made once, when first needed."""
+    with migrated_template(postgres_server) as name:
+        yield name
+
+
+@pytest.fixture(scope="session")
+def migrated_clones(postgres_server: str, postgres_template: str) -> Iterator[ClonesAhead]:
+    """Clones of the session's template, one made ahead (dropped before the template is)."""
+    clones = ClonesAhead(postgres_server, postgres_template)
+    try:
+        yield clones
+    finally:
+        clones.close()
+
+
+@pytest.fixture
+def migrated_postgres_url(postgres_server: str, migrated_clones: ClonesAhead) -> Iterator[str]:
+    """The URL of a database made for this test alone, holding the current schema: a clone of
+    the session's template, dropped after the test."""
+    name = migrated_clones.take()
+    try:
+        yield with_database(postgres_server, name)
+    finally:
+        drop_database(postgres_server, name)
 
 
 @pytest.fixture(
@@ -251,7 +407,18 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
 )
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The store URL for this run of the test: SQLite in tmp_path, or a fresh PostgreSQL
-    database (``-m "not postgresql"`` leaves the second out)."""
+    database already migrated (``-m "not postgresql"`` leaves the second out)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'broker.db'}"
+    url: str = request.getfixturevalue("migrated_postgres_url")
+    return url
+
+
+@pytest.fixture(
+    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)],
+)
+def empty_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """As ``store_url``, but the PostgreSQL database is empty too: no schema, nothing applied."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'broker.db'}"
     url: str = request.getfixturevalue("postgres_url")

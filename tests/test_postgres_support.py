@@ -1,25 +1,36 @@
 """The PostgreSQL test fixtures keep their promises: a fresh, empty database per test, a
-different one for each test, dropped after it, and skip-or-fail decided by the CI rule."""
+different one for each test, dropped after it, a migrated one that is what a store makes of an
+empty one, a session's template reaped only once its session is dead, and skip-or-fail decided
+by the CI rule."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 import time
+import uuid
+from typing import Any
 
 import psycopg
 import pytest
 
+from broker.store.migrations import SCHEMA
+from broker.store.pg_schema import MIGRATIONS_TABLE
+from broker.store.postgres import PgStore
 from tests.postgres_support import (
     DATABASE_PREFIX,
     NO_SERVER,
     OWNER_FILE,
+    TEMPLATE_PREFIX,
     NoServer,
     fresh_database,
     no_server_outcome,
     reap_orphans,
+    reap_templates,
     server_bindir,
+    template_lock_key,
     throwaway_cluster,
+    with_database,
     without_password,
 )
 
@@ -44,6 +55,22 @@ def _databases(admin_dsn: str) -> set[str]:
     with psycopg.connect(admin_dsn) as conn:
         rows = conn.execute("SELECT datname FROM pg_database").fetchall()
     return {row[0] for row in rows}
+
+
+def _schema(url: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Everything a migration can make, as the catalogs describe it; and what is recorded."""
+    queries = {
+        "columns": "SELECT table_name, column_name, data_type, column_default, is_nullable"
+        " FROM information_schema.columns WHERE table_schema = 'public' ORDER BY 1, 2",
+        "indexes": "SELECT tablename, indexname, indexdef FROM pg_indexes"
+        " WHERE schemaname = 'public' ORDER BY 1, 2",
+        "constraints": "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid)"
+        " FROM pg_constraint WHERE connamespace = 'public'::regnamespace ORDER BY 1, 2",
+        "sequences": "SELECT sequence_name FROM information_schema.sequences ORDER BY 1",
+        "migrations": f"SELECT name FROM {MIGRATIONS_TABLE} ORDER BY name",  # noqa: S608
+    }
+    with psycopg.connect(url) as conn:
+        return {what: conn.execute(sql).fetchall() for what, sql in queries.items()}
 
 
 @pytest.mark.parametrize(
@@ -115,6 +142,68 @@ def test_a_database_is_dropped_when_its_test_ends(postgres_server: str) -> None:
 
 
 @pytest.mark.postgresql
+async def test_a_migrated_database_is_what_a_store_makes_of_an_empty_one(
+    postgres_url: str, migrated_postgres_url: str
+) -> None:
+    store = PgStore(postgres_url, pool_size=1)
+    await store.open()
+    await store.close()
+    by_the_store, cloned = _schema(postgres_url), _schema(migrated_postgres_url)
+    assert cloned == by_the_store
+    # Every migration of the list, and a real schema, not two empty ones.
+    assert cloned["migrations"] == sorted((name,) for _, name, _ in SCHEMA)
+    assert ("deliveries", "state", "text", None, "NO") in cloned["columns"]
+
+
+@pytest.mark.postgresql
+def test_each_migrated_database_is_its_own_and_writable(
+    migrated_postgres_url: str, postgres_server: str, postgres_template: str
+) -> None:
+    with psycopg.connect(migrated_postgres_url) as conn:
+        name = conn.execute("SELECT current_database()").fetchone()
+        conn.execute("INSERT INTO broker_write_lock (held) VALUES (true)")
+    assert name is not None
+    assert name[0].startswith(DATABASE_PREFIX)
+    assert not name[0].startswith(TEMPLATE_PREFIX)
+    # Another clone does not see this one's row.
+    with (
+        fresh_database(postgres_server, postgres_template) as other,
+        psycopg.connect(other) as conn,
+    ):
+        assert conn.execute("SELECT count(*) FROM broker_write_lock").fetchone() == (0,)
+
+
+@pytest.mark.postgresql
+def test_no_one_can_connect_to_the_template_so_cloning_it_never_fails(
+    postgres_server: str, postgres_template: str
+) -> None:
+    with pytest.raises(psycopg.OperationalError, match="not currently accepting connections"):
+        psycopg.connect(with_database(postgres_server, postgres_template), connect_timeout=5)
+
+
+@pytest.mark.postgresql
+def test_a_template_left_by_a_killed_session_is_dropped_and_a_live_ones_kept(
+    postgres_server: str, postgres_template: str
+) -> None:
+    dead, live = (f"{TEMPLATE_PREFIX}{uuid.uuid4().hex[:15]}" for _ in range(2))
+    with psycopg.connect(postgres_server, autocommit=True) as killed:
+        # The dead session took its lock and made its template; its connection then ended, as a
+        # killed process's does, and the server released the lock.
+        killed.execute("SELECT pg_advisory_lock(%s)", [template_lock_key(dead)])
+        killed.execute(f'CREATE DATABASE "{dead}" TEMPLATE template0')
+    with psycopg.connect(postgres_server, autocommit=True) as living:
+        living.execute("SELECT pg_advisory_lock(%s)", [template_lock_key(live)])
+        living.execute(f'CREATE DATABASE "{live}" TEMPLATE template0')
+        try:
+            assert reap_templates(postgres_server) == [dead]
+            left = _databases(postgres_server)
+            assert dead not in left
+            assert {live, postgres_template} <= left  # this session's own is alive too
+        finally:
+            living.execute(f'DROP DATABASE "{live}" WITH (FORCE)')
+
+
+@pytest.mark.postgresql
 def test_two_tests_get_different_databases_each_dropped_after(
     postgres_server: str, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -139,6 +228,37 @@ def test_two_tests_get_different_databases_each_dropped_after(
     assert one != two
     names = {url.rsplit("/", 1)[1] for url in (one, two)}
     assert names.isdisjoint(_databases(postgres_server))
+
+
+@pytest.mark.postgresql
+def test_a_session_clones_one_template_and_leaves_no_database_behind(
+    postgres_server: str,
+    postgres_template: str,
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BROKER_TEST_POSTGRES_URL", postgres_server)
+    notes = pytester.path / "templates"
+    notes.mkdir()
+    _inner_session(
+        pytester,
+        test_two=f"""
+        from pathlib import Path
+
+        def test_one(migrated_postgres_url, postgres_template):
+            Path({str(notes)!r}, "one").write_text(postgres_template)
+
+        def test_two(migrated_postgres_url, postgres_template):
+            Path({str(notes)!r}, "two").write_text(postgres_template)
+        """,
+    )
+    before = _databases(postgres_server)
+    pytester.runpytest_inprocess("-p", "no:cacheprovider").assert_outcomes(passed=2)
+    one, two = ((notes / n).read_text() for n in ("one", "two"))
+    assert one == two != postgres_template
+    # Its template, its two clones and the one it made ahead are gone; this session's are kept.
+    assert _databases(postgres_server) == before
+    assert postgres_template in before
 
 
 def test_store_url_runs_a_test_on_both_backends_and_the_marker_deselects_postgresql(

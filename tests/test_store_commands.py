@@ -30,14 +30,14 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
 
 
-def test_migrate_applies_every_migration_once_then_is_up_to_date(store_url: str, capsys):
-    code, out, err = run_cli(capsys, "migrate", "--db", store_url)
+def test_migrate_applies_every_migration_once_then_is_up_to_date(empty_store_url: str, capsys):
+    code, out, err = run_cli(capsys, "migrate", "--db", empty_store_url)
     assert code == 0, err
     assert f"applied {len(ALL_MIGRATIONS)} migrations" in out
     listed = [line.strip() for line in out.splitlines() if line.startswith("  ")]
     assert listed == ALL_MIGRATIONS
 
-    code, out, _ = run_cli(capsys, "migrate", "--db", store_url)
+    code, out, _ = run_cli(capsys, "migrate", "--db", empty_store_url)
     assert code == 0
     assert f"up to date ({len(ALL_MIGRATIONS)} migrations applied)" in out
 
