@@ -192,15 +192,16 @@ Subscription broker demo is running (Ctrl-C to stop)
 
 {how}
 2. {second.company_name} already bought a plan in the simulated billing, but billing's webhooks
-   for it were dropped, so the broker does not know yet. Deliver the webhook billing could not
-   (the zapikey is in {header_file}):
+   for it were dropped, so no webhook told the broker. Open its page anyway: before offering a
+   plan the page asks billing which subscriptions the org has, shows the one it pays for, and
+   the console gets its one Add:
+
+  {link_line(second, links[1])}
+
+   Or first deliver the webhook billing could not (the zapikey is in {header_file}):
 
   curl -sS -H @{header_file} -H 'Content-Type: application/json' \\
        --data @{event_file} {base}/webhooks/billing
-
-   then open its page:
-
-  {link_line(second, links[1])}
 
 See what the Developer Console received:
 
