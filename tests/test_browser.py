@@ -186,7 +186,9 @@ class Stack:
         await pw.expect(self.page).to_have_url(f"{self.origin}/manage")
 
 
-async def _serve(app: web.Application, runners: list[web.AppRunner], sock: Any = None) -> str:
+async def serve_app(app: web.Application, runners: list[web.AppRunner], sock: Any = None) -> str:
+    """Serve ``app`` on 127.0.0.1 (on ``sock`` if given, else a free port); the caller cleans up
+    ``runners``. Every browser test module starts its simulators and broker with it."""
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     runners.append(runner)
@@ -194,6 +196,19 @@ async def _serve(app: web.Application, runners: list[web.AppRunner], sock: Any =
     await site.start()
     host, port = runner.addresses[0][:2]
     return f"http://{host}:{port}"
+
+
+def billing_posting_to(origin: str) -> BillingSimulator:
+    """The simulated billing of the browser tests, posting its webhooks to the broker at
+    ``origin``."""
+    return BillingSimulator(
+        app_domain=APP_DOMAIN,
+        client_secret=CLIENT_SECRET,
+        refresh_token=REFRESH_TOKEN,
+        webhook_url=f"{origin}/webhooks/billing",
+        webhook_zapikey=ZAPIKEY,
+        today=TODAY,
+    )
 
 
 @pytest.fixture
@@ -207,16 +222,9 @@ async def stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     origin = f"http://127.0.0.1:{broker_sock.getsockname()[1]}"
     try:
         platform = PlatformSimulator(ZAPIKEY)
-        platform_origin = await _serve(platform.app(), runners)
-        billing = BillingSimulator(
-            app_domain=APP_DOMAIN,
-            client_secret=CLIENT_SECRET,
-            refresh_token=REFRESH_TOKEN,
-            webhook_url=f"{origin}/webhooks/billing",
-            webhook_zapikey=ZAPIKEY,
-            today=TODAY,
-        )
-        billing_origin = await _serve(billing.app(), runners)
+        platform_origin = await serve_app(platform.app(), runners)
+        billing = billing_posting_to(origin)
+        billing_origin = await serve_app(billing.app(), runners)
         landing_param = dict(getattr(request, "param", {}))
         plans_param = landing_param.pop("plans", {})
         settings = fast_settings(
@@ -239,7 +247,7 @@ async def stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         )
         clock = running_clock(TODAY)
         broker = create_app(settings, clock=clock)
-        await _serve(broker, runners, sock=broker_sock)
+        await serve_app(broker, runners, sock=broker_sock)
         async with pw.async_playwright() as playwright:
             browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             try:

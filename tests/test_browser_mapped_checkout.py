@@ -19,12 +19,11 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from broker.simulators.billing import BillingSimulator
 from broker.simulators.platform import PlatformSimulator
 from broker.web.app import create_app
 from tests.conftest import fast_settings
 from tests.page_support import running_clock
-from tests.support import APP_DOMAIN, ZAPIKEY, ZGID, ZUID
+from tests.support import ZAPIKEY, ZGID, ZUID
 from tests.test_browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -35,8 +34,9 @@ from tests.test_browser import (
     REFRESH_TOKEN,
     TODAY,
     Stack,
-    _serve,
+    billing_posting_to,
     pw,
+    serve_app,
 )
 from tests.test_browser import pytestmark as browser_marks
 
@@ -61,16 +61,9 @@ async def _mapped_stack(
     origin = f"http://127.0.0.1:{broker_sock.getsockname()[1]}"
     try:
         platform = PlatformSimulator(ZAPIKEY)
-        platform_origin = await _serve(platform.app(), runners)
-        billing = BillingSimulator(
-            app_domain=APP_DOMAIN,
-            client_secret=CLIENT_SECRET,
-            refresh_token=REFRESH_TOKEN,
-            webhook_url=f"{origin}/webhooks/billing",
-            webhook_zapikey=ZAPIKEY,
-            today=TODAY,
-        )
-        billing_origin = await _serve(billing.app(), runners)
+        platform_origin = await serve_app(platform.app(), runners)
+        billing = billing_posting_to(origin)
+        billing_origin = await serve_app(billing.app(), runners)
         mapped_origin = billing_origin.replace("127.0.0.1", "localhost")
         billing.map_hosted_pages(mapped_origin)
         billing_section: dict[str, Any] = {
@@ -90,7 +83,7 @@ async def _mapped_stack(
         )
         clock = running_clock(TODAY)
         broker = create_app(settings, clock=clock)
-        await _serve(broker, runners, sock=broker_sock)
+        await serve_app(broker, runners, sock=broker_sock)
         async with pw.async_playwright() as playwright:
             browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             try:

@@ -25,8 +25,8 @@ from tests.test_browser import (
     DESKTOP,
     MISSING,
     PHONE,
-    _serve,
     pw,
+    serve_app,
 )
 from tests.test_browser import pytestmark as browser_marks
 
@@ -45,8 +45,8 @@ async def console(tmp_path: Path) -> AsyncIterator[tuple[str, PlatformSimulator,
     runners: list[web.AppRunner] = []
     try:
         platform = PlatformSimulator(ZAPIKEY)
-        platform_origin = await _serve(platform.app(), runners)
-        origin = await _serve(
+        platform_origin = await serve_app(platform.app(), runners)
+        origin = await serve_app(
             create_app(fast_settings(tmp_path, platform_origin, ops=OPS)), runners
         )
         async with pw.async_playwright() as playwright:

@@ -23,7 +23,16 @@ from broker.web.app import create_app
 from broker.web.appkeys import store_key
 from tests.conftest import fast_settings
 from tests.support import EMAIL, ZAPIKEY, ZGID, ZUID
-from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, DESKTOP, IN_CI, MISSING, pw
+from tests.test_browser import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    DESKTOP,
+    IN_CI,
+    MISSING,
+    pw,
+    serve_app,
+)
 
 OWNER = SimUser(zuid=ZUID, email=EMAIL, name="Ada Owner", zgid=ZGID)  # Zoho's org API says so
 OTHER = SimUser(zuid="60000000002", email="mallory@other.example", name="Mallory Other")
@@ -53,16 +62,6 @@ class ZohoStack:
         await self.page.screenshot(path=str(path), full_page=True)
 
 
-async def _serve(app: web.Application, runners: list[web.AppRunner], sock: Any = None) -> str:
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    runners.append(runner)
-    site = web.SockSite(runner, sock) if sock else web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    return f"http://{host}:{port}"
-
-
 @pytest.fixture
 async def zoho_stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ZohoStack]:
     if MISSING is not None:
@@ -72,10 +71,10 @@ async def zoho_stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
     broker_sock.bind(("127.0.0.1", 0))
     origin = f"http://127.0.0.1:{broker_sock.getsockname()[1]}"
     try:
-        platform_origin = await _serve(PlatformSimulator(ZAPIKEY).app(), runners)
+        platform_origin = await serve_app(PlatformSimulator(ZAPIKEY).app(), runners)
         accounts = AccountsSimulator("1000.BROWSERZOHO", "browser-oidc-secret", [OWNER, OTHER])
         accounts.redirect_uris.add(f"{origin}/manage/oidc/callback")
-        accounts.origin = await _serve(accounts.app(), runners)
+        accounts.origin = await serve_app(accounts.app(), runners)
         settings = fast_settings(
             tmp_path,
             platform_origin,
@@ -91,7 +90,7 @@ async def zoho_stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
             },
         )
         broker = create_app(settings)
-        await _serve(broker, runners, sock=broker_sock)
+        await serve_app(broker, runners, sock=broker_sock)
         async with pw.async_playwright() as playwright:
             browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             try:
