@@ -36,7 +36,7 @@ from bench.processes import Processes
 from bench.report import machine_info, profile_lines, report
 from bench.servers import RESULTS_FILE, serve_main
 from bench.wrk import ensure_wrk
-from broker.store.pg_admin import shown_url
+from broker.store.engine.pg_admin import shown_url
 
 FULL = {"warmup": 3.0, "phase": 10.0}
 QUICK = {"warmup": 1.0, "phase": 3.0}

@@ -87,7 +87,7 @@ def broker_app(
 
     from broker.config import Settings
     from broker.logs import configure_logging
-    from broker.store.pg_admin import shown_url
+    from broker.store.engine.pg_admin import shown_url
     from broker.web.app import create_app
     from broker.web.appkeys import metrics_key, store_key, worker_key
 

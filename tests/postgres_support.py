@@ -47,8 +47,8 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
-from broker.store.pg_admin import shown_url
-from broker.store.postgres import PgStore
+from broker.store.engine.pg_admin import shown_url
+from broker.store.engine.postgres import PgStore
 
 URL_ENV = "BROKER_TEST_POSTGRES_URL"
 NO_SERVER = (

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from broker import cli
-from broker.store.database import connect
 from broker.store.delivery_records import (
     DeliveryRecord,
     delivery_attempts,
@@ -17,6 +16,7 @@ from broker.store.delivery_records import (
     list_deliveries,
     outbox_summary,
 )
+from broker.store.engine.sqlite import connect
 from broker.store.migrations import apply_migrations
 from broker.store.outbox import DeliveryState
 

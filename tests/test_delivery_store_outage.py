@@ -24,9 +24,9 @@ from broker.config import StoreSettings
 from broker.core.mapping import PlatformState
 from broker.errors import StoreError
 from broker.simulators.platform import PlatformSimulator
-from broker.store.backend import open_store
+from broker.store.engine.backend import open_store
+from broker.store.engine.tx import Tx
 from broker.store.outbox import claim_due
-from broker.store.tx import Tx
 from broker.web.appkeys import worker_key
 from tests.conftest import BrokerFactory, db_rows, post_event
 from tests.support import DECEMBER_FIRST_NOON, ManualTime, eventually, subscription_event

@@ -25,7 +25,7 @@ from structlog.testing import capture_logs
 
 from broker.errors import StoreError
 from broker.simulators.platform import PlatformSimulator
-from broker.store.database import Store
+from broker.store.engine.sqlite import Store
 from broker.web.appkeys import refusals_key, worker_key
 from tests.conftest import db_rows, post_event
 from tests.support import (

@@ -18,13 +18,13 @@ import pytest
 from broker.core.billing_events import parse_webhook_event
 from broker.core.mapping import PlatformState
 from broker.errors import StoreError
+from broker.store.engine.pg_sql import to_postgres_ddl, to_psycopg
+from broker.store.engine.postgres import PgStore
+from broker.store.engine.tx import Tx
 from broker.store.migrations import SCHEMA
 from broker.store.outbox import claim_due
 from broker.store.pg_schema import MIGRATIONS_TABLE
-from broker.store.pg_sql import to_postgres_ddl, to_psycopg
 from broker.store.pipeline import ingest_webhook
-from broker.store.postgres import PgStore
-from broker.store.tx import Tx
 from tests.conftest import BrokerFactory, db_rows, fast_settings, post_event
 from tests.replica_support import rows
 from tests.support import eventually, subscription_event

@@ -14,9 +14,9 @@ from typing import Any
 import psycopg
 import pytest
 
+from broker.store.engine.postgres import PgStore
 from broker.store.migrations import SCHEMA
 from broker.store.pg_schema import MIGRATIONS_TABLE
-from broker.store.postgres import PgStore
 from tests.postgres_support import (
     DATABASE_PREFIX,
     NO_SERVER,

@@ -17,7 +17,7 @@ from structlog.testing import capture_logs
 from broker.core.reconcile import DriftKind
 from broker.delivery.reconcile import RunOutcome, run_reconciliation
 from broker.store import reconcile as rows
-from broker.store.database import Store
+from broker.store.engine.sqlite import Store
 from broker.web.appkeys import metrics_key, reconcile_key
 from tests.page_support import STANDARD_CODE, PageWorld
 from tests.support import APP_DOMAIN, eventually

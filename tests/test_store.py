@@ -13,7 +13,7 @@ import pytest
 import sqlite_utils
 
 from broker.errors import StoreError
-from broker.store.database import Store, backup
+from broker.store.engine.sqlite import Store, backup
 from broker.store.migrations import SCHEMA, _m001_initial, _m002_page
 
 

@@ -8,8 +8,8 @@ import asyncio
 from typing import Any
 
 from broker.config import StoreSettings
-from broker.store.backend import StoreBackend, open_store
-from broker.store.tx import Tx
+from broker.store.engine.backend import StoreBackend, open_store
+from broker.store.engine.tx import Tx
 
 
 def insert_user(zuid: str) -> Any:

@@ -12,8 +12,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from broker.store import database
 from broker.store.copy_store import BOOKKEEPING
+from broker.store.engine import sqlite as database
 from broker.store.migrations import SCHEMA, apply_migrations
 from tests.test_delivery import run_cli
 

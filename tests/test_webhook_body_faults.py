@@ -19,10 +19,10 @@ from aiohttp.test_utils import TestClient
 from structlog.testing import capture_logs
 
 from broker.core.decide import Outcome
+from broker.store.engine.tx import Tx
 from broker.store.ops_actions import Operator
 from broker.store.pipeline import PipelineResult
 from broker.store.replay import replay_event
-from broker.store.tx import Tx
 from broker.web.appkeys import settings_key, store_key
 from tests.conftest import BrokerFactory, db_rows
 from tests.postgres_support import store_section

@@ -27,7 +27,8 @@ from broker.cli.store_target import is_postgres, open_existing, run_write, store
 from broker.config import config_file, load_settings
 from broker.core.human_dates import parse_when, show_when
 from broker.redaction import Redactor
-from broker.store import database, dead_letters, delivery_records, integrity, ops_reads
+from broker.store import dead_letters, delivery_records, integrity, ops_reads
+from broker.store.engine import sqlite as database
 
 _DELIVERY_TIMES = ("created_at", "next_attempt_at", "finished_at")
 

@@ -22,8 +22,8 @@ from broker.config import Settings
 from broker.core.human_dates import show_when
 from broker.core.ids import is_user_id, is_zoho_id
 from broker.store import ops_actions, ops_reads
+from broker.store.engine.tx import Tx
 from broker.store.identity import subscription_row
-from broker.store.tx import Tx
 
 EXIT_USAGE = 2  # a bad id, an unknown or unparked subscription, no confirmation possible
 

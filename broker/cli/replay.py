@@ -15,9 +15,9 @@ from broker.cli.settings import EXIT_CONFIG, load_from_args
 from broker.cli.store_target import StoreTarget, open_existing, parse_target, run_write
 from broker.core.human_dates import parse_when
 from broker.store import replay
+from broker.store.engine.tx import Tx
 from broker.store.ops_actions import Operator
 from broker.store.pipeline import PipelineResult
-from broker.store.tx import Tx
 
 
 def add_replay(actions: Any, parents: list[argparse.ArgumentParser]) -> None:

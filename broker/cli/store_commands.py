@@ -23,7 +23,7 @@ from broker.cli.store_target import (
     sqlite_source,
     store_target,
 )
-from broker.store import database
+from broker.store.engine import sqlite as database
 from broker.store.migrations import SCHEMA, apply_migrations
 
 EXIT_UNSUPPORTED = 2  # asked of PostgreSQL what only SQLite does (backup of a file)
@@ -53,7 +53,7 @@ def add_commands(subcommands: Any, config_option: argparse.ArgumentParser) -> No
 def migrate(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     target = store_target(args, environ)
     if is_postgres(target):
-        from broker.store import pg_admin
+        from broker.store.engine import pg_admin
 
         try:
             with pg_admin.connect(str(target)) as tx:
@@ -86,7 +86,7 @@ def migrate(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
 def copy_store(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     from broker.store import copy_store as copying
-    from broker.store import pg_admin
+    from broker.store.engine import pg_admin
 
     if not is_postgres(args.to):
         print("--to must be a postgresql:// URL", file=sys.stderr)
@@ -122,7 +122,7 @@ def copy_store(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
 def check_pg(url: str) -> int:
     """``check-db`` on PostgreSQL: can it be reached, and is its schema the one this code runs."""
-    from broker.store import pg_admin
+    from broker.store.engine import pg_admin
 
     shown = pg_admin.shown_url(url)
     try:
@@ -148,7 +148,7 @@ def check_pg(url: str) -> int:
 
 def backup_pg(url: str) -> int:
     """A PostgreSQL store is backed up by PostgreSQL's own tools, not by the broker."""
-    from broker.store.pg_admin import shown_url
+    from broker.store.engine.pg_admin import shown_url
 
     print(
         "the store is PostgreSQL: back it up with PostgreSQL's tools, e.g.\n"

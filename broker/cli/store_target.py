@@ -24,8 +24,8 @@ from typing import NoReturn, TypeVar
 
 from broker.config import POSTGRES_PREFIXES, SQLITE_PREFIX, config_file
 from broker.secret_env import SecretFileError, resolve_secret_files
-from broker.store import database
-from broker.store.tx import Dialect, Tx
+from broker.store.engine import sqlite as database
+from broker.store.engine.tx import Dialect, Tx
 
 StoreTarget = Path | str  # a SQLite file, or a PostgreSQL URL
 T = TypeVar("T")
@@ -70,7 +70,7 @@ def open_existing(target: StoreTarget) -> Iterator[Tx]:
     """The store, which must exist already; closed on the way out. Exits with a clear
     message (never the password) when it is not there."""
     if is_postgres(target):
-        from broker.store import pg_admin  # psycopg loads only for PostgreSQL
+        from broker.store.engine import pg_admin  # psycopg loads only for PostgreSQL
 
         url = str(target)
         try:
@@ -111,9 +111,9 @@ def run_write(db: Tx, job: Callable[[Tx], T]) -> T:
 def _run_pg_write(db: Tx, job: Callable[[Tx], T]) -> T:
     import psycopg
 
-    from broker.store import pg_admin
-    from broker.store.pg_writer import MAX_TRIES, RETRY_STATES
-    from broker.store.postgres import PgTx
+    from broker.store.engine import pg_admin
+    from broker.store.engine.pg_writer import MAX_TRIES, RETRY_STATES
+    from broker.store.engine.postgres import PgTx
 
     assert isinstance(db, PgTx)
     for attempt in range(1, MAX_TRIES + 1):

@@ -22,9 +22,9 @@ from broker.core.platform_answers import CallResult, means_already_gone
 from broker.delivery.retry import RetryPolicy
 from broker.errors import StoreError
 from broker.metrics import Metrics
-from broker.store.backend import StoreBackend
+from broker.store.engine.backend import StoreBackend
+from broker.store.engine.tx import Tx
 from broker.store.outbox import ClaimedDelivery, DeliveryState, complete, record_step
-from broker.store.tx import Tx
 
 log = structlog.get_logger(__name__)
 

@@ -20,7 +20,7 @@ import structlog
 from broker.clients.billing import BillingClient
 from broker.config import BillingSettings
 from broker.core.org_billing import customer_record
-from broker.store.backend import StoreBackend
+from broker.store.engine.backend import StoreBackend
 from broker.store.org_index import index_customer, indexed_customer_ids
 
 log = structlog.get_logger(__name__)

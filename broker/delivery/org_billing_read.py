@@ -15,7 +15,7 @@ from functools import partial
 from broker.clients.billing import BillingClient
 from broker.core.org_billing import bills
 from broker.delivery.customer_index import CustomerSweep
-from broker.store.backend import StoreBackend
+from broker.store.engine.backend import StoreBackend
 from broker.store.org_index import org_customer_ids
 
 MAX_CUSTOMERS = 2  # an org's billing customers whose subscriptions one look-up lists

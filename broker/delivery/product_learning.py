@@ -17,7 +17,7 @@ from broker.core.billing_events import BillingSubscription
 from broker.core.catalog import products_of_mapped_plans
 from broker.core.mapping import parse_plan_code
 from broker.errors import BillingError
-from broker.store.backend import StoreBackend
+from broker.store.engine.backend import StoreBackend
 from broker.store.products import learned_products, save_learned_products
 
 log = structlog.get_logger(__name__)

@@ -49,10 +49,10 @@ from broker.errors import BillingNotFound, BillingRateLimited, BrokerError
 from broker.metrics import Metrics
 from broker.store import reconcile as rows
 from broker.store import reconcile_missing as missing_rows
-from broker.store.backend import StoreBackend
+from broker.store.engine.backend import StoreBackend
+from broker.store.engine.tx import Tx
 from broker.store.pipeline import PipelineResult
 from broker.store.products import learned_products
-from broker.store.tx import Tx
 
 log = structlog.get_logger(__name__)
 Sleep = Callable[[float], Awaitable[None]]

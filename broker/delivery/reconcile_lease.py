@@ -14,8 +14,8 @@ from functools import partial
 from typing import TypeVar
 
 from broker.store import reconcile as rows
-from broker.store.backend import StoreBackend
-from broker.store.tx import Tx
+from broker.store.engine.backend import StoreBackend
+from broker.store.engine.tx import Tx
 
 T = TypeVar("T")
 

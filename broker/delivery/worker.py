@@ -24,7 +24,7 @@ from broker.config import Settings
 from broker.delivery.attempt import DeliveryAttempts
 from broker.errors import StoreError
 from broker.metrics import Metrics
-from broker.store.backend import StoreBackend
+from broker.store.engine.backend import StoreBackend
 from broker.store.outbox import (
     ClaimedDelivery,
     claim_due,

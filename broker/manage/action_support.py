@@ -35,9 +35,9 @@ from broker.manage.pages import outcome
 from broker.manage.sessions import Session, check_csrf
 from broker.manage.viewer import Viewer, load_viewer
 from broker.store.audit import record_action
+from broker.store.engine.tx import Tx
 from broker.store.pipeline import ingest_billing_read
 from broker.store.queries import SubscriptionView
-from broker.store.tx import Tx
 from broker.web.appkeys import (
     billing_client_key,
     call_budget_key,

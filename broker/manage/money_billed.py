@@ -20,9 +20,9 @@ from broker.core.billed_money import BilledMoney, billed_money
 from broker.core.change_money import MoneyMove
 from broker.core.money_events import MoneyKind
 from broker.store.audit import ConfirmedMoney, last_confirmed_money
+from broker.store.engine.tx import Tx
 from broker.store.money_events import MoneyRow, billed_since
 from broker.store.queries import SubscriptionView
-from broker.store.tx import Tx
 from broker.web.appkeys import store_key
 
 log = structlog.get_logger(__name__)

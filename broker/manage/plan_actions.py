@@ -36,7 +36,7 @@ from broker.manage.pages import render
 from broker.manage.sessions import Session
 from broker.manage.viewer import Viewer, load_viewer
 from broker.store.checkouts import checkout_row, open_checkout
-from broker.store.tx import Tx
+from broker.store.engine.tx import Tx
 from broker.web.appkeys import billing_client_key, catalog_key, settings_key, store_key
 
 log = structlog.get_logger(__name__)

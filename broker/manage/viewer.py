@@ -28,6 +28,7 @@ from broker.errors import (
 )
 from broker.manage.org_lookup import look_up_org
 from broker.manage.sessions import COOKIE_NAME, Session
+from broker.store.engine.tx import Tx
 from broker.store.org_index import org_customer_ids
 from broker.store.pipeline import ingest_billing_read
 from broker.store.queries import (
@@ -35,7 +36,6 @@ from broker.store.queries import (
     org_claimed_subscription_ids,
     org_subscriptions,
 )
-from broker.store.tx import Tx
 from broker.web.appkeys import (
     billing_client_key,
     call_budget_key,

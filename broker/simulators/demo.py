@@ -105,7 +105,7 @@ async def run_demo(
 def _shown_store(store_url: str | None) -> str | None:
     if store_url is None:
         return None
-    from broker.store.pg_admin import shown_url  # psycopg loads only for PostgreSQL
+    from broker.store.engine.pg_admin import shown_url  # psycopg loads only for PostgreSQL
 
     return shown_url(store_url)
 

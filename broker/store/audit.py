@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from broker.store.tx import Tx
+from broker.store.engine.tx import Tx
 
 
 def record_action(

@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from broker.core.zgid_evidence import BindingRequest, BindingRequestStatus, EvidenceFacts
+from broker.store.engine.tx import Tx
 from broker.store.identity import columns, user_row
 from broker.store.ops_actions import Operator, OpsRefused, audit
 from broker.store.sql import select_all, select_one, upsert
-from broker.store.tx import Tx
 
 MAX_LISTED = 200
 

@@ -8,8 +8,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from broker.store.engine.tx import Tx
 from broker.store.sql import select_one
-from broker.store.tx import Tx
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,10 @@ import sqlite3
 from dataclasses import dataclass
 from graphlib import TopologicalSorter
 
+from broker.store.engine.pg_admin import migrate, transaction
+from broker.store.engine.pg_sql import to_psycopg
+from broker.store.engine.postgres import PgTx
 from broker.store.migrations import MIGRATION_SET, SCHEMA
-from broker.store.pg_admin import migrate, transaction
-from broker.store.pg_sql import to_psycopg
-from broker.store.postgres import PgTx
 
 # SQLite's and the migration runners' own tables: never broker rows.
 BOOKKEEPING = frozenset({"_sqlite_migrations", "_migrations", "sqlite_sequence"})

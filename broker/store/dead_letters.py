@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from broker.store.engine.tx import Tx
 from broker.store.sql import select_all
-from broker.store.tx import Tx
 
 
 @dataclass(frozen=True)

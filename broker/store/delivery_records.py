@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from broker.store.engine.tx import Tx
 from broker.store.outbox import DeliveryState
 from broker.store.sql import select_all, select_one
-from broker.store.tx import Tx
 
 _DELIVERY_COLUMNS = (
     "id, subscription_id, state, action, attempts, uncertain, cause, created_at,"

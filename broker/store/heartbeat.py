@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from broker.store.tx import Tx
+from broker.store.engine.tx import Tx
 
 
 def write_heartbeat(db: Tx, *, now: float) -> None:

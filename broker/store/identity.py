@@ -12,8 +12,8 @@ from typing import Any, TypeVar
 
 from broker.core.decide import StoredSubscription
 from broker.core.identity import Claim, CustomerRecord, UserRecord
+from broker.store.engine.tx import Tx
 from broker.store.sql import select_all, select_one, upsert
-from broker.store.tx import Tx
 
 R = TypeVar("R")
 

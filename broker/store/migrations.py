@@ -14,12 +14,12 @@ from collections.abc import Callable
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
+from broker.store.engine.tx import SqliteTx, Tx
 from broker.store.products import m008_billing_products
 from broker.store.schema_identity import m007_zgid_evidence
 from broker.store.schema_money import m009_money_events
 from broker.store.schema_ops import m006_webhook_refusals
 from broker.store.schema_reconcile import m005_reconciliation, m010_missing_in_billing
-from broker.store.tx import SqliteTx, Tx
 
 MIGRATION_SET = "broker"
 Migration = Callable[[Tx], None]

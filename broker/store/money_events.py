@@ -21,9 +21,9 @@ from broker.core.money_events import (
     decide_money,
     read_money_event,
 )
+from broker.store.engine.tx import Tx
 from broker.store.ops_reads import OpsFilter, Page
 from broker.store.sql import select_all, select_one
-from broker.store.tx import Tx
 
 # Billing reports a new paid term: a hold from an earlier refund or chargeback no longer applies.
 NEW_TERM_EVENTS = frozenset(

@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
+from broker.store.engine.tx import Tx
 from broker.store.sql import select_one
-from broker.store.tx import Tx
 
 
 def conflicting_subscriptions(db: Tx) -> int:

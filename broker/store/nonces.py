@@ -7,7 +7,7 @@ later), then pruned by the next visit. Runs inside a store transaction.
 
 from __future__ import annotations
 
-from broker.store.tx import Tx
+from broker.store.engine.tx import Tx
 
 
 def consume_nonce(db: Tx, nonce: str, *, ts: float, now: float, tolerance_seconds: float) -> bool:

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from pydantic import BaseModel, ConfigDict
 
 from broker.core.landing import Name, NumericId, Token
-from broker.store.tx import Tx
+from broker.store.engine.tx import Tx
 
 
 class LandingHints(BaseModel):

@@ -11,8 +11,8 @@ from broker.config import Settings
 from broker.core.mapping import parked_for_quantity
 from broker.store import dead_letters, outbox, pipeline
 from broker.store.audit import record_action
+from broker.store.engine.tx import Tx
 from broker.store.sql import select_one
-from broker.store.tx import Tx
 
 OPS_ORG = "ops"  # the audit log's zgid column for the operator's own actions
 

@@ -13,8 +13,8 @@ from typing import Any, Generic, TypeVar
 
 from broker.core.mapping import parked_for_quantity
 from broker.store.delivery_records import DeliveryRecord
+from broker.store.engine.tx import Tx
 from broker.store.sql import select_all
-from broker.store.tx import Tx
 
 _DELIVERY_COLUMNS = (
     "d.id, d.subscription_id, d.state, d.action, d.attempts, d.uncertain, d.cause, d.created_at,"

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from broker.core.mapping import Identity
+from broker.store.engine.tx import Tx
 from broker.store.pipeline import load_facts
 from broker.store.sql import select_all, select_one
-from broker.store.tx import Tx
 
 
 @dataclass(frozen=True)

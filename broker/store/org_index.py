@@ -8,9 +8,9 @@ from broker.core.billing_events import BillingSubscription
 from broker.core.identity import CustomerRecord
 from broker.core.mapping import PlatformState
 from broker.core.org_billing import OrgSubscription, bills
+from broker.store.engine.tx import Tx
 from broker.store.identity import customer_row, save_customer
 from broker.store.sql import select_all
-from broker.store.tx import Tx
 
 
 def org_customer_ids(db: Tx, zgid: str) -> list[str]:

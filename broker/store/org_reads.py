@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from broker.core.mapping import PlatformState
+from broker.store.engine.tx import Tx
 from broker.store.sql import select_all
-from broker.store.tx import Tx
 
 RECENT = 20  # deliveries and audit rows shown per org
 

@@ -13,8 +13,8 @@ from enum import StrEnum
 
 from broker.core.mapping import ACTION_METHODS, PlatformAction, PlatformState
 from broker.core.platform_answers import CallResult
+from broker.store.engine.tx import Tx
 from broker.store.sql import select_all
-from broker.store.tx import Tx
 
 
 class DeliveryState(StrEnum):

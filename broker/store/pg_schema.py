@@ -13,8 +13,8 @@ from typing import Any
 
 import psycopg
 
+from broker.store.engine.tx import Tx
 from broker.store.migrations import SCHEMA
-from broker.store.tx import Tx
 
 # pg_advisory_xact_lock's key for "migrating the broker's schema" (any fixed 64-bit number).
 MIGRATION_LOCK = 0x62726F6B6572  # "broker"

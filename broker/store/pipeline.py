@@ -28,6 +28,7 @@ from broker.core.event_kinds import EventKind, event_kind, why_not_applied
 from broker.core.identity import resolve_identity
 from broker.core.mapping import PAUSE_NOT_CHOSEN, Identity, PlatformState
 from broker.core.money_events import MoneyKind, money_kind
+from broker.store.engine.tx import Tx
 from broker.store.identity import (
     bind_subscription,
     claims_on,
@@ -41,7 +42,6 @@ from broker.store.org_index import org_billing_subscriptions
 from broker.store.outbox import DELIVERIES_CHANNEL, DeliveryState
 from broker.store.products import learned_products
 from broker.store.sql import select_all, upsert
-from broker.store.tx import Tx
 
 log = structlog.get_logger(__name__)
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from broker.store.engine.tx import Tx
 from broker.store.sql import select_all
-from broker.store.tx import Tx
 
 
 def m008_billing_products(db: Tx) -> None:

@@ -19,11 +19,11 @@ from broker.core.mapping import (
 )
 from broker.core.money import parse_amount
 from broker.core.ours import Ownership, our_products, ownership
+from broker.store.engine.tx import Tx
 from broker.store.identity import columns, customer_row, user_row
 from broker.store.outbox import DeliveryState
 from broker.store.products import learned_products
 from broker.store.sql import select_all, select_one
-from broker.store.tx import Tx
 
 CYCLES = {"months": "Monthly", "years": "Yearly"}
 UNMAPPED_SYNC = "unmapped"

@@ -20,8 +20,8 @@ from broker.config import Settings
 from broker.core.billing_events import BillingSubscription, WebhookEvent
 from broker.core.decide import Decision, Outcome, Snapshot, decide, event_snapshot
 from broker.core.reconcile import Drift, StoredView
+from broker.store.engine.tx import Tx
 from broker.store.pipeline import PipelineResult, ingest_webhook, load_facts, write
-from broker.store.tx import Tx
 
 LOCK_NAME = "run"
 CURSOR = "events_cursor"

@@ -16,11 +16,11 @@ from typing import Any
 from broker.config import Settings
 from broker.core.org_billing import bills
 from broker.core.reconcile import MissingState, gone_document
+from broker.store.engine.tx import Tx
 from broker.store.ops_actions import Operator, audit
 from broker.store.pipeline import PipelineResult
 from broker.store.reconcile import feed_read
 from broker.store.sql import select_all, select_one
-from broker.store.tx import Tx
 
 
 class MissingRefused(Exception):

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from broker.store.engine.tx import Tx
 from broker.store.ops_reads import OpsFilter, Page
 from broker.store.sql import select_all
-from broker.store.tx import Tx
 
 _RUN_COLUMNS = (
     "id, started_at, finished_at, trigger, dry_run, since, outcome, events_read, events_fed,"

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from broker.store.engine.tx import Tx
 from broker.store.sql import select_all
-from broker.store.tx import Tx
 
 DayReason = tuple[str, str]  # ("2026-11-30", "bad_key")
 

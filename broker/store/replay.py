@@ -17,10 +17,10 @@ from broker.core.decide import Outcome, Snapshot, decide, event_snapshot
 from broker.core.event_kinds import EventKind, event_kind, why_not_applied
 from broker.core.workflow_payload import read_webhook
 from broker.errors import ClientError
+from broker.store.engine.tx import Tx
 from broker.store.ops_actions import Operator, audit
 from broker.store.pipeline import PipelineResult, load_facts, write
 from broker.store.sql import select_all, select_one
-from broker.store.tx import Tx
 
 FORM_TYPE = "application/x-www-form-urlencoded"
 # Never equal to a platform state's JSON: decide then queues the call as if none was queued.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from broker.store.tx import Tx
+from broker.store.engine.tx import Tx
 
 
 def m007_zgid_evidence(db: Tx) -> None:

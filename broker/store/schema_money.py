@@ -3,7 +3,7 @@ they may put on a subscription's access. Never edit it once shipped."""
 
 from __future__ import annotations
 
-from broker.store.tx import Tx
+from broker.store.engine.tx import Tx
 
 
 def m009_money_events(db: Tx) -> None:

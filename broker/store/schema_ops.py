@@ -3,7 +3,7 @@ reason (never a row per request). Never edit it once shipped."""
 
 from __future__ import annotations
 
-from broker.store.tx import Tx
+from broker.store.engine.tx import Tx
 
 
 def m006_webhook_refusals(db: Tx) -> None:

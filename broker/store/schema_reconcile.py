@@ -4,7 +4,7 @@ event's source; migration 10: subscriptions billing answers 404 for. Kept apart 
 
 from __future__ import annotations
 
-from broker.store.tx import Tx
+from broker.store.engine.tx import Tx
 
 
 def m005_reconciliation(db: Tx) -> None:

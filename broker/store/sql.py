@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from broker.store.tx import Params, Tx
+from broker.store.engine.tx import Params, Tx
 
 
 def select_all(db: Tx, sql: str, params: Params = ()) -> list[dict[str, Any]]:

@@ -13,9 +13,9 @@ from broker.config import LandingVerification, Settings
 from broker.core.decide import Outcome, claim_for, decide
 from broker.core.identity import bind_user, is_verified
 from broker.core.landing import LandingParams
+from broker.store.engine.tx import Tx
 from broker.store.identity import save_claim, save_user, user_row, waiting_for_zgid
 from broker.store.pipeline import PipelineResult, load_facts, reconcile, write
-from broker.store.tx import Tx
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from broker.manage.sessions import SessionCodec
 from broker.metrics import Metrics
 from broker.ops.access import OpsSessionCodec
 from broker.redaction import Redactor
-from broker.store.backend import StoreBackend
+from broker.store.engine.backend import StoreBackend
 from broker.web.refused import RefusalTally
 
 settings_key = web.AppKey("settings", Settings)

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import structlog
 
 from broker.errors import StoreError
-from broker.store.backend import StoreBackend
+from broker.store.engine.backend import StoreBackend
 from broker.store.refusals import DayReason, add_refusals
 
 log = structlog.get_logger(__name__)

@@ -31,10 +31,10 @@ import psycopg
 import structlog
 
 from broker.errors import StoreError
-from broker.store.database import StoreStats, settle_group
+from broker.store.engine.lanes import WriteJob, WriteLanes
+from broker.store.engine.sqlite import StoreStats, settle_group
+from broker.store.engine.tx import Tx
 from broker.store.pg_schema import begin_write
-from broker.store.tx import Tx
-from broker.store.write_lanes import WriteJob, WriteLanes
 
 log = structlog.get_logger(__name__)
 

@@ -28,9 +28,9 @@ from typing import TypeVar
 import structlog
 
 from broker.errors import StoreError
+from broker.store.engine.lanes import WriteJob, WriteLanes
+from broker.store.engine.tx import Dialect, SqliteTx, Tx
 from broker.store.migrations import apply_migrations
-from broker.store.tx import Dialect, SqliteTx, Tx
-from broker.store.write_lanes import WriteJob, WriteLanes
 
 T = TypeVar("T")
 

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 from broker.config import StoreSettings
-from broker.store.database import Store, StoreStats
-from broker.store.tx import Dialect, Tx
+from broker.store.engine.sqlite import Store, StoreStats
+from broker.store.engine.tx import Dialect, Tx
 
 T = TypeVar("T")
 
@@ -46,7 +46,7 @@ def open_store(settings: StoreSettings) -> StoreBackend:
             synchronous=settings.synchronous,
             group_commit_max=settings.group_commit_max,
         )
-    from broker.store.postgres import PgStore  # psycopg loads only for PostgreSQL
+    from broker.store.engine.postgres import PgStore  # psycopg loads only for PostgreSQL
 
     return PgStore(
         url,

@@ -15,6 +15,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import psycopg
 
+from broker.store.engine.postgres import PgTx, register_loaders
 from broker.store.migrations import SCHEMA
 from broker.store.pg_schema import (
     MIGRATIONS_TABLE,
@@ -22,7 +23,6 @@ from broker.store.pg_schema import (
     apply_pg_migrations,
     begin_write,
 )
-from broker.store.postgres import PgTx, register_loaders
 
 CONNECT_TIMEOUT_SECONDS = 10
 

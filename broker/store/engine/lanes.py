@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from broker.store.tx import Tx
+from broker.store.engine.tx import Tx
 
 Job = Callable[[Tx], Any]
 

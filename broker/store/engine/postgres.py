@@ -30,13 +30,13 @@ from psycopg import sql as pgsql
 from psycopg.adapt import Loader
 
 from broker.errors import StoreError
-from broker.store.database import StoreStats
+from broker.store.engine.lanes import WriteJob
+from broker.store.engine.pg_sql import to_postgres_ddl, to_psycopg
+from broker.store.engine.pg_writer import PgWriter
+from broker.store.engine.sqlite import StoreStats
+from broker.store.engine.tx import Cursor, Dialect, Params, Tx
 from broker.store.outbox import DELIVERIES_CHANNEL
 from broker.store.pg_schema import apply_pg_migrations
-from broker.store.pg_sql import to_postgres_ddl, to_psycopg
-from broker.store.pg_writer import PgWriter
-from broker.store.tx import Cursor, Dialect, Params, Tx
-from broker.store.write_lanes import WriteJob
 
 T = TypeVar("T")
 
