@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import platform
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+from broker import __version__
 
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        # Which build answers: the same version `broker --version` prints and /ops shows.
+        self.build = Info("broker_build", "The running broker's version", registry=self.registry)
+        self.build.info({"version": __version__, "python": platform.python_version()})
         self.webhooks = Counter(
             "broker_webhooks_total",
             "Billing webhooks answered, by outcome",

@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
+from broker import __version__
 from broker.cli import commands, operator, ops_commands, ops_detail, reconcile, store_commands
 from broker.cli.settings import EXIT_CONFIG
 from broker.config import LandingVerification
@@ -53,6 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="broker", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=f"broker {__version__}")
     parser.add_argument(
         "--config", type=Path, default=None, help="TOML config file (default: $BROKER_CONFIG)"
     )

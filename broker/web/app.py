@@ -20,6 +20,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from broker import __version__
 from broker.clients.billing import BillingClient
 from broker.clients.billing_quota import CallBudget, SharedReads
 from broker.clients.billing_reads import BillingReads
@@ -148,6 +149,7 @@ def create_app(
     )
     environment.globals["status_labels"] = STATUS_LABELS
     environment.globals["pause_effects"] = PAUSE_EFFECTS
+    environment.globals["broker_version"] = __version__
     app[session_codec_key] = SessionCodec(
         settings.landing.session_keys() or [secrets.token_bytes(32)],
         max_age_seconds=settings.landing.session_max_age_seconds,
