@@ -7,9 +7,11 @@ received calls are counted."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import subprocess
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +101,11 @@ def take_backup(settings: Settings, destination: Path, capsys: pytest.CaptureFix
 
 
 async def restart_on(
-    world: PageWorld, settings: Settings, backup: Path, aiohttp_client: Any
+    world: PageWorld,
+    settings: Settings,
+    backup: Path,
+    aiohttp_client: Any,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> None:
     """Stop the broker, put the backup in place of its database (stale -wal/-shm removed, as
     deploy/README.md says), and start a new broker on it."""
@@ -108,7 +114,8 @@ async def restart_on(
     for stale in (Path(f"{database}-wal"), Path(f"{database}-shm")):
         stale.unlink(missing_ok=True)
     shutil.copyfile(backup, database)
-    restarted = await aiohttp_client(TestServer(create_app(settings, clock=world.clock)))
+    app = create_app(settings, clock=world.clock, sleep=sleep)
+    restarted = await aiohttp_client(TestServer(app))
     world.broker = restarted.server
 
 
@@ -204,6 +211,57 @@ async def test_restore_with_billing_unchanged_still_delivers_what_was_pending(
     assert [(c.method, (c.body or {}).get("no_of_users")) for c in simulator.applied] == [
         ("POST", "2")
     ]
+
+
+class RetryGate:
+    """The app's sleep: the restore's retry wait (``seconds``) is held until ``release``, and
+    ``waiting`` is set when it begins; every other wait passes through."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.waiting = asyncio.Event()
+        self._released = asyncio.Event()
+
+    async def __call__(self, seconds: float) -> None:
+        if seconds != self.seconds:
+            await asyncio.sleep(seconds)
+            return
+        self.waiting.set()
+        await self._released.wait()
+
+    def release(self) -> None:
+        self._released.set()
+
+
+async def test_nothing_is_sent_until_billing_was_read_again(
+    world: PageWorld,
+    simulator: PlatformSimulator,
+    tmp_path: Path,
+    aiohttp_client: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Billing is down when the restored broker starts: the stale outbox is superseded at once,
+    and nothing at all goes to the platform until a reconciliation succeeds."""
+    settings = world.app[settings_key]
+    subscription_id = await pending_delivery_with_platform_down(world, simulator)
+    backup = tmp_path / "backup.db"
+    take_backup(settings, backup, capsys)
+    before_restore = await moved_on(world, simulator, subscription_id)
+    world.sim.go_down()
+    retry = settings.reconcile.restore_retry_seconds
+    gate = RetryGate(retry)
+
+    await restart_on(world, settings, backup, aiohttp_client, sleep=gate)
+    await asyncio.wait_for(gate.waiting.wait(), timeout=10)
+
+    assert simulator.calls[before_restore:] == []
+    assert (await restore_marker(world)).stage is generation.RestoreStage.SUPERSEDED
+    pending = await world.rows("SELECT id FROM deliveries WHERE state IN ('pending', 'in_flight')")
+    assert pending == []
+    world.sim.come_up()
+    gate.release()
+    await restore_finished(world)
+    await nothing_stale_was_sent(world, simulator, before_restore)
 
 
 async def test_a_live_store_is_not_a_restore(
