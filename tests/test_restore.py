@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import sqlite3
 import subprocess
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -288,3 +289,17 @@ async def test_mark_restored_marks_the_store_and_says_what_happens_next(
     out = capsys.readouterr().out
     assert "store marked restored (generation 1, stage restored)" in out
     assert "reconciles with billing before sending" in out
+
+
+def test_mark_restored_on_a_store_not_yet_migrated_says_to_migrate_first(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = tmp_path / "old.db"
+    with sqlite3.connect(old) as connection:
+        connection.execute("CREATE TABLE webhook_events (event_id TEXT PRIMARY KEY)")
+    connection.close()
+
+    assert main(["mark-restored", "--db", str(old)]) == 1
+
+    err = capsys.readouterr().err
+    assert "this store's schema predates the restore marker: run `broker migrate`" in err

@@ -128,25 +128,37 @@ def backup(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 def _mark_copy(copy: Path) -> generation.Generation | None:
     """Mark the fresh copy as restored, so starting a broker on it is safe (None: the store's
     schema predates the marker; the operator runs ``broker mark-restored`` after restoring)."""
+    why = "its schema predates the restore marker"
     try:
         with open_existing(copy) as db:
-            return run_write(
-                db,
-                partial(generation.mark_restored, by=generation.MarkedBy.BACKUP, now=time.time()),
-            )
-    except sqlite3.DatabaseError as exc:  # no marker table yet, or a damaged copy
-        print(
-            f"the copy is not marked as a backup ({exc}): after restoring it, run "
-            "`broker mark-restored` before starting the broker",
-            file=sys.stderr,
-        )
-        return None
+            if generation.has_marker(db):
+                return run_write(
+                    db,
+                    partial(
+                        generation.mark_restored, by=generation.MarkedBy.BACKUP, now=time.time()
+                    ),
+                )
+    except sqlite3.DatabaseError as exc:  # a damaged copy: --verify says more
+        why = str(exc)
+    print(
+        f"the copy is not marked as a backup ({why}): after restoring it, run "
+        "`broker migrate` and `broker mark-restored` before starting the broker",
+        file=sys.stderr,
+    )
+    return None
 
 
 def mark_restored(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     """After a restore by other tools (pg_restore, a copied file): the next broker to start
     supersedes the restored outbox and reconciles with billing before it sends anything."""
     with open_existing(store_target(args, environ)) as db:
+        if not generation.has_marker(db):
+            print(
+                "this store's schema predates the restore marker: run `broker migrate` on it "
+                "first (with the same --db), then `broker mark-restored`",
+                file=sys.stderr,
+            )
+            return 1
         marked = run_write(
             db, partial(generation.mark_restored, by=generation.MarkedBy.OPERATOR, now=time.time())
         )

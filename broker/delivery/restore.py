@@ -3,8 +3,8 @@
 A backup's outbox holds what was pending when the copy was taken; the platform has moved on
 since. So a broker that finds the store marked restored (``store.generation``) supersedes that
 outbox before its worker starts, reads billing again (a reconciliation run: billing is the
-truth), re-asserts each subscription's state from what billing said, and only then starts the
-worker and clears the mark. Until billing has been read, nothing is sent: deliveries queued by
+truth), re-asserts each subscription's state from what billing said, clears the mark, and only
+then starts the worker. Until billing has been read, nothing is sent: deliveries queued by
 new webhooks wait, durably, like any other.
 """
 

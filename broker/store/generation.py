@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from broker.store import audit, outbox, subscriptions
-from broker.store.engine.tx import Tx
+from broker.store.engine.tx import Dialect, Tx
 from broker.store.sql import select_one, upsert
 
 
@@ -60,6 +60,21 @@ def m011_store_generation(db: Tx) -> None:
     )
     # No row yet: a store without one is generation 1 with no restore pending. (A row written
     # here would make a fresh PostgreSQL target look non-empty to ``broker copy-store``.)
+
+
+def has_marker(db: Tx) -> bool:
+    """Whether this store's schema has the marker's table (a store not yet migrated has not)."""
+    if db.dialect is Dialect.POSTGRESQL:
+        found = select_one(db, "SELECT to_regclass('store_generation') AS t")
+        return found is not None and found["t"] is not None
+    return (
+        select_one(
+            db,
+            "SELECT 1 AS one FROM sqlite_master WHERE type = 'table' AND name = ?",
+            ["store_generation"],
+        )
+        is not None
+    )
 
 
 def current(db: Tx) -> Generation:
