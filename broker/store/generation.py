@@ -79,7 +79,7 @@ def has_marker(db: Tx) -> bool:
 
 def current(db: Tx) -> Generation:
     row = select_one(db, "SELECT * FROM store_generation WHERE id = 1")
-    if row is None:  # a store from before the marker's migration ran in full
+    if row is None:  # never marked: the migration writes no row
         return Generation(1, None, None, None, None)
     return Generation(
         number=int(row["generation"]),
