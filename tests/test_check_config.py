@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -365,3 +366,85 @@ async def test_online_skips_billing_when_it_is_not_configured(capsys, monkeypatc
     code, _, err = await run_online(capsys)
     assert code == 0, err
     assert result_lines(err)[0] == "skip billing: no [billing] section: webhooks only, no page"
+
+
+# --- the go-live checklist of docs/zoho-setup.md ------------------------------------------------
+
+GUIDE = Path(__file__).resolve().parents[1] / "docs" / "zoho-setup.md"
+# A row of the guide's checklist table: | 3 | `key`: what the line says | checked |
+GUIDE_ROW = re.compile(r"^\| (\d+) \| `([^`]+)`: .+ \| (checked|manual) \|$", re.MULTILINE)
+# A line of the command's checklist:   [ok] 3. key: what it found
+PRINTED_LINE = re.compile(r"^  \[(ok|FAIL|skip|manual)\] (\d+)\. ([^:]+): (.*)$", re.MULTILINE)
+
+
+def guide_checklist() -> list[tuple[int, str, str]]:
+    text = GUIDE.read_text()
+    section = text[text.index("## 9. Go-live checklist") :]
+    return [(int(n), key, how) for n, key, how in GUIDE_ROW.findall(section)]
+
+
+def printed_checklist(err: str) -> dict[tuple[int, str], tuple[str, str]]:
+    return {(int(n), key): (mark, detail) for mark, n, key, detail in PRINTED_LINE.findall(err)}
+
+
+async def test_online_answers_every_checked_line_of_the_guides_go_live_checklist(
+    capsys, monkeypatch, zoho
+):
+    billing, platform = zoho
+    point_at(monkeypatch, billing, platform)
+    monkeypatch.setenv("BROKER_LANDING__PUBLIC_URL", "https://broker.example.com")
+    code, _, err = await run_online(capsys)
+    guide = guide_checklist()
+    printed = printed_checklist(err)
+
+    assert code == 0, err
+    assert len(guide) == 17  # every row of the table was read
+    assert [(n, key) for n, key, _ in guide] == list(printed)  # the same lines, in the same order
+    checked = {key: printed[(n, key)][0] for n, key, how in guide if how == "checked"}
+    manual = {key: printed[(n, key)][0] for n, key, how in guide if how == "manual"}
+    assert checked == dict.fromkeys(checked, "ok")
+    assert manual == dict.fromkeys(manual, "manual")
+    assert printed[(7, "billing read scopes")][1] == "all 6 granted"
+    # The billing simulator's catalog for this app domain: free, Standard, a Standard trial,
+    # Professional.
+    assert printed[(8, "billing plans")][1] == (
+        "4 active plans of envapp (plan ids FREE, 1001, 1001T, 1002)"
+    )
+
+
+async def test_a_failing_checklist_line_says_what_to_set(capsys, monkeypatch, zoho):
+    billing, platform = zoho
+    point_at(monkeypatch, billing, platform)
+    monkeypatch.setenv("BROKER_PLATFORM__APP_DOMAIN", "otherapp")  # billing sells none of its plans
+    monkeypatch.setenv("BROKER_PLANS__PAUSE_POLICY", "none")
+    code, _, err = await run_online(capsys)
+    printed = printed_checklist(err)
+
+    assert code == 0, err  # the exit code counts the credential checks only, as the guide says
+    assert printed[(2, "public address")] == (
+        "FAIL",
+        "set BROKER_LANDING__PUBLIC_URL to the broker's https:// address",
+    )
+    assert printed[(5, "pause policy")] == (
+        "FAIL",
+        'set BROKER_PLANS__PAUSE_POLICY to "keep" or "suspend"',
+    )
+    assert printed[(8, "billing plans")] == (
+        "FAIL",
+        "no active plan's code starts with otherapp_: create the plans of step 2 with the "
+        "Developer Console's codes",
+    )
+    assert printed[(6, "billing credentials")][0] == "ok"
+
+
+async def test_a_missing_read_scope_fails_its_checklist_line_by_name(
+    capsys, monkeypatch, zoho_without
+):
+    billing, platform = await zoho_without("ZohoSubscriptions.webhooks.READ")
+    point_at(monkeypatch, billing, platform)
+    _, _, err = await run_online(capsys)
+
+    assert printed_checklist(err)[(7, "billing read scopes")] == (
+        "FAIL",
+        "missing: ZohoSubscriptions.webhooks.READ",
+    )

@@ -105,7 +105,12 @@ async def test_backup_verify_checks_the_copy(make_broker, simulator, tmp_path, c
     copy = tmp_path / "backups" / "copy.db"
     code, out, err = run(capsys, "backup", str(copy), "--db", str(db), "--verify")
     assert code == 0, err
-    assert out.splitlines() == [f"backed up {db} to {copy}", f"integrity check of {copy}: ok"]
+    assert out.splitlines() == [
+        f"backed up {db} to {copy}",
+        "marked as a backup of generation 1: a broker started on it supersedes its pending "
+        "deliveries and reconciles with billing before sending",
+        f"integrity check of {copy}: ok",
+    ]
     with sqlite3.connect(copy) as connection:
         events = connection.execute("SELECT event_id FROM webhook_events").fetchall()
     connection.close()

@@ -7,6 +7,8 @@ import re
 import subprocess
 from pathlib import Path
 
+from broker.config.billing import DATA_CENTRES
+
 REPO = Path(__file__).resolve().parent.parent
 NAME = "contracts" + ".md"  # spelt apart so this file's own text is not a citation
 CONTRACTS = REPO / "docs" / NAME
@@ -60,3 +62,40 @@ def test_relative_links_in_the_docs_resolve():
             if "://" not in target and not (doc.parent / target).exists():
                 broken.append(f"{doc.relative_to(REPO)}: {target}")
     assert broken == []
+
+
+SETUP_GUIDE = REPO / "docs" / "zoho-setup.md"
+# Where the guide has the vendor create each credential the online check tests.
+CREDENTIALS_CREATED = {
+    "the billing OAuth self client": "**Add Client → Self Client**",
+    "its refresh token": "grant_type=authorization_code",
+    "the organization id": "The **organization id**",
+    "the Developer Console ZAPIKEY": "the **ZAPIKEY** (secret)",
+    "the link secret": "> link_secret",
+    "the session secret": "> session_secret",
+}
+
+
+def test_setup_guide_creates_every_credential_before_running_the_online_check():
+    text = SETUP_GUIDE.read_text()
+    runs = [m.start() for m in re.finditer(r"^broker check-config --online", text, re.MULTILINE)]
+    assert runs, "the guide never runs the online check"
+    late = {
+        what: text.find(marker)
+        for what, marker in CREDENTIALS_CREATED.items()
+        if not 0 <= text.find(marker) < runs[0]
+    }
+    assert late == {}, f"created after (or never before) the first online check: {sorted(late)}"
+
+
+def test_setup_guide_steps_are_numbered_in_order():
+    numbers = [int(n) for n in re.findall(r"^## (\d+)\. ", SETUP_GUIDE.read_text(), re.MULTILINE)]
+    assert numbers == list(range(1, len(numbers) + 1))
+    assert len(numbers) >= 9
+
+
+def test_setup_guide_lists_every_data_centre_the_broker_knows():
+    text = SETUP_GUIDE.read_text()
+    rows = re.findall(r"^\| `([a-z.]+)`(?: \(US\))? \| `https://www\.zohoapis\.", text, re.M)
+    assert sorted(rows) == sorted(DATA_CENTRES)
+    assert sorted(rows) == sorted(["com", "eu", "in", "com.au", "jp", "ca", "sa", "com.cn"])

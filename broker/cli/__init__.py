@@ -10,7 +10,9 @@ broker events replay ID | --from DATE --to DATE   feed stored events through the
 broker events show ID   one webhook event, its body redacted
 broker parked resolve   bind a parked subscription to an org by hand (audited)
 broker ops-hash         hash the operator console's password for ops.password_hash
-broker backup DEST      consistent online copy of the database (--verify: check the copy)
+broker backup DEST      consistent online copy of the database (--verify: check the copy), marked
+                        as a backup so a broker started on it reconciles before sending
+broker mark-restored    mark a store restored by other tools (pg_restore): reconcile before sending
 broker check-db         SQLite's integrity check, without a sqlite3 binary (PostgreSQL: reachable,
                         schema up to date)
 broker migrate          apply pending schema migrations (SQLite or PostgreSQL)
@@ -141,6 +143,15 @@ def _parser() -> argparse.ArgumentParser:
         "--verify", action="store_true", help="run an integrity check on the copy afterwards"
     )
     backup.set_defaults(handler=partial(operator.backup, environ=os.environ))
+
+    mark_restored = subcommands.add_parser(
+        "mark-restored",
+        help="mark a restored store (pg_restore, a copied file) so the broker reconciles with "
+        "billing before it sends anything",
+        parents=[config_option],
+    )
+    mark_restored.add_argument("--db", default=None, help=DB_HELP)
+    mark_restored.set_defaults(handler=partial(operator.mark_restored, environ=os.environ))
 
     check_db = subcommands.add_parser(
         "check-db",

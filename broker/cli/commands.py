@@ -14,7 +14,7 @@ import time
 import structlog
 from aiohttp import web
 
-from broker.cli import check
+from broker.cli import check, go_live
 from broker.cli.settings import EXIT_CONFIG, load_from_args, redacted
 from broker.config import LandingVerification
 from broker.core.link_signing import NONCE_PARAM, SIGNATURE_PARAM, TIMESTAMP_PARAM, signed_url
@@ -112,6 +112,10 @@ def check_config(args: argparse.Namespace) -> int:
     results = asyncio.run(check.online_checks(settings))
     for result in results:
         print(result.line(), file=sys.stderr)
+    # The guide's go-live checklist, each line answered where the broker can see it.
+    print(f"go-live checklist ({go_live.GUIDE}):", file=sys.stderr)
+    for line in asyncio.run(go_live.go_live(settings, os.environ, results)):
+        print(line.text(), file=sys.stderr)
     return 1 if any(r.outcome is check.Outcome.FAILED for r in results) else 0
 
 

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
 import time
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,7 @@ from broker.cli.store_target import is_postgres, open_existing, run_write, store
 from broker.config import config_file, load_settings
 from broker.core.human_dates import parse_when, show_when
 from broker.redaction import Redactor
-from broker.store import dead_letters, delivery_records, integrity, ops_reads
+from broker.store import dead_letters, delivery_records, generation, integrity, ops_reads
 from broker.store.engine import sqlite as database
 
 _DELIVERY_TIMES = ("created_at", "next_attempt_at", "finished_at")
@@ -112,8 +114,59 @@ def backup(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         print(str(exc), file=sys.stderr)
         return 1
     print(f"backed up {source} to {args.destination}")
+    marked = _mark_copy(args.destination)
+    if marked is not None:
+        print(
+            f"marked as a backup of generation {marked.restored_from}: a broker started on it "
+            "supersedes its pending deliveries and reconciles with billing before sending"
+        )
     if args.verify:
         return _report_integrity(args.destination)
+    return 0
+
+
+def _mark_copy(copy: Path) -> generation.Generation | None:
+    """Mark the fresh copy as restored, so starting a broker on it is safe (None: the store's
+    schema predates the marker; the operator runs ``broker mark-restored`` after restoring)."""
+    why = "its schema predates the restore marker"
+    try:
+        with open_existing(copy) as db:
+            if generation.has_marker(db):
+                return run_write(
+                    db,
+                    partial(
+                        generation.mark_restored, by=generation.MarkedBy.BACKUP, now=time.time()
+                    ),
+                )
+    except sqlite3.DatabaseError as exc:  # a damaged copy: --verify says more
+        why = str(exc)
+    print(
+        f"the copy is not marked as a backup ({why}): after restoring it, run "
+        "`broker migrate` and `broker mark-restored` before starting the broker",
+        file=sys.stderr,
+    )
+    return None
+
+
+def mark_restored(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """After a restore by other tools (pg_restore, a copied file): the next broker to start
+    supersedes the restored outbox and reconciles with billing before it sends anything."""
+    with open_existing(store_target(args, environ)) as db:
+        if not generation.has_marker(db):
+            print(
+                "this store's schema predates the restore marker: run `broker migrate` on it "
+                "first (with the same --db), then `broker mark-restored`",
+                file=sys.stderr,
+            )
+            return 1
+        marked = run_write(
+            db, partial(generation.mark_restored, by=generation.MarkedBy.OPERATOR, now=time.time())
+        )
+    print(
+        f"store marked restored (generation {marked.number}, "
+        f"stage {marked.stage.value if marked.stage else '-'}): the next broker to start "
+        "supersedes its pending deliveries and reconciles with billing before sending"
+    )
     return 0
 
 

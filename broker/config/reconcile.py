@@ -46,3 +46,6 @@ class ReconcileSettings(Section):
     # platform at once, or ask an operator (/ops/missing). Asking is the default: a 404 from
     # a mistyped organization_id must not cancel every customer's app.
     on_missing_in_billing: OnMissingInBilling = OnMissingInBilling.ASK
+    # On a restored store the worker waits for one successful run; a failed one (billing down,
+    # rate-limited, another process reconciling) is tried again after this many seconds.
+    restore_retry_seconds: float = Field(60.0, gt=0)

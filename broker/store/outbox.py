@@ -292,3 +292,21 @@ def action_method(action: str) -> str:
         return ACTION_METHODS[PlatformAction(action)]
     except ValueError:  # a delivery not yet attempted has no action
         return "-"
+
+
+def supersede_all_unfinished(db: Tx, *, now: float, reason: str) -> list[int]:
+    """Supersede every delivery not yet finished, with ``reason`` as its last error: a restored
+    backup's outbox is what was pending when the copy was taken, stale by now (see
+    ``store.generation``). Returns their ids."""
+    rows = select_all(
+        db,
+        "SELECT id FROM deliveries WHERE state IN ('pending', 'in_flight') ORDER BY id",
+    )
+    if rows:
+        db.execute(
+            "UPDATE deliveries SET state = 'superseded', finished_at = ?, last_error = ?,"
+            " lease_owner = NULL, lease_expires_at = NULL"
+            " WHERE state IN ('pending', 'in_flight')",
+            [now, reason],
+        )
+    return [int(row["id"]) for row in rows]

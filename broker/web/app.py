@@ -31,6 +31,7 @@ from broker.core.billing_status import BillingStatus
 from broker.core.pause_terms import PAUSE_EFFECTS
 from broker.delivery.customer_index import CustomerSweep
 from broker.delivery.reconcile import ReconcileDeps, run_on_schedule
+from broker.delivery.restore import reconcile_restored, supersede_if_restored
 from broker.delivery.worker import DeliveryWorker
 from broker.manage import duplicate_cancel, oidc_pages
 from broker.manage.identity import log_verification_mode
@@ -296,6 +297,31 @@ async def stop_claiming(app: web.Application) -> None:
         app[worker_key].begin_stop()
 
 
+async def restore_then_start(
+    app: web.Application, worker: DeliveryWorker
+) -> asyncio.Task[None] | None:
+    """Start the worker; on a restored store, only after billing was read again (a task)."""
+    check = await supersede_if_restored(app[store_key], now=app[clock_key]())
+    if not check.pending:
+        worker.start()
+        return None
+    settings = app[settings_key]
+
+    async def reconcile_then_start() -> None:
+        reconciled = await reconcile_restored(
+            app.get(reconcile_key),
+            app[store_key],
+            settings,
+            clock=app[clock_key],
+            sleep=app[sleep_key],
+            retry_seconds=settings.reconcile.restore_retry_seconds,
+        )
+        if reconciled:
+            worker.start()
+
+    return asyncio.create_task(reconcile_then_start(), name="restore-reconcile")
+
+
 async def delivery_worker_context(app: web.Application) -> AsyncIterator[None]:
     worker = DeliveryWorker(
         app[store_key],
@@ -308,6 +334,10 @@ async def delivery_worker_context(app: web.Application) -> AsyncIterator[None]:
     app[worker_key] = worker
     # Another replica queued a delivery: claim it now rather than at the next poll.
     app[store_key].on_wakeup(worker.wake)
-    worker.start()
+    restore = await restore_then_start(app, worker)
     yield
+    if restore is not None:
+        restore.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await restore
     await worker.stop(grace_seconds=app[settings_key].platform.request_timeout_seconds + 1)
