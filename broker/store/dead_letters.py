@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from broker.store import outbox
 from broker.store.engine.tx import Tx
 from broker.store.sql import select_all
 
@@ -47,16 +48,9 @@ def retry_dead(db: Tx, *, now: float, delivery_id: int | None = None) -> Requeue
             )
         )["n"]
         if newer:
-            db.execute(
-                "UPDATE deliveries SET state = 'superseded', finished_at = ? WHERE id = ?",
-                [now, row["id"]],
-            )
+            outbox.supersede(db, row["id"], now=now)
             superseded.append(row["id"])
             continue
-        db.execute(
-            "UPDATE deliveries SET state = 'pending', attempts = 0, first_attempt_at = NULL,"
-            " next_attempt_at = ?, finished_at = NULL WHERE id = ?",
-            [now, row["id"]],
-        )
+        outbox.requeue(db, row["id"], now=now)
         requeued.append(row["id"])
     return Requeued(requeued, superseded)

@@ -1,4 +1,4 @@
-"""The identity tables: customers, users, landing claims, and the subscriptions row itself.
+"""The identity tables: customers, users, landing claims; and reads of the subscriptions row.
 
 Rows come back as the frozen records ``core.identity`` and ``core.decide`` reason about; who wins
 is decided there, never here. Column lists are written from the records' fields, so a column
@@ -77,11 +77,3 @@ def save_user(db: Tx, user: UserRecord) -> None:
 
 def save_claim(db: Tx, claim: Claim) -> None:
     upsert(db, "landing_claims", asdict(claim), key=("subscription_id", "zgid"))
-
-
-def bind_subscription(db: Tx, claim: Claim) -> None:
-    """The subscription now belongs to the claim's org (a believed landing claim)."""
-    db.execute(
-        "UPDATE subscriptions SET zgid = ?, zuid = ?, bound_email = ? WHERE subscription_id = ?",
-        [claim.zgid, claim.zuid, claim.email, claim.subscription_id],
-    )

@@ -9,7 +9,7 @@ from typing import Any
 
 from broker.config import Settings
 from broker.core.mapping import parked_for_quantity
-from broker.store import dead_letters, outbox, pipeline
+from broker.store import dead_letters, outbox, pipeline, subscriptions
 from broker.store.audit import record_action
 from broker.store.engine.tx import Tx
 from broker.store.sql import select_one
@@ -88,7 +88,7 @@ def retry_now(db: Tx, who: Operator, delivery_id: int, *, now: float) -> None:
             f"delivery {delivery_id} is {row['state']}, not pending: only a pending delivery "
             "can be sent now (a dead letter is retried instead)"
         )
-    db.execute("UPDATE deliveries SET next_attempt_at = ? WHERE id = ?", [now, delivery_id])
+    outbox.make_due(db, delivery_id, now=now)
     audit(
         db,
         who,
@@ -132,10 +132,7 @@ def resolve_parked(
         raise OpsRefused(f"subscription {subscription_id} is not parked")
     if parked_for_quantity(row["parked_reason"]):
         raise OpsRefused(quantity_park_refusal(subscription_id))
-    db.execute(
-        "UPDATE subscriptions SET zgid = ?, zuid = COALESCE(?, zuid) WHERE subscription_id = ?",
-        [zgid, zuid, subscription_id],
-    )
+    subscriptions.assign_org(db, subscription_id, zgid=zgid, zuid=zuid)
     result = pipeline.reconcile(
         db, subscription_id, settings=settings, now=now, cause="ops.resolve_parked"
     )

@@ -20,6 +20,7 @@ from broker.config import Settings
 from broker.core.billing_events import BillingSubscription, WebhookEvent
 from broker.core.decide import Decision, Outcome, Snapshot, decide, event_snapshot
 from broker.core.reconcile import Drift, StoredView
+from broker.store import events
 from broker.store.engine.tx import Tx
 from broker.store.pipeline import PipelineResult, ingest_webhook, load_facts, write
 
@@ -200,10 +201,7 @@ def feed_event(
         settings=settings,
         now=now,
     )
-    db.execute(
-        "UPDATE webhook_events SET source = 'reconcile' WHERE event_id = ? AND request_id = ?",
-        [event.event_id, f"reconcile:{run_id}"],
-    )
+    events.mark_found_by_reconcile(db, event.event_id, f"reconcile:{run_id}")
     return result
 
 
