@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from broker.core.decide import StoredSubscription
 from broker.core.identity import Claim, CustomerRecord, UserRecord
+from broker.core.subscription_state import SubscriptionState
 from broker.store.engine.tx import Tx
 from broker.store.sql import select_all, select_one, upsert
 
@@ -61,8 +62,8 @@ def waiting_for_zgid(db: Tx, zuid: str) -> list[str]:
         db,
         "SELECT s.subscription_id FROM subscriptions s JOIN customers c"
         " ON c.customer_id = s.customer_id"
-        " WHERE s.decision = 'parked' AND c.zuid = ? AND c.zgid IS NULL",
-        [zuid],
+        " WHERE s.state = ? AND c.zuid = ? AND c.zgid IS NULL",
+        [SubscriptionState.PARKED.value, zuid],
     )
     return [str(row["subscription_id"]) for row in rows]
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from broker.config import Settings
 from broker.core.mapping import parked_for_quantity
+from broker.core.subscription_state import SubscriptionState
 from broker.store import dead_letters, outbox, pipeline, subscriptions
 from broker.store.audit import record_action
 from broker.store.engine.tx import Tx
@@ -123,14 +124,14 @@ def resolve_parked(
     again (billing's own ids, when they arrive, still win: see core.identity)."""
     row = select_one(
         db,
-        "SELECT parked_reason, zuid FROM subscriptions WHERE subscription_id = ?",
+        "SELECT state, reason, zuid FROM subscriptions WHERE subscription_id = ?",
         [subscription_id],
     )
     if row is None:
         raise LookupError(f"no subscription {subscription_id}")
-    if not row["parked_reason"]:
+    if row["state"] != SubscriptionState.PARKED:
         raise OpsRefused(f"subscription {subscription_id} is not parked")
-    if parked_for_quantity(row["parked_reason"]):
+    if parked_for_quantity(row["reason"] or ""):
         raise OpsRefused(quantity_park_refusal(subscription_id))
     subscriptions.assign_org(db, subscription_id, zgid=zgid, zuid=zuid)
     result = pipeline.reconcile(
@@ -143,7 +144,7 @@ def resolve_parked(
         str(result.outcome),
         now=now,
         subscription_id=subscription_id,
-        detail={"zgid": zgid, "zuid": zuid, "reason": result.reason, "was": row["parked_reason"]},
+        detail={"zgid": zgid, "zuid": zuid, "reason": result.reason, "was": row["reason"]},
     )
     return result
 

@@ -46,7 +46,7 @@ def keep_snapshot(db: Tx, kept: KeptSnapshot) -> None:
         "updated_at": kept.updated_at,
     }
     if kept.mark is not None:
-        row |= {"decision": kept.mark.decision, "parked_reason": kept.mark.parked_reason}
+        row |= {"state": kept.mark.state.value, "reason": kept.mark.reason}
     if kept.queued_json is not None:
         row["queued_json"] = kept.queued_json
     upsert(db, "subscriptions", row, key="subscription_id")
@@ -55,9 +55,8 @@ def keep_snapshot(db: Tx, kept: KeptSnapshot) -> None:
 def mark(db: Tx, subscription_id: str, marked: Mark, *, now: float) -> None:
     """What the last decision made of a subscription whose snapshot did not change."""
     db.execute(
-        "UPDATE subscriptions SET decision = ?, parked_reason = ?, updated_at = ?"
-        " WHERE subscription_id = ?",
-        [marked.decision, marked.parked_reason, now, subscription_id],
+        "UPDATE subscriptions SET state = ?, reason = ?, updated_at = ? WHERE subscription_id = ?",
+        [marked.state.value, marked.reason, now, subscription_id],
     )
 
 
