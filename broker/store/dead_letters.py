@@ -23,14 +23,18 @@ class Requeued:
 def retry_dead(db: Tx, *, now: float, delivery_id: int | None = None) -> Requeued:
     """Send dead letters again, unless a newer delivery of the subscription replaced them."""
     if delivery_id is None:
-        rows = select_all(db, "SELECT id, subscription_id FROM deliveries WHERE state = 'dead'")
+        rows = select_all(
+            db,
+            "SELECT id, subscription_id FROM deliveries WHERE state = ?",
+            [outbox.DeliveryState.DEAD.value],
+        )
     else:
         rows = select_all(
             db, "SELECT id, subscription_id, state FROM deliveries WHERE id = ?", [delivery_id]
         )
         if not rows:
             raise LookupError(f"no delivery with id {delivery_id}")
-        if rows[0]["state"] != "dead":
+        if rows[0]["state"] != outbox.DeliveryState.DEAD:
             raise ValueError(
                 f"delivery {delivery_id} is {rows[0]['state']}, not dead: only dead letters retry"
             )
@@ -42,8 +46,8 @@ def retry_dead(db: Tx, *, now: float, delivery_id: int | None = None) -> Requeue
                 select_all(
                     db,
                     "SELECT COUNT(*) AS n FROM deliveries WHERE subscription_id = ? AND id > ?"
-                    " AND state != 'superseded'",
-                    [row["subscription_id"], row["id"]],
+                    " AND state != ?",
+                    [row["subscription_id"], row["id"], outbox.DeliveryState.SUPERSEDED.value],
                 )
             )
         )["n"]
