@@ -28,6 +28,7 @@ from broker.core.decide import (
 from broker.core.identity import Claim, CustomerRecord, UserRecord
 from broker.core.landing import LandingParams
 from broker.core.mapping import PlatformState
+from broker.core.subscription_state import SubscriptionState
 from broker.errors import Forbidden
 from tests.support import subscription_event
 
@@ -77,11 +78,11 @@ def stored(**columns: Any) -> StoredSubscription:
         "billing_json": None,
         "billing_updated_at": 1793491200.0,  # 2026-11-01T00:00:00Z
         "billing_source": "webhook:e0",
-        "decision": "status live",
         "queued_json": None,
         "acked_json": None,
-        "parked_reason": None,
         "updated_at": 1793491200.0,
+        "state": "applied",
+        "reason": "status live",
     }
     return StoredSubscription(**{**row, **columns})
 
@@ -111,7 +112,7 @@ def test_a_first_live_snapshot_with_both_ids_is_kept_and_queued() -> None:
     assert decision.reason == "status live"
     assert decision.send == LIVE_5_USERS
     assert decision.keep == incoming
-    assert decision.mark == Mark("status live")
+    assert decision.mark == Mark(SubscriptionState.APPLIED, "status live")
     assert decision.customer == CustomerRecord(
         CUSTOMER, ZGID, ZUID, "owner@example.com", "Example Org", NOW
     )
@@ -165,7 +166,7 @@ def test_a_cancellation_never_sent_is_unchanged() -> None:
     decision = decided(facts(), snapshot(status="cancelled"))
     assert decision.outcome is Outcome.UNCHANGED
     assert decision.reason == "never sent to the platform; nothing to cancel"
-    assert decision.mark == Mark("status cancelled")
+    assert decision.mark == Mark(SubscriptionState.APPLIED, "status cancelled")
 
 
 def test_a_zuid_without_zgid_is_parked() -> None:
@@ -175,7 +176,7 @@ def test_a_zuid_without_zgid_is_parked() -> None:
         "zgid unknown: set the cf_zuid / cf_zgid custom fields on the billing customer, "
         "or have the user open the Manage Subscription page"
     )
-    assert decision.mark == Mark("parked", decision.reason)
+    assert decision.mark == Mark(SubscriptionState.PARKED, decision.reason)
     assert decision.send is None
 
 

@@ -307,7 +307,8 @@ async def test_webhook_without_identity_is_parked_without_platform_call(
     assert body["outcome"] == "parked"
     assert "zuid and zgid unknown" in body["reason"]
     row = await subscription(broker)
-    assert "cf_zuid" in row["parked_reason"]
+    assert row["state"] == "parked"
+    assert "cf_zuid" in row["reason"]
     assert await deliveries(broker) == []
     await deliver_unrelated_event(broker, simulator)
     assert [call.zgid for call in simulator.calls] == ["71111111111"]
@@ -326,7 +327,7 @@ async def test_matching_email_visit_releases_parked_subscription(
     assert (call.method, call.zgid, call.body["zuid"]) == ("POST", OTHER_ZGID, OTHER_ZUID)
     assert call.body["subscription_id"] == SUB_A
     await wait_all_done(broker, 1)
-    assert (await subscription(broker))["parked_reason"] is None
+    assert (await subscription(broker))["state"] == "applied"
     _, text = await open_page(broker, visitor(OTHER_ZUID, OTHER_ZGID, EMAIL))
     assert "Up to date" in text
 
@@ -340,7 +341,8 @@ async def test_other_email_visit_leaves_subscription_parked(
     )
     assert page.status == 200
     row = await subscription(broker)
-    assert "email does not match" in row["parked_reason"]
+    assert row["state"] == "parked"
+    assert "email does not match" in row["reason"]
     assert await deliveries(broker) == []
     await deliver_unrelated_event(broker, simulator)
     assert all(call.body["subscription_id"] != SUB_A for call in simulator.calls)
@@ -352,7 +354,7 @@ async def test_visit_without_email_leaves_subscription_parked(
     await park(broker)
     page, _ = await open_page(broker, visitor(email=None, subscription_id=SUB_A))
     assert page.status == 200
-    assert (await subscription(broker))["parked_reason"]
+    assert (await subscription(broker))["state"] == "parked"
     await deliver_unrelated_event(broker, simulator)
     assert all(call.body["subscription_id"] != SUB_A for call in simulator.calls)
 
@@ -412,7 +414,7 @@ async def test_user_seen_in_one_org_cannot_act_for_another(
     assert await db_rows(broker, "SELECT * FROM users") == users_before
     row = await subscription(broker)
     assert (row["zgid"], row["zuid"], row["bound_email"]) == (None, None, None)
-    assert row["parked_reason"]
+    assert row["state"] == "parked"
     await deliver_unrelated_event(broker, simulator)
     assert all(call.body["subscription_id"] != SUB_A for call in simulator.calls)
 
@@ -480,6 +482,8 @@ async def test_visit_before_billing_then_identityless_webhook_stays_parked_on_ot
     )
     assert page.status == 200
     await park(broker)
-    assert "email does not match" in (await subscription(broker))["parked_reason"]
+    row = await subscription(broker)
+    assert row["state"] == "parked"
+    assert "email does not match" in row["reason"]
     await deliver_unrelated_event(broker, simulator)
     assert all(call.body["subscription_id"] != SUB_A for call in simulator.calls)

@@ -198,9 +198,10 @@ async def test_a_second_subscription_that_bills_in_one_org_is_a_conflict_never_a
 
     assert [c.body["subscription_id"] for c in world.calls("POST")] == [first]  # type: ignore[index]
     [row] = await world.rows(
-        "SELECT decision FROM subscriptions WHERE subscription_id = ?", [second]
+        "SELECT state, reason FROM subscriptions WHERE subscription_id = ?", [second]
     )
-    assert row["decision"].startswith("conflict:")
+    assert row["state"] == "conflict"
+    assert row["reason"].startswith("conflict: the organisation already has subscription")
     assert "paying for two subscriptions" in page.text
     assert f"subscription {second}" in page.text
     assert "Earlier subscriptions" not in page.text  # only ended ones are earlier

@@ -205,9 +205,10 @@ async def test_chargeback_and_void_set_to_cancel_cancel_on_the_platform(
     await world.settle()
 
     assert [c.method for c in world.calls()] == ["POST", "DELETE"]
-    [stored] = await world.rows("SELECT access_hold, decision FROM subscriptions")
+    [stored] = await world.rows("SELECT access_hold, state, reason FROM subscriptions")
     assert stored["access_hold"].startswith(event_type.value)
-    assert "access withheld after" in stored["decision"]
+    assert stored["state"] == "applied"  # a Cancel is the target chosen
+    assert "access withheld after" in stored["reason"]
 
 
 async def test_withheld_access_returns_when_billing_renews_the_subscription(

@@ -68,6 +68,11 @@ async def test_org_view_shows_both_sides_of_a_conflict_and_the_overview_links_to
     assert kept in text
     assert duplicate in text
     assert f"conflict: the organisation already has subscription {kept}" in text
+    # Each held subscription shows its state beside the reason: the kept one's target was
+    # chosen and sent (applied), the duplicate's is held back (conflict).
+    assert "<th>State</th><th>Reason</th>" in text
+    assert "<td>applied</td>" in text
+    assert "<td>conflict</td>" in text
     assert "a duplicate: nothing is sent to the platform for it" in text
     assert "active (acknowledged)" in text
     # One list of the org's one customer: the look-up's bound, no sweep for a known org.

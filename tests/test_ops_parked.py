@@ -28,6 +28,10 @@ async def test_resolving_a_parked_subscription_asks_first_then_sends_it_to_the_c
     listed = await (await client.get("/ops/parked")).text()
     assert PARKED in listed
     assert "Resolve" in listed
+    story = await (await client.get(f"/ops/subscriptions/{PARKED}")).text()
+    assert "<dt>State</dt><dd>parked" in story
+    assert f'href="/ops/parked/{PARKED}/resolve">Resolve</a>' in story
+    assert "zuid and zgid unknown" in story  # the reason, as prose
     form = await client.get(f"/ops/parked/{PARKED}/resolve")
     assert form.status == 200
     assert 'name="zgid"' in await form.text()
@@ -67,6 +71,8 @@ async def test_resolving_a_parked_subscription_asks_first_then_sends_it_to_the_c
     assert PARKED not in await (await client.get("/ops/parked")).text()
 
     story = await (await client.get(f"/ops/subscriptions/{PARKED}")).text()
+    assert "<dt>State</dt><dd>applied</dd>" in story  # its target was chosen and sent
+    assert f"/ops/parked/{PARKED}/resolve" not in story
     order = [
         story.index(marker)
         for marker in (

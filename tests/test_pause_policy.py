@@ -92,8 +92,9 @@ async def test_a_pause_made_in_billing_without_a_policy_is_shown_and_reported_to
     assert re.search(r'class="status status-paused"', overview.text)
     assert row(overview.text, "Resumes on") == RESUME_ON
     assert "the vendor has not said what a pause means" in text_of(overview.text)
-    [stored] = await world.rows("SELECT decision FROM subscriptions")
-    assert "plans.pause_policy is not chosen" in stored["decision"]
+    [stored] = await world.rows("SELECT state, reason FROM subscriptions")
+    assert stored["state"] == "applied"  # kept live on the platform, with a warning
+    assert "plans.pause_policy is not chosen" in stored["reason"]
     [event] = await world.rows(
         "SELECT reason FROM webhook_events WHERE event_type = 'subscription_paused'"
     )

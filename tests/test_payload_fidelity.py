@@ -14,6 +14,7 @@ from broker.core.billing_events import BillingSubscription
 from broker.core.decide import Decision, Mark, Outcome, Snapshot
 from broker.core.identity import identity_from_billing
 from broker.core.mapping import INACTIVE, Identity, PlatformState
+from broker.core.subscription_state import SubscriptionState
 from tests.test_decide import (
     CUSTOMER,
     LIVE_5_USERS,
@@ -137,7 +138,7 @@ def test_a_yearly_plan_code_billed_monthly_is_sent_yearly_with_a_warning() -> No
     assert decision.send is not None
     assert decision.send.frequency == "4"
     assert decision.warning == warning
-    assert decision.mark == Mark(f"status live; warning: {warning}")
+    assert decision.mark == Mark(SubscriptionState.APPLIED, f"status live; warning: {warning}")
 
 
 def test_a_monthly_plan_code_billed_yearly_is_sent_monthly_with_a_warning() -> None:
@@ -160,7 +161,7 @@ def test_matching_intervals_give_no_warning() -> None:
         decision = decided(facts(), incoming)
         assert decision.outcome is Outcome.QUEUED
         assert decision.warning is None
-        assert decision.mark == Mark("status live")
+        assert decision.mark == Mark(SubscriptionState.APPLIED, "status live")
 
 
 def customer_with(**keys: Any) -> dict[str, Any]:

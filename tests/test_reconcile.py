@@ -218,8 +218,8 @@ async def test_parked_subscription_is_released_when_billing_customer_names_the_o
 ) -> None:
     sub = world.sim.subscribe(STANDARD_CODE, quantity=2)  # the customer has no zuid or zgid
     await world.settle()
-    parked = await world.rows("SELECT decision FROM subscriptions")
-    assert parked == [{"decision": "parked"}]
+    parked = await world.rows("SELECT state FROM subscriptions")
+    assert parked == [{"state": "parked"}]
     # The vendor fills in the customer's fields in billing; editing a customer emits no event.
     customer = world.sim.customers[sub.customer.customer_id]
     for number, (label, value) in enumerate((("zuid", "61000000009"), ("zgid", "71000000009"))):

@@ -122,8 +122,11 @@ async def test_cancel_sends_exactly_one_cancel_and_a_second_run_sends_none(
     assert cancels(world) == 1
     assert [c.method for c in world.calls()] == ["POST", "DELETE"]
     assert again.drift == []
-    stored = await world.rows("SELECT status FROM subscriptions WHERE subscription_id = ?", [sid])
-    assert stored == [{"status": "deleted"}]
+    stored = await world.rows(
+        "SELECT status, state FROM subscriptions WHERE subscription_id = ?", [sid]
+    )
+    # Its state says why it was cancelled: billing no longer has it.
+    assert stored == [{"status": "deleted", "state": "missing_in_billing"}]
     missing = await world.rows("SELECT state FROM billing_missing")
     assert missing == [{"state": "cancelled"}]
 

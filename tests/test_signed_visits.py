@@ -145,19 +145,20 @@ async def parked(world: PageWorld) -> str:
     """A subscription billing could not tie to an org (no cf_zuid, no cf_zgid)."""
     sub = world.sim.subscribe(STANDARD_CODE, quantity=3, email=EMAIL, display_name="Owner Org")
     await world.settle()
-    [row] = await world.rows("SELECT parked_reason FROM subscriptions")
-    assert row["parked_reason"], "the subscription should be parked"
+    [row] = await world.rows("SELECT state, reason FROM subscriptions")
+    assert row["state"] == "parked", "the subscription should be parked"
+    assert row["reason"], "a parked subscription says why"
     return sub.subscription_id
 
 
 async def assert_still_parked(world: PageWorld, subscription_id: str) -> None:
     await world.settle()
     [row] = await world.rows(
-        "SELECT zgid, zuid, parked_reason FROM subscriptions WHERE subscription_id = ?",
+        "SELECT zgid, zuid, state, reason FROM subscriptions WHERE subscription_id = ?",
         [subscription_id],
     )
-    assert (row["zgid"], row["zuid"]) == (None, None)
-    assert row["parked_reason"]
+    assert (row["zgid"], row["zuid"], row["state"]) == (None, None, "parked")
+    assert row["reason"]
     assert world.calls() == []
 
 
@@ -296,8 +297,9 @@ async def test_unverified_visit_never_supplies_a_zgid(make_world: WorldFactory):
     world.sim.subscribe(STANDARD_CODE, quantity=4, email=EMAIL, zuid=OWNER_ZUID)
     await world.settle()
     assert world.calls() == []
-    [row] = await world.rows("SELECT parked_reason FROM subscriptions")
-    assert row["parked_reason"]
+    [row] = await world.rows("SELECT state, reason FROM subscriptions")
+    assert row["state"] == "parked"
+    assert row["reason"]
 
 
 @pytest.fixture

@@ -122,6 +122,7 @@ ALL_MIGRATIONS = [
     "m009_money_events",
     "m010_missing_in_billing",
     "m011_store_generation",
+    "m012_subscription_state_and_reason",
 ]
 
 

@@ -118,8 +118,9 @@ async def test_a_plan_interval_mismatch_is_answered_stored_and_logged(broker: Cl
     assert [(line["log_level"], line["subscription_id"]) for line in warned] == [("warning", SID)]
     events = await db_rows(broker, "SELECT reason FROM webhook_events")
     assert events[0]["reason"] == f"status live; warning: {answer['warning']}"
-    subs = await db_rows(broker, "SELECT decision FROM subscriptions")
-    assert subs[0]["decision"] == f"status live; warning: {answer['warning']}"
+    subs = await db_rows(broker, "SELECT state, reason FROM subscriptions")
+    assert subs[0]["state"] == "applied"
+    assert subs[0]["reason"] == f"status live; warning: {answer['warning']}"
     deliveries = await db_rows(broker, "SELECT target_json FROM deliveries")
     assert '"frequency": "4"' in deliveries[0]["target_json"]  # still follows the plan code
 

@@ -115,7 +115,7 @@ def list_parked(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         environ,
         ops_reads.parked,
         ("updated_at",),
-        ["updated_at", "subscription_id", "status", "customer_id", "parked_reason"],
+        ["updated_at", "subscription_id", "status", "customer_id", "reason"],
     )
 
 

@@ -118,7 +118,7 @@ def _resolve(db: Tx, settings: Settings, sid: str, *, zgid: str, zuid: str, conf
         known = subscription_row(db, sid) is not None
         print(f"subscription {sid} is {'not parked' if known else 'unknown'}", file=sys.stderr)
         return EXIT_USAGE
-    print(f"subscription {sid} is parked: {found[0].parked_reason}")
+    print(f"subscription {sid} is parked: {found[0].reason}")
     if not found[0].waits_for_org:
         print(ops_actions.quantity_park_refusal(sid), file=sys.stderr)
         return EXIT_USAGE

@@ -39,6 +39,7 @@ from broker.core.mapping import (
 from broker.core.org_billing import OrgSubscription, bills, keeper
 from broker.core.ours import our_products
 from broker.core.partial_snapshot import is_partial, merge_partial
+from broker.core.subscription_state import MISSING_IN_BILLING_SOURCE, SubscriptionState
 from broker.errors import Forbidden
 
 
@@ -71,12 +72,23 @@ class StoredSubscription:
     billing_json: str | None
     billing_updated_at: float | None
     billing_source: str | None
-    decision: str | None
     queued_json: str | None
     acked_json: str | None
-    parked_reason: str | None
     updated_at: float
     access_hold: str | None = None  # a money event that withholds access (store/money_events)
+    state: SubscriptionState | None = None  # None until a decision marked it
+    reason: str | None = None  # why it is in that state, for people
+
+    def __post_init__(self) -> None:
+        # Rows come back from SQL as text: a value not in the enum fails here, loudly.
+        value: object = self.state
+        if value is not None and not isinstance(value, SubscriptionState):
+            object.__setattr__(self, "state", SubscriptionState(str(value)))
+
+    @property
+    def parked_reason(self) -> str | None:
+        """Why it is parked, when it is."""
+        return self.reason if self.state is SubscriptionState.PARKED else None
 
     @property
     def snapshot(self) -> BillingSubscription | None:
@@ -132,10 +144,10 @@ class PipelineFacts:
 
 @dataclass(frozen=True)
 class Mark:
-    """The subscription's ``decision`` and ``parked_reason`` columns after a decision."""
+    """The subscription's ``state`` and ``reason`` columns after a decision."""
 
-    decision: str  # "parked", "ignored", or why the target was chosen
-    parked_reason: str | None = None
+    state: SubscriptionState
+    reason: str | None = None  # prose for people: why it stands there
 
 
 @dataclass(frozen=True)
@@ -224,7 +236,7 @@ def decide(
         min_users=settings.platform.min_users,
     )
     if isinstance(wanted, Unmapped):
-        mark = Mark(Outcome.UNMAPPED_PLAN.value)
+        mark = Mark(SubscriptionState.UNMAPPED_PLAN, wanted.reason)
         return replace(writes, outcome=Outcome.UNMAPPED_PLAN, reason=wanted.reason, mark=mark)
     if isinstance(wanted, Park):
         reason = wanted.reason
@@ -233,20 +245,39 @@ def decide(
                 " (a Manage Subscription visit named this subscription, but its email "
                 "does not match the billing customer's)"
             )
-        return replace(writes, outcome=Outcome.PARKED, reason=reason, mark=Mark("parked", reason))
+        return replace(
+            writes,
+            outcome=Outcome.PARKED,
+            reason=reason,
+            mark=Mark(SubscriptionState.PARKED, reason),
+        )
     if isinstance(wanted, Ignore):
-        return replace(writes, outcome=Outcome.IGNORED, reason=wanted.reason, mark=Mark("ignored"))
+        ignored = Mark(SubscriptionState.IGNORED, wanted.reason)
+        return replace(writes, outcome=Outcome.IGNORED, reason=wanted.reason, mark=ignored)
     if stored is not None and stored.access_hold and wanted.state.active:
         # A refund, chargeback or void the vendor set to "cancel": nothing active is sent.
         wanted = Target(INACTIVE, f"access withheld after {stored.access_hold}")
     why = f"{wanted.why}; warning: {wanted.warning}" if wanted.warning else wanted.why
-    writes = replace(writes, mark=Mark(why), warning=wanted.warning)
+    source = (
+        incoming.source if incoming is not None else (stored.billing_source if stored else None)
+    )
+    applied = (
+        SubscriptionState.MISSING_IN_BILLING
+        if source == MISSING_IN_BILLING_SOURCE
+        else SubscriptionState.APPLIED
+    )
+    writes = replace(writes, mark=Mark(applied, why), warning=wanted.warning)
     queued = stored.queued_json if stored else None
     conflict = _conflict(
         facts, snapshot, queued=queued, acked=stored.acked_json if stored else None
     )
     if conflict is not None and wanted.state.active:
-        return replace(writes, outcome=Outcome.CONFLICT, reason=conflict, mark=Mark(conflict))
+        return replace(
+            writes,
+            outcome=Outcome.CONFLICT,
+            reason=conflict,
+            mark=Mark(SubscriptionState.CONFLICT, conflict),
+        )
     # States are stored as canonical JSON (sorted keys), so equal text is equal state.
     if queued == wanted.state.to_json():
         reason = "the platform already has or will get this state"

@@ -1,5 +1,5 @@
 """The console's view of one org (``/ops/orgs/{zgid}``): both sides side by side. What the
-broker holds (its subscriptions with the stored decision and the platform's last state, its
+broker holds (its subscriptions with their state and reason and the platform's last state, its
 customers, deliveries and audit rows) and what billing holds, read live through the same bounded
 look-up the page uses before selling (``delivery.org_billing_read``). When billing cannot be
 asked, the view says so and shows the broker's side alone: never a 500, never a guess."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from broker.store import outbox
 from broker.store.engine.tx import Tx
 from broker.store.sql import select_all
 
@@ -22,14 +23,18 @@ class Requeued:
 def retry_dead(db: Tx, *, now: float, delivery_id: int | None = None) -> Requeued:
     """Send dead letters again, unless a newer delivery of the subscription replaced them."""
     if delivery_id is None:
-        rows = select_all(db, "SELECT id, subscription_id FROM deliveries WHERE state = 'dead'")
+        rows = select_all(
+            db,
+            "SELECT id, subscription_id FROM deliveries WHERE state = ?",
+            [outbox.DeliveryState.DEAD.value],
+        )
     else:
         rows = select_all(
             db, "SELECT id, subscription_id, state FROM deliveries WHERE id = ?", [delivery_id]
         )
         if not rows:
             raise LookupError(f"no delivery with id {delivery_id}")
-        if rows[0]["state"] != "dead":
+        if rows[0]["state"] != outbox.DeliveryState.DEAD:
             raise ValueError(
                 f"delivery {delivery_id} is {rows[0]['state']}, not dead: only dead letters retry"
             )
@@ -41,22 +46,15 @@ def retry_dead(db: Tx, *, now: float, delivery_id: int | None = None) -> Requeue
                 select_all(
                     db,
                     "SELECT COUNT(*) AS n FROM deliveries WHERE subscription_id = ? AND id > ?"
-                    " AND state != 'superseded'",
-                    [row["subscription_id"], row["id"]],
+                    " AND state != ?",
+                    [row["subscription_id"], row["id"], outbox.DeliveryState.SUPERSEDED.value],
                 )
             )
         )["n"]
         if newer:
-            db.execute(
-                "UPDATE deliveries SET state = 'superseded', finished_at = ? WHERE id = ?",
-                [now, row["id"]],
-            )
+            outbox.supersede(db, row["id"], now=now)
             superseded.append(row["id"])
             continue
-        db.execute(
-            "UPDATE deliveries SET state = 'pending', attempts = 0, first_attempt_at = NULL,"
-            " next_attempt_at = ?, finished_at = NULL WHERE id = ?",
-            [now, row["id"]],
-        )
+        outbox.requeue(db, row["id"], now=now)
         requeued.append(row["id"])
     return Requeued(requeued, superseded)

@@ -1,4 +1,4 @@
-"""The identity tables: customers, users, landing claims, and the subscriptions row itself.
+"""The identity tables: customers, users, landing claims; and reads of the subscriptions row.
 
 Rows come back as the frozen records ``core.identity`` and ``core.decide`` reason about; who wins
 is decided there, never here. Column lists are written from the records' fields, so a column
@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from broker.core.decide import StoredSubscription
 from broker.core.identity import Claim, CustomerRecord, UserRecord
+from broker.core.subscription_state import SubscriptionState
 from broker.store.engine.tx import Tx
 from broker.store.sql import select_all, select_one, upsert
 
@@ -61,8 +62,8 @@ def waiting_for_zgid(db: Tx, zuid: str) -> list[str]:
         db,
         "SELECT s.subscription_id FROM subscriptions s JOIN customers c"
         " ON c.customer_id = s.customer_id"
-        " WHERE s.decision = 'parked' AND c.zuid = ? AND c.zgid IS NULL",
-        [zuid],
+        " WHERE s.state = ? AND c.zuid = ? AND c.zgid IS NULL",
+        [SubscriptionState.PARKED.value, zuid],
     )
     return [str(row["subscription_id"]) for row in rows]
 
@@ -77,11 +78,3 @@ def save_user(db: Tx, user: UserRecord) -> None:
 
 def save_claim(db: Tx, claim: Claim) -> None:
     upsert(db, "landing_claims", asdict(claim), key=("subscription_id", "zgid"))
-
-
-def bind_subscription(db: Tx, claim: Claim) -> None:
-    """The subscription now belongs to the claim's org (a believed landing claim)."""
-    db.execute(
-        "UPDATE subscriptions SET zgid = ?, zuid = ?, bound_email = ? WHERE subscription_id = ?",
-        [claim.zgid, claim.zuid, claim.email, claim.subscription_id],
-    )

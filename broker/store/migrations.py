@@ -21,6 +21,7 @@ from broker.store.schema_identity import m007_zgid_evidence
 from broker.store.schema_money import m009_money_events
 from broker.store.schema_ops import m006_webhook_refusals
 from broker.store.schema_reconcile import m005_reconciliation, m010_missing_in_billing
+from broker.store.schema_subscription_state import m012_subscription_state_and_reason
 
 MIGRATION_SET = "broker"
 Migration = Callable[[Tx], None]
@@ -241,6 +242,7 @@ SCHEMA: tuple[tuple[int, str, Migration], ...] = (
     (9, "m009_money_events", m009_money_events),
     (10, "m010_missing_in_billing", m010_missing_in_billing),
     (11, "m011_store_generation", m011_store_generation),
+    (12, "m012_subscription_state_and_reason", m012_subscription_state_and_reason),
 )
 
 

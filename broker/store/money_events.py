@@ -21,6 +21,7 @@ from broker.core.money_events import (
     decide_money,
     read_money_event,
 )
+from broker.store import subscriptions
 from broker.store.engine.tx import Tx
 from broker.store.ops_reads import OpsFilter, Page
 from broker.store.sql import select_all, select_one
@@ -92,21 +93,9 @@ def record_money_event(
         ],
     )
     record = MoneyRecord(money, decision, sid)
-    if record.withholds:
-        db.execute(
-            "UPDATE subscriptions SET access_hold = ? WHERE subscription_id = ?",
-            [f"{event.event_type} {event.event_id}", sid],
-        )
+    if record.withholds and sid is not None:
+        subscriptions.hold_access(db, sid, f"{event.event_type} {event.event_id}")
     return record
-
-
-def release_hold(db: Tx, subscription_id: str) -> None:
-    """Billing reported a new paid term: access follows the subscription again."""
-    db.execute(
-        "UPDATE subscriptions SET access_hold = NULL"
-        " WHERE subscription_id = ? AND access_hold IS NOT NULL",
-        [subscription_id],
-    )
 
 
 def money_events_page(db: Tx, where: OpsFilter) -> Page[MoneyRow]:

@@ -3,17 +3,21 @@
 
 from __future__ import annotations
 
+from broker.core.subscription_state import SubscriptionState
 from broker.store.engine.tx import Tx
 from broker.store.sql import select_one
 
 
 def conflicting_subscriptions(db: Tx) -> int:
     """Duplicates held back because their org already has one that bills (``decide``)."""
-    row = select_one(db, "SELECT COUNT(*) AS n FROM subscriptions WHERE decision LIKE 'conflict:%'")
-    return int(row["n"]) if row else 0
+    return _count(db, SubscriptionState.CONFLICT)
 
 
 def parked_subscriptions(db: Tx) -> int:
-    """Subscriptions held back until their org is known (``decide.Mark("parked", ...)``)."""
-    row = select_one(db, "SELECT COUNT(*) AS n FROM subscriptions WHERE decision = 'parked'")
+    """Subscriptions held back until their org (or an accepted quantity) is known."""
+    return _count(db, SubscriptionState.PARKED)
+
+
+def _count(db: Tx, state: SubscriptionState) -> int:
+    row = select_one(db, "SELECT COUNT(*) AS n FROM subscriptions WHERE state = ?", [state.value])
     return int(row["n"]) if row else 0

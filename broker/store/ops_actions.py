@@ -9,7 +9,8 @@ from typing import Any
 
 from broker.config import Settings
 from broker.core.mapping import parked_for_quantity
-from broker.store import dead_letters, outbox, pipeline
+from broker.core.subscription_state import SubscriptionState
+from broker.store import dead_letters, outbox, pipeline, subscriptions
 from broker.store.audit import record_action
 from broker.store.engine.tx import Tx
 from broker.store.sql import select_one
@@ -88,7 +89,7 @@ def retry_now(db: Tx, who: Operator, delivery_id: int, *, now: float) -> None:
             f"delivery {delivery_id} is {row['state']}, not pending: only a pending delivery "
             "can be sent now (a dead letter is retried instead)"
         )
-    db.execute("UPDATE deliveries SET next_attempt_at = ? WHERE id = ?", [now, delivery_id])
+    outbox.make_due(db, delivery_id, now=now)
     audit(
         db,
         who,
@@ -123,19 +124,16 @@ def resolve_parked(
     again (billing's own ids, when they arrive, still win: see core.identity)."""
     row = select_one(
         db,
-        "SELECT parked_reason, zuid FROM subscriptions WHERE subscription_id = ?",
+        "SELECT state, reason, zuid FROM subscriptions WHERE subscription_id = ?",
         [subscription_id],
     )
     if row is None:
         raise LookupError(f"no subscription {subscription_id}")
-    if not row["parked_reason"]:
+    if row["state"] != SubscriptionState.PARKED:
         raise OpsRefused(f"subscription {subscription_id} is not parked")
-    if parked_for_quantity(row["parked_reason"]):
+    if parked_for_quantity(row["reason"] or ""):
         raise OpsRefused(quantity_park_refusal(subscription_id))
-    db.execute(
-        "UPDATE subscriptions SET zgid = ?, zuid = COALESCE(?, zuid) WHERE subscription_id = ?",
-        [zgid, zuid, subscription_id],
-    )
+    subscriptions.assign_org(db, subscription_id, zgid=zgid, zuid=zuid)
     result = pipeline.reconcile(
         db, subscription_id, settings=settings, now=now, cause="ops.resolve_parked"
     )
@@ -146,7 +144,7 @@ def resolve_parked(
         str(result.outcome),
         now=now,
         subscription_id=subscription_id,
-        detail={"zgid": zgid, "zuid": zuid, "reason": result.reason, "was": row["parked_reason"]},
+        detail={"zgid": zgid, "zuid": zuid, "reason": result.reason, "was": row["reason"]},
     )
     return result
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from broker.core.mapping import parked_for_quantity
+from broker.core.subscription_state import SubscriptionState
 from broker.store.delivery_records import DeliveryRecord
 from broker.store.engine.tx import Tx
 from broker.store.sql import select_all
@@ -107,13 +108,13 @@ class ParkedRow:
     status: str | None
     zuid: str | None
     zgid: str | None
-    parked_reason: str
+    reason: str  # why it is parked
     updated_at: float
 
     @property
     def waits_for_org(self) -> bool:
         """Whether choosing an org can release it (a quantity park waits for billing instead)."""
-        return not parked_for_quantity(self.parked_reason)
+        return not parked_for_quantity(self.reason)
 
 
 @dataclass(frozen=True)
@@ -195,24 +196,25 @@ def parked(db: Tx, where: OpsFilter) -> Page[ParkedRow]:
     clause = f"{clause} AND" if clause else "WHERE"
     rows = select_all(
         db,
-        "SELECT s.subscription_id, s.customer_id, s.status, s.zuid, s.zgid, s.parked_reason,"  # noqa: S608
-        f" s.updated_at FROM subscriptions s {clause} s.parked_reason IS NOT NULL"
+        "SELECT s.subscription_id, s.customer_id, s.status, s.zuid, s.zgid,"  # noqa: S608
+        " COALESCE(s.reason, '') AS reason,"
+        f" s.updated_at FROM subscriptions s {clause} s.state = ?"
         " ORDER BY s.updated_at DESC LIMIT ? OFFSET ?",
-        params + where.bounds(),
+        [*params, SubscriptionState.PARKED.value, *where.bounds()],
     )
     return _page([ParkedRow(**row) for row in rows], where.page_size)
 
 
 def unmapped(db: Tx, where: OpsFilter) -> Page[UnmappedRow]:
-    """Subscriptions marked ``unmapped_plan``: paying customers nothing was sent for."""
+    """Subscriptions in state ``unmapped_plan``: paying customers nothing was sent for."""
     clause, params = where.where("s", time_column="updated_at", state_column="status")
     clause = f"{clause} AND" if clause else "WHERE"
     rows = select_all(
         db,
         "SELECT s.subscription_id, s.customer_id, s.status, s.plan_code, s.updated_at"  # noqa: S608
-        f" FROM subscriptions s {clause} s.decision = 'unmapped_plan'"
+        f" FROM subscriptions s {clause} s.state = ?"
         " ORDER BY s.updated_at DESC LIMIT ? OFFSET ?",
-        params + where.bounds(),
+        [*params, SubscriptionState.UNMAPPED_PLAN.value, *where.bounds()],
     )
     return _page([UnmappedRow(**row) for row in rows], where.page_size)
 

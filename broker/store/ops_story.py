@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from broker.core.mapping import Identity
+from broker.core.subscription_state import SubscriptionState
 from broker.store.engine.tx import Tx
 from broker.store.pipeline import load_facts
 from broker.store.sql import select_all, select_one
@@ -30,8 +31,8 @@ class SubscriptionStory:
     zuid: str | None
     zgid: str | None
     customer_id: str | None
-    decision: str | None
-    parked_reason: str | None
+    state: SubscriptionState | None  # None: no decision marked it yet
+    reason: str | None  # why it is in that state
     snapshot: str | None  # billing's last snapshot, as kept
     acked: str | None  # what the platform last acknowledged
     entries: list[StoryEntry]
@@ -40,7 +41,7 @@ class SubscriptionStory:
 def subscription_story(db: Tx, subscription_id: str) -> SubscriptionStory | None:
     row = select_one(
         db,
-        "SELECT status, zuid, zgid, customer_id, decision, parked_reason, billing_json,"
+        "SELECT status, zuid, zgid, customer_id, state, reason, billing_json,"
         " acked_json FROM subscriptions WHERE subscription_id = ?",
         [subscription_id],
     )
@@ -58,8 +59,8 @@ def subscription_story(db: Tx, subscription_id: str) -> SubscriptionStory | None
         zuid=owner.zuid,
         zgid=owner.zgid,
         customer_id=row.get("customer_id"),
-        decision=row.get("decision"),
-        parked_reason=row.get("parked_reason"),
+        state=SubscriptionState(row["state"]) if row.get("state") else None,
+        reason=row.get("reason"),
         snapshot=row.get("billing_json"),
         acked=row.get("acked_json"),
         entries=entries,

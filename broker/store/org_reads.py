@@ -1,5 +1,5 @@
-"""The operator console's picture of one org as the broker holds it: its subscriptions with the
-stored decision and the platform's last state, its billing customers, its latest deliveries and
+"""The operator console's picture of one org as the broker holds it: its subscriptions with their
+state and reason and the platform's last state, its billing customers, its latest deliveries and
 audit rows; and the orgs that have a conflict, for the console's lists. Reads only."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from broker.core.mapping import PlatformState
+from broker.core.subscription_state import SubscriptionState
 from broker.store.engine.tx import Tx
 from broker.store.sql import select_all
 
@@ -19,7 +20,8 @@ class HeldSubscription:
     customer_id: str | None
     status: str | None
     plan_code: str | None
-    decision: str | None
+    state: SubscriptionState | None
+    reason: str | None  # why it is in that state, for people
     platform_active: bool  # the platform acknowledged an active state for it
     queued_active: bool  # the last state queued for it is active
     updated_at: float
@@ -28,7 +30,7 @@ class HeldSubscription:
 
     @property
     def conflict(self) -> bool:
-        return (self.decision or "").startswith("conflict:")
+        return self.state is SubscriptionState.CONFLICT
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ class OrgHeld:
 class ConflictRow:
     zgid: str
     subscription_id: str
-    decision: str
+    reason: str
 
 
 def _active(text: str | None) -> bool:
@@ -75,7 +77,7 @@ def org_held(db: Tx, zgid: str) -> OrgHeld:
     """What the broker holds for org ``zgid`` (its own zgid, or its customer's ``cf_zgid``)."""
     rows = select_all(
         db,
-        "SELECT s.subscription_id, s.customer_id, s.status, s.plan_code, s.decision,"
+        "SELECT s.subscription_id, s.customer_id, s.status, s.plan_code, s.state, s.reason,"
         " s.queued_json, s.acked_json, s.updated_at, m.state AS missing"
         " FROM subscriptions s LEFT JOIN customers c ON c.customer_id = s.customer_id"
         " LEFT JOIN billing_missing m ON m.subscription_id = s.subscription_id"
@@ -88,7 +90,8 @@ def org_held(db: Tx, zgid: str) -> OrgHeld:
             r["customer_id"],
             r["status"],
             r["plan_code"],
-            r["decision"],
+            SubscriptionState(r["state"]) if r["state"] else None,
+            r["reason"],
             platform_active=_active(r["acked_json"]),
             queued_active=_active(r["queued_json"]),
             updated_at=float(r["updated_at"]),
@@ -145,12 +148,12 @@ def conflicts(db: Tx) -> list[ConflictRow]:
     """Every subscription held back as a duplicate, with its org (for the console's lists)."""
     rows = select_all(
         db,
-        "SELECT s.subscription_id, COALESCE(s.zgid, c.zgid) AS zgid, s.decision"
+        "SELECT s.subscription_id, COALESCE(s.zgid, c.zgid) AS zgid, s.reason"
         " FROM subscriptions s LEFT JOIN customers c ON c.customer_id = s.customer_id"
-        " WHERE s.decision LIKE 'conflict:%' ORDER BY s.subscription_id",
-        [],
+        " WHERE s.state = ? ORDER BY s.subscription_id",
+        [SubscriptionState.CONFLICT.value],
     )
     return [
-        ConflictRow(str(r["zgid"] or ""), str(r["subscription_id"]), str(r["decision"]))
+        ConflictRow(str(r["zgid"] or ""), str(r["subscription_id"]), str(r["reason"] or ""))
         for r in rows
     ]

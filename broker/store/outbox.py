@@ -13,6 +13,7 @@ from enum import StrEnum
 
 from broker.core.mapping import ACTION_METHODS, PlatformAction, PlatformState
 from broker.core.platform_answers import CallResult
+from broker.store import subscriptions
 from broker.store.engine.tx import Tx
 from broker.store.sql import select_all
 
@@ -85,10 +86,10 @@ def claim_due(
     claimed = []
     for row in rows:
         db.execute(
-            "UPDATE deliveries SET state = 'in_flight', lease_owner = ?, lease_expires_at = ?,"
+            "UPDATE deliveries SET state = ?, lease_owner = ?, lease_expires_at = ?,"
             " attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, ?)"
             " WHERE id = ?",
-            [owner, now + lease_seconds, now, row["id"]],
+            [DeliveryState.IN_FLIGHT.value, owner, now + lease_seconds, now, row["id"]],
         )
         target = PlatformState.from_json(row["target_json"])
         assert target is not None
@@ -125,8 +126,8 @@ def renew_leases(
     marks = ", ".join("?" for _ in ids)
     return db.execute(
         f"UPDATE deliveries SET lease_expires_at = ? WHERE id IN ({marks})"  # noqa: S608 - only ?s
-        " AND state = 'in_flight' AND lease_owner = ? AND lease_expires_at < ?",
-        [now + lease_seconds, *ids, owner, now + lease_seconds / 2],
+        " AND state = ? AND lease_owner = ? AND lease_expires_at < ?",
+        [now + lease_seconds, *ids, DeliveryState.IN_FLIGHT.value, owner, now + lease_seconds / 2],
     ).rowcount
 
 
@@ -140,26 +141,34 @@ def _take_back_expired_leases(db: Tx, now: float) -> None:
     )
     for row in expired:
         newer = db.execute(
-            "UPDATE deliveries SET uncertain = 1 WHERE subscription_id = ? AND state = 'pending'"
+            "UPDATE deliveries SET uncertain = 1 WHERE subscription_id = ? AND state = ?"
             " AND id > ?",
-            [row["subscription_id"], row["id"]],
+            [row["subscription_id"], DeliveryState.PENDING.value, row["id"]],
         ).rowcount
         db.execute(
             "UPDATE deliveries SET state = ?, uncertain = 1, lease_owner = NULL,"
             " lease_expires_at = NULL, next_attempt_at = ?,"
             " finished_at = CASE WHEN ? > 0 THEN ? ELSE NULL END"
-            " WHERE id = ? AND state = 'in_flight' AND lease_expires_at < ?",
-            ["superseded" if newer else "pending", now, newer, now, row["id"], now],
+            " WHERE id = ? AND state = ? AND lease_expires_at < ?",
+            [
+                (DeliveryState.SUPERSEDED if newer else DeliveryState.PENDING).value,
+                now,
+                newer,
+                now,
+                row["id"],
+                DeliveryState.IN_FLIGHT.value,
+                now,
+            ],
         )
 
 
 def release_leases(db: Tx, *, owner: str, now: float) -> int:
     """Hand back calls cut short by a shutdown: due now, marked uncertain (they may have landed)."""
     return db.execute(
-        "UPDATE deliveries SET state = 'pending', uncertain = 1, lease_owner = NULL,"
-        " lease_expires_at = NULL, next_attempt_at = ? WHERE state = 'in_flight'"
+        "UPDATE deliveries SET state = ?, uncertain = 1, lease_owner = NULL,"
+        " lease_expires_at = NULL, next_attempt_at = ? WHERE state = ?"
         " AND lease_owner = ?",
-        [now, owner],
+        [DeliveryState.PENDING.value, now, DeliveryState.IN_FLIGHT.value, owner],
     ).rowcount
 
 
@@ -188,8 +197,13 @@ def complete(
         db.execute(
             "UPDATE deliveries SET uncertain = CASE WHEN ? > 0 THEN 1 ELSE uncertain END"
             " WHERE subscription_id = ?"
-            " AND state = 'pending' AND id > ?",
-            [int(maybe_applied or delivery.uncertain), delivery.subscription_id, delivery.id],
+            " AND state = ? AND id > ?",
+            [
+                int(maybe_applied or delivery.uncertain),
+                delivery.subscription_id,
+                DeliveryState.PENDING.value,
+                delivery.id,
+            ],
         )
         state = DeliveryState.SUPERSEDED
     if maybe_applied:
@@ -197,22 +211,22 @@ def complete(
     updated = db.execute(
         "UPDATE deliveries SET state = ?, action = ?, lease_owner = NULL, lease_expires_at = NULL,"
         " next_attempt_at = COALESCE(?, next_attempt_at), finished_at = ?, last_status = ?,"
-        " last_error = ? WHERE id = ? AND state = 'in_flight' AND lease_owner = ?",
+        " last_error = ? WHERE id = ? AND state = ? AND lease_owner = ?",
         [
-            str(state),
+            state.value,
             action,
             next_attempt_at,
             now if state in FINISHED else None,
             last.status if last else None,
             note or (last.error if last else None),
             delivery.id,
+            DeliveryState.IN_FLIGHT.value,
             owner,
         ],
     ).rowcount
     if updated and state is DeliveryState.DONE and acknowledged is not None:
-        db.execute(
-            "UPDATE subscriptions SET acked_json = ?, updated_at = ? WHERE subscription_id = ?",
-            [acknowledged.to_json(), now, delivery.subscription_id],
+        subscriptions.set_acknowledged(
+            db, delivery.subscription_id, acknowledged.to_json(), now=now
         )
     return bool(updated)
 
@@ -244,10 +258,7 @@ def record_step(
         return False
     # The step's outcome is known, so any doubt from an earlier cut-off attempt is resolved.
     db.execute("UPDATE deliveries SET uncertain = 0 WHERE id = ?", [delivery.id])
-    db.execute(
-        "UPDATE subscriptions SET acked_json = ?, updated_at = ? WHERE subscription_id = ?",
-        [reached.to_json(), now, delivery.subscription_id],
-    )
+    subscriptions.set_acknowledged(db, delivery.subscription_id, reached.to_json(), now=now)
     return True
 
 
@@ -294,19 +305,79 @@ def action_method(action: str) -> str:
         return "-"
 
 
+def enqueue_delivery(
+    db: Tx,
+    subscription_id: str,
+    target: PlatformState,
+    *,
+    cause: str,
+    now: float,
+    queued_written: bool = False,
+) -> int:
+    """Queue the new target; a not-yet-started delivery of the same subscription is superseded.
+    ``queued_written``: the caller already put the target in the subscription's ``queued_json``.
+
+    The call itself (Add, Modify or Cancel) is chosen at send time from what the platform last
+    acknowledged, so only the newest target ever needs sending.
+    """
+    pending, superseded_state = DeliveryState.PENDING.value, DeliveryState.SUPERSEDED.value
+    superseded = select_all(
+        db,
+        "SELECT id, uncertain FROM deliveries WHERE subscription_id = ? AND state = ?",
+        [subscription_id, pending],
+    )
+    if superseded:
+        db.execute(
+            "UPDATE deliveries SET state = ?, finished_at = ?"
+            " WHERE subscription_id = ? AND state = ?",
+            [superseded_state, now, subscription_id, pending],
+        )
+    uncertain = int(any(r["uncertain"] for r in superseded))
+    target_json = target.to_json()
+    cursor = db.execute(
+        "INSERT INTO deliveries (subscription_id, target_json, cause, state, uncertain,"
+        " created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        [subscription_id, target_json, cause, pending, uncertain, now, now],
+    )
+    delivery_id = int(cursor.fetchone()[0])
+    if not queued_written:
+        subscriptions.set_queued(db, subscription_id, target_json)
+    db.notify(DELIVERIES_CHANNEL)
+    return delivery_id
+
+
+def supersede(db: Tx, delivery_id: int, *, now: float) -> None:
+    """A newer delivery of the subscription replaced this one: it will never be sent."""
+    db.execute(
+        "UPDATE deliveries SET state = ?, finished_at = ? WHERE id = ?",
+        [DeliveryState.SUPERSEDED.value, now, delivery_id],
+    )
+
+
+def requeue(db: Tx, delivery_id: int, *, now: float) -> None:
+    """Send a dead letter again from scratch: due now, its attempts counted afresh."""
+    db.execute(
+        "UPDATE deliveries SET state = ?, attempts = 0, first_attempt_at = NULL,"
+        " next_attempt_at = ?, finished_at = NULL WHERE id = ?",
+        [DeliveryState.PENDING.value, now, delivery_id],
+    )
+
+
+def make_due(db: Tx, delivery_id: int, *, now: float) -> None:
+    """A pending delivery falls due at once instead of at the end of its backoff."""
+    db.execute("UPDATE deliveries SET next_attempt_at = ? WHERE id = ?", [now, delivery_id])
+
+
 def supersede_all_unfinished(db: Tx, *, now: float, reason: str) -> list[int]:
     """Supersede every delivery not yet finished, with ``reason`` as its last error: a restored
     backup's outbox is what was pending when the copy was taken, stale by now (see
     ``store.generation``). Returns their ids."""
-    rows = select_all(
-        db,
-        "SELECT id FROM deliveries WHERE state IN ('pending', 'in_flight') ORDER BY id",
-    )
+    unfinished = [DeliveryState.PENDING.value, DeliveryState.IN_FLIGHT.value]
+    rows = select_all(db, "SELECT id FROM deliveries WHERE state IN (?, ?) ORDER BY id", unfinished)
     if rows:
         db.execute(
-            "UPDATE deliveries SET state = 'superseded', finished_at = ?, last_error = ?,"
-            " lease_owner = NULL, lease_expires_at = NULL"
-            " WHERE state IN ('pending', 'in_flight')",
-            [now, reason],
+            "UPDATE deliveries SET state = ?, finished_at = ?, last_error = ?,"
+            " lease_owner = NULL, lease_expires_at = NULL WHERE state IN (?, ?)",
+            [DeliveryState.SUPERSEDED.value, now, reason, *unfinished],
         )
     return [int(row["id"]) for row in rows]

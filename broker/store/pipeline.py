@@ -26,22 +26,23 @@ from broker.core.decide import (
 )
 from broker.core.event_kinds import EventKind, event_kind, why_not_applied
 from broker.core.identity import resolve_identity
-from broker.core.mapping import PAUSE_NOT_CHOSEN, Identity, PlatformState
+from broker.core.mapping import PAUSE_NOT_CHOSEN, Identity
 from broker.core.money_events import MoneyKind, money_kind
+from broker.store import events, subscriptions
 from broker.store.engine.tx import Tx
+from broker.store.events import ReceivedEvent
 from broker.store.identity import (
-    bind_subscription,
     claims_on,
     customer_row,
     save_customer,
     subscription_row,
     user_row,
 )
-from broker.store.money_events import NEW_TERM_EVENTS, record_money_event, release_hold
+from broker.store.money_events import NEW_TERM_EVENTS, record_money_event
 from broker.store.org_index import org_billing_subscriptions
-from broker.store.outbox import DELIVERIES_CHANNEL, DeliveryState
+from broker.store.outbox import enqueue_delivery
 from broker.store.products import learned_products
-from broker.store.sql import select_all, upsert
+from broker.store.subscriptions import KeptSnapshot
 
 log = structlog.get_logger(__name__)
 
@@ -106,32 +107,23 @@ def write(db: Tx, decision: Decision, *, now: float) -> PipelineResult:
     folded = decision.keep is not None
     if decision.keep is not None:
         subscription = decision.keep.subscription
-        row: dict[str, Any] = {
-            "subscription_id": sid,
-            "customer_id": subscription.effective_customer_id(),
-            "status": subscription.status.lower(),
-            "plan_code": subscription.plan.plan_code if subscription.plan else None,
-            "billing_json": subscription.model_dump_json(),
-            "billing_updated_at": decision.keep.updated_at,
-            "billing_source": decision.keep.source,
-            "updated_at": now,
-        }
-        if decision.mark is not None:
-            row |= {
-                "decision": decision.mark.decision,
-                "parked_reason": decision.mark.parked_reason,
-            }
-        if decision.send is not None:
-            row["queued_json"] = decision.send.to_json()
-        upsert(db, "subscriptions", row, key="subscription_id")
-    if decision.bind is not None:
-        bind_subscription(db, decision.bind)
-    if decision.mark is not None and not folded:
-        db.execute(
-            "UPDATE subscriptions SET decision = ?, parked_reason = ?, updated_at = ?"
-            " WHERE subscription_id = ?",
-            [decision.mark.decision, decision.mark.parked_reason, now, sid],
+        kept = KeptSnapshot(
+            subscription_id=sid,
+            customer_id=subscription.effective_customer_id(),
+            status=subscription.status.lower(),
+            plan_code=subscription.plan.plan_code if subscription.plan else None,
+            billing_json=subscription.model_dump_json(),
+            billing_updated_at=decision.keep.updated_at,
+            billing_source=decision.keep.source,
+            updated_at=now,
+            mark=decision.mark,
+            queued_json=decision.send.to_json() if decision.send is not None else None,
         )
+        subscriptions.keep_snapshot(db, kept)
+    if decision.bind is not None:
+        subscriptions.bind(db, decision.bind)
+    if decision.mark is not None and not folded:
+        subscriptions.mark(db, sid, decision.mark, now=now)
     delivery_id = None
     if decision.send is not None:
         delivery_id = enqueue_delivery(
@@ -161,21 +153,16 @@ def ingest_webhook(
 ) -> PipelineResult:
     """Record an authenticated webhook once, forever, and feed its snapshot to the pipeline."""
     incoming = event_snapshot(event, now=now)
-    inserted = db.execute(
-        "INSERT INTO webhook_events (event_id, event_type, subscription_id, received_at, outcome,"
-        " content_type, request_id, raw_body) VALUES (?, ?, ?, ?, 'received', ?, ?, ?)"
-        " ON CONFLICT (event_id) DO NOTHING",
-        [
-            event.event_id,
-            event.event_type,
-            incoming.subscription.subscription_id if incoming else None,
-            now,
-            content_type,
-            request_id,
-            raw_body,
-        ],
-    ).rowcount
-    if not inserted:
+    received = ReceivedEvent(
+        event_id=event.event_id,
+        event_type=event.event_type,
+        subscription_id=incoming.subscription.subscription_id if incoming else None,
+        received_at=now,
+        content_type=content_type,
+        request_id=request_id,
+        raw_body=raw_body,
+    )
+    if not events.record_received(db, received):
         return PipelineResult(Outcome.DUPLICATE, f"event {event.event_id} was already received")
     money = money_kind(event.event_type)
     if money is not None:
@@ -184,12 +171,9 @@ def ingest_webhook(
         result = PipelineResult(Outcome.IGNORED, why_not_applied(event.event_type))
     else:
         if event.event_type in NEW_TERM_EVENTS:
-            release_hold(db, incoming.subscription.subscription_id)
+            subscriptions.release_hold(db, incoming.subscription.subscription_id)
         result = apply_snapshot(db, incoming, settings=settings, now=now)
-    db.execute(
-        "UPDATE webhook_events SET outcome = ?, reason = ? WHERE event_id = ?",
-        [result.outcome.value, result.audit_reason, event.event_id],
-    )
+    events.record_outcome(db, event.event_id, result.outcome.value, result.audit_reason)
     return result
 
 
@@ -255,47 +239,3 @@ def reconcile(
     calls for differs from what was queued (after a landing visit changed who is who)."""
     facts = load_facts(db, subscription_id)
     return write(db, decide(facts, None, settings=settings, now=now, cause=cause), now=now)
-
-
-def enqueue_delivery(
-    db: Tx,
-    subscription_id: str,
-    target: PlatformState,
-    *,
-    cause: str,
-    now: float,
-    queued_written: bool = False,
-) -> int:
-    """Queue the new target; a not-yet-started delivery of the same subscription is superseded.
-    ``queued_written``: the caller already put the target in the subscription's ``queued_json``.
-
-    The call itself (Add, Modify or Cancel) is chosen at send time from what the platform last
-    acknowledged, so only the newest target ever needs sending.
-    """
-    pending, superseded_state = DeliveryState.PENDING.value, DeliveryState.SUPERSEDED.value
-    superseded = select_all(
-        db,
-        "SELECT id, uncertain FROM deliveries WHERE subscription_id = ? AND state = ?",
-        [subscription_id, pending],
-    )
-    if superseded:
-        db.execute(
-            "UPDATE deliveries SET state = ?, finished_at = ?"
-            " WHERE subscription_id = ? AND state = ?",
-            [superseded_state, now, subscription_id, pending],
-        )
-    uncertain = int(any(r["uncertain"] for r in superseded))
-    target_json = target.to_json()
-    cursor = db.execute(
-        "INSERT INTO deliveries (subscription_id, target_json, cause, state, uncertain,"
-        " created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        [subscription_id, target_json, cause, pending, uncertain, now, now],
-    )
-    delivery_id = int(cursor.fetchone()[0])
-    if not queued_written:
-        db.execute(
-            "UPDATE subscriptions SET queued_json = ? WHERE subscription_id = ?",
-            [target_json, subscription_id],
-        )
-    db.notify(DELIVERIES_CHANNEL)
-    return delivery_id

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from broker.config import Settings
 from broker.core.billing_events import BillingSubscription
-from broker.core.decide import Outcome, StoredSubscription
+from broker.core.decide import StoredSubscription
 from broker.core.identity import resolve_identity
 from broker.core.mapping import (
     ENDED_STATUSES,
@@ -19,6 +19,7 @@ from broker.core.mapping import (
 )
 from broker.core.money import parse_amount
 from broker.core.ours import Ownership, our_products, ownership
+from broker.core.subscription_state import SubscriptionState
 from broker.store.engine.tx import Tx
 from broker.store.identity import columns, customer_row, user_row
 from broker.store.outbox import DeliveryState
@@ -172,7 +173,7 @@ def _sync(
     queued: PlatformState | None,
     latest_delivery: str | None,
 ) -> tuple[str, str]:
-    if stored.decision == Outcome.UNMAPPED_PLAN:
+    if stored.state is SubscriptionState.UNMAPPED_PLAN:
         return UNMAPPED_SYNC, (
             "Not in the app: this plan is not set up for the app. The vendor has been told"
         )
@@ -180,7 +181,7 @@ def _sync(
         return "parked", "Not sent to the app: its number of users is below what the app accepts"
     if stored.parked_reason:
         return "parked", "Waiting: the app does not know your organisation yet"
-    if (stored.decision or "").startswith("conflict:"):
+    if stored.state is SubscriptionState.CONFLICT:
         return "conflict", "Not in the app: your organisation's other subscription is"
     if latest_delivery == DeliveryState.DEAD:
         return "dead", "The app could not be updated; the vendor has been alerted"

@@ -20,6 +20,8 @@ from broker.config import Settings
 from broker.core.billing_events import BillingSubscription, WebhookEvent
 from broker.core.decide import Decision, Outcome, Snapshot, decide, event_snapshot
 from broker.core.reconcile import Drift, StoredView
+from broker.core.subscription_state import SubscriptionState
+from broker.store import events
 from broker.store.engine.tx import Tx
 from broker.store.pipeline import PipelineResult, ingest_webhook, load_facts, write
 
@@ -169,7 +171,8 @@ def parked(db: Tx) -> list[tuple[str, str | None, str | None]]:
     """Parked subscriptions: (id, billing customer id, the stored snapshot's JSON)."""
     rows = db.execute(
         "SELECT subscription_id, customer_id, billing_json FROM subscriptions"
-        " WHERE decision = 'parked' ORDER BY subscription_id"
+        " WHERE state = ? ORDER BY subscription_id",
+        [SubscriptionState.PARKED.value],
     ).fetchall()
     return [(row[0], row[1], row[2]) for row in rows]
 
@@ -200,10 +203,7 @@ def feed_event(
         settings=settings,
         now=now,
     )
-    db.execute(
-        "UPDATE webhook_events SET source = 'reconcile' WHERE event_id = ? AND request_id = ?",
-        [event.event_id, f"reconcile:{run_id}"],
-    )
+    events.mark_found_by_reconcile(db, event.event_id, f"reconcile:{run_id}")
     return result
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from broker.config import Settings
 from broker.core.org_billing import bills
 from broker.core.reconcile import MissingState, gone_document
+from broker.core.subscription_state import MISSING_IN_BILLING_SOURCE
 from broker.store.engine.tx import Tx
 from broker.store.ops_actions import Operator, audit
 from broker.store.pipeline import PipelineResult
@@ -125,7 +126,7 @@ def send_cancel(
         settings=settings,
         now=now,
         dry_run=False,
-        source="reconcile:missing_in_billing",
+        source=MISSING_IN_BILLING_SOURCE,
     )
     db.execute(
         "UPDATE billing_missing SET state = ?, delivery_id = ?, handled_at = ?, handled_by = ?"
