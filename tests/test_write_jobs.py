@@ -178,6 +178,35 @@ async def test_a_command_whose_write_lost_a_race_runs_it_again_and_it_lands_once
         await store.close()
 
 
+@pytest.mark.postgresql
+async def test_a_write_that_keeps_losing_races_is_given_up_with_nothing_written(
+    migrated_postgres_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The re-runs are bounded: a job that loses every run (another connection always changes
+    the row it read) ends the command with a 503's reason, and none of its runs is written."""
+    store = open_store(StoreSettings(url=migrated_postgres_url))
+    await store.open()
+    try:
+        await store.write(insert_user("counter"))
+        runs: list[int] = []
+
+        def always_racing(db: Tx) -> int:
+            runs.clear()  # so the racing job interferes on every run
+            return racing_job(migrated_postgres_url, runs)(db)
+
+        with open_existing(parse_target(migrated_postgres_url)) as db, pytest.raises(SystemExit):
+            run_write(db, always_racing)
+        assert capsys.readouterr().err.startswith(
+            "the database is too busy with other replicas' writes: nothing was changed; "
+        )
+        counter, once = await counter_and_once(store)
+        assert once == 0
+        assert counter % 100 == 0  # only the other connection's additions, never the job's +1
+        assert counter >= 100 * 2  # it was run again, more than once
+    finally:
+        await store.close()
+
+
 # --- the operator's commands write through the same loop ------------------------------------------
 
 
