@@ -48,7 +48,7 @@ import psycopg
 import pytest
 
 from broker.store.engine.pg_admin import shown_url
-from broker.store.engine.postgres import PgStore
+from broker.store.opening import postgres_store
 
 URL_ENV = "BROKER_TEST_POSTGRES_URL"
 NO_SERVER = (
@@ -321,7 +321,7 @@ def migrate_as_a_store_does(url: str) -> None:
     In a thread of its own, so it can run its event loop whatever loop the caller is in."""
 
     async def open_and_close() -> None:
-        store = PgStore(url, pool_size=1)
+        store = postgres_store(url, pool_size=1)
         await store.open()
         await store.close()
 

@@ -23,7 +23,7 @@ from aiohttp.typedefs import Handler
 
 from broker.cli import main as cli_main
 from broker.simulators.platform import PlatformSimulator
-from broker.store.engine.backend import open_store
+from broker.store.opening import open_store
 from broker.web.app import create_app
 from broker.web.appkeys import settings_key, store_key
 from tests.conftest import db_rows, fast_settings, post_event

@@ -24,8 +24,8 @@ from broker.config import StoreSettings
 from broker.core.mapping import PlatformState
 from broker.errors import StoreError
 from broker.simulators.platform import PlatformSimulator
-from broker.store.engine.backend import open_store
 from broker.store.engine.tx import Tx
+from broker.store.opening import open_store
 from broker.store.outbox import claim_due
 from broker.web.appkeys import worker_key
 from tests.conftest import BrokerFactory, db_rows, post_event

@@ -25,7 +25,7 @@ from structlog.testing import capture_logs
 
 from broker.errors import StoreError
 from broker.simulators.platform import PlatformSimulator
-from broker.store.engine.sqlite import Store
+from broker.store.opening import sqlite_store
 from broker.web.appkeys import refusals_key, worker_key
 from tests.conftest import db_rows, post_event
 from tests.support import (
@@ -185,7 +185,7 @@ async def test_a_commit_the_full_disk_refuses_fails_every_write_of_its_group_and
     """The group's statements fit in SQLite's page cache, so only COMMIT needs the disk: all
     twenty writers waiting on it get a StoreError, none is reported written, and the same store
     commits again once space is freed (no restart)."""
-    store = Store(small_disk / "broker.db")
+    store = sqlite_store(small_disk / "broker.db")
     await store.open()
     try:
         # Grow the write-ahead log first, so the next commit appends to its end (new blocks).

@@ -22,6 +22,7 @@ from broker.store.engine.pg_sql import to_postgres_ddl, to_psycopg
 from broker.store.engine.postgres import PgStore
 from broker.store.engine.tx import Tx
 from broker.store.migrations import SCHEMA
+from broker.store.opening import postgres_store
 from broker.store.outbox import claim_due
 from broker.store.pg_schema import MIGRATIONS_TABLE
 from broker.store.pipeline import ingest_webhook
@@ -71,7 +72,7 @@ def test_schema_types_become_postgresqls_and_other_statements_stay() -> None:
 
 
 async def open_stores(url: str, count: int, **options: Any) -> list[PgStore]:
-    stores = [PgStore(url, **options) for _ in range(count)]
+    stores = [postgres_store(url, **options) for _ in range(count)]
     await asyncio.gather(*(store.open() for store in stores))
     return stores
 
@@ -318,7 +319,7 @@ async def _ready(client: Any) -> bool:
 
 
 async def test_a_store_that_cannot_reach_its_server_refuses_to_open_clearly() -> None:
-    store = PgStore("postgresql://nobody@127.0.0.1:1/none", connect_timeout=1.0)
+    store = postgres_store("postgresql://nobody@127.0.0.1:1/none", connect_timeout=1.0)
     with pytest.raises(StoreError) as refused:
         await store.open()
     assert "cannot open the PostgreSQL database" in str(refused.value)

@@ -14,8 +14,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from broker.store.engine.postgres import PgStore
 from broker.store.migrations import SCHEMA
+from broker.store.opening import postgres_store
 from broker.store.pg_schema import MIGRATIONS_TABLE
 from tests.postgres_support import (
     DATABASE_PREFIX,
@@ -145,7 +145,7 @@ def test_a_database_is_dropped_when_its_test_ends(postgres_server: str) -> None:
 async def test_a_migrated_database_is_what_a_store_makes_of_an_empty_one(
     postgres_url: str, migrated_postgres_url: str
 ) -> None:
-    store = PgStore(postgres_url, pool_size=1)
+    store = postgres_store(postgres_url, pool_size=1)
     await store.open()
     await store.close()
     by_the_store, cloned = _schema(postgres_url), _schema(migrated_postgres_url)

@@ -19,7 +19,7 @@ from broker.simulators.billing.inputs import PlanInput, SubscriptionChangeInput
 from broker.simulators.billing.listing import EventOrder
 from broker.simulators.billing.records import CustomField
 from broker.store import reconcile as rows
-from broker.store.engine.backend import open_store
+from broker.store.opening import open_store
 from broker.web.app import create_app
 from broker.web.appkeys import reconcile_key, settings_key, store_key
 from tests.page_support import STANDARD_CODE, TODAY, PageWorld, WorldFactory

@@ -17,7 +17,8 @@ from structlog.testing import capture_logs
 from broker.core.reconcile import DriftKind
 from broker.delivery.reconcile import RunOutcome, run_reconciliation
 from broker.store import reconcile as rows
-from broker.store.engine.sqlite import Store
+from broker.store.engine.sqlite import SqliteStore
+from broker.store.opening import sqlite_store
 from broker.web.appkeys import metrics_key, reconcile_key
 from tests.page_support import STANDARD_CODE, PageWorld
 from tests.support import APP_DOMAIN, eventually
@@ -26,9 +27,9 @@ PROFESSIONAL_CODE = f"{APP_DOMAIN}_1002"
 
 
 @pytest.fixture
-async def other_process(world: PageWorld) -> AsyncIterator[Store]:
+async def other_process(world: PageWorld) -> AsyncIterator[SqliteStore]:
     """A second process's store on the same database file."""
-    store = Store(world.app[reconcile_key].store.path)
+    store = sqlite_store(world.app[reconcile_key].store.path)
     await store.open()
     yield store
     await store.close()
@@ -55,7 +56,7 @@ def org(n: int) -> dict[str, str]:
 
 
 async def test_a_run_longer_than_its_lease_keeps_the_lock(
-    world: PageWorld, other_process: Store
+    world: PageWorld, other_process: SqliteStore
 ) -> None:
     deps = world.app[reconcile_key]
     lease = deps.settings.reconcile.lease_seconds
@@ -82,7 +83,7 @@ async def test_a_run_longer_than_its_lease_keeps_the_lock(
 
 
 async def test_a_run_whose_lease_was_taken_stops_as_lost_lock_and_queues_nothing_more(
-    world: PageWorld, other_process: Store
+    world: PageWorld, other_process: SqliteStore
 ) -> None:
     deps = world.app[reconcile_key]
     lease = deps.settings.reconcile.lease_seconds

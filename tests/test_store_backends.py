@@ -8,8 +8,9 @@ import asyncio
 from typing import Any
 
 from broker.config import StoreSettings
-from broker.store.engine.backend import StoreBackend, open_store
+from broker.store.engine.backend import StoreBackend
 from broker.store.engine.tx import Tx
+from broker.store.opening import open_store
 
 
 def insert_user(zuid: str) -> Any:

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from broker.store.copy_store import BOOKKEEPING
-from broker.store.engine import sqlite as database
+from broker.store.engine import sqlite
 from broker.store.migrations import SCHEMA, apply_migrations
 from tests.test_delivery import run_cli
 
@@ -92,7 +92,7 @@ def test_three_migrates_at_once_apply_each_migration_once(postgres_url: str, tmp
 
 def sqlite_tables(path: Path) -> set[str]:
     """The broker's tables as the migrations make them on SQLite (the schema to match)."""
-    db = database.connect(path)
+    db = sqlite.connect(path)
     try:
         apply_migrations(db)
         rows = db.select_all("SELECT name FROM sqlite_master WHERE type = 'table'")

@@ -30,7 +30,7 @@ from broker.config import config_file, load_settings
 from broker.core.human_dates import parse_when, show_when
 from broker.redaction import Redactor
 from broker.store import dead_letters, delivery_records, generation, integrity, ops_reads
-from broker.store.engine import sqlite as database
+from broker.store.engine import sqlite
 
 _DELIVERY_TIMES = ("created_at", "next_attempt_at", "finished_at")
 
@@ -109,7 +109,7 @@ def backup(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         print(f"no database at {source}", file=sys.stderr)
         return 1
     try:
-        database.backup(source, args.destination)
+        sqlite.backup(source, args.destination)
     except FileExistsError as exc:
         print(str(exc), file=sys.stderr)
         return 1

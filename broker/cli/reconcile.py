@@ -18,7 +18,7 @@ from broker.config import Settings
 from broker.delivery.reconcile import ReconcileDeps, RunOutcome, RunReport, run_reconciliation
 from broker.logs import configure_logging
 from broker.metrics import Metrics
-from broker.store.engine.backend import open_store
+from broker.store.opening import open_store
 
 EXIT_BUSY = 3  # another process is reconciling
 EXIT_INCOMPLETE = 4  # billing was busy or failed; the next run carries on

@@ -23,8 +23,9 @@ from broker.cli.store_target import (
     sqlite_source,
     store_target,
 )
-from broker.store.engine import sqlite as database
+from broker.store.engine import sqlite
 from broker.store.migrations import SCHEMA, apply_migrations
+from broker.store.opening import migrate_postgres, postgres_schema_status
 
 EXIT_UNSUPPORTED = 2  # asked of PostgreSQL what only SQLite does (backup of a file)
 
@@ -57,7 +58,7 @@ def migrate(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
         try:
             with pg_admin.connect(str(target)) as tx:
-                applied = pg_admin.migrate(tx)
+                applied = migrate_postgres(tx)
         except pg_admin.PgUnreachable as exc:
             print(str(exc), file=sys.stderr)
             return 1
@@ -66,7 +67,7 @@ def migrate(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         path = Path(target)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            db = database.connect(path)
+            db = sqlite.connect(path)
         except (OSError, sqlite3.Error) as exc:
             print(f"cannot open the database at {path}: {exc}", file=sys.stderr)
             return 1
@@ -127,7 +128,7 @@ def check_pg(url: str) -> int:
     shown = pg_admin.shown_url(url)
     try:
         with pg_admin.connect(url) as tx:
-            status = pg_admin.schema_status(tx)
+            status = postgres_schema_status(tx)
     except pg_admin.PgUnreachable as exc:
         print(str(exc), file=sys.stderr)
         return 1

@@ -4,18 +4,16 @@ The store is, in order: ``--db`` (a file path, ``sqlite:///path`` or ``postgresq
 ``BROKER_STORE__URL`` (or its ``_FILE``); ``BROKER_STORE__PATH``; the config file's
 ``store.url``, then ``store.path``; ``broker.db``. The commands need only this, not the
 platform secrets, so nothing else of the settings is read. ``open_existing`` gives a ``Tx``
-on either backend (autocommit: each read sees committed data); ``run_write`` runs a job as one
-transaction: ``BEGIN IMMEDIATE`` on SQLite; on PostgreSQL as the replicas' writers do
-(``pg_admin.transaction``), run again after a lost race.
+on either backend (autocommit: each read sees committed data); ``run_write`` runs a job through
+the store's own write loop (``engine.writer.run_job``), as a group of one, with the running
+brokers' write lock.
 """
 
 from __future__ import annotations
 
 import argparse
-import random
 import sqlite3
 import sys
-import time
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -23,9 +21,12 @@ from pathlib import Path
 from typing import NoReturn, TypeVar
 
 from broker.config import POSTGRES_PREFIXES, SQLITE_PREFIX, config_file
+from broker.errors import StoreError
 from broker.secret_env import SecretFileError, resolve_secret_files
-from broker.store.engine import sqlite as database
-from broker.store.engine.tx import Dialect, Tx
+from broker.store.engine import sqlite
+from broker.store.engine.tx import SqliteTx, Tx
+from broker.store.engine.writer import WriteSession, run_job
+from broker.store.opening import postgres_schema_status
 
 StoreTarget = Path | str  # a SQLite file, or a PostgreSQL URL
 T = TypeVar("T")
@@ -75,7 +76,7 @@ def open_existing(target: StoreTarget) -> Iterator[Tx]:
         url = str(target)
         try:
             with pg_admin.connect(url) as tx:
-                if pg_admin.schema_status(tx) is None:
+                if postgres_schema_status(tx) is None:
                     _exit(f"no broker schema in {pg_admin.shown_url(url)}: run `broker migrate`")
                 yield tx
         except pg_admin.PgUnreachable as exc:
@@ -84,7 +85,7 @@ def open_existing(target: StoreTarget) -> Iterator[Tx]:
     path = Path(target)
     if not path.is_file():
         _exit(f"no database at {path}: pass --db or set BROKER_STORE__PATH")
-    db = database.connect(path)
+    db = sqlite.connect(path)
     try:
         yield db
     finally:
@@ -92,43 +93,24 @@ def open_existing(target: StoreTarget) -> Iterator[Tx]:
 
 
 def run_write(db: Tx, job: Callable[[Tx], T]) -> T:
-    """Run ``job`` as one transaction and return what it returns. SQLite: ``BEGIN IMMEDIATE``
-    waits (busy_timeout) for a running broker's writer rather than fail at once with "database
-    is locked" when a read transaction cannot be upgraded (WAL). PostgreSQL: as the replicas'
-    writers write (their lock, SERIALIZABLE); a race lost anyway runs ``job`` again."""
-    if db.dialect is Dialect.POSTGRESQL:
-        return _run_pg_write(db, job)
-    db.execute("BEGIN IMMEDIATE")
+    """Run ``job`` as one transaction, as a running broker's writer runs its jobs: the same
+    loop, the same write lock (SQLite: ``BEGIN IMMEDIATE``, waiting out busy_timeout for the
+    broker's writer; PostgreSQL: SERIALIZABLE and ``broker_write_lock``), run again after a lost
+    race. Returns what ``job`` returns and raises what it raises (nothing of it written); exits
+    with the reason when the database does not take the change."""
     try:
-        result = job(db)
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
-    return result
+        return run_job(_session(db), job)
+    except StoreError as exc:
+        _exit(f"{exc.message}: nothing was changed; {exc.hint or 'run the command again'}")
 
 
-def _run_pg_write(db: Tx, job: Callable[[Tx], T]) -> T:
-    import psycopg
-
-    from broker.store.engine import pg_admin
-    from broker.store.engine.pg_writer import MAX_TRIES, RETRY_STATES
-    from broker.store.engine.postgres import PgTx
+def _session(db: Tx) -> WriteSession:
+    if isinstance(db, SqliteTx):
+        return sqlite.SqliteWriteSession(db)
+    from broker.store.engine.postgres import PgTx, PgWriteSession
 
     assert isinstance(db, PgTx)
-    for attempt in range(1, MAX_TRIES + 1):
-        try:
-            with pg_admin.transaction(db):
-                return job(db)
-        except psycopg.Error as exc:
-            if exc.sqlstate not in RETRY_STATES:
-                raise
-            # Jittered, growing pause so the command and the replicas do not collide in step.
-            time.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))  # noqa: S311
-    _exit(
-        f"the database kept refusing the change ({MAX_TRIES} tries lost to running brokers): "
-        "nothing was changed; run the command again"
-    )
+    return PgWriteSession.on(db)
 
 
 def _exit(message: str) -> NoReturn:

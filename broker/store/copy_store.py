@@ -13,10 +13,12 @@ import sqlite3
 from dataclasses import dataclass
 from graphlib import TopologicalSorter
 
-from broker.store.engine.pg_admin import migrate, transaction
+from broker.store.engine.pg_admin import write
 from broker.store.engine.pg_sql import to_psycopg
 from broker.store.engine.postgres import PgTx
+from broker.store.engine.tx import Tx
 from broker.store.migrations import MIGRATION_SET, SCHEMA
+from broker.store.opening import migrate_postgres
 
 # SQLite's and the migration runners' own tables: never broker rows.
 BOOKKEEPING = frozenset({"_sqlite_migrations", "_migrations", "sqlite_sequence"})
@@ -40,13 +42,17 @@ def copy_sqlite_to_pg(source: sqlite3.Connection, target: PgTx) -> list[CopiedTa
         _check_source_schema(source)
         tables = _in_parent_order(source)
         _refuse_if_holding_rows(target, tables)
-        migrate(target)
-        with transaction(target):
+        migrate_postgres(target)
+
+        def copy_all(_tx: Tx) -> list[CopiedTable]:
             _refuse_if_holding_rows(target, tables)  # again, now under the transaction
             copied = [CopiedTable(table, _copy_table(source, target, table)) for table in tables]
             for table in tables:
                 _move_sequences_past(target, table)
             _verify(target, copied)
+            return copied
+
+        copied = write(target, copy_all)
     finally:
         source.execute("ROLLBACK")
     return copied

@@ -13,14 +13,13 @@ from typing import Any
 
 import psycopg
 
+from broker.store.engine.postgres import WRITE_LOCK_TABLE
 from broker.store.engine.tx import Tx
 from broker.store.migrations import SCHEMA
 
 # pg_advisory_xact_lock's key for "migrating the broker's schema" (any fixed 64-bit number).
 MIGRATION_LOCK = 0x62726F6B6572  # "broker"
 MIGRATIONS_TABLE = "broker_migrations"
-# Every replica's writer locks this (empty) table first in each transaction: see pg_writer.
-WRITE_LOCK_TABLE = "broker_write_lock"
 
 
 def apply_pg_migrations(conn: psycopg.Connection[Any], tx: Tx) -> list[str]:
@@ -54,11 +53,3 @@ def apply_pg_migrations(conn: psycopg.Connection[Any], tx: Tx) -> list[str]:
 def applied_pg_migrations(tx: Tx) -> list[str]:
     rows = tx.select_all(f"SELECT name FROM {MIGRATIONS_TABLE} ORDER BY name")  # noqa: S608
     return [row["name"] for row in rows]
-
-
-def begin_write(conn: psycopg.Connection[Any]) -> None:
-    """Open a writing transaction the way every broker writer must: SERIALIZABLE, then the
-    write lock, which takes no snapshot, so the transaction sees everything the previous
-    holder (a replica's writer, or an operator command) committed and races nobody."""
-    conn.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
-    conn.execute(f"LOCK TABLE {WRITE_LOCK_TABLE} IN EXCLUSIVE MODE")

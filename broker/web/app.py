@@ -50,7 +50,7 @@ from broker.manage.subscription_actions import (
 from broker.metrics import Metrics
 from broker.ops.routes import setup_ops
 from broker.redaction import Redactor
-from broker.store.engine.backend import open_store
+from broker.store.opening import open_store
 from broker.web.appkeys import (
     billing_client_key,
     call_budget_key,

@@ -2,27 +2,25 @@
 
 The commands (``broker migrate``, ``deliveries``, ``ops``, ``replay``, ``check-db``,
 ``copy-store``) run once and exit, so they need no pool, no threads and no LISTEN: a single
-autocommit connection, on which the caller opens its own transactions (``transaction``).
-What they print of the URL goes through ``shown_url`` (never the password).
+autocommit connection, on which a write runs as a job of its own (``write``: the same group
+loop the replicas' writers run, a group of one). What they print of the URL goes through
+``shown_url`` (never the password).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import psycopg
 
-from broker.store.engine.postgres import PgTx, register_loaders
-from broker.store.migrations import SCHEMA
-from broker.store.pg_schema import (
-    MIGRATIONS_TABLE,
-    applied_pg_migrations,
-    apply_pg_migrations,
-    begin_write,
-)
+from broker.store.engine.postgres import PgTx, PgWriteSession, register_loaders
+from broker.store.engine.tx import Tx
+from broker.store.engine.writer import run_job
+
+T = TypeVar("T")
 
 CONNECT_TIMEOUT_SECONDS = 10
 
@@ -64,30 +62,8 @@ def connect(url: str, *, timeout: int = CONNECT_TIMEOUT_SECONDS) -> Iterator[PgT
         yield PgTx(conn)
 
 
-@contextlib.contextmanager
-def transaction(tx: PgTx) -> Iterator[PgTx]:
-    """A write as the replicas' writers make it (``begin_write``) … COMMIT; ROLLBACK when the
-    body raises. Taking their lock, an operator's change never races a running broker."""
-    begin_write(tx.conn)
-    try:
-        yield tx
-    except BaseException:
-        with contextlib.suppress(psycopg.Error):
-            tx.conn.execute("ROLLBACK")
-        raise
-    tx.flush_notifications()
-    tx.conn.execute("COMMIT")
-
-
-def migrate(tx: PgTx) -> list[str]:
-    """Apply the pending migrations (under the advisory lock replicas take); return them."""
-    return apply_pg_migrations(tx.conn, tx)
-
-
-def schema_status(tx: Any) -> tuple[list[str], list[str]] | None:
-    """(applied, pending) migration names; None when the database has no broker schema."""
-    exists = tx.select_one("SELECT to_regclass(?) AS t", [MIGRATIONS_TABLE])
-    if exists is None or exists["t"] is None:
-        return None
-    applied = applied_pg_migrations(tx)
-    return applied, [name for _, name, _ in SCHEMA if name not in applied]
+def write(tx: PgTx, job: Callable[[Tx], T]) -> T:
+    """Run ``job`` as the replicas' writers run theirs (``begin_write``, SERIALIZABLE, run again
+    after a lost race): taking their lock, an operator's change never races a running broker.
+    Raises the job's own error, or a ``StoreError`` when the database did not take it."""
+    return run_job(PgWriteSession.on(tx), job)
