@@ -24,7 +24,8 @@ from broker.cli.store_target import (
     store_target,
 )
 from broker.store.engine import sqlite as database
-from broker.store.migrations import SCHEMA, apply_migrations
+from broker.store.migrations import SCHEMA
+from broker.store.migrations.runner import apply_migrations
 
 EXIT_UNSUPPORTED = 2  # asked of PostgreSQL what only SQLite does (backup of a file)
 

@@ -16,13 +16,13 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import psycopg
 
 from broker.store.engine.postgres import PgTx, register_loaders
-from broker.store.migrations import SCHEMA
-from broker.store.pg_schema import (
+from broker.store.migrations.runner import (
     MIGRATIONS_TABLE,
-    applied_pg_migrations,
-    apply_pg_migrations,
-    begin_write,
+    applied_migrations,
+    apply_migrations,
+    pending_migrations,
 )
+from broker.store.pg_schema import begin_write
 
 CONNECT_TIMEOUT_SECONDS = 10
 
@@ -81,7 +81,7 @@ def transaction(tx: PgTx) -> Iterator[PgTx]:
 
 def migrate(tx: PgTx) -> list[str]:
     """Apply the pending migrations (under the advisory lock replicas take); return them."""
-    return apply_pg_migrations(tx.conn, tx)
+    return apply_migrations(tx)
 
 
 def schema_status(tx: Any) -> tuple[list[str], list[str]] | None:
@@ -89,5 +89,5 @@ def schema_status(tx: Any) -> tuple[list[str], list[str]] | None:
     exists = tx.select_one("SELECT to_regclass(?) AS t", [MIGRATIONS_TABLE])
     if exists is None or exists["t"] is None:
         return None
-    applied = applied_pg_migrations(tx)
-    return applied, [name for _, name, _ in SCHEMA if name not in applied]
+    applied = applied_migrations(tx)
+    return applied, pending_migrations(applied)

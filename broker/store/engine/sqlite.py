@@ -30,7 +30,7 @@ import structlog
 from broker.errors import StoreError
 from broker.store.engine.lanes import WriteJob, WriteLanes
 from broker.store.engine.tx import Dialect, SqliteTx, Tx
-from broker.store.migrations import apply_migrations
+from broker.store.migrations.runner import apply_migrations
 
 T = TypeVar("T")
 

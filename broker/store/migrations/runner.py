@@ -1,0 +1,135 @@
+"""Applies the migrations ``SCHEMA`` lists that a store has not recorded yet, on either backend.
+
+One table records them on both: ``broker_migrations(name, applied_at)``. Each pending migration
+runs in its own transaction together with its record, so a failure leaves the schema as it was:
+on SQLite under ``BEGIN IMMEDIATE`` (the file's write lock), on PostgreSQL under an advisory
+transaction lock. Whoever holds the lock reads the record again before applying, so processes or
+replicas starting together apply each migration once; the others wait, then find it done.
+
+SQLite stores made before this runner recorded their migrations in sqlite-utils'
+``_sqlite_migrations`` (the first ones, in the broker's own ``_migrations``): those records are
+carried into ``broker_migrations`` once and the old tables dropped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+from collections.abc import Callable, Iterator
+
+from broker.store.engine.tx import Dialect, Tx
+from broker.store.migrations import SCHEMA
+from broker.store.migrations.migration import Migration
+from broker.store.pg_schema import WRITE_LOCK_TABLE
+
+MIGRATIONS_TABLE = "broker_migrations"
+# pg_advisory_xact_lock's key for "migrating the broker's schema" (any fixed 64-bit number).
+MIGRATION_LOCK = 0x62726F6B6572  # "broker"
+# What earlier runners recorded in: sqlite-utils' table (this set's rows), and the first runner's.
+SQLITE_UTILS_TABLE = "_sqlite_migrations"
+SQLITE_UTILS_SET = "broker"
+FIRST_RUNNER_TABLE = "_migrations"
+
+Clock = Callable[[], datetime.datetime]
+
+
+def _utc_now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def apply_migrations(tx: Tx, *, now: Clock = _utc_now) -> list[str]:
+    """Apply every migration ``tx``'s store has not recorded; return the names applied.
+
+    ``tx`` is a connection outside any transaction (autocommit): the runner opens its own.
+    """
+    with _transaction(tx):
+        _ensure_bookkeeping(tx)
+    recorded = set(applied_migrations(tx))
+    return [
+        migration.name
+        for migration in SCHEMA
+        if migration.name not in recorded and _apply(tx, migration, now)
+    ]
+
+
+def applied_migrations(tx: Tx) -> list[str]:
+    """The names recorded in ``broker_migrations``, in order."""
+    rows = tx.select_all(f"SELECT name FROM {MIGRATIONS_TABLE} ORDER BY name")  # noqa: S608
+    return [str(row["name"]) for row in rows]
+
+
+def pending_migrations(applied: list[str]) -> list[str]:
+    """The names in ``SCHEMA`` that ``applied`` lacks, in order."""
+    return [migration.name for migration in SCHEMA if migration.name not in applied]
+
+
+def _apply(tx: Tx, migration: Migration, now: Clock) -> bool:
+    """Apply ``migration`` with its record; False if another process did while we waited."""
+    with _transaction(tx):
+        found = tx.select_one(
+            f"SELECT name FROM {MIGRATIONS_TABLE} WHERE name = ?",  # noqa: S608
+            [migration.name],
+        )
+        if found is not None:
+            return False
+        for statement in migration.sql(tx.dialect):
+            tx.execute(statement)
+        _record(tx, migration.name, str(now()))
+    return True
+
+
+@contextlib.contextmanager
+def _transaction(tx: Tx) -> Iterator[None]:
+    """A transaction holding the lock that makes migrating one process's job at a time."""
+    if tx.dialect is Dialect.POSTGRESQL:
+        tx.execute("BEGIN")
+        tx.execute("SELECT pg_advisory_xact_lock(?)", [MIGRATION_LOCK])
+    else:
+        tx.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        tx.execute("ROLLBACK")
+        raise
+    tx.execute("COMMIT")
+
+
+def _ensure_bookkeeping(tx: Tx) -> None:
+    tx.execute(
+        f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE}"
+        " (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+    )
+    if tx.dialect is Dialect.POSTGRESQL:
+        # Every replica's writer locks this (empty) table first in each transaction: pg_writer.
+        tx.execute(f"CREATE TABLE IF NOT EXISTS {WRITE_LOCK_TABLE} (held BOOLEAN)")
+        return
+    if _sqlite_has_table(tx, SQLITE_UTILS_TABLE):
+        rows = tx.select_all(
+            f"SELECT name, applied_at FROM {SQLITE_UTILS_TABLE} WHERE migration_set = ?",  # noqa: S608
+            [SQLITE_UTILS_SET],
+        )
+        for row in rows:
+            _record(tx, str(row["name"]), str(row["applied_at"]))
+        tx.execute(f"DROP TABLE {SQLITE_UTILS_TABLE}")
+    if _sqlite_has_table(tx, FIRST_RUNNER_TABLE):
+        for row in tx.select_all(f"SELECT id, applied_at FROM {FIRST_RUNNER_TABLE}"):  # noqa: S608
+            position = int(row["id"])
+            if 1 <= position <= len(SCHEMA):
+                at = datetime.datetime.fromtimestamp(float(row["applied_at"]), datetime.UTC)
+                _record(tx, SCHEMA[position - 1].name, str(at))
+        tx.execute(f"DROP TABLE {FIRST_RUNNER_TABLE}")
+
+
+def _record(tx: Tx, name: str, applied_at: str) -> None:
+    tx.execute(
+        f"INSERT INTO {MIGRATIONS_TABLE} (name, applied_at) VALUES (?, ?)"  # noqa: S608
+        " ON CONFLICT (name) DO NOTHING",
+        [name, applied_at],
+    )
+
+
+def _sqlite_has_table(tx: Tx, name: str) -> bool:
+    found = tx.select_one(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?", [name]
+    )
+    return found is not None
