@@ -272,3 +272,18 @@ def test_two_postgresql_runners_at_once_apply_each_migration_once(postgres_url: 
     with psycopg.connect(postgres_url) as conn:
         count = conn.execute("SELECT count(*) FROM broker_migrations").fetchone()
     assert count == (len(ALL_MIGRATIONS),)
+
+
+def test_an_up_to_date_store_is_migrated_without_writing(empty_store_url: str) -> None:
+    """A store whose disk turned read-only (or a read-only PostgreSQL) must still open when
+    nothing is pending, so that it can answer 503 on writes rather than not start at all."""
+    with runner_connection(empty_store_url) as tx:
+        apply_migrations(tx)
+    if empty_store_url.startswith("sqlite:///"):
+        with sqlite_tx(Path(empty_store_url.removeprefix("sqlite:///"))) as db:
+            db.execute("PRAGMA query_only = ON")  # every write, BEGIN IMMEDIATE too, refused
+            assert apply_migrations(db) == []
+    else:
+        with pg_admin.connect(empty_store_url) as tx:
+            tx.execute("SET default_transaction_read_only = on")
+            assert apply_migrations(tx) == []

@@ -42,8 +42,9 @@ def apply_migrations(tx: Tx, *, now: Clock = _utc_now) -> list[str]:
 
     ``tx`` is a connection outside any transaction (autocommit): the runner opens its own.
     """
-    with _transaction(tx):
-        _ensure_bookkeeping(tx)
+    if _bookkeeping_pending(tx):
+        with _transaction(tx):
+            _ensure_bookkeeping(tx)
     recorded = set(applied_migrations(tx))
     return [
         migration.name
@@ -92,6 +93,20 @@ def _transaction(tx: Tx) -> Iterator[None]:
         tx.execute("ROLLBACK")
         raise
     tx.execute("COMMIT")
+
+
+def _bookkeeping_pending(tx: Tx) -> bool:
+    """Whether the tracking tables need any change. Checked without writing, so an up-to-date
+    store opens on a read-only disk or database (and then answers 503 on writes)."""
+    if tx.dialect is Dialect.POSTGRESQL:
+        for table in (MIGRATIONS_TABLE, WRITE_LOCK_TABLE):
+            found = tx.select_one("SELECT to_regclass(?) AS t", [table])
+            if found is None or found["t"] is None:
+                return True
+        return False
+    return not _sqlite_has_table(tx, MIGRATIONS_TABLE) or any(
+        _sqlite_has_table(tx, old) for old in (SQLITE_UTILS_TABLE, FIRST_RUNNER_TABLE)
+    )
 
 
 def _ensure_bookkeeping(tx: Tx) -> None:
