@@ -2,9 +2,9 @@
 
 One table records them on both: ``broker_migrations(name, applied_at)``. Each pending migration
 runs in its own transaction together with its record, so a failure leaves the schema as it was:
-on SQLite under ``BEGIN IMMEDIATE`` (the file's write lock), on PostgreSQL under an advisory
-transaction lock. Whoever holds the lock reads the record again before applying, so processes or
-replicas starting together apply each migration once; the others wait, then find it done.
+on SQLite under ``BEGIN IMMEDIATE`` (the file's write lock), reading the record again before
+applying; on PostgreSQL the whole run holds an advisory lock, so of replicas starting together
+one applies every pending migration and the others wait, then find nothing left to do.
 
 SQLite stores made before this runner recorded their migrations in sqlite-utils'
 ``_sqlite_migrations`` (the first ones, in the broker's own ``_migrations``): those records are
@@ -42,15 +42,16 @@ def apply_migrations(tx: Tx, *, now: Clock = _utc_now) -> list[str]:
 
     ``tx`` is a connection outside any transaction (autocommit): the runner opens its own.
     """
-    if _bookkeeping_pending(tx):
-        with _transaction(tx):
-            _ensure_bookkeeping(tx)
-    recorded = set(applied_migrations(tx))
-    return [
-        migration.name
-        for migration in SCHEMA
-        if migration.name not in recorded and _apply(tx, migration, now)
-    ]
+    with _runner_lock(tx):
+        if _bookkeeping_pending(tx):
+            with _transaction(tx):
+                _ensure_bookkeeping(tx)
+        recorded = set(applied_migrations(tx))
+        return [
+            migration.name
+            for migration in SCHEMA
+            if migration.name not in recorded and _apply(tx, migration, now)
+        ]
 
 
 def applied_migrations(tx: Tx) -> list[str]:
@@ -80,13 +81,25 @@ def _apply(tx: Tx, migration: Migration, now: Clock) -> bool:
 
 
 @contextlib.contextmanager
+def _runner_lock(tx: Tx) -> Iterator[None]:
+    """On PostgreSQL, one runner at a time for the whole run (a session advisory lock, freed
+    with the connection if the process dies): replicas starting together leave one to apply
+    every pending migration while the others wait, then find nothing to do. SQLite's writers
+    are one host's processes; its ``BEGIN IMMEDIATE`` and the second look suffice there."""
+    if tx.dialect is not Dialect.POSTGRESQL:
+        yield
+        return
+    tx.execute("SELECT pg_advisory_lock(?)", [MIGRATION_LOCK])
+    try:
+        yield
+    finally:
+        tx.execute("SELECT pg_advisory_unlock(?)", [MIGRATION_LOCK])
+
+
+@contextlib.contextmanager
 def _transaction(tx: Tx) -> Iterator[None]:
-    """A transaction holding the lock that makes migrating one process's job at a time."""
-    if tx.dialect is Dialect.POSTGRESQL:
-        tx.execute("BEGIN")
-        tx.execute("SELECT pg_advisory_xact_lock(?)", [MIGRATION_LOCK])
-    else:
-        tx.execute("BEGIN IMMEDIATE")
+    """One migration (or the bookkeeping) with its record: all of it, or none."""
+    tx.execute("BEGIN" if tx.dialect is Dialect.POSTGRESQL else "BEGIN IMMEDIATE")
     try:
         yield
     except BaseException:
