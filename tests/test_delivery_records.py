@@ -17,7 +17,7 @@ from broker.store.delivery_records import (
     outbox_summary,
 )
 from broker.store.engine.sqlite import connect
-from broker.store.migrations import apply_migrations
+from broker.store.migrations.runner import apply_migrations
 from broker.store.outbox import DeliveryState
 
 

@@ -15,8 +15,8 @@ import psycopg
 import pytest
 
 from broker.store.migrations import SCHEMA
+from broker.store.migrations.runner import MIGRATIONS_TABLE
 from broker.store.opening import postgres_store
-from broker.store.pg_schema import MIGRATIONS_TABLE
 from tests.postgres_support import (
     DATABASE_PREFIX,
     NO_SERVER,
@@ -151,7 +151,7 @@ async def test_a_migrated_database_is_what_a_store_makes_of_an_empty_one(
     by_the_store, cloned = _schema(postgres_url), _schema(migrated_postgres_url)
     assert cloned == by_the_store
     # Every migration of the list, and a real schema, not two empty ones.
-    assert cloned["migrations"] == sorted((name,) for _, name, _ in SCHEMA)
+    assert cloned["migrations"] == sorted((migration.name,) for migration in SCHEMA)
     assert ("deliveries", "state", "text", None, "NO") in cloned["columns"]
 
 

@@ -14,10 +14,11 @@ import pytest
 
 from broker.store.copy_store import BOOKKEEPING
 from broker.store.engine import sqlite
-from broker.store.migrations import SCHEMA, apply_migrations
+from broker.store.migrations import SCHEMA
+from broker.store.migrations.runner import apply_migrations
 from tests.test_delivery import run_cli
 
-ALL_MIGRATIONS = [name for _, name, _ in SCHEMA]
+ALL_MIGRATIONS = [migration.name for migration in SCHEMA]
 # Nothing listens here (the ports given to this engineer; the tests never start a server on it).
 UNREACHABLE = "postgresql://broker:s3cretpw@127.0.0.1:19499/broker"
 

@@ -13,15 +13,13 @@ from typing import Any
 
 import psycopg
 import pytest
-import sqlite_utils
-from sqlite_utils.migrations import Migrations
 
 from broker.core.subscription_state import SubscriptionState
 from broker.store.engine.postgres import PgTx
 from broker.store.engine.sqlite import connect
 from broker.store.engine.tx import SqliteTx, Tx
-from broker.store.migrations import MIGRATION_SET, SCHEMA, apply_migrations
-from broker.store.pg_schema import MIGRATIONS_TABLE, apply_pg_migrations
+from broker.store.migrations import SCHEMA
+from broker.store.migrations.runner import MIGRATIONS_TABLE, apply_migrations
 
 ROOT = Path(__file__).resolve().parent.parent
 ARCHITECTURE = ROOT / "docs" / "architecture.md"
@@ -51,18 +49,20 @@ OLD_ROWS: list[tuple[dict[str, Any], tuple[str | None, str | None]]] = [
 ]
 
 
-def older_migrations() -> list[tuple[str, Any]]:
-    names = [name for _, name, _ in SCHEMA]
-    return [(name, m) for _, name, m in SCHEMA[: names.index(LAST_BEFORE_STATE) + 1]]
+def migrated_as_main_left_it(db: Tx) -> None:
+    """Migrations 1-10 applied and recorded, as main's store stood before the state column."""
+    names = [migration.name for migration in SCHEMA]
+    db.execute(f"CREATE TABLE {MIGRATIONS_TABLE} (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    for migration in SCHEMA[: names.index(LAST_BEFORE_STATE) + 1]:
+        for statement in migration.sql(db.dialect):
+            db.execute(statement)
+        db.execute(f"INSERT INTO {MIGRATIONS_TABLE} VALUES (?, 'then')", [migration.name])  # noqa: S608
 
 
 def store_as_main_made_it(path: Path) -> SqliteTx:
     """A SQLite store migrated only as far as main went before the state column."""
     db = connect(path)
-    older = Migrations(MIGRATION_SET)
-    for name, migrate in older_migrations():
-        older(name=name)(lambda database, m=migrate: m(SqliteTx(database.conn)))
-    older.apply(sqlite_utils.Database(db.conn))
+    migrated_as_main_left_it(db)
     return db
 
 
@@ -94,15 +94,10 @@ def test_rows_the_old_code_marked_migrate_likewise_on_postgresql(postgres_url: s
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         db = PgTx(conn)
         with conn.transaction():  # as main's runner left it: migrations 1-10 recorded
-            db.execute(
-                f"CREATE TABLE {MIGRATIONS_TABLE} (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
-            )
-            for name, migrate in older_migrations():
-                migrate(db)
-                db.execute(f"INSERT INTO {MIGRATIONS_TABLE} VALUES (?, 'then')", [name])  # noqa: S608
+            migrated_as_main_left_it(db)
             insert_old_rows(db)
 
-        applied = apply_pg_migrations(conn, db)
+        applied = apply_migrations(db)
 
         assert "m012_subscription_state_and_reason" in applied
         assert converted(db) == [expected for _, expected in OLD_ROWS]
@@ -136,7 +131,7 @@ def test_no_sql_in_broker_reads_the_retired_decision_columns() -> None:
     found = []
     for path in sorted((ROOT / "broker").rglob("*.py")):
         module = path.relative_to(ROOT).as_posix()
-        if module.startswith(("broker/simulators/", "broker/store/schema_")):
+        if module.startswith(("broker/simulators/", "broker/store/migrations/")):
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             text = node.value if isinstance(node, ast.Constant) else None

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from broker.store.engine.sqlite import connect
-from broker.store.migrations import apply_migrations
+from broker.store.migrations.runner import MIGRATIONS_TABLE, apply_migrations
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "broker"
@@ -58,13 +58,11 @@ DYNAMIC_WRITERS = {
 # them) create tables, convert rows once and record themselves, which no owner does.
 SKIPPED = (
     "broker/simulators/",
-    "broker/store/migrations",
-    "broker/store/schema_",
-    "broker/store/pg_schema.py",
+    "broker/store/migrations/",
 )
 
-# The helpers' own tables (sqlite-utils' record of applied migrations, SQLite's counters).
-ENGINE_TABLES = {"_sqlite_migrations", "sqlite_sequence"}
+# The migration runner's record of what it applied, and SQLite's own counters.
+ENGINE_TABLES = {MIGRATIONS_TABLE, "sqlite_sequence"}
 
 _WRITE = re.compile(
     r"\b(?:INSERT(?:\s+OR\s+\w+)?\s+INTO|REPLACE\s+INTO|DELETE\s+FROM|UPDATE)\s+"

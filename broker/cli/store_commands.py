@@ -24,7 +24,8 @@ from broker.cli.store_target import (
     store_target,
 )
 from broker.store.engine import sqlite
-from broker.store.migrations import SCHEMA, apply_migrations
+from broker.store.migrations import SCHEMA
+from broker.store.migrations.runner import apply_migrations
 from broker.store.opening import migrate_postgres, postgres_schema_status
 
 EXIT_UNSUPPORTED = 2  # asked of PostgreSQL what only SQLite does (backup of a file)

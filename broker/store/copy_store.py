@@ -17,11 +17,11 @@ from broker.store.engine.pg_admin import write
 from broker.store.engine.pg_sql import to_psycopg
 from broker.store.engine.postgres import PgTx
 from broker.store.engine.tx import Tx
-from broker.store.migrations import MIGRATION_SET, SCHEMA
+from broker.store.migrations.runner import MIGRATIONS_TABLE, pending_migrations
 from broker.store.opening import migrate_postgres
 
 # SQLite's and the migration runners' own tables: never broker rows.
-BOOKKEEPING = frozenset({"_sqlite_migrations", "_migrations", "sqlite_sequence"})
+BOOKKEEPING = frozenset({MIGRATIONS_TABLE, "_sqlite_migrations", "_migrations", "sqlite_sequence"})
 BATCH_ROWS = 1000
 
 
@@ -66,18 +66,13 @@ def _check_source_schema(source: sqlite3.Connection) -> None:
     names = {
         row[0]
         for row in source.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlite_migrations'"
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?", [MIGRATIONS_TABLE]
         )
     }
-    applied = set()
+    applied = []
     if names:
-        applied = {
-            row[0]
-            for row in source.execute(
-                "SELECT name FROM _sqlite_migrations WHERE migration_set = ?", [MIGRATION_SET]
-            )
-        }
-    pending = [name for _, name, _ in SCHEMA if name not in applied]
+        applied = [row[0] for row in source.execute(f"SELECT name FROM {MIGRATIONS_TABLE}")]  # noqa: S608
+    pending = pending_migrations(applied)
     if pending:
         raise CopyRefused(
             f"the SQLite store is not up to date (pending: {', '.join(pending)}): "

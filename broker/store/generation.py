@@ -43,25 +43,6 @@ class Generation:
         return self.stage is not None
 
 
-def m011_store_generation(db: Tx) -> None:
-    """Migration: the one-row marker, starting at generation 1 with no restore pending."""
-    db.execute(
-        """
-        CREATE TABLE store_generation (
-            id INTEGER PRIMARY KEY CHECK (id = 1),
-            generation INTEGER NOT NULL,
-            restore_stage TEXT CHECK (restore_stage IN ('restored', 'superseded')),
-            restored_from INTEGER,
-            backup_taken_at REAL,
-            marked_at REAL,
-            marked_by TEXT
-        )
-        """
-    )
-    # No row yet: a store without one is generation 1 with no restore pending. (A row written
-    # here would make a fresh PostgreSQL target look non-empty to ``broker copy-store``.)
-
-
 def has_marker(db: Tx) -> bool:
     """Whether this store's schema has the marker's table (a store not yet migrated has not)."""
     if db.dialect is Dialect.POSTGRESQL:

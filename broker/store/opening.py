@@ -13,7 +13,12 @@ from typing import TYPE_CHECKING, Any
 from broker.config import StoreSettings
 from broker.store.engine.backend import StoreBackend
 from broker.store.engine.sqlite import SqliteStore
-from broker.store.migrations import SCHEMA, apply_migrations
+from broker.store.migrations.runner import (
+    MIGRATIONS_TABLE,
+    applied_migrations,
+    apply_migrations,
+    pending_migrations,
+)
 from broker.store.outbox import DELIVERIES_CHANNEL
 
 if TYPE_CHECKING:  # psycopg loads only for PostgreSQL
@@ -51,17 +56,13 @@ def postgres_store(url: str, **options: Any) -> PgStore:
 
 def migrate_postgres(tx: PgTx) -> list[str]:
     """Apply the pending migrations (under the advisory lock replicas take); return them."""
-    from broker.store.pg_schema import apply_pg_migrations
-
-    return apply_pg_migrations(tx.conn, tx)
+    return apply_migrations(tx)
 
 
 def postgres_schema_status(tx: PgTx) -> tuple[list[str], list[str]] | None:
     """(applied, pending) migration names; None when the database has no broker schema."""
-    from broker.store.pg_schema import MIGRATIONS_TABLE, applied_pg_migrations
-
     exists = tx.select_one("SELECT to_regclass(?) AS t", [MIGRATIONS_TABLE])
     if exists is None or exists["t"] is None:
         return None
-    applied = applied_pg_migrations(tx)
-    return applied, [name for _, name, _ in SCHEMA if name not in applied]
+    applied = applied_migrations(tx)
+    return applied, pending_migrations(applied)

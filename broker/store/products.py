@@ -13,19 +13,6 @@ from broker.store.engine.tx import Tx
 from broker.store.sql import select_all
 
 
-def m008_billing_products(db: Tx) -> None:
-    """Migration 7: the learned products. Never edit it once shipped."""
-    db.execute(
-        """
-        CREATE TABLE billing_products (
-            product_id TEXT PRIMARY KEY,
-            plan_code TEXT NOT NULL,
-            learned_at REAL NOT NULL
-        )
-        """
-    )
-
-
 def learned_products(db: Tx) -> frozenset[str]:
     """Every product learned so far (empty: nothing learned)."""
     return frozenset(

@@ -30,10 +30,10 @@ import psycopg
 import psycopg_pool
 import structlog
 from psycopg import sql as pgsql
-from psycopg.adapt import Loader
+from psycopg.adapt import Dumper, Loader
 
 from broker.errors import StoreError
-from broker.store.engine.pg_sql import to_postgres_ddl, to_psycopg
+from broker.store.engine.pg_sql import to_psycopg
 from broker.store.engine.tx import Cursor, Dialect, Params, Tx
 from broker.store.engine.writer import GroupWriter, StoreStats
 
@@ -65,6 +65,16 @@ class _NumericLoader(Loader):
     def load(self, data: Any) -> int | float:
         value = Decimal(bytes(data).decode())
         return int(value) if value == value.to_integral_value() else float(value)
+
+
+class _FlagDumper(Dumper):
+    """A Python bool as the schema's integer flags hold it (1 or 0), as sqlite3 binds it: the
+    same store code writes ``uncertain = ?`` with True on both backends."""
+
+    oid = psycopg.postgres.types["int8"].oid
+
+    def dump(self, obj: Any) -> bytes:
+        return b"1" if obj else b"0"
 
 
 def pg_unavailable_reason(exc: BaseException) -> str | None:
@@ -103,16 +113,12 @@ class PgTx(Tx):
         self._channels.clear()
 
     def execute(self, sql: str, params: Params = ()) -> Cursor:
-        if isinstance(params, dict):
-            bound: Any = {k: int(v) if isinstance(v, bool) else v for k, v in params.items()}
-        else:
-            bound = [int(v) if isinstance(v, bool) else v for v in params]
         query = self._translated.get(sql)
         if query is None:
-            query = to_psycopg(to_postgres_ddl(sql))
+            query = to_psycopg(sql)
             if len(self._translated) < MAX_TRANSLATED:  # a few filters build their SQL
                 self._translated[sql] = query
-        return self.conn.execute(query, bound)
+        return self.conn.execute(query, params)
 
 
 def begin_write(conn: psycopg.Connection[Any]) -> None:
@@ -363,6 +369,7 @@ def register_loaders(conn: psycopg.Connection[Any]) -> None:
     abort the reader (PostgreSQL's manual advises steering toward index scans for this).
     """
     conn.adapters.register_loader("numeric", _NumericLoader)
+    conn.adapters.register_dumper(bool, _FlagDumper)
     conn.execute("SET enable_seqscan = off")
 
 
