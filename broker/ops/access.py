@@ -6,11 +6,11 @@ there: different names, paths, keys and salts.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import structlog
 from aiohttp import web
@@ -18,6 +18,7 @@ from aiohttp import web
 from broker.config import Settings
 from broker.core.operator_password import verify_password
 from broker.errors import Forbidden
+from broker.ops.hashing_pool import HashingPool
 from broker.web.signed_cookies import SignedCookieCodec, token_matches
 
 log = structlog.get_logger(__name__)
@@ -55,12 +56,13 @@ def codec_for(settings: Settings, clock: Callable[[], float]) -> OpsSessionCodec
     return OpsSessionCodec([key], max_age_seconds=settings.ops.session_max_age_seconds, clock=clock)
 
 
-async def password_matches(settings: Settings, password: str) -> bool:
-    """scrypt costs tens of milliseconds of CPU: run it off the event loop."""
+async def password_matches(pool: HashingPool, settings: Settings, password: str) -> bool:
+    """scrypt costs tens of milliseconds of CPU: run it on the console's own hashing threads
+    (``HashingBusy`` when they are full), never on the event loop or the default executor."""
     stored = settings.ops.password_hash
     if stored is None:
         return False
-    return await asyncio.to_thread(verify_password, password, stored.get_secret_value())
+    return await pool.run(partial(verify_password, password, stored.get_secret_value()))
 
 
 def save(
