@@ -2,10 +2,15 @@
 its own signed cookie (name ``broker_ops``, path ``/ops``, its own key and salt), and a CSRF
 token on every form. A customer's ``/manage`` cookie means nothing here, and this one nothing
 there: different names, paths, keys and salts.
+
+The cookie names a server-side session (``store.ops_sessions``): signing out deletes it, and a
+session made under another password hash is not live, so a copied cookie stops working at
+sign-out and when the operator's password changes, not only when it expires.
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -32,6 +37,8 @@ SALT = "broker.ops.session"
 class OpsSession:
     operator: str
     csrf: str
+    # Names the server-side record; a cookie made before records existed has none: refused.
+    sid: str
 
 
 class OpsSessionCodec(SignedCookieCodec[OpsSession]):
@@ -47,7 +54,19 @@ class OpsSessionCodec(SignedCookieCodec[OpsSession]):
         super().__init__(OpsSession, keys, salt=SALT, max_age_seconds=max_age_seconds, clock=clock)
 
     def new(self, operator: str) -> OpsSession:
-        return OpsSession(operator, secrets.token_urlsafe(24))
+        return OpsSession(operator, secrets.token_urlsafe(24), secrets.token_urlsafe(24))
+
+
+def session_key(session: OpsSession) -> str:
+    """The record's key: a digest of the cookie's id, so the table alone opens no session."""
+    return hashlib.sha256(session.sid.encode()).hexdigest()
+
+
+def credential_of(settings: Settings) -> str:
+    """A digest of today's password hash: a session made under another one is not live."""
+    stored = settings.ops.password_hash
+    material = stored.get_secret_value() if stored else ""
+    return hashlib.sha256(b"broker.ops.credential\0" + material.encode()).hexdigest()
 
 
 def codec_for(settings: Settings, clock: Callable[[], float]) -> OpsSessionCodec:

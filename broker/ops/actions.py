@@ -16,10 +16,17 @@ from aiohttp import web
 from broker.core.ids import is_user_id, is_whole_number
 from broker.core.login_throttle import LoginRefusal, address_key
 from broker.errors import ActionNotAllowed, InvalidPayload, NotFound, TooManyRequests
-from broker.ops.access import check_csrf, forget, password_matches, save
+from broker.ops.access import (
+    check_csrf,
+    credential_of,
+    forget,
+    password_matches,
+    save,
+    session_key,
+)
 from broker.ops.hashing_pool import HashingBusy
 from broker.ops.support import operator, operator_session, read_filter, render
-from broker.store import ops_actions, ops_reads
+from broker.store import ops_actions, ops_reads, ops_sessions
 from broker.store.outbox import DeliveryState
 from broker.web.appkeys import (
     clock_key,
@@ -68,6 +75,18 @@ async def login(request: web.Request) -> web.StreamResponse:
     throttle.succeeded(address)
     codec = request.app[ops_codec_key]
     session = codec.new(settings.ops.operator_name)
+    now = app[clock_key]()
+    key, credential = session_key(session), credential_of(settings)
+    await app[store_key].write(
+        lambda db: ops_sessions.open_session(
+            db,
+            key,
+            operator=session.operator,
+            credential=credential,
+            now=now,
+            expires_at=now + settings.ops.session_max_age_seconds,
+        )
+    )
     log.info("ops.login", operator=session.operator)
     response = web.HTTPSeeOther("/ops")
     save(
@@ -83,6 +102,9 @@ async def login(request: web.Request) -> web.StreamResponse:
 async def logout(request: web.Request) -> web.StreamResponse:
     session = operator_session(request)
     check_csrf(session, (await request.post()).get("csrf"))
+    key = session_key(session)
+    await request.app[store_key].write(lambda db: ops_sessions.end_session(db, key))
+    log.info("ops.logout", operator=session.operator)
     response = web.HTTPSeeOther("/ops/login")
     forget(response)
     raise response

@@ -11,6 +11,7 @@ from broker.core.login_throttle import LoginThrottle, ThrottleLimits
 from broker.ops import actions, bindings, duplicates, money, org_view, reconcile, replay, views
 from broker.ops.access import codec_for
 from broker.ops.hashing_pool import HashingPool
+from broker.ops.support import live_session
 from broker.redaction import Redactor
 from broker.web.appkeys import (
     ops_codec_key,
@@ -39,6 +40,7 @@ def setup_ops(app: web.Application, settings: Settings, clock: Callable[[], floa
         threads=ops.password_hash_threads, queue=ops.password_hash_queue
     )
     app.on_cleanup.append(_close_hashing)
+    app.middlewares.append(live_session)
     router = app.router
     router.add_get("/ops", views.home)
     router.add_get("/ops/login", actions.login_form)

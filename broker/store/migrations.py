@@ -19,6 +19,7 @@ from broker.store.products import m008_billing_products
 from broker.store.schema_identity import m007_zgid_evidence
 from broker.store.schema_money import m009_money_events
 from broker.store.schema_ops import m006_webhook_refusals
+from broker.store.schema_ops_sessions import m011_ops_sessions
 from broker.store.schema_reconcile import m005_reconciliation, m010_missing_in_billing
 
 MIGRATION_SET = "broker"
@@ -239,6 +240,7 @@ SCHEMA: tuple[tuple[int, str, Migration], ...] = (
     (8, "m008_billing_products", m008_billing_products),
     (9, "m009_money_events", m009_money_events),
     (10, "m010_missing_in_billing", m010_missing_in_billing),
+    (11, "m011_ops_sessions", m011_ops_sessions),
 )
 
 

@@ -20,7 +20,7 @@ from broker.delivery.reconcile import ReconcileDeps
 from broker.delivery.worker import DeliveryWorker
 from broker.manage.sessions import SessionCodec
 from broker.metrics import Metrics
-from broker.ops.access import OpsSessionCodec
+from broker.ops.access import OpsSession, OpsSessionCodec
 from broker.ops.hashing_pool import HashingPool
 from broker.redaction import Redactor
 from broker.store.engine.backend import StoreBackend
@@ -54,6 +54,8 @@ ops_codec_key = web.AppKey("ops_codec", OpsSessionCodec)
 ops_redactor_key = web.AppKey("ops_redactor", Redactor)
 ops_throttle_key = web.AppKey("ops_login_throttle", LoginThrottle)
 ops_hashing_key = web.AppKey("ops_password_hashing", HashingPool)
+# The console session live_session found in the store for this request (absent: none).
+ops_session_key = web.RequestKey("ops_session", OpsSession)
 
 # Refused webhook requests, counted here and written to the store by a timer once a minute.
 refusals_key = web.AppKey("webhook_refusals", RefusalTally)
