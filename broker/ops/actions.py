@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 import structlog
 from aiohttp import web
 
-from broker.core.ids import is_user_id, is_whole_number
+from broker.core.ids import IdKind, checked_id, is_user_id, is_whole_number
 from broker.core.login_throttle import LoginRefusal, address_key
 from broker.errors import ActionNotAllowed, InvalidPayload, NotFound, TooManyRequests
 from broker.ops.access import (
@@ -159,7 +159,7 @@ async def retry_now(request: web.Request) -> web.StreamResponse:
 
 async def resolve_form(request: web.Request) -> web.Response:
     session = operator_session(request)
-    sid = request.match_info["subscription_id"]
+    sid = checked_id("subscription_id", request.match_info["subscription_id"], IdKind.ZOHO)
     found = await request.app[store_key].read(
         lambda db: ops_reads.parked(db, ops_reads.OpsFilter(subscription_id=sid))
     )
@@ -174,7 +174,7 @@ async def resolve(request: web.Request) -> web.StreamResponse:
     session = operator_session(request)
     form = await request.post()
     check_csrf(session, form.get("csrf"))
-    sid = request.match_info["subscription_id"]
+    sid = checked_id("subscription_id", request.match_info["subscription_id"], IdKind.ZOHO)
     zgid = str(form.get("zgid", "")).strip()
     zuid = str(form.get("zuid", "")).strip() or None
     problems = [
