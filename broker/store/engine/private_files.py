@@ -14,33 +14,51 @@ import os
 import stat
 from pathlib import Path
 
+import structlog
+
+log = structlog.get_logger(__name__)
 PRIVATE_MODE = 0o600
 SIDE_FILES = ("-wal", "-shm", "-journal")
 
 
 def make_private(path: Path) -> None:
-    """Create ``path`` 0600 if missing; tighten it and its side files to 0600 if they exist."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_MODE)
+    """Create ``path`` 0600 if missing; tighten it and its side files to 0600 if they exist.
+
+    A file that cannot be changed (a read-only mount, another owner) is left as it is with a
+    warning: SQLite then says whether it can use it, and the store answers as it always did.
+    """
     try:
-        _tighten(fd)
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_MODE)
+    try:
+        _tighten(fd, path)
     finally:
         os.close(fd)
     for suffix in SIDE_FILES:
         side = path.with_name(path.name + suffix)
         # The side file may vanish between listing and opening (SQLite removes it on close).
         with contextlib.suppress(FileNotFoundError):
-            fd = os.open(side, os.O_RDONLY | os.O_NOFOLLOW)
+            fd = os.open(side, os.O_RDONLY)
             try:
-                _tighten(fd)
+                _tighten(fd, side)
             finally:
                 os.close(fd)
 
 
 def create_private(path: Path) -> None:
-    """Create ``path`` empty and 0600; FileExistsError if anything is there already."""
-    os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, PRIVATE_MODE))
+    """Create ``path`` empty and 0600; FileExistsError if anything is there already (O_EXCL
+    refuses a symlink too, so a copy never lands where a link points)."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, PRIVATE_MODE))
 
 
-def _tighten(fd: int) -> None:
-    if stat.S_IMODE(os.fstat(fd).st_mode) != PRIVATE_MODE:
+def _tighten(fd: int, path: Path) -> None:
+    mode = stat.S_IMODE(os.fstat(fd).st_mode)
+    if mode == PRIVATE_MODE:
+        return
+    try:
         os.fchmod(fd, PRIVATE_MODE)
+    except OSError as exc:
+        log.warning(
+            "store.file_mode_kept", path=str(path), mode=oct(mode), reason=exc.strerror or ""
+        )
