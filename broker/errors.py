@@ -14,7 +14,8 @@
     │   ├── BodyTimeout              408  the body did not arrive in time (logged at info)
     │   ├── ClientGone               499  the client hung up mid-body (logged at info)
     │   ├── PayloadTooLarge          413
-    │   └── UnsupportedMediaType     415
+    │   ├── UnsupportedMediaType     415
+    │   └── TooManyRequests          429  slow down (retry_after says when)
     ├── StoreError                   503  the database could not be reached or written
     └── BillingError                 502  Zoho Billing did not do what we asked
         ├── BillingUnavailable       503  could not reach it, it timed out or answered 5xx
@@ -127,6 +128,15 @@ class PayloadTooLarge(ClientError):
 class UnsupportedMediaType(ClientError):
     status = 415
     code = "unsupported_media_type"
+
+
+class TooManyRequests(ClientError):
+    status = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str, *, retry_after: float, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = max(1.0, retry_after)
 
 
 class StoreError(BrokerError):

@@ -126,3 +126,10 @@ class Metrics:
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=self.registry,
         )
+        self.ops_login_refused = Counter(
+            "broker_ops_login_refused_total",
+            "Console sign-ins refused, by reason (wrong_password, empty, address_limit,"
+            " global_limit, hashing_busy)",
+            ["reason"],
+            registry=self.registry,
+        )

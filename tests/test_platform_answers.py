@@ -38,8 +38,9 @@ def gone(status: int | None, text: str | None, settings: PlatformSettings = SETT
         (200, json.dumps({"Message": "Failure", "details": "Subscription already cancelled"})),
         (200, json.dumps({"Message": "Failure", "reason": "subscription does not exist"})),
         (400, zoho_error("SUBSCRIPTION_NOT_FOUND", "invalid subscription_id")),
-        (400, zoho_error("INVALID_DATA", "No active subscription for this org")),
-        (422, zoho_error("INVALID_DATA", "The subscription is ALREADY CANCELED")),
+        (400, zoho_error("INVALID_DATA", "No active subscription")),
+        (422, zoho_error("INVALID_DATA", " ALREADY CANCELED. ")),
+        (400, zoho_error("INVALID_DATA", "Already-Cancelled")),
     ],
 )
 def test_an_answer_saying_the_subscription_is_gone_counts_as_done(status, text):
@@ -60,6 +61,10 @@ def test_an_answer_saying_the_subscription_is_gone_counts_as_done(status, text):
         (None, None),  # never answered
         (200, "subscription already cancelled"),  # not JSON: nothing we can read as a field
         (200, json.dumps(["subscription already cancelled"])),
+        # A marker inside a longer message: the message is about something else.
+        (400, zoho_error("INVALID_DATA", "Invalid zapikey: no subscription for this key")),
+        (400, zoho_error("INVALID_DATA", "No active subscription for this org's key")),
+        (400, zoho_error("INVALID_DATA", "plan not found; subscription already cancelled?")),
     ],
 )
 def test_any_other_refusal_is_not_taken_as_gone(status, text):
@@ -69,9 +74,15 @@ def test_any_other_refusal_is_not_taken_as_gone(status, text):
 def test_the_markers_are_a_setting_for_platforms_that_word_it_otherwise():
     text = zoho_error("INVALID_DATA", "Abonnement bereits gekündigt")
     assert not gone(400, text)
-    settings = SETTINGS.model_copy(update={"cancel_gone_markers": ["bereits gekündigt"]})
+    settings = SETTINGS.model_copy(update={"cancel_gone_markers": ["Abonnement bereits gekündigt"]})
     assert gone(400, text, settings)
     assert not gone(403, text, settings), "401 and 403 never count, whatever the markers"
+
+
+def test_a_zapikey_refusal_naming_no_subscription_is_not_taken_as_gone():
+    text = zoho_error("INVALID_DATA", "Invalid zapikey: no subscription for this key")
+    assert not gone(400, text)
+    assert not gone(200, json.dumps({"Message": "Failure", "details": text}))
 
 
 def test_the_statuses_are_a_setting_too():

@@ -124,6 +124,7 @@ ALL_MIGRATIONS = [
     "m010_missing_in_billing",
     "m011_store_generation",
     "m012_subscription_state_and_reason",
+    "m013_ops_sessions",
 ]
 
 

@@ -44,6 +44,7 @@ OWNERS: dict[str, str] = {
     "reconcile_drift": "broker/store/reconcile.py",
     "billing_missing": "broker/store/reconcile_missing.py",
     "store_generation": "broker/store/generation.py",
+    "ops_sessions": "broker/store/ops_sessions.py",
     # Not made by a migration: the readiness probe creates its own one-row table.
     "readiness_heartbeat": "broker/store/heartbeat.py",
 }

@@ -15,12 +15,13 @@ from dataclasses import asdict
 from functools import partial
 from typing import Any
 
+from broker.cli.id_args import id_arg
 from broker.cli.operator import redacted
 from broker.cli.settings import EXIT_CONFIG, load_from_args
 from broker.cli.store_target import open_existing, run_write, store_target
 from broker.config import Settings
 from broker.core.human_dates import show_when
-from broker.core.ids import is_user_id, is_zoho_id
+from broker.core.ids import IdKind, is_user_id, is_zoho_id
 from broker.store import ops_actions, ops_reads
 from broker.store.engine.tx import Tx
 from broker.store.identity import subscription_row
@@ -47,7 +48,7 @@ def add_actions(name: str, actions: Any, parents: list[argparse.ArgumentParser])
         show = actions.add_parser(
             "show", help="one event: outcome, reason, raw body (redacted)", parents=parents
         )
-        show.add_argument("event_id")
+        show.add_argument("event_id", type=id_arg("event_id", IdKind.OPAQUE))
         show.add_argument("--json", action="store_true", help="one JSON object")
         show.set_defaults(handler=partial(show_event, environ=os.environ))
     if name == "parked":

@@ -11,9 +11,11 @@ import time
 from collections import Counter
 from typing import Any
 
+from broker.cli.id_args import id_arg
 from broker.cli.settings import EXIT_CONFIG, load_from_args
 from broker.cli.store_target import StoreTarget, open_existing, parse_target, run_write
 from broker.core.human_dates import parse_when
+from broker.core.ids import IdKind
 from broker.store import replay
 from broker.store.engine.tx import Tx
 from broker.store.ops_actions import Operator
@@ -27,7 +29,9 @@ def add_replay(actions: Any, parents: list[argparse.ArgumentParser]) -> None:
         "again; an older event never overrides a newer state",
         parents=parents,
     )
-    command.add_argument("event_id", nargs="?", help="one event id")
+    command.add_argument(
+        "event_id", nargs="?", type=id_arg("event_id", IdKind.OPAQUE), help="one event id"
+    )
     command.add_argument(
         "--from", dest="since", help="received from this UTC date or time: 2026-11-30"
     )

@@ -143,8 +143,9 @@ class PlatformSettings(Section):
     min_users: int = Field(1, ge=0)
     # How the platform refuses a Cancel of a subscription it no longer holds is unknown
     # (docs/contracts.md §1): a repeated Cancel counts as done only on these statuses, or on a
-    # 2xx/4xx body whose message or code holds one of these phrases (case and _ - ignored). 401
-    # and 403 never count. See core.platform_answers.means_already_gone.
+    # 2xx/4xx body whose message, code or details string IS one of these phrases, whole (case,
+    # _ -, surrounding spaces and a final full stop ignored; never a phrase inside a longer
+    # message). 401 and 403 never count. See core.platform_answers.means_already_gone.
     cancel_gone_statuses: list[int] = Field(default_factory=lambda: [404, 410])
     cancel_gone_markers: list[str] = Field(
         default_factory=lambda: [
@@ -155,6 +156,8 @@ class PlatformSettings(Section):
             "no subscription",
             "already cancelled",
             "already canceled",
+            "subscription already cancelled",
+            "subscription already canceled",
         ]
     )
 

@@ -25,6 +25,21 @@ class OpsSettings(Section):
     operator_name: str = Field("operator", min_length=1, max_length=64)
     # Rows per page in the console's lists.
     page_size: int = Field(50, ge=1, le=500)
+    # Sign-in attempts (core.login_throttle), per process: each client address may try
+    # ``login_burst_per_address`` times at once, then ``login_per_minute_per_address`` a minute;
+    # everyone together ``login_burst_global``, then ``login_per_minute_global``. Over either:
+    # 429 with Retry-After, before the password is hashed. The client address is the peer's,
+    # or X-Forwarded-For's last entry when ``server.behind_tls_proxy`` (the proxy sets it).
+    login_burst_per_address: int = Field(5, ge=1, le=1000)
+    login_per_minute_per_address: float = Field(5.0, gt=0, le=6000)
+    login_burst_global: int = Field(30, ge=1, le=100_000)
+    login_per_minute_global: float = Field(30.0, gt=0, le=600_000)
+    # Addresses remembered at once (least recently seen forgotten first): bounds the memory.
+    login_addresses_tracked: int = Field(10_000, ge=1, le=1_000_000)
+    # Password hashing runs on its own threads, never the default executor that /readyz and the
+    # store use; at most this many more wait, and a sign-in beyond that is answered 429 at once.
+    password_hash_threads: int = Field(1, ge=1, le=8)
+    password_hash_queue: int = Field(4, ge=0, le=1000)
 
     @field_validator("password_hash")
     @classmethod

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from broker.core.event_kinds import EventKind, event_kind
-from broker.core.ids import is_zoho_id
+from broker.core.ids import IdKind, id_problem, is_zoho_id
 from broker.errors import InvalidPayload
 
 
@@ -23,10 +23,15 @@ def _as_id(value: Any) -> str:
     if isinstance(value, bool) or value is None:
         raise ValueError("must be a string or an integer id")
     if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str) and value.strip():
-        return value.strip()
-    raise ValueError("must be a non-empty string or an integer id (not a decimal number)")
+        text = str(value)
+    elif isinstance(value, str) and value.strip():
+        text = value.strip()
+    else:
+        raise ValueError("must be a non-empty string or an integer id (not a decimal number)")
+    problem = id_problem(IdKind.OPAQUE, text)
+    if problem is not None:
+        raise ValueError(problem)
+    return text
 
 
 def _as_timestamp(value: Any) -> datetime | None:
@@ -68,6 +73,8 @@ Id = Annotated[str, BeforeValidator(_as_id)]
 ZohoId = Annotated[str, BeforeValidator(_as_zoho_id)]
 # Licences and add-on units: a bound keeps absurd numbers out of the platform call and SQLite.
 MAX_QUANTITY = 1_000_000
+# Billing's documents set no length for a code (specs/plans.yml); 100 characters is our bound.
+MAX_CODE_CHARS = 100
 Quantity = Annotated[int, Field(ge=0, le=MAX_QUANTITY)]
 Timestamp = Annotated[datetime | None, BeforeValidator(_as_timestamp)]
 Interval = Annotated[int | None, BeforeValidator(_as_interval)]
@@ -96,7 +103,8 @@ class BillingCustomer(_Open):
 
 
 class BillingPlan(_Open):
-    plan_code: str = Field(min_length=1)
+    # Codes are the vendor's ids for plans and add-ons: bounded like every id from outside.
+    plan_code: str = Field(min_length=1, max_length=MAX_CODE_CHARS)
     plan_id: ZohoId | None = None
     name: str | None = None
     quantity: Quantity = 1
@@ -104,14 +112,14 @@ class BillingPlan(_Open):
 
 
 class BillingAddon(_Open):
-    addon_code: str = Field(min_length=1)
+    addon_code: str = Field(min_length=1, max_length=MAX_CODE_CHARS)
     name: str | None = None
     quantity: Quantity = 0
 
 
 class BillingSubscription(_Open):
     subscription_id: ZohoId
-    status: str = Field(min_length=1)
+    status: str = Field(min_length=1, max_length=50)
     product_id: Id | None = None  # docs/contracts.md §3: which billing product it is of
     plan: BillingPlan | None = None
     addons: list[BillingAddon] = Field(default_factory=list)

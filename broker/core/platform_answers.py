@@ -71,8 +71,11 @@ def means_already_gone(status: int | None, text: str | None, settings: PlatformS
 
     Only such an answer may let a repeated Cancel count as done: one of
     ``cancel_gone_statuses`` (404, 410), or a 2xx/4xx JSON body whose message, code or details
-    hold one of ``cancel_gone_markers``. 401 and 403 speak about our credentials, never about
-    the subscription, so they never count, whatever their body says.
+    *is* one of ``cancel_gone_markers`` (the whole string, case, ``_``/``-`` and a final full
+    stop aside). A marker inside a longer sentence does not count: "Invalid zapikey: no
+    subscription for this key" speaks about our key, not the subscription. 401 and 403 speak
+    about our credentials, never about the subscription, so they never count, whatever their
+    body says.
     """
     if status is None or status in NEVER_GONE_STATUSES:
         return False
@@ -86,29 +89,34 @@ def means_already_gone(status: int | None, text: str | None, settings: PlatformS
         return False
     if not isinstance(document, dict):
         return False
-    explained = " ".join(
-        _strings(value) for key, value in document.items() if key.lower() in _EXPLAINING_KEYS
-    )
-    said = _normalised(explained)
-    return any(_normalised(marker) in said for marker in settings.cancel_gone_markers if marker)
+    markers = {_normalised(marker) for marker in settings.cancel_gone_markers}
+    markers.discard("")
+    said = [
+        _normalised(text)
+        for key, value in document.items()
+        if key.lower() in _EXPLAINING_KEYS
+        for text in _strings(value)
+    ]
+    return any(text in markers for text in said)
 
 
-def _strings(value: Any, depth: int = 0) -> str:
-    """Every string in a value (a details object may nest), joined; bounded in depth."""
+def _strings(value: Any, depth: int = 0) -> list[str]:
+    """Every string in a value (a details object may nest), each apart; bounded in depth."""
     if isinstance(value, str):
-        return value
+        return [value]
     if depth >= 3:
-        return ""
+        return []
     if isinstance(value, dict):
-        return " ".join(_strings(item, depth + 1) for item in value.values())
+        return [text for item in value.values() for text in _strings(item, depth + 1)]
     if isinstance(value, list):
-        return " ".join(_strings(item, depth + 1) for item in value)
-    return ""
+        return [text for item in value for text in _strings(item, depth + 1)]
+    return []
 
 
 def _normalised(text: str) -> str:
-    """SUBSCRIPTION_NOT_FOUND and 'Subscription not-found' read alike."""
-    return " ".join(text.lower().replace("_", " ").replace("-", " ").split())
+    """SUBSCRIPTION_NOT_FOUND and ' Subscription not-found. ' read alike."""
+    words = " ".join(text.lower().replace("_", " ").replace("-", " ").split())
+    return words.removesuffix(".").rstrip()
 
 
 def describe_failure(status: int, text: str) -> str:

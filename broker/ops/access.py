@@ -2,15 +2,20 @@
 its own signed cookie (name ``broker_ops``, path ``/ops``, its own key and salt), and a CSRF
 token on every form. A customer's ``/manage`` cookie means nothing here, and this one nothing
 there: different names, paths, keys and salts.
+
+The cookie names a server-side session (``store.ops_sessions``): signing out deletes it, and a
+session made under another password hash is not live, so a copied cookie stops working at
+sign-out and when the operator's password changes, not only when it expires.
 """
 
 from __future__ import annotations
 
-import asyncio
+import hashlib
 import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import structlog
 from aiohttp import web
@@ -18,6 +23,7 @@ from aiohttp import web
 from broker.config import Settings
 from broker.core.operator_password import verify_password
 from broker.errors import Forbidden
+from broker.ops.hashing_pool import HashingPool
 from broker.web.signed_cookies import SignedCookieCodec, token_matches
 
 log = structlog.get_logger(__name__)
@@ -31,6 +37,8 @@ SALT = "broker.ops.session"
 class OpsSession:
     operator: str
     csrf: str
+    # Names the server-side record; a cookie made before records existed has none: refused.
+    sid: str
 
 
 class OpsSessionCodec(SignedCookieCodec[OpsSession]):
@@ -46,7 +54,19 @@ class OpsSessionCodec(SignedCookieCodec[OpsSession]):
         super().__init__(OpsSession, keys, salt=SALT, max_age_seconds=max_age_seconds, clock=clock)
 
     def new(self, operator: str) -> OpsSession:
-        return OpsSession(operator, secrets.token_urlsafe(24))
+        return OpsSession(operator, secrets.token_urlsafe(24), secrets.token_urlsafe(24))
+
+
+def session_key(session: OpsSession) -> str:
+    """The record's key: a digest of the cookie's id, so the table alone opens no session."""
+    return hashlib.sha256(session.sid.encode()).hexdigest()
+
+
+def credential_of(settings: Settings) -> str:
+    """A digest of today's password hash: a session made under another one is not live."""
+    stored = settings.ops.password_hash
+    material = stored.get_secret_value() if stored else ""
+    return hashlib.sha256(b"broker.ops.credential\0" + material.encode()).hexdigest()
 
 
 def codec_for(settings: Settings, clock: Callable[[], float]) -> OpsSessionCodec:
@@ -55,12 +75,13 @@ def codec_for(settings: Settings, clock: Callable[[], float]) -> OpsSessionCodec
     return OpsSessionCodec([key], max_age_seconds=settings.ops.session_max_age_seconds, clock=clock)
 
 
-async def password_matches(settings: Settings, password: str) -> bool:
-    """scrypt costs tens of milliseconds of CPU: run it off the event loop."""
+async def password_matches(pool: HashingPool, settings: Settings, password: str) -> bool:
+    """scrypt costs tens of milliseconds of CPU: run it on the console's own hashing threads
+    (``HashingBusy`` when they are full), never on the event loop or the default executor."""
     stored = settings.ops.password_hash
     if stored is None:
         return False
-    return await asyncio.to_thread(verify_password, password, stored.get_secret_value())
+    return await pool.run(partial(verify_password, password, stored.get_secret_value()))
 
 
 def save(

@@ -5,19 +5,39 @@ same transaction as the change."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
+from typing import NoReturn
 from urllib.parse import urlencode
 
 import structlog
 from aiohttp import web
 
-from broker.core.ids import is_user_id, is_whole_number
-from broker.errors import ActionNotAllowed, InvalidPayload, NotFound
-from broker.ops.access import check_csrf, forget, password_matches, save
+from broker.core.ids import IdKind, checked_id, is_user_id, is_whole_number
+from broker.core.login_throttle import LoginRefusal, address_key
+from broker.errors import ActionNotAllowed, InvalidPayload, NotFound, TooManyRequests
+from broker.ops.access import (
+    check_csrf,
+    credential_of,
+    forget,
+    password_matches,
+    save,
+    session_key,
+)
+from broker.ops.hashing_pool import HashingBusy
 from broker.ops.support import operator, operator_session, read_filter, render
-from broker.store import ops_actions, ops_reads
+from broker.store import ops_actions, ops_reads, ops_sessions
 from broker.store.outbox import DeliveryState
-from broker.web.appkeys import clock_key, ops_codec_key, settings_key, store_key
+from broker.web.appkeys import (
+    clock_key,
+    metrics_key,
+    ops_codec_key,
+    ops_hashing_key,
+    ops_throttle_key,
+    settings_key,
+    store_key,
+)
+from broker.web.client_address import client_address
 
 log = structlog.get_logger(__name__)
 MAX_PASSWORD_CHARS = 1024
@@ -30,14 +50,43 @@ async def login_form(request: web.Request) -> web.Response:
 async def login(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     password = form.get("password")
-    settings = request.app[settings_key]
+    app = request.app
+    settings = app[settings_key]
     if not isinstance(password, str) or not 0 < len(password) <= MAX_PASSWORD_CHARS:
         password = ""
-    if not password or not await password_matches(settings, password):
-        log.warning("ops.login_refused", reason="empty" if not password else "wrong_password")
+    # Counted before the password is looked at: a refused guess costs no scrypt.
+    address = client_address(request)
+    throttle = app[ops_throttle_key]
+    refused = throttle.take(address, app[clock_key]())
+    if refused is not None:
+        _refuse_login(request, refused.reason, address, refused.retry_after_seconds)
+    try:
+        matches = bool(password) and await password_matches(
+            app[ops_hashing_key], settings, password
+        )
+    except HashingBusy:
+        throttle.give_back(address)
+        _refuse_login(request, LoginRefusal.BUSY, address, 1.0)
+    if not matches:
+        reason = "empty" if not password else "wrong_password"
+        app[metrics_key].ops_login_refused.labels(reason=reason).inc()
+        log.warning("ops.login_refused", reason=reason)
         return render(request, "ops_login.html", None, {"failed": True}, status=401)
+    throttle.succeeded(address)
     codec = request.app[ops_codec_key]
     session = codec.new(settings.ops.operator_name)
+    now = app[clock_key]()
+    key, credential = session_key(session), credential_of(settings)
+    await app[store_key].write(
+        lambda db: ops_sessions.open_session(
+            db,
+            key,
+            operator=session.operator,
+            credential=credential,
+            now=now,
+            expires_at=now + settings.ops.session_max_age_seconds,
+        )
+    )
     log.info("ops.login", operator=session.operator)
     response = web.HTTPSeeOther("/ops")
     save(
@@ -53,6 +102,9 @@ async def login(request: web.Request) -> web.StreamResponse:
 async def logout(request: web.Request) -> web.StreamResponse:
     session = operator_session(request)
     check_csrf(session, (await request.post()).get("csrf"))
+    key = session_key(session)
+    await request.app[store_key].write(lambda db: ops_sessions.end_session(db, key))
+    log.info("ops.logout", operator=session.operator)
     response = web.HTTPSeeOther("/ops/login")
     forget(response)
     raise response
@@ -107,7 +159,7 @@ async def retry_now(request: web.Request) -> web.StreamResponse:
 
 async def resolve_form(request: web.Request) -> web.Response:
     session = operator_session(request)
-    sid = request.match_info["subscription_id"]
+    sid = checked_id("subscription_id", request.match_info["subscription_id"], IdKind.ZOHO)
     found = await request.app[store_key].read(
         lambda db: ops_reads.parked(db, ops_reads.OpsFilter(subscription_id=sid))
     )
@@ -122,7 +174,7 @@ async def resolve(request: web.Request) -> web.StreamResponse:
     session = operator_session(request)
     form = await request.post()
     check_csrf(session, form.get("csrf"))
-    sid = request.match_info["subscription_id"]
+    sid = checked_id("subscription_id", request.match_info["subscription_id"], IdKind.ZOHO)
     zgid = str(form.get("zgid", "")).strip()
     zuid = str(form.get("zuid", "")).strip() or None
     problems = [
@@ -190,4 +242,29 @@ def _secure(request: web.Request) -> bool:
     return request.secure or (
         settings.server.behind_tls_proxy
         and request.headers.get("X-Forwarded-Proto", "").lower() == "https"
+    )
+
+
+_TOO_MANY = {
+    LoginRefusal.ADDRESS: "too many sign-in attempts from your address",
+    LoginRefusal.GLOBAL: "too many sign-in attempts to the console right now",
+    LoginRefusal.BUSY: "the console is checking too many sign-ins right now",
+}
+
+
+def _refuse_login(
+    request: web.Request, reason: LoginRefusal, address: str, retry_after: float
+) -> NoReturn:
+    request.app[metrics_key].ops_login_refused.labels(reason=reason.value).inc()
+    log.warning(
+        "ops.login_refused",
+        reason=reason.value,
+        address=address_key(address),
+        retry_after_seconds=round(retry_after, 1),
+    )
+    wait = max(1, math.ceil(retry_after))
+    raise TooManyRequests(
+        _TOO_MANY[reason],
+        retry_after=retry_after,
+        hint=f"wait {wait} seconds, then sign in again",
     )

@@ -11,6 +11,7 @@ import structlog
 from aiohttp import web
 
 from broker.core.human_dates import parse_when
+from broker.core.ids import IdKind, checked_id
 from broker.errors import InvalidPayload, NotFound
 from broker.ops.access import check_csrf
 from broker.ops.support import operator, operator_session, render
@@ -23,7 +24,7 @@ log = structlog.get_logger(__name__)
 async def replay_one(request: web.Request) -> web.StreamResponse:
     session = operator_session(request)
     check_csrf(session, (await request.post()).get("csrf"))
-    event_id = request.match_info["event_id"]
+    event_id = checked_id("event_id", request.match_info["event_id"], IdKind.OPAQUE)
     who = operator(request, session)
     settings, now = request.app[settings_key], request.app[clock_key]()
     try:

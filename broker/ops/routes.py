@@ -7,10 +7,18 @@ from collections.abc import Callable
 from aiohttp import web
 
 from broker.config import Settings
+from broker.core.login_throttle import LoginThrottle, ThrottleLimits
 from broker.ops import actions, bindings, duplicates, money, org_view, reconcile, replay, views
 from broker.ops.access import codec_for
+from broker.ops.hashing_pool import HashingPool
+from broker.ops.support import live_session
 from broker.redaction import Redactor
-from broker.web.appkeys import ops_codec_key, ops_redactor_key
+from broker.web.appkeys import (
+    ops_codec_key,
+    ops_hashing_key,
+    ops_redactor_key,
+    ops_throttle_key,
+)
 
 
 def setup_ops(app: web.Application, settings: Settings, clock: Callable[[], float]) -> None:
@@ -18,6 +26,21 @@ def setup_ops(app: web.Application, settings: Settings, clock: Callable[[], floa
         return
     app[ops_codec_key] = codec_for(settings, clock)
     app[ops_redactor_key] = Redactor(settings.secrets())
+    ops = settings.ops
+    app[ops_throttle_key] = LoginThrottle(
+        ThrottleLimits(
+            per_address_burst=ops.login_burst_per_address,
+            per_address_per_minute=ops.login_per_minute_per_address,
+            global_burst=ops.login_burst_global,
+            global_per_minute=ops.login_per_minute_global,
+            max_addresses=ops.login_addresses_tracked,
+        )
+    )
+    app[ops_hashing_key] = HashingPool(
+        threads=ops.password_hash_threads, queue=ops.password_hash_queue
+    )
+    app.on_cleanup.append(_close_hashing)
+    app.middlewares.append(live_session)
     router = app.router
     router.add_get("/ops", views.home)
     router.add_get("/ops/login", actions.login_form)
@@ -49,3 +72,7 @@ def setup_ops(app: web.Application, settings: Settings, clock: Callable[[], floa
     router.add_get("/ops/orgs/{zgid}", org_view.org_view)
     router.add_get("/ops/orgs/{zgid}/cancel_duplicate", duplicates.cancel_duplicate_form)
     router.add_post("/ops/orgs/{zgid}/cancel_duplicate", duplicates.cancel_duplicate)
+
+
+async def _close_hashing(app: web.Application) -> None:
+    app[ops_hashing_key].close()

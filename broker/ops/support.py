@@ -3,30 +3,61 @@ rendering with the operator's CSRF token, and running a store write as an audite
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp_jinja2
+import structlog
 from aiohttp import web
 
 from broker.core.human_dates import parse_when, show_when
 from broker.core.ids import is_whole_number
 from broker.errors import InvalidPayload
-from broker.ops.access import COOKIE_NAME, OpsSession
+from broker.ops.access import COOKIE_NAME, COOKIE_PATH, OpsSession, credential_of, session_key
+from broker.store import ops_sessions
 from broker.store.ops_actions import Operator
 from broker.store.ops_reads import OpsFilter, Page
-from broker.web.appkeys import ops_codec_key, request_id_key, settings_key, store_key
+from broker.web.appkeys import (
+    clock_key,
+    ops_codec_key,
+    ops_session_key,
+    request_id_key,
+    settings_key,
+    store_key,
+)
 
+log = structlog.get_logger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 FILTER_FIELDS = ("state", "subscription", "org", "type", "since", "until")
 
 
 def operator_session(request: web.Request) -> OpsSession:
-    """The signed-in operator, else a redirect to the sign-in page."""
-    session = request.app[ops_codec_key].loads(request.cookies.get(COOKIE_NAME))
+    """The signed-in operator (found live by ``live_session``), else a redirect to sign in."""
+    session: OpsSession | None = request.get(ops_session_key)
     if session is None:
         raise web.HTTPSeeOther("/ops/login")
     return session
+
+
+@web.middleware
+async def live_session(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A console cookie counts only while its server-side session is live: one store read per
+    console request carrying it, so handlers can ask ``operator_session`` without awaiting."""
+    cookie = request.cookies.get(COOKIE_NAME)
+    if cookie and request.path.startswith(COOKIE_PATH):
+        session = request.app[ops_codec_key].loads(cookie)
+        if session is not None:
+            key, credential = session_key(session), credential_of(request.app[settings_key])
+            now = request.app[clock_key]()
+            live = await request.app[store_key].read(
+                lambda db: ops_sessions.session_is_live(db, key, credential=credential, now=now)
+            )
+            if live:
+                request[ops_session_key] = session
+            else:
+                log.info("ops.session_refused", reason="ended_or_other_password")
+    return await handler(request)
 
 
 def operator(request: web.Request, session: OpsSession) -> Operator:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from broker.core.ids import is_whole_number
+from broker.core.ids import IdKind, checked_id, is_whole_number
 from broker.errors import NotFound
 from broker.ops.support import check_state, operator_session, paged, read_filter, render
 from broker.redaction import Redactor
@@ -70,7 +70,7 @@ def _day(epoch: float | None) -> str | None:
 
 async def event(request: web.Request) -> web.Response:
     session = operator_session(request)
-    event_id = request.match_info["event_id"]
+    event_id = checked_id("event_id", request.match_info["event_id"], IdKind.OPAQUE)
     found = await request.app[store_key].read(lambda db: ops_reads.webhook_event(db, event_id))
     if found is None:
         raise NotFound(f"no webhook event {event_id}", hint="search the events list")
@@ -140,7 +140,7 @@ async def audit(request: web.Request) -> web.Response:
 
 async def story(request: web.Request) -> web.Response:
     session = operator_session(request)
-    sid = request.match_info["subscription_id"]
+    sid = checked_id("subscription_id", request.match_info["subscription_id"], IdKind.ZOHO)
     found = await request.app[store_key].read(lambda db: ops_story.subscription_story(db, sid))
     if found is None:
         raise NotFound(f"the broker knows nothing of subscription {sid}")

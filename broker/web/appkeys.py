@@ -14,12 +14,14 @@ from broker.clients.oidc import OidcClient
 from broker.clients.platform import PlatformClient
 from broker.clients.zoho_org import ZohoOrgClient
 from broker.config import Settings
+from broker.core.login_throttle import LoginThrottle
 from broker.delivery.customer_index import CustomerSweep
 from broker.delivery.reconcile import ReconcileDeps
 from broker.delivery.worker import DeliveryWorker
 from broker.manage.sessions import SessionCodec
 from broker.metrics import Metrics
-from broker.ops.access import OpsSessionCodec
+from broker.ops.access import OpsSession, OpsSessionCodec
+from broker.ops.hashing_pool import HashingPool
 from broker.redaction import Redactor
 from broker.store.engine.backend import StoreBackend
 from broker.web.refused import RefusalTally
@@ -50,6 +52,10 @@ reconcile_key = web.AppKey("reconcile", ReconcileDeps)
 # Present only when the operator console is configured (ops.password_hash).
 ops_codec_key = web.AppKey("ops_codec", OpsSessionCodec)
 ops_redactor_key = web.AppKey("ops_redactor", Redactor)
+ops_throttle_key = web.AppKey("ops_login_throttle", LoginThrottle)
+ops_hashing_key = web.AppKey("ops_password_hashing", HashingPool)
+# The console session live_session found in the store for this request (absent: none).
+ops_session_key = web.RequestKey("ops_session", OpsSession)
 
 # Refused webhook requests, counted here and written to the store by a timer once a minute.
 refusals_key = web.AppKey("webhook_refusals", RefusalTally)

@@ -22,6 +22,7 @@ from typing import TypeVar
 import structlog
 
 from broker.errors import StoreError
+from broker.store.engine.private_files import create_private, make_private
 from broker.store.engine.tx import Dialect, SqliteTx, Tx
 from broker.store.engine.writer import GroupWriter, StoreStats
 
@@ -64,6 +65,7 @@ def store_error(exc: BaseException, fallback: str) -> StoreError:
 
 def connect(path: Path, *, synchronous: str = "FULL") -> SqliteTx:
     """Open a connection configured the way every broker connection must be."""
+    make_private(path)
     conn = sqlite3.connect(str(path), isolation_level=None, timeout=30.0)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'FULL' else 'NORMAL'}")
@@ -220,6 +222,10 @@ def backup(source: Path, destination: Path) -> None:
     if destination.exists():
         raise FileExistsError(f"{destination} exists; choose a new file name")
     destination.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        create_private(destination)  # 0600 before a byte is copied into it
+    except FileExistsError as exc:
+        raise FileExistsError(f"{destination} exists; choose a new file name") from exc
     src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
     try:
         dst = sqlite3.connect(str(destination))

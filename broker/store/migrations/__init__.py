@@ -30,6 +30,7 @@ from broker.store.migrations import (
     m010_missing_in_billing,
     m011_store_generation,
     m012_subscription_state_and_reason,
+    m013_ops_sessions,
 )
 from broker.store.migrations.migration import Migration
 
@@ -48,4 +49,5 @@ SCHEMA: tuple[Migration, ...] = (
     m010_missing_in_billing.MIGRATION,
     m011_store_generation.MIGRATION,
     m012_subscription_state_and_reason.MIGRATION,
+    m013_ops_sessions.MIGRATION,
 )
