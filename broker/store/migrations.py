@@ -14,6 +14,7 @@ from collections.abc import Callable
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
+from broker.store.billing_budget import m011_billing_call_budget
 from broker.store.engine.tx import SqliteTx, Tx
 from broker.store.products import m008_billing_products
 from broker.store.schema_identity import m007_zgid_evidence
@@ -239,6 +240,7 @@ SCHEMA: tuple[tuple[int, str, Migration], ...] = (
     (8, "m008_billing_products", m008_billing_products),
     (9, "m009_money_events", m009_money_events),
     (10, "m010_missing_in_billing", m010_missing_in_billing),
+    (11, "m011_billing_call_budget", m011_billing_call_budget),
 )
 
 

@@ -205,3 +205,9 @@ def org_claimed_subscription_ids(db: Tx, zgid: str) -> list[str]:
         [zgid],
     )
     return [row["subscription_id"] for row in rows]
+
+
+def org_updated_at(db: Tx, zgid: str) -> float | None:
+    """When the broker last updated any of the org's subscriptions: how old a stored page is."""
+    row = db.select_one("SELECT MAX(updated_at) AS at FROM subscriptions WHERE zgid = ?", [zgid])
+    return None if row is None or row["at"] is None else float(row["at"])
