@@ -73,6 +73,7 @@ class _Busy:
     """Until when nobody calls (a 429's Retry-After); shared by a client and its copies."""
 
     until: float = 0.0
+    quota: bool = False  # the last wait was a quota answer (Zoho's codes 44, 45, 1070)
 
 
 def priority_of(method: str, path: str) -> CallPriority:
@@ -233,6 +234,12 @@ class BillingClient:
     ) -> dict[str, Any]:
         """One API call with retries; returns the envelope when ``code`` is 0."""
         busy_for = self.busy_for()
+        if busy_for > 0 and self._busy.quota:
+            raise BillingBudgetSpent(
+                "Billing was not called: Zoho Billing answered that the organisation's API "
+                "quota is spent",
+                retry_after=busy_for,
+            )
         if busy_for > 0:
             # Zoho said when to come back (Retry-After): until then nobody calls, so one busy
             # minute is not stretched by every page view that follows.
@@ -246,6 +253,7 @@ class BillingClient:
         except BillingRateLimited as error:
             wait = error.retry_after if error.retry_after is not None else DEFAULT_BUSY_SECONDS
             self._busy.until = max(self._busy.until, self._clock() + wait)
+            self._busy.quota = is_quota_answer(error)
             log.warning("billing.rate_limited", path=path, retry_after=round(wait, 1))
             if is_quota_answer(error) and self._gate is not None:
                 await self._gate.quota_answered(error)

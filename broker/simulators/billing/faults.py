@@ -145,12 +145,12 @@ class FaultGate:
                 return web.json_response(
                     scripted_body(429), status=429, headers={"Retry-After": retry_after}
                 )
-        if faults.per_day is not None:
-            key = (organization, self._today())
-            if self.calls_by_day.get(key, 0) >= faults.per_day:
-                self._log.info("billing_daily_limit", path=path)
-                return web.json_response(daily_limit_body(), status=429)
-            self.calls_by_day[key] = self.calls_by_day.get(key, 0) + 1
+        # Every admitted call counts toward the day, whether or not a limit is set yet.
+        key = (organization, self._today())
+        if faults.per_day is not None and self.calls_by_day.get(key, 0) >= faults.per_day:
+            self._log.info("billing_daily_limit", path=path)
+            return web.json_response(daily_limit_body(), status=429)
+        self.calls_by_day[key] = self.calls_by_day.get(key, 0) + 1
         return await handler(request)
 
     async def _delayed(self, request: web.Request) -> bool:
