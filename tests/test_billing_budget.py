@@ -11,17 +11,21 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from aiohttp.test_utils import TestServer
+from pydantic import SecretStr
 
 from broker.cli.reconcile import table
-from broker.config import StoreSettings
+from broker.config import BillingSettings, StoreSettings
 from broker.core.billing_budget import BudgetRules, CallPriority, budget_day
 from broker.core.reconcile import within_event_window
+from broker.delivery.daily_budget import DailyBudget
 from broker.delivery.reconcile import RunOutcome, run_reconciliation
+from broker.errors import BillingBudgetSpent
 from broker.store import billing_budget as rows
 from broker.store.engine.backend import open_store
 from broker.web.app import create_app
@@ -262,3 +266,61 @@ async def test_reconcile_since_beyond_180_days_says_so_and_sweeps_current_state(
     assert report.counts.subscriptions_read >= 1  # the state sweep read billing's list
     listed = [c for c in world.sim.api_calls if c.path.endswith("/subscriptions")]
     assert listed
+
+
+# --- background work slows down before it stops --------------------------------------------------
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+async def test_background_calls_wait_for_the_next_minute_past_their_share_and_stop_at_60_percent(
+    tmp_path: Path,
+):
+    """10 calls a day, 4 a minute: background work may make 2 a minute (half), 1 a minute
+    once 4 calls are counted (40 %), and none once 6 are (60 %). It waits rather than fail
+    until then; people's calls never wait."""
+    settings = BillingSettings(
+        organization_id="1",
+        client_id="c",
+        client_secret=SecretStr("s"),
+        refresh_token=SecretStr("r"),
+        daily_call_limit=10,
+        calls_per_minute=4,
+    )
+    clock = Clock(1_796_637_600.0)  # 2026-12-07T10:00:00Z
+    store = open_store(StoreSettings(url=f"sqlite:///{tmp_path / 'budget.db'}"))
+    await store.open()
+    try:
+        budget = DailyBudget(store, settings, clock, clock.sleep)
+        for _ in range(6):
+            await budget.admit(CallPriority.BACKGROUND)
+        # Minute 1: two calls, then a wait of 60 s; minute 2: two more (4 counted = 40 %);
+        # then one a minute.
+        assert clock.slept == [60.0, 60.0, 60.0]
+        with pytest.raises(BillingBudgetSpent) as stopped:
+            await budget.admit(CallPriority.BACKGROUND)
+        assert stopped.value.details["reason"] == "day_full"
+        assert (await budget.figures()).background_stopped
+        await budget.admit(CallPriority.PAGE_READ)  # 7 of 10: page reads go on to 8
+        await budget.admit(CallPriority.PAGE_READ)
+        with pytest.raises(BillingBudgetSpent):
+            await budget.admit(CallPriority.PAGE_READ)
+        await budget.admit(CallPriority.CUSTOMER)
+        await budget.admit(CallPriority.CUSTOMER)
+        with pytest.raises(BillingBudgetSpent) as spent:
+            await budget.admit(CallPriority.CUSTOMER)
+        assert spent.value.retry_after == pytest.approx(14 * 3600 - 180)  # to midnight UTC
+        assert (await budget.figures()).used == 10
+    finally:
+        await store.close()

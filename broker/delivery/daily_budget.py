@@ -2,14 +2,17 @@
 
 ``DailyBudget`` is the billing client's ``CallGate``: before each attempt it counts the call
 (``store.billing_budget.take_call``) at the call's priority (``core.billing_budget``), or refuses
-it with ``BillingBudgetSpent`` saying which share is spent and until when; a quota answer from
+it with ``BillingBudgetSpent`` saying which share is spent and until when. Background work whose
+minute share is spent waits for the next minute instead (that is its slowing down: half the
+minute, then a quarter past ``billing.background_slow_percent``). A quota answer from
 billing is remembered in the store until its Retry-After, else the end of the budget day. Every
 refusal is logged (``billing.budget_refused``), with no id or secret.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 
@@ -22,6 +25,7 @@ from broker.store import billing_budget as rows
 from broker.store.engine.backend import StoreBackend
 
 log = structlog.get_logger(__name__)
+Sleep = Callable[[float], Awaitable[None]]
 
 REFUSED_BECAUSE = {
     rows.Spent.DAY_FULL: "today's share of the billing call budget for this kind of call is spent",
@@ -58,14 +62,30 @@ def rules_of(settings: BillingSettings) -> BudgetRules:
 
 class DailyBudget:
     def __init__(
-        self, store: StoreBackend, settings: BillingSettings, clock: Callable[[], float]
+        self,
+        store: StoreBackend,
+        settings: BillingSettings,
+        clock: Callable[[], float],
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._store = store
         self._settings = settings
         self._rules = rules_of(settings)
         self._clock = clock
+        self._sleep = sleep
 
     async def admit(self, priority: CallPriority) -> None:
+        while True:
+            wait = await self._try(priority)
+            if wait is None:
+                return
+            # Only background work gets here: it slows down rather than fail the run.
+            log.info("billing.budget_slowed", priority=str(priority), wait=round(wait, 1))
+            await self._sleep(wait)
+
+    async def _try(self, priority: CallPriority) -> float | None:
+        """None if the call is counted; the seconds to wait if background work must slow
+        down; else raise ``BillingBudgetSpent``."""
         now = self._clock()
         day = budget_day(now, self._settings.budget_zone)
         spend = await self._store.write(
@@ -80,9 +100,11 @@ class DailyBudget:
             urgent=priority is CallPriority.CUSTOMER,
         )
         if spend.outcome is rows.Spent.COUNTED:
-            return
+            return None
         if spend.outcome is rows.Spent.MINUTE_FULL:
             until = (now // 60 + 1) * 60
+            if priority is CallPriority.BACKGROUND:
+                return until - now
         elif spend.outcome is rows.Spent.QUOTA_ANSWERED and spend.quota_until is not None:
             until = spend.quota_until
         else:

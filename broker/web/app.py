@@ -246,7 +246,7 @@ async def billing_context(app: web.Application) -> AsyncIterator[None]:
     session = aiohttp.ClientSession(
         timeout=aiohttp.ClientTimeout(total=settings.billing.request_timeout_seconds)
     )
-    budget = DailyBudget(app[store_key], settings.billing, app[clock_key])
+    budget = DailyBudget(app[store_key], settings.billing, app[clock_key], app[sleep_key])
     app[daily_budget_key] = budget
     client = BillingClient(
         session, settings.billing, clock=app[clock_key], metrics=app[metrics_key], gate=budget
