@@ -30,8 +30,10 @@ from broker.store import billing_budget as rows
 from broker.store.engine.backend import open_store
 from broker.web.app import create_app
 from broker.web.appkeys import daily_budget_key, reconcile_key, settings_key, store_key
+from tests.ops_support import OPS, sign_in
 from tests.page_support import PROFESSIONAL, Browser, ClientFactory, PageWorld, WorldFactory
 from tests.postgres_support import store_section
+from tests.test_metrics import parse, value
 
 LIMIT = 60  # a small day: reconciliation stops at 36 calls, page reads at 48
 STALE_LABEL = "As of "
@@ -157,6 +159,7 @@ def budgeted(**billing: Any) -> dict[str, Any]:
             **billing,
         },
         "billing_simulator": {"requests_per_day": LIMIT},
+        "ops": OPS,
     }
 
 
@@ -184,8 +187,17 @@ async def spend_in_order(world: PageWorld, viewers: list[Browser], owner: Browse
     assert report.outcome is RunOutcome.BUDGET_SPENT
     assert "stopped for today" in str(report.error)
     assert len(world.sim.api_calls) == sent  # reconciliation made no call at all
-    [run] = await world.rows("SELECT outcome, error FROM reconcile_runs")
+    [run] = await world.rows("SELECT id, outcome, error FROM reconcile_runs")
     assert run["outcome"] == "budget_spent"
+    operator = await world.browser()  # the operator sees that it stopped, and why
+    await sign_in(operator.client)
+    shown = (await operator.get(f"/ops/reconcile/{run['id']}")).text
+    assert "budget_spent" in shown
+    assert "Why it stopped" in shown
+    assert "stopped for today" in shown
+    assert (
+        "Reconciliation and backfill</dt><dd>stopped for today" in (await operator.get("/ops")).text
+    )
 
     while STALE_LABEL not in (text := await view(viewers[turn % len(viewers)])):
         turn += 1
@@ -316,11 +328,43 @@ async def test_background_calls_wait_for_the_next_minute_past_their_share_and_st
         await budget.admit(CallPriority.PAGE_READ)
         with pytest.raises(BillingBudgetSpent):
             await budget.admit(CallPriority.PAGE_READ)
-        await budget.admit(CallPriority.CUSTOMER)
-        await budget.admit(CallPriority.CUSTOMER)
+        await budget.admit(CallPriority.CUSTOMER)  # the minute's 4th call (10:03)
+        with pytest.raises(BillingBudgetSpent) as busy:  # people wait for the minute too
+            await budget.admit(CallPriority.CUSTOMER)
+        assert busy.value.details["reason"] == "minute_full"
+        assert busy.value.retry_after == pytest.approx(60.0)
+        clock.now += 60  # 10:04
+        await budget.admit(CallPriority.CUSTOMER)  # the day's 10th
         with pytest.raises(BillingBudgetSpent) as spent:
             await budget.admit(CallPriority.CUSTOMER)
-        assert spent.value.retry_after == pytest.approx(14 * 3600 - 180)  # to midnight UTC
+        assert spent.value.details["reason"] == "day_full"
+        assert spent.value.retry_after == pytest.approx(14 * 3600 - 240)  # to midnight UTC
         assert (await budget.figures()).used == 10
     finally:
         await store.close()
+
+
+# --- the figures, where the operator looks -------------------------------------------------------
+
+
+async def test_metrics_and_the_ops_home_show_the_calls_billing_received_today(
+    make_world: WorldFactory,
+):
+    world = await make_world(**budgeted())
+    owner = await world.signed_in()
+    await world.subscribed(owner)
+    await view(owner)
+    received = len(world.sim.api_calls)  # what billing itself counted
+    assert received > 0
+
+    scraper = await world.browser()
+    samples = parse((await scraper.get("/metrics")).text)
+    assert value(samples, "broker_billing_calls_today") == received
+    assert value(samples, "broker_billing_calls_left") == LIMIT - received
+    assert value(samples, "broker_billing_daily_call_limit") == LIMIT
+
+    await sign_in(scraper.client)
+    home = (await scraper.get("/ops")).text
+    assert f"<dt>Used</dt><dd>{received} of {LIMIT}</dd>" in home
+    assert f"<dt>Left</dt><dd>{LIMIT - received}</dd>" in home
+    assert "<dt>Reconciliation and backfill</dt><dd>running</dd>" in home

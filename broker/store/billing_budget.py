@@ -91,6 +91,8 @@ def take_call(
     today = budget_today(db, day=day)
     if today.quota_until is not None and today.quota_until > now:
         return Spend(Spent.QUOTA_ANSWERED, today.used, today.quota_until)
+    if today.used >= rules.day_ceiling(priority):
+        return Spend(Spent.DAY_FULL, today.used)  # before the minute: no wait for a spent day
     if _bump(db, f"minute:{minute}", rules.minute_ceiling(priority, today.used), now) is None:
         return Spend(Spent.MINUTE_FULL, today.used)
     used = _bump(db, f"day:{day}", rules.day_ceiling(priority), now)
