@@ -9,6 +9,7 @@ would see refusals rather than pass. Clocks are moved, never waited on.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -17,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from aiohttp.test_utils import TestServer
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from broker.cli.reconcile import table
 from broker.config import BillingSettings, StoreSettings
@@ -66,6 +67,30 @@ def test_background_keeps_half_the_minute_free_and_a_quarter_once_slowed():
     assert RULES.minute_ceiling(CallPriority.CUSTOMER, used_today=900) == 30
     assert RULES.minute_ceiling(CallPriority.BACKGROUND, used_today=399) == 15
     assert RULES.minute_ceiling(CallPriority.BACKGROUND, used_today=400) == 7
+
+
+def billing_settings(**overrides: Any) -> BillingSettings:
+    return BillingSettings(
+        organization_id="1",
+        client_id="c",
+        client_secret=SecretStr("s"),
+        refresh_token=SecretStr("r"),
+        **overrides,
+    )
+
+
+def test_an_unknown_time_zone_is_refused_with_what_to_write_instead():
+    with pytest.raises(ValidationError) as refused:
+        billing_settings(budget_time_zone="Mars/Olympus_Mons")
+    assert "is not a time zone name; use an IANA name such as UTC" in str(refused.value)
+
+
+def test_thresholds_out_of_order_are_refused_background_stops_before_page_reads():
+    with pytest.raises(ValidationError) as refused:
+        billing_settings(background_stop_percent=90, page_reads_stale_percent=80)
+    assert "background work stops before page reads do" in str(refused.value)
+    with pytest.raises(ValidationError):
+        billing_settings(background_slow_percent=70, background_stop_percent=60)
 
 
 def test_the_budget_day_ends_at_midnight_in_the_configured_zone():
@@ -202,6 +227,10 @@ async def spend_in_order(world: PageWorld, viewers: list[Browser], owner: Browse
     while STALE_LABEL not in (text := await view(viewers[turn % len(viewers)])):
         turn += 1
     assert "Buying, changing and cancelling still work." in text
+    # Labelled with when the stored copy was last brought up to date (the subscription's row).
+    [row] = await world.rows("SELECT MAX(updated_at) AS at FROM subscriptions")
+    as_of = datetime.fromtimestamp(row["at"], UTC).strftime("%d %b %Y, %H:%M UTC")
+    assert f"As of {as_of}:" in text, re.findall(r"As of [^<]*", text)
     sent = len(world.sim.api_calls)
     assert STALE_LABEL in await view(viewers[(turn + 1) % len(viewers)])
     assert len(world.sim.api_calls) == sent  # a stale page costs nothing
@@ -302,14 +331,7 @@ async def test_background_calls_wait_for_the_next_minute_past_their_share_and_st
     """10 calls a day, 4 a minute: background work may make 2 a minute (half), 1 a minute
     once 4 calls are counted (40 %), and none once 6 are (60 %). It waits rather than fail
     until then; people's calls never wait."""
-    settings = BillingSettings(
-        organization_id="1",
-        client_id="c",
-        client_secret=SecretStr("s"),
-        refresh_token=SecretStr("r"),
-        daily_call_limit=10,
-        calls_per_minute=4,
-    )
+    settings = billing_settings(daily_call_limit=10, calls_per_minute=4)
     clock = Clock(1_796_637_600.0)  # 2026-12-07T10:00:00Z
     store = open_store(StoreSettings(url=f"sqlite:///{tmp_path / 'budget.db'}"))
     await store.open()
