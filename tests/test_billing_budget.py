@@ -26,7 +26,7 @@ from broker.core.billing_budget import BudgetRules, CallPriority, budget_day
 from broker.core.reconcile import within_event_window
 from broker.delivery.daily_budget import DailyBudget
 from broker.delivery.reconcile import RunOutcome, run_reconciliation
-from broker.errors import BillingBudgetSpent
+from broker.errors import BillingBudgetSpent, BillingRateLimited
 from broker.store import billing_budget as rows
 from broker.store.engine.backend import open_store
 from broker.web.app import create_app
@@ -391,3 +391,18 @@ async def test_metrics_and_the_ops_home_show_the_calls_billing_received_today(
     assert f"<dt>Used</dt><dd>{received} of {LIMIT}</dd>" in home
     assert f"<dt>Left</dt><dd>{LIMIT - received}</dd>" in home
     assert "<dt>Reconciliation and backfill</dt><dd>running</dd>" in home
+
+
+async def test_a_quota_answer_asking_for_more_than_a_day_is_held_for_a_day(tmp_path: Path):
+    clock = Clock(1_796_637_600.0)
+    store = open_store(StoreSettings(url=f"sqlite:///{tmp_path / 'budget.db'}"))
+    await store.open()
+    try:
+        budget = DailyBudget(store, billing_settings(), clock, clock.sleep)
+        await budget.quota_answered(BillingRateLimited("quota", retry_after=1e12, zoho_code=1070))
+        assert (await budget.figures()).quota_until == clock.now + 86_400
+        with pytest.raises(BillingBudgetSpent) as refused:
+            await budget.admit(CallPriority.CUSTOMER)
+        assert refused.value.details["reason"] == "quota_answered"
+    finally:
+        await store.close()

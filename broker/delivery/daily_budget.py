@@ -26,6 +26,7 @@ from broker.store.engine.backend import StoreBackend
 
 log = structlog.get_logger(__name__)
 Sleep = Callable[[float], Awaitable[None]]
+MAX_QUOTA_WAIT_SECONDS = 86_400.0
 
 REFUSED_BECAUSE = {
     rows.Spent.DAY_FULL: "today's share of the billing call budget for this kind of call is spent",
@@ -129,7 +130,12 @@ class DailyBudget:
     async def quota_answered(self, error: BillingRateLimited) -> None:
         now = self._clock()
         day = budget_day(now, self._settings.budget_zone)
-        until = now + error.retry_after if error.retry_after is not None else day.ends_at
+        # A Retry-After past a day is not believed: the longest Zoho limit is a day.
+        until = (
+            now + min(error.retry_after, MAX_QUOTA_WAIT_SECONDS)
+            if error.retry_after is not None
+            else day.ends_at
+        )
         code = error.details.get("zoho_code")
         await self._store.write(
             partial(
