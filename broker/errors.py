@@ -20,6 +20,7 @@
     └── BillingError                 502  Zoho Billing did not do what we asked
         ├── BillingUnavailable       503  could not reach it, it timed out or answered 5xx
         │   └── BillingRateLimited   503  it answered 429 (retry_after says when to try)
+        │       └── BillingBudgetSpent 503  the day's call budget for this kind of call is spent
         ├── BillingAuthError         502  our OAuth credentials were refused (operator must fix)
         │   └── BillingScopeMissing  502  a fresh token lacks a call's scope (.scope names it)
         └── BillingRejected          400  it said no to this request (code, message)
@@ -163,6 +164,13 @@ class BillingRateLimited(BillingUnavailable):
     def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.retry_after = retry_after
+
+
+class BillingBudgetSpent(BillingRateLimited):
+    """The broker did not call billing: today's budget for this kind of call is spent (or
+    billing answered that its quota is). Nothing was sent, so nothing is retried."""
+
+    code = "billing_budget_spent"
 
 
 class BillingAuthError(BillingError):

@@ -119,6 +119,22 @@ class Metrics:
             ["endpoint", "outcome"],
             registry=self.registry,
         )
+        # Read from the database at each scrape: the day's budget is shared by every replica.
+        self.billing_calls_today = Gauge(
+            "broker_billing_calls_today",
+            "Zoho Billing calls counted today against billing.daily_call_limit (all replicas)",
+            registry=self.registry,
+        )
+        self.billing_calls_left = Gauge(
+            "broker_billing_calls_left",
+            "Zoho Billing calls left today (0 while billing's own quota answer is in force)",
+            registry=self.registry,
+        )
+        self.billing_daily_limit = Gauge(
+            "broker_billing_daily_call_limit",
+            "billing.daily_call_limit: the calls a day the budget allows",
+            registry=self.registry,
+        )
         self.billing_latency = Histogram(
             "broker_billing_call_seconds",
             "Latency of Zoho Billing API calls, by endpoint",

@@ -331,6 +331,9 @@ def billing_section(origin: str, **overrides: Any) -> dict[str, Any]:
         "max_attempts": 2,
         "initial_backoff_seconds": 0.001,
         "max_backoff_seconds": 0.005,
+        # The per-minute budget would make a long reconciliation wait real minutes: tests of
+        # it (test_billing_budget.py) set it themselves.
+        "calls_per_minute": 10_000,
         **overrides,
     }
 

@@ -33,6 +33,7 @@ EXPECTED_ALERTS = {
     "BrokerParkedSubscriptions",
     "BrokerUnmappedPlan",
     "BrokerSubscriptionConflict",
+    "BrokerBillingBudgetLow",
     "BrokerReconciliationDrift",
     "BrokerSubscriptionMissingInBilling",
     "BrokerReconciliationFailing",

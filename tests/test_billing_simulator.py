@@ -13,7 +13,7 @@ import itertools
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from tests.billing_support import (
     APP,
     CLIENT_ID,
     CLIENT_SECRET,
+    JUNE_1,
     ORG,
     ORG_HEADER,
     PROFESSIONAL,
@@ -1351,3 +1352,20 @@ async def test_a_downgrade_mid_term_issues_the_prorated_credit_note(
     assert credited["event_type"] == "creditnote_added"
     assert credited["data"]["creditnote"]["total"] == credit
     assert credited["data"]["creditnote"]["subscription_id"] == sub["subscription_id"]
+
+
+# --- the daily limit -----------------------------------------------------------------------------
+
+
+async def test_past_its_daily_limit_the_api_answers_429_with_code_1070_until_the_next_day(
+    client: Client, sim: BillingSimulator, api: Api
+) -> None:
+    sim.limit_daily_requests(2)
+    assert (await api.call("GET", "/plans"))[0] == 200
+    assert (await api.call("GET", "/plans"))[0] == 200
+    response = await client.get("/billing/v1/plans", headers=api.headers())
+    assert response.status == 429
+    assert (await response.json())["code"] == 1070  # one of Zoho's quota codes
+    assert "Retry-After" not in response.headers  # a day does not end in seconds
+    sim.set_today(JUNE_1 + timedelta(days=1))
+    assert (await api.call("GET", "/plans"))[0] == 200

@@ -125,6 +125,7 @@ ALL_MIGRATIONS = [
     "m011_store_generation",
     "m012_subscription_state_and_reason",
     "m013_ops_sessions",
+    "m014_billing_call_budget",
 ]
 
 

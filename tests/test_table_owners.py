@@ -45,6 +45,7 @@ OWNERS: dict[str, str] = {
     "billing_missing": "broker/store/reconcile_missing.py",
     "store_generation": "broker/store/generation.py",
     "ops_sessions": "broker/store/ops_sessions.py",
+    "billing_call_budget": "broker/store/billing_budget.py",
     # Not made by a migration: the readiness probe creates its own one-row table.
     "readiness_heartbeat": "broker/store/heartbeat.py",
 }

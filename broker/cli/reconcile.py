@@ -15,6 +15,7 @@ from broker.cli.settings import EXIT_CONFIG, load_from_args
 from broker.clients.billing import BillingClient
 from broker.clients.billing_reads import BillingReads
 from broker.config import Settings
+from broker.delivery.daily_budget import DailyBudget
 from broker.delivery.reconcile import ReconcileDeps, RunOutcome, RunReport, run_reconciliation
 from broker.logs import configure_logging
 from broker.metrics import Metrics
@@ -56,7 +57,9 @@ async def _run(settings: Settings, *, since: date | None, dry_run: bool) -> RunR
     await store.open()
     try:
         async with aiohttp.ClientSession() as session:
-            client = BillingClient(session, settings.billing)
+            # The command spends from the same daily budget as the servers (background share).
+            budget = DailyBudget(store, settings.billing, time.time)
+            client = BillingClient(session, settings.billing, gate=budget)
             reads = BillingReads(client, settings.reconcile)
             deps = ReconcileDeps(store, reads, settings, Metrics(), time.time)
             return await run_reconciliation(deps, since=since, dry_run=dry_run)
@@ -81,6 +84,8 @@ def table(report: RunReport) -> str:
             f"{c.missing_in_billing} held as billing that billing answers 404 for "
             "(missing_in_billing): see /ops/missing"
         )
+    if report.window_note:
+        lines.append(report.window_note)
     if report.error:
         lines.append(f"stopped early: {report.error}")
     if report.stopped_early:

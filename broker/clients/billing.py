@@ -1,11 +1,16 @@
 """Client of the Zoho Billing REST API (docs/contracts.md §4), for the Manage Subscription page.
 
-It owns the organisation header and retries: connection errors, 5xx and 429 are retried with
-backoff (honouring ``Retry-After``); a 401 refreshes the token (``billing_token``) and tries once
-more, and a second 401 is a scope the refresh token lacks (``billing_scopes`` names it). A 429 that
-is finally given up on closes the client until its Retry-After (60 s without one): calls fail at
-once meanwhile. What each answer means is ``billing_answers``'. No token or secret is ever logged
-or put into an error.
+It owns the organisation header, the daily budget's gate and retries: connection errors, 5xx and
+429 are retried with backoff (honouring ``Retry-After``); a 401 refreshes the token
+(``billing_token``) and tries once more, and a second 401 is a scope the refresh token lacks
+(``billing_scopes`` names it). A 429 that is finally given up on closes the client until its
+Retry-After (60 s without one): calls fail at once meanwhile. Every attempt first asks the
+``CallGate`` (the daily budget, counted in the store) at the call's priority: writes and checkout
+reads are a customer's, other reads the task's (``core.billing_budget``); a refused call raises
+``BillingBudgetSpent`` and is not retried. A quota answer (Zoho's codes 44, 45, 1070) is never
+retried either, and is reported to the gate, which remembers it for every replica. At most
+``billing.concurrent_calls`` calls are in flight per process. What each answer means is
+``billing_answers``'. No token or secret is ever logged or put into an error.
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import aiohttp
 import structlog
@@ -25,16 +31,23 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from broker.clients.billing_answers import TokenExpired, envelope, never_sent, unsent
+from broker.clients.billing_answers import (
+    TokenExpired,
+    envelope,
+    is_quota_answer,
+    never_sent,
+    unsent,
+)
 from broker.clients.billing_calls import CallMeter
 from broker.clients.billing_pages import read_list
 from broker.clients.billing_scopes import missing_scope
 from broker.clients.billing_token import AccessTokens
 from broker.clients.http import json_body, parse_retry_after
 from broker.config import BillingSettings
+from broker.core.billing_budget import CallPriority, current_priority
 from broker.core.hosted_pages import HostedPage, read_hosted_page
 from broker.core.ids import HOSTED_PAGE_ID, path_segment
-from broker.errors import BillingRateLimited, BillingUnavailable
+from broker.errors import BillingBudgetSpent, BillingRateLimited, BillingUnavailable
 from broker.metrics import Metrics
 
 log = structlog.get_logger(__name__)
@@ -43,6 +56,31 @@ ORG_HEADER = "X-com-zoho-subscriptions-organizationid"
 IDEMPOTENT_METHODS = frozenset({"GET", "PUT", "DELETE", "HEAD"})
 DEFAULT_BUSY_SECONDS = 60.0  # a 429 without Retry-After: Zoho's limits are per minute
 Sleep = Callable[[float], Awaitable[None]]
+
+
+class CallGate(Protocol):
+    """The daily budget as the client sees it (``delivery.daily_budget`` keeps it)."""
+
+    async def admit(self, priority: CallPriority) -> None:
+        """Count one call, or raise ``BillingBudgetSpent`` (nothing is sent then)."""
+
+    async def quota_answered(self, error: BillingRateLimited) -> None:
+        """Billing answered that its quota is spent: remember it for every replica."""
+
+
+@dataclass
+class _Busy:
+    """Until when nobody calls (a 429's Retry-After); shared by a client and its copies."""
+
+    until: float = 0.0
+    quota: bool = False  # the last wait was a quota answer (Zoho's codes 44, 45, 1070)
+
+
+def priority_of(method: str, path: str) -> CallPriority:
+    """Writes and checkout reads are a customer's; any other read is the task's."""
+    if method.upper() != "GET" or path.startswith("/hostedpages/"):
+        return CallPriority.CUSTOMER
+    return current_priority()
 
 
 class BillingClient:
@@ -54,15 +92,19 @@ class BillingClient:
         sleep: Sleep = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
         metrics: Metrics | None = None,
+        gate: CallGate | None = None,
     ) -> None:
         self._session = session
+        self._gate = gate
+        # Per process: a limit across replicas would need a lease per call (see the setting).
+        self._slots = asyncio.Semaphore(settings.concurrent_calls)
         self._meter = CallMeter(metrics)
         self._settings = settings
         self._sleep = sleep
         self._clock = clock
         self._timeout = aiohttp.ClientTimeout(total=settings.request_timeout_seconds)
         self._tokens = AccessTokens(session, settings, clock=clock, timeout=self._timeout)
-        self._busy_until = 0.0
+        self._busy = _Busy()
         self._backoff = wait_exponential_jitter(
             multiplier=settings.initial_backoff_seconds,
             max=settings.max_backoff_seconds,
@@ -192,6 +234,12 @@ class BillingClient:
     ) -> dict[str, Any]:
         """One API call with retries; returns the envelope when ``code`` is 0."""
         busy_for = self.busy_for()
+        if busy_for > 0 and self._busy.quota:
+            raise BillingBudgetSpent(
+                "Billing was not called: Zoho Billing answered that the organisation's API "
+                "quota is spent",
+                retry_after=busy_for,
+            )
         if busy_for > 0:
             # Zoho said when to come back (Retry-After): until then nobody calls, so one busy
             # minute is not stretched by every page view that follows.
@@ -200,15 +248,20 @@ class BillingClient:
             )
         try:
             return await self._request_with_retries(method, path, params, json)
+        except BillingBudgetSpent:
+            raise  # nothing was sent: the budget, not billing, said wait
         except BillingRateLimited as error:
             wait = error.retry_after if error.retry_after is not None else DEFAULT_BUSY_SECONDS
-            self._busy_until = max(self._busy_until, self._clock() + wait)
+            self._busy.until = max(self._busy.until, self._clock() + wait)
+            self._busy.quota = is_quota_answer(error)
             log.warning("billing.rate_limited", path=path, retry_after=round(wait, 1))
+            if is_quota_answer(error) and self._gate is not None:
+                await self._gate.quota_answered(error)
             raise
 
     def busy_for(self) -> float:
         """Seconds left before billing may be called again after a 429 (0: call away)."""
-        return max(0.0, self._busy_until - self._clock())
+        return max(0.0, self._busy.until - self._clock())
 
     async def _request_with_retries(
         self,
@@ -220,7 +273,11 @@ class BillingClient:
         idempotent = method in IDEMPOTENT_METHODS
 
         def worth_retrying(error: BaseException) -> bool:
+            if isinstance(error, BillingBudgetSpent):
+                return False
             if isinstance(error, BillingRateLimited):
+                if is_quota_answer(error):
+                    return False  # a day's quota does not lift within a retry
                 # Worth waiting for only if a user waiting on the page could bear it.
                 wait = error.retry_after or 0.0
                 return wait <= self._settings.max_retry_after_seconds
@@ -238,12 +295,13 @@ class BillingClient:
             with attempt:
                 try:
                     return await self._call(method, path, params, json)
-                except TokenExpired:
-                    return await self._after_refusal(method, path, params, json)
+                except TokenExpired as refused:
+                    return await self._after_refusal(refused, method, path, params, json)
         raise AssertionError("unreachable: tenacity reraises the last error")
 
     async def _after_refusal(
         self,
+        refused: TokenExpired,
         method: str,
         path: str,
         params: dict[str, str] | None,
@@ -251,14 +309,16 @@ class BillingClient:
     ) -> dict[str, Any]:
         """A 401: refresh and try once more, unless this token is already known to lack a
         scope (refreshing again would only spend Zoho's few refreshes a minute)."""
-        stale = self._tokens.token
+        # The token this call carried: with calls queued for a slot, another may already have
+        # replaced it, and refreshing again would spend a refresh for nothing.
+        stale = refused.token if refused.token is not None else self._tokens.token
         if not self._tokens.known_to_lack_scopes(stale):
             await self._tokens.refresh(stale=stale)
             try:
                 return await self._call(method, path, params, json)
-            except TokenExpired:
-                pass
-        self._tokens.refused_although_fresh(self._tokens.token)
+            except TokenExpired as again:
+                stale = again.token if again.token is not None else self._tokens.token
+        self._tokens.refused_although_fresh(stale)
         error = missing_scope(method, path)
         log.error("billing.scope_missing", path=path, scope=error.details.get("scope"))
         raise error
@@ -271,6 +331,18 @@ class BillingClient:
         return delay
 
     async def _call(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str] | None,
+        json: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        if self._gate is not None:
+            await self._gate.admit(priority_of(method, path))
+        async with self._slots:
+            return await self._send(method, path, params, json)
+
+    async def _send(
         self,
         method: str,
         path: str,
@@ -309,4 +381,7 @@ class BillingClient:
                 status=status,
                 latency_ms=round((time.perf_counter() - started) * 1000, 2),
             )
-            return envelope(status, body, retry_after)
+            try:
+                return envelope(status, body, retry_after)
+            except TokenExpired:
+                raise TokenExpired(token) from None

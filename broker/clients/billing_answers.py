@@ -12,7 +12,12 @@ from broker.errors import BillingNotFound, BillingRateLimited, BillingRejected, 
 
 
 class TokenExpired(Exception):
-    """A 401 on an API call: refresh the token and try again, once."""
+    """A 401 on an API call: refresh the token and try again, once. ``token`` is the one the
+    call carried (another call may have replaced it meanwhile)."""
+
+    def __init__(self, token: str | None = None) -> None:
+        super().__init__("access token refused")
+        self.token = token
 
 
 def unsent(error: BillingUnavailable) -> BillingUnavailable:
@@ -21,8 +26,18 @@ def unsent(error: BillingUnavailable) -> BillingUnavailable:
     return error
 
 
+def is_quota_answer(error: BillingRateLimited) -> bool:
+    """A 429 carrying one of Zoho's quota codes: the limit will not lift within a retry."""
+    return error.details.get("zoho_code") in QUOTA_CODES
+
+
 def never_sent(error: BaseException) -> bool:
     return isinstance(error, BillingUnavailable) and bool(error.details.get("never_sent"))
+
+
+# Zoho's codes for "too many calls" (docs/contracts.md §4, "Limits" [unsure]: public summaries
+# of the API introduction name 44, 45 and 1070, without saying which limit each is).
+QUOTA_CODES = frozenset({44, 45, 1070})
 
 
 def envelope(status: int, body: dict[str, Any], retry_after: float | None) -> dict[str, Any]:
@@ -30,11 +45,15 @@ def envelope(status: int, body: dict[str, Any], retry_after: float | None) -> di
     message = str(body.get("message") or f"HTTP {status}")[:300]
     if status == 401:
         raise TokenExpired
-    if status == 429:
-        raise BillingRateLimited("Zoho Billing is rate limiting us", retry_after=retry_after)
+    code = body.get("code")
+    if status == 429 or (isinstance(code, int) and code in QUOTA_CODES):
+        raise BillingRateLimited(
+            "Zoho Billing is rate limiting us",
+            retry_after=retry_after,
+            zoho_code=code if isinstance(code, int) else None,
+        )
     if status >= 500:
         raise BillingUnavailable(f"Zoho Billing failed on its side (HTTP {status})")
-    code = body.get("code")
     if status == 404:
         raise BillingNotFound(message, zoho_code=code if isinstance(code, int) else None)
     if status >= 400 or code not in (0, None):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from broker.config.base import Section, http_url, origin_url
 
@@ -85,6 +86,22 @@ class BillingSettings(Section):
     # A hard stop on pages read of one plans or add-ons list (200 items a page), should billing
     # never say it is done; reaching it is logged (billing.list_cut_short).
     max_list_pages: int = Field(100, ge=1, le=10_000)
+    # The daily budget (docs/contracts.md §4, "Limits"), counted in the store and shared by
+    # every replica. Zoho's day: 1,000 calls on Standard, 5,000 on Premium [unsure: public
+    # summaries]; a day ends at midnight in ``budget_time_zone``.
+    daily_call_limit: int = Field(1000, ge=1, le=10_000_000)
+    budget_time_zone: str = Field("UTC", min_length=1)
+    # Per minute: the stricter of the two published readings (30 and 100).
+    calls_per_minute: int = Field(30, ge=1, le=10_000)
+    # Calls in flight at once, per process (5 on Zoho's Free plan, 10 on paid): with several
+    # replicas, set it to the plan's figure divided by their number.
+    concurrent_calls: int = Field(10, ge=1, le=100)
+    # Who stops first (percent of the daily limit used): reconciliation and backfill slow down
+    # (a quarter of the minute instead of half) then stop for the day; page reads then show
+    # what is stored, labelled "as of"; customer actions spend to the limit.
+    background_slow_percent: float = Field(40.0, ge=0, le=100)
+    background_stop_percent: float = Field(60.0, ge=0, le=100)
+    page_reads_stale_percent: float = Field(80.0, ge=0, le=100)
 
     @field_validator("base_url", "accounts_url")
     @classmethod
@@ -95,6 +112,32 @@ class BillingSettings(Section):
     @classmethod
     def _origins(cls, values: list[str]) -> list[str]:
         return [origin_url(value) for value in values]
+
+    @field_validator("budget_time_zone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"{value!r} is not a time zone name; use an IANA name such as UTC or Europe/Berlin"
+            ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _budget_order(self) -> BillingSettings:
+        if not self.background_stop_percent <= self.page_reads_stale_percent:
+            raise ValueError(
+                "background_stop_percent must not exceed page_reads_stale_percent: background "
+                "work stops before page reads do"
+            )
+        if not self.background_slow_percent <= self.background_stop_percent:
+            raise ValueError("background_slow_percent must not exceed background_stop_percent")
+        return self
+
+    @property
+    def budget_zone(self) -> ZoneInfo:
+        return ZoneInfo(self.budget_time_zone)
 
     @property
     def hosts(self) -> DataCentreHosts:

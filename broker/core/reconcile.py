@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -210,3 +210,21 @@ def drift_of(item: dict[str, Any], stored: StoredView | None) -> Drift | None:
         when = updated.isoformat() if updated else "at an unknown time"
         return Drift(sid, DriftKind.CHANGED, f"{billing} updated {when}", broker)
     return None
+
+
+# Zoho Billing keeps events for 180 days (docs/contracts.md §4, "Limits" [unsure]): an older
+# day asked for would silently return less.
+EVENT_WINDOW_DAYS = 180
+
+
+def within_event_window(asked: date, today: date) -> tuple[date, str | None]:
+    """The first day the event backfill can read, and, when ``asked`` is older, why it moved."""
+    oldest = today - timedelta(days=EVENT_WINDOW_DAYS)
+    if asked >= oldest:
+        return asked, None
+    return oldest, (
+        f"Zoho Billing keeps events for {EVENT_WINDOW_DAYS} days, so events before "
+        f"{oldest.isoformat()} cannot be read back (asked from {asked.isoformat()}): the backfill "
+        f"starts at {oldest.isoformat()} and the state sweep re-reads every subscription's "
+        "current state instead, within the day's billing budget."
+    )

@@ -27,6 +27,7 @@ import structlog
 
 from broker.clients.billing_reads import BillingReads
 from broker.config import OnMissingInBilling, ReconcileSettings, Settings
+from broker.core.billing_budget import CallPriority, spending_as
 from broker.core.decide import Outcome
 from broker.core.org_billing import bills
 from broker.core.ours import our_products
@@ -43,9 +44,10 @@ from broker.core.reconcile import (
     is_subscription_type,
     listed_event,
     listed_item,
+    within_event_window,
 )
 from broker.delivery.reconcile_lease import RunLease
-from broker.errors import BillingNotFound, BillingRateLimited, BrokerError
+from broker.errors import BillingBudgetSpent, BillingNotFound, BillingRateLimited, BrokerError
 from broker.metrics import Metrics
 from broker.store import reconcile as rows
 from broker.store import reconcile_missing as missing_rows
@@ -62,6 +64,9 @@ class RunOutcome(StrEnum):
     DONE = "done"
     BUSY = "busy"  # another process holds the lock
     RATE_LIMITED = "rate_limited"  # billing said 429; the next run carries on
+    # Today's billing budget for background work is spent (billing.background_stop_percent):
+    # nothing more is read until the next budget day.
+    BUDGET_SPENT = "budget_spent"
     FAILED = "failed"  # billing or the store failed; nothing half-recorded
     LOST_LOCK = "lost_lock"  # its lease ran out and another process took the lock: it stopped
 
@@ -79,6 +84,8 @@ class RunReport:
     error: str | None = None
     # The run stopped reading at a bound (list pages, events read in full) before the end.
     stopped_early: str | None = None
+    # Asked to read further back than billing keeps events: what it did instead.
+    window_note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -94,7 +101,15 @@ class ReconcileDeps:
 async def run_reconciliation(
     deps: ReconcileDeps, *, since: date | None = None, dry_run: bool = False, trigger: str = "cli"
 ) -> RunReport:
-    """One run, if no other process is running one (else outcome ``busy``, nothing read)."""
+    """One run, if no other process is running one (else outcome ``busy``, nothing read).
+    Its billing calls spend the background share of the daily budget, which stops first."""
+    with spending_as(CallPriority.BACKGROUND):
+        return await _run(deps, since=since, dry_run=dry_run, trigger=trigger)
+
+
+async def _run(
+    deps: ReconcileDeps, *, since: date | None, dry_run: bool, trigger: str
+) -> RunReport:
     settings, now = deps.settings.reconcile, deps.clock()
     taken = await deps.store.write(
         lambda db: rows.take_lock(db, deps.owner, now=now, lease=settings.lease_seconds)
@@ -116,7 +131,15 @@ async def _locked_run(
     deps: ReconcileDeps, lease: RunLease, *, since: date | None, dry_run: bool, trigger: str
 ) -> RunReport:
     start_day = since or await _cursor_day(deps)
-    report = RunReport(RunOutcome.DONE, dry_run=dry_run, since=start_day.isoformat())
+    today = datetime.fromtimestamp(deps.clock(), UTC).date()
+    oldest, window_note = within_event_window(start_day, today)
+    report = RunReport(RunOutcome.DONE, dry_run=dry_run, since=oldest.isoformat())
+    report.window_note = window_note
+    if window_note is not None:
+        log.warning(
+            "reconcile.beyond_event_window", asked=start_day.isoformat(), since=report.since
+        )
+    start_day = oldest
     report.run_id = await deps.store.write(
         lambda db: rows.start_run(
             db, trigger=trigger, dry_run=dry_run, since=report.since, now=deps.clock()
@@ -135,6 +158,13 @@ async def _locked_run(
         report.outcome = RunOutcome.LOST_LOCK
         report.error = "another process took the lock after this run's lease ran out"
         log.warning("reconcile.lost_lock", run_id=report.run_id, owner=deps.owner)
+    except BillingBudgetSpent as error:
+        report.outcome = RunOutcome.BUDGET_SPENT
+        report.error = (
+            f"stopped for today: {error.message}; reconciliation resumes at the next budget day "
+            "(billing.background_stop_percent)"
+        )
+        log.warning("reconcile.budget_spent", run_id=report.run_id, reason=error.details)
     except BillingRateLimited as error:
         report.outcome, report.error = RunOutcome.RATE_LIMITED, str(error)
     except BrokerError as error:

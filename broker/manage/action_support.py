@@ -10,6 +10,7 @@ what to show when billing fails is the caller's to say.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
@@ -24,6 +25,7 @@ from broker.config import PausePolicy, Settings
 from broker.core.policy import Action, allowed_actions, refusal
 from broker.errors import (
     ActionNotAllowed,
+    BillingBudgetSpent,
     BillingError,
     BillingRateLimited,
     BillingRejected,
@@ -312,6 +314,14 @@ def with_retry_after(response: R, error: BillingError) -> R:
 def billing_problem(error: BillingError) -> str:
     """What the user reads when billing failed: refused, busy, or not reachable just now."""
     message = error.message.rstrip(".")
+    if isinstance(error, BillingBudgetSpent):
+        wait = error.retry_after if error.retry_after is not None else 60.0
+        when = f"about {math.ceil(wait / 3600)} hours" if wait > 3600 else wait_in_words(wait)
+        return (
+            "Billing's allowance of calls for today is used up, so it was not asked "
+            f"({message.removeprefix('Billing was not called: ')}). Nothing was changed and "
+            f"your choices are kept; try again in {when}."
+        )
     if isinstance(error, BillingRateLimited):
         wait = error.retry_after if error.retry_after is not None else 60.0
         return (

@@ -21,6 +21,7 @@ from broker.core.org_billing import bills
 from broker.core.policy import Action, SubscriptionFacts, permitted
 from broker.errors import (
     BillingAuthError,
+    BillingBudgetSpent,
     BillingNotFound,
     BillingRateLimited,
     BillingUnavailable,
@@ -35,6 +36,7 @@ from broker.store.queries import (
     SubscriptionView,
     org_claimed_subscription_ids,
     org_subscriptions,
+    org_updated_at,
 )
 from broker.web.appkeys import (
     billing_client_key,
@@ -224,6 +226,9 @@ async def refresh_from_billing(app: web.Application, session: Session) -> Read[t
             )
             if result.queued:
                 app[worker_key].wake()
+    except BillingBudgetSpent:
+        as_of = await store.read(partial(org_updated_at, zgid=session.zgid))
+        return Read((stale_notice(as_of),), complete=False)
     except BillingRateLimited as error:
         wait = error.retry_after if error.retry_after is not None else 60.0
         return Read(
@@ -251,3 +256,18 @@ async def refresh_from_billing(app: web.Application, session: Session) -> Read[t
             complete=False,
         )
     return Read((), complete=True)
+
+
+def stale_notice(as_of: float | None) -> str:
+    """The label of a page shown from the store because today's billing budget is kept for
+    purchases and changes (``billing.page_reads_stale_percent``)."""
+    when = (
+        datetime.fromtimestamp(as_of, UTC).strftime("%d %b %Y, %H:%M UTC")
+        if as_of is not None
+        else "an earlier visit"
+    )
+    return (
+        f"As of {when}: today's billing allowance is kept for purchases and changes, so these "
+        "details were not read from billing again and may be out of date. Buying, changing and "
+        "cancelling still work."
+    )

@@ -17,7 +17,13 @@ from broker.redaction import Redactor
 from broker.store import delivery_records, ops_reads, ops_story, org_reads
 from broker.store.outbox import DeliveryState
 from broker.store.refusals import refusal_counts
-from broker.web.appkeys import ops_redactor_key, refusals_key, store_key
+from broker.web.appkeys import (
+    daily_budget_key,
+    ops_redactor_key,
+    refusals_key,
+    settings_key,
+    store_key,
+)
 
 
 async def home(request: web.Request) -> web.Response:
@@ -29,6 +35,10 @@ async def home(request: web.Request) -> web.Response:
         lambda db: ops_reads.parked(db, ops_reads.OpsFilter(page_size=1000))
     )
     conflicts = await request.app[store_key].read(org_reads.conflicts)
+    budget = (
+        await request.app[daily_budget_key].figures() if daily_budget_key in request.app else None
+    )
+    billing = request.app[settings_key].billing
     return render(
         request,
         "ops_home.html",
@@ -38,6 +48,14 @@ async def home(request: web.Request) -> web.Response:
             "parked": len(parked.rows),
             "states": DeliveryState,
             "conflicts": conflicts,
+            "budget": budget,
+            "background_stop_percent": billing.background_stop_percent if billing else None,
+            "page_reads_stale_percent": billing.page_reads_stale_percent if billing else None,
+            "quota_until_text": (
+                datetime.fromtimestamp(budget.quota_until, UTC).strftime("%Y-%m-%d %H:%M UTC")
+                if budget is not None and budget.quota_until is not None
+                else None
+            ),
         },
     )
 

@@ -206,3 +206,18 @@ def org_claimed_subscription_ids(db: Tx, zgid: str) -> list[str]:
         [zgid],
     )
     return [row["subscription_id"] for row in rows]
+
+
+def org_updated_at(db: Tx, zgid: str) -> float | None:
+    """When the broker last updated any of the org's subscriptions (as ``org_subscriptions``
+    finds them): how old a stored page is."""
+    row = db.select_one(
+        """
+        SELECT MAX(s.updated_at) AS at FROM subscriptions s
+        LEFT JOIN customers c ON c.customer_id = s.customer_id
+        WHERE s.zgid = :zgid OR c.zgid = :zgid OR (c.zgid IS NULL AND c.zuid IN
+            (SELECT zuid FROM users WHERE zgid = :zgid AND verified_by IS NOT NULL))
+        """,
+        {"zgid": zgid},
+    )
+    return None if row is None or row["at"] is None else float(row["at"])

@@ -30,6 +30,7 @@ from broker.config import LandingVerification, Settings
 from broker.core.billing_status import BillingStatus
 from broker.core.pause_terms import PAUSE_EFFECTS
 from broker.delivery.customer_index import CustomerSweep
+from broker.delivery.daily_budget import DailyBudget
 from broker.delivery.reconcile import ReconcileDeps, run_on_schedule
 from broker.delivery.restore import reconcile_restored, supersede_if_restored
 from broker.delivery.worker import DeliveryWorker
@@ -58,6 +59,7 @@ from broker.web.appkeys import (
     clock_key,
     csp_key,
     customer_sweep_key,
+    daily_budget_key,
     http_session_key,
     metrics_key,
     org_reads_key,
@@ -72,6 +74,7 @@ from broker.web.appkeys import (
 )
 from broker.web.health import healthz, metrics, readyz
 from broker.web.middlewares import (
+    billing_priority,
     content_security_policy,
     error_answers,
     request_context,
@@ -118,6 +121,7 @@ def create_app(
             error_answers,
             count_webhook_refusals,
             request_body_guard,
+            billing_priority,
         ],
         # Our webhook handler enforces its own limit with a clear answer; this guards form posts.
         client_max_size=settings.server.max_body_bytes,
@@ -245,8 +249,10 @@ async def billing_context(app: web.Application) -> AsyncIterator[None]:
     session = aiohttp.ClientSession(
         timeout=aiohttp.ClientTimeout(total=settings.billing.request_timeout_seconds)
     )
+    budget = DailyBudget(app[store_key], settings.billing, app[clock_key], app[sleep_key])
+    app[daily_budget_key] = budget
     client = BillingClient(
-        session, settings.billing, clock=app[clock_key], metrics=app[metrics_key]
+        session, settings.billing, clock=app[clock_key], metrics=app[metrics_key], gate=budget
     )
     app[billing_client_key] = client
     app[catalog_key] = CatalogCache(

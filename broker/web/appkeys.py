@@ -16,6 +16,7 @@ from broker.clients.zoho_org import ZohoOrgClient
 from broker.config import Settings
 from broker.core.login_throttle import LoginThrottle
 from broker.delivery.customer_index import CustomerSweep
+from broker.delivery.daily_budget import DailyBudget
 from broker.delivery.reconcile import ReconcileDeps
 from broker.delivery.worker import DeliveryWorker
 from broker.manage.sessions import SessionCodec
@@ -45,6 +46,8 @@ org_client_key = web.AppKey("org_client", ZohoOrgClient)
 # With billing: each org's billing reads, shared and kept briefly; each session's call budget.
 org_reads_key: web.AppKey[SharedReads[tuple[str, ...]]] = web.AppKey("org_reads")
 call_budget_key = web.AppKey("call_budget", CallBudget)
+# The day's billing call budget, shared through the store by every replica.
+daily_budget_key = web.AppKey("daily_budget", DailyBudget)
 customer_sweep_key = web.AppKey("customer_sweep", CustomerSweep)
 # With billing: what a reconciliation run needs (the console's button calls run_reconciliation).
 reconcile_key = web.AppKey("reconcile", ReconcileDeps)

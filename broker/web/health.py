@@ -17,7 +17,14 @@ from broker.errors import StoreError
 from broker.store.delivery_records import outbox_summary
 from broker.store.heartbeat import write_heartbeat
 from broker.store.monitoring import conflicting_subscriptions, parked_subscriptions
-from broker.web.appkeys import clock_key, metrics_key, settings_key, store_key, worker_key
+from broker.web.appkeys import (
+    clock_key,
+    daily_budget_key,
+    metrics_key,
+    settings_key,
+    store_key,
+    worker_key,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -102,5 +109,10 @@ async def metrics(request: web.Request) -> web.Response:
     registry.oldest_pending.set(summary.oldest_pending_seconds)
     registry.parked.set(await request.app[store_key].read(parked_subscriptions))
     registry.conflicts.set(await request.app[store_key].read(conflicting_subscriptions))
+    if daily_budget_key in request.app:
+        figures = await request.app[daily_budget_key].figures()
+        registry.billing_calls_today.set(figures.used)
+        registry.billing_calls_left.set(figures.left)
+        registry.billing_daily_limit.set(figures.limit)
     body = generate_latest(registry.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -18,6 +18,7 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from broker.core.billing_budget import CallPriority, spending_as
 from broker.errors import BrokerError
 from broker.web.appkeys import csp_key, request_id_key
 
@@ -135,3 +136,22 @@ def render_error(
 def _allow_header(error: web.HTTPException) -> dict[str, str]:
     allow = error.headers.get("Allow")
     return {"Allow": allow} if allow else {}
+
+
+# Requests whose billing calls are a customer's action (checkout, change, cancel, reactivate,
+# pause, resume, and coming back from a checkout): they may spend the daily budget to its limit.
+CUSTOMER_RETURN_PATHS = frozenset({"/manage/return"})
+
+
+@web.middleware
+async def billing_priority(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Say who this request's billing calls are for (``core.billing_budget``): a form posted
+    on the page or the console is an action, as is the return from a checkout; any other
+    request only reads."""
+    acting = (
+        request.method == "POST" and request.path.startswith(("/manage", "/ops"))
+    ) or request.path in CUSTOMER_RETURN_PATHS
+    if not acting:
+        return await handler(request)
+    with spending_as(CallPriority.CUSTOMER):
+        return await handler(request)

@@ -35,6 +35,7 @@ class FaultsRequest(_Strict):
     delay: float | None = Field(default=None, ge=0)
     down: bool | None = None
     per_minute: int | None = Field(default=None, ge=0)  # 0 lifts the request limit
+    per_day: int | None = Field(default=None, ge=0)  # 0 lifts the daily limit
 
 
 class WebhooksRequest(_Strict):
@@ -165,6 +166,8 @@ class Controls:
             sim.faults.down = wanted.down
         if wanted.per_minute is not None:
             sim.limit_requests(wanted.per_minute or None)
+        if wanted.per_day is not None:
+            sim.limit_daily_requests(wanted.per_day or None)
         return web.json_response({"ok": True})
 
     async def _post_today(self, request: web.Request) -> web.Response:

@@ -18,6 +18,7 @@ DOES_NOT_EXIST = 1002  # Zoho: "Subscription does not exist."; ours for other id
 ACTION_NOT_ALLOWED = 2001  # ours: the subscription's status forbids the action
 ORGANIZATION_MISSING = 6041  # Zoho: organisation header missing or not this organisation
 TOO_MANY_REQUESTS = 429  # the simulator's scripted rate limit
+DAILY_LIMIT_EXCEEDED = 1070  # Zoho [unsure]: one of its quota codes, read as the daily one
 
 
 class ApiError(Exception):

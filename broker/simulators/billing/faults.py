@@ -1,7 +1,9 @@
 """The failures the simulated API can be told to show, checked before any API handler runs: down
 (connections dropped unanswered), slow, the next few calls failing with a chosen status, and a
 per-minute request limit per organisation answered with 429 and ``Retry-After`` as Zoho does
-(docs/contracts.md section 4; the real numbers are [unsure], so the limit is the caller's choice).
+(docs/contracts.md section 4; the real numbers are [unsure], so the limit is the caller's choice),
+and a daily limit per organisation and calendar day answered with 429 and Zoho's code 1070,
+without Retry-After (the day must end first).
 
 Every API call is counted here as Zoho counts it. The token endpoint only suffers down and slow.
 """
@@ -14,13 +16,14 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import structlog
 from aiohttp import web
 
 from .api import API_PREFIX, ORG_HEADER, TOKEN_PATH
-from .errors import TOO_MANY_REQUESTS
+from .errors import DAILY_LIMIT_EXCEEDED, TOO_MANY_REQUESTS
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 WINDOW_SECONDS = 60.0
@@ -44,6 +47,7 @@ class Faults:
     delay: float = 0.0
     down: bool = False
     per_minute: int | None = None  # None: no request limit
+    per_day: int | None = None  # None: no daily limit
 
 
 def scripted_body(status: int) -> dict[str, Any]:
@@ -71,10 +75,25 @@ class RateLimit:
         return None
 
 
+def daily_limit_body() -> dict[str, Any]:
+    return {
+        "code": DAILY_LIMIT_EXCEEDED,
+        "message": "You have exceeded the maximum number of API calls allowed for the day.",
+    }
+
+
 class FaultGate:
-    def __init__(self, clock: Callable[[], float], on_abandon: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float],
+        on_abandon: Callable[[], None],
+        today: Callable[[], date] = date.today,
+    ) -> None:
         self.faults = Faults()
         self.rate = RateLimit(clock)
+        self._today = today
+        # API calls admitted per (organisation, calendar day): what a daily limit counts.
+        self.calls_by_day: dict[tuple[str, date], int] = {}
         self.api_calls: list[ApiCall] = []
         self.abandoned_requests = 0
         # API requests wait here while it is closed (``hold``), so a test can line callers up
@@ -126,6 +145,12 @@ class FaultGate:
                 return web.json_response(
                     scripted_body(429), status=429, headers={"Retry-After": retry_after}
                 )
+        # Every admitted call counts toward the day, whether or not a limit is set yet.
+        key = (organization, self._today())
+        if faults.per_day is not None and self.calls_by_day.get(key, 0) >= faults.per_day:
+            self._log.info("billing_daily_limit", path=path)
+            return web.json_response(daily_limit_body(), status=429)
+        self.calls_by_day[key] = self.calls_by_day.get(key, 0) + 1
         return await handler(request)
 
     async def _delayed(self, request: web.Request) -> bool:

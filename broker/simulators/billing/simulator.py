@@ -57,6 +57,7 @@ class BillingSimulator:
         access_token_ttl_seconds: int = 3600,
         customer_fields: Collection[str] | None = None,
         requests_per_minute: int | None = None,
+        requests_per_day: int | None = None,
         id_style: IdStyle = IdStyle.STRINGS,
         dunning: DunningPolicy | None = None,
         free_plan_code: str | None = None,
@@ -70,6 +71,7 @@ class BillingSimulator:
         """``customer_fields``: the customer custom fields the organisation defined, e.g.
         ``("zuid",)`` as the vendor's documented setup makes it; None accepts any field.
         ``requests_per_minute``: Zoho's per-organisation limit; None (the default) has none.
+        ``requests_per_day``: the daily one, per simulated calendar day (``today``).
         ``scopes``: what the refresh token was granted; None (the default) is every scope the
         API's routes need (``scopes.ALL_SCOPES``).
         ``clock``: monotonic seconds for token and page lifetimes and the request limit.
@@ -84,8 +86,9 @@ class BillingSimulator:
         self._list_page_context = list_page_context
         self._log = structlog.get_logger("billing_simulator")
         self._waiters = ChangeWaiters()
-        self._gate = FaultGate(clock, on_abandon=self._waiters.notify)
+        self._gate = FaultGate(clock, on_abandon=self._waiters.notify, today=lambda: self.today)
         self._gate.faults.per_minute = requests_per_minute
+        self._gate.faults.per_day = requests_per_day
         self._tokens = TokenIssuer(
             client_id=client_id,
             client_secret=client_secret,
@@ -250,6 +253,12 @@ class BillingSimulator:
         if per_minute is not None and per_minute < 1:
             raise ValueError("per_minute must be at least 1")
         self._gate.faults.per_minute = per_minute
+
+    def limit_daily_requests(self, per_day: int | None) -> None:
+        """At most ``per_day`` API calls per organisation and simulated day; None lifts it."""
+        if per_day is not None and per_day < 1:
+            raise ValueError("per_day must be at least 1")
+        self._gate.faults.per_day = per_day
 
     def resend(self, event_id: str) -> None:
         self._webhooks.resend(self.state.event(event_id))

@@ -31,6 +31,7 @@ from broker.store.migrations import (
     m011_store_generation,
     m012_subscription_state_and_reason,
     m013_ops_sessions,
+    m014_billing_call_budget,
 )
 from broker.store.migrations.migration import Migration
 
@@ -50,4 +51,5 @@ SCHEMA: tuple[Migration, ...] = (
     m011_store_generation.MIGRATION,
     m012_subscription_state_and_reason.MIGRATION,
     m013_ops_sessions.MIGRATION,
+    m014_billing_call_budget.MIGRATION,
 )
