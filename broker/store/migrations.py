@@ -20,6 +20,7 @@ from broker.store.schema_identity import m007_zgid_evidence
 from broker.store.schema_money import m009_money_events
 from broker.store.schema_ops import m006_webhook_refusals
 from broker.store.schema_reconcile import m005_reconciliation, m010_missing_in_billing
+from broker.store.schema_retention import m011_retention
 
 MIGRATION_SET = "broker"
 Migration = Callable[[Tx], None]
@@ -239,6 +240,7 @@ SCHEMA: tuple[tuple[int, str, Migration], ...] = (
     (8, "m008_billing_products", m008_billing_products),
     (9, "m009_money_events", m009_money_events),
     (10, "m010_missing_in_billing", m010_missing_in_billing),
+    (11, "m011_retention_pruning", m011_retention),
 )
 
 
