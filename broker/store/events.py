@@ -7,17 +7,42 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from broker.store.engine.tx import Tx
+from broker.store.engine.tx import Dialect, Tx
 
 
 def prune_bodies(db: Tx, *, before: float, now: float, limit: int) -> int:
-    """Empty up to ``limit`` raw bodies received before ``before``; return how many."""
-    return db.execute(
-        "UPDATE webhook_events SET raw_body = ?, body_pruned_at = ?"
-        " WHERE event_id IN (SELECT event_id FROM webhook_events"
-        " WHERE body_pruned_at IS NULL AND received_at < ? ORDER BY received_at LIMIT ?)",
-        [b"", now, before, limit],
-    ).rowcount
+    """Empty up to ``limit`` raw bodies received before ``before``; return how many.
+
+    On SQLite an emptied row would stay where it was, leaving every page a third used and none
+    free, so later writes could not reuse the space and the file would keep growing. So each
+    row is written again (``INSERT OR REPLACE``: one statement, so money_events' foreign key
+    still holds at its end) and moves to the table's end; the old pages empty out whole and
+    join the freelist, which the next writes take first. PostgreSQL reuses an updated row's old
+    space itself once (auto)vacuum has passed.
+    """
+    rows = db.select_all(
+        "SELECT * FROM webhook_events WHERE body_pruned_at IS NULL AND received_at < ?"
+        " ORDER BY received_at LIMIT ?",
+        [before, limit],
+    )
+    if not rows:
+        return 0
+    if db.dialect is Dialect.POSTGRESQL:
+        marks = ", ".join("?" * len(rows))
+        sql = (
+            "UPDATE webhook_events SET raw_body = ?, body_pruned_at = ?"  # noqa: S608
+            f" WHERE event_id IN ({marks})"
+        )
+        return db.execute(sql, [b"", now, *(row["event_id"] for row in rows)]).rowcount
+    # Every column the row has (a later migration's too), so the rewrite loses nothing.
+    columns = list(rows[0])
+    sql = (
+        f"INSERT OR REPLACE INTO webhook_events ({', '.join(columns)})"  # noqa: S608
+        f" VALUES ({', '.join('?' * len(columns))})"
+    )
+    for row in rows:
+        db.execute(sql, [*{**row, "raw_body": b"", "body_pruned_at": now}.values()])
+    return len(rows)
 
 
 def forget_subscriptions(db: Tx, subscription_ids: Sequence[str], *, now: float) -> int:
