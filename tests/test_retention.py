@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from functools import partial
 from pathlib import Path
+from time import time as wall_clock
 from typing import Any
 
 import pytest
@@ -25,6 +26,7 @@ from broker.store.retention import PruneTarget
 from broker.store.retention_lease import LeaseLost, take_lease, while_held
 from tests.conftest import fast_settings
 from tests.support import DECEMBER_FIRST_NOON, ManualTime, body_of, eventually, subscription_event
+from tests.test_delivery import run_cli
 
 DAY = 86_400.0
 NOW = DECEMBER_FIRST_NOON + 120 * DAY  # every test event's updated_time is long past
@@ -290,3 +292,40 @@ async def test_sqlite_reuses_the_pages_pruning_frees_so_the_file_stops_growing(
         assert await pages() - full < (full - empty) / 4
     finally:
         await store.close()
+
+
+def test_broker_prune_dry_run_counts_and_prune_prunes(
+    store_url: str,
+    settings: Settings,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Synchronous, as the command is: it runs its own event loop."""
+
+    async def two_events() -> None:
+        store = open_store(StoreSettings(url=store_url))
+        await store.open()
+        try:
+            await ingest(store, settings, padded_event(1), at=wall_clock() - 91 * DAY)
+            await ingest(store, settings, padded_event(2), at=wall_clock() - 89 * DAY)
+        finally:
+            await store.close()
+
+    asyncio.run(two_events())
+    monkeypatch.setenv("BROKER_PLATFORM__APP_DOMAIN", "example")
+    monkeypatch.setenv("BROKER_PLATFORM__ZAPIKEY", "a-zapikey-for-the-test")
+    monkeypatch.setenv("BROKER_STORE__URL", store_url)
+    monkeypatch.delenv("BROKER_CONFIG", raising=False)
+
+    code, out, err = run_cli(capsys, "prune", "--dry-run")
+    assert (code, err) == (0, "")
+    assert out.splitlines() == [
+        "would prune 1 webhook_bodies",
+        "would prune 0 deliveries",
+        "would prune 0 attempts",
+        "would prune 0 audit_log",
+    ]
+    code, out, err = run_cli(capsys, "prune")
+    assert (code, out.splitlines()[0]) == (0, "pruned 1 webhook_bodies")
+    code, out, err = run_cli(capsys, "prune", "--dry-run")
+    assert out.splitlines()[0] == "would prune 0 webhook_bodies"
