@@ -24,7 +24,8 @@ from broker.store.pipeline import PipelineResult, ingest_webhook
 from broker.store.replay import replay_event
 from broker.store.retention import PruneTarget
 from broker.store.retention_lease import LeaseLost, take_lease, while_held
-from tests.conftest import fast_settings
+from broker.web.appkeys import store_key
+from tests.conftest import BrokerFactory, fast_settings, post_event
 from tests.support import DECEMBER_FIRST_NOON, ManualTime, body_of, eventually, subscription_event
 from tests.test_delivery import run_cli
 
@@ -329,3 +330,24 @@ def test_broker_prune_dry_run_counts_and_prune_prunes(
     assert (code, out.splitlines()[0]) == (0, "pruned 1 webhook_bodies")
     code, out, err = run_cli(capsys, "prune", "--dry-run")
     assert out.splitlines()[0] == "would prune 0 webhook_bodies"
+
+
+async def test_serve_runs_the_pruner_every_interval_seconds(make_broker: BrokerFactory) -> None:
+    time = ManualTime(DECEMBER_FIRST_NOON)
+    interval = 100 * DAY
+    broker = await make_broker(
+        clock=time.clock, sleep=time.sleep, retention={"interval_seconds": interval}
+    )
+    event = subscription_event(event_id="8801")
+    assert (await post_event(broker, event)).status == 200
+    store = broker.app[store_key]
+    await eventually(lambda: DECEMBER_FIRST_NOON + interval in time.naps, message="the pruner")
+    assert (await event_rows(store))["8801"] == (body_of(event), None)
+
+    time.advance_to(DECEMBER_FIRST_NOON + interval)
+
+    async def pruned() -> bool:
+        return (await event_rows(store))["8801"][1] is not None
+
+    await eventually(pruned, message="the scheduled prune")
+    assert (await event_rows(store))["8801"] == (b"", DECEMBER_FIRST_NOON + interval)
