@@ -121,6 +121,7 @@ ALL_MIGRATIONS = [
     "m008_billing_products",
     "m009_money_events",
     "m010_missing_in_billing",
+    "m011_retention_pruning",
 ]
 
 
@@ -137,7 +138,7 @@ async def applied_migrations(store: Store) -> list[str]:
 
 def test_the_schema_lists_every_migration_once_in_order() -> None:
     assert [name for _, name, _ in SCHEMA] == ALL_MIGRATIONS
-    assert [number for number, _, _ in SCHEMA] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+    assert [number for number, _, _ in SCHEMA] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
 
 
 def database_from_the_old_runner(path: Path, upto: int) -> None:
