@@ -5,6 +5,9 @@ bodies, attempts and finished deliveries 90 days, audit 400 days."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from functools import partial
 from pathlib import Path
 from time import time as wall_clock
@@ -27,7 +30,6 @@ from broker.store.retention_lease import LeaseLost, take_lease, while_held
 from broker.web.appkeys import store_key
 from tests.conftest import BrokerFactory, fast_settings, post_event
 from tests.support import DECEMBER_FIRST_NOON, ManualTime, body_of, eventually, subscription_event
-from tests.test_delivery import run_cli
 
 DAY = 86_400.0
 NOW = DECEMBER_FIRST_NOON + 120 * DAY  # every test event's updated_time is long past
@@ -296,12 +298,9 @@ async def test_sqlite_reuses_the_pages_pruning_frees_so_the_file_stops_growing(
 
 
 def test_broker_prune_dry_run_counts_and_prune_prunes(
-    store_url: str,
-    settings: Settings,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    store_url: str, settings: Settings, tmp_path: Path
 ) -> None:
-    """Synchronous, as the command is: it runs its own event loop."""
+    """Run as an operator does, in its own process: the command sets up its own logging."""
 
     async def two_events() -> None:
         store = open_store(StoreSettings(url=store_url))
@@ -313,23 +312,38 @@ def test_broker_prune_dry_run_counts_and_prune_prunes(
             await store.close()
 
     asyncio.run(two_events())
-    monkeypatch.setenv("BROKER_PLATFORM__APP_DOMAIN", "example")
-    monkeypatch.setenv("BROKER_PLATFORM__ZAPIKEY", "a-zapikey-for-the-test")
-    monkeypatch.setenv("BROKER_STORE__URL", store_url)
-    monkeypatch.delenv("BROKER_CONFIG", raising=False)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.upper().startswith("BROKER_")},
+        "BROKER_PLATFORM__APP_DOMAIN": "example",
+        "BROKER_PLATFORM__ZAPIKEY": "a-zapikey-for-the-test",
+        "BROKER_STORE__URL": store_url,
+    }
 
-    code, out, err = run_cli(capsys, "prune", "--dry-run")
-    assert (code, err) == (0, "")
-    assert out.splitlines() == [
-        "would prune 1 webhook_bodies",
-        "would prune 0 deliveries",
-        "would prune 0 attempts",
-        "would prune 0 audit_log",
-    ]
-    code, out, err = run_cli(capsys, "prune")
-    assert (code, out.splitlines()[0]) == (0, "pruned 1 webhook_bodies")
-    code, out, err = run_cli(capsys, "prune", "--dry-run")
-    assert out.splitlines()[0] == "would prune 0 webhook_bodies"
+    def prune(*args: str) -> tuple[int, list[str]]:
+        done = subprocess.run(
+            [sys.executable, "-m", "broker", "prune", *args],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.stderr == ""
+        return done.returncode, done.stdout.splitlines()
+
+    assert prune("--dry-run") == (
+        0,
+        [
+            "would prune 1 webhook_bodies",
+            "would prune 0 deliveries",
+            "would prune 0 attempts",
+            "would prune 0 audit_log",
+        ],
+    )
+    code, out = prune()
+    assert (code, out[0]) == (0, "pruned 1 webhook_bodies")
+    assert prune("--dry-run")[1][0] == "would prune 0 webhook_bodies"
 
 
 async def test_serve_runs_the_pruner_every_interval_seconds(make_broker: BrokerFactory) -> None:
