@@ -76,6 +76,9 @@ def fast_settings(
         },
         # The secure default; tests of "none" or of no verification opt out explicitly.
         "landing": {"link_secret": LINK_SECRET},
+        # No scheduled pruning: its hourly nap would sit among those the timing tests watch.
+        # Tests of pruning opt in.
+        "retention": {"interval_seconds": 0},
     }
     for section, overrides in sections.items():
         values[section] = {**values.get(section, {}), **overrides}

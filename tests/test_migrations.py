@@ -41,6 +41,7 @@ ALL_MIGRATIONS = [
     "m012_subscription_state_and_reason",
     "m013_ops_sessions",
     "m014_billing_call_budget",
+    "m015_retention_pruning",
 ]
 # Each fixture's commit, and what the code at that commit had applied (so what is left to apply).
 OLD_STORES = {"1453866": ALL_MIGRATIONS[:6], "61af82a": ALL_MIGRATIONS[:10]}

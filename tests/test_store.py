@@ -126,6 +126,7 @@ ALL_MIGRATIONS = [
     "m012_subscription_state_and_reason",
     "m013_ops_sessions",
     "m014_billing_call_budget",
+    "m015_retention_pruning",
 ]
 
 

@@ -46,6 +46,7 @@ OWNERS: dict[str, str] = {
     "store_generation": "broker/store/generation.py",
     "ops_sessions": "broker/store/ops_sessions.py",
     "billing_call_budget": "broker/store/billing_budget.py",
+    "retention_lease": "broker/store/retention_lease.py",
     # Not made by a migration: the readiness probe creates its own one-row table.
     "readiness_heartbeat": "broker/store/heartbeat.py",
 }

@@ -17,6 +17,8 @@ broker check-db         SQLite's integrity check, without a sqlite3 binary (Post
                         schema up to date)
 broker migrate          apply pending schema migrations (SQLite or PostgreSQL)
 broker copy-store --to postgresql://...   move a SQLite store into an empty PostgreSQL database
+broker prune [--dry-run]   delete what [retention] no longer keeps (serve also does, hourly)
+broker export-customer|erase-customer --customer-id ID | --zgid ID   one customer's data
 
 This module parses the arguments. ``commands`` runs the service and the demo, checks settings and
 signs links (``check`` adds check-config's warnings and online tests); ``operator`` holds the
@@ -33,7 +35,15 @@ from functools import partial
 from pathlib import Path
 
 from broker import __version__
-from broker.cli import commands, operator, ops_commands, ops_detail, reconcile, store_commands
+from broker.cli import (
+    commands,
+    operator,
+    ops_commands,
+    ops_detail,
+    reconcile,
+    retention,
+    store_commands,
+)
 from broker.cli.settings import EXIT_CONFIG
 from broker.config import LandingVerification
 from broker.store.outbox import DeliveryState
@@ -199,4 +209,5 @@ def _parser() -> argparse.ArgumentParser:
     ops_commands.add_retry_now(actions, [db_option, config_option])
     ops_commands.add_commands(subcommands, config_option, db_option)
     store_commands.add_commands(subcommands, config_option)
+    retention.add_commands(subcommands, config_option, db_option)
     return parser

@@ -27,6 +27,7 @@ from broker.config.billing_rules import BillingRulesSettings, TaxDisplay, Unused
 from broker.config.landing import LandingSettings, LandingVerification, OidcSettings
 from broker.config.ops import OpsSettings
 from broker.config.reconcile import OnMissingInBilling, ReconcileSettings
+from broker.config.retention import RetentionSettings
 from broker.secret_env import EnvironSource, resolve_secret_files
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "PlansSettings",
     "PlatformSettings",
     "ReconcileSettings",
+    "RetentionSettings",
     "ServerSettings",
     "Settings",
     "StoreSettings",
@@ -260,6 +262,7 @@ class Settings(BaseSettings):
     billing_rules: BillingRulesSettings = Field(default_factory=BillingRulesSettings)
     landing: LandingSettings = Field(default_factory=LandingSettings)
     reconcile: ReconcileSettings = Field(default_factory=ReconcileSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
     ops: OpsSettings = Field(default_factory=OpsSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 

@@ -4,6 +4,7 @@ it ended. Rows are only ever added. Functions run inside store transactions."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,3 +80,24 @@ def last_confirmed_money(
     if not isinstance(move, str) or not isinstance(amount, str):
         return None
     return ConfirmedMoney(float(row["at"]), str(row["action"]), move, amount)
+
+
+def prune_audit(db: Tx, *, before: float, limit: int) -> int:
+    """Delete up to ``limit`` audit rows older than ``before`` (retention)."""
+    return db.execute(
+        "DELETE FROM audit_log WHERE id IN"
+        " (SELECT id FROM audit_log WHERE at < ? ORDER BY at LIMIT ?)",
+        [before, limit],
+    ).rowcount
+
+
+def erase_audit(db: Tx, zgids: Sequence[str], subscription_ids: Sequence[str]) -> int:
+    """Erasure: every audit row naming one of these orgs or subscriptions."""
+    if not zgids and not subscription_ids:
+        return 0
+    orgs = ", ".join("?" * len(zgids)) or "NULL"
+    subs = ", ".join("?" * len(subscription_ids)) or "NULL"
+    return db.execute(
+        f"DELETE FROM audit_log WHERE zgid IN ({orgs}) OR subscription_id IN ({subs})",  # noqa: S608
+        [*zgids, *subscription_ids],
+    ).rowcount

@@ -7,6 +7,7 @@ audited in the same transaction as the change. Functions run inside store transa
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict
 
 from broker.core.zgid_evidence import BindingRequest, BindingRequestStatus, EvidenceFacts
@@ -111,3 +112,14 @@ def evidence_facts(
         request=binding_request(db, zuid),
         billing_customer_matches=customer_vouches(db, zgid, email),
     )
+
+
+def erase_binding_requests(db: Tx, zgids: Sequence[str]) -> int:
+    """Erasure: every request to join these orgs."""
+    if not zgids:
+        return 0
+    marks = ", ".join("?" * len(zgids))
+    return db.execute(
+        f"DELETE FROM binding_requests WHERE zgid IN ({marks})",  # noqa: S608
+        list(zgids),
+    ).rowcount

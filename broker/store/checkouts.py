@@ -5,6 +5,7 @@ store transactions."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,3 +65,13 @@ def finish_checkout(db: Tx, hostedpage_id: str, *, status: str, now: float) -> N
         "UPDATE checkouts SET status = ?, finished_at = ? WHERE hostedpage_id = ?",
         [status, now, hostedpage_id],
     )
+
+
+def erase_checkouts(db: Tx, zgids: Sequence[str], subscription_ids: Sequence[str]) -> int:
+    """Erasure: every checkout these orgs opened or that names these subscriptions."""
+    orgs = ", ".join("?" * len(zgids)) or "NULL"
+    subs = ", ".join("?" * len(subscription_ids)) or "NULL"
+    return db.execute(
+        f"DELETE FROM checkouts WHERE zgid IN ({orgs}) OR subscription_id IN ({subs})",  # noqa: S608
+        [*zgids, *subscription_ids],
+    ).rowcount

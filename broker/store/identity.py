@@ -7,6 +7,7 @@ added by a later migration does not break a read.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, fields
 from typing import Any, TypeVar
 
@@ -78,3 +79,29 @@ def save_user(db: Tx, user: UserRecord) -> None:
 
 def save_claim(db: Tx, claim: Claim) -> None:
     upsert(db, "landing_claims", asdict(claim), key=("subscription_id", "zgid"))
+
+
+def erase_identity(
+    db: Tx, customer_ids: Sequence[str], zgids: Sequence[str], subscription_ids: Sequence[str]
+) -> dict[str, int]:
+    """Erasure: these billing customers, the orgs' users, and every landing claim on the orgs
+    or their subscriptions."""
+    customers = ", ".join("?" * len(customer_ids)) or "NULL"
+    orgs = ", ".join("?" * len(zgids)) or "NULL"
+    subs = ", ".join("?" * len(subscription_ids)) or "NULL"
+    return {
+        "customers": db.execute(
+            f"DELETE FROM customers WHERE customer_id IN ({customers})"  # noqa: S608
+            f" OR zgid IN ({orgs})",
+            [*customer_ids, *zgids],
+        ).rowcount,
+        "users": db.execute(
+            f"DELETE FROM users WHERE zgid IN ({orgs})",  # noqa: S608
+            list(zgids),
+        ).rowcount,
+        "landing_claims": db.execute(
+            f"DELETE FROM landing_claims WHERE zgid IN ({orgs})"  # noqa: S608
+            f" OR subscription_id IN ({subs})",
+            [*zgids, *subscription_ids],
+        ).rowcount,
+    }

@@ -9,6 +9,7 @@ the same load, decide, write as any subscription event.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from broker.config import Settings
@@ -150,3 +151,14 @@ def _subscription_of(db: Tx, money: MoneyEvent) -> str | None:
         [money.customer_id],
     )
     return str(running[0]["subscription_id"]) if len(running) == 1 else None
+
+
+def erase_money_events(db: Tx, customer_ids: Sequence[str], subscription_ids: Sequence[str]) -> int:
+    """Erasure: the money events of these customers or subscriptions."""
+    customers = ", ".join("?" * len(customer_ids)) or "NULL"
+    subs = ", ".join("?" * len(subscription_ids)) or "NULL"
+    return db.execute(
+        f"DELETE FROM money_events WHERE customer_id IN ({customers})"  # noqa: S608
+        f" OR subscription_id IN ({subs})",
+        [*customer_ids, *subscription_ids],
+    ).rowcount

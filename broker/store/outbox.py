@@ -381,3 +381,54 @@ def supersede_all_unfinished(db: Tx, *, now: float, reason: str) -> list[int]:
             [DeliveryState.SUPERSEDED.value, now, reason, *unfinished],
         )
     return [int(row["id"]) for row in rows]
+
+
+def prune_attempts(db: Tx, *, before: float, limit: int) -> int:
+    """Delete up to ``limit`` attempts started before ``before`` (retention)."""
+    return db.execute(
+        "DELETE FROM attempts WHERE id IN"
+        " (SELECT id FROM attempts WHERE started_at < ? ORDER BY started_at LIMIT ?)",
+        [before, limit],
+    ).rowcount
+
+
+# Finished before the cutoff, and not the newest delivery of its subscription: the page shows
+# that one's state and a dead letter stays retryable.
+_PRUNABLE_DELIVERIES = """
+    FROM deliveries d
+    WHERE d.state IN ('done', 'dead', 'superseded')
+      AND COALESCE(d.finished_at, d.created_at) < ?
+      AND d.id < (SELECT MAX(n.id) FROM deliveries n WHERE n.subscription_id = d.subscription_id)
+"""
+
+
+def prune_deliveries(db: Tx, *, before: float, limit: int) -> int:
+    """Delete up to ``limit`` finished deliveries (with their attempts) past retention."""
+    sql = f"SELECT d.id {_PRUNABLE_DELIVERIES} ORDER BY d.id LIMIT ?"
+    ids = [row["id"] for row in db.select_all(sql, [before, limit])]
+    return _delete_deliveries(db, ids)
+
+
+def count_prunable_deliveries(db: Tx, *, before: float) -> int:
+    row = db.select_one(f"SELECT COUNT(*) AS n {_PRUNABLE_DELIVERIES}", [before])
+    return int(row["n"]) if row else 0
+
+
+def erase_deliveries(db: Tx, subscription_ids: Sequence[str]) -> int:
+    """Erasure: every delivery (and attempt) of these subscriptions."""
+    if not subscription_ids:
+        return 0
+    marks = ", ".join("?" * len(subscription_ids))
+    rows = db.select_all(
+        f"SELECT id FROM deliveries WHERE subscription_id IN ({marks})",  # noqa: S608
+        list(subscription_ids),
+    )
+    return _delete_deliveries(db, [row["id"] for row in rows])
+
+
+def _delete_deliveries(db: Tx, ids: Sequence[int]) -> int:
+    if not ids:
+        return 0
+    marks = ", ".join("?" * len(ids))
+    db.execute(f"DELETE FROM attempts WHERE delivery_id IN ({marks})", list(ids))  # noqa: S608
+    return db.execute(f"DELETE FROM deliveries WHERE id IN ({marks})", list(ids)).rowcount  # noqa: S608

@@ -11,7 +11,7 @@ Nothing here calls billing.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -262,3 +262,14 @@ def snapshot_with_customer(billing_json: str, customer: dict[str, Any]) -> dict[
     document: dict[str, Any] = json.loads(billing_json)
     document["customer"] = customer
     return document
+
+
+def erase_drift(db: Tx, subscription_ids: Sequence[str]) -> int:
+    """Erasure: the drift runs recorded for these subscriptions (the run totals stay)."""
+    if not subscription_ids:
+        return 0
+    marks = ", ".join("?" * len(subscription_ids))
+    return db.execute(
+        f"DELETE FROM reconcile_drift WHERE subscription_id IN ({marks})",  # noqa: S608
+        list(subscription_ids),
+    ).rowcount

@@ -10,6 +10,7 @@ run inside store transactions; nothing here calls billing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -155,3 +156,14 @@ def operator_cancel(
 
 def _row(found: dict[str, Any]) -> MissingRow:
     return MissingRow(**{**found, "state": MissingState(found["state"])})
+
+
+def erase_missing(db: Tx, subscription_ids: Sequence[str]) -> int:
+    """Erasure: what reconciliation noted of these subscriptions missing in billing."""
+    if not subscription_ids:
+        return 0
+    marks = ", ".join("?" * len(subscription_ids))
+    return db.execute(
+        f"DELETE FROM billing_missing WHERE subscription_id IN ({marks})",  # noqa: S608
+        list(subscription_ids),
+    ).rowcount

@@ -25,6 +25,11 @@ from broker.store.sql import select_all, select_one
 FORM_TYPE = "application/x-www-form-urlencoded"
 # Never equal to a platform state's JSON: decide then queues the call as if none was queued.
 FORGOTTEN = ""
+# A body pruned under retention cannot be fed again; billing still holds the subscription.
+PRUNED_BODY = (
+    "its body was pruned (retention.webhook_body_days): nothing to replay;"
+    " run a reconciliation to read the subscription from billing instead"
+)
 MAX_RANGE = 1000  # events one range replay may touch; narrow the range for more
 
 
@@ -33,11 +38,16 @@ def replay_event(
 ) -> PipelineResult:
     """Feed one stored event's snapshot through the pipeline again; LookupError if unknown."""
     row = select_one(
-        db, "SELECT raw_body, content_type FROM webhook_events WHERE event_id = ?", [event_id]
+        db,
+        "SELECT raw_body, content_type, body_pruned_at FROM webhook_events WHERE event_id = ?",
+        [event_id],
     )
     if row is None:
         raise LookupError(f"no webhook event {event_id}")
-    result = _replayed(db, event_id, row["raw_body"], row["content_type"], settings, now)
+    if row["body_pruned_at"] is not None:
+        result = PipelineResult(Outcome.REFUSED, PRUNED_BODY)
+    else:
+        result = _replayed(db, event_id, row["raw_body"], row["content_type"], settings, now)
     audit(
         db,
         who,

@@ -7,6 +7,7 @@ write is decided elsewhere (``core.decide``, the outbox's outcomes); reads may c
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,3 +124,14 @@ def subscription_ids(db: Tx) -> list[str]:
     """Every subscription the store holds, in id order."""
     rows = db.select_all("SELECT subscription_id FROM subscriptions ORDER BY subscription_id")
     return [str(row["subscription_id"]) for row in rows]
+
+
+def erase_subscriptions(db: Tx, subscription_ids: Sequence[str]) -> int:
+    """Erasure: these subscription rows (their deliveries must be gone first)."""
+    if not subscription_ids:
+        return 0
+    marks = ", ".join("?" * len(subscription_ids))
+    return db.execute(
+        f"DELETE FROM subscriptions WHERE subscription_id IN ({marks})",  # noqa: S608
+        list(subscription_ids),
+    ).rowcount

@@ -33,6 +33,7 @@ from broker.delivery.customer_index import CustomerSweep
 from broker.delivery.daily_budget import DailyBudget
 from broker.delivery.reconcile import ReconcileDeps, run_on_schedule
 from broker.delivery.restore import reconcile_restored, supersede_if_restored
+from broker.delivery.retention import Pruner, prune_on_schedule
 from broker.delivery.worker import DeliveryWorker
 from broker.manage import duplicate_cancel, oidc_pages
 from broker.manage.identity import log_verification_mode
@@ -168,6 +169,7 @@ def create_app(
             billing_context,
             delivery_worker_context,
             reconcile_context,
+            retention_context,
         ]
     )
     app.on_startup.append(log_verification_mode)
@@ -290,6 +292,21 @@ async def reconcile_context(app: web.Application) -> AsyncIterator[None]:
         yield
         return
     schedule = run_on_schedule(app[reconcile_key], interval=interval, sleep=app[sleep_key])
+    task = asyncio.create_task(schedule)
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def retention_context(app: web.Application) -> AsyncIterator[None]:
+    """Scheduled pruning (README: Retention), unless retention.interval_seconds is 0."""
+    settings = app[settings_key].retention
+    if settings.interval_seconds <= 0:
+        yield
+        return
+    pruner = Pruner(app[store_key], settings, app[clock_key])
+    schedule = prune_on_schedule(pruner, interval=settings.interval_seconds, sleep=app[sleep_key])
     task = asyncio.create_task(schedule)
     yield
     task.cancel()

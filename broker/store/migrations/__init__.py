@@ -32,6 +32,7 @@ from broker.store.migrations import (
     m012_subscription_state_and_reason,
     m013_ops_sessions,
     m014_billing_call_budget,
+    m015_retention_pruning,
 )
 from broker.store.migrations.migration import Migration
 
@@ -52,4 +53,5 @@ SCHEMA: tuple[Migration, ...] = (
     m012_subscription_state_and_reason.MIGRATION,
     m013_ops_sessions.MIGRATION,
     m014_billing_call_budget.MIGRATION,
+    m015_retention_pruning.MIGRATION,
 )
