@@ -24,26 +24,20 @@ SIDE_FILES = ("-wal", "-shm", "-journal")
 def make_private(path: Path) -> None:
     """Create ``path`` 0600 if missing; tighten it and its side files to 0600 if they exist.
 
+    By path only (``os.chmod``), never by opening the file: closing any descriptor of a database
+    file drops every POSIX lock this process holds on it, so opening and closing it beside a
+    live connection (the store's reader opens while its writer runs) would break SQLite's
+    locking; SQLite's own documentation warns against exactly this.
+
     A file that cannot be changed (a read-only mount, another owner) is left as it is with a
     warning: SQLite then says whether it can use it, and the store answers as it always did.
     """
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_MODE)
-    try:
-        _tighten(fd, path)
-    finally:
-        os.close(fd)
-    for suffix in SIDE_FILES:
-        side = path.with_name(path.name + suffix)
-        # The side file may vanish between listing and opening (SQLite removes it on close).
+    with contextlib.suppress(FileExistsError):  # made 0600 here, before anyone opens it
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, PRIVATE_MODE))
+    for file in (path, *(path.with_name(path.name + suffix) for suffix in SIDE_FILES)):
+        # A side file may vanish between the check and the change (SQLite removes it on close).
         with contextlib.suppress(FileNotFoundError):
-            fd = os.open(side, os.O_RDONLY)
-            try:
-                _tighten(fd, side)
-            finally:
-                os.close(fd)
+            _tighten(file)
 
 
 def create_private(path: Path) -> None:
@@ -52,12 +46,14 @@ def create_private(path: Path) -> None:
     os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, PRIVATE_MODE))
 
 
-def _tighten(fd: int, path: Path) -> None:
-    mode = stat.S_IMODE(os.fstat(fd).st_mode)
+def _tighten(path: Path) -> None:
+    mode = stat.S_IMODE(path.stat().st_mode)
     if mode == PRIVATE_MODE:
         return
     try:
-        os.fchmod(fd, PRIVATE_MODE)
+        path.chmod(PRIVATE_MODE)
+    except FileNotFoundError:
+        raise
     except OSError as exc:
         log.warning(
             "store.file_mode_kept", path=str(path), mode=oct(mode), reason=exc.strerror or ""
