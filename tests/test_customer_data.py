@@ -1,6 +1,6 @@
-"""``broker export-customer`` and ``broker erase-customer`` (README: Retention), on SQLite and on
-PostgreSQL (``store_url`` runs each test on both): one customer's rows and raw bodies out, then
-gone, with the other customers untouched and the event ids kept as dedup keys."""
+"""``broker export-customer`` and ``broker erase-customer`` (docs/operations.md: Retention), on
+SQLite and on PostgreSQL (``store_url`` runs each test on both): one customer's rows and raw
+bodies out, then gone, with the other customers untouched and the event ids kept as dedup keys."""
 
 from __future__ import annotations
 

@@ -613,7 +613,8 @@ def carrying_a_live_subscription(event_type: str, event_id: str) -> dict[str, An
 async def test_non_subscription_event_carrying_a_live_subscription_makes_no_call(
     broker, simulator, event_type
 ):
-    """The README promises payment, invoice, credit note and card events never drive a call."""
+    """docs/guarantees.md promises payment, invoice, credit note and card events never drive a
+    call."""
     event = carrying_a_live_subscription(event_type, "81000010")
 
     answer = await send(broker, event, outcome="ignored")

@@ -126,14 +126,14 @@ def test_trailing_newline_in_ts_is_not_a_timestamp():
     assert refusal(newline_ts) is LinkRefusal.BAD_TIMESTAMP
 
 
-def test_readme_and_setup_guide_show_the_worked_example_as_the_broker_computes_it():
+def test_customer_page_and_setup_guide_show_the_worked_example_as_the_broker_computes_it():
     root = Path(__file__).resolve().parents[1]
-    readme = (root / "README.md").read_text()
+    page = (root / "docs" / "customer-page.md").read_text()
     guide = (root / "docs" / "zoho-setup.md").read_text()
-    assert f"\n{WORKED_CANONICAL}\n" in readme
+    assert f"\n{WORKED_CANONICAL}\n" in page
     assert f"\n   {WORKED_CANONICAL}\n" in guide
     assert canonical_string(WORKED_EXAMPLE.items()) == WORKED_CANONICAL
-    # The Deluge script lives in the guide the vendor follows; the README links to it.
+    # The Deluge script lives in the guide the vendor follows; the customer page links to it.
     assert 'zoho.encryption.hmacsha256(secret, canonical.toString("&"), "hex")' in guide
-    assert "hmacsha256" not in readme
-    assert "[docs/zoho-setup.md](docs/zoho-setup.md), step 5" in readme
+    assert "hmacsha256" not in page
+    assert "[docs/zoho-setup.md](zoho-setup.md), step 5" in page

@@ -1,5 +1,5 @@
-"""The README's "What each status allows" table says what the code does: it is
-checked against ``broker.core.policy``, so the docs cannot drift from the rule."""
+"""The customer page's "What each status allows" table (docs/customer-page.md) says what the
+code does: it is checked against ``broker.core.policy``, so the docs cannot drift from the rule."""
 
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ from broker.core.policy import (
     Action,
 )
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+CUSTOMER_PAGE = Path(__file__).resolve().parents[1] / "docs" / "customer-page.md"
 
 
 def status_table() -> dict[str, dict[str, str]]:
     """Rows of the table under '### What each status allows': status -> action -> cell."""
-    text = README.read_text()
+    text = CUSTOMER_PAGE.read_text()
     section = text.split("### What each status allows", 1)[1].split("\n### ", 1)[0]
     lines = [line for line in section.splitlines() if line.startswith("|")]
     header = [cell.strip().lower() for cell in lines[0].strip("|").split("|")]
@@ -30,11 +30,11 @@ def status_table() -> dict[str, dict[str, str]]:
     return rows
 
 
-def test_readme_table_has_a_row_for_every_status_and_one_for_none():
+def test_status_table_has_a_row_for_every_status_and_one_for_none():
     assert set(status_table()) == {s.value for s in BillingStatus} | {"no subscription"}
 
 
-def test_readme_table_matches_the_rule():
+def test_status_table_matches_the_rule():
     rows = status_table()
     for status, allowed in [*STATUS_ACTIONS.items(), (None, NO_SUBSCRIPTION)]:
         row = rows[status.value if status else "no subscription"]

@@ -1,6 +1,6 @@
-"""Retention (README: Retention): what is pruned after how long, on SQLite and on PostgreSQL
-(``store_url`` runs each test on both). The expected ages come from the documented defaults:
-bodies, attempts and finished deliveries 90 days, audit 400 days."""
+"""Retention (docs/operations.md: Retention): what is pruned after how long, on SQLite and on
+PostgreSQL (``store_url`` runs each test on both). The expected ages come from the documented
+defaults: bodies, attempts and finished deliveries 90 days, audit 400 days."""
 
 from __future__ import annotations
 

@@ -2,8 +2,8 @@
 
 A workflow rule's "Default Payload" puts the subscription at the top level with no event id
 (docs/contracts.md §3, [unsure]); the broker derives ``wf-{subscription_id}-{updated_time UTC}``
-(README, "Where the contracts are silent"). Each test posts to the real app and reads what it
-stored, as an operator would.
+(docs/guarantees.md, "Where the contracts are silent"). Each test posts to the real app and
+reads what it stored, as an operator would.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
-"""Sign in with Zoho binds a zgid only with evidence (README "Sign in with Zoho"): the org Zoho
-itself reports for the user's token, billing's ``cf_zgid`` on a customer with the user's verified
-email, the user's own earlier proven binding, or an operator's approval. A zgid the browser names
-and nothing proves reads nothing and binds nothing. All through the real broker, the real
-accounts simulator and the real billing simulator."""
+"""Sign in with Zoho binds a zgid only with evidence (docs/customer-page.md, "Sign in with Zoho"):
+the org Zoho itself reports for the user's token, billing's ``cf_zgid`` on a customer with the
+user's verified email, the user's own earlier proven binding, or an operator's approval. A zgid
+the browser names and nothing proves reads nothing and binds nothing. All through the real
+broker, the real accounts simulator and the real billing simulator."""
 
 from __future__ import annotations
 

@@ -198,7 +198,7 @@ def _parser() -> argparse.ArgumentParser:
     retry.set_defaults(handler=partial(operator.deliveries_retry, environ=os.environ))
     rerun = subcommands.add_parser(
         "reconcile",
-        help="find and repair what billing's webhooks missed (README: Reconciliation)",
+        help="find and repair what billing's webhooks missed (docs/reconciliation.md)",
         parents=[config_option],
     )
     rerun.add_argument(

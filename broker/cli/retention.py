@@ -179,7 +179,7 @@ def erase_customer(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     print(_counts("erased", counts))
     print(
         "webhook event ids stay (bodies emptied) so a resent webhook is a duplicate; "
-        "backups taken before now still hold this customer (README: Retention)"
+        "backups taken before now still hold this customer (docs/operations.md: Retention)"
     )
     return 0
 

@@ -11,7 +11,7 @@ from broker.config.billing import DataCentre
 
 
 class LandingVerification(StrEnum):
-    """How a Manage Subscription visit proves who the user is (README, threat model)."""
+    """How a Manage Subscription visit proves who the user is (docs/security.md)."""
 
     SIGNED = "signed"  # the Vertical Solution signs the landing parameters (HMAC, our format)
     ZOHO = "zoho"  # "Sign in with Zoho": OpenID Connect against Zoho Accounts
@@ -25,8 +25,8 @@ class OidcSettings(Section):
     client_secret: SecretStr
     # Default: the accounts server of billing's data centre, else https://accounts.zoho.com.
     accounts_url: str | None = None
-    # ZohoCRM.org.READ lets the broker read the user's own org (its zgid) with their token:
-    # the evidence that binds a zgid (README "Sign in with Zoho", docs/contracts.md §6.2).
+    # ZohoCRM.org.READ lets the broker read the user's own org (its zgid) with their token: the
+    # evidence that binds a zgid (docs/customer-page.md, Sign in with Zoho; docs/contracts.md §6.2).
     scopes: str = "openid email profile ZohoCRM.org.READ"
     # Zoho's Organization API, read with the signed-in user's access token; its answer's
     # org[0].zgid proves the user's org. Unset: the CRM API of the data centre the user signed
@@ -59,7 +59,7 @@ class LandingSettings(Section):
     # (verified) email to match the billing customer's.
     require_email_match: bool = True
     # Signed-link mode: landing parameters carry `ts`, `nonce` and `sig` (HMAC-SHA256 of the
-    # canonical string of every other parameter). See the README for the exact format.
+    # canonical string of every other parameter). docs/customer-page.md has the exact format.
     link_secret: SecretStr | None = None
     link_tolerance_seconds: float = Field(300.0, gt=0)
     # Origins besides the broker's own and https://{app_domain}.zohoplatform.com from which a

@@ -1,5 +1,5 @@
 """The ``[reconcile]`` section: how often and how the broker re-reads Zoho Billing to find
-what its webhooks missed (README: Reconciliation). Off without ``[billing]``."""
+what its webhooks missed (docs/reconciliation.md). Off without ``[billing]``."""
 
 from __future__ import annotations
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 from enum import StrEnum
 
 SUBSCRIPTION_PREFIX = "subscription_"
-# Events that carry a subscription but announce something; the README's "no change" row.
+# Events that carry a subscription but announce something; the "no change" row of
+# docs/guarantees.md.
 NOTICE_EVENTS = frozenset({"trial_expiring", "billing_date_changed"})
 
 

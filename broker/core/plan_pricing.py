@@ -5,7 +5,7 @@ Pure: prices come from the catalog, in ``Decimal``. A change applied directly
 customer plainly pays no more; everything else goes to the hosted checkout, where the customer
 sees and pays billing's own figure.
 
-The rule (README, "Changing the plan"):
+The rule (docs/customer-page.md, "Changing the plan"):
 
 - The same plan, users, storage and cycle: nothing changes (no billing call at all).
 - The same billing cycle: direct when the new price per period is the same or lower.

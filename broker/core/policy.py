@@ -7,7 +7,8 @@ every member with ``landing.members_can_manage``) are the second filter: anyone 
 subscribe, only a manager may do the rest. Billing keeps the last word: an allowed action it
 refuses is shown as billing's refusal.
 
-The README's "What each status allows" table is checked against ``STATUS_ACTIONS`` by a test.
+The "What each status allows" table of docs/customer-page.md is checked against
+``STATUS_ACTIONS`` by a test.
 """
 
 from __future__ import annotations

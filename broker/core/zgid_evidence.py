@@ -38,7 +38,7 @@ class ZgidEvidence(StrEnum):
     BILLING_CUSTOMER = "billing_customer"
 
 
-# Enough to open a new org's first subscription (README "Sign in with Zoho").
+# Enough to open a new org's first subscription (docs/customer-page.md, "Sign in with Zoho").
 MAY_START_AN_ORG = frozenset(
     {ZgidEvidence.ORG_API, ZgidEvidence.OPERATOR, ZgidEvidence.SIGNED_LINK}
 )

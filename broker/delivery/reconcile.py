@@ -1,4 +1,4 @@
-"""Reconciliation: find and repair what billing's webhooks missed (README: Reconciliation).
+"""Reconciliation: find and repair what billing's webhooks missed (docs/reconciliation.md).
 
 A run takes the lock (one run at a time across processes), then in four passes reads billing
 and feeds what it finds through the state pipeline: the **event backfill** reads ``GET /events``

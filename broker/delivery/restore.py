@@ -1,4 +1,5 @@
-"""Starting on a restored store (README: Backups and restore): nothing stale reaches the platform.
+"""Starting on a restored store (deploy/README.md, "Backups and restore"): nothing stale reaches
+the platform.
 
 A backup's outbox holds what was pending when the copy was taken; the platform has moved on
 since. So a broker that finds the store marked restored (``store.generation``) supersedes that

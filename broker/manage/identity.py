@@ -1,6 +1,6 @@
 """Who opens the Manage Subscription page: verifying a visit, and starting a session from it.
 
-Modes (``landing.verification``, README "Threat model"):
+Modes (``landing.verification``, docs/security.md):
 
 - ``signed``: the link's signature, ``ts`` and single-use ``nonce`` (``link_signing``, ``nonces``).
 - ``zoho``: Sign in with Zoho; its own module calls ``start_session`` once the ID token checks out.

@@ -1,6 +1,7 @@
 """Sign in with Zoho's binding requests in the console: users who named an org nothing proved
-(README "Sign in with Zoho"). The operator approves (the user's next sign-in binds them, as a
-member) or refuses; each decision needs the operator's CSRF token and is audited."""
+(docs/customer-page.md, "Sign in with Zoho"). The operator approves (the user's next sign-in
+binds them, as a member) or refuses; each decision needs the operator's CSRF token and is
+audited."""
 
 from __future__ import annotations
 

@@ -300,7 +300,7 @@ async def reconcile_context(app: web.Application) -> AsyncIterator[None]:
 
 
 async def retention_context(app: web.Application) -> AsyncIterator[None]:
-    """Scheduled pruning (README: Retention), unless retention.interval_seconds is 0."""
+    """Scheduled pruning (docs/operations.md: Retention), unless retention.interval_seconds is 0."""
     settings = app[settings_key].retention
     if settings.interval_seconds <= 0:
         yield
