@@ -142,10 +142,16 @@ async def test_a_quota_answer_is_not_retried_and_no_replica_calls_until_the_day_
     make_world: WorldFactory,
 ):
     """Billing answers 429 with code 1070 (its daily limit, reached by calls the broker never
-    made: another integration of the same org). The call is not retried, and every later call,
-    a customer's too, is refused by the broker without reaching billing until the day ends."""
+    made: another integration of the same org). With ``quota_hold_seconds = 0`` the call is not
+    retried, and every later call, a customer's too, is refused by the broker without reaching
+    billing until the day ends."""
     world = await make_world(
-        billing={"session_call_burst": 1000, "max_attempts": 3, "read_cache_seconds": 0}
+        billing={
+            "session_call_burst": 1000,
+            "max_attempts": 3,
+            "read_cache_seconds": 0,
+            "quota_hold_seconds": 0,
+        }
     )
     owner = await world.signed_in()
     await world.subscribed(owner)
@@ -168,6 +174,34 @@ async def test_a_quota_answer_is_not_retried_and_no_replica_calls_until_the_day_
     tomorrow = await world.signed_in()  # the page session of yesterday has ended
     assert STALE_LABEL not in await view(tomorrow)
     assert len(world.sim.api_calls) > before + 1
+
+
+async def test_by_default_a_quota_answer_holds_calls_five_minutes_then_one_call_tries_again(
+    make_world: WorldFactory,
+):
+    """The default hold (300 s, as the setting's comment gives it): a refusal that was really a
+    per-minute limit must not stop checkouts for the rest of the day. Within the hold nothing
+    reaches billing; after it one call tries, and a lifted limit serves pages again."""
+    world = await make_world(
+        billing={"session_call_burst": 1000, "max_attempts": 3, "read_cache_seconds": 0}
+    )
+    owner = await world.signed_in()
+    await world.subscribed(owner)
+    world.sim.limit_daily_requests(len(world.sim.api_calls))
+    before = len(world.sim.api_calls)
+    assert (await owner.get("/manage")).status == 200
+    assert len(world.sim.api_calls) == before + 1  # refused once, never retried
+    figures = await world.app[daily_budget_key].figures()
+    assert figures.quota_until is not None
+    assert abs(figures.quota_until - (world.clock() + 300)) < 5  # the page world's clock runs
+    world.clock.advance(290)
+    assert (await owner.get("/manage")).status == 200
+    assert len(world.sim.api_calls) == before + 1  # still held: nothing reached billing
+    world.clock.advance(15)
+    world.sim.limit_daily_requests(None)  # the limit was lifted meanwhile
+    assert STALE_LABEL not in await view(owner)
+    assert len(world.sim.api_calls) > before + 1
+    assert (await world.app[daily_budget_key].figures()).quota_until is None
 
 
 # --- the order: reconciliation, then page reads, never a checkout -------------------------------

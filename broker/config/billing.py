@@ -102,6 +102,12 @@ class BillingSettings(Section):
     background_slow_percent: float = Field(40.0, ge=0, le=100)
     background_stop_percent: float = Field(60.0, ge=0, le=100)
     page_reads_stale_percent: float = Field(80.0, ge=0, le=100)
+    # How long a quota answer without Retry-After (HTTP 429, Zoho codes 44, 45, 1070) stops
+    # every billing call before one call tries again. Which limit each code means is not
+    # documented [unsure]: holding a per-minute refusal to the day's end would stop checkouts
+    # for hours, while trying again after a daily one only costs one refused call per hold. So
+    # by default a short hold; 0 holds to the end of the budget day.
+    quota_hold_seconds: float = Field(300.0, ge=0, le=86_400)
 
     @field_validator("base_url", "accounts_url")
     @classmethod

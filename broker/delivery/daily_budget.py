@@ -130,12 +130,15 @@ class DailyBudget:
     async def quota_answered(self, error: BillingRateLimited) -> None:
         now = self._clock()
         day = budget_day(now, self._settings.budget_zone)
-        # A Retry-After past a day is not believed: the longest Zoho limit is a day.
-        until = (
-            now + min(error.retry_after, MAX_QUOTA_WAIT_SECONDS)
-            if error.retry_after is not None
-            else day.ends_at
-        )
+        # A Retry-After past a day is not believed: the longest Zoho limit is a day. Without
+        # one, ``quota_hold_seconds`` (0: to the end of the budget day).
+        hold = self._settings.quota_hold_seconds
+        if error.retry_after is not None:
+            until = now + min(error.retry_after, MAX_QUOTA_WAIT_SECONDS)
+        elif hold > 0:
+            until = min(now + hold, day.ends_at)
+        else:
+            until = day.ends_at
         code = error.details.get("zoho_code")
         await self._store.write(
             partial(
