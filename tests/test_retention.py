@@ -30,6 +30,7 @@ from broker.store.retention import PruneTarget
 from broker.store.retention_lease import LeaseLost, take_lease, while_held
 from broker.web.appkeys import store_key
 from tests.conftest import BrokerFactory, fast_settings, post_event
+from tests.ops_support import OPS, sign_in
 from tests.support import DECEMBER_FIRST_NOON, ManualTime, body_of, eventually, subscription_event
 
 DAY = 86_400.0
@@ -127,6 +128,24 @@ async def test_a_resent_pruned_event_is_still_a_duplicate_and_its_replay_says_th
     assert replayed.reason is not None
     assert "body was pruned" in replayed.reason
     assert "reconciliation" in replayed.reason
+
+
+async def test_the_console_says_a_pruned_body_was_pruned_instead_of_showing_it_empty(
+    make_broker: BrokerFactory,
+) -> None:
+    client = await make_broker(ops=OPS)
+    response = await post_event(client, subscription_event(event_id="810000102"))
+    assert response.status == 200, await response.text()
+    await sign_in(client)
+    page = await (await client.get("/ops/events/810000102")).text()
+    assert "was pruned" not in page
+    later = wall_clock() + 100 * DAY
+    await Pruner(client.app[store_key], RetentionSettings(), clock=lambda: later).run()
+
+    page = await (await client.get("/ops/events/810000102")).text()
+    assert "The body was pruned on" in page
+    assert "retention.webhook_body_days" in page
+    assert '<pre class="raw">' not in page
 
 
 async def test_a_money_events_pruned_body_keeps_its_money_record(

@@ -99,6 +99,7 @@ class WebhookEventRow:
     content_type: str | None
     request_id: str | None
     raw_body: str  # as received; redact before showing
+    body_pruned_at: float | None = None  # retention emptied the body then (the row stays)
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,8 @@ def webhook_events(db: Tx, where: OpsFilter) -> Page[WebhookEventRow]:
     rows = select_all(
         db,
         "SELECT e.event_id, e.event_type, e.subscription_id, e.received_at, e.outcome, e.reason,"  # noqa: S608 - our columns
-        f" e.content_type, e.request_id, e.raw_body FROM webhook_events e {clause}"
+        " e.content_type, e.request_id, e.raw_body, e.body_pruned_at"
+        f" FROM webhook_events e {clause}"
         " ORDER BY e.received_at DESC, e.event_id LIMIT ? OFFSET ?",
         params + where.bounds(),
     )
@@ -161,7 +163,8 @@ def webhook_event(db: Tx, event_id: str) -> WebhookEventRow | None:
     rows = select_all(
         db,
         "SELECT event_id, event_type, subscription_id, received_at, outcome, reason,"
-        " content_type, request_id, raw_body FROM webhook_events WHERE event_id = ?",
+        " content_type, request_id, raw_body, body_pruned_at FROM webhook_events"
+        " WHERE event_id = ?",
         [event_id],
     )
     return _event(rows[0]) if rows else None
