@@ -13,6 +13,7 @@ import shutil
 import sqlite3
 import subprocess
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,8 @@ from broker.simulators.platform import PlatformSimulator
 from broker.store import generation
 from broker.web.app import create_app
 from broker.web.appkeys import settings_key, store_key
+from tests.conftest import BrokerFactory
+from tests.ops_support import OPS, sign_in
 from tests.page_support import STANDARD_CODE, PageWorld
 from tests.postgres_support import fresh_database, server_bindir, store_section
 from tests.support import eventually
@@ -303,3 +306,21 @@ def test_mark_restored_on_a_store_not_yet_migrated_says_to_migrate_first(
 
     err = capsys.readouterr().err
     assert "this store's schema predates the restore marker: run `broker migrate`" in err
+
+
+async def test_the_console_overview_says_when_the_store_is_a_restored_backup(
+    make_broker: BrokerFactory,
+) -> None:
+    client = await make_broker(ops=OPS)
+    await sign_in(client)
+    page = await (await client.get("/ops")).text()
+    assert "a restored backup" not in page
+
+    await client.app[store_key].write(
+        partial(generation.mark_restored, by=generation.MarkedBy.OPERATOR, now=1.0)
+    )
+
+    page = await (await client.get("/ops")).text()
+    assert "a restored backup" in page
+    assert "stage restored" in page
+    assert "Nothing is sent to the Developer Console until a reconciliation" in page

@@ -14,7 +14,7 @@ from broker.core.ids import IdKind, checked_id, is_whole_number
 from broker.errors import NotFound
 from broker.ops.support import check_state, operator_session, paged, read_filter, render
 from broker.redaction import Redactor
-from broker.store import delivery_records, ops_reads, ops_story, org_reads
+from broker.store import delivery_records, generation, ops_reads, ops_story, org_reads
 from broker.store.outbox import DeliveryState
 from broker.store.refusals import refusal_counts
 from broker.web.appkeys import (
@@ -35,6 +35,7 @@ async def home(request: web.Request) -> web.Response:
         lambda db: ops_reads.parked(db, ops_reads.OpsFilter(page_size=1000))
     )
     conflicts = await request.app[store_key].read(org_reads.conflicts)
+    store_generation = await request.app[store_key].read(generation.current)
     budget = (
         await request.app[daily_budget_key].figures() if daily_budget_key in request.app else None
     )
@@ -48,6 +49,7 @@ async def home(request: web.Request) -> web.Response:
             "parked": len(parked.rows),
             "states": DeliveryState,
             "conflicts": conflicts,
+            "generation": store_generation,
             "budget": budget,
             "background_stop_percent": billing.background_stop_percent if billing else None,
             "page_reads_stale_percent": billing.page_reads_stale_percent if billing else None,
