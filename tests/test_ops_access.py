@@ -6,9 +6,10 @@ from __future__ import annotations
 from structlog.testing import capture_logs
 
 from broker.core.operator_password import hash_password, verify_password
+from broker.manage.appkeys import session_codec_key
 from broker.manage.sessions import COOKIE_NAME as CUSTOMER_COOKIE
 from broker.ops.access import COOKIE_NAME as OPS_COOKIE
-from broker.web.appkeys import ops_codec_key, session_codec_key
+from broker.ops.appkeys import ops_codec_key
 from tests.conftest import BrokerFactory
 from tests.ops_support import OPS, PASSWORD, PASSWORD_HASH, sign_in
 from tests.support import ZGID, ZUID

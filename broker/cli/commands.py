@@ -14,6 +14,7 @@ import time
 import structlog
 from aiohttp import web
 
+from broker.app import create_app
 from broker.cli import check, go_live
 from broker.cli.settings import EXIT_CONFIG, load_from_args, redacted
 from broker.config import LandingVerification
@@ -21,7 +22,6 @@ from broker.core.link_signing import NONCE_PARAM, SIGNATURE_PARAM, TIMESTAMP_PAR
 from broker.delivery.reconcile import schedule_status
 from broker.delivery.runtime import loop_name, new_event_loop
 from broker.logs import configure_logging
-from broker.web.app import create_app
 
 log = structlog.get_logger(__name__)
 
@@ -67,6 +67,7 @@ def demo(args: argparse.Namespace) -> int:
         with asyncio.Runner(loop_factory=new_event_loop) as runner:
             runner.run(
                 run_demo(
+                    create_app,
                     host=args.host,
                     port=args.port,
                     platform_port=args.platform_port,

@@ -24,17 +24,11 @@ from multidict import MultiDict
 from broker.config import LandingVerification, Settings
 from broker.core.landing import LandingParams, parse_landing
 from broker.core.link_signing import LinkRefusal, SignedLinkRefused, verify_link
+from broker.manage.appkeys import session_codec_key
 from broker.manage.sessions import Session, save_session
 from broker.store.nonces import consume_nonce
 from broker.store.visits import record_landing_visit
-from broker.web.appkeys import (
-    clock_key,
-    metrics_key,
-    session_codec_key,
-    settings_key,
-    store_key,
-    worker_key,
-)
+from broker.web.appkeys import clock_key, metrics_key, settings_key, store_key, worker_key
 
 log = structlog.get_logger(__name__)
 

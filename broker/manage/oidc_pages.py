@@ -45,6 +45,7 @@ from broker.core.zgid_evidence import (
     zgid_evidence,
 )
 from broker.errors import Forbidden, InvalidLanding
+from broker.manage.appkeys import oidc_client_key, org_client_key, session_codec_key
 from broker.manage.identity import start_session
 from broker.manage.pages import LANDING_KEYS
 from broker.manage.pages import manage as show_manage
@@ -52,15 +53,7 @@ from broker.manage.sessions import COOKIE_NAME
 from broker.store.binding_requests import ask_for_binding, evidence_facts
 from broker.store.identity import user_row
 from broker.store.oidc_flows import LandingHints, new_flow, same_browser, save_flow, take_flow
-from broker.web.appkeys import (
-    clock_key,
-    metrics_key,
-    oidc_client_key,
-    org_client_key,
-    session_codec_key,
-    settings_key,
-    store_key,
-)
+from broker.web.appkeys import clock_key, metrics_key, settings_key, store_key
 
 log = structlog.get_logger(__name__)
 

@@ -27,6 +27,7 @@ from broker.errors import (
     BillingUnavailable,
     ClientError,
 )
+from broker.manage.appkeys import session_codec_key
 from broker.manage.org_lookup import look_up_org
 from broker.manage.sessions import COOKIE_NAME, Session
 from broker.store.engine.tx import Tx
@@ -43,7 +44,6 @@ from broker.web.appkeys import (
     call_budget_key,
     clock_key,
     org_reads_key,
-    session_codec_key,
     settings_key,
     store_key,
     worker_key,

@@ -24,19 +24,12 @@ from broker.ops.access import (
     save,
     session_key,
 )
+from broker.ops.appkeys import ops_codec_key, ops_hashing_key, ops_throttle_key
 from broker.ops.hashing_pool import HashingBusy
 from broker.ops.support import operator, operator_session, read_filter, render
 from broker.store import ops_actions, ops_reads, ops_sessions
 from broker.store.outbox import DeliveryState
-from broker.web.appkeys import (
-    clock_key,
-    metrics_key,
-    ops_codec_key,
-    ops_hashing_key,
-    ops_throttle_key,
-    settings_key,
-    store_key,
-)
+from broker.web.appkeys import clock_key, metrics_key, settings_key, store_key
 from broker.web.client_address import client_address
 
 log = structlog.get_logger(__name__)
