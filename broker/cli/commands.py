@@ -17,13 +17,14 @@ from aiohttp import web
 
 from broker.app import create_app
 from broker.cli import check, go_live
-from broker.cli.settings import EXIT_CONFIG, load_from_args, redacted
+from broker.cli.settings import EXIT_CONFIG, load_from_args
 from broker.config import LandingVerification
 from broker.core.link_signing import NONCE_PARAM, SIGNATURE_PARAM, TIMESTAMP_PARAM, signed_url
 from broker.core.operator_password import hash_password
 from broker.delivery.reconcile import schedule_status
 from broker.delivery.runtime import loop_name, new_event_loop
 from broker.logs import configure_logging
+from broker.redaction import Redactor, redacted
 
 log = structlog.get_logger(__name__)
 
@@ -96,7 +97,7 @@ def check_config(args: argparse.Namespace) -> int:
     settings = load_from_args(args)
     if settings is None:
         return EXIT_CONFIG
-    summary = redacted(settings.model_dump())
+    summary = redacted(settings.model_dump(), Redactor(settings.secrets()))
     summary["platform"]["resolved_base_url"] = settings.platform.resolved_base_url
     if settings.billing is not None:
         summary["billing"]["resolved_base_url"] = settings.billing.resolved_base_url

@@ -18,9 +18,10 @@ from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
-from broker.cli.listing import filter_from_args, redacted
+from broker.cli.listing import filter_from_args, redactor_for
 from broker.cli.store_target import open_existing, run_write, store_target
 from broker.core.human_dates import show_when
+from broker.redaction import redacted
 from broker.store import dead_letters, delivery_records, ops_actions, ops_reads
 from broker.store.outbox import DeliveryState
 
@@ -84,7 +85,7 @@ def deliveries_list(args: argparse.Namespace, environ: Mapping[str, str]) -> int
         return 2
     with open_existing(store_target(args, environ)) as db:
         page = ops_reads.deliveries(db, where)
-    rows = redacted([record.as_dict() for record in page.rows], args, environ)
+    rows = redacted([record.as_dict() for record in page.rows], redactor_for(args, environ))
     rows = [row | {t: show_when(row[t]) for t in _DELIVERY_TIMES} for row in rows]
     if args.json:
         for row in rows:
@@ -115,7 +116,7 @@ def deliveries_show(args: argparse.Namespace, environ: Mapping[str, str]) -> int
         print(f"no delivery with id {args.id}", file=sys.stderr)
         return 1
     shown = {"delivery": record.as_dict(), "attempts": [a.as_dict() for a in attempts]}
-    print(json.dumps(redacted(shown, args, environ), indent=2, default=str))
+    print(json.dumps(redacted(shown, redactor_for(args, environ)), indent=2, default=str))
     return 0
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from broker.cli import listing
 from broker.cli.id_args import id_arg
-from broker.cli.listing import redacted
+from broker.cli.listing import redactor_for
 from broker.cli.settings import EXIT_CONFIG, load_from_args
 from broker.cli.store_target import (
     StoreTarget,
@@ -33,6 +33,7 @@ from broker.cli.store_target import (
 )
 from broker.core.human_dates import parse_when, show_when
 from broker.core.ids import IdKind
+from broker.redaction import redacted
 from broker.store import ops_reads, replay
 from broker.store.engine.tx import Tx
 from broker.store.ops_actions import Operator
@@ -76,7 +77,9 @@ def show_event(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         return 1
     fields = asdict(event) | {"received_at": show_when(event.received_at)}
     fields["raw_body"] = _pretty(event.raw_body)
-    shown: dict[str, Any] = redacted(fields, args, environ)  # the body after formatting, too
+    shown: dict[str, Any] = redacted(
+        fields, redactor_for(args, environ)
+    )  # the body after formatting, too
     if args.json:
         print(json.dumps(shown))
         return 0

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from broker.cli.store_target import open_existing, store_target
 from broker.config import config_file, load_settings
 from broker.core.human_dates import parse_when, show_when
-from broker.redaction import Redactor
+from broker.redaction import Redactor, redacted
 from broker.store import ops_reads
 
 
@@ -98,7 +98,10 @@ def print_page(
     with open_existing(store_target(args, environ)) as db:
         page = read(db, where)
     rows = [{k: v for k, v in asdict(row).items() if k not in drop} for row in page.rows]
-    rows = [row | {t: show_when(row[t]) for t in times} for row in redacted(rows, args, environ)]
+    rows = [
+        row | {t: show_when(row[t]) for t in times}
+        for row in redacted(rows, redactor_for(args, environ))
+    ]
     if args.json:
         for row in rows:
             print(json.dumps(row))
@@ -113,21 +116,10 @@ def print_page(
     return 0
 
 
-def redacted(value: Any, args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
-    """Scrub what is shown again: rows stored by an older broker may still hold a key."""
-    return _scrub(value, Redactor(_known_secrets(args, environ)))
-
-
-def _scrub(value: Any, redact: Redactor) -> Any:
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, bytes):
-        return redact(value.decode("utf-8", errors="replace"))
-    if isinstance(value, dict):
-        return {key: _scrub(item, redact) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_scrub(item, redact) for item in value]
-    return value
+def redactor_for(args: argparse.Namespace, environ: Mapping[str, str]) -> Redactor:
+    """Scrub what is shown again, with the configured secrets when the settings load: rows
+    stored by an older broker may still hold a key."""
+    return Redactor(_known_secrets(args, environ))
 
 
 def _known_secrets(args: argparse.Namespace, environ: Mapping[str, str]) -> list[str]:
