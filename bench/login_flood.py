@@ -46,9 +46,9 @@ def serve(workdir: Path, ops_overrides: dict[str, Any]) -> None:
     import structlog
     from aiohttp import web
 
+    from broker.app import create_app
     from broker.config import Settings
     from broker.core.operator_password import hash_password
-    from broker.web.app import create_app
 
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
     settings = Settings(

@@ -85,10 +85,10 @@ def broker_app(
 ) -> tuple[web.Application, Any]:
     from pydantic import ValidationError
 
+    from broker.app import create_app
     from broker.config import Settings
     from broker.logs import configure_logging
     from broker.store.engine.pg_admin import shown_url
-    from broker.web.app import create_app
     from broker.web.appkeys import metrics_key, store_key, worker_key
 
     # As `broker serve` is configured: through the environment.

@@ -8,6 +8,7 @@ through one again (rows written before this module existed may still hold a key)
 A ``Redactor`` hides each configured secret in every form it is likely to come back in (as is,
 percent-encoded either way, JSON- or HTML-escaped), and the value of any ``zapikey`` pair even
 when the secret is not known (``zapikey=...``, ``zapikey%3D...``, ``"zapikey": "..."``).
+``redacted`` does the same through data about to be printed (settings, stored rows).
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ import html
 import json
 import re
 from collections.abc import Iterable
+from typing import Any
 from urllib.parse import quote, quote_plus
+
+from pydantic import SecretStr
 
 REDACTED = "***"
 # The value after `zapikey=`, `zapikey%3D`, `zapikey: ` or `"zapikey": "`, up to whatever ends a
@@ -67,3 +71,20 @@ class Redactor:
 
     def optional(self, text: str | None) -> str | None:
         return None if text is None else self(text)
+
+
+# Any: JSON-shaped data of any depth (settings dumped, rows as dicts); the shape comes back.
+def redacted(value: Any, redact: Redactor) -> Any:
+    """``value`` with every secret hidden: a ``SecretStr`` as ``***`` (an empty one stays empty,
+    so "not set" still shows), every string (and bytes, as text) through ``redact``."""
+    if isinstance(value, SecretStr):
+        return REDACTED if value.get_secret_value() else ""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, bytes):
+        return redact(value.decode("utf-8", errors="replace"))
+    if isinstance(value, dict):
+        return {key: redacted(item, redact) for key, item in value.items()}
+    if isinstance(value, list):
+        return [redacted(item, redact) for item in value]
+    return value

@@ -12,9 +12,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from broker.app import create_app
 from broker.config import Settings
 from broker.simulators.platform import PlatformSimulator
-from broker.web.app import create_app
 from broker.web.appkeys import store_key
 from tests.support import (
     APP_DOMAIN,

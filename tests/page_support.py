@@ -32,10 +32,10 @@ from itsdangerous import URLSafeSerializer
 from multidict import CIMultiDictProxy
 from yarl import URL
 
+from broker.app import create_app
 from broker.manage.sessions import COOKIE_NAME
 from broker.simulators.billing import BillingSimulator
 from broker.simulators.platform import PlatformSimulator
-from broker.web.app import create_app
 from broker.web.appkeys import clock_key, store_key
 from tests.conftest import fast_settings
 from tests.support import (

@@ -20,6 +20,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 from pydantic import SecretStr, ValidationError
 
+from broker.app import create_app
 from broker.cli.reconcile import table
 from broker.config import BillingSettings, StoreSettings
 from broker.core.billing_budget import BudgetRules, CallPriority, budget_day
@@ -29,7 +30,6 @@ from broker.delivery.reconcile import RunOutcome, run_reconciliation
 from broker.errors import BillingBudgetSpent, BillingRateLimited
 from broker.store import billing_budget as rows
 from broker.store.opening import open_store
-from broker.web.app import create_app
 from broker.web.appkeys import daily_budget_key, reconcile_key, settings_key, store_key
 from tests.ops_support import OPS, sign_in
 from tests.page_support import PROFESSIONAL, Browser, ClientFactory, PageWorld, WorldFactory

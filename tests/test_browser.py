@@ -26,9 +26,9 @@ from urllib.parse import urlencode
 import pytest
 from aiohttp import web
 
+from broker.app import create_app
 from broker.simulators.billing import BillingSimulator, Subscription
 from broker.simulators.platform import PlatformSimulator, RecordedCall
-from broker.web.app import create_app
 from broker.web.appkeys import store_key
 from tests.conftest import fast_settings
 from tests.page_support import RunningClock, running_clock

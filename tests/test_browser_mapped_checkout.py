@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from broker.app import create_app
 from broker.simulators.platform import PlatformSimulator
-from broker.web.app import create_app
 from tests.conftest import fast_settings
 from tests.page_support import running_clock
 from tests.support import ZAPIKEY, ZGID, ZUID

@@ -13,8 +13,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from broker.app import create_app
 from broker.simulators.platform import PlatformSimulator
-from broker.web.app import create_app
 from tests.conftest import fast_settings
 from tests.ops_support import OPS, PASSWORD
 from tests.support import ZAPIKEY, ZGID, eventually, subscription_event

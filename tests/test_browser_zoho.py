@@ -17,9 +17,9 @@ from urllib.parse import urlencode
 import pytest
 from aiohttp import web
 
+from broker.app import create_app
 from broker.simulators.accounts import AccountsSimulator, SimUser
 from broker.simulators.platform import PlatformSimulator
-from broker.web.app import create_app
 from broker.web.appkeys import store_key
 from tests.conftest import fast_settings
 from tests.support import EMAIL, ZAPIKEY, ZGID, ZUID

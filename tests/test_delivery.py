@@ -21,10 +21,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from aiohttp.typedefs import Handler
 
+from broker.app import create_app
 from broker.cli import main as cli_main
 from broker.simulators.platform import PlatformSimulator
 from broker.store.opening import open_store
-from broker.web.app import create_app
 from broker.web.appkeys import settings_key, store_key
 from tests.conftest import db_rows, fast_settings, post_event
 from tests.postgres_support import store_section

@@ -18,12 +18,12 @@ import psycopg
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from broker.app import create_app
 from broker.cli import main
 from broker.config import LandingVerification
 from broker.simulators.demo import DemoSecrets, demo_settings, instructions, notes
 from broker.simulators.demo_world import DEMO_ORGS, billing_simulator, reset_data_dir, seed_story
 from broker.simulators.platform import PlatformSimulator
-from broker.web.app import create_app
 from broker.web.appkeys import store_key
 
 ServerFactory = Callable[..., Awaitable[TestServer]]

@@ -15,6 +15,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from broker.app import create_app
 from broker.core.link_signing import sign_link
 from broker.manage.sessions import COOKIE_NAME
 from broker.simulators.billing import BillingSimulator
@@ -26,7 +27,6 @@ from broker.simulators.demo_world import (
     seed_story,
 )
 from broker.simulators.platform import PlatformSimulator
-from broker.web.app import create_app
 from tests.page_support import (
     OWNER_ZGID,
     OWNER_ZUID,

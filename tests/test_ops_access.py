@@ -3,12 +3,14 @@ scrypt hash, its own cookie (never a customer's), and a CSRF token on every form
 
 from __future__ import annotations
 
+import pytest
 from structlog.testing import capture_logs
 
 from broker.core.operator_password import hash_password, verify_password
+from broker.manage.appkeys import session_codec_key
 from broker.manage.sessions import COOKIE_NAME as CUSTOMER_COOKIE
 from broker.ops.access import COOKIE_NAME as OPS_COOKIE
-from broker.web.appkeys import ops_codec_key, session_codec_key
+from broker.ops.appkeys import ops_codec_key
 from tests.conftest import BrokerFactory
 from tests.ops_support import OPS, PASSWORD, PASSWORD_HASH, sign_in
 from tests.support import ZGID, ZUID
@@ -61,6 +63,26 @@ async def test_a_wrong_password_is_refused_and_logged_without_the_password(
     ]
     assert "wrong" not in str(logs).replace("wrong_password", "")
     assert (await client.get("/ops", allow_redirects=False)).status == 303
+
+
+@pytest.mark.parametrize(
+    ("behind_proxy", "forwarded", "secure"),
+    [(True, "https", True), (True, None, False), (True, "http", False), (False, "https", False)],
+)
+async def test_console_cookie_is_secure_only_behind_a_tls_proxy_saying_https(
+    make_broker: BrokerFactory, behind_proxy: bool, forwarded: str | None, secure: bool
+):
+    client = await make_broker(ops=OPS, server={"behind_tls_proxy": behind_proxy})
+    headers = {"X-Forwarded-Proto": forwarded} if forwarded else {}
+    response = await client.post(
+        "/ops/login", data={"password": PASSWORD}, headers=headers, allow_redirects=False
+    )
+    assert response.status == 303
+    cookie = response.cookies[OPS_COOKIE]
+    assert bool(cookie["secure"]) is secure
+    assert cookie["httponly"]
+    assert cookie["samesite"] == "Strict"
+    assert cookie["path"] == "/ops"
 
 
 async def test_the_right_password_opens_the_console_with_its_own_cookie(

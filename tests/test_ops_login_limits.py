@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 
 from broker.core.login_throttle import LoginRefusal, LoginThrottle, ThrottleLimits
 from broker.ops.access import COOKIE_NAME
-from broker.web.appkeys import ops_hashing_key
+from broker.ops.appkeys import ops_hashing_key
 from tests.conftest import BrokerFactory
 from tests.ops_support import OPS, PASSWORD
 from tests.support import DECEMBER_FIRST_NOON, ManualClock

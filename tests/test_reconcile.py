@@ -13,6 +13,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 from structlog.testing import capture_logs
 
+from broker.app import create_app
 from broker.core.reconcile import DriftKind
 from broker.delivery.reconcile import RunOutcome, RunReport, run_on_schedule, run_reconciliation
 from broker.simulators.billing.inputs import PlanInput, SubscriptionChangeInput
@@ -20,7 +21,6 @@ from broker.simulators.billing.listing import EventOrder
 from broker.simulators.billing.records import CustomField
 from broker.store import reconcile as rows
 from broker.store.opening import open_store
-from broker.web.app import create_app
 from broker.web.appkeys import reconcile_key, settings_key, store_key
 from tests.page_support import STANDARD_CODE, TODAY, PageWorld, WorldFactory
 from tests.postgres_support import store_section

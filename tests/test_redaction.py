@@ -19,10 +19,11 @@ import pytest
 import structlog
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from pydantic import SecretStr
 
 from broker import cli
 from broker.logs import configure_logging
-from broker.redaction import REDACTED, Redactor, redact_zapikey_pairs
+from broker.redaction import REDACTED, Redactor, redact_zapikey_pairs, redacted
 from broker.simulators.platform import PlatformSimulator
 from tests.conftest import db_rows, post_event
 from tests.support import eventually, subscription_event
@@ -165,3 +166,17 @@ def test_redactor_hides_every_encoding_of_a_known_secret() -> None:
     redactor = Redactor([KEY])
     for form in KEY_FORMS | {"1003.Zk%2bab%2fcd%3def0123456789"}:
         assert redactor(f"before {form} after") == f"before {REDACTED} after", form
+
+
+def test_redacted_hides_secret_settings_and_secrets_inside_printed_data() -> None:
+    """What check-config and the database commands print goes through one ``redacted``: a set
+    secret setting shows as ``***``, an unset one stays empty (so "not set" still shows), and a
+    secret inside any string, bytes or nested row is hidden like a log line."""
+    data = {
+        "platform": {"zapikey": SecretStr(KEY), "unset": SecretStr(""), "port": 8080},
+        "rows": [{"url": f"https://x.test/api?zapikey={KEY}&a=1", "body": f"echo {KEY}".encode()}],
+    }
+    assert redacted(data, Redactor([KEY])) == {
+        "platform": {"zapikey": REDACTED, "unset": "", "port": 8080},
+        "rows": [{"url": f"https://x.test/api?zapikey={REDACTED}&a=1", "body": f"echo {REDACTED}"}],
+    }

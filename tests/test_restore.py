@@ -21,12 +21,12 @@ import pytest
 from aiohttp.test_utils import TestServer
 from pydantic import SecretStr
 
+from broker.app import create_app
 from broker.cli import main
 from broker.config import Settings
 from broker.simulators.billing.inputs import PlanInput, SubscriptionChangeInput
 from broker.simulators.platform import PlatformSimulator
 from broker.store import generation
-from broker.web.app import create_app
 from broker.web.appkeys import settings_key, store_key
 from tests.conftest import BrokerFactory
 from tests.ops_support import OPS, sign_in

@@ -16,9 +16,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from broker.app import create_app
 from broker.simulators.platform import PlatformSimulator
 from broker.store.pipeline import ingest_billing_read
-from broker.web.app import create_app
 from broker.web.appkeys import settings_key, store_key
 from tests.conftest import db_rows, fast_settings, post_event
 from tests.support import ZAPIKEY, body_of, subscription_event

@@ -20,10 +20,13 @@ broker copy-store --to postgresql://...   move a SQLite store into an empty Post
 broker prune [--dry-run]   delete what [retention] no longer keeps (serve also does, hourly)
 broker export-customer|erase-customer --customer-id ID | --zgid ID   one customer's data
 
-This module parses the arguments. ``commands`` runs the service and the demo, checks settings and
-signs links (``check`` adds check-config's warnings and online tests); ``operator`` holds the
-database commands (``deliveries``, ``backup``, ``check-db``), handed the environment; ``settings``
-loads settings and explains what is wrong with them.
+This module parses the arguments; each command group has its own module, which registers its
+actions: ``deliveries``, ``events``, ``parked``, ``console_lists`` (unmapped, audit, money, each
+only a list; what the lists share is ``listing``), ``reconcile``, ``retention`` (prune and a
+customer's data) and ``store_commands`` (backup, mark-restored, check-db, migrate, copy-store).
+``commands`` runs the service and the demo, checks settings, signs links and hashes the console
+password (``check`` adds check-config's warnings and online tests); ``settings`` loads settings
+and explains what is wrong with them. Commands that open the store are handed the environment.
 """
 
 from __future__ import annotations
@@ -37,16 +40,16 @@ from pathlib import Path
 from broker import __version__
 from broker.cli import (
     commands,
-    operator,
-    ops_commands,
-    ops_detail,
+    console_lists,
+    deliveries,
+    events,
+    parked,
     reconcile,
     retention,
     store_commands,
 )
 from broker.cli.settings import EXIT_CONFIG
 from broker.config import LandingVerification
-from broker.store.outbox import DeliveryState
 
 __all__ = ["EXIT_CONFIG", "main"]
 
@@ -152,7 +155,7 @@ def _parser() -> argparse.ArgumentParser:
     backup.add_argument(
         "--verify", action="store_true", help="run an integrity check on the copy afterwards"
     )
-    backup.set_defaults(handler=partial(operator.backup, environ=os.environ))
+    backup.set_defaults(handler=partial(store_commands.backup, environ=os.environ))
 
     mark_restored = subcommands.add_parser(
         "mark-restored",
@@ -161,7 +164,7 @@ def _parser() -> argparse.ArgumentParser:
         parents=[config_option],
     )
     mark_restored.add_argument("--db", default=None, help=DB_HELP)
-    mark_restored.set_defaults(handler=partial(operator.mark_restored, environ=os.environ))
+    mark_restored.set_defaults(handler=partial(store_commands.mark_restored, environ=os.environ))
 
     check_db = subcommands.add_parser(
         "check-db",
@@ -169,33 +172,11 @@ def _parser() -> argparse.ArgumentParser:
         parents=[config_option],
     )
     check_db.add_argument("--db", default=None, help=DB_HELP)
-    check_db.set_defaults(handler=partial(operator.check_db, environ=os.environ))
+    check_db.set_defaults(handler=partial(store_commands.check_db, environ=os.environ))
 
-    deliveries = subcommands.add_parser(
-        "deliveries", help="inspect and retry platform deliveries", parents=[config_option]
-    )
-    deliveries.add_argument("--db", default=None, help=DB_HELP)
     db_option = argparse.ArgumentParser(add_help=False)
     db_option.add_argument("--db", default=argparse.SUPPRESS, help=DB_HELP)
-    actions = deliveries.add_subparsers(dest="action", required=True)
-    listing = actions.add_parser(
-        "list", help="list deliveries, newest first", parents=[db_option, config_option]
-    )
-    listing.add_argument("--state", choices=[str(state) for state in DeliveryState])
-    ops_detail.add_delivery_filters(listing)
-    listing.set_defaults(handler=partial(operator.deliveries_list, environ=os.environ))
-    show = actions.add_parser(
-        "show", help="one delivery with every attempt", parents=[db_option, config_option]
-    )
-    show.add_argument("id", type=int)
-    show.set_defaults(handler=partial(operator.deliveries_show, environ=os.environ))
-    retry = actions.add_parser(
-        "retry", help="send dead letters again", parents=[db_option, config_option]
-    )
-    which = retry.add_mutually_exclusive_group(required=True)
-    which.add_argument("id", type=int, nargs="?")
-    which.add_argument("--all-dead", action="store_true")
-    retry.set_defaults(handler=partial(operator.deliveries_retry, environ=os.environ))
+    deliveries.add_commands(subcommands, config_option, db_option, DB_HELP)
     rerun = subcommands.add_parser(
         "reconcile",
         help="find and repair what billing's webhooks missed (docs/reconciliation.md)",
@@ -206,8 +187,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     rerun.add_argument("--dry-run", action="store_true", help="show differences; change nothing")
     rerun.set_defaults(handler=reconcile.reconcile)
-    ops_commands.add_retry_now(actions, [db_option, config_option])
-    ops_commands.add_commands(subcommands, config_option, db_option)
+    make_hash = subcommands.add_parser(
+        "ops-hash",
+        help="hash the operator console's password (read from stdin) for ops.password_hash",
+    )
+    make_hash.set_defaults(handler=commands.ops_hash)
+    events.add_commands(subcommands, config_option, db_option)
+    parked.add_commands(subcommands, config_option, db_option)
+    console_lists.add_commands(subcommands, config_option, db_option)
     store_commands.add_commands(subcommands, config_option)
     retention.add_commands(subcommands, config_option, db_option)
     return parser

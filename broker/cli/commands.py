@@ -1,11 +1,12 @@
-"""What ``serve``, ``demo``, ``check-config`` and ``sign-link`` do: wire the service
-from settings and run it, or inspect the settings.
+"""What ``serve``, ``demo``, ``check-config``, ``sign-link`` and ``ops-hash`` do: wire the
+service from settings and run it, or inspect the settings, or make one.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import os
 import sys
@@ -14,14 +15,16 @@ import time
 import structlog
 from aiohttp import web
 
+from broker.app import create_app
 from broker.cli import check, go_live
-from broker.cli.settings import EXIT_CONFIG, load_from_args, redacted
+from broker.cli.settings import EXIT_CONFIG, load_from_args
 from broker.config import LandingVerification
 from broker.core.link_signing import NONCE_PARAM, SIGNATURE_PARAM, TIMESTAMP_PARAM, signed_url
+from broker.core.operator_password import hash_password
 from broker.delivery.reconcile import schedule_status
 from broker.delivery.runtime import loop_name, new_event_loop
 from broker.logs import configure_logging
-from broker.web.app import create_app
+from broker.redaction import Redactor, redacted
 
 log = structlog.get_logger(__name__)
 
@@ -67,6 +70,7 @@ def demo(args: argparse.Namespace) -> int:
         with asyncio.Runner(loop_factory=new_event_loop) as runner:
             runner.run(
                 run_demo(
+                    create_app,
                     host=args.host,
                     port=args.port,
                     platform_port=args.platform_port,
@@ -93,7 +97,7 @@ def check_config(args: argparse.Namespace) -> int:
     settings = load_from_args(args)
     if settings is None:
         return EXIT_CONFIG
-    summary = redacted(settings.model_dump())
+    summary = redacted(settings.model_dump(), Redactor(settings.secrets()))
     summary["platform"]["resolved_base_url"] = settings.platform.resolved_base_url
     if settings.billing is not None:
         summary["billing"]["resolved_base_url"] = settings.billing.resolved_base_url
@@ -155,4 +159,19 @@ def sign_link(args: argparse.Namespace) -> int:
         print("sign-link: the link secret must be at least 16 characters", file=sys.stderr)
         return EXIT_CONFIG
     print(signed_url(url or "http://127.0.0.1:8080/manage", params, secret=secret, now=time.time()))
+    return 0
+
+
+def ops_hash(args: argparse.Namespace) -> int:
+    if sys.stdin.isatty():
+        password = getpass.getpass("Operator password: ")
+        if getpass.getpass("Again: ") != password:
+            print("the two passwords differ", file=sys.stderr)
+            return 1
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < 12:
+        print("choose a password of at least 12 characters", file=sys.stderr)
+        return 1
+    print(hash_password(password))
     return 0

@@ -10,7 +10,7 @@ import tomllib
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from broker.config import Settings, config_file, load_settings
 
@@ -101,13 +101,3 @@ def _expand_missing_sections(errors: list[Any]) -> list[Any]:
         else:
             expanded.append(error)
     return expanded
-
-
-def redacted(value: Any) -> Any:
-    if isinstance(value, SecretStr):
-        return "***" if value.get_secret_value() else ""
-    if isinstance(value, dict):
-        return {k: redacted(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redacted(v) for v in value]
-    return value

@@ -1,4 +1,10 @@
-"""``broker migrate`` and ``broker copy-store``, and ``check-db``/``backup`` on PostgreSQL.
+"""The store's upkeep: ``broker backup``, ``mark-restored``, ``check-db``, ``migrate`` and
+``copy-store``, on SQLite or PostgreSQL.
+
+They open the store directly (``store_target``), so they work whether or not the service runs.
+``backup`` copies the database safely while it runs and marks the copy as a backup, so a broker
+started on it reconciles before sending; ``mark-restored`` does the same for a store restored by
+other tools; ``check-db`` runs the integrity check (PostgreSQL: reachable, schema up to date).
 
 ``migrate`` brings the configured store's schema up to date and says what it applied; on
 PostgreSQL it takes the advisory lock replicas take at start-up, so it is safe while they run.
@@ -12,6 +18,7 @@ import argparse
 import os
 import sqlite3
 import sys
+import time
 from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
@@ -19,10 +26,13 @@ from typing import Any
 
 from broker.cli.store_target import (
     is_postgres,
+    open_existing,
     parse_target,
+    run_write,
     sqlite_source,
     store_target,
 )
+from broker.store import generation, integrity
 from broker.store.engine import sqlite
 from broker.store.migrations import SCHEMA
 from broker.store.migrations.runner import apply_migrations
@@ -160,3 +170,95 @@ def backup_pg(url: str) -> int:
         file=sys.stderr,
     )
     return EXIT_UNSUPPORTED
+
+
+def backup(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    target = store_target(args, environ)
+    if is_postgres(target):
+        return backup_pg(str(target))
+    source = Path(target)
+    if not source.is_file():
+        print(f"no database at {source}", file=sys.stderr)
+        return 1
+    try:
+        sqlite.backup(source, args.destination)
+    except FileExistsError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    print(f"backed up {source} to {args.destination}")
+    marked = _mark_copy(args.destination)
+    if marked is not None:
+        print(
+            f"marked as a backup of generation {marked.restored_from}: a broker started on it "
+            "supersedes its pending deliveries and reconciles with billing before sending"
+        )
+    if args.verify:
+        return _report_integrity(args.destination)
+    return 0
+
+
+def _mark_copy(copy: Path) -> generation.Generation | None:
+    """Mark the fresh copy as restored, so starting a broker on it is safe (None: the store's
+    schema predates the marker; the operator runs ``broker mark-restored`` after restoring)."""
+    why = "its schema predates the restore marker"
+    try:
+        with open_existing(copy) as db:
+            if generation.has_marker(db):
+                return run_write(
+                    db,
+                    partial(
+                        generation.mark_restored, by=generation.MarkedBy.BACKUP, now=time.time()
+                    ),
+                )
+    except sqlite3.DatabaseError as exc:  # a damaged copy: --verify says more
+        why = str(exc)
+    print(
+        f"the copy is not marked as a backup ({why}): after restoring it, run "
+        "`broker migrate` and `broker mark-restored` before starting the broker",
+        file=sys.stderr,
+    )
+    return None
+
+
+def mark_restored(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """After a restore by other tools (pg_restore, a copied file): the next broker to start
+    supersedes the restored outbox and reconciles with billing before it sends anything."""
+    with open_existing(store_target(args, environ)) as db:
+        if not generation.has_marker(db):
+            print(
+                "this store's schema predates the restore marker: run `broker migrate` on it "
+                "first (with the same --db), then `broker mark-restored`",
+                file=sys.stderr,
+            )
+            return 1
+        marked = run_write(
+            db, partial(generation.mark_restored, by=generation.MarkedBy.OPERATOR, now=time.time())
+        )
+    print(
+        f"store marked restored (generation {marked.number}, "
+        f"stage {marked.stage.value if marked.stage else '-'}): the next broker to start "
+        "supersedes its pending deliveries and reconciles with billing before sending"
+    )
+    return 0
+
+
+def check_db(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    target = store_target(args, environ)
+    if is_postgres(target):
+        return check_pg(str(target))
+    path = Path(target)
+    if not path.is_file():
+        print(f"no database at {path}: pass --db or set BROKER_STORE__PATH", file=sys.stderr)
+        return 1
+    return _report_integrity(path)
+
+
+def _report_integrity(path: Path) -> int:
+    problems = integrity.integrity_problems(path)
+    if not problems:
+        print(f"integrity check of {path}: ok")
+        return 0
+    print(f"integrity check of {path} FAILED:", file=sys.stderr)
+    for problem in problems:
+        print(f"  {problem}", file=sys.stderr)
+    return 1

@@ -187,9 +187,9 @@ def decide(
     now: float,
     cause: str,
 ) -> Decision:
-    """Keep ``incoming`` unless it is older than what is stored, then reconcile: the platform
+    """Keep ``incoming`` unless it is older than what is stored, then work out the platform
     state the snapshot calls for, queued only when it differs from what was last queued.
-    Without ``incoming``, reconcile the stored snapshot (after a landing visit)."""
+    Without ``incoming``, decide again for the stored snapshot (after a landing visit)."""
     sid = facts.subscription_id
     stored = facts.stored
     customer = facts.customer

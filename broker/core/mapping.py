@@ -133,7 +133,8 @@ class Unmapped:
     reason: str
 
 
-Decision = Target | Ignore | Park | Unmapped
+# What ``desired_state`` answers: the platform state to reach, or why there is none.
+DesiredState = Target | Ignore | Park | Unmapped
 
 # The words every quantity park's reason holds, so the page can say what the subscription waits
 # for (the subscriptions row keeps the reason, not the Park).
@@ -167,7 +168,7 @@ def desired_state(
     plans: PlansSettings,
     our_products: frozenset[str],
     min_users: int,
-) -> Decision:
+) -> DesiredState:
     """Derive the platform state a billing snapshot calls for (``our_products``: the app's
     billing products, set or learned; empty when unknown). A quantity below ``min_users``
     (``platform.min_users``) is parked, not sent: the contract does not say the platform takes

@@ -125,7 +125,7 @@ def _reassert(ids: list[str], db: Tx, *, settings: Settings, now: float) -> int:
     the platform last acknowledged."""
     queued = 0
     for subscription_id in ids:
-        result = pipeline.reconcile(
+        result = pipeline.decide_again(
             db, subscription_id, settings=settings, now=now, cause="restore: re-assert"
         )
         queued += int(result.delivery_id is not None)

@@ -24,17 +24,12 @@ from multidict import MultiDict
 from broker.config import LandingVerification, Settings
 from broker.core.landing import LandingParams, parse_landing
 from broker.core.link_signing import LinkRefusal, SignedLinkRefused, verify_link
-from broker.manage.sessions import Session, save_session
+from broker.manage.appkeys import session_codec_key
+from broker.manage.sessions import Session
 from broker.store.nonces import consume_nonce
 from broker.store.visits import record_landing_visit
-from broker.web.appkeys import (
-    clock_key,
-    metrics_key,
-    session_codec_key,
-    settings_key,
-    store_key,
-    worker_key,
-)
+from broker.web.appkeys import clock_key, metrics_key, settings_key, store_key, worker_key
+from broker.web.signed_cookies import reached_over_tls
 
 log = structlog.get_logger(__name__)
 
@@ -167,15 +162,4 @@ async def start_session(
 
 def remember(request: web.Request, response: web.StreamResponse, session: Session) -> None:
     """Set the session cookie; Secure when the browser reached us over TLS."""
-    settings = request.app[settings_key]
-    secure = request.secure or (
-        settings.server.behind_tls_proxy
-        and request.headers.get("X-Forwarded-Proto", "").lower() == "https"
-    )
-    save_session(
-        response,
-        request.app[session_codec_key],
-        session,
-        secure=secure,
-        max_age_seconds=settings.landing.session_max_age_seconds,
-    )
+    request.app[session_codec_key].save(response, session, secure=reached_over_tls(request))

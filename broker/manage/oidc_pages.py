@@ -45,22 +45,15 @@ from broker.core.zgid_evidence import (
     zgid_evidence,
 )
 from broker.errors import Forbidden, InvalidLanding
+from broker.manage.appkeys import oidc_client_key, org_client_key, session_codec_key
 from broker.manage.identity import start_session
 from broker.manage.pages import LANDING_KEYS
 from broker.manage.pages import manage as show_manage
-from broker.manage.sessions import COOKIE_NAME
 from broker.store.binding_requests import ask_for_binding, evidence_facts
 from broker.store.identity import user_row
 from broker.store.oidc_flows import LandingHints, new_flow, same_browser, save_flow, take_flow
-from broker.web.appkeys import (
-    clock_key,
-    metrics_key,
-    oidc_client_key,
-    org_client_key,
-    session_codec_key,
-    settings_key,
-    store_key,
-)
+from broker.web.appkeys import clock_key, metrics_key, settings_key, store_key
+from broker.web.signed_cookies import reached_over_tls
 
 log = structlog.get_logger(__name__)
 
@@ -77,7 +70,7 @@ async def manage(request: web.Request) -> web.StreamResponse:
         form = await request.post()
         sources.append({k: v for k, v in form.items() if isinstance(v, str)})
     landing = any(key in LANDING_KEYS for source in sources for key in source)
-    session = request.app[session_codec_key].loads(request.cookies.get(COOKIE_NAME))
+    session = request.app[session_codec_key].read(request)
     if landing or session is None:
         return await begin(request, sources)
     return await show_manage(request)
@@ -123,7 +116,7 @@ async def begin(request: web.Request, sources: list[Mapping[str, str]]) -> web.S
         path=FLOW_COOKIE_PATH,
         httponly=True,
         samesite="Lax",  # the return from Zoho is a top-level navigation: Lax sends it
-        secure=_secure(request),
+        secure=reached_over_tls(request),
         max_age=int(oidc.flow_max_age_seconds),
     )
     return response
@@ -276,14 +269,6 @@ def _servers(request: web.Request) -> list[str]:
     assert settings.landing.oidc is not None
     default_dc = settings.billing.data_centre if settings.billing else "com"
     return known_accounts_servers(settings.landing.oidc, default_dc)
-
-
-def _secure(request: web.Request) -> bool:
-    settings = request.app[settings_key]
-    return request.secure or (
-        settings.server.behind_tls_proxy
-        and request.headers.get("X-Forwarded-Proto", "").lower() == "https"
-    )
 
 
 async def oidc_context(app: web.Application) -> AsyncIterator[None]:

@@ -5,7 +5,8 @@ cookie, so ids stay out of the address bar, history and Referer. The cookie is s
 encrypted (itsdangerous' ``URLSafeTimedSerializer``: HMAC with a signed timestamp, refused after
 ``max_age``): it holds only what the user already sent us. Several keys verify, the newest signs,
 so the secret can be rotated without signing everyone out. It is HttpOnly, SameSite=Lax (the
-return from the billing checkout is a top-level navigation) and Secure behind TLS.
+return from the billing checkout is a top-level navigation) and Secure behind TLS. The signing,
+the cookie and the CSRF check are ``web.signed_cookies``, shared with the console.
 """
 
 from __future__ import annotations
@@ -15,14 +16,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from aiohttp import web
+from broker.web.signed_cookies import SignedCookie, SignedCookieCodec, check_form_token
 
-from broker.errors import Forbidden
-from broker.web.signed_cookies import SignedCookieCodec, token_matches
-
-COOKIE_NAME = "broker_session"
-COOKIE_PATH = "/manage"
-SALT = "broker.manage.session"  # keeps a session signature from meaning anything elsewhere
+# SameSite=Lax: the return from the billing checkout is a top-level navigation.
+COOKIE = SignedCookie(
+    name="broker_session", path="/manage", salt="broker.manage.session", same_site="Lax"
+)
+COOKIE_NAME = COOKIE.name
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class SessionCodec(SignedCookieCodec[Session]):
         max_age_seconds: float,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(Session, keys, salt=SALT, max_age_seconds=max_age_seconds, clock=clock)
+        super().__init__(Session, keys, cookie=COOKIE, max_age_seconds=max_age_seconds, clock=clock)
 
     def new(
         self, *, zuid: str, zgid: str, name: str, email: str | None, company: str | None
@@ -57,29 +57,11 @@ class SessionCodec(SignedCookieCodec[Session]):
         return Session(zuid, zgid, name, email, company, secrets.token_urlsafe(24))
 
 
-def save_session(
-    response: web.StreamResponse,
-    codec: SessionCodec,
-    session: Session,
-    *,
-    secure: bool,
-    max_age_seconds: float,
-) -> None:
-    response.set_cookie(
-        COOKIE_NAME,
-        codec.dumps(session),
-        path=COOKIE_PATH,
-        httponly=True,
-        samesite="Lax",
-        secure=secure,
-        max_age=int(max_age_seconds),
-    )
-
-
 def check_csrf(session: Session, presented: object) -> None:
     """Every form carries the session's token; a missing or foreign one is refused."""
-    if not token_matches(session.csrf, presented):
-        raise Forbidden(
-            "this form has expired or did not come from this page",
-            hint="go back to the subscription page, reload it and try again",
-        )
+    check_form_token(
+        session.csrf,
+        presented,
+        came_from="this page",
+        hint="go back to the subscription page, reload it and try again",
+    )

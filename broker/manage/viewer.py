@@ -27,8 +27,9 @@ from broker.errors import (
     BillingUnavailable,
     ClientError,
 )
+from broker.manage.appkeys import session_codec_key
 from broker.manage.org_lookup import look_up_org
-from broker.manage.sessions import COOKIE_NAME, Session
+from broker.manage.sessions import Session
 from broker.store.engine.tx import Tx
 from broker.store.org_index import org_customer_ids
 from broker.store.pipeline import ingest_billing_read
@@ -43,7 +44,6 @@ from broker.web.appkeys import (
     call_budget_key,
     clock_key,
     org_reads_key,
-    session_codec_key,
     settings_key,
     store_key,
     worker_key,
@@ -95,7 +95,7 @@ class Viewer:
 
 
 def current_session(request: web.Request) -> Session:
-    session = request.app[session_codec_key].loads(request.cookies.get(COOKIE_NAME))
+    session = request.app[session_codec_key].read(request)
     if session is None:
         raise NotSignedIn(
             "your session has ended or this page was not opened from the app",

@@ -18,19 +18,18 @@ from dataclasses import dataclass
 from functools import partial
 
 import structlog
-from aiohttp import web
 
 from broker.config import Settings
 from broker.core.operator_password import verify_password
-from broker.errors import Forbidden
 from broker.ops.hashing_pool import HashingPool
-from broker.web.signed_cookies import SignedCookieCodec, token_matches
+from broker.web.signed_cookies import SignedCookie, SignedCookieCodec, check_form_token
 
 log = structlog.get_logger(__name__)
 
-COOKIE_NAME = "broker_ops"
-COOKIE_PATH = "/ops"
-SALT = "broker.ops.session"
+# SameSite=Strict: the console is never entered from another site's link with a session.
+COOKIE = SignedCookie(name="broker_ops", path="/ops", salt="broker.ops.session", same_site="Strict")
+COOKIE_NAME = COOKIE.name
+COOKIE_PATH = COOKIE.path
 
 
 @dataclass(frozen=True)
@@ -51,7 +50,9 @@ class OpsSessionCodec(SignedCookieCodec[OpsSession]):
         max_age_seconds: float,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(OpsSession, keys, salt=SALT, max_age_seconds=max_age_seconds, clock=clock)
+        super().__init__(
+            OpsSession, keys, cookie=COOKIE, max_age_seconds=max_age_seconds, clock=clock
+        )
 
     def new(self, operator: str) -> OpsSession:
         return OpsSession(operator, secrets.token_urlsafe(24), secrets.token_urlsafe(24))
@@ -84,34 +85,11 @@ async def password_matches(pool: HashingPool, settings: Settings, password: str)
     return await pool.run(partial(verify_password, password, stored.get_secret_value()))
 
 
-def save(
-    response: web.StreamResponse,
-    codec: OpsSessionCodec,
-    session: OpsSession,
-    *,
-    secure: bool,
-    max_age_seconds: float,
-) -> None:
-    # SameSite=Strict: the console is never entered from another site's link with a session.
-    response.set_cookie(
-        COOKIE_NAME,
-        codec.dumps(session),
-        path=COOKIE_PATH,
-        httponly=True,
-        samesite="Strict",
-        secure=secure,
-        max_age=int(max_age_seconds),
-    )
-
-
-def forget(response: web.StreamResponse) -> None:
-    response.del_cookie(COOKIE_NAME, path=COOKIE_PATH)
-
-
 def check_csrf(session: OpsSession, presented: object) -> None:
-    if not token_matches(session.csrf, presented):
-        log.warning("ops.csrf_refused", operator=session.operator)
-        raise Forbidden(
-            "this form has expired or did not come from the console",
-            hint="reload the console page and try again",
-        )
+    check_form_token(
+        session.csrf,
+        presented,
+        came_from="the console",
+        hint="reload the console page and try again",
+        operator=session.operator,
+    )

@@ -19,25 +19,17 @@ from broker.errors import ActionNotAllowed, InvalidPayload, NotFound, TooManyReq
 from broker.ops.access import (
     check_csrf,
     credential_of,
-    forget,
     password_matches,
-    save,
     session_key,
 )
+from broker.ops.appkeys import ops_codec_key, ops_hashing_key, ops_throttle_key
 from broker.ops.hashing_pool import HashingBusy
 from broker.ops.support import operator, operator_session, read_filter, render
 from broker.store import ops_actions, ops_reads, ops_sessions
 from broker.store.outbox import DeliveryState
-from broker.web.appkeys import (
-    clock_key,
-    metrics_key,
-    ops_codec_key,
-    ops_hashing_key,
-    ops_throttle_key,
-    settings_key,
-    store_key,
-)
+from broker.web.appkeys import clock_key, metrics_key, settings_key, store_key
 from broker.web.client_address import client_address
+from broker.web.signed_cookies import reached_over_tls
 
 log = structlog.get_logger(__name__)
 MAX_PASSWORD_CHARS = 1024
@@ -89,13 +81,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     )
     log.info("ops.login", operator=session.operator)
     response = web.HTTPSeeOther("/ops")
-    save(
-        response,
-        codec,
-        session,
-        secure=_secure(request),
-        max_age_seconds=settings.ops.session_max_age_seconds,
-    )
+    codec.save(response, session, secure=reached_over_tls(request))
     raise response
 
 
@@ -106,7 +92,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
     await request.app[store_key].write(lambda db: ops_sessions.end_session(db, key))
     log.info("ops.logout", operator=session.operator)
     response = web.HTTPSeeOther("/ops/login")
-    forget(response)
+    request.app[ops_codec_key].forget(response)
     raise response
 
 
@@ -235,14 +221,6 @@ def _delivery_id(request: web.Request) -> int:
     if not is_whole_number(text):
         raise NotFound(f"no delivery {text[:40]!r}: delivery ids are whole numbers")
     return int(text)
-
-
-def _secure(request: web.Request) -> bool:
-    settings = request.app[settings_key]
-    return request.secure or (
-        settings.server.behind_tls_proxy
-        and request.headers.get("X-Forwarded-Proto", "").lower() == "https"
-    )
 
 
 _TOO_MANY = {

@@ -10,15 +10,10 @@ from broker.config import Settings
 from broker.core.login_throttle import LoginThrottle, ThrottleLimits
 from broker.ops import actions, bindings, duplicates, money, org_view, reconcile, replay, views
 from broker.ops.access import codec_for
+from broker.ops.appkeys import ops_codec_key, ops_hashing_key, ops_redactor_key, ops_throttle_key
 from broker.ops.hashing_pool import HashingPool
 from broker.ops.support import live_session
 from broker.redaction import Redactor
-from broker.web.appkeys import (
-    ops_codec_key,
-    ops_hashing_key,
-    ops_redactor_key,
-    ops_throttle_key,
-)
 
 
 def setup_ops(app: web.Application, settings: Settings, clock: Callable[[], float]) -> None:

@@ -15,17 +15,11 @@ from broker.core.human_dates import parse_when, show_when
 from broker.core.ids import is_whole_number
 from broker.errors import InvalidPayload
 from broker.ops.access import COOKIE_NAME, COOKIE_PATH, OpsSession, credential_of, session_key
+from broker.ops.appkeys import ops_codec_key, ops_session_key
 from broker.store import ops_sessions
 from broker.store.ops_actions import Operator
 from broker.store.ops_reads import OpsFilter, Page
-from broker.web.appkeys import (
-    clock_key,
-    ops_codec_key,
-    ops_session_key,
-    request_id_key,
-    settings_key,
-    store_key,
-)
+from broker.web.appkeys import clock_key, request_id_key, settings_key, store_key
 
 log = structlog.get_logger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

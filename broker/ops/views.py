@@ -12,18 +12,13 @@ from aiohttp import web
 
 from broker.core.ids import IdKind, checked_id, is_whole_number
 from broker.errors import NotFound
+from broker.ops.appkeys import ops_redactor_key
 from broker.ops.support import check_state, operator_session, paged, read_filter, render
 from broker.redaction import Redactor
 from broker.store import delivery_records, generation, ops_reads, ops_story, org_reads
 from broker.store.outbox import DeliveryState
 from broker.store.refusals import refusal_counts
-from broker.web.appkeys import (
-    daily_budget_key,
-    ops_redactor_key,
-    refusals_key,
-    settings_key,
-    store_key,
-)
+from broker.web.appkeys import daily_budget_key, refusals_key, settings_key, store_key
 
 
 async def home(request: web.Request) -> web.Response:

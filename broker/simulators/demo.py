@@ -15,12 +15,13 @@ import asyncio
 import shlex
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlencode
 
 from aiohttp import web
 
-from broker.config import LandingVerification
+from broker.config import LandingVerification, Settings
 from broker.core.link_signing import signed_url
 from broker.simulators.demo_world import (
     DEMO_ORGS,
@@ -35,12 +36,12 @@ from broker.simulators.demo_world import (
     seed_story,
 )
 from broker.simulators.platform import PlatformSimulator
-from broker.web.app import create_app
 
 __all__ = ["DemoSecrets", "accounts_simulator", "demo_settings", "instructions", "run_demo"]
 
 
 async def run_demo(
+    make_broker: Callable[[Settings], web.Application],
     *,
     host: str,
     port: int,
@@ -51,7 +52,9 @@ async def run_demo(
     accounts_port: int | None = None,
     store_url: str | None = None,
 ) -> None:
-    """Serve everything; ``accounts_port`` turns on Sign in with Zoho (``--verify zoho``);
+    """Serve everything: the simulators and ``make_broker``'s app (the command passes
+    ``create_app``, so the simulators never import what composes the broker);
+    ``accounts_port`` turns on Sign in with Zoho (``--verify zoho``);
     ``store_url`` (``--store postgresql://...``) keeps the broker's state in PostgreSQL."""
     demo_secrets = DemoSecrets()
     settings = demo_settings(
@@ -76,7 +79,7 @@ async def run_demo(
         apps.append((accounts_simulator(host, port, accounts_port, secret).app(), accounts_port))
     runners = []
     try:
-        for app, app_port in [*apps, (create_app(settings), port)]:
+        for app, app_port in [*apps, (make_broker(settings), port)]:
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             runners.append(runner)

@@ -134,7 +134,7 @@ def resolve_parked(
     if parked_for_quantity(row["reason"] or ""):
         raise OpsRefused(quantity_park_refusal(subscription_id))
     subscriptions.assign_org(db, subscription_id, zgid=zgid, zuid=zuid)
-    result = pipeline.reconcile(
+    result = pipeline.decide_again(
         db, subscription_id, settings=settings, now=now, cause="ops.resolve_parked"
     )
     audit(

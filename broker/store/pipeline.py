@@ -181,7 +181,7 @@ def apply_money_event(
     db: Tx, event: WebhookEvent, kind: MoneyKind, *, settings: Settings, now: float
 ) -> PipelineResult:
     """Record a refund, chargeback, void or credit note; when the vendor's setting withholds
-    access, the hold goes on the subscription and the usual reconcile queues the Cancel."""
+    access, the hold goes on the subscription and deciding again queues the Cancel."""
     record = record_money_event(db, event, kind, settings=settings, now=now)
     verdict = record.decision.verdict.value
     if not record.withholds or record.subscription_id is None:
@@ -192,7 +192,7 @@ def apply_money_event(
             money_kind=kind.value,
             money_verdict=verdict,
         )
-    result = reconcile(
+    result = decide_again(
         db, record.subscription_id, settings=settings, now=now, cause=event.event_type
     )
     reason = f"{record.decision.reason}; {result.reason}" if result.reason else None
@@ -205,7 +205,8 @@ def apply_money_event(
 
 
 def apply_snapshot(db: Tx, incoming: Snapshot, *, settings: Settings, now: float) -> PipelineResult:
-    """Load, decide, write: keep the snapshot if it is not older than ours, then reconcile."""
+    """Load, decide, write: keep the snapshot if it is not older than ours, then queue what it
+    calls for."""
     subscription = incoming.subscription
     facts = load_facts(db, subscription.subscription_id, subscription)
     decision = decide(facts, incoming, settings=settings, now=now, cause=incoming.source)
@@ -227,7 +228,7 @@ def ingest_billing_read(
     return apply_snapshot(db, incoming, settings=settings, now=now)
 
 
-def reconcile(
+def decide_again(
     db: Tx,
     subscription_id: str,
     *,
@@ -235,7 +236,8 @@ def reconcile(
     now: float,
     cause: str,
 ) -> PipelineResult:
-    """Load, decide, write for the stored snapshot: queue a delivery when the platform state it
-    calls for differs from what was queued (after a landing visit changed who is who)."""
+    """Load, decide, write for the stored snapshot, with no new one: who is who or what the
+    vendor withholds changed (a landing visit, an operator's resolve, a money event, a restore),
+    so queue a delivery when the platform state it now calls for differs from what was queued."""
     facts = load_facts(db, subscription_id)
     return write(db, decide(facts, None, settings=settings, now=now, cause=cause), now=now)

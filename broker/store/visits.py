@@ -15,7 +15,7 @@ from broker.core.identity import bind_user, is_verified
 from broker.core.landing import LandingParams
 from broker.store.engine.tx import Tx
 from broker.store.identity import save_claim, save_user, user_row, waiting_for_zgid
-from broker.store.pipeline import PipelineResult, load_facts, reconcile, write
+from broker.store.pipeline import PipelineResult, decide_again, load_facts, write
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def record_landing_visit(
         return VisitResult(None)
     cause = f"landing:{params.zuid}"
     released = tuple(
-        reconcile(db, subscription_id, settings=settings, now=now, cause=cause)
+        decide_again(db, subscription_id, settings=settings, now=now, cause=cause)
         for subscription_id in waiting_for_zgid(db, params.zuid)
     )
     if not params.subscription_id:

@@ -1,4 +1,8 @@
-"""Every typed key the application carries, in one place, so wiring is explicit and greppable."""
+"""The typed keys every part of the application shares, so wiring is explicit and greppable.
+
+Keys only the page or only the console reads live beside them (``manage.appkeys``,
+``ops.appkeys``): this module sits below both and imports neither.
+"""
 
 from __future__ import annotations
 
@@ -10,20 +14,13 @@ from aiohttp import web
 from broker.clients.billing import BillingClient
 from broker.clients.billing_quota import CallBudget, SharedReads
 from broker.clients.catalog import CatalogCache
-from broker.clients.oidc import OidcClient
 from broker.clients.platform import PlatformClient
-from broker.clients.zoho_org import ZohoOrgClient
 from broker.config import Settings
-from broker.core.login_throttle import LoginThrottle
 from broker.delivery.customer_index import CustomerSweep
 from broker.delivery.daily_budget import DailyBudget
 from broker.delivery.reconcile import ReconcileDeps
 from broker.delivery.worker import DeliveryWorker
-from broker.manage.sessions import SessionCodec
 from broker.metrics import Metrics
-from broker.ops.access import OpsSession, OpsSessionCodec
-from broker.ops.hashing_pool import HashingPool
-from broker.redaction import Redactor
 from broker.store.engine.backend import StoreBackend
 from broker.web.refused import RefusalTally
 
@@ -36,13 +33,9 @@ metrics_key = web.AppKey("metrics", Metrics)
 http_session_key = web.AppKey("http_session", aiohttp.ClientSession)
 platform_client_key = web.AppKey("platform_client", PlatformClient)
 worker_key = web.AppKey("delivery_worker", DeliveryWorker)
-session_codec_key = web.AppKey("session_codec", SessionCodec)
 # Present only when [billing] is configured; the page then offers checkout and changes.
 billing_client_key = web.AppKey("billing_client", BillingClient)
 catalog_key = web.AppKey("catalog", CatalogCache)
-# Present only with landing.verify = "zoho".
-oidc_client_key = web.AppKey("oidc_client", OidcClient)
-org_client_key = web.AppKey("org_client", ZohoOrgClient)
 # With billing: each org's billing reads, shared and kept briefly; each session's call budget.
 org_reads_key: web.AppKey[SharedReads[tuple[str, ...]]] = web.AppKey("org_reads")
 call_budget_key = web.AppKey("call_budget", CallBudget)
@@ -51,14 +44,6 @@ daily_budget_key = web.AppKey("daily_budget", DailyBudget)
 customer_sweep_key = web.AppKey("customer_sweep", CustomerSweep)
 # With billing: what a reconciliation run needs (the console's button calls run_reconciliation).
 reconcile_key = web.AppKey("reconcile", ReconcileDeps)
-
-# Present only when the operator console is configured (ops.password_hash).
-ops_codec_key = web.AppKey("ops_codec", OpsSessionCodec)
-ops_redactor_key = web.AppKey("ops_redactor", Redactor)
-ops_throttle_key = web.AppKey("ops_login_throttle", LoginThrottle)
-ops_hashing_key = web.AppKey("ops_password_hashing", HashingPool)
-# The console session live_session found in the store for this request (absent: none).
-ops_session_key = web.RequestKey("ops_session", OpsSession)
 
 # Refused webhook requests, counted here and written to the store by a timer once a minute.
 refusals_key = web.AppKey("webhook_refusals", RefusalTally)

@@ -1,25 +1,103 @@
-"""``broker events replay ID`` and ``broker events replay --from DATE --to DATE``: the console's
-replay from the command line (``store.replay``), audited as ``cli:<user>``. It writes to the
-database file directly; a running broker sends what it queued within its poll interval."""
+"""``broker events list|replay|show``: the webhook events the broker received.
+
+``list`` takes the console's filters (``listing``); ``show`` prints one event, its body
+redacted; ``replay`` feeds a stored event (or every event received in a range) through the
+pipeline again, the console's replay (``store.replay``), audited as ``cli:<user>``. Replay
+writes to the store directly; a running broker sends what it queued within its poll interval.
+"""
 
 from __future__ import annotations
 
 import argparse
 import getpass
+import json
+import os
 import sys
 import time
 from collections import Counter
+from collections.abc import Mapping
+from dataclasses import asdict
+from functools import partial
 from typing import Any
 
+from broker.cli import listing
 from broker.cli.id_args import id_arg
+from broker.cli.listing import redactor_for
 from broker.cli.settings import EXIT_CONFIG, load_from_args
-from broker.cli.store_target import StoreTarget, open_existing, parse_target, run_write
-from broker.core.human_dates import parse_when
+from broker.cli.store_target import (
+    StoreTarget,
+    open_existing,
+    parse_target,
+    run_write,
+    store_target,
+)
+from broker.core.human_dates import parse_when, show_when
 from broker.core.ids import IdKind
-from broker.store import replay
+from broker.redaction import redacted
+from broker.store import ops_reads, replay
 from broker.store.engine.tx import Tx
 from broker.store.ops_actions import Operator
 from broker.store.pipeline import PipelineResult
+
+WHAT = "received webhook events"
+
+
+def add_commands(
+    subcommands: Any, config_option: argparse.ArgumentParser, db_option: argparse.ArgumentParser
+) -> None:
+    """Register ``broker events`` and its actions (``cli/__init__.py`` calls this)."""
+    actions = listing.add_group(subcommands, "events", WHAT, config_option)
+    parents = [db_option, config_option]
+    listing.add_list(actions, WHAT, list_events, parents)
+    add_replay(actions, parents)
+    show = actions.add_parser(
+        "show", help="one event: outcome, reason, raw body (redacted)", parents=parents
+    )
+    show.add_argument("event_id", type=id_arg("event_id", IdKind.OPAQUE))
+    show.add_argument("--json", action="store_true", help="one JSON object")
+    show.set_defaults(handler=partial(show_event, environ=os.environ))
+
+
+def list_events(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    return listing.print_page(
+        args,
+        environ,
+        ops_reads.webhook_events,
+        ("received_at",),
+        ["received_at", "event_id", "event_type", "subscription_id", "outcome", "reason"],
+        drop=("raw_body",),
+    )
+
+
+def show_event(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    with open_existing(store_target(args, environ)) as db:
+        event = ops_reads.webhook_event(db, args.event_id)
+    if event is None:
+        print(f"no webhook event with id {args.event_id}", file=sys.stderr)
+        return 1
+    fields = asdict(event) | {"received_at": show_when(event.received_at)}
+    fields["raw_body"] = _pretty(event.raw_body)
+    shown: dict[str, Any] = redacted(
+        fields, redactor_for(args, environ)
+    )  # the body after formatting, too
+    if args.json:
+        print(json.dumps(shown))
+        return 0
+    body = shown.pop("raw_body")
+    width = max(len(key) for key in shown)
+    for key, value in shown.items():
+        print(f"{key:<{width}}  {value if value is not None else '-'}")
+    print("raw body:")
+    print(body)
+    return 0
+
+
+def _pretty(body: str) -> str:
+    """Indented JSON when the body is JSON (easier to read), else the text as received."""
+    try:
+        return json.dumps(json.loads(body), indent=2, ensure_ascii=False)
+    except ValueError:
+        return body
 
 
 def add_replay(actions: Any, parents: list[argparse.ArgumentParser]) -> None:
