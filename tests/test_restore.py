@@ -228,7 +228,7 @@ class RetryGate:
 
     async def __call__(self, seconds: float) -> None:
         if seconds != self.seconds:
-            await asyncio.sleep(seconds)
+            await asyncio.sleep(seconds)  # the app's own naps (worker polls) keep their length
             return
         self.waiting.set()
         await self._released.wait()
