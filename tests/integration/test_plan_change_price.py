@@ -49,7 +49,8 @@ def pro(frequency: str, users: int, storage: int = 0) -> Configuration:
 
 # (from, to, route): worked by hand from the prices above.
 WORKED = {
-    # The attack from the issue: 500 a year -> 450 a month (5,400 a year).
+    # The attack: a yearly plan swapped for a cheaper-looking monthly one, 500 a year -> 450 a
+    # month (5,400 a year), must not skip checkout.
     "yearly_5_to_monthly_45": (std(Y, 5), std(M, 45), ChangeRoute.CHECKOUT),
     "fewer_users_same_cycle": (std(M, 5), std(M, 3), ChangeRoute.DIRECT),  # 50 -> 30
     "dearer_plan_same_cycle": (std(M, 5), pro(M, 5), ChangeRoute.CHECKOUT),  # 50 -> 100

@@ -60,7 +60,7 @@ def exported_series() -> set[str]:
     return names
 
 
-def test_the_alerts_the_issue_asks_for_are_all_there():
+def test_alerts_yml_defines_every_expected_alert_and_no_other():
     assert set(alert_blocks()) == EXPECTED_ALERTS
 
 

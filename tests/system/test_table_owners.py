@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "broker"
 ARCHITECTURE = ROOT / "docs" / "architecture.md"
 
-# The agreed owner of every table (issue "One store": one owner per table).
+# The agreed owner of every table: one module writes each table (docs/architecture.md).
 OWNERS: dict[str, str] = {
     "subscriptions": "broker/store/subscriptions.py",
     "webhook_events": "broker/store/events.py",
