@@ -1,4 +1,5 @@
-"""Test helpers: webhook payload builders and waiting on a condition with a deadline."""
+"""Test helpers: the ids every test shares, webhook payloads filled in from the literal Zoho
+shapes (``tests.support.payloads``), clocks the tests move, and waiting with a deadline."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from broker.simulators.payloads import subscription_webhook
+from tests.support.payloads import set_custom_field, subscription_payload
 
 APP_DOMAIN = "testapp"
 ZAPIKEY = "test-zapikey-0123456789abcdef"
@@ -63,23 +64,26 @@ def subscription_event(
     event_id: str | int | None = None,
     **subscription_extra: Any,
 ) -> dict[str, Any]:
-    """A webhook in Zoho Billing's default payload shape (docs/contracts.md §3)."""
-    return subscription_webhook(
-        event_id=str(event_id if event_id is not None else 80000 + next(_event_numbers)),
-        event_type=event_type,
+    """A webhook in Zoho Billing's default payload shape (docs/contracts.md §3): the literal
+    payload of ``event_type`` with the ids and fields the test chose filled in."""
+    payload = subscription_payload(event_type)
+    payload["event_id"] = str(event_id if event_id is not None else 80000 + next(_event_numbers))
+    subscription = payload["data"]["subscription"]
+    subscription.update(
         subscription_id=subscription_id,
         status=status,
-        plan_code=plan_code,
-        quantity=quantity,
         addons=addons or [],
         interval_unit=interval_unit,
         updated_time=updated or updated_time(),
-        zuid=zuid,
-        zgid=zgid,
         customer_id=customer_id,
-        email=email,
-        **subscription_extra,
     )
+    subscription["plan"].update(plan_code=plan_code, quantity=quantity)
+    customer = subscription["customer"]
+    customer.update(customer_id=customer_id, email=email)
+    set_custom_field(customer["custom_fields"], "zuid", zuid)
+    set_custom_field(customer["custom_fields"], "zgid", zgid)
+    subscription.update(subscription_extra)
+    return payload
 
 
 def body_of(payload: dict[str, Any]) -> bytes:
