@@ -13,7 +13,7 @@ makes every request a distinct valid webhook; with replicas, one wrk per replica
 connections and the rates add up.
 
 Each server runs in its own process (``python bench/run.py --serve ROLE``). The load run is never
-part of pytest; its pieces (Lua, parser, report) are tested in tests/test_bench_wrk.py.
+part of pytest; its pieces (Lua, parser, report) are tested in tests/system/test_bench_wrk.py.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from broker.app import create_app
 from broker.config import Settings
 from broker.simulators.platform import PlatformSimulator
 from broker.web.appkeys import store_key
-from tests.support import (
+from tests.support.basics import (
     APP_DOMAIN,
     LINK_SECRET,
     STORAGE_MONTHLY,
@@ -28,12 +28,12 @@ from tests.support import (
 BrokerFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 
 # The Manage Subscription page tests share their fixtures (make_world, world, owner, live);
-# the store tests take a PostgreSQL server from postgres_support (postgres_url, store_url).
+# the store tests take a PostgreSQL server from support.postgres (postgres_url, store_url).
 pytest_plugins = [
-    "tests.page_support",
-    "tests.postgres_support",
-    "tests.replica_support",
-    "tests.zoho_support",
+    "tests.support.pages",
+    "tests.support.postgres",
+    "tests.support.replicas",
+    "tests.support.zoho",
 ]
 
 
@@ -89,7 +89,7 @@ def fast_settings(
 def broker_store(tmp_path: Path) -> dict[str, Any]:
     """The store section of the brokers a test starts: the SQLite file beside the test. A
     module whose tests must hold on both backends overrides it with ``store_section(store_url)``
-    (tests/postgres_support.py)."""
+    (tests/support/postgres.py)."""
     return {"path": tmp_path / "broker.db"}
 
 
