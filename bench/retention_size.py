@@ -1,5 +1,5 @@
 """The SQLite database's size after many webhooks spread over many days, with and without
-retention's pruning (issue 19: 1M webhooks of 1.4 KB over 400 simulated days).
+retention's pruning (1M webhooks of 1.4 KB over 400 simulated days).
 
     python bench/retention_size.py                       # 100,000 webhooks, both modes
     python bench/retention_size.py --events 1000000      # the full figure (about 10x longer)
