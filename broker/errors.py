@@ -158,6 +158,14 @@ class BillingUnavailable(BillingError):
     code = "billing_unavailable"
 
 
+class BillingAnswerInvalid(BillingUnavailable):
+    """Zoho Billing answered in a shape we cannot read (a field missing or of the wrong kind):
+    the answer is refused whole, never passed on half-read."""
+
+    status = 502
+    code = "billing_answer_invalid"
+
+
 class BillingRateLimited(BillingUnavailable):
     code = "billing_rate_limited"
 

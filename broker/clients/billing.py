@@ -19,10 +19,11 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol, TypeVar
 
 import aiohttp
 import structlog
+from pydantic import BaseModel, ValidationError
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -45,9 +46,29 @@ from broker.clients.billing_token import AccessTokens
 from broker.clients.http import json_body, parse_retry_after
 from broker.config import BillingSettings
 from broker.core.billing_budget import CallPriority, current_priority
+from broker.core.billing_events import (
+    BillingCustomer,
+    BillingSubscription,
+    CatalogAddon,
+    CatalogPlan,
+    ListedSubscription,
+    describe_validation_errors,
+)
+from broker.core.billing_requests import (
+    CustomerUpdate,
+    NewSubscriptionPage,
+    PauseRequest,
+    SubscriptionUpdate,
+    UpdateSubscriptionPage,
+)
 from broker.core.hosted_pages import HostedPage, read_hosted_page
 from broker.core.ids import HOSTED_PAGE_ID, path_segment
-from broker.errors import BillingBudgetSpent, BillingRateLimited, BillingUnavailable
+from broker.errors import (
+    BillingAnswerInvalid,
+    BillingBudgetSpent,
+    BillingRateLimited,
+    BillingUnavailable,
+)
 from broker.metrics import Metrics
 
 log = structlog.get_logger(__name__)
@@ -56,6 +77,7 @@ ORG_HEADER = "X-com-zoho-subscriptions-organizationid"
 IDEMPOTENT_METHODS = frozenset({"GET", "PUT", "DELETE", "HEAD"})
 DEFAULT_BUSY_SECONDS = 60.0  # a 429 without Retry-After: Zoho's limits are per minute
 Sleep = Callable[[float], Awaitable[None]]
+Answer = TypeVar("Answer", bound=BaseModel)
 
 
 class CallGate(Protocol):
@@ -113,36 +135,39 @@ class BillingClient:
 
     # -- the API the page uses ---------------------------------------------------------------
 
-    async def list_plans(self) -> list[dict[str, Any]]:
-        return await self._all_pages("/plans", "plans", {"filter_by": "PlanStatus.ACTIVE"})
+    async def list_plans(self) -> list[CatalogPlan]:
+        items = await self._all_pages("/plans", "plans", {"filter_by": "PlanStatus.ACTIVE"})
+        return _items(CatalogPlan, items, "plans")
 
-    async def list_addons(self) -> list[dict[str, Any]]:
-        return await self._all_pages("/addons", "addons", {"filter_by": "AddonStatus.ACTIVE"})
+    async def list_addons(self) -> list[CatalogAddon]:
+        items = await self._all_pages("/addons", "addons", {"filter_by": "AddonStatus.ACTIVE"})
+        return _items(CatalogAddon, items, "addons")
 
-    async def get_subscription(self, subscription_id: str) -> dict[str, Any]:
-        return await self._resource(
-            "GET", f"/subscriptions/{path_segment('subscription', subscription_id)}", "subscription"
+    async def get_subscription(self, subscription_id: str) -> BillingSubscription | None:
+        body = await self.request(
+            "GET", f"/subscriptions/{path_segment('subscription', subscription_id)}"
         )
+        return _resource(BillingSubscription, body, "subscription")
 
-    async def get_customer(self, customer_id: str) -> dict[str, Any]:
-        return await self._resource(
-            "GET", f"/customers/{path_segment('customer', customer_id)}", "customer"
-        )
+    async def get_customer(self, customer_id: str) -> BillingCustomer | None:
+        body = await self.request("GET", f"/customers/{path_segment('customer', customer_id)}")
+        return _resource(BillingCustomer, body, "customer")
 
-    async def update_customer(self, customer_id: str, payload: dict[str, Any]) -> dict[str, Any]:
-        return await self._resource(
-            "PUT", f"/customers/{path_segment('customer', customer_id)}", "customer", json=payload
+    async def update_customer(
+        self, customer_id: str, update: CustomerUpdate
+    ) -> BillingCustomer | None:
+        body = await self.request(
+            "PUT", f"/customers/{path_segment('customer', customer_id)}", json=update.body()
         )
+        return _resource(BillingCustomer, body, "customer")
 
-    async def new_subscription_page(self, payload: dict[str, Any]) -> dict[str, Any]:
-        return await self._resource(
-            "POST", "/hostedpages/newsubscription", "hostedpage", json=payload
-        )
+    async def new_subscription_page(self, page: NewSubscriptionPage) -> HostedPage:
+        body = await self.request("POST", "/hostedpages/newsubscription", json=page.body())
+        return read_hosted_page(body)
 
-    async def update_subscription_page(self, payload: dict[str, Any]) -> dict[str, Any]:
-        return await self._resource(
-            "POST", "/hostedpages/updatesubscription", "hostedpage", json=payload
-        )
+    async def update_subscription_page(self, page: UpdateSubscriptionPage) -> HostedPage:
+        body = await self.request("POST", "/hostedpages/updatesubscription", json=page.body())
+        return read_hosted_page(body)
 
     async def get_hosted_page(self, hostedpage_id: str) -> HostedPage:
         body = await self.request(
@@ -151,75 +176,63 @@ class BillingClient:
         return read_hosted_page(body)
 
     async def update_subscription(
-        self, subscription_id: str, payload: dict[str, Any]
-    ) -> dict[str, Any]:
-        return await self._resource(
+        self, subscription_id: str, update: SubscriptionUpdate
+    ) -> BillingSubscription | None:
+        body = await self.request(
             "PUT",
             f"/subscriptions/{path_segment('subscription', subscription_id)}",
-            "subscription",
-            json=payload,
+            json=update.body(),
         )
+        return _resource(BillingSubscription, body, "subscription")
 
     async def cancel_subscription(
         self, subscription_id: str, *, at_term_end: bool
-    ) -> dict[str, Any]:
-        return await self._resource(
+    ) -> BillingSubscription | None:
+        body = await self.request(
             "POST",
             f"/subscriptions/{path_segment('subscription', subscription_id)}/cancel",
-            "subscription",
             params={"cancel_at_end": "true" if at_term_end else "false"},
         )
+        return _resource(BillingSubscription, body, "subscription")
 
-    async def reactivate_subscription(self, subscription_id: str) -> dict[str, Any]:
-        return await self._resource(
-            "POST",
-            f"/subscriptions/{path_segment('subscription', subscription_id)}/reactivate",
-            "subscription",
+    async def reactivate_subscription(self, subscription_id: str) -> BillingSubscription | None:
+        body = await self.request(
+            "POST", f"/subscriptions/{path_segment('subscription', subscription_id)}/reactivate"
         )
+        return _resource(BillingSubscription, body, "subscription")
 
     async def pause_subscription(
-        self, subscription_id: str, payload: dict[str, Any] | None = None
-    ) -> dict[str, Any]:
-        return await self._resource(
+        self, subscription_id: str, pause: PauseRequest | None = None
+    ) -> BillingSubscription | None:
+        body = await self.request(
             "POST",
             f"/subscriptions/{path_segment('subscription', subscription_id)}/pause",
-            "subscription",
-            json=payload or {},
+            json=pause.body() if pause is not None else {},
         )
+        return _resource(BillingSubscription, body, "subscription")
 
-    async def resume_subscription(self, subscription_id: str) -> dict[str, Any]:
-        return await self._resource(
-            "POST",
-            f"/subscriptions/{path_segment('subscription', subscription_id)}/resume",
-            "subscription",
+    async def resume_subscription(self, subscription_id: str) -> BillingSubscription | None:
+        body = await self.request(
+            "POST", f"/subscriptions/{path_segment('subscription', subscription_id)}/resume"
         )
+        return _resource(BillingSubscription, body, "subscription")
 
     # -- looking before selling (docs/contracts.md §4, "Which subscriptions an org has") ------
 
-    async def subscriptions_of_customer(self, customer_id: str) -> list[dict[str, Any]]:
+    async def subscriptions_of_customer(self, customer_id: str) -> list[ListedSubscription]:
         """Every subscription of one billing customer, as list items (no plan object)."""
         customer = path_segment("customer", customer_id)
-        return await self._all_pages("/subscriptions", "subscriptions", {"customer_id": customer})
+        items = await self._all_pages("/subscriptions", "subscriptions", {"customer_id": customer})
+        return _items(ListedSubscription, items, "subscriptions")
 
-    async def list_customers(self) -> list[dict[str, Any]]:
+    async def list_customers(self) -> list[BillingCustomer]:
         """Every billing customer as the list shows them (documented: no custom fields)."""
-        return await self._all_pages("/customers", "customers", {"filter_by": "Status.All"})
+        items = await self._all_pages("/customers", "customers", {"filter_by": "Status.All"})
+        return _items(BillingCustomer, items, "customers")
 
     # -- plumbing ----------------------------------------------------------------------------
 
-    async def _resource(
-        self, method: str, path: str, resource: str, **kwargs: Any
-    ) -> dict[str, Any]:
-        body = await self.request(method, path, **kwargs)
-        value = body.get(resource)
-        if not isinstance(value, dict):
-            # Some Zoho actions answer only {code, message}; the caller then re-reads.
-            return {}
-        return value
-
-    async def _all_pages(
-        self, path: str, resource: str, params: dict[str, str]
-    ) -> list[dict[str, Any]]:
+    async def _all_pages(self, path: str, resource: str, params: dict[str, str]) -> list[object]:
         return await read_list(
             self.request, path, resource, params, max_pages=self._settings.max_list_pages
         )
@@ -230,8 +243,8 @@ class BillingClient:
         path: str,
         *,
         params: dict[str, str] | None = None,
-        json: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
+        json: dict[str, object] | None = None,
+    ) -> dict[str, object]:
         """One API call with retries; returns the envelope when ``code`` is 0."""
         busy_for = self.busy_for()
         if busy_for > 0 and self._busy.quota:
@@ -268,8 +281,8 @@ class BillingClient:
         method: str,
         path: str,
         params: dict[str, str] | None,
-        json: dict[str, Any] | None,
-    ) -> dict[str, Any]:
+        json: dict[str, object] | None,
+    ) -> dict[str, object]:
         idempotent = method in IDEMPOTENT_METHODS
 
         def worth_retrying(error: BaseException) -> bool:
@@ -305,8 +318,8 @@ class BillingClient:
         method: str,
         path: str,
         params: dict[str, str] | None,
-        json: dict[str, Any] | None,
-    ) -> dict[str, Any]:
+        json: dict[str, object] | None,
+    ) -> dict[str, object]:
         """A 401: refresh and try once more, unless this token is already known to lack a
         scope (refreshing again would only spend Zoho's few refreshes a minute)."""
         # The token this call carried: with calls queued for a slot, another may already have
@@ -335,8 +348,8 @@ class BillingClient:
         method: str,
         path: str,
         params: dict[str, str] | None,
-        json: dict[str, Any] | None,
-    ) -> dict[str, Any]:
+        json: dict[str, object] | None,
+    ) -> dict[str, object]:
         if self._gate is not None:
             await self._gate.admit(priority_of(method, path))
         async with self._slots:
@@ -347,8 +360,8 @@ class BillingClient:
         method: str,
         path: str,
         params: dict[str, str] | None,
-        json: dict[str, Any] | None,
-    ) -> dict[str, Any]:
+        json: dict[str, object] | None,
+    ) -> dict[str, object]:
         token = await self._tokens.current()
         url = f"{self._settings.resolved_base_url}{path}"
         headers = {
@@ -385,3 +398,33 @@ class BillingClient:
                 return envelope(status, body, retry_after)
             except TokenExpired:
                 raise TokenExpired(token) from None
+
+
+def _resource(model: type[Answer], body: dict[str, object], resource: str) -> Answer | None:
+    """The answer's ``resource`` object as ``model``; None when billing answered only
+    ``{code, message}`` (some actions do: the caller then re-reads)."""
+    value = body.get(resource)
+    if value is None:
+        return None
+    return _parsed(model, value, resource)
+
+
+def _items(model: type[Answer], items: list[object], resource: str) -> list[Answer]:
+    return [_parsed(model, item, f"{resource}[{index}]") for index, item in enumerate(items)]
+
+
+def _parsed(model: type[Answer], value: object, where: str) -> Answer:
+    """One answer object as ``model``, or ``BillingAnswerInvalid`` naming what is wrong."""
+    if not isinstance(value, dict):
+        raise BillingAnswerInvalid(
+            f"Zoho Billing answered {where} with a {type(value).__name__}, not an object",
+            problems=[f"{where}: not an object"],
+        )
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        problems = [f"{where}.{line}" for line in describe_validation_errors(exc)]
+        raise BillingAnswerInvalid(
+            f"Zoho Billing answered {where} in a shape we cannot read: {problems[0]}",
+            problems=problems,
+        ) from None

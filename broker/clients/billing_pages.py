@@ -10,25 +10,37 @@ silent.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol
 
 import structlog
 
 log = structlog.get_logger(__name__)
 MAX_PER_PAGE = 200  # Zoho's largest page
-Request = Callable[..., Awaitable[dict[str, Any]]]  # BillingClient.request
+
+
+class Request(Protocol):
+    """``BillingClient.request`` as a list reads it: one GET with query parameters."""
+
+    def __call__(
+        self, method: str, path: str, *, params: dict[str, str] | None = None
+    ) -> Awaitable[dict[str, object]]: ...
 
 
 @dataclass(frozen=True)
 class ListPage:
     number: int
-    items: list[dict[str, Any]]
+    rows: list[object]  # as billing listed them: each should be an object
     more: bool  # billing has more: on the last page read, the list was cut short
 
+    @property
+    def items(self) -> list[dict[str, object]]:
+        """The rows that are objects (a reader that skips the others)."""
+        return [row for row in self.rows if isinstance(row, dict)]
 
-def has_more(body: dict[str, Any], count: int, per_page: int) -> bool:
+
+def has_more(body: dict[str, object], count: int, per_page: int) -> bool:
     """``page_context.has_more_page`` when billing says it; else whether the page was full."""
     context = body.get("page_context")
     if isinstance(context, dict) and isinstance(context.get("has_more_page"), bool):
@@ -52,14 +64,13 @@ async def list_pages(
             "GET", path, params={**params, "page": str(number), "per_page": str(per_page)}
         )
         listed = body.get(resource)
-        rows = listed if isinstance(listed, list) else []
-        items = [item for item in rows if isinstance(item, dict)]
-        read += len(items)
-        more = has_more(body, len(rows), per_page)
-        if more and number == max_pages:
+        rows: list[object] = listed if isinstance(listed, list) else []
+        page = ListPage(number, rows, has_more(body, len(rows), per_page))
+        read += len(page.items)
+        if page.more and number == max_pages:
             log.warning("billing.list_cut_short", path=path, pages=number, items=read)
-        yield ListPage(number, items, more)
-        if not more:
+        yield page
+        if not page.more:
             return
 
 
@@ -70,9 +81,10 @@ async def read_list(
     params: dict[str, str],
     *,
     max_pages: int,
-) -> list[dict[str, Any]]:
-    """Every item of a list (up to the page bound, which is logged when reached)."""
-    items: list[dict[str, Any]] = []
+) -> list[object]:
+    """Every row of a list as billing sent it (up to the page bound, logged when reached): the
+    caller reads each into its model, so a row that is not an object is an error, not skipped."""
+    rows: list[object] = []
     async for page in list_pages(request, path, resource, params, max_pages=max_pages):
-        items.extend(page.items)
-    return items
+        rows.extend(page.rows)
+    return rows

@@ -10,12 +10,13 @@ what to send, if anything, is the caller's (settings) choice.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 from broker.clients.billing import BillingClient
 from broker.clients.billing_pages import ListPage, list_pages
 from broker.config import ReconcileSettings
+from broker.core.billing_events import BillingCustomer, BillingSubscription
 from broker.core.ids import path_segment
+from broker.errors import BillingAnswerInvalid
 
 
 class BillingReads:
@@ -27,8 +28,10 @@ class BillingReads:
         """The event log's pages, as billing lists them (items: id, type and time only)."""
         return self._pages("/events", "events", params)
 
-    async def event(self, event_id: str) -> dict[str, Any]:
-        """One event in full: ``GET /events/{id}``, whose ``payload`` is the webhook body."""
+    async def event(self, event_id: str) -> dict[str, object]:
+        """One event in full: ``GET /events/{id}``, whose ``payload`` is the webhook body. Kept
+        as billing sent it: its bytes are the stored raw body (``core.reconcile.event_body``),
+        and ``core.reconcile.listed_event`` reads it."""
         body = await self._client.request("GET", f"/events/{path_segment('event', event_id)}")
         value = body.get("event")
         return value if isinstance(value, dict) else {}
@@ -38,15 +41,17 @@ class BillingReads:
         params = {"filter_by": self._settings.subscriptions_filter}
         return self._pages("/subscriptions", "subscriptions", params)
 
-    async def subscription(self, subscription_id: str) -> dict[str, Any]:
-        return await self._client.get_subscription(subscription_id)
+    async def subscription(self, subscription_id: str) -> BillingSubscription:
+        subscription = await self._client.get_subscription(subscription_id)
+        if subscription is None:
+            raise BillingAnswerInvalid(
+                f"Zoho Billing's answer for subscription {subscription_id} carried none"
+            )
+        return subscription
 
-    async def customer(self, customer_id: str) -> dict[str, Any]:
-        body = await self._client.request(
-            "GET", f"/customers/{path_segment('customer', customer_id)}"
-        )
-        value = body.get("customer")
-        return value if isinstance(value, dict) else {}
+    async def customer(self, customer_id: str) -> BillingCustomer | None:
+        """The customer; None when the answer carried none."""
+        return await self._client.get_customer(customer_id)
 
     def _pages(self, path: str, resource: str, params: dict[str, str]) -> AsyncIterator[ListPage]:
         return list_pages(

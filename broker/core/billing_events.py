@@ -10,16 +10,27 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    ValidationError,
+)
 
+from broker.core.billing_status import BillingStatus, UnknownStatus, parse_status
 from broker.core.event_kinds import EventKind, event_kind
 from broker.core.ids import IdKind, id_problem, is_zoho_id
 from broker.errors import InvalidPayload
 
 
-def _as_id(value: Any) -> str:
+def _as_id(value: object) -> str:
     if isinstance(value, bool) or value is None:
         raise ValueError("must be a string or an integer id")
     if isinstance(value, int):
@@ -34,7 +45,7 @@ def _as_id(value: Any) -> str:
     return text
 
 
-def _as_timestamp(value: Any) -> datetime | None:
+def _as_timestamp(value: object) -> datetime | None:
     if value in (None, ""):
         return None
     if not isinstance(value, str):
@@ -44,7 +55,7 @@ def _as_timestamp(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _as_zoho_id(value: Any) -> str:
+def _as_zoho_id(value: object) -> str:
     text = _as_id(value)
     if not is_zoho_id(text):
         # It reaches Billing API paths and platform bodies: only what Zoho ids are made of.
@@ -52,7 +63,7 @@ def _as_zoho_id(value: Any) -> str:
     return text
 
 
-def _as_interval(value: Any) -> int | None:
+def _as_interval(value: object) -> int | None:
     """A billing interval count, or None when it is not a whole number (it only feeds a
     warning, so an odd value must not refuse the payload)."""
     if isinstance(value, bool):
@@ -64,9 +75,28 @@ def _as_interval(value: Any) -> int | None:
     return None
 
 
-def _as_field_hash(value: Any) -> Any:
+def _as_field_hash(value: object) -> object:
     # An empty hash may arrive as [] or null (serialisers that cannot tell an empty map).
     return {} if value in (None, []) else value
+
+
+def _as_optional_id(value: object) -> str | None:
+    """An id billing may leave empty: an empty one is no id."""
+    return None if value in (None, "") else _as_id(value)
+
+
+def _as_price(value: object) -> Decimal:
+    """A price as billing lists it; one that does not read as a number counts as 0, as a
+    missing one does (the catalog then shows the plan free rather than no form)."""
+    try:
+        return Decimal(str(value)) if value is not None else Decimal(0)
+    except InvalidOperation:
+        return Decimal(0)
+
+
+def _as_list(value: object) -> object:
+    # A list billing leaves out may arrive as null.
+    return [] if value is None else value
 
 
 Id = Annotated[str, BeforeValidator(_as_id)]
@@ -78,7 +108,18 @@ MAX_CODE_CHARS = 100
 Quantity = Annotated[int, Field(ge=0, le=MAX_QUANTITY)]
 Timestamp = Annotated[datetime | None, BeforeValidator(_as_timestamp)]
 Interval = Annotated[int | None, BeforeValidator(_as_interval)]
-FieldHash = Annotated[dict[str, Any], BeforeValidator(_as_field_hash)]
+OptionalId = Annotated[str | None, BeforeValidator(_as_optional_id)]
+# Custom field values are JSON scalars.
+FieldValue = str | int | float | bool | None
+FieldHash = Annotated[dict[str, FieldValue], BeforeValidator(_as_field_hash)]
+Price = Annotated[Decimal, PlainValidator(_as_price)]
+# Zoho's subscription status, parsed once (``billing_status.parse_status``); written as its
+# lower-cased text.
+SubscriptionStatus = Annotated[
+    BillingStatus | UnknownStatus,
+    PlainValidator(parse_status),
+    PlainSerializer(str, return_type=str),
+]
 
 
 class _Open(BaseModel):
@@ -88,7 +129,7 @@ class _Open(BaseModel):
 class CustomField(_Open):
     label: str | None = None
     api_name: str | None = None
-    value: Any = None
+    value: FieldValue = None
 
 
 class BillingCustomer(_Open):
@@ -119,7 +160,7 @@ class BillingAddon(_Open):
 
 class BillingSubscription(_Open):
     subscription_id: ZohoId
-    status: str = Field(min_length=1, max_length=50)
+    status: SubscriptionStatus
     product_id: Id | None = None  # docs/contracts.md §3: which billing product it is of
     plan: BillingPlan | None = None
     addons: list[BillingAddon] = Field(default_factory=list)
@@ -142,6 +183,61 @@ class BillingSubscription(_Open):
         return self.product_id or (self.plan.product_id if self.plan else None)
 
 
+class PlanStatus(StrEnum):
+    """Whether billing sells a plan or add-on; any word but ``active`` is not on sale."""
+
+    ACTIVE = "active"
+    INACTIVE = "inactive"
+
+
+def _as_plan_status(value: object) -> PlanStatus:
+    active = str(value).lower() == PlanStatus.ACTIVE
+    return PlanStatus.ACTIVE if active else PlanStatus.INACTIVE
+
+
+class CatalogPlan(_Open):
+    """One item of ``GET /plans``: a plan with its price and whether it is on sale."""
+
+    plan_code: str
+    name: str | None = None
+    status: Annotated[PlanStatus, PlainValidator(_as_plan_status)] = PlanStatus.ACTIVE
+    recurring_price: Price = Decimal(0)
+    price: Price = Decimal(0)
+    product_id: OptionalId = None
+
+    def period_price(self) -> Decimal:
+        """The price per billing period: ``recurring_price`` when billing gives it, else
+        ``price``."""
+        return self.recurring_price if "recurring_price" in self.model_fields_set else self.price
+
+
+class PriceBracket(_Open):
+    price: Price = Decimal(0)
+
+
+class CatalogAddon(_Open):
+    """One item of ``GET /addons``: an add-on with its price (or its first price bracket's)."""
+
+    addon_code: str
+    name: str | None = None
+    price: Price = Decimal(0)
+    price_brackets: Annotated[list[PriceBracket], BeforeValidator(_as_list)] = Field(
+        default_factory=list
+    )
+
+    def unit_price(self) -> Decimal:
+        return self.price_brackets[0].price if self.price_brackets else self.price
+
+
+class ListedSubscription(_Open):
+    """One item of ``GET /subscriptions``: no plan object, only its ``plan_code``."""
+
+    subscription_id: ZohoId
+    status: SubscriptionStatus
+    plan_code: str | None = None
+    created_time: str | None = None
+
+
 class EventData(_Open):
     subscription: BillingSubscription | None = None
 
@@ -157,7 +253,7 @@ class WebhookEvent(_Open):
         return event_kind(self.event_type) is EventKind.SUBSCRIPTION
 
 
-def parse_webhook_event(document: Any) -> WebhookEvent:
+def parse_webhook_event(document: object) -> WebhookEvent:
     """Validate a decoded webhook body; raise InvalidPayload naming every problem found."""
     if not isinstance(document, dict):
         raise InvalidPayload(
@@ -200,7 +296,7 @@ def check_not_from_the_future(event: WebhookEvent, *, now: float, tolerance: flo
 MAX_DEPTH = 64
 
 
-def decode_json(raw: bytes) -> Any:
+def decode_json(raw: bytes) -> object:
     """Decode a JSON body, refusing what would break us later: text that is not valid Unicode
     (json.loads decodes bytes with 'surrogatepass', so a raw lone surrogate would slip through
     and fail only when stored), deep nesting, lone surrogate escapes."""
@@ -238,10 +334,10 @@ def decode_json(raw: bytes) -> Any:
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
 
 
-def _check_document(document: Any, text: str) -> None:
+def _check_document(document: dict[str, object] | list[object], text: str) -> None:
     """Bounded depth (containers only, no recursion) and, when the raw text escapes a
     surrogate, strings that UTF-8 can hold."""
-    stack: list[tuple[Any, int]] = [(document, 1)]
+    stack: list[tuple[dict[str, object] | list[object], int]] = [(document, 1)]
     check_strings = _SURROGATE_ESCAPE.search(text) is not None
     while stack:
         value, depth = stack.pop()
@@ -255,8 +351,6 @@ def _check_document(document: Any, text: str) -> None:
                 stack.append((child, depth + 1))
             elif check_strings and isinstance(child, str):
                 _check_encodable(child)
-    if check_strings and isinstance(document, str):
-        _check_encodable(document)
 
 
 def _check_encodable(text: str) -> None:

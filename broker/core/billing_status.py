@@ -26,3 +26,29 @@ class BillingStatus(StrEnum):
     CREATION_FAILED = "creation_failed"
     PAUSED = "paused"
     DELETED = "deleted"
+
+
+class UnknownStatus(str):
+    """A status word this broker does not know (Zoho may add one), lower-cased: it never equals
+    a ``BillingStatus``, so nothing acts on it, and its text is kept for the warning and the
+    stored row."""
+
+    __slots__ = ()
+
+
+# The longest status word taken: a bound keeps absurd text out of the stored row and logs.
+MAX_STATUS_CHARS = 50
+
+
+def parse_status(value: object) -> BillingStatus | UnknownStatus:
+    """Billing's status word, read once: lower-cased, a known ``BillingStatus`` or else an
+    ``UnknownStatus``, so no other module compares or lower-cases the raw text."""
+    if isinstance(value, BillingStatus | UnknownStatus):
+        return value
+    if not isinstance(value, str) or not value or len(value) > MAX_STATUS_CHARS:
+        raise ValueError(f"must be a status word of 1 to {MAX_STATUS_CHARS} characters")
+    text = value.lower()
+    try:
+        return BillingStatus(text)
+    except ValueError:
+        return UnknownStatus(text)

@@ -9,10 +9,10 @@ price. Pure: ``build_catalog`` reads billing's plan and add-on lists, already fe
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
-from typing import Any
+from decimal import Decimal
 
 from broker.config import PlansSettings
+from broker.core.billing_events import CatalogAddon, CatalogPlan, PlanStatus
 from broker.core.mapping import MONTHLY, YEARLY, parse_plan_code
 
 
@@ -47,23 +47,23 @@ class Catalog:
 
 
 def build_catalog(
-    plans: list[dict[str, Any]],
-    addons: list[dict[str, Any]],
+    plans: list[CatalogPlan],
+    addons: list[CatalogAddon],
     *,
     app_domain: str,
     plan_settings: PlansSettings,
 ) -> Catalog:
     choices: dict[str, PlanChoice] = {}
     for plan in plans:
-        code = str(plan.get("plan_code") or "")
+        code = plan.plan_code
         ref = parse_plan_code(code, app_domain)
-        if ref is None or str(plan.get("status", "active")).lower() != "active":
+        if ref is None or plan.status is not PlanStatus.ACTIVE:
             continue
         choice = choices.setdefault(
             ref.planid, PlanChoice(ref.planid, _base_name(plan, ref.planid))
         )
         choice.codes[ref.frequency] = code
-        choice.prices[ref.frequency] = _price(plan.get("recurring_price", plan.get("price")))
+        choice.prices[ref.frequency] = plan.period_price()
         if ref.frequency == MONTHLY:
             choice.name = _base_name(plan, ref.planid)
     storage_codes = {
@@ -77,38 +77,22 @@ def build_catalog(
     storage_prices = {}
     for addon in addons:
         for frequency, code in storage_codes.items():
-            if addon.get("addon_code") == code:
-                storage_prices[frequency] = _addon_price(addon)
+            if addon.addon_code == code:
+                storage_prices[frequency] = addon.unit_price()
     ordered = sorted(choices.values(), key=lambda p: (min(p.prices.values(), default=0), p.name))
     return Catalog(ordered, storage_codes, storage_prices)
 
 
-def _base_name(plan: dict[str, Any], planid: str) -> str:
-    name = str(plan.get("name") or planid)
+def _base_name(plan: CatalogPlan, planid: str) -> str:
+    name = plan.name or planid
     return name.removesuffix(" (yearly)").removesuffix(" (Yearly)")
 
 
-def _price(value: Any) -> Decimal:
-    try:
-        return Decimal(str(value)) if value is not None else Decimal(0)
-    except InvalidOperation:
-        return Decimal(0)
-
-
-def _addon_price(addon: dict[str, Any]) -> Decimal:
-    brackets = addon.get("price_brackets")
-    if isinstance(brackets, list) and brackets and isinstance(brackets[0], dict):
-        return _price(brackets[0].get("price"))
-    return _price(addon.get("price"))
-
-
-def products_of_mapped_plans(plans: list[dict[str, Any]], *, app_domain: str) -> dict[str, str]:
+def products_of_mapped_plans(plans: list[CatalogPlan], *, app_domain: str) -> dict[str, str]:
     """The products of billing's plans whose codes map (docs/contracts.md §4: a plan carries
     ``product_id``), each with one such plan code."""
     found: dict[str, str] = {}
     for plan in plans:
-        code = str(plan.get("plan_code") or "")
-        product = plan.get("product_id")
-        if parse_plan_code(code, app_domain) is not None and product not in (None, ""):
-            found.setdefault(str(product), code)
+        if parse_plan_code(plan.plan_code, app_domain) is not None and plan.product_id:
+            found.setdefault(plan.product_id, plan.plan_code)
     return found

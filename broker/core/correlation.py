@@ -11,9 +11,10 @@ so nothing is sent there. Pure: the calls are the billing client's.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from broker.core.billing_events import BillingCustomer, BillingSubscription
+from broker.core.billing_requests import CustomerUpdate, CustomFieldValue
+from broker.core.billing_status import BillingStatus
 from broker.core.identity import identity_from_billing
 
 # The labels the vendor gives the fields in billing (docs/zoho-setup.md, step 1).
@@ -27,19 +28,19 @@ class Correlation:
     zuid: str
     zgid: str
 
-    def custom_fields(self) -> list[dict[str, str]]:
+    def custom_fields(self) -> list[CustomFieldValue]:
         """As the documents name a custom field in a request: ``label`` and ``value``."""
         return [
-            {"label": ZUID_LABEL, "value": self.zuid},
-            {"label": ZGID_LABEL, "value": self.zgid},
+            CustomFieldValue(label=ZUID_LABEL, value=self.zuid),
+            CustomFieldValue(label=ZGID_LABEL, value=self.zgid),
         ]
 
-    def missing_from(self, customer: dict[str, Any]) -> list[str]:
-        """Which of zuid / zgid the customer document does not carry with our value."""
-        parsed = BillingCustomer.model_validate(customer)
+    def missing_from(self, customer: BillingCustomer | None) -> list[str]:
+        """Which of zuid / zgid the customer does not carry with our value."""
+        parsed = customer or BillingCustomer()
         # Read exactly as webhooks are read, so "kept" means a later webhook will find them.
         found = identity_from_billing(
-            BillingSubscription(subscription_id="0", status="live", customer=parsed)
+            BillingSubscription(subscription_id="0", status=BillingStatus.LIVE, customer=parsed)
         )
         return [
             name
@@ -51,11 +52,11 @@ class Correlation:
         ]
 
 
-def customer_update(customer: dict[str, Any], correlation: Correlation) -> dict[str, Any]:
+def customer_update(customer: BillingCustomer | None, correlation: Correlation) -> CustomerUpdate:
     """The ``PUT /customers/{id}`` body that sets the fields and keeps the customer as it is:
     ``display_name`` and ``email`` are required there, so they are sent back unchanged."""
-    return {
-        "display_name": str(customer.get("display_name") or ""),
-        "email": str(customer.get("email") or ""),
-        "custom_fields": correlation.custom_fields(),
-    }
+    return CustomerUpdate(
+        display_name=(customer.display_name if customer else None) or "",
+        email=(customer.email if customer else None) or "",
+        custom_fields=correlation.custom_fields(),
+    )

@@ -9,9 +9,9 @@ wrapper its create calls answer with is tolerated here too. Its status words (``
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 
 class CheckoutStatus(StrEnum):
@@ -46,26 +46,29 @@ class HostedPage:
 
     status: CheckoutStatus
     status_word: str  # billing's own word, cut short, for logs
-    subscription: dict[str, Any] | None = None  # set once paid
+    subscription: dict[str, object] | None = None  # set once paid, as billing sent it
     url: str | None = None  # where the buyer can continue an open checkout
+    hostedpage_id: str | None = None  # billing's id of the page, to read it back
 
 
 def checkout_status(word: object) -> CheckoutStatus:
     return STATUS_WORDS.get(str(word or "").strip().lower(), CheckoutStatus.UNKNOWN)
 
 
-def read_hosted_page(body: dict[str, Any]) -> HostedPage:
+def read_hosted_page(body: Mapping[str, object]) -> HostedPage:
     """Read the answer flat as documented, or inside a ``hostedpage`` wrapper."""
     wrapped = body.get("hostedpage")
     page = wrapped if isinstance(wrapped, dict) and "status" not in body else body
     data = page.get("data")
     subscription = data.get("subscription") if isinstance(data, dict) else None
     url = page.get("url")
+    page_id = page.get("hostedpage_id")
     return HostedPage(
         status=checkout_status(page.get("status")),
         status_word=str(page.get("status") or "")[:40],
         subscription=subscription if isinstance(subscription, dict) and subscription else None,
-        url=url if _web_address(url) else None,
+        url=url if isinstance(url, str) and _web_address(url) else None,
+        hostedpage_id=str(page_id) if isinstance(page_id, str | int) and page_id else None,
     )
 
 

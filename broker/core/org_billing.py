@@ -11,9 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
-
-from pydantic import ValidationError
 
 from broker.core.billing_events import BillingCustomer
 from broker.core.billing_status import BillingStatus
@@ -35,8 +32,9 @@ BILLING_STATUSES = frozenset(
 
 
 def bills(status: str | None) -> bool:
-    """True for a status that bills or may bill (``BILLING_STATUSES``)."""
-    return (status or "").lower() in BILLING_STATUSES
+    """True for a status that bills or may bill (``BILLING_STATUSES``): a parsed one, or a
+    stored column, which is written lower-cased."""
+    return status in BILLING_STATUSES
 
 
 @dataclass(frozen=True)
@@ -63,13 +61,9 @@ def keeper(candidates: Iterable[OrgSubscription]) -> str | None:
     return ordered[0].subscription_id if ordered else None
 
 
-def customer_record(document: dict[str, Any], now: float) -> CustomerRecord | None:
-    """The customer index row a ``GET /customers/{id}`` answer gives; None if it is unusable."""
-    try:
-        customer = BillingCustomer.model_validate(document)
-    except ValidationError:
-        return None
-    if not customer.customer_id:
+def customer_record(customer: BillingCustomer | None, now: float) -> CustomerRecord | None:
+    """The customer index row a ``GET /customers/{id}`` answer gives; None if it has no id."""
+    if customer is None or not customer.customer_id:
         return None
     identity = identity_from_customer(customer)
     return CustomerRecord(

@@ -13,10 +13,10 @@ should hold.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
-from typing import Any
 
 from pydantic import ValidationError
 
@@ -98,7 +98,7 @@ def event_instant(value: object) -> datetime | None:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def listed_item(item: dict[str, Any]) -> ListedEvent | None:
+def listed_item(item: Mapping[str, object]) -> ListedEvent | None:
     """An events-list item, or None when it lacks a usable id, type or time."""
     event_id, event_type = item.get("event_id"), item.get("event_type")
     at = event_instant(item.get("event_time"))
@@ -133,9 +133,9 @@ def is_subscription_type(event_type: str) -> bool:
     return event_kind(event_type) is EventKind.SUBSCRIPTION
 
 
-def listed_event(item: dict[str, Any]) -> WebhookEvent | None:
+def listed_event(item: Mapping[str, object]) -> WebhookEvent | None:
     """The webhook event an events-API item describes, or None if it cannot be read."""
-    document: Any = item
+    document: object = item
     payload = item.get("payload")
     if isinstance(payload, str):
         try:
@@ -150,7 +150,7 @@ def listed_event(item: dict[str, Any]) -> WebhookEvent | None:
         return None
 
 
-def event_body(item: dict[str, Any]) -> bytes:
+def event_body(item: Mapping[str, object]) -> bytes:
     """The bytes to keep as the event's raw body: billing's own payload string when given."""
     payload = item.get("payload")
     if isinstance(payload, str):
@@ -162,11 +162,11 @@ def is_subscription_event(event: WebhookEvent) -> bool:
     return event_kind(event.event_type) is EventKind.SUBSCRIPTION
 
 
-def is_ours(item: dict[str, Any], app_domain: str, our_products: frozenset[str]) -> bool:
+def is_ours(item: Mapping[str, object], app_domain: str, our_products: frozenset[str]) -> bool:
     """Whether a list item may be this app's, by the pipeline's own rule (``core.ours``): its
     plan code maps, or it is not known to be another product's (no plan code: read it to see)."""
     listed_plan = item.get("plan")
-    plan: dict[str, Any] = listed_plan if isinstance(listed_plan, dict) else {}
+    plan: dict[str, object] = listed_plan if isinstance(listed_plan, dict) else {}
     code = item.get("plan_code") or plan.get("plan_code")
     if not code:
         return True
@@ -179,24 +179,33 @@ def is_ours(item: dict[str, Any], app_domain: str, our_products: frozenset[str])
     return owner is not Ownership.OTHER_PRODUCT
 
 
-def gone_document(billing_json: str | None, subscription_id: str) -> dict[str, Any]:
+def gone_document(billing_json: str | None, subscription_id: str) -> dict[str, object]:
     """The stored snapshot marked as gone: status ``deleted``, which billing cannot bring back
     (``decide`` keeps it deleted) and which calls for the platform's Cancel."""
-    document: dict[str, Any] = json.loads(billing_json) if billing_json else {}
+    document: dict[str, object] = json.loads(billing_json) if billing_json else {}
     document["subscription_id"] = subscription_id
     document["status"] = BillingStatus.DELETED.value
     return document
 
 
-def drift_of(item: dict[str, Any], stored: StoredView | None) -> Drift | None:
-    """How a list item differs from what is stored (None: the same, nothing to read)."""
-    try:
-        listed = BillingSubscription.model_validate(item)
-    except ValidationError:
-        return None
+def drift_of(
+    item: Mapping[str, object] | BillingSubscription, stored: StoredView | None
+) -> Drift | None:
+    """How a list item (or a subscription read in full) differs from what is stored (None: the
+    same, nothing to read)."""
+    if isinstance(item, BillingSubscription):
+        listed = item
+    else:
+        try:
+            listed = BillingSubscription.model_validate(item)
+        except ValidationError:
+            return None
     sid = listed.subscription_id
-    status = listed.status.lower()
-    code = item.get("plan_code") or (listed.plan.plan_code if listed.plan else None)
+    status = str(listed.status)
+    listed_code = (listed.model_extra or {}).get("plan_code")
+    code = (listed_code if isinstance(listed_code, str) else None) or (
+        listed.plan.plan_code if listed.plan else None
+    )
     billing = " ".join(x for x in (status, code) if x)
     if stored is None:
         return Drift(sid, DriftKind.UNKNOWN, billing, "never heard of")

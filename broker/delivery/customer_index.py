@@ -69,9 +69,9 @@ class CustomerSweep:
         listed = await self._client.list_customers()
         known = await self._store.read(indexed_customer_ids)
         unknown = [
-            str(item["customer_id"])
+            item.customer_id
             for item in listed
-            if item.get("customer_id") and str(item["customer_id"]) not in known
+            if item.customer_id and item.customer_id not in known
         ]
         budget = self._settings.customer_sweep_max_reads
         read = indexed = 0

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from broker.clients.billing import BillingClient
+from broker.core.billing_status import BillingStatus, UnknownStatus
 from broker.core.org_billing import bills
 from broker.delivery.customer_index import CustomerSweep
 from broker.store.engine.backend import StoreBackend
@@ -26,7 +27,7 @@ class BilledSubscription:
     """One subscription as billing's list shows it (a list item: no plan object)."""
 
     subscription_id: str
-    status: str
+    status: BillingStatus | UnknownStatus
     customer_id: str
     plan_code: str | None
     created_time: str | None
@@ -56,18 +57,13 @@ async def read_org_in_billing(
     found: list[BilledSubscription] = []
     for customer_id in customers[:MAX_CUSTOMERS]:
         for item in await client.subscriptions_of_customer(customer_id):
-            sid = str(item.get("subscription_id") or "")
-            if not sid:
-                continue
-            plan = item.get("plan_code")
-            created = item.get("created_time")
             found.append(
                 BilledSubscription(
-                    sid,
-                    str(item.get("status") or ""),
+                    item.subscription_id,
+                    item.status,
                     customer_id,
-                    str(plan) if plan else None,
-                    str(created) if created else None,
+                    item.plan_code or None,
+                    item.created_time or None,
                 )
             )
     found.sort(key=lambda s: not s.bills)  # stable: billing's order within each group

@@ -515,7 +515,7 @@ async def _parked(deps: ReconcileDeps, lease: RunLease, report: RunReport) -> No
         await lease.keep()
         customer = await deps.reads.customer(customer_id)
         report.counts = replace(report.counts, customers_read=report.counts.customers_read + 1)
-        if not customer:
+        if customer is None:
             continue
         document = rows.snapshot_with_customer(billing_json, customer)
         result = await lease.write(

@@ -22,9 +22,11 @@ from aiohttp import web
 from broker.clients.billing import BillingClient
 from broker.clients.billing_quota import retry_after_value, wait_in_words
 from broker.config import PausePolicy, Settings
+from broker.core.billing_events import BillingSubscription
 from broker.core.policy import Action, allowed_actions, refusal
 from broker.errors import (
     ActionNotAllowed,
+    BillingAnswerInvalid,
     BillingBudgetSpent,
     BillingError,
     BillingRateLimited,
@@ -53,7 +55,7 @@ from broker.web.appkeys import (
 log = structlog.get_logger(__name__)
 R = TypeVar("R", bound=web.StreamResponse)
 
-BillingCall = Callable[[BillingClient], Awaitable[dict[str, Any]]]
+BillingCall = Callable[[BillingClient], Awaitable[BillingSubscription | None]]
 OnBillingError = Callable[[BillingError], Awaitable[web.StreamResponse]]
 
 
@@ -221,9 +223,9 @@ async def apply_in_billing(
     if waiting is not None:
         return waiting
     try:
-        document = await call(client)
-        if not document.get("subscription_id"):
-            document = await client.get_subscription(subscription_id)
+        document = await call(client) or await client.get_subscription(subscription_id)
+        if document is None:
+            raise BillingAnswerInvalid("Zoho Billing's answer carried no subscription")
     except BillingError as error:
         await audit_action(
             request, viewer.session, action, subscription_id, f"failed: {error.code}", detail
@@ -261,7 +263,7 @@ async def apply_in_billing(
 def _ingest_and_audit(
     db: Tx,
     *,
-    document: dict[str, Any],
+    document: BillingSubscription,
     settings: Settings,
     entry: ActionAudit,
     detail: dict[str, Any] | None,

@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from broker.core.billing_requests import NewSubscriptionPage, UpdateSubscriptionPage
 from broker.core.catalog import Catalog
 from broker.core.correlation import Correlation
 from broker.core.forms import FREQUENCIES, FormResult, parse_plan_form
@@ -190,9 +191,9 @@ async def open_hosted_checkout(
         return waiting
     try:
         page = await (
-            client.new_subscription_page(payload)
+            client.new_subscription_page(NewSubscriptionPage.model_validate(payload))
             if action == "subscribe"
-            else client.update_subscription_page(payload)
+            else client.update_subscription_page(UpdateSubscriptionPage.model_validate(payload))
         )
     except BillingError as error:
         await audit_action(
@@ -204,8 +205,8 @@ async def open_hosted_checkout(
             ),
             error,
         )
-    hostedpage_id, url = str(page.get("hostedpage_id", "")), str(page.get("url", ""))
-    if not hostedpage_id or not url.startswith(("https://", "http://")):
+    hostedpage_id, url = page.hostedpage_id, page.url
+    if not hostedpage_id or not url:
         log.error("billing.hosted_page_unusable", action=action)
         return await plan_page(
             request,

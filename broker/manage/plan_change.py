@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from broker.core.billing_requests import SubscriptionUpdate
 from broker.core.catalog import Catalog
 from broker.core.change_money import cents
 from broker.core.forms import FormResult
@@ -123,7 +124,7 @@ async def change(request: web.Request) -> web.StreamResponse:
             "change",
             subscription_id,
             lambda client: client.update_subscription(
-                subscription_id, {**body, "end_of_term": False}
+                subscription_id, SubscriptionUpdate.model_validate({**body, "end_of_term": False})
             ),
             notice=f"Your subscription was changed. {shown.summary}",
             detail={**parsed.cleaned, **shown.audit()},

@@ -15,6 +15,7 @@ from decimal import Decimal
 import structlog
 from aiohttp import web
 
+from broker.core.billing_requests import PauseRequest
 from broker.core.forms import FormResult, parse_pause_form
 from broker.core.pause_credit import PauseCredit, pause_credit
 from broker.core.pause_terms import PAUSE_EFFECTS
@@ -129,10 +130,10 @@ async def pause(request: web.Request) -> web.StreamResponse:
             status=422,
         )
     subscription_id = current.subscription_id
-    body = {
-        "pause_date": _today(request).isoformat(),
-        "resume_date": form.cleaned["resume_on"].isoformat(),
-    }
+    body = PauseRequest(
+        pause_date=_today(request).isoformat(),
+        resume_date=form.cleaned["resume_on"].isoformat(),
+    )
     return await apply_in_billing(
         request,
         viewer,
@@ -140,7 +141,7 @@ async def pause(request: web.Request) -> web.StreamResponse:
         subscription_id,
         lambda client: client.pause_subscription(subscription_id, body),
         notice=(
-            f"Your subscription is paused until {body['resume_date']}. "
+            f"Your subscription is paused until {body.resume_date}. "
             + PAUSE_EFFECTS[viewer.pause_policy]
         ),
     )

@@ -24,7 +24,13 @@ from aiohttp import web
 
 from broker.core.ids import is_zoho_id
 from broker.core.org_billing import bills
-from broker.errors import ActionNotAllowed, BillingError, Forbidden, NotFound
+from broker.errors import (
+    ActionNotAllowed,
+    BillingAnswerInvalid,
+    BillingError,
+    Forbidden,
+    NotFound,
+)
 from broker.ops.access import OpsSession, check_csrf
 from broker.ops.org_view import zgid_of
 from broker.ops.support import operator, operator_session, render
@@ -102,9 +108,9 @@ async def cancel_duplicate(request: web.Request) -> web.StreamResponse:
     try:
         document = await app[billing_client_key].cancel_subscription(
             sid, at_term_end=when == "term_end"
-        )
-        if not document.get("subscription_id"):
-            document = await app[billing_client_key].get_subscription(sid)
+        ) or await app[billing_client_key].get_subscription(sid)
+        if document is None:
+            raise BillingAnswerInvalid("Zoho Billing's answer carried no subscription")
     except BillingError as error:
         log.warning("ops.cancel_duplicate_failed", zgid=zgid, subscription_id=sid, code=error.code)
         await _refused(request, session, zgid, sid, f"failed: {error.code}", detail)

@@ -5,9 +5,9 @@ transaction as the change it records. Functions run inside store write transacti
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from broker.config import Settings
+from broker.core.billing_events import BillingSubscription
 from broker.core.mapping import parked_for_quantity
 from broker.core.subscription_state import SubscriptionState
 from broker.store import dead_letters, outbox, pipeline, subscriptions
@@ -152,7 +152,7 @@ def resolve_parked(
 def duplicate_cancelled(
     db: Tx,
     who: Operator,
-    document: dict[str, Any],
+    document: BillingSubscription,
     *,
     zgid: str,
     detail: dict[str, object],
@@ -171,7 +171,7 @@ def duplicate_cancelled(
         "ops.cancel_duplicate",
         "ok",
         now=now,
-        subscription_id=str(document.get("subscription_id") or ""),
+        subscription_id=document.subscription_id,
         detail=detail,
         zgid=zgid,
     )

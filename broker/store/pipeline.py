@@ -9,8 +9,8 @@ audit row, an acknowledged event and its delivery are durable together.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
 
 import structlog
 
@@ -110,7 +110,7 @@ def write(db: Tx, decision: Decision, *, now: float) -> PipelineResult:
         kept = KeptSnapshot(
             subscription_id=sid,
             customer_id=subscription.effective_customer_id(),
-            status=subscription.status.lower(),
+            status=str(subscription.status),
             plan_code=subscription.plan.plan_code if subscription.plan else None,
             billing_json=subscription.model_dump_json(),
             billing_updated_at=decision.keep.updated_at,
@@ -215,7 +215,7 @@ def apply_snapshot(db: Tx, incoming: Snapshot, *, settings: Settings, now: float
 
 def ingest_billing_read(
     db: Tx,
-    document: dict[str, Any],
+    document: BillingSubscription | Mapping[str, object],
     *,
     source: str,
     settings: Settings,
@@ -223,7 +223,11 @@ def ingest_billing_read(
 ) -> PipelineResult:
     """A subscription read from the billing API (hosted-page result, page refresh): same path
     as a webhook, so the webhook that follows it changes nothing."""
-    subscription = BillingSubscription.model_validate(document)
+    subscription = (
+        document
+        if isinstance(document, BillingSubscription)
+        else BillingSubscription.model_validate(document)
+    )
     incoming = Snapshot.of(subscription, observed_at=now, source=source)
     return apply_snapshot(db, incoming, settings=settings, now=now)
 

@@ -10,14 +10,13 @@ Nothing here calls billing.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from broker.config import Settings
-from broker.core.billing_events import BillingSubscription, WebhookEvent
+from broker.core.billing_events import BillingCustomer, BillingSubscription, WebhookEvent
 from broker.core.decide import Decision, Outcome, Snapshot, decide, event_snapshot
 from broker.core.reconcile import Drift, StoredView
 from broker.core.subscription_state import SubscriptionState
@@ -209,7 +208,7 @@ def feed_event(
 
 def feed_read(
     db: Tx,
-    document: dict[str, Any],
+    document: BillingSubscription | Mapping[str, object],
     *,
     floor: float | None,
     settings: Settings,
@@ -221,7 +220,11 @@ def feed_read(
     ``updated_time`` older than what is stored, yet it is the newer truth: it is ordered no
     earlier than ``floor``, what was stored *before* the read (so a webhook that arrived
     meanwhile with a later time still wins)."""
-    subscription = BillingSubscription.model_validate(document)
+    subscription = (
+        document
+        if isinstance(document, BillingSubscription)
+        else BillingSubscription.model_validate(document)
+    )
     snapshot = Snapshot.of(subscription, observed_at=now, source=source)
     if floor is not None and snapshot.updated_at < floor:
         snapshot = Snapshot(subscription, floor, source)
@@ -248,7 +251,7 @@ def _preview(decision: Decision | None) -> PipelineResult:
     return PipelineResult(decision.outcome, decision.reason, decision.subscription_id)
 
 
-def _when(text: Any) -> datetime | None:
+def _when(text: object) -> datetime | None:
     if not isinstance(text, str):
         return None
     try:
@@ -257,11 +260,10 @@ def _when(text: Any) -> datetime | None:
         return None
 
 
-def snapshot_with_customer(billing_json: str, customer: dict[str, Any]) -> dict[str, Any]:
+def snapshot_with_customer(billing_json: str, customer: BillingCustomer) -> BillingSubscription:
     """The stored snapshot with billing's fresh customer in it (a parked one's re-read)."""
-    document: dict[str, Any] = json.loads(billing_json)
-    document["customer"] = customer
-    return document
+    stored = BillingSubscription.model_validate_json(billing_json)
+    return stored.model_copy(update={"customer": customer})
 
 
 def erase_drift(db: Tx, subscription_ids: Sequence[str]) -> int:

@@ -21,6 +21,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 from pydantic import SecretStr
 from structlog.testing import capture_logs
@@ -28,9 +29,16 @@ from yarl import URL
 
 from broker.clients.billing import BillingClient
 from broker.config import BillingSettings
-from broker.core.hosted_pages import CheckoutStatus
+from broker.core.billing_requests import (
+    NewSubscriptionPage,
+    PauseRequest,
+    SubscriptionUpdate,
+    UpdateSubscriptionPage,
+)
+from broker.core.hosted_pages import CheckoutStatus, HostedPage
 from broker.core.pause_credit import pause_credit
 from broker.errors import (
+    BillingAnswerInvalid,
     BillingAuthError,
     BillingNotFound,
     BillingRateLimited,
@@ -158,26 +166,30 @@ class Harness:
             extra["clock"] = clock
         return BillingClient(self.session, self.settings(**overrides), **extra)
 
-    async def pay(self, page: dict[str, Any]) -> aiohttp.ClientResponse:
+    async def pay(self, page: HostedPage) -> aiohttp.ClientResponse:
         """What the buyer's browser does: press "Pay now" on the hosted page."""
-        pay_url = URL(page["url"]).with_path(f"/hostedpages/{page['hostedpage_id']}/pay")
+        assert page.url is not None
+        pay_url = URL(page.url).with_path(f"/hostedpages/{page.hostedpage_id}/pay")
         async with aiohttp.ClientSession() as browser:
             response = await browser.post(pay_url, allow_redirects=False)
             response.release()
             return response
 
 
-def new_subscription_payload(**changes: Any) -> dict[str, Any]:
-    return {
-        "customer": {"display_name": "Example Org", "email": "owner@example.com"},
-        "plan": {"plan_code": STANDARD, "quantity": 5},
-        "addons": [{"addon_code": STORAGE, "quantity": 2}],
-        "custom_fields": [
-            {"label": "zuid", "value": "60000000001"},
-            {"label": "zgid", "value": "70000000001"},
-        ],
-        "redirect_url": BACK,
-    } | changes
+def new_subscription_payload(**changes: Any) -> NewSubscriptionPage:
+    return NewSubscriptionPage.model_validate(
+        {
+            "customer": {"display_name": "Example Org", "email": "owner@example.com"},
+            "plan": {"plan_code": STANDARD, "quantity": 5},
+            "addons": [{"addon_code": STORAGE, "quantity": 2}],
+            "custom_fields": [
+                {"label": "zuid", "value": "60000000001"},
+                {"label": "zgid", "value": "70000000001"},
+            ],
+            "redirect_url": BACK,
+        }
+        | changes
+    )
 
 
 def write_catalog(path: Path, active_plans: int, inactive_plans: int = 0) -> Path:
@@ -309,7 +321,8 @@ async def test_401_refreshes_the_token_once_and_the_call_succeeds(harness: Harne
 
     read = await billing.get_subscription(sub.subscription_id)
 
-    assert read["subscription_id"] == sub.subscription_id
+    assert read is not None
+    assert read.subscription_id == sub.subscription_id
     assert harness.sim.token_requests == 2
     assert len(harness.wire.api(f"/subscriptions/{sub.subscription_id}")) == 2
     assert sleeps.seconds == []  # a 401 is answered by a refresh, not a backoff
@@ -460,7 +473,8 @@ async def test_two_5xx_then_ok_succeeds_after_two_backoff_sleeps(harness: Harnes
 
     read = await billing.get_subscription(sub.subscription_id)
 
-    assert read["status"] == "live"
+    assert read is not None
+    assert read.status == "live"
     assert len(sleeps.seconds) == 2
     assert all(0 < delay <= 8 for delay in sleeps.seconds)
     assert len(harness.wire.api(f"/subscriptions/{sub.subscription_id}")) == 3
@@ -630,7 +644,7 @@ async def test_list_plans_returns_every_active_plan_across_pages(
         plans = await billing.list_plans()
         pages = [dict(sent.url.query) for sent in h.wire.api("/plans")]
 
-    codes = [plan["plan_code"] for plan in plans]
+    codes = [plan.plan_code for plan in plans]
     assert codes == [f"{APP}_P{number:04d}" for number in range(450)]
     assert [page["page"] for page in pages] == ["1", "2", "3"]
     assert {page["filter_by"] for page in pages} == {"PlanStatus.ACTIVE"}
@@ -646,7 +660,7 @@ async def test_list_without_page_context_is_read_past_page_one(
         plans = await h.client().list_plans()
         pages = [dict(sent.url.query)["page"] for sent in h.wire.api("/plans")]
 
-    assert [plan["plan_code"] for plan in plans] == [f"{APP}_P{n:04d}" for n in range(450)]
+    assert [plan.plan_code for plan in plans] == [f"{APP}_P{n:04d}" for n in range(450)]
     assert pages == ["1", "2", "3"]  # 200, 200, 50: the short page ends it
 
 
@@ -670,9 +684,10 @@ async def test_new_subscription_checkout_paid_reads_back_as_success(harness: Har
 
     page = await billing.new_subscription_page(new_subscription_payload())
     paid = await harness.pay(page)
-    result = await billing.get_hosted_page(page["hostedpage_id"])
+    assert page.hostedpage_id is not None
+    result = await billing.get_hosted_page(page.hostedpage_id)
 
-    assert page["status"] == "fresh"
+    assert page.status_word == "fresh"
     assert paid.status == 303
     assert paid.headers["Location"].startswith(BACK)
     assert result.status is CheckoutStatus.PAID
@@ -693,14 +708,15 @@ async def test_unpaid_checkout_reads_as_open_without_a_subscription(harness: Har
     billing = harness.client()
 
     page = await billing.new_subscription_page(new_subscription_payload())
-    result = await billing.get_hosted_page(page["hostedpage_id"])
+    assert page.hostedpage_id is not None
+    result = await billing.get_hosted_page(page.hostedpage_id)
 
     assert (result.status, result.status_word, result.subscription) == (
         CheckoutStatus.OPEN,
         "fresh",
         None,
     )
-    assert result.url == page["url"]
+    assert result.url == page.url
     assert harness.sim.subscriptions == {}
 
 
@@ -712,8 +728,9 @@ async def test_hosted_page_is_read_flat_as_documented_or_in_a_wrapper(
         billing = h.client()
         page = await billing.new_subscription_page(new_subscription_payload())
         await h.pay(page)
-        body = await billing.request("GET", f"/hostedpages/{page['hostedpage_id']}")
-        result = await billing.get_hosted_page(page["hostedpage_id"])
+        assert page.hostedpage_id is not None
+        body = await billing.request("GET", f"/hostedpages/{page.hostedpage_id}")
+        result = await billing.get_hosted_page(page.hostedpage_id)
 
     assert ("hostedpage" in body, body.get("status")) == (
         (True, None) if wrapped else (False, "success")
@@ -728,14 +745,17 @@ async def test_update_subscription_checkout_changes_the_plan_when_paid(harness: 
     sub = harness.sim.subscribe(STANDARD, quantity=2)
 
     page = await billing.update_subscription_page(
-        {
-            "subscription_id": sub.subscription_id,
-            "plan": {"plan_code": PROFESSIONAL, "quantity": 3},
-            "redirect_url": BACK,
-        }
+        UpdateSubscriptionPage.model_validate(
+            {
+                "subscription_id": sub.subscription_id,
+                "plan": {"plan_code": PROFESSIONAL, "quantity": 3},
+                "redirect_url": BACK,
+            }
+        )
     )
     paid = await harness.pay(page)
-    result = await billing.get_hosted_page(page["hostedpage_id"])
+    assert page.hostedpage_id is not None
+    result = await billing.get_hosted_page(page.hostedpage_id)
 
     assert paid.status == 303
     assert result.status is CheckoutStatus.PAID
@@ -751,15 +771,19 @@ async def test_update_subscription_changes_plan_and_addons_directly(harness: Har
 
     changed = await billing.update_subscription(
         sub.subscription_id,
-        {
-            "plan": {"plan_code": PROFESSIONAL, "quantity": 4},
-            "addons": [{"addon_code": STORAGE, "quantity": 1}],
-        },
+        SubscriptionUpdate.model_validate(
+            {
+                "plan": {"plan_code": PROFESSIONAL, "quantity": 4},
+                "addons": [{"addon_code": STORAGE, "quantity": 1}],
+            }
+        ),
     )
 
-    assert changed["subscription_id"] == sub.subscription_id
-    assert (changed["plan"]["plan_code"], changed["plan"]["quantity"]) == (PROFESSIONAL, 4)
-    assert [a["addon_code"] for a in changed["addons"]] == [STORAGE]
+    assert changed is not None
+    assert changed.plan is not None
+    assert changed.subscription_id == sub.subscription_id
+    assert (changed.plan.plan_code, changed.plan.quantity) == (PROFESSIONAL, 4)
+    assert [a.addon_code for a in changed.addons] == [STORAGE]
     assert harness.sim.events[-1].event_type == "subscription_upgraded"
 
 
@@ -770,8 +794,10 @@ async def test_cancel_at_term_end_then_reactivate_removes_the_schedule(harness: 
     scheduled = await billing.cancel_subscription(sub.subscription_id, at_term_end=True)
     reactivated = await billing.reactivate_subscription(sub.subscription_id)
 
-    assert scheduled["status"] == "non_renewing"
-    assert reactivated["status"] == "live"
+    assert scheduled is not None
+    assert reactivated is not None
+    assert scheduled.status == "non_renewing"
+    assert reactivated.status == "live"
     sent = harness.wire.api(f"/subscriptions/{sub.subscription_id}/cancel")
     assert [dict(request.url.query) for request in sent] == [{"cancel_at_end": "true"}]
 
@@ -783,8 +809,10 @@ async def test_cancel_now_then_reactivate_within_the_term(harness: Harness) -> N
     cancelled = await billing.cancel_subscription(sub.subscription_id, at_term_end=False)
     reactivated = await billing.reactivate_subscription(sub.subscription_id)
 
-    assert cancelled["status"] == "cancelled"
-    assert reactivated["status"] == "live"
+    assert cancelled is not None
+    assert reactivated is not None
+    assert cancelled.status == "cancelled"
+    assert reactivated.status == "live"
     assert [event.event_type for event in harness.sim.events][-2:] == [
         "subscription_cancelled",
         "subscription_reactivated",
@@ -810,18 +838,24 @@ async def test_pause_and_resume_credit_what_pause_credit_computes(harness: Harne
         pause_start=date(2026, 6, 10),
         resume_on=date(2026, 6, 15),
     )
-    assert paused["status"] == "paused"
-    assert resumed["status"] == "live"
-    assert Decimal(str(resumed["last_pause_credit"])) == expected.amount == Decimal("50.00")
+    assert paused is not None
+    assert resumed is not None
+    assert paused.status == "paused"
+    assert resumed.status == "live"
+    credit = (resumed.model_extra or {})["last_pause_credit"]
+    assert Decimal(str(credit)) == expected.amount == Decimal("50.00")
 
 
 async def test_pause_with_a_resume_date_sends_it(harness: Harness) -> None:
     billing = harness.client()
     sub = harness.sim.subscribe(STANDARD)
 
-    paused = await billing.pause_subscription(sub.subscription_id, {"resume_date": "2026-06-20"})
+    paused = await billing.pause_subscription(
+        sub.subscription_id, PauseRequest(resume_date="2026-06-20")
+    )
 
-    assert paused["status"] == "paused"
+    assert paused is not None
+    assert paused.status == "paused"
     assert harness.sim.subscriptions[sub.subscription_id].resume_date == date(2026, 6, 20)
 
 
@@ -846,8 +880,10 @@ async def test_get_subscription_and_list_addons_read_the_simulator(harness: Harn
     read = await billing.get_subscription(sub.subscription_id)
     addons = await billing.list_addons()
 
-    assert (read["plan"]["plan_code"], read["plan"]["quantity"]) == (STANDARD, 3)
-    assert {addon["addon_code"] for addon in addons} == {STORAGE, f"{STORAGE}_Y"}
+    assert read is not None
+    assert read.plan is not None
+    assert (read.plan.plan_code, read.plan.quantity) == (STANDARD, 3)
+    assert {addon.addon_code for addon in addons} == {STORAGE, f"{STORAGE}_Y"}
 
 
 async def test_the_simulated_events_api_lists_as_documented_and_reads_one(
@@ -892,10 +928,11 @@ async def test_no_secret_or_access_token_reaches_a_log_line(harness: Harness) ->
         page = await billing.new_subscription_page(new_subscription_payload())
         harness.sim.expire_tokens()
         await harness.pay(page)
-        result = await billing.get_hosted_page(page["hostedpage_id"])
+        assert page.hostedpage_id is not None
+        result = await billing.get_hosted_page(page.hostedpage_id)
         harness.sim.fail_next(1, 503)
         assert result.subscription is not None
-        await billing.get_subscription(result.subscription["subscription_id"])
+        await billing.get_subscription(str(result.subscription["subscription_id"]))
         with pytest.raises(BillingAuthError):
             await harness.client(client_secret=SecretStr("wrong-secret-2468")).list_plans()
 
@@ -986,3 +1023,60 @@ async def test_client_refuses_a_hosted_page_id_with_characters_no_page_id_has(
     with pytest.raises(InvalidIdentifier):
         await harness.client().get_hosted_page(bad)
     assert harness.wire.requests == []
+
+
+# --- answers that do not validate ----------------------------------------------------------------
+
+
+def answering(sim: BillingSimulator, answers: dict[str, dict[str, object]]) -> web.Application:
+    """The simulator, except that the paths in ``answers`` answer that JSON (code 0)."""
+
+    @web.middleware
+    async def broken(request: web.Request, handler: web.RequestHandler) -> web.StreamResponse:
+        answer = answers.get(request.path)
+        return web.json_response(answer) if answer is not None else await handler(request)
+
+    app = sim.app()
+    app.middlewares.append(broken)
+    return app
+
+
+@pytest.mark.parametrize(
+    ("path", "answer", "problem"),
+    [
+        (
+            "/billing/v1/subscriptions/2077000000300001",
+            {"code": 0, "message": "success", "subscription": {"status": "live"}},
+            "subscription.subscription_id: Field required",
+        ),
+        (
+            "/billing/v1/plans",
+            {"code": 0, "message": "success", "plans": ["standard"]},
+            "plans[0]: not an object",
+        ),
+        (
+            "/billing/v1/customers/2077000000200001",
+            {"code": 0, "message": "success", "customer": {"customer_id": "12.5"}},
+            "customer.customer_id: Value error",
+        ),
+    ],
+    ids=["subscription without id", "plan not an object", "customer id not a Zoho id"],
+)
+async def test_an_answer_that_does_not_validate_is_a_clear_error(
+    aiohttp_server: ServerFactory, path: str, answer: dict[str, object], problem: str
+) -> None:
+    sim = make_sim()
+    server = await aiohttp_server(answering(sim, {path: answer}))
+    async with aiohttp.ClientSession() as session:
+        billing = Harness(sim, server, session, Wire()).client()
+        call = {
+            "subscriptions": lambda: billing.get_subscription("2077000000300001"),
+            "plans": billing.list_plans,
+            "customers": lambda: billing.get_customer("2077000000200001"),
+        }[path.split("/")[3]]
+        with pytest.raises(BillingAnswerInvalid) as caught:
+            await call()
+
+    assert caught.value.status == 502
+    assert any(line.startswith(problem) for line in caught.value.details["problems"])
+    assert problem.split(":")[0] in caught.value.message

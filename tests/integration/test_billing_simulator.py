@@ -1324,7 +1324,9 @@ async def test_the_brokers_billing_client_works_against_the_simulator(
             await billing.get_subscription("404")
 
     assert len(plans) == 6
-    assert read["customer"]["custom_field_hash"]["cf_zuid"] == "60000000001"
+    assert read is not None
+    assert read.customer is not None
+    assert read.customer.custom_field_hash["cf_zuid"] == "60000000001"
     assert [row["subscription_id"] for row in listed["subscriptions"]] == [sub.subscription_id]
     assert sim.token_requests == 2
 
