@@ -47,8 +47,15 @@ def parse_status(value: object) -> BillingStatus | UnknownStatus:
         return value
     if not isinstance(value, str) or not value or len(value) > MAX_STATUS_CHARS:
         raise ValueError(f"must be a status word of 1 to {MAX_STATUS_CHARS} characters")
-    text = value.lower()
+    return read_status(value)
+
+
+def read_status(text: str) -> BillingStatus | UnknownStatus:
+    """A status word, whatever its case: the model's, or one kept as text (a stored column)."""
+    if isinstance(text, BillingStatus | UnknownStatus):
+        return text
+    word = text.lower()
     try:
-        return BillingStatus(text)
+        return BillingStatus(word)
     except ValueError:
-        return UnknownStatus(text)
+        return UnknownStatus(word)

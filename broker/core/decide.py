@@ -319,7 +319,7 @@ def _not_newer(
     """Why ``incoming`` must not replace the stored snapshot, as a decision; None to keep it."""
     sid = incoming.subscription.subscription_id
     deleted = BillingStatus.DELETED
-    if stored and stored.status == deleted and incoming.subscription.status.lower() != deleted:
+    if stored and stored.status == deleted and incoming.subscription.status is not deleted:
         # Billing cannot bring a deleted subscription back; a late event must not either.
         return Decision(Outcome.STALE, f"subscription {sid} was deleted in billing", sid)
     latest_credible = now + settings.webhooks.future_tolerance_seconds

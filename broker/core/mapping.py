@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from broker.config import PausePolicy, PlansSettings
 from broker.core.billing_events import BillingSubscription
-from broker.core.billing_status import BillingStatus
+from broker.core.billing_status import BillingStatus, UnknownStatus, read_status
 from broker.core.ours import Ownership, has_app_prefix, ownership
 from broker.core.plan_interval import interval_warning
 
@@ -146,8 +146,12 @@ def parked_for_quantity(parked_reason: str) -> bool:
     return BELOW_MIN_USERS in parked_reason
 
 
-def classify_status(status: str, plans: PlansSettings) -> Literal["active", "inactive"] | None:
-    status = status.lower()
+def classify_status(
+    status: BillingStatus | UnknownStatus | str, plans: PlansSettings
+) -> Literal["active", "inactive"] | None:
+    """What a status means for the platform; None for one this broker does not know. Text is
+    read as ``billing_status.read_status`` reads it."""
+    status = read_status(status)
     if status in ACTIVE_STATUSES:
         return "active"
     if status in ENDED_STATUSES or status in NOT_STARTED_STATUSES:
@@ -173,7 +177,7 @@ def desired_state(
     billing products, set or learned; empty when unknown). A quantity below ``min_users``
     (``platform.min_users``) is parked, not sent: the contract does not say the platform takes
     it, and a refused call would only end as a dead letter."""
-    status = subscription.status.lower()
+    status = subscription.status
     category = classify_status(status, plans)
     if category is None:
         return Ignore(f"unknown subscription status {status!r}: nothing changed on the platform")

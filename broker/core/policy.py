@@ -19,7 +19,7 @@ from datetime import date
 from enum import StrEnum
 from types import MappingProxyType
 
-from broker.core.billing_status import BillingStatus
+from broker.core.billing_status import BillingStatus, read_status
 
 
 class Action(StrEnum):
@@ -57,7 +57,7 @@ NO_SUBSCRIPTION: frozenset[Action] = frozenset({A.SUBSCRIBE})
 NEEDS_TERM: Mapping[Action, frozenset[BillingStatus]] = MappingProxyType(
     {A.REACTIVATE: frozenset({S.CANCELLED})}
 )
-# Anyone in the org may buy when nothing runs; everything else is the manager's.
+# Everyone in the org may buy when nothing runs; everything else is the manager's.
 ANYONE: frozenset[Action] = frozenset({A.SUBSCRIBE})
 
 _DONE = {
@@ -85,12 +85,9 @@ class SubscriptionFacts:
 
     @classmethod
     def of(cls, status: str | None, term_ends_at: object, today: date) -> SubscriptionFacts:
-        raw = (status or "").strip().lower()
-        try:
-            known: BillingStatus | None = BillingStatus(raw)
-        except ValueError:
-            known = None
-        return cls(known, raw, _in_term(term_ends_at, today))
+        word = read_status((status or "").strip())
+        known = word if isinstance(word, BillingStatus) else None
+        return cls(known, str(word), _in_term(term_ends_at, today))
 
 
 @dataclass(frozen=True)
