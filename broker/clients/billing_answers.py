@@ -6,8 +6,6 @@ access token expired, which the client answers by refreshing it once.
 
 from __future__ import annotations
 
-from typing import Any
-
 from broker.errors import BillingNotFound, BillingRateLimited, BillingRejected, BillingUnavailable
 
 
@@ -40,7 +38,7 @@ def never_sent(error: BaseException) -> bool:
 QUOTA_CODES = frozenset({44, 45, 1070})
 
 
-def envelope(status: int, body: dict[str, Any], retry_after: float | None) -> dict[str, Any]:
+def envelope(status: int, body: dict[str, object], retry_after: float | None) -> dict[str, object]:
     """Turn an HTTP answer and Zoho's ``{code, message}`` into a result or a named error."""
     message = str(body.get("message") or f"HTTP {status}")[:300]
     if status == 401:

@@ -119,7 +119,8 @@ class AccessTokens:
                     f"Zoho accounts refused the refresh token ({error})",
                     hint="check billing.client_id, client_secret, refresh_token and data_centre",
                 )
-            expires_in = float(body.get("expires_in") or 3600)
+            lifetime = body.get("expires_in") or 3600
+            expires_in = float(lifetime) if isinstance(lifetime, int | float | str) else 3600.0
             margin = min(self._settings.token_refresh_margin_seconds, expires_in / 2)
             self._token = token
             self._issued_at = self._clock()

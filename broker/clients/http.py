@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
-from typing import Any
 
 import aiohttp
 
@@ -27,10 +26,10 @@ def parse_retry_after(value: str | None, *, clock: Callable[[], float] = time.ti
     return max(0.0, moment.timestamp() - clock())
 
 
-async def json_body(response: aiohttp.ClientResponse) -> dict[str, Any]:
+async def json_body(response: aiohttp.ClientResponse) -> dict[str, object]:
     """The JSON object a response carries, or {} for anything else (Zoho errors are not JSON)."""
     try:
-        body = await response.json(content_type=None)
+        body: object = await response.json(content_type=None)
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Protocol
 
 from broker.core.catalog import Catalog
 from broker.core.forms import FREQUENCIES
@@ -69,7 +69,7 @@ class Configuration:
         return cls(view.planid, view.frequency, view.users or 0, view.storage_units or 0)
 
     @classmethod
-    def of_form(cls, form: Mapping[str, Any]) -> Configuration | None:
+    def of_form(cls, form: Mapping[str, object]) -> Configuration | None:
         """The configuration a posted plan form names, read literally (None when it does not
         read as one): lets an unchanged form be recognised before the catalog is read."""
         planid = str(form.get("planid", "")).strip()
@@ -83,14 +83,19 @@ class Configuration:
         return cls(planid, frequency, int(users), int(storage))
 
     @classmethod
-    def of_choice(cls, cleaned: Mapping[str, Any]) -> Configuration:
+    def of_choice(cls, cleaned: Mapping[str, object]) -> Configuration:
         """The configuration of a checked plan form (``forms.parse_plan_form``)."""
         return cls(
             str(cleaned["planid"]),
             str(cleaned["frequency"]),
-            int(cleaned["users"]),
-            int(cleaned["storage"]),
+            _whole(cleaned["users"]),
+            _whole(cleaned["storage"]),
         )
+
+
+def _whole(value: object) -> int:
+    """A count the checked form holds (an int already; text of one is read as one)."""
+    return value if isinstance(value, int) else int(str(value))
 
 
 @dataclass(frozen=True)
