@@ -170,10 +170,16 @@ class BillingClient:
         return read_hosted_page(body)
 
     async def get_hosted_page(self, hostedpage_id: str) -> HostedPage:
+        """The checkout as billing reports it. A paid page's subscription is kept as billing
+        sent it (the pipeline reads it), but one that does not read as a subscription is
+        ``BillingAnswerInvalid`` here, not a failure once the payment is being recorded."""
         body = await self.request(
             "GET", f"/hostedpages/{path_segment('hosted page', hostedpage_id, HOSTED_PAGE_ID)}"
         )
-        return read_hosted_page(body)
+        page = read_hosted_page(body)
+        if page.subscription is not None:
+            _parsed(BillingSubscription, page.subscription, "data.subscription")
+        return page
 
     async def update_subscription(
         self, subscription_id: str, update: SubscriptionUpdate

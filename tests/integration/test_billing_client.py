@@ -1059,8 +1059,18 @@ def answering(sim: BillingSimulator, answers: dict[str, dict[str, object]]) -> w
             {"code": 0, "message": "success", "customer": {"customer_id": "12.5"}},
             "customer.customer_id: Value error",
         ),
+        (
+            "/billing/v1/hostedpages/hp1",
+            {"code": 0, "status": "success", "data": {"subscription": {"subscription_id": "1"}}},
+            "data.subscription.status:",
+        ),
     ],
-    ids=["subscription without id", "plan not an object", "customer id not a Zoho id"],
+    ids=[
+        "subscription without id",
+        "plan not an object",
+        "customer id not a Zoho id",
+        "paid page whose subscription has no status",
+    ],
 )
 async def test_an_answer_that_does_not_validate_is_a_clear_error(
     aiohttp_server: ServerFactory, path: str, answer: dict[str, object], problem: str
@@ -1073,6 +1083,7 @@ async def test_an_answer_that_does_not_validate_is_a_clear_error(
             "subscriptions": lambda: billing.get_subscription("2077000000300001"),
             "plans": billing.list_plans,
             "customers": lambda: billing.get_customer("2077000000200001"),
+            "hostedpages": lambda: billing.get_hosted_page("hp1"),
         }[path.split("/")[3]]
         with pytest.raises(BillingAnswerInvalid) as caught:
             await call()
