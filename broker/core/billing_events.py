@@ -19,12 +19,16 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
     PlainSerializer,
     PlainValidator,
+    PrivateAttr,
     ValidationError,
+    field_serializer,
+    model_validator,
 )
 
-from broker.core.billing_status import BillingStatus, UnknownStatus, parse_status
+from broker.core.billing_status import BillingStatus, UnknownStatus, parse_status, read_status
 from broker.core.event_kinds import EventKind, event_kind
 from broker.core.ids import IdKind, id_problem, is_zoho_id
 from broker.errors import InvalidPayload
@@ -174,6 +178,25 @@ class BillingSubscription(_Open):
     customer: BillingCustomer | None = None
     custom_fields: list[CustomField] = Field(default_factory=list)
     custom_field_hash: FieldHash = Field(default_factory=dict)
+    # Billing's status word as sent, so the stored snapshot keeps it letter for letter.
+    _status_word: str | None = PrivateAttr(default=None)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _keep_status_word(
+        cls, data: object, handler: ModelWrapValidatorHandler[BillingSubscription]
+    ) -> BillingSubscription:
+        subscription = handler(data)
+        word = data.get("status") if isinstance(data, dict) else None
+        if isinstance(word, str):
+            subscription._status_word = word
+        return subscription
+
+    @field_serializer("status")
+    def _status_as_sent(self, status: BillingStatus | UnknownStatus) -> str:
+        """The word billing sent, unless the status was changed since (``deleted``)."""
+        word = self._status_word
+        return word if word is not None and read_status(word) == status else str(status)
 
     def effective_customer_id(self) -> str | None:
         return self.customer_id or (self.customer.customer_id if self.customer else None)

@@ -1,5 +1,6 @@
 """A subscription's status is read once, in the model: a known word is a ``BillingStatus``, a word
-Zoho may add is kept (lower-cased) as an ``UnknownStatus`` and refuses nothing."""
+Zoho may add is kept (lower-cased) as an ``UnknownStatus`` and refuses nothing; the stored
+snapshot keeps billing's word as sent."""
 
 from __future__ import annotations
 
@@ -34,14 +35,17 @@ def test_what_is_no_status_word_is_refused(value: object) -> None:
         parse_status(value)
 
 
-def test_the_model_parses_the_status_and_writes_its_lower_cased_text() -> None:
+def test_the_model_parses_the_status_and_keeps_billings_word_for_the_snapshot() -> None:
     known = BillingSubscription.model_validate({"subscription_id": "1", "status": "LIVE"})
     unknown = BillingSubscription.model_validate({"subscription_id": "1", "status": "On_Hold"})
+    deleted = known.model_copy(update={"status": BillingStatus.DELETED})
 
     assert known.status is BillingStatus.LIVE
-    assert '"status":"live"' in known.model_dump_json()
+    assert '"status":"LIVE"' in known.model_dump_json()
+    assert '"status":"deleted"' in deleted.model_dump_json()
     assert isinstance(unknown.status, UnknownStatus)
-    assert '"status":"on_hold"' in unknown.model_dump_json()
+    assert unknown.status == "on_hold"
+    assert '"status":"On_Hold"' in unknown.model_dump_json()
     assert classify_status(unknown.status, PlansSettings()) is None
     listed = ListedSubscription.model_validate({"subscription_id": "1", "status": "dunning"})
     assert listed.status is BillingStatus.DUNNING
