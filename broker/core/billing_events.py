@@ -19,6 +19,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    JsonValue,
     ModelWrapValidatorHandler,
     PlainSerializer,
     PlainValidator,
@@ -113,9 +114,9 @@ Quantity = Annotated[int, Field(ge=0, le=MAX_QUANTITY)]
 Timestamp = Annotated[datetime | None, BeforeValidator(_as_timestamp)]
 Interval = Annotated[int | None, BeforeValidator(_as_interval)]
 OptionalId = Annotated[str | None, BeforeValidator(_as_optional_id)]
-# Custom field values are JSON scalars.
-FieldValue = str | int | float | bool | None
-FieldHash = Annotated[dict[str, FieldValue], BeforeValidator(_as_field_hash)]
+# A custom field's value is any JSON: Zoho's multi-select and lookup fields hold lists and
+# objects, and a snapshot that carries one must still be accepted and stored as sent.
+FieldHash = Annotated[dict[str, JsonValue], BeforeValidator(_as_field_hash)]
 Price = Annotated[Decimal, PlainValidator(_as_price)]
 # Zoho's subscription status, parsed once (``billing_status.parse_status``); written as its
 # lower-cased text.
@@ -133,7 +134,7 @@ class _Open(BaseModel):
 class CustomField(_Open):
     label: str | None = None
     api_name: str | None = None
-    value: FieldValue = None
+    value: JsonValue = None
 
 
 class BillingCustomer(_Open):

@@ -36,6 +36,7 @@ from broker.core.billing_requests import (
     UpdateSubscriptionPage,
 )
 from broker.core.hosted_pages import CheckoutStatus, HostedPage
+from broker.core.org_billing import customer_record
 from broker.core.pause_credit import pause_credit
 from broker.errors import (
     BillingAnswerInvalid,
@@ -1091,3 +1092,39 @@ async def test_an_answer_that_does_not_validate_is_a_clear_error(
     assert caught.value.status == 502
     assert any(line.startswith(problem) for line in caught.value.details["problems"])
     assert problem.split(":")[0] in caught.value.message
+
+
+async def test_a_customer_whose_custom_fields_hold_lists_or_objects_is_read_whole(
+    aiohttp_server: ServerFactory,
+) -> None:
+    """Multi-select fields hold lists and lookup fields objects: a customer carrying them is
+    read as before, the values kept as sent, and its zuid / zgid still found beside them."""
+    regions = {"label": "Regions", "api_name": "cf_regions", "value": ["EU", "US"]}
+    account = {"label": "Account", "api_name": "cf_account", "value": {"id": "9001"}}
+    customer = {
+        "customer_id": "2077000000200001",
+        "display_name": "Example Org",
+        "email": "Owner@Example.com",
+        "custom_fields": [
+            regions,
+            account,
+            {"label": "zuid", "api_name": "cf_zuid", "value": "60000000001"},
+            {"label": "zgid", "api_name": "cf_zgid", "value": "70000000001"},
+        ],
+        "custom_field_hash": {"cf_regions": ["EU", "US"], "cf_account": {"id": "9001"}},
+    }
+    path = "/billing/v1/customers/2077000000200001"
+    sim = make_sim()
+    server = await aiohttp_server(
+        answering(sim, {path: {"code": 0, "message": "success", "customer": customer}})
+    )
+    async with aiohttp.ClientSession() as session:
+        read = await Harness(sim, server, session, Wire()).client().get_customer("2077000000200001")
+
+    assert read is not None
+    assert [field.value for field in read.custom_fields[:2]] == [["EU", "US"], {"id": "9001"}]
+    assert read.custom_field_hash == customer["custom_field_hash"]
+    assert read.model_dump(mode="json", exclude_unset=True) == customer
+    record = customer_record(read, now=1.0)
+    assert record is not None
+    assert (record.zuid, record.zgid) == ("60000000001", "70000000001")

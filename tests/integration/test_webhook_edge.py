@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from broker.web import webhook_auth
 from tests.conftest import db_rows
-from tests.support.basics import ZAPIKEY, subscription_event
+from tests.support.basics import ZAPIKEY, ZGID, ZUID, subscription_event
 
 Client = TestClient[web.Request, web.Application]
 
@@ -558,6 +558,32 @@ async def test_subscription_with_deeply_nested_extra_keys_is_not_a_500(broker: C
         nested = {"x": nested}
     status, _, _ = await send(broker, raw(subscription_event(vendor_blob=nested)))
     assert status < 500
+
+
+# Zoho's multi-select fields hold a list, its lookup fields an object: both are real data.
+MULTI_SELECT = {"label": "Regions", "api_name": "cf_regions", "value": ["EU", "US"]}
+LOOKUP = {"label": "Account", "api_name": "cf_account", "value": {"id": "9001", "name": "Acme"}}
+
+
+async def test_custom_field_values_that_are_lists_or_objects_are_accepted_and_stored(
+    broker: Client,
+):
+    event = subscription_event(
+        custom_fields=[MULTI_SELECT, LOOKUP],
+        custom_field_hash={"cf_regions": ["EU", "US"], "cf_account": {"id": "9001"}},
+    )
+    event["data"]["subscription"]["customer"]["custom_fields"] += [MULTI_SELECT, LOOKUP]
+    status, answer, _ = await send(broker, raw(event))
+    assert status == 200, answer
+    assert answer["status"] == "accepted"
+    # The ids are still read from the customer's fields beside the list and the object.
+    customers = await db_rows(broker, "SELECT zuid, zgid FROM customers")
+    assert customers == [{"zuid": ZUID, "zgid": ZGID}]
+    rows = await db_rows(broker, "SELECT billing_json FROM subscriptions")
+    stored = json.loads(rows[0]["billing_json"])
+    assert stored["custom_fields"] == [MULTI_SELECT, LOOKUP]
+    assert stored["custom_field_hash"]["cf_account"] == {"id": "9001"}
+    assert stored["customer"]["custom_fields"][-2:] == [MULTI_SELECT, LOOKUP]
 
 
 @pytest.mark.parametrize("field", ["event_id", "subscription_id"])

@@ -211,3 +211,18 @@ def test_an_unreadable_unformatted_value_falls_back_to_the_formatted_one() -> No
         custom_field_hash={"cf_zgid_unformatted": "", "cf_zgid": "70000000001"}
     )
     assert identity_from_billing(subscription_with(customer)).zgid == ZGID
+
+
+def test_an_id_field_holding_a_list_or_an_object_is_no_id_and_is_passed_over() -> None:
+    """Custom field values may be any JSON; only a string or an integer can be a zuid / zgid."""
+    customer = customer_with(
+        custom_fields=[
+            {"label": "zuid", "value": ["60000000001"]},
+            {"label": "zgid", "value": {"id": "70000000001"}},
+        ],
+        custom_field_hash={"cf_zuid": 60000000001, "cf_zgid": "70000000001"},
+    )
+    subscription = subscription_with(customer)
+    assert subscription.customer is not None
+    assert subscription.customer.custom_fields[0].value == ["60000000001"]
+    assert identity_from_billing(subscription) == Identity(ZUID, ZGID)
