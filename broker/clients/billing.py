@@ -40,7 +40,7 @@ from broker.clients.billing_answers import (
     unsent,
 )
 from broker.clients.billing_calls import CallMeter
-from broker.clients.billing_pages import read_list
+from broker.clients.billing_pages import read_list, skip_row
 from broker.clients.billing_scopes import missing_scope
 from broker.clients.billing_token import AccessTokens
 from broker.clients.http import json_body, parse_retry_after
@@ -238,7 +238,9 @@ class BillingClient:
 
     # -- plumbing ----------------------------------------------------------------------------
 
-    async def _all_pages(self, path: str, resource: str, params: dict[str, str]) -> list[object]:
+    async def _all_pages(
+        self, path: str, resource: str, params: dict[str, str]
+    ) -> list[tuple[int, dict[str, object]]]:
         return await read_list(
             self.request, path, resource, params, max_pages=self._settings.max_list_pages
         )
@@ -415,8 +417,20 @@ def _resource(model: type[Answer], body: dict[str, object], resource: str) -> An
     return _parsed(model, value, resource)
 
 
-def _items(model: type[Answer], items: list[object], resource: str) -> list[Answer]:
-    return [_parsed(model, item, f"{resource}[{index}]") for index, item in enumerate(items)]
+def _items(
+    model: type[Answer], rows: list[tuple[int, dict[str, object]]], resource: str
+) -> list[Answer]:
+    """Each listed row that reads as ``model``. One that does not is skipped with a warning,
+    never the whole list: before answers were models, such rows were skipped or passed over by
+    their readers (another product's plan with an odd ``product_id``, a subscription row
+    without an id), so refusing the list would lose every good row for one bad one."""
+    read: list[Answer] = []
+    for index, row in rows:
+        try:
+            read.append(_parsed(model, row, f"{resource}[{index}]"))
+        except BillingAnswerInvalid as exc:
+            skip_row(resource, index, row, exc.details["problems"])
+    return read
 
 
 def _parsed(model: type[Answer], value: object, where: str) -> Answer:

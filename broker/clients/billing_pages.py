@@ -6,6 +6,11 @@ another page follows, but only for invoices (specs/invoices.yml); the events lis
 and where it is absent a full page means there may be more. A bound on pages stops a list that
 never ends; stopping there is logged and shown on the last page (``more`` still true), never
 silent.
+
+One row that cannot be read never costs the rest of the list: a row that is not an object is
+skipped here, and one that does not read as its model is skipped by the reader, each with a
+``billing.list_row_skipped`` warning naming the list, the row, its id when readable, and the
+problem (never the row's values).
 """
 
 from __future__ import annotations
@@ -28,16 +33,46 @@ class Request(Protocol):
     ) -> Awaitable[dict[str, object]]: ...
 
 
+# The key that names a row of each list, for the warning when a row is skipped.
+ROW_ID_KEYS = {
+    "plans": "plan_code",
+    "addons": "addon_code",
+    "subscriptions": "subscription_id",
+    "customers": "customer_id",
+    "events": "event_id",
+}
+MAX_LOGGED_ID_CHARS = 100
+
+
 @dataclass(frozen=True)
 class ListPage:
     number: int
-    rows: list[object]  # as billing listed them: each should be an object
+    items: list[dict[str, object]]  # the rows that are objects, in billing's order
     more: bool  # billing has more: on the last page read, the list was cut short
+    positions: list[int]  # each item's row in the list (0-based, across pages)
 
-    @property
-    def items(self) -> list[dict[str, object]]:
-        """The rows that are objects (a reader that skips the others)."""
-        return [row for row in self.rows if isinstance(row, dict)]
+
+def row_id(resource: str, row: object) -> str | None:
+    """The id a list row names itself by, when it reads as one (a string or an integer of
+    printable characters, bounded): the row's other values are never logged."""
+    key = ROW_ID_KEYS.get(resource)
+    value = row.get(key) if key is not None and isinstance(row, dict) else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)[:MAX_LOGGED_ID_CHARS]
+    if isinstance(value, str) and value.isprintable() and value.strip():
+        return value.strip()[:MAX_LOGGED_ID_CHARS]
+    return None
+
+
+def skip_row(resource: str, index: int, row: object, problems: list[str]) -> None:
+    """Log the row of ``resource`` at ``index`` (0-based, across pages) as skipped."""
+    log.warning(
+        "billing.list_row_skipped",
+        list=resource,
+        row=index,
+        id=row_id(resource, row),
+        problems=problems,
+    )
 
 
 def has_more(body: dict[str, object], count: int, per_page: int) -> bool:
@@ -58,19 +93,28 @@ async def list_pages(
     max_pages: int,
 ) -> AsyncIterator[ListPage]:
     """Each page of the list in turn, up to ``max_pages``."""
-    read = 0
+    read = seen = 0
     for number in range(1, max_pages + 1):
         body = await request(
             "GET", path, params={**params, "page": str(number), "per_page": str(per_page)}
         )
         listed = body.get(resource)
         rows: list[object] = listed if isinstance(listed, list) else []
-        page = ListPage(number, rows, has_more(body, len(rows), per_page))
-        read += len(page.items)
-        if page.more and number == max_pages:
+        items: list[dict[str, object]] = []
+        positions: list[int] = []
+        for index, row in enumerate(rows, start=seen):
+            if isinstance(row, dict):
+                items.append(row)
+                positions.append(index)
+            else:
+                skip_row(resource, index, row, [f"{resource}[{index}]: not an object"])
+        seen += len(rows)
+        read += len(items)
+        more = has_more(body, len(rows), per_page)
+        if more and number == max_pages:
             log.warning("billing.list_cut_short", path=path, pages=number, items=read)
-        yield page
-        if not page.more:
+        yield ListPage(number, items, more, positions)
+        if not more:
             return
 
 
@@ -81,10 +125,10 @@ async def read_list(
     params: dict[str, str],
     *,
     max_pages: int,
-) -> list[object]:
-    """Every row of a list as billing sent it (up to the page bound, logged when reached): the
-    caller reads each into its model, so a row that is not an object is an error, not skipped."""
-    rows: list[object] = []
+) -> list[tuple[int, dict[str, object]]]:
+    """Every row of a list that is an object, with its position in the list (up to the page
+    bound, logged when reached); the caller reads each into its model."""
+    items: list[tuple[int, dict[str, object]]] = []
     async for page in list_pages(request, path, resource, params, max_pages=max_pages):
-        rows.extend(page.rows)
-    return rows
+        items.extend(zip(page.positions, page.items, strict=True))
+    return items

@@ -1051,11 +1051,6 @@ def answering(sim: BillingSimulator, answers: dict[str, dict[str, object]]) -> w
             "subscription.subscription_id: Field required",
         ),
         (
-            "/billing/v1/plans",
-            {"code": 0, "message": "success", "plans": ["standard"]},
-            "plans[0]: not an object",
-        ),
-        (
             "/billing/v1/customers/2077000000200001",
             {"code": 0, "message": "success", "customer": {"customer_id": "12.5"}},
             "customer.customer_id: Value error",
@@ -1068,7 +1063,6 @@ def answering(sim: BillingSimulator, answers: dict[str, dict[str, object]]) -> w
     ],
     ids=[
         "subscription without id",
-        "plan not an object",
         "customer id not a Zoho id",
         "paid page whose subscription has no status",
     ],
@@ -1128,3 +1122,142 @@ async def test_a_customer_whose_custom_fields_hold_lists_or_objects_is_read_whol
     record = customer_record(read, now=1.0)
     assert record is not None
     assert (record.zuid, record.zgid) == ("60000000001", "70000000001")
+
+
+# --- one bad row in a list -----------------------------------------------------------------------
+
+
+def with_rows(
+    sim: BillingSimulator, path: str, resource: str, rows: list[object]
+) -> web.Application:
+    """The simulator, except that its answer on ``path`` lists ``rows`` too, after its first
+    row: billing's own rows stay good around them."""
+
+    @web.middleware
+    async def inject(request: web.Request, handler: web.RequestHandler) -> web.StreamResponse:
+        response = await handler(request)
+        if request.path != path or not isinstance(response, web.Response) or not response.body:
+            return response
+        assert isinstance(response.body, bytes)
+        body = json.loads(response.body)
+        body[resource][1:1] = rows
+        return web.json_response(body)
+
+    app = sim.app()
+    app.middlewares.append(inject)
+    return app
+
+
+def skipped(logs: list[dict[str, Any]]) -> list[tuple[str, int, str | None, str]]:
+    return [
+        (entry["list"], entry["row"], entry["id"], entry["problems"][0])
+        for entry in logs
+        if entry["event"] == "billing.list_row_skipped"
+    ]
+
+
+OTHER_PRODUCT_PLAN = {
+    "plan_code": "otherapp_basic",
+    "name": "Another product's plan",
+    "status": "active",
+    "recurring_price": 5,
+    # A decimal number is no id: another product's plan must not break this app's catalog.
+    "product_id": 2.077e15,
+}
+
+
+async def test_a_plan_that_does_not_read_is_skipped_and_the_catalog_keeps_the_rest(
+    aiohttp_server: ServerFactory,
+) -> None:
+    sim = make_sim()
+    good = await _plan_codes(sim, aiohttp_server)
+    app = with_rows(sim, "/billing/v1/plans", "plans", [OTHER_PRODUCT_PLAN, "standard"])
+    server = await aiohttp_server(app)
+    async with aiohttp.ClientSession() as session:
+        with capture_logs() as logs:
+            plans = await Harness(sim, server, session, Wire()).client().list_plans()
+
+    assert [plan.plan_code for plan in plans] == good
+    assert skipped(logs) == [
+        ("plans", 2, None, "plans[2]: not an object"),  # logged as the page is read
+        (
+            "plans",
+            1,
+            "otherapp_basic",
+            "plans[1].product_id: Value error, must be a non-empty string or an integer id "
+            "(not a decimal number)",
+        ),
+    ]
+
+
+async def _plan_codes(sim: BillingSimulator, aiohttp_server: ServerFactory) -> list[str]:
+    """The plan codes the simulator lists, read through the client unchanged."""
+    async with serve(sim, aiohttp_server) as h:
+        return [plan.plan_code for plan in await h.client().list_plans()]
+
+
+async def test_an_addon_that_does_not_read_is_skipped_and_the_rest_are_listed(
+    aiohttp_server: ServerFactory,
+) -> None:
+    sim = make_sim()
+    bad = {"addon_code": "otherapp_seats", "price_brackets": "by seat"}
+    server = await aiohttp_server(with_rows(sim, "/billing/v1/addons", "addons", [bad]))
+    async with aiohttp.ClientSession() as session:
+        with capture_logs() as logs:
+            addons = await Harness(sim, server, session, Wire()).client().list_addons()
+
+    assert sorted(addon.addon_code for addon in addons) == [STORAGE, f"{STORAGE}_Y"]
+    [(name, row, addon_id, problem)] = skipped(logs)
+    assert (name, row, addon_id) == ("addons", 1, "otherapp_seats")
+    assert problem.startswith("addons[1].price_brackets:")
+
+
+async def test_a_listed_subscription_that_does_not_read_is_skipped_and_the_rest_kept(
+    aiohttp_server: ServerFactory,
+) -> None:
+    sim = make_sim()
+    first = sim.subscribe(STANDARD)
+    second = sim.subscribe(PROFESSIONAL, customer_id=first.customer.customer_id)
+    rows: list[object] = [{"subscription_id": "SUB-7", "status": "live"}, {"status": "live"}, 7]
+    server = await aiohttp_server(
+        with_rows(sim, "/billing/v1/subscriptions", "subscriptions", rows)
+    )
+    async with aiohttp.ClientSession() as session:
+        billing = Harness(sim, server, session, Wire()).client()
+        with capture_logs() as logs:
+            listed = await billing.subscriptions_of_customer(first.customer.customer_id)
+
+    assert sorted(item.subscription_id for item in listed) == sorted(
+        [first.subscription_id, second.subscription_id]
+    )
+    assert [(name, row, sid) for name, row, sid, _ in skipped(logs)] == [
+        ("subscriptions", 3, None),  # not an object: logged as the page is read
+        ("subscriptions", 1, "SUB-7"),
+        ("subscriptions", 2, None),
+    ]
+    problems = [problem for *_, problem in skipped(logs)]
+    assert problems[1].startswith("subscriptions[1].subscription_id: Value error")
+    assert problems[2] == "subscriptions[2].subscription_id: Field required"
+
+
+async def test_a_listed_customer_that_does_not_read_is_skipped_and_the_rest_kept(
+    aiohttp_server: ServerFactory,
+) -> None:
+    sim = make_sim()
+    first = sim.subscribe(STANDARD)
+    second = sim.subscribe(STANDARD, display_name="Second Org", email="second@example.com")
+    secret = "s3cr3t-value-never-logged"
+    bad = {"customer_id": "2077000000999999", "custom_fields": [secret], "email": secret}
+    server = await aiohttp_server(with_rows(sim, "/billing/v1/customers", "customers", [bad]))
+    async with aiohttp.ClientSession() as session:
+        billing = Harness(sim, server, session, Wire()).client()
+        with capture_logs() as logs:
+            customers = await billing.list_customers()
+
+    assert sorted(str(customer.customer_id) for customer in customers) == sorted(
+        [first.customer.customer_id, second.customer.customer_id]
+    )
+    [(name, row, customer_id, problem)] = skipped(logs)
+    assert (name, row, customer_id) == ("customers", 1, "2077000000999999")
+    assert problem.startswith("customers[1].custom_fields.0:")
+    assert secret not in repr(logs)
