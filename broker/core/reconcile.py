@@ -20,7 +20,11 @@ from enum import StrEnum
 
 from pydantic import ValidationError
 
-from broker.core.billing_events import BillingSubscription, WebhookEvent
+from broker.core.billing_events import (
+    BillingSubscription,
+    WebhookEvent,
+    describe_validation_errors,
+)
 from broker.core.billing_status import BillingStatus
 from broker.core.event_kinds import EventKind, event_kind
 from broker.core.ids import ZOHO_ID
@@ -186,6 +190,15 @@ def gone_document(billing_json: str | None, subscription_id: str) -> dict[str, o
     document["subscription_id"] = subscription_id
     document["status"] = BillingStatus.DELETED.value
     return document
+
+
+def listed_subscription(item: Mapping[str, object]) -> BillingSubscription | list[str]:
+    """A subscriptions-list item read as a subscription, or the problems that keep it from
+    reading (each ``path: message``, never its values)."""
+    try:
+        return BillingSubscription.model_validate(item)
+    except ValidationError as exc:
+        return describe_validation_errors(exc)
 
 
 def drift_of(

@@ -25,6 +25,7 @@ from functools import partial
 
 import structlog
 
+from broker.clients.billing_pages import skip_row
 from broker.clients.billing_reads import BillingReads
 from broker.config import OnMissingInBilling, ReconcileSettings, Settings
 from broker.core.billing_budget import CallPriority, spending_as
@@ -44,6 +45,7 @@ from broker.core.reconcile import (
     is_subscription_type,
     listed_event,
     listed_item,
+    listed_subscription,
     within_event_window,
 )
 from broker.delivery.reconcile_lease import RunLease
@@ -387,7 +389,7 @@ async def _sweep(deps: ReconcileDeps, lease: RunLease, report: RunReport) -> fro
     page = None
     listed: set[str] = set()
     async for page in deps.reads.subscription_pages():
-        for item in page.items:
+        for position, item in zip(page.positions, page.items, strict=True):
             await lease.keep()
             report.counts = replace(
                 report.counts, subscriptions_read=report.counts.subscriptions_read + 1
@@ -395,8 +397,14 @@ async def _sweep(deps: ReconcileDeps, lease: RunLease, report: RunReport) -> fro
             listed.add(str(item.get("subscription_id")))
             if not is_ours(item, app_domain, products):
                 continue
+            subscription = listed_subscription(item)
+            if isinstance(subscription, list):
+                # Passed over as before (the rest of the list still counts), but said.
+                where = f"subscriptions[{position}]"
+                skip_row("subscriptions", position, item, [f"{where}.{p}" for p in subscription])
+                continue
             mine = stored.get(str(item.get("subscription_id")))
-            drift = drift_of(item, mine)
+            drift = drift_of(subscription, mine)
             if drift is None:
                 continue
             document = await deps.reads.subscription(drift.subscription_id)

@@ -16,6 +16,7 @@ from structlog.testing import capture_logs
 from broker.app import create_app
 from broker.core.reconcile import DriftKind
 from broker.delivery.reconcile import RunOutcome, RunReport, run_on_schedule, run_reconciliation
+from broker.simulators.billing import listing
 from broker.simulators.billing.inputs import PlanInput, SubscriptionChangeInput
 from broker.simulators.billing.listing import EventOrder
 from broker.simulators.billing.records import CustomField
@@ -232,6 +233,44 @@ async def test_parked_subscription_is_released_when_billing_customer_names_the_o
 
     assert [(d.kind, d.action) for d in report.drift] == [(DriftKind.PARKED_RESOLVED, "queued")]
     assert [(c.method, c.zgid) for c in world.calls()] == [("POST", "71000000009")]
+
+
+async def test_a_subscription_row_that_does_not_read_is_passed_over_and_said(
+    world: PageWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One bad row in billing's subscriptions list costs only itself: the run completes and
+    every good subscription is delivered; each bad row is named in a warning."""
+    world.sim.drop_all_webhooks()
+    subs = [world.sim.subscribe(STANDARD_CODE, quantity=2 + n, **org(n)) for n in range(2)]
+    unreadable = {"subscription_id": "2077000000399999", "status": "", "plan_code": STANDARD_CODE}
+    listed = listing.subscriptions
+
+    def with_bad_rows(*args: Any) -> list[Any]:
+        rows = listed(*args)
+        return [rows[0], "not a subscription", unreadable, *rows[1:]]
+
+    monkeypatch.setattr(listing, "subscriptions", with_bad_rows)
+    with capture_logs() as logs:
+        report = await reconcile(world)
+    await settled(world)
+
+    assert report.outcome is RunOutcome.DONE
+    assert report.counts.subscriptions_read == 3  # the two good rows and the unreadable one
+    assert adds_by_subscription(world) == {s.subscription_id: 1 for s in subs}
+    skipped = [
+        (entry["list"], entry["row"], entry["id"], entry["problems"][0])
+        for entry in logs
+        if entry["event"] == "billing.list_row_skipped"
+    ]
+    assert skipped == [
+        ("subscriptions", 1, None, "subscriptions[1]: not an object"),
+        (
+            "subscriptions",
+            2,
+            "2077000000399999",
+            "subscriptions[2].status: Value error, must be a status word of 1 to 50 characters",
+        ),
+    ]
 
 
 # --- reading the events list as Zoho documents it ----------------------------------------------
