@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date
@@ -1148,12 +1148,14 @@ def with_rows(
     return app
 
 
-def skipped(logs: list[dict[str, Any]]) -> list[tuple[str, int, str | None, str]]:
-    return [
-        (entry["list"], entry["row"], entry["id"], entry["problems"][0])
-        for entry in logs
-        if entry["event"] == "billing.list_row_skipped"
-    ]
+def skipped(logs: Sequence[Mapping[str, object]]) -> list[tuple[object, object, object, str]]:
+    """(list, row, id, first problem) of each ``billing.list_row_skipped`` warning."""
+    found: list[tuple[object, object, object, str]] = []
+    for entry in logs:
+        problems = entry.get("problems")
+        if entry["event"] == "billing.list_row_skipped" and isinstance(problems, list):
+            found.append((entry["list"], entry["row"], entry["id"], str(problems[0])))
+    return found
 
 
 OTHER_PRODUCT_PLAN = {

@@ -5,11 +5,13 @@ the platform. Runs are started through ``run_reconciliation``, as the console an
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from dataclasses import replace
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 from structlog.testing import capture_logs
 
@@ -19,7 +21,7 @@ from broker.delivery.reconcile import RunOutcome, RunReport, run_on_schedule, ru
 from broker.simulators.billing import listing
 from broker.simulators.billing.inputs import PlanInput, SubscriptionChangeInput
 from broker.simulators.billing.listing import EventOrder
-from broker.simulators.billing.records import CustomField
+from broker.simulators.billing.records import CustomField, Subscription
 from broker.store import reconcile as rows
 from broker.store.opening import open_store
 from broker.web.appkeys import reconcile_key, settings_key, store_key
@@ -245,8 +247,10 @@ async def test_a_subscription_row_that_does_not_read_is_passed_over_and_said(
     unreadable = {"subscription_id": "2077000000399999", "status": "", "plan_code": STANDARD_CODE}
     listed = listing.subscriptions
 
-    def with_bad_rows(*args: Any) -> list[Any]:
-        rows = listed(*args)
+    def with_bad_rows(
+        request: web.Request, subs: Iterable[Subscription], today: date
+    ) -> list[object]:
+        rows = listed(request, subs, today)
         return [rows[0], "not a subscription", unreadable, *rows[1:]]
 
     monkeypatch.setattr(listing, "subscriptions", with_bad_rows)
