@@ -226,10 +226,16 @@ class BillingClient:
     # -- looking before selling (docs/contracts.md §4, "Which subscriptions an org has") ------
 
     async def subscriptions_of_customer(self, customer_id: str) -> list[ListedSubscription]:
-        """Every subscription of one billing customer, as list items (no plan object)."""
+        """Every subscription of one billing customer, as list items (no plan object).
+
+        Strict, unlike the other lists: the page reads this before it sells, and a row it
+        cannot read may be a subscription the org pays for, so such a row refuses the list
+        (the page then offers no plan) instead of being skipped."""
         customer = path_segment("customer", customer_id)
-        items = await self._all_pages("/subscriptions", "subscriptions", {"customer_id": customer})
-        return _items(ListedSubscription, items, "subscriptions")
+        items = await self._all_pages(
+            "/subscriptions", "subscriptions", {"customer_id": customer}, strict=True
+        )
+        return [_parsed(ListedSubscription, row, f"subscriptions[{index}]") for index, row in items]
 
     async def list_customers(self) -> list[BillingCustomer]:
         """Every billing customer as the list shows them (documented: no custom fields)."""
@@ -239,10 +245,15 @@ class BillingClient:
     # -- plumbing ----------------------------------------------------------------------------
 
     async def _all_pages(
-        self, path: str, resource: str, params: dict[str, str]
+        self, path: str, resource: str, params: dict[str, str], *, strict: bool = False
     ) -> list[tuple[int, dict[str, object]]]:
         return await read_list(
-            self.request, path, resource, params, max_pages=self._settings.max_list_pages
+            self.request,
+            path,
+            resource,
+            params,
+            max_pages=self._settings.max_list_pages,
+            strict=strict,
         )
 
     async def request(

@@ -21,6 +21,8 @@ from typing import Protocol
 
 import structlog
 
+from broker.errors import BillingAnswerInvalid
+
 log = structlog.get_logger(__name__)
 MAX_PER_PAGE = 200  # Zoho's largest page
 
@@ -91,8 +93,10 @@ async def list_pages(
     *,
     per_page: int = MAX_PER_PAGE,
     max_pages: int,
+    strict: bool = False,
 ) -> AsyncIterator[ListPage]:
-    """Each page of the list in turn, up to ``max_pages``."""
+    """Each page of the list in turn, up to ``max_pages``. A row that is not an object is
+    skipped with a warning, or with ``strict`` refuses the list (``BillingAnswerInvalid``)."""
     read = seen = 0
     for number in range(1, max_pages + 1):
         body = await request(
@@ -106,6 +110,12 @@ async def list_pages(
             if isinstance(row, dict):
                 items.append(row)
                 positions.append(index)
+            elif strict:
+                raise BillingAnswerInvalid(
+                    f"Zoho Billing listed {resource}[{index}] as a {type(row).__name__}, "
+                    "not an object",
+                    problems=[f"{resource}[{index}]: not an object"],
+                )
             else:
                 skip_row(resource, index, row, [f"{resource}[{index}]: not an object"])
         seen += len(rows)
@@ -125,10 +135,12 @@ async def read_list(
     params: dict[str, str],
     *,
     max_pages: int,
+    strict: bool = False,
 ) -> list[tuple[int, dict[str, object]]]:
     """Every row of a list that is an object, with its position in the list (up to the page
     bound, logged when reached); the caller reads each into its model."""
     items: list[tuple[int, dict[str, object]]] = []
-    async for page in list_pages(request, path, resource, params, max_pages=max_pages):
+    pages = list_pages(request, path, resource, params, max_pages=max_pages, strict=strict)
+    async for page in pages:
         items.extend(zip(page.positions, page.items, strict=True))
     return items

@@ -5,6 +5,7 @@ pays for Professional in billing, but every webhook about it was dropped."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -248,3 +249,46 @@ async def test_an_email_only_match_is_an_ops_notice_that_neither_blocks_nor_reus
     [notice] = await world.audit("notice.email_only_match")
     assert notice["zgid"] == OWNER_ZGID
     assert other.customer.customer_id in notice["detail"]
+
+
+async def test_a_listed_subscription_billing_cannot_read_makes_the_page_sell_nothing(
+    tmp_path: Path, aiohttp_server: ServerFactory, aiohttp_client: ClientFactory
+) -> None:
+    # A row of the org's subscriptions that does not read (no id) might be the one it pays for:
+    # the page must not skip it and offer a plan, but say billing could not be asked.
+    secrets = DemoSecrets()
+    billing = billing_simulator("127.0.0.1", 21000, secrets)
+    seed_story(billing)
+
+    @web.middleware
+    async def unreadable_row(
+        request: web.Request, handler: web.RequestHandler
+    ) -> web.StreamResponse:
+        response = await handler(request)
+        if request.path == "/billing/v1/subscriptions" and isinstance(response, web.Response):
+            assert isinstance(response.body, bytes)
+            body = json.loads(response.body)
+            body["subscriptions"].append({"status": "live", "plan_code": STORY_PLAN})
+            return web.json_response(body)
+        return response
+
+    app = billing.app()
+    app.middlewares.append(unreadable_row)
+    platform = PlatformSimulator(secrets.zapikey)
+    billing_server = await aiohttp_server(app)
+    platform_server = await aiohttp_server(platform.app())
+    settings = demo_settings(
+        "127.0.0.1", 21000, platform_server.port, billing_server.port, tmp_path, secrets
+    )
+    world = DemoWorld(
+        await aiohttp_client(create_app(settings)), billing, platform, secrets.link_secret
+    )
+
+    page = await world.open_page_as_second_owner()
+    form = await world.broker.get("/manage/subscribe", allow_redirects=False)
+
+    assert "Billing could not be asked which subscriptions" in page
+    assert "/manage/subscribe" not in page
+    assert form.status == 503
+    assert world.adds_for_second_org() == []
+    assert not [r for r in billing.api_requests if r.path == "/hostedpages/newsubscription"]
