@@ -11,7 +11,7 @@ what to show when billing fails is the caller's to say.
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
@@ -111,10 +111,19 @@ async def audit_action(
     await request.app[store_key].write(partial(entry.record, result=result, detail=detail))
 
 
-async def posted_form(request: web.Request) -> tuple[Viewer, dict[str, Any]]:
-    """The viewer and the posted form's text fields, once the CSRF token checks out."""
+class FormNotText(ClientError):
+    code = "form_not_text"
+
+
+async def posted_form(request: web.Request) -> tuple[Viewer, Mapping[str, str]]:
+    """The viewer and the posted form's fields, once the CSRF token checks out.
+
+    Every field of the page's forms is text. A field posted as a file (or as bytes of another
+    content type) is refused, audited, rather than dropped: read as missing, it would let a
+    default stand in for what was sent (a cancel's ``when``, say)."""
     viewer = await load_viewer(request, refresh=False)
-    form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+    posted = await request.post()
+    form = {k: v for k, v in posted.items() if isinstance(v, str)}
     try:
         check_csrf(viewer.session, form.get("csrf_token"))
     except Forbidden:
@@ -122,6 +131,16 @@ async def posted_form(request: web.Request) -> tuple[Viewer, dict[str, Any]]:
             request, viewer.session, _action_of(request), None, "refused: csrf", None
         )
         raise
+    not_text = next((k for k, v in posted.items() if not isinstance(v, str)), None)
+    if not_text is not None:
+        error = FormNotText(
+            f"the form field {not_text[:64]!r} must be text, not a file or raw bytes",
+            hint="send the page's own form again",
+        )
+        await audit_action(
+            request, viewer.session, _action_of(request), None, f"refused: {error.code}", None
+        )
+        raise error
     return viewer, form
 
 

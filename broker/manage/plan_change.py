@@ -12,14 +12,13 @@ from __future__ import annotations
 from dataclasses import asdict
 from decimal import Decimal
 from functools import partial
-from typing import Any
 
 import structlog
 from aiohttp import web
 
 from broker.core.catalog import Catalog
 from broker.core.change_money import cents
-from broker.core.forms import FormResult
+from broker.core.forms import ChosenPlan, FormResult
 from broker.core.mapping import YEARLY
 from broker.core.plan_pricing import (
     ChangeDecision,
@@ -72,7 +71,7 @@ async def change_form(request: web.Request) -> web.Response:
         "users": str(current.users or 1),
         "storage": str(current.storage_units or 0),
     }
-    return await plan_page(request, viewer, "change", FormResult(values))
+    return await plan_page(request, viewer, "change", FormResult[ChosenPlan](values))
 
 
 async def change(request: web.Request) -> web.StreamResponse:
@@ -86,8 +85,8 @@ async def change(request: web.Request) -> web.StreamResponse:
     checked = await checked_choice(request, viewer, "change", form)
     if isinstance(checked, web.Response):
         return checked
-    catalog, parsed = checked
-    wanted = Configuration.of_choice(parsed.cleaned)
+    catalog, parsed, choice = checked
+    wanted = _configuration(choice)
     decision = _routed(catalog, now, wanted, subscription_id, "stored copy")
     if decision.route is ChangeRoute.DIRECT:
         in_billing = await _view_in_billing(request, viewer, subscription_id, parsed)
@@ -98,7 +97,7 @@ async def change(request: web.Request) -> web.StreamResponse:
         decision = _routed(catalog, now, wanted, subscription_id, "billing")
     if decision.route is ChangeRoute.UNCHANGED:
         return await _unchanged(request, viewer, subscription_id, now)
-    body = plan_and_addons(parsed.cleaned)
+    body = plan_and_addons(choice)
     if decision.route is ChangeRoute.DIRECT and now is not None:
         shown = change_shown(request, current, catalog, now, wanted)
         if form.get("confirm") != "yes":
@@ -126,11 +125,18 @@ async def change(request: web.Request) -> web.StreamResponse:
                 subscription_id, {**body, "end_of_term": False}
             ),
             notice=f"Your subscription was changed. {shown.summary}",
-            detail={**parsed.cleaned, **shown.audit()},
+            detail={**choice.audit(), **shown.audit()},
             on_error=show_form_again,
         )
     payload = {"subscription_id": subscription_id, **body, "redirect_url": return_url(request)}
-    return await open_hosted_checkout(request, viewer, "change", subscription_id, payload, parsed)
+    return await open_hosted_checkout(
+        request, viewer, "change", subscription_id, payload, parsed, choice
+    )
+
+
+def _configuration(choice: ChosenPlan) -> Configuration:
+    """What a checked choice asks for, in the terms the change is priced and routed in."""
+    return Configuration(choice.planid, choice.frequency, choice.users, choice.storage)
 
 
 def _routed(
@@ -154,7 +160,7 @@ def _routed(
 
 
 async def _view_in_billing(
-    request: web.Request, viewer: Viewer, subscription_id: str, parsed: FormResult
+    request: web.Request, viewer: Viewer, subscription_id: str, parsed: FormResult[ChosenPlan]
 ) -> SubscriptionView | web.StreamResponse | None:
     """What billing says the subscription is now (recorded like any billing read); or the
     form again, saying why, when billing cannot tell us."""
@@ -199,8 +205,8 @@ async def change_confirm_form(request: web.Request) -> web.StreamResponse:
     checked = await checked_choice(request, viewer, "change", dict(request.query))
     if isinstance(checked, web.Response):
         return checked
-    catalog, parsed = checked
-    now, wanted = Configuration.of_subscription(current), Configuration.of_choice(parsed.cleaned)
+    catalog, parsed, choice = checked
+    now, wanted = Configuration.of_subscription(current), _configuration(choice)
     decision = _routed(catalog, now, wanted, current.subscription_id, "stored copy")
     if decision.route is not ChangeRoute.DIRECT or now is None:
         return web.Response(status=303, headers={"Location": "/manage/change"})
@@ -212,7 +218,7 @@ def _confirmation(
     request: web.Request,
     viewer: Viewer,
     catalog: Catalog,
-    parsed: FormResult,
+    parsed: FormResult[ChosenPlan],
     now: Configuration,
     wanted: Configuration,
     shown: ShownMoney,
@@ -257,7 +263,7 @@ async def _unchanged(
     request: web.Request, viewer: Viewer, subscription_id: str, now: Configuration | None
 ) -> web.StreamResponse:
     """Nothing to send to billing or the platform: say so, and audit it."""
-    detail: dict[str, Any] = asdict(now) if now is not None else {}
+    detail: dict[str, object] = asdict(now) if now is not None else {}
     await audit_action(request, viewer.session, "change", subscription_id, "unchanged", detail)
     response = web.Response(status=303, headers={"Location": "/manage"})
     remember(request, response, viewer.session.with_notice(UNCHANGED_NOTICE))

@@ -5,9 +5,8 @@ store transactions."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from broker.store.engine.tx import Tx
 from broker.store.sql import select_one
@@ -34,7 +33,7 @@ def open_checkout(
     zuid: str,
     action: str,
     subscription_id: str | None,
-    form: dict[str, Any],
+    form: Mapping[str, str],
     now: float,
 ) -> None:
     db.execute(
@@ -43,7 +42,7 @@ def open_checkout(
         " SET zgid = excluded.zgid, zuid = excluded.zuid, action = excluded.action,"
         " subscription_id = excluded.subscription_id, form_json = excluded.form_json,"
         " created_at = excluded.created_at, status = 'created', finished_at = NULL",
-        [hostedpage_id, zgid, zuid, action, subscription_id, json.dumps(form), now],
+        [hostedpage_id, zgid, zuid, action, subscription_id, json.dumps(dict(form)), now],
     )
 
 
@@ -56,8 +55,23 @@ def checkout_row(db: Tx, hostedpage_id: str) -> Checkout | None:
     )
     if row is None:
         return None
-    form = json.loads(row.pop("form_json"))
-    return Checkout(**row, form=form)
+    subscription_id = row["subscription_id"]
+    return Checkout(
+        hostedpage_id=str(row["hostedpage_id"]),
+        zgid=str(row["zgid"]),
+        zuid=str(row["zuid"]),
+        action=str(row["action"]),
+        subscription_id=None if subscription_id is None else str(subscription_id),
+        form=_form_of(json.loads(str(row["form_json"]))),
+        status=str(row["status"]),
+    )
+
+
+def _form_of(stored: object) -> dict[str, str]:
+    """The kept choices as text fields (``open_checkout`` only ever stores such an object)."""
+    if not isinstance(stored, dict):
+        return {}
+    return {str(name): str(value) for name, value in stored.items()}
 
 
 def finish_checkout(db: Tx, hostedpage_id: str, *, status: str, now: float) -> None:
