@@ -7,14 +7,16 @@ server-rendered and works without JavaScript.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
 import aiohttp_jinja2
 import structlog
 from aiohttp import web
 
-from broker.config import LandingVerification
+from broker.config import LandingVerification, Settings
+from broker.core.billing_events import BillingSubscription
 from broker.core.hosted_pages import CheckoutStatus, HostedPage
 from broker.core.landing import ID_ALIASES
 from broker.errors import BillingError, BillingNotFound, Forbidden, NotFound
@@ -32,6 +34,7 @@ from broker.manage.sessions import Session
 from broker.manage.viewer import current_session, load_viewer
 from broker.store.audit import record_action
 from broker.store.checkouts import checkout_row, finish_checkout
+from broker.store.engine.tx import Tx
 from broker.store.pipeline import ingest_billing_read
 from broker.web.appkeys import (
     billing_client_key,
@@ -123,15 +126,13 @@ async def checkout_return(request: web.Request) -> web.StreamResponse:
     if status is CheckoutStatus.UNKNOWN:
         log.warning("checkout.unknown_status", hostedpage_id=hostedpage_id, word=page.status_word)
     now = app[clock_key]()
-    audit = partial(
-        record_action,
+    audit = _ReturnAudit(
         at=now,
-        zuid=session.zuid,
-        zgid=session.zgid,
+        session=session,
         action=f"checkout_{checkout.action}",
         request_id=request.get(request_id_key),
         subscription_id=checkout.subscription_id,
-        detail={"hostedpage_id": hostedpage_id},
+        hostedpage_id=hostedpage_id,
     )
     if status is CheckoutStatus.PAID:
         document = page.subscription
@@ -214,37 +215,64 @@ async def checkout_return(request: web.Request) -> web.StreamResponse:
     )
 
 
+@dataclass(frozen=True)
+class _ReturnAudit:
+    """The audit row of a return from checkout, but for its result and subscription: built
+    before the store write so it carries the request's time and id."""
+
+    at: float
+    session: Session
+    action: str
+    request_id: str | None
+    subscription_id: str | None  # the one the checkout was opened for, if any
+    hostedpage_id: str
+
+    def record(self, db: Tx, *, result: str, subscription_id: str | None) -> None:
+        record_action(
+            db,
+            at=self.at,
+            zuid=self.session.zuid,
+            zgid=self.session.zgid,
+            action=self.action,
+            result=result,
+            subscription_id=subscription_id,
+            detail={"hostedpage_id": self.hostedpage_id},
+            request_id=self.request_id,
+        )
+
+
 def _record_success(
-    db: Any,
+    db: Tx,
     *,
-    document: dict[str, Any],
+    document: dict[str, object],
     source: str,
-    settings: Any,
+    settings: Settings,
     now: float,
     hostedpage_id: str,
-    audit: Any,
+    audit: _ReturnAudit,
 ) -> bool:
     result = ingest_billing_read(db, document, source=source, settings=settings, now=now)
     finish_checkout(db, hostedpage_id, status="success", now=now)
-    audit(db, result="ok", subscription_id=str(document.get("subscription_id") or "") or None)
+    paid = str(document.get("subscription_id") or "") or None
+    audit.record(db, result="ok", subscription_id=paid)
     return result.queued
 
 
-def _customer_id(document: dict[str, Any]) -> str | None:
-    customer = document.get("customer")
-    found = document.get("customer_id") or (
-        customer.get("customer_id") if isinstance(customer, dict) else None
-    )
-    return str(found) if found else None
+def _customer_id(document: Mapping[str, object]) -> str | None:
+    """The paid subscription's billing customer, read as the pipeline read the document (it
+    validated there, in ``_record_success``, before this is asked)."""
+    return BillingSubscription.model_validate(document).effective_customer_id()
 
 
-def _record_other(db: Any, *, hostedpage_id: str, status: str, now: float, audit: Any) -> None:
+def _record_other(
+    db: Tx, *, hostedpage_id: str, status: str, now: float, audit: _ReturnAudit
+) -> None:
     finish_checkout(db, hostedpage_id, status=status, now=now)
-    audit(db, result=f"checkout {status}")
+    audit.record(db, result=f"checkout {status}", subscription_id=audit.subscription_id)
 
 
 def render(
-    request: web.Request, template: str, context: dict[str, Any], *, status: int = 200
+    request: web.Request, template: str, context: Mapping[str, object], *, status: int = 200
 ) -> web.Response:
     return aiohttp_jinja2.render_template(template, request, context, status=status)
 
@@ -257,7 +285,7 @@ def outcome(
     title: str,
     text: str,
     retry_url: str | None = None,
-    continue_url: Any = None,
+    continue_url: str | None = None,
 ) -> web.Response:
     """A page that says what happened and what to do next."""
     return render(
