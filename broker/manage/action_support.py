@@ -83,7 +83,7 @@ class ActionAudit:
             request_id=request.get(request_id_key),
         )
 
-    def record(self, db: Tx, *, result: str, detail: dict[str, Any] | None) -> None:
+    def record(self, db: Tx, *, result: str, detail: Mapping[str, object] | None) -> None:
         """Add the row; runs inside a store transaction."""
         record_action(
             db,
@@ -104,7 +104,7 @@ async def audit_action(
     action: str,
     subscription_id: str | None,
     result: str,
-    detail: dict[str, Any] | None,
+    detail: Mapping[str, object] | None,
 ) -> None:
     """Write one audit row in its own transaction (refusals and failures)."""
     entry = ActionAudit.of(request, session, action, subscription_id)
@@ -226,7 +226,7 @@ async def apply_in_billing(
     call: BillingCall,
     *,
     notice: str,
-    detail: dict[str, Any] | None = None,
+    detail: Mapping[str, object] | None = None,
     on_error: OnBillingError | None = None,
 ) -> web.StreamResponse:
     """Call billing, feed its answer to the pipeline, audit, and go back to the overview.
@@ -283,7 +283,7 @@ def _ingest_and_audit(
     document: dict[str, Any],
     settings: Settings,
     entry: ActionAudit,
-    detail: dict[str, Any] | None,
+    detail: Mapping[str, object] | None,
 ) -> bool:
     result = ingest_billing_read(
         db, document, source=f"page:{entry.action}", settings=settings, now=entry.at
