@@ -10,8 +10,8 @@ so nothing is sent there. Pure: the calls are the billing client's.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from broker.core.billing_events import BillingCustomer, BillingSubscription
 from broker.core.identity import identity_from_billing
@@ -34,9 +34,9 @@ class Correlation:
             {"label": ZGID_LABEL, "value": self.zgid},
         ]
 
-    def missing_from(self, customer: dict[str, Any]) -> list[str]:
-        """Which of zuid / zgid the customer document does not carry with our value."""
-        parsed = BillingCustomer.model_validate(customer)
+    def missing_from(self, customer: BillingCustomer | Mapping[str, object]) -> list[str]:
+        """Which of zuid / zgid the customer does not carry with our value."""
+        parsed = _read(customer)
         # Read exactly as webhooks are read, so "kept" means a later webhook will find them.
         found = identity_from_billing(
             BillingSubscription(subscription_id="0", status="live", customer=parsed)
@@ -51,11 +51,22 @@ class Correlation:
         ]
 
 
-def customer_update(customer: dict[str, Any], correlation: Correlation) -> dict[str, Any]:
+def customer_update(
+    customer: BillingCustomer | Mapping[str, object], correlation: Correlation
+) -> dict[str, object]:
     """The ``PUT /customers/{id}`` body that sets the fields and keeps the customer as it is:
     ``display_name`` and ``email`` are required there, so they are sent back unchanged."""
+    parsed = _read(customer)
     return {
-        "display_name": str(customer.get("display_name") or ""),
-        "email": str(customer.get("email") or ""),
+        "display_name": parsed.display_name or "",
+        "email": parsed.email or "",
         "custom_fields": correlation.custom_fields(),
     }
+
+
+def _read(customer: BillingCustomer | Mapping[str, object]) -> BillingCustomer:
+    """The customer as the model reads it, whether the client handed over the document or
+    the model already."""
+    if isinstance(customer, BillingCustomer):
+        return customer
+    return BillingCustomer.model_validate(customer)

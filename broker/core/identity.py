@@ -10,8 +10,8 @@ The records here are the rows ``store.identity`` loads and writes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from broker.config import LandingVerification
 from broker.core.billing_events import BillingCustomer, BillingSubscription, CustomField
@@ -81,7 +81,7 @@ def identity_from_billing(subscription: BillingSubscription) -> Identity:
     ``cf_*`` keys on the customer (Zoho's list and workflow payloads), and the subscription's
     ``custom_field_hash``. In a hash the ``_unformatted`` value is preferred."""
     field_lists: list[list[CustomField]] = [subscription.custom_fields]
-    hashes: list[dict[str, Any]] = []
+    hashes: list[Mapping[str, object]] = []
     if subscription.customer is not None:
         field_lists.insert(0, subscription.customer.custom_fields)
         hashes += [subscription.customer.custom_field_hash, subscription.customer.model_extra or {}]
@@ -96,7 +96,9 @@ def identity_from_customer(customer: BillingCustomer) -> Identity:
     return _identity_in([customer.custom_fields], hashes)
 
 
-def _identity_in(field_lists: list[list[CustomField]], hashes: list[dict[str, Any]]) -> Identity:
+def _identity_in(
+    field_lists: Sequence[Sequence[CustomField]], hashes: Sequence[Mapping[str, object]]
+) -> Identity:
     found: dict[str, str] = {}
     for name in ("zuid", "zgid"):
         for fields in field_lists:
@@ -213,7 +215,7 @@ def billing_email(subscription: BillingSubscription, customer: CustomerRecord | 
     return (email or (customer.email if customer else None) or "").strip().lower()
 
 
-def _id_text(value: Any) -> str | None:
+def _id_text(value: object) -> str | None:
     """A zuid/zgid from a custom field, or None: ASCII digits only (it reaches a platform URL)."""
     if isinstance(value, bool) or value is None:
         return None
