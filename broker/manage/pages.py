@@ -19,6 +19,7 @@ from broker.config import LandingVerification, Settings
 from broker.core.billing_events import BillingSubscription
 from broker.core.hosted_pages import CheckoutStatus, HostedPage
 from broker.core.landing import ID_ALIASES
+from broker.core.policy import Action
 from broker.errors import BillingError, BillingNotFound, Forbidden, NotFound
 from broker.manage.customer_fields import keep_on_customer
 from broker.manage.identity import (
@@ -129,7 +130,7 @@ async def checkout_return(request: web.Request) -> web.StreamResponse:
     audit = _ReturnAudit(
         at=now,
         session=session,
-        action=f"checkout_{checkout.action}",
+        action=f"checkout_{checkout.action.value}",
         request_id=request.get(request_id_key),
         subscription_id=checkout.subscription_id,
         hostedpage_id=hostedpage_id,
@@ -153,11 +154,11 @@ async def checkout_return(request: web.Request) -> web.StreamResponse:
             # The org's subscriptions just changed: the next view asks billing again.
             app[org_reads_key].forget(session.zgid)
             customer_id = _customer_id(document)
-            if checkout.action == "subscribe" and customer_id:
+            if checkout.action is Action.SUBSCRIBE and customer_id:
                 await keep_on_customer(app, customer_id, session)
         notice = (
             "Thank you: your subscription is active."
-            if checkout.action == "subscribe"
+            if checkout.action is Action.SUBSCRIBE
             else "Your subscription was changed."
         )
         response = web.Response(status=303, headers={"Location": "/manage"})
@@ -167,12 +168,12 @@ async def checkout_return(request: web.Request) -> web.StreamResponse:
         partial(
             _record_other,
             hostedpage_id=hostedpage_id,
-            status=status.value,
+            status=status,
             now=now,
             audit=audit,
         )
     )
-    again = "/manage/subscribe" if checkout.action == "subscribe" else "/manage/change"
+    again = "/manage/subscribe" if checkout.action is Action.SUBSCRIBE else "/manage/change"
     if status is CheckoutStatus.FAILED:
         return outcome(
             request,
@@ -252,7 +253,7 @@ def _record_success(
     audit: _ReturnAudit,
 ) -> bool:
     result = ingest_billing_read(db, document, source=source, settings=settings, now=now)
-    finish_checkout(db, hostedpage_id, status="success", now=now)
+    finish_checkout(db, hostedpage_id, status=CheckoutStatus.PAID, now=now)
     paid = str(document.get("subscription_id") or "") or None
     audit.record(db, result="ok", subscription_id=paid)
     return result.queued
@@ -265,10 +266,10 @@ def _customer_id(document: Mapping[str, object]) -> str | None:
 
 
 def _record_other(
-    db: Tx, *, hostedpage_id: str, status: str, now: float, audit: _ReturnAudit
+    db: Tx, *, hostedpage_id: str, status: CheckoutStatus, now: float, audit: _ReturnAudit
 ) -> None:
     finish_checkout(db, hostedpage_id, status=status, now=now)
-    audit.record(db, result=f"checkout {status}", subscription_id=audit.subscription_id)
+    audit.record(db, result=f"checkout {status.value}", subscription_id=audit.subscription_id)
 
 
 def render(

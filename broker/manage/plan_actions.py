@@ -54,7 +54,7 @@ async def subscribe_form(request: web.Request) -> web.Response:
         "users": "1",
         "storage": "0",
     }
-    return await plan_page(request, viewer, "subscribe", FormResult[ChosenPlan](values))
+    return await plan_page(request, viewer, Action.SUBSCRIBE, FormResult[ChosenPlan](values))
 
 
 async def subscribe(request: web.Request) -> web.StreamResponse:
@@ -65,7 +65,7 @@ async def subscribe(request: web.Request) -> web.StreamResponse:
         return await _not_asked(request, viewer, form)
     await require_action(request, viewer, Action.SUBSCRIBE)
     await require_proven_new_org(request, viewer.session)
-    checked = await checked_choice(request, viewer, "subscribe", form)
+    checked = await checked_choice(request, viewer, Action.SUBSCRIBE, form)
     if isinstance(checked, web.Response):
         return checked
     _, parsed, choice = checked
@@ -81,7 +81,9 @@ async def subscribe(request: web.Request) -> web.StreamResponse:
         payload["customer_id"] = viewer.customer_id
     else:
         payload["customer"] = _new_customer(session)
-    return await open_hosted_checkout(request, viewer, "subscribe", None, payload, parsed, choice)
+    return await open_hosted_checkout(
+        request, viewer, Action.SUBSCRIBE, None, payload, parsed, choice
+    )
 
 
 async def _not_asked(request: web.Request, viewer: Viewer, form: Mapping[str, str]) -> web.Response:
@@ -89,20 +91,20 @@ async def _not_asked(request: web.Request, viewer: Viewer, form: Mapping[str, st
     starts; the form comes back with the choices and says so (503, audited)."""
     values = FormResult[ChosenPlan](plan_values(form))
     await audit_action(
-        request, viewer.session, "subscribe", None, "refused: billing_not_asked", values.values
+        request, viewer.session, Action.SUBSCRIBE, None, "refused: billing_not_asked", values.values
     )
     log.warning("manage.subscribe_billing_not_asked", zgid=viewer.session.zgid)
     problem = (
         "Billing could not be asked which subscriptions your organisation already has, so no "
         "new subscription was started and nothing was charged. Try again in a minute."
     )
-    return await plan_page(request, viewer, "subscribe", values, status=503, problem=problem)
+    return await plan_page(request, viewer, Action.SUBSCRIBE, values, status=503, problem=problem)
 
 
 async def plan_page(
     request: web.Request,
     viewer: Viewer,
-    action: str,
+    action: Action,
     form: FormResult[ChosenPlan],
     *,
     status: int = 200,
@@ -141,7 +143,7 @@ async def resumed_form(request: web.Request, viewer: Viewer) -> dict[str, str] |
 
 
 async def checked_choice(
-    request: web.Request, viewer: Viewer, action: str, form: Mapping[str, str]
+    request: web.Request, viewer: Viewer, action: Action, form: Mapping[str, str]
 ) -> tuple[Catalog, FormResult[ChosenPlan], ChosenPlan] | web.Response:
     """The plans on sale, the posted form and the choice it makes, checked against them; or the
     form page again, saying why: the choice does not check out, or billing cannot list the plans
@@ -150,7 +152,7 @@ async def checked_choice(
         catalog = await request.app[catalog_key].get()
     except BillingError as error:
         values = FormResult[ChosenPlan](plan_values(form))
-        current = viewer.current if action == "change" else None
+        current = viewer.current if action is Action.CHANGE else None
         await audit_action(
             request,
             viewer.session,
@@ -174,7 +176,7 @@ async def checked_choice(
 async def open_hosted_checkout(
     request: web.Request,
     viewer: Viewer,
-    action: str,
+    action: Action,
     subscription_id: str | None,
     payload: dict[str, object],
     form: FormResult[ChosenPlan],
@@ -189,7 +191,7 @@ async def open_hosted_checkout(
     try:
         page = await (
             client.new_subscription_page(payload)
-            if action == "subscribe"
+            if action is Action.SUBSCRIBE
             else client.update_subscription_page(payload)
         )
     except BillingError as error:
@@ -223,6 +225,7 @@ async def open_hosted_checkout(
         partial(
             _open_checkout_and_audit,
             hostedpage_id=hostedpage_id,
+            action=action,
             entry=ActionAudit.of(request, viewer.session, action, subscription_id),
             form=form.values,
             detail=choice.audit(),
@@ -235,6 +238,7 @@ def _open_checkout_and_audit(
     db: Tx,
     *,
     hostedpage_id: str,
+    action: Action,
     entry: ActionAudit,
     form: dict[str, str],
     detail: dict[str, object],
@@ -244,7 +248,7 @@ def _open_checkout_and_audit(
         hostedpage_id=hostedpage_id,
         zgid=entry.session.zgid,
         zuid=entry.session.zuid,
-        action=entry.action,
+        action=action,
         subscription_id=entry.subscription_id,
         form=form,
         now=entry.at,

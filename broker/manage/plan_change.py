@@ -71,7 +71,7 @@ async def change_form(request: web.Request) -> web.Response:
         "users": str(current.users or 1),
         "storage": str(current.storage_units or 0),
     }
-    return await plan_page(request, viewer, "change", FormResult[ChosenPlan](values))
+    return await plan_page(request, viewer, Action.CHANGE, FormResult[ChosenPlan](values))
 
 
 async def change(request: web.Request) -> web.StreamResponse:
@@ -82,7 +82,7 @@ async def change(request: web.Request) -> web.StreamResponse:
     if now is not None and Configuration.of_form(form) == now:
         # Recognised before the catalog is read: an unchanged form costs no billing call.
         return await _unchanged(request, viewer, subscription_id, now)
-    checked = await checked_choice(request, viewer, "change", form)
+    checked = await checked_choice(request, viewer, Action.CHANGE, form)
     if isinstance(checked, web.Response):
         return checked
     catalog, parsed, choice = checked
@@ -110,7 +110,7 @@ async def change(request: web.Request) -> web.StreamResponse:
             return await plan_page(
                 request,
                 viewer,
-                "change",
+                Action.CHANGE,
                 parsed,
                 status=error.status,
                 problem=billing_problem(error),
@@ -119,7 +119,7 @@ async def change(request: web.Request) -> web.StreamResponse:
         return await apply_in_billing(
             request,
             viewer,
-            "change",
+            Action.CHANGE,
             subscription_id,
             lambda client: client.update_subscription(
                 subscription_id, {**body, "end_of_term": False}
@@ -130,7 +130,7 @@ async def change(request: web.Request) -> web.StreamResponse:
         )
     payload = {"subscription_id": subscription_id, **body, "redirect_url": return_url(request)}
     return await open_hosted_checkout(
-        request, viewer, "change", subscription_id, payload, parsed, choice
+        request, viewer, Action.CHANGE, subscription_id, payload, parsed, choice
     )
 
 
@@ -165,17 +165,22 @@ async def _view_in_billing(
     """What billing says the subscription is now (recorded like any billing read); or the
     form again, saying why, when billing cannot tell us."""
     app = request.app
-    waiting = await over_budget(request, viewer, "change", subscription_id, calls=1)
+    waiting = await over_budget(request, viewer, Action.CHANGE, subscription_id, calls=1)
     if waiting is not None:
         return waiting
     try:
         document = await app[billing_client_key].get_subscription(subscription_id)
     except BillingError as error:
         await audit_action(
-            request, viewer.session, "change", subscription_id, f"failed: {error.code}", None
+            request, viewer.session, Action.CHANGE, subscription_id, f"failed: {error.code}", None
         )
         page = await plan_page(
-            request, viewer, "change", parsed, status=error.status, problem=billing_problem(error)
+            request,
+            viewer,
+            Action.CHANGE,
+            parsed,
+            status=error.status,
+            problem=billing_problem(error),
         )
         return with_retry_after(page, error)
     settings = app[settings_key]
@@ -202,7 +207,7 @@ async def change_confirm_form(request: web.Request) -> web.StreamResponse:
     a choice that needs checkout, or changes nothing, goes back to the plan form."""
     viewer = await load_viewer(request, refresh=False)
     current = await subscription_for(request, viewer, Action.CHANGE)
-    checked = await checked_choice(request, viewer, "change", dict(request.query))
+    checked = await checked_choice(request, viewer, Action.CHANGE, dict(request.query))
     if isinstance(checked, web.Response):
         return checked
     catalog, parsed, choice = checked
@@ -264,7 +269,7 @@ async def _unchanged(
 ) -> web.StreamResponse:
     """Nothing to send to billing or the platform: say so, and audit it."""
     detail: dict[str, object] = asdict(now) if now is not None else {}
-    await audit_action(request, viewer.session, "change", subscription_id, "unchanged", detail)
+    await audit_action(request, viewer.session, Action.CHANGE, subscription_id, "unchanged", detail)
     response = web.Response(status=303, headers={"Location": "/manage"})
     remember(request, response, viewer.session.with_notice(UNCHANGED_NOTICE))
     return response

@@ -8,6 +8,8 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from broker.core.hosted_pages import CheckoutStatus
+from broker.core.policy import Action
 from broker.store.engine.tx import Tx
 from broker.store.sql import select_one
 
@@ -19,7 +21,7 @@ class Checkout:
     hostedpage_id: str
     zgid: str
     zuid: str
-    action: str  # subscribe | change
+    action: Action  # SUBSCRIBE or CHANGE: the actions that go through checkout
     subscription_id: str | None
     form: dict[str, str]
     status: str  # created, then billing's word: success, failure, expired
@@ -31,7 +33,7 @@ def open_checkout(
     hostedpage_id: str,
     zgid: str,
     zuid: str,
-    action: str,
+    action: Action,
     subscription_id: str | None,
     form: Mapping[str, str],
     now: float,
@@ -42,7 +44,7 @@ def open_checkout(
         " SET zgid = excluded.zgid, zuid = excluded.zuid, action = excluded.action,"
         " subscription_id = excluded.subscription_id, form_json = excluded.form_json,"
         " created_at = excluded.created_at, status = 'created', finished_at = NULL",
-        [hostedpage_id, zgid, zuid, action, subscription_id, json.dumps(dict(form)), now],
+        [hostedpage_id, zgid, zuid, action.value, subscription_id, json.dumps(dict(form)), now],
     )
 
 
@@ -60,7 +62,7 @@ def checkout_row(db: Tx, hostedpage_id: str) -> Checkout | None:
         hostedpage_id=str(row["hostedpage_id"]),
         zgid=str(row["zgid"]),
         zuid=str(row["zuid"]),
-        action=str(row["action"]),
+        action=Action(str(row["action"])),
         subscription_id=None if subscription_id is None else str(subscription_id),
         form=_form_of(json.loads(str(row["form_json"]))),
         status=str(row["status"]),
@@ -74,10 +76,10 @@ def _form_of(stored: object) -> dict[str, str]:
     return {str(name): str(value) for name, value in stored.items()}
 
 
-def finish_checkout(db: Tx, hostedpage_id: str, *, status: str, now: float) -> None:
+def finish_checkout(db: Tx, hostedpage_id: str, *, status: CheckoutStatus, now: float) -> None:
     db.execute(
         "UPDATE checkouts SET status = ?, finished_at = ? WHERE hostedpage_id = ?",
-        [status, now, hostedpage_id],
+        [status.value, now, hostedpage_id],
     )
 
 
