@@ -1,6 +1,7 @@
 """What the page's forms may say, checked before anything is sent to billing. No I/O here.
 
-Each parser returns the checked choice as a typed record (``ChosenPlan``, ``ChosenPause``) or
+Each parser returns the checked choice as a typed record (``ChosenPlan``, ``ChosenPause``,
+``ChosenCancel``) or
 per-field messages, plus the raw values so a form shown again after a problem keeps everything the
 user typed. A posted form reaches the parsers as text only (``Mapping[str, str]``): the page's
 edge refuses a field that is not text before any parser sees it.
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
+from enum import StrEnum
 from typing import Generic, TypeVar
 
 from broker.core.catalog import Catalog
@@ -47,6 +49,21 @@ class ChosenPause:
     """A pause form that checked out: the day the subscription runs again."""
 
     resume_on: date
+
+
+class CancelWhen(StrEnum):
+    """When a cancellation takes effect; the value is the cancel forms' word for it, and what
+    the audit row and the action's name keep."""
+
+    NOW = "now"
+    TERM_END = "term_end"
+
+
+@dataclass(frozen=True)
+class ChosenCancel:
+    """A confirmed cancel form: when the subscription ends."""
+
+    when: CancelWhen
 
 
 @dataclass
@@ -116,6 +133,21 @@ def parse_pause_form(form: Mapping[str, str], *, today: date) -> FormResult[Chos
         result.errors["resume_on"] = f"A pause can last at most {MAX_PAUSE_DAYS} days."
     else:
         result.cleaned = ChosenPause(resume_on)
+    return result
+
+
+def parse_cancel_form(form: Mapping[str, str], *, default: CancelWhen) -> FormResult[ChosenCancel]:
+    """A cancel goes ahead only when confirmed (``confirm=yes``) with a known ``when``; a form
+    without ``when`` means ``default``, the choice the page shows ticked."""
+    values = {"when": form.get("when", default.value), "confirm": form.get("confirm", "")}
+    result = FormResult[ChosenCancel](values)
+    when = next((w for w in CancelWhen if w.value == values["when"]), None)
+    if when is None:
+        result.errors["when"] = "Choose when the subscription ends."
+    if values["confirm"] != "yes":
+        result.errors["confirm"] = "Tick the box to confirm."
+    if when is not None and result.ok:
+        result.cleaned = ChosenCancel(when)
     return result
 
 

@@ -15,7 +15,13 @@ from decimal import Decimal
 import structlog
 from aiohttp import web
 
-from broker.core.forms import ChosenPause, FormResult, parse_pause_form
+from broker.core.forms import (
+    CancelWhen,
+    ChosenPause,
+    FormResult,
+    parse_cancel_form,
+    parse_pause_form,
+)
 from broker.core.pause_credit import PauseCredit, pause_credit
 from broker.core.pause_terms import PAUSE_EFFECTS
 from broker.core.policy import Action
@@ -47,10 +53,10 @@ async def cancel_form(request: web.Request) -> web.Response:
 async def cancel(request: web.Request) -> web.StreamResponse:
     viewer, form = await posted_form(request)
     current = await subscription_for(request, viewer, Action.CANCEL)
-    when = str(form.get("when", "term_end"))
+    chosen = parse_cancel_form(form, default=CancelWhen.TERM_END)
     money = cancel_shown(request, current)
-    if when not in ("term_end", "now") or form.get("confirm") != "yes":
-        log.info("page.cancel_not_confirmed", when_known=when in money)
+    if chosen.cleaned is None:
+        log.info("page.cancel_not_confirmed", when_known="when" not in chosen.errors)
         return render(
             request,
             "cancel.html",
@@ -63,7 +69,8 @@ async def cancel(request: web.Request) -> web.StreamResponse:
             status=422,
         )
     subscription_id = current.subscription_id
-    at_end = when == "term_end"
+    when = chosen.cleaned.when
+    at_end = when is CancelWhen.TERM_END
     shown = money[when]
     return await apply_in_billing(
         request,

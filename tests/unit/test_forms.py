@@ -1,5 +1,6 @@
-"""The page's form parsers: a form that checks out becomes a typed choice, with nothing left for
-the caller to re-cast; one that does not keeps what was typed and says what is wrong per field."""
+"""The page's form parsers (plan, pause, cancel): a form that checks out becomes a typed choice,
+with nothing left for the caller to re-cast; one that does not keeps what was typed and says what
+is wrong per field."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ import pytest
 from broker.core.catalog import Catalog, PlanChoice
 from broker.core.forms import (
     MAX_PAUSE_DAYS,
+    CancelWhen,
+    ChosenCancel,
     ChosenPause,
     ChosenPlan,
+    parse_cancel_form,
     parse_pause_form,
     parse_plan_form,
     plan_values,
@@ -116,3 +120,36 @@ def test_a_pause_that_does_not_check_out_has_no_date(resume_on: str):
 def test_the_longest_pause_allowed_is_still_a_pause():
     last = date.fromordinal(TODAY.toordinal() + MAX_PAUSE_DAYS)
     assert parse_pause_form({"resume_on": last.isoformat()}, today=TODAY).ok
+
+
+@pytest.mark.parametrize(
+    ("form", "default", "when"),
+    [
+        ({"when": "now", "confirm": "yes"}, CancelWhen.TERM_END, CancelWhen.NOW),
+        ({"when": "term_end", "confirm": "yes"}, CancelWhen.NOW, CancelWhen.TERM_END),
+        ({"confirm": "yes"}, CancelWhen.TERM_END, CancelWhen.TERM_END),
+        ({"confirm": "yes"}, CancelWhen.NOW, CancelWhen.NOW),
+    ],
+)
+def test_a_confirmed_cancel_is_when_it_takes_effect(
+    form: dict[str, str], default: CancelWhen, when: CancelWhen
+):
+    assert parse_cancel_form(form, default=default).cleaned == ChosenCancel(when)
+
+
+@pytest.mark.parametrize(
+    ("form", "fields"),
+    [
+        ({"when": "now"}, ["confirm"]),
+        ({"when": "now", "confirm": "on"}, ["confirm"]),
+        ({"when": "tomorrow", "confirm": "yes"}, ["when"]),
+        ({"when": " now", "confirm": "yes"}, ["when"]),
+        ({"when": "later"}, ["when", "confirm"]),
+    ],
+)
+def test_a_cancel_not_confirmed_or_at_an_unknown_time_has_no_choice(
+    form: dict[str, str], fields: list[str]
+):
+    parsed = parse_cancel_form(form, default=CancelWhen.NOW)
+    assert parsed.cleaned is None
+    assert list(parsed.errors) == fields
