@@ -9,7 +9,7 @@ edge refuses a field that is not text before any parser sees it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from enum import StrEnum
@@ -18,6 +18,7 @@ from typing import Generic, TypeVar
 from broker.core.catalog import Catalog
 from broker.core.ids import is_whole_number
 from broker.core.mapping import MONTHLY, YEARLY
+from broker.errors import ClientError
 
 FREQUENCIES = {"monthly": MONTHLY, "yearly": YEARLY}
 MAX_USERS = 100_000
@@ -49,6 +50,27 @@ class ChosenPause:
     """A pause form that checked out: the day the subscription runs again."""
 
     resume_on: date
+
+
+class FormNotText(ClientError):
+    code = "form_not_text"
+
+
+def text_pairs(posted: Iterable[tuple[str, object]]) -> list[tuple[str, str]]:
+    """A posted form's fields, in order and with repeats, once every one is text.
+
+    A field posted as a file (or as bytes of another content type, which aiohttp hands over
+    undecoded) is refused rather than dropped: read as missing, it would let a default stand in
+    for what was sent (a cancel's ``when``, say)."""
+    pairs: list[tuple[str, str]] = []
+    for name, value in posted:
+        if not isinstance(value, str):
+            raise FormNotText(
+                f"the form field {name[:64]!r} must be text, not a file or raw bytes",
+                hint="send the page's own form again",
+            )
+        pairs.append((name, value))
+    return pairs
 
 
 class CancelWhen(StrEnum):

@@ -22,6 +22,7 @@ from aiohttp import web
 from broker.clients.billing import BillingClient
 from broker.clients.billing_quota import retry_after_value, wait_in_words
 from broker.config import PausePolicy, Settings
+from broker.core.forms import FormNotText, text_pairs
 from broker.core.policy import Action, allowed_actions, refusal
 from broker.errors import (
     ActionNotAllowed,
@@ -111,36 +112,26 @@ async def audit_action(
     await request.app[store_key].write(partial(entry.record, result=result, detail=detail))
 
 
-class FormNotText(ClientError):
-    code = "form_not_text"
-
-
 async def posted_form(request: web.Request) -> tuple[Viewer, Mapping[str, str]]:
-    """The viewer and the posted form's fields, once the CSRF token checks out.
-
-    Every field of the page's forms is text. A field posted as a file (or as bytes of another
-    content type) is refused, audited, rather than dropped: read as missing, it would let a
-    default stand in for what was sent (a cancel's ``when``, say)."""
+    """The viewer and the posted form's fields, once the CSRF token checks out and every field
+    is text (``forms.text_pairs``; a refusal is audited)."""
     viewer = await load_viewer(request, refresh=False)
     posted = await request.post()
-    form = {k: v for k, v in posted.items() if isinstance(v, str)}
     try:
-        check_csrf(viewer.session, form.get("csrf_token"))
+        # The last of a repeated name counts, as in the form read below.
+        check_csrf(viewer.session, dict(posted.items()).get("csrf_token"))
     except Forbidden:
         await audit_action(
             request, viewer.session, _action_of(request), None, "refused: csrf", None
         )
         raise
-    not_text = next((k for k, v in posted.items() if not isinstance(v, str)), None)
-    if not_text is not None:
-        error = FormNotText(
-            f"the form field {not_text[:64]!r} must be text, not a file or raw bytes",
-            hint="send the page's own form again",
-        )
+    try:
+        form = dict(text_pairs(posted.items()))
+    except FormNotText as error:
         await audit_action(
             request, viewer.session, _action_of(request), None, f"refused: {error.code}", None
         )
-        raise error
+        raise
     return viewer, form
 
 

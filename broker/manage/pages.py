@@ -17,6 +17,7 @@ from aiohttp import web
 
 from broker.config import LandingVerification, Settings
 from broker.core.billing_events import BillingSubscription
+from broker.core.forms import text_pairs
 from broker.core.hosted_pages import CheckoutStatus, HostedPage
 from broker.core.landing import ID_ALIASES
 from broker.core.policy import Action
@@ -59,8 +60,7 @@ async def manage(request: web.Request) -> web.StreamResponse:
     # Pairs, not dicts: a name sent twice must stay visible to the checks.
     pairs = list(request.query.items())
     if request.method == "POST":
-        form = await request.post()
-        pairs += [(k, v) for k, v in form.items() if isinstance(v, str)]
+        pairs += text_pairs((await request.post()).items())
     if any(key in LANDING_KEYS for key, _ in pairs):
         return await _enter(request, pairs)
     viewer = await load_viewer(request)

@@ -1,6 +1,7 @@
 """The page's forms take text: a field posted as a file upload (or as bytes of another content
 type) is refused with a clear 400 that names the field, before anything is asked of billing or
-written, never a 500 and never read as if the field were missing.
+written, never a 500 and never read as if the field were missing. The landing post (signing in)
+is held to the same rule.
 
 Against the real broker and the billing simulator, with multipart bodies a hostile client sends.
 """
@@ -12,7 +13,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.support.pages import STANDARD, Browser, PageWorld
+from tests.support.pages import STANDARD, Browser, PageWorld, visitor
+from tests.support.zoho import Zoho
 
 
 @pytest.fixture
@@ -30,9 +32,9 @@ FIELDS = {
 HOSTILE = {"subscribe": "planid", "change": "users", "cancel": "when", "pause": "resume_on"}
 
 
-def hostile_form(csrf: str, fields: dict[str, str], hostile: str, *, as_file: bool) -> Any:
+def hostile_form(fields: dict[str, str], hostile: str, *, as_file: bool) -> Any:
     body = aiohttp.MultipartWriter("form-data")
-    for name, value in {"csrf_token": csrf, **fields}.items():
+    for name, value in fields.items():
         if name != hostile:
             body.append(value).set_content_disposition("form-data", name=name)
     # With a filename aiohttp hands the handler a file; without one, and a content type that
@@ -56,7 +58,9 @@ async def test_a_field_that_is_not_text_is_a_400_naming_it_and_changes_nothing(
     hostile = HOSTILE[action]
     page = await owner.post(
         f"/manage/{action}",
-        data=hostile_form(owner.session()["csrf"], FIELDS[action], hostile, as_file=as_file),
+        data=hostile_form(
+            {"csrf_token": owner.session()["csrf"], **FIELDS[action]}, hostile, as_file=as_file
+        ),
     )
     assert page.status == 400, page.text
     assert f"the form field &#39;{hostile}&#39; must be text" in page.text
@@ -64,3 +68,26 @@ async def test_a_field_that_is_not_text_is_a_400_naming_it_and_changes_nothing(
     assert {s.subscription_id: s.status for s in world.sim.subscriptions.values()} == subscriptions
     assert len(world.sim.hosted_pages) == pages
     assert [r["result"] for r in (await world.audit())[audit_rows:]] == ["refused: form_not_text"]
+
+
+async def test_a_file_as_the_csrf_token_is_the_csrf_refusal(world: PageWorld, owner: Browser):
+    fields = {"csrf_token": owner.session()["csrf"], **FIELDS["pause"]}
+    page = await owner.post("/manage/pause", data=hostile_form(fields, "csrf_token", as_file=True))
+    assert page.status == 403
+    assert (await world.audit())[-1]["result"] == "refused: csrf"
+
+
+async def test_a_landing_post_with_a_file_field_is_a_400_and_signs_no_one_in(world: PageWorld):
+    browser = await world.browser()
+    page = await browser.post("/manage", data=hostile_form(visitor(), "zgid", as_file=True))
+    assert page.status == 400, page.text
+    assert "the form field &#39;zgid&#39; must be text" in page.text
+    assert browser.session_cookie() is None
+
+
+async def test_a_zoho_sign_in_post_with_a_file_field_is_a_400_not_a_sign_in(zoho: Zoho):
+    browser = await zoho.world.browser()
+    page = await browser.post("/manage", data=hostile_form(visitor(), "zgid", as_file=True))
+    assert page.status == 400, page.text
+    assert "the form field &#39;zgid&#39; must be text" in page.text
+    assert browser.session_cookie() is None
