@@ -10,7 +10,7 @@ The records here are the rows ``store.identity`` loads and writes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from broker.config import LandingVerification
@@ -97,7 +97,7 @@ def identity_from_customer(customer: BillingCustomer) -> Identity:
 
 
 def _identity_in(
-    field_lists: list[list[CustomField]], hashes: list[Mapping[str, object]]
+    field_lists: Sequence[Sequence[CustomField]], hashes: Sequence[Mapping[str, object]]
 ) -> Identity:
     found: dict[str, str] = {}
     for name in ("zuid", "zgid"):

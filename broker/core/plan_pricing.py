@@ -69,33 +69,18 @@ class Configuration:
         return cls(view.planid, view.frequency, view.users or 0, view.storage_units or 0)
 
     @classmethod
-    def of_form(cls, form: Mapping[str, object]) -> Configuration | None:
+    def of_form(cls, form: Mapping[str, str]) -> Configuration | None:
         """The configuration a posted plan form names, read literally (None when it does not
         read as one): lets an unchanged form be recognised before the catalog is read."""
-        planid = str(form.get("planid", "")).strip()
-        frequency = FREQUENCIES.get(str(form.get("frequency", "")).strip())
-        users = str(form.get("users", "")).strip()
-        storage = str(form.get("storage", "")).strip() or "0"
+        planid = form.get("planid", "").strip()
+        frequency = FREQUENCIES.get(form.get("frequency", "").strip())
+        users = form.get("users", "").strip()
+        storage = form.get("storage", "").strip() or "0"
         if not planid or frequency is None or not (users + storage).isascii():
             return None
         if not users.isdigit() or not storage.isdigit():
             return None
         return cls(planid, frequency, int(users), int(storage))
-
-    @classmethod
-    def of_choice(cls, cleaned: Mapping[str, object]) -> Configuration:
-        """The configuration of a checked plan form (``forms.parse_plan_form``)."""
-        return cls(
-            str(cleaned["planid"]),
-            str(cleaned["frequency"]),
-            _whole(cleaned["users"]),
-            _whole(cleaned["storage"]),
-        )
-
-
-def _whole(value: object) -> int:
-    """A count the checked form holds (an int already; text of one is read as one)."""
-    return value if isinstance(value, int) else int(str(value))
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,9 @@ payload is a duplicate and a later change (a newer ``updated_time``) is a new ev
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TypeGuard
 
 from pydantic import ValidationError
 
@@ -27,7 +28,7 @@ from broker.errors import InvalidPayload
 WORKFLOW_EVENT_TYPE = "subscription_workflow"
 
 
-def read_webhook(document: Any) -> WebhookEvent:
+def read_webhook(document: object) -> WebhookEvent:
     """A webhook body in either shape: the event (``event_id``, ``event_type``, ``data``) or a
     workflow rule's entity at the top level (``{"subscription": {...}}``)."""
     if is_workflow_shape(document):
@@ -35,7 +36,7 @@ def read_webhook(document: Any) -> WebhookEvent:
     return parse_webhook_event(document)
 
 
-def is_workflow_shape(document: Any) -> bool:
+def is_workflow_shape(document: object) -> TypeGuard[dict[str, object]]:
     return (
         isinstance(document, dict)
         and "data" not in document
@@ -49,7 +50,7 @@ def workflow_event_id(subscription_id: str, updated: datetime) -> str:
     return f"wf-{subscription_id}-{moment:%Y%m%dT%H%M%S}{fraction}Z"
 
 
-def as_event(document: dict[str, Any]) -> dict[str, Any]:
+def as_event(document: Mapping[str, object]) -> dict[str, object]:
     """The workflow body in the event shape: its own ``event_id`` / ``event_type`` if it has
     them, else the derived id and ``subscription_workflow``."""
     body = document["subscription"]

@@ -11,10 +11,10 @@ what to show when billing fails is the caller's to say.
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import structlog
 from aiohttp import web
@@ -23,6 +23,7 @@ from broker.clients.billing import BillingClient
 from broker.clients.billing_quota import retry_after_value, wait_in_words
 from broker.config import PausePolicy, Settings
 from broker.core.billing_events import BillingSubscription
+from broker.core.forms import FormNotText, text_pairs
 from broker.core.policy import Action, allowed_actions, refusal
 from broker.errors import (
     ActionNotAllowed,
@@ -85,7 +86,7 @@ class ActionAudit:
             request_id=request.get(request_id_key),
         )
 
-    def record(self, db: Tx, *, result: str, detail: dict[str, Any] | None) -> None:
+    def record(self, db: Tx, *, result: str, detail: Mapping[str, object] | None) -> None:
         """Add the row; runs inside a store transaction."""
         record_action(
             db,
@@ -106,22 +107,31 @@ async def audit_action(
     action: str,
     subscription_id: str | None,
     result: str,
-    detail: dict[str, Any] | None,
+    detail: Mapping[str, object] | None,
 ) -> None:
     """Write one audit row in its own transaction (refusals and failures)."""
     entry = ActionAudit.of(request, session, action, subscription_id)
     await request.app[store_key].write(partial(entry.record, result=result, detail=detail))
 
 
-async def posted_form(request: web.Request) -> tuple[Viewer, dict[str, Any]]:
-    """The viewer and the posted form's text fields, once the CSRF token checks out."""
+async def posted_form(request: web.Request) -> tuple[Viewer, Mapping[str, str]]:
+    """The viewer and the posted form's fields, once the CSRF token checks out and every field
+    is text (``forms.text_pairs``; a refusal is audited)."""
     viewer = await load_viewer(request, refresh=False)
-    form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+    posted = await request.post()
     try:
-        check_csrf(viewer.session, form.get("csrf_token"))
+        # The last of a repeated name counts, as in the form read below.
+        check_csrf(viewer.session, dict(posted.items()).get("csrf_token"))
     except Forbidden:
         await audit_action(
             request, viewer.session, _action_of(request), None, "refused: csrf", None
+        )
+        raise
+    try:
+        form = dict(text_pairs(posted.items()))
+    except FormNotText as error:
+        await audit_action(
+            request, viewer.session, _action_of(request), None, f"refused: {error.code}", None
         )
         raise
     return viewer, form
@@ -209,7 +219,7 @@ async def apply_in_billing(
     call: BillingCall,
     *,
     notice: str,
-    detail: dict[str, Any] | None = None,
+    detail: Mapping[str, object] | None = None,
     on_error: OnBillingError | None = None,
 ) -> web.StreamResponse:
     """Call billing, feed its answer to the pipeline, audit, and go back to the overview.
@@ -266,7 +276,7 @@ def _ingest_and_audit(
     document: BillingSubscription,
     settings: Settings,
     entry: ActionAudit,
-    detail: dict[str, Any] | None,
+    detail: Mapping[str, object] | None,
 ) -> bool:
     result = ingest_billing_read(
         db, document, source=f"page:{entry.action}", settings=settings, now=entry.at

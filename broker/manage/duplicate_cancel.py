@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from broker.core.forms import CancelWhen, parse_cancel_form
 from broker.errors import ActionNotAllowed, ClientError, Forbidden
 from broker.manage.action_support import apply_in_billing, audit_action, posted_form
 from broker.manage.pages import render
@@ -38,8 +39,8 @@ async def cancel_duplicate_form(request: web.Request) -> web.Response:
 async def cancel_duplicate(request: web.Request) -> web.StreamResponse:
     viewer, form = await posted_form(request)
     duplicate = await _duplicate(request, viewer, form.get("subscription_id"))
-    when = str(form.get("when", "now"))
-    if when not in ("term_end", "now") or form.get("confirm") != "yes":
+    chosen = parse_cancel_form(form, default=CancelWhen.NOW)
+    if chosen.cleaned is None:
         return render(
             request,
             "cancel_duplicate.html",
@@ -50,7 +51,8 @@ async def cancel_duplicate(request: web.Request) -> web.StreamResponse:
             status=422,
         )
     subscription_id = duplicate.subscription_id
-    at_end = when == "term_end"
+    when = chosen.cleaned.when
+    at_end = when is CancelWhen.TERM_END
     kept = viewer.current.subscription_id if viewer.current else None
     return await apply_in_billing(
         request,

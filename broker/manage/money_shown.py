@@ -26,6 +26,7 @@ from broker.core.change_money import (
     cancel_now_money,
     change_money,
 )
+from broker.core.forms import CancelWhen
 from broker.core.plan_pricing import Configuration, period_price
 from broker.store.queries import SubscriptionView
 from broker.web.appkeys import clock_key, settings_key
@@ -94,20 +95,23 @@ def change_shown(
     return ShownMoney(preview, str(current.currency_code or ""), rules.tax)
 
 
-def cancel_shown(request: web.Request, current: SubscriptionView) -> dict[str, ShownMoney]:
+def cancel_shown(request: web.Request, current: SubscriptionView) -> dict[CancelWhen, ShownMoney]:
     """The money of cancelling now and at the term's end, keyed by the cancel form's ``when``."""
     rules = request.app[settings_key].billing_rules
     term = term_of(current)
     currency = str(current.currency_code or "")
     if term is None:
         missing = _unavailable(current, rules.tax, "cancel")
-        return {"now": missing, "term_end": missing}
+        return {CancelWhen.NOW: missing, CancelWhen.TERM_END: missing}
     day = today(request)
     end = ShownMoney(cancel_at_term_end_money(term, day), currency, rules.tax)
     if current.amount is None:
-        return {"now": _unavailable(current, rules.tax, "cancel"), "term_end": end}
+        return {
+            CancelWhen.NOW: _unavailable(current, rules.tax, "cancel"),
+            CancelWhen.TERM_END: end,
+        }
     now = cancel_now_money(rules, price=current.amount, term=term, today=day)
-    return {"now": ShownMoney(now, currency, rules.tax), "term_end": end}
+    return {CancelWhen.NOW: ShownMoney(now, currency, rules.tax), CancelWhen.TERM_END: end}
 
 
 def term_of(current: SubscriptionView) -> Term | None:

@@ -34,6 +34,7 @@ from broker.clients.oidc import (
 from broker.clients.zoho_org import ZohoOrgClient
 from broker.config import LandingVerification
 from broker.core.billing_events import describe_validation_errors
+from broker.core.forms import text_pairs
 from broker.core.identity import OTHER_ORG_HINT
 from broker.core.landing import START_AGAIN, LandingParams, merge_landing
 from broker.core.zgid_evidence import (
@@ -67,8 +68,7 @@ async def manage(request: web.Request) -> web.StreamResponse:
     """``/manage`` in zoho mode: landing parameters or no session start a sign-in."""
     sources: list[Mapping[str, str]] = [request.query]
     if request.method == "POST":
-        form = await request.post()
-        sources.append({k: v for k, v in form.items() if isinstance(v, str)})
+        sources.append(dict(text_pairs((await request.post()).items())))
     landing = any(key in LANDING_KEYS for source in sources for key in source)
     session = request.app[session_codec_key].read(request)
     if landing or session is None:

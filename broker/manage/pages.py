@@ -7,16 +7,20 @@ server-rendered and works without JavaScript.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
 import aiohttp_jinja2
 import structlog
 from aiohttp import web
 
-from broker.config import LandingVerification
+from broker.config import LandingVerification, Settings
+from broker.core.billing_events import BillingSubscription
+from broker.core.forms import text_pairs
 from broker.core.hosted_pages import CheckoutStatus, HostedPage
 from broker.core.landing import ID_ALIASES
+from broker.core.policy import Action
 from broker.errors import BillingError, BillingNotFound, Forbidden, NotFound
 from broker.manage.customer_fields import keep_on_customer
 from broker.manage.identity import (
@@ -32,6 +36,7 @@ from broker.manage.sessions import Session
 from broker.manage.viewer import current_session, load_viewer
 from broker.store.audit import record_action
 from broker.store.checkouts import checkout_row, finish_checkout
+from broker.store.engine.tx import Tx
 from broker.store.pipeline import ingest_billing_read
 from broker.web.appkeys import (
     billing_client_key,
@@ -55,8 +60,7 @@ async def manage(request: web.Request) -> web.StreamResponse:
     # Pairs, not dicts: a name sent twice must stay visible to the checks.
     pairs = list(request.query.items())
     if request.method == "POST":
-        form = await request.post()
-        pairs += [(k, v) for k, v in form.items() if isinstance(v, str)]
+        pairs += text_pairs((await request.post()).items())
     if any(key in LANDING_KEYS for key, _ in pairs):
         return await _enter(request, pairs)
     viewer = await load_viewer(request)
@@ -123,15 +127,13 @@ async def checkout_return(request: web.Request) -> web.StreamResponse:
     if status is CheckoutStatus.UNKNOWN:
         log.warning("checkout.unknown_status", hostedpage_id=hostedpage_id, word=page.status_word)
     now = app[clock_key]()
-    audit = partial(
-        record_action,
+    audit = _ReturnAudit(
         at=now,
-        zuid=session.zuid,
-        zgid=session.zgid,
-        action=f"checkout_{checkout.action}",
+        session=session,
+        action=f"checkout_{checkout.action.value}",
         request_id=request.get(request_id_key),
         subscription_id=checkout.subscription_id,
-        detail={"hostedpage_id": hostedpage_id},
+        hostedpage_id=hostedpage_id,
     )
     if status is CheckoutStatus.PAID:
         document = page.subscription
@@ -152,11 +154,11 @@ async def checkout_return(request: web.Request) -> web.StreamResponse:
             # The org's subscriptions just changed: the next view asks billing again.
             app[org_reads_key].forget(session.zgid)
             customer_id = _customer_id(document)
-            if checkout.action == "subscribe" and customer_id:
+            if checkout.action is Action.SUBSCRIBE and customer_id:
                 await keep_on_customer(app, customer_id, session)
         notice = (
             "Thank you: your subscription is active."
-            if checkout.action == "subscribe"
+            if checkout.action is Action.SUBSCRIBE
             else "Your subscription was changed."
         )
         response = web.Response(status=303, headers={"Location": "/manage"})
@@ -166,12 +168,12 @@ async def checkout_return(request: web.Request) -> web.StreamResponse:
         partial(
             _record_other,
             hostedpage_id=hostedpage_id,
-            status=status.value,
+            status=status,
             now=now,
             audit=audit,
         )
     )
-    again = "/manage/subscribe" if checkout.action == "subscribe" else "/manage/change"
+    again = "/manage/subscribe" if checkout.action is Action.SUBSCRIBE else "/manage/change"
     if status is CheckoutStatus.FAILED:
         return outcome(
             request,
@@ -214,37 +216,64 @@ async def checkout_return(request: web.Request) -> web.StreamResponse:
     )
 
 
+@dataclass(frozen=True)
+class _ReturnAudit:
+    """The audit row of a return from checkout, but for its result and subscription: built
+    before the store write so it carries the request's time and id."""
+
+    at: float
+    session: Session
+    action: str
+    request_id: str | None
+    subscription_id: str | None  # the one the checkout was opened for, if any
+    hostedpage_id: str
+
+    def record(self, db: Tx, *, result: str, subscription_id: str | None) -> None:
+        record_action(
+            db,
+            at=self.at,
+            zuid=self.session.zuid,
+            zgid=self.session.zgid,
+            action=self.action,
+            result=result,
+            subscription_id=subscription_id,
+            detail={"hostedpage_id": self.hostedpage_id},
+            request_id=self.request_id,
+        )
+
+
 def _record_success(
-    db: Any,
+    db: Tx,
     *,
-    document: dict[str, Any],
+    document: dict[str, object],
     source: str,
-    settings: Any,
+    settings: Settings,
     now: float,
     hostedpage_id: str,
-    audit: Any,
+    audit: _ReturnAudit,
 ) -> bool:
     result = ingest_billing_read(db, document, source=source, settings=settings, now=now)
-    finish_checkout(db, hostedpage_id, status="success", now=now)
-    audit(db, result="ok", subscription_id=str(document.get("subscription_id") or "") or None)
+    finish_checkout(db, hostedpage_id, status=CheckoutStatus.PAID, now=now)
+    paid = str(document.get("subscription_id") or "") or None
+    audit.record(db, result="ok", subscription_id=paid)
     return result.queued
 
 
-def _customer_id(document: dict[str, Any]) -> str | None:
-    customer = document.get("customer")
-    found = document.get("customer_id") or (
-        customer.get("customer_id") if isinstance(customer, dict) else None
-    )
-    return str(found) if found else None
+def _customer_id(document: Mapping[str, object]) -> str | None:
+    """The paid subscription's billing customer, read as the pipeline read the document (it
+    validated there, in ``_record_success``, before this is asked)."""
+    return BillingSubscription.model_validate(document).effective_customer_id()
 
 
-def _record_other(db: Any, *, hostedpage_id: str, status: str, now: float, audit: Any) -> None:
+def _record_other(
+    db: Tx, *, hostedpage_id: str, status: CheckoutStatus, now: float, audit: _ReturnAudit
+) -> None:
     finish_checkout(db, hostedpage_id, status=status, now=now)
-    audit(db, result=f"checkout {status}")
+    audit.record(db, result=f"checkout {status.value}", subscription_id=audit.subscription_id)
 
 
 def render(
-    request: web.Request, template: str, context: dict[str, Any], *, status: int = 200
+    request: web.Request, template: str, context: Mapping[str, object], *, status: int = 200
 ) -> web.Response:
     return aiohttp_jinja2.render_template(template, request, context, status=status)
 
@@ -257,7 +286,7 @@ def outcome(
     title: str,
     text: str,
     retry_url: str | None = None,
-    continue_url: Any = None,
+    continue_url: str | None = None,
 ) -> web.Response:
     """A page that says what happened and what to do next."""
     return render(

@@ -10,8 +10,8 @@ too. A billing failure shows the form again with everything the user chose.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import partial
-from typing import Any
 
 import structlog
 from aiohttp import web
@@ -19,7 +19,7 @@ from aiohttp import web
 from broker.core.billing_requests import NewSubscriptionPage, UpdateSubscriptionPage
 from broker.core.catalog import Catalog
 from broker.core.correlation import Correlation
-from broker.core.forms import FREQUENCIES, FormResult, parse_plan_form
+from broker.core.forms import FREQUENCIES, ChosenPlan, FormResult, parse_plan_form, plan_values
 from broker.core.policy import Action
 from broker.errors import BillingError
 from broker.manage.action_support import (
@@ -55,7 +55,7 @@ async def subscribe_form(request: web.Request) -> web.Response:
         "users": "1",
         "storage": "0",
     }
-    return await plan_page(request, viewer, "subscribe", FormResult(values))
+    return await plan_page(request, viewer, Action.SUBSCRIBE, FormResult[ChosenPlan](values))
 
 
 async def subscribe(request: web.Request) -> web.StreamResponse:
@@ -66,13 +66,13 @@ async def subscribe(request: web.Request) -> web.StreamResponse:
         return await _not_asked(request, viewer, form)
     await require_action(request, viewer, Action.SUBSCRIBE)
     await require_proven_new_org(request, viewer.session)
-    checked = await checked_choice(request, viewer, "subscribe", form)
+    checked = await checked_choice(request, viewer, Action.SUBSCRIBE, form)
     if isinstance(checked, web.Response):
         return checked
-    _, parsed = checked
+    _, parsed, choice = checked
     session = viewer.session
-    payload: dict[str, Any] = {
-        **plan_and_addons(parsed.cleaned),
+    payload: dict[str, object] = {
+        **plan_and_addons(choice),
         "custom_fields": Correlation(zuid=session.zuid, zgid=session.zgid).custom_fields(),
         "redirect_url": return_url(request),
     }
@@ -82,31 +82,31 @@ async def subscribe(request: web.Request) -> web.StreamResponse:
         payload["customer_id"] = viewer.customer_id
     else:
         payload["customer"] = _new_customer(session)
-    return await open_hosted_checkout(request, viewer, "subscribe", None, payload, parsed)
+    return await open_hosted_checkout(
+        request, viewer, Action.SUBSCRIBE, None, payload, parsed, choice
+    )
 
 
-async def _not_asked(request: web.Request, viewer: Viewer, form: dict[str, Any]) -> web.Response:
+async def _not_asked(request: web.Request, viewer: Viewer, form: Mapping[str, str]) -> web.Response:
     """Fail closed: billing could not say which subscriptions the org has, so no checkout
     starts; the form comes back with the choices and says so (503, audited)."""
-    values = FormResult(
-        {k: str(form.get(k, "")) for k in ("planid", "frequency", "users", "storage")}
-    )
+    values = FormResult[ChosenPlan](plan_values(form))
     await audit_action(
-        request, viewer.session, "subscribe", None, "refused: billing_not_asked", values.values
+        request, viewer.session, Action.SUBSCRIBE, None, "refused: billing_not_asked", values.values
     )
     log.warning("manage.subscribe_billing_not_asked", zgid=viewer.session.zgid)
     problem = (
         "Billing could not be asked which subscriptions your organisation already has, so no "
         "new subscription was started and nothing was charged. Try again in a minute."
     )
-    return await plan_page(request, viewer, "subscribe", values, status=503, problem=problem)
+    return await plan_page(request, viewer, Action.SUBSCRIBE, values, status=503, problem=problem)
 
 
 async def plan_page(
     request: web.Request,
     viewer: Viewer,
-    action: str,
-    form: FormResult,
+    action: Action,
+    form: FormResult[ChosenPlan],
     *,
     status: int = 200,
     problem: str | None = None,
@@ -144,17 +144,16 @@ async def resumed_form(request: web.Request, viewer: Viewer) -> dict[str, str] |
 
 
 async def checked_choice(
-    request: web.Request, viewer: Viewer, action: str, form: dict[str, Any]
-) -> tuple[Catalog, FormResult] | web.Response:
-    """The plans on sale and the posted choice checked against them; or the form page again,
-    saying why: the choice does not check out, or billing cannot list the plans (audited)."""
+    request: web.Request, viewer: Viewer, action: Action, form: Mapping[str, str]
+) -> tuple[Catalog, FormResult[ChosenPlan], ChosenPlan] | web.Response:
+    """The plans on sale, the posted form and the choice it makes, checked against them; or the
+    form page again, saying why: the choice does not check out, or billing cannot list the plans
+    (audited)."""
     try:
         catalog = await request.app[catalog_key].get()
     except BillingError as error:
-        values = FormResult(
-            {k: str(form.get(k, "")) for k in ("planid", "frequency", "users", "storage")}
-        )
-        current = viewer.current if action == "change" else None
+        values = FormResult[ChosenPlan](plan_values(form))
+        current = viewer.current if action is Action.CHANGE else None
         await audit_action(
             request,
             viewer.session,
@@ -170,18 +169,19 @@ async def checked_choice(
             error,
         )
     parsed = parse_plan_form(form, catalog)
-    if not parsed.ok:
+    if parsed.cleaned is None:
         return await plan_page(request, viewer, action, parsed, status=422)
-    return catalog, parsed
+    return catalog, parsed, parsed.cleaned
 
 
 async def open_hosted_checkout(
     request: web.Request,
     viewer: Viewer,
-    action: str,
+    action: Action,
     subscription_id: str | None,
-    payload: dict[str, Any],
-    form: FormResult,
+    payload: dict[str, object],
+    form: FormResult[ChosenPlan],
+    choice: ChosenPlan,
 ) -> web.StreamResponse:
     """Open billing's hosted checkout, remember the choices, and send the browser there."""
     app = request.app
@@ -192,12 +192,17 @@ async def open_hosted_checkout(
     try:
         page = await (
             client.new_subscription_page(NewSubscriptionPage.model_validate(payload))
-            if action == "subscribe"
+            if action is Action.SUBSCRIBE
             else client.update_subscription_page(UpdateSubscriptionPage.model_validate(payload))
         )
     except BillingError as error:
         await audit_action(
-            request, viewer.session, action, subscription_id, f"failed: {error.code}", form.cleaned
+            request,
+            viewer.session,
+            action,
+            subscription_id,
+            f"failed: {error.code}",
+            choice.audit(),
         )
         return with_retry_after(
             await plan_page(
@@ -221,9 +226,10 @@ async def open_hosted_checkout(
         partial(
             _open_checkout_and_audit,
             hostedpage_id=hostedpage_id,
+            action=action,
             entry=ActionAudit.of(request, viewer.session, action, subscription_id),
             form=form.values,
-            detail=form.cleaned,
+            detail=choice.audit(),
         )
     )
     return web.Response(status=303, headers={"Location": url})
@@ -233,16 +239,17 @@ def _open_checkout_and_audit(
     db: Tx,
     *,
     hostedpage_id: str,
+    action: Action,
     entry: ActionAudit,
     form: dict[str, str],
-    detail: dict[str, Any],
+    detail: dict[str, object],
 ) -> None:
     open_checkout(
         db,
         hostedpage_id=hostedpage_id,
         zgid=entry.session.zgid,
         zuid=entry.session.zuid,
-        action=entry.action,
+        action=action,
         subscription_id=entry.subscription_id,
         form=form,
         now=entry.at,
@@ -250,21 +257,21 @@ def _open_checkout_and_audit(
     entry.record(db, result="sent to checkout", detail={**detail, "hostedpage_id": hostedpage_id})
 
 
-def plan_and_addons(choice: dict[str, Any]) -> dict[str, Any]:
+def plan_and_addons(choice: ChosenPlan) -> dict[str, object]:
     """The plan and storage add-on of a checked choice, as billing's subscription body has them."""
     return {
-        "plan": {"plan_code": choice["plan_code"], "quantity": choice["users"]},
+        "plan": {"plan_code": choice.plan_code, "quantity": choice.users},
         "addons": _storage_addons(choice),
     }
 
 
-def _storage_addons(choice: dict[str, Any]) -> list[dict[str, Any]]:
-    if choice["storage"] and choice["storage_code"]:
-        return [{"addon_code": choice["storage_code"], "quantity": choice["storage"]}]
+def _storage_addons(choice: ChosenPlan) -> list[dict[str, object]]:
+    if choice.storage and choice.storage_code:
+        return [{"addon_code": choice.storage_code, "quantity": choice.storage}]
     return []
 
 
-def _new_customer(session: Session) -> dict[str, Any]:
+def _new_customer(session: Session) -> dict[str, str]:
     """The billing customer to create; the hosted page documents no custom fields on it."""
     first, _, last = session.name.partition(" ")
     return {

@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import asdict
 from decimal import Decimal
 from functools import partial
-from typing import Any
 
 import structlog
 from aiohttp import web
@@ -20,7 +19,7 @@ from aiohttp import web
 from broker.core.billing_requests import SubscriptionUpdate
 from broker.core.catalog import Catalog
 from broker.core.change_money import cents
-from broker.core.forms import FormResult
+from broker.core.forms import ChosenPlan, FormResult
 from broker.core.mapping import YEARLY
 from broker.core.plan_pricing import (
     ChangeDecision,
@@ -73,7 +72,7 @@ async def change_form(request: web.Request) -> web.Response:
         "users": str(current.users or 1),
         "storage": str(current.storage_units or 0),
     }
-    return await plan_page(request, viewer, "change", FormResult(values))
+    return await plan_page(request, viewer, Action.CHANGE, FormResult[ChosenPlan](values))
 
 
 async def change(request: web.Request) -> web.StreamResponse:
@@ -84,11 +83,11 @@ async def change(request: web.Request) -> web.StreamResponse:
     if now is not None and Configuration.of_form(form) == now:
         # Recognised before the catalog is read: an unchanged form costs no billing call.
         return await _unchanged(request, viewer, subscription_id, now)
-    checked = await checked_choice(request, viewer, "change", form)
+    checked = await checked_choice(request, viewer, Action.CHANGE, form)
     if isinstance(checked, web.Response):
         return checked
-    catalog, parsed = checked
-    wanted = Configuration.of_choice(parsed.cleaned)
+    catalog, parsed, choice = checked
+    wanted = _configuration(choice)
     decision = _routed(catalog, now, wanted, subscription_id, "stored copy")
     if decision.route is ChangeRoute.DIRECT:
         in_billing = await _view_in_billing(request, viewer, subscription_id, parsed)
@@ -99,7 +98,7 @@ async def change(request: web.Request) -> web.StreamResponse:
         decision = _routed(catalog, now, wanted, subscription_id, "billing")
     if decision.route is ChangeRoute.UNCHANGED:
         return await _unchanged(request, viewer, subscription_id, now)
-    body = plan_and_addons(parsed.cleaned)
+    body = plan_and_addons(choice)
     if decision.route is ChangeRoute.DIRECT and now is not None:
         shown = change_shown(request, current, catalog, now, wanted)
         if form.get("confirm") != "yes":
@@ -112,7 +111,7 @@ async def change(request: web.Request) -> web.StreamResponse:
             return await plan_page(
                 request,
                 viewer,
-                "change",
+                Action.CHANGE,
                 parsed,
                 status=error.status,
                 problem=billing_problem(error),
@@ -121,17 +120,24 @@ async def change(request: web.Request) -> web.StreamResponse:
         return await apply_in_billing(
             request,
             viewer,
-            "change",
+            Action.CHANGE,
             subscription_id,
             lambda client: client.update_subscription(
                 subscription_id, SubscriptionUpdate.model_validate({**body, "end_of_term": False})
             ),
             notice=f"Your subscription was changed. {shown.summary}",
-            detail={**parsed.cleaned, **shown.audit()},
+            detail={**choice.audit(), **shown.audit()},
             on_error=show_form_again,
         )
     payload = {"subscription_id": subscription_id, **body, "redirect_url": return_url(request)}
-    return await open_hosted_checkout(request, viewer, "change", subscription_id, payload, parsed)
+    return await open_hosted_checkout(
+        request, viewer, Action.CHANGE, subscription_id, payload, parsed, choice
+    )
+
+
+def _configuration(choice: ChosenPlan) -> Configuration:
+    """What a checked choice asks for, in the terms the change is priced and routed in."""
+    return Configuration(choice.planid, choice.frequency, choice.users, choice.storage)
 
 
 def _routed(
@@ -155,22 +161,27 @@ def _routed(
 
 
 async def _view_in_billing(
-    request: web.Request, viewer: Viewer, subscription_id: str, parsed: FormResult
+    request: web.Request, viewer: Viewer, subscription_id: str, parsed: FormResult[ChosenPlan]
 ) -> SubscriptionView | web.StreamResponse | None:
     """What billing says the subscription is now (recorded like any billing read); or the
     form again, saying why, when billing cannot tell us."""
     app = request.app
-    waiting = await over_budget(request, viewer, "change", subscription_id, calls=1)
+    waiting = await over_budget(request, viewer, Action.CHANGE, subscription_id, calls=1)
     if waiting is not None:
         return waiting
     try:
         document = await app[billing_client_key].get_subscription(subscription_id)
     except BillingError as error:
         await audit_action(
-            request, viewer.session, "change", subscription_id, f"failed: {error.code}", None
+            request, viewer.session, Action.CHANGE, subscription_id, f"failed: {error.code}", None
         )
         page = await plan_page(
-            request, viewer, "change", parsed, status=error.status, problem=billing_problem(error)
+            request,
+            viewer,
+            Action.CHANGE,
+            parsed,
+            status=error.status,
+            problem=billing_problem(error),
         )
         return with_retry_after(page, error)
     settings = app[settings_key]
@@ -197,11 +208,11 @@ async def change_confirm_form(request: web.Request) -> web.StreamResponse:
     a choice that needs checkout, or changes nothing, goes back to the plan form."""
     viewer = await load_viewer(request, refresh=False)
     current = await subscription_for(request, viewer, Action.CHANGE)
-    checked = await checked_choice(request, viewer, "change", dict(request.query))
+    checked = await checked_choice(request, viewer, Action.CHANGE, dict(request.query))
     if isinstance(checked, web.Response):
         return checked
-    catalog, parsed = checked
-    now, wanted = Configuration.of_subscription(current), Configuration.of_choice(parsed.cleaned)
+    catalog, parsed, choice = checked
+    now, wanted = Configuration.of_subscription(current), _configuration(choice)
     decision = _routed(catalog, now, wanted, current.subscription_id, "stored copy")
     if decision.route is not ChangeRoute.DIRECT or now is None:
         return web.Response(status=303, headers={"Location": "/manage/change"})
@@ -213,7 +224,7 @@ def _confirmation(
     request: web.Request,
     viewer: Viewer,
     catalog: Catalog,
-    parsed: FormResult,
+    parsed: FormResult[ChosenPlan],
     now: Configuration,
     wanted: Configuration,
     shown: ShownMoney,
@@ -258,8 +269,8 @@ async def _unchanged(
     request: web.Request, viewer: Viewer, subscription_id: str, now: Configuration | None
 ) -> web.StreamResponse:
     """Nothing to send to billing or the platform: say so, and audit it."""
-    detail: dict[str, Any] = asdict(now) if now is not None else {}
-    await audit_action(request, viewer.session, "change", subscription_id, "unchanged", detail)
+    detail: dict[str, object] = asdict(now) if now is not None else {}
+    await audit_action(request, viewer.session, Action.CHANGE, subscription_id, "unchanged", detail)
     response = web.Response(status=303, headers={"Location": "/manage"})
     remember(request, response, viewer.session.with_notice(UNCHANGED_NOTICE))
     return response

@@ -16,7 +16,13 @@ import structlog
 from aiohttp import web
 
 from broker.core.billing_requests import PauseRequest
-from broker.core.forms import FormResult, parse_pause_form
+from broker.core.forms import (
+    CancelWhen,
+    ChosenPause,
+    FormResult,
+    parse_cancel_form,
+    parse_pause_form,
+)
 from broker.core.pause_credit import PauseCredit, pause_credit
 from broker.core.pause_terms import PAUSE_EFFECTS
 from broker.core.policy import Action
@@ -48,10 +54,10 @@ async def cancel_form(request: web.Request) -> web.Response:
 async def cancel(request: web.Request) -> web.StreamResponse:
     viewer, form = await posted_form(request)
     current = await subscription_for(request, viewer, Action.CANCEL)
-    when = str(form.get("when", "term_end"))
+    chosen = parse_cancel_form(form, default=CancelWhen.TERM_END)
     money = cancel_shown(request, current)
-    if when not in ("term_end", "now") or form.get("confirm") != "yes":
-        log.info("page.cancel_not_confirmed", when_known=when in money)
+    if chosen.cleaned is None:
+        log.info("page.cancel_not_confirmed", when_known="when" not in chosen.errors)
         return render(
             request,
             "cancel.html",
@@ -64,7 +70,8 @@ async def cancel(request: web.Request) -> web.StreamResponse:
             status=422,
         )
     subscription_id = current.subscription_id
-    at_end = when == "term_end"
+    when = chosen.cleaned.when
+    at_end = when is CancelWhen.TERM_END
     shown = money[when]
     return await apply_in_billing(
         request,
@@ -103,7 +110,7 @@ async def pause_form(request: web.Request) -> web.Response:
     form = (
         parse_pause_form(request.query, today=_today(request))
         if "resume_on" in request.query
-        else FormResult({"resume_on": ""})
+        else FormResult[ChosenPause]({"resume_on": ""})
     )
     return render(
         request,
@@ -122,7 +129,7 @@ async def pause(request: web.Request) -> web.StreamResponse:
     viewer, posted = await posted_form(request)
     current = await subscription_for(request, viewer, Action.PAUSE)
     form = parse_pause_form(posted, today=_today(request))
-    if not form.ok:
+    if form.cleaned is None:
         return render(
             request,
             "pause.html",
@@ -132,7 +139,7 @@ async def pause(request: web.Request) -> web.StreamResponse:
     subscription_id = current.subscription_id
     body = PauseRequest(
         pause_date=_today(request).isoformat(),
-        resume_date=form.cleaned["resume_on"].isoformat(),
+        resume_date=form.cleaned.resume_on.isoformat(),
     )
     return await apply_in_billing(
         request,
@@ -172,14 +179,14 @@ class PausePreview:
 
 
 def _preview(
-    request: web.Request, current: SubscriptionView, form: FormResult
+    request: web.Request, current: SubscriptionView, form: FormResult[ChosenPause]
 ) -> PausePreview | None:
     """The credit a pause until the chosen date would earn; None until a date checks out.
 
     Billing's figures are not ours to trust blindly: an amount it formatted as text is read
     with ``parse_amount``, and what still cannot be read makes the preview say so (never a 500).
     """
-    if not form.ok or not form.cleaned:
+    if form.cleaned is None:
         return None
     currency = str(current.currency_code or "")
     price = current.amount  # a Decimal from the read model, None when unreadable
@@ -193,7 +200,7 @@ def _preview(
             term_start=term_start,
             term_end=term_end,
             pause_start=_today(request),
-            resume_on=form.cleaned["resume_on"],
+            resume_on=form.cleaned.resume_on,
         )
     except ValueError as problem:
         log.warning(

@@ -4,9 +4,8 @@ it ended. Rows are only ever added. Functions run inside store transactions."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from broker.store.engine.tx import Tx
 
@@ -20,7 +19,7 @@ def record_action(
     action: str,
     result: str,
     subscription_id: str | None = None,
-    detail: dict[str, Any] | None = None,
+    detail: Mapping[str, object] | None = None,
     request_id: str | None = None,
 ) -> None:
     db.execute(
@@ -32,7 +31,7 @@ def record_action(
             zgid,
             action,
             subscription_id,
-            json.dumps(detail, sort_keys=True) if detail else None,
+            json.dumps(dict(detail), sort_keys=True) if detail else None,
             result,
             request_id,
         ],
@@ -40,7 +39,7 @@ def record_action(
 
 
 def record_notice_once(
-    db: Tx, *, at: float, zuid: str, zgid: str, action: str, detail: dict[str, Any]
+    db: Tx, *, at: float, zuid: str, zgid: str, action: str, detail: Mapping[str, object]
 ) -> bool:
     """An operator notice about org ``zgid``, written once per org and kind (True if new)."""
     seen = db.execute(

@@ -5,10 +5,11 @@ store transactions."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
+from broker.core.hosted_pages import CheckoutStatus
+from broker.core.policy import Action
 from broker.store.engine.tx import Tx
 from broker.store.sql import select_one
 
@@ -20,7 +21,7 @@ class Checkout:
     hostedpage_id: str
     zgid: str
     zuid: str
-    action: str  # subscribe | change
+    action: Action  # SUBSCRIBE or CHANGE: the actions that go through checkout
     subscription_id: str | None
     form: dict[str, str]
     status: str  # created, then billing's word: success, failure, expired
@@ -32,9 +33,9 @@ def open_checkout(
     hostedpage_id: str,
     zgid: str,
     zuid: str,
-    action: str,
+    action: Action,
     subscription_id: str | None,
-    form: dict[str, Any],
+    form: Mapping[str, str],
     now: float,
 ) -> None:
     db.execute(
@@ -43,7 +44,7 @@ def open_checkout(
         " SET zgid = excluded.zgid, zuid = excluded.zuid, action = excluded.action,"
         " subscription_id = excluded.subscription_id, form_json = excluded.form_json,"
         " created_at = excluded.created_at, status = 'created', finished_at = NULL",
-        [hostedpage_id, zgid, zuid, action, subscription_id, json.dumps(form), now],
+        [hostedpage_id, zgid, zuid, action.value, subscription_id, json.dumps(dict(form)), now],
     )
 
 
@@ -56,14 +57,29 @@ def checkout_row(db: Tx, hostedpage_id: str) -> Checkout | None:
     )
     if row is None:
         return None
-    form = json.loads(row.pop("form_json"))
-    return Checkout(**row, form=form)
+    subscription_id = row["subscription_id"]
+    return Checkout(
+        hostedpage_id=str(row["hostedpage_id"]),
+        zgid=str(row["zgid"]),
+        zuid=str(row["zuid"]),
+        action=Action(str(row["action"])),
+        subscription_id=None if subscription_id is None else str(subscription_id),
+        form=_form_of(json.loads(str(row["form_json"]))),
+        status=str(row["status"]),
+    )
 
 
-def finish_checkout(db: Tx, hostedpage_id: str, *, status: str, now: float) -> None:
+def _form_of(stored: object) -> dict[str, str]:
+    """The kept choices as text fields (``open_checkout`` only ever stores such an object)."""
+    if not isinstance(stored, dict):
+        return {}
+    return {str(name): str(value) for name, value in stored.items()}
+
+
+def finish_checkout(db: Tx, hostedpage_id: str, *, status: CheckoutStatus, now: float) -> None:
     db.execute(
         "UPDATE checkouts SET status = ?, finished_at = ? WHERE hostedpage_id = ?",
-        [status, now, hostedpage_id],
+        [status.value, now, hostedpage_id],
     )
 
 

@@ -11,7 +11,6 @@ import math
 import random
 import re
 import time
-from typing import Any
 
 import aiohttp_jinja2
 import structlog
@@ -123,7 +122,7 @@ def render_error(
     body = error.as_dict()
     body["request_id"] = request.get(request_id_key, "")
     if request.path.startswith(HUMAN_PREFIXES):
-        context: dict[str, Any] = {"error": body, "status": error.status}
+        context: dict[str, object] = {"error": body, "status": error.status}
         response = aiohttp_jinja2.render_template(
             "error.html", request, context, status=error.status
         )

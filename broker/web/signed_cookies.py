@@ -15,7 +15,7 @@ import hmac
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Generic, Literal, TypeVar
 
 import structlog
 from aiohttp import web
@@ -24,7 +24,10 @@ from itsdangerous import BadSignature, TimestampSigner, URLSafeTimedSerializer
 from broker.errors import Forbidden
 from broker.web.appkeys import settings_key
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
 
 log = structlog.get_logger(__name__)
 
@@ -67,8 +70,7 @@ class SignedCookieCodec(Generic[T]):
         self._max_age = int(max_age_seconds)
 
     def dumps(self, value: T) -> str:
-        fields: Any = asdict(value)  # type: ignore[call-overload]  # T is a dataclass
-        return self._serializer.dumps(fields)
+        return self._serializer.dumps(asdict(value))
 
     def loads(self, cookie: str | None) -> T | None:
         """The value, or None if the cookie is missing, altered, malformed or too old."""

@@ -7,7 +7,6 @@ acknowledged before it is committed; the platform call happens later, in the del
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
 from urllib.parse import parse_qsl
 
 import structlog
@@ -84,7 +83,7 @@ async def receive_billing_webhook(request: web.Request) -> web.Response:
         delivery_id=result.delivery_id,
         warning=result.warning,
     )
-    body: dict[str, Any] = {
+    body: dict[str, object] = {
         "status": "duplicate" if result.outcome == "duplicate" else "accepted",
         "event_id": event.event_id,
         "outcome": result.outcome,
@@ -133,7 +132,8 @@ def _form_pairs(raw: bytes) -> list[tuple[str, str]]:
         raise InvalidPayload("the form-encoded body cannot be decoded") from None
 
 
-def _document(raw: bytes, content_type: str, form_pairs: list[tuple[str, str]]) -> Any:
+def _document(raw: bytes, content_type: str, form_pairs: list[tuple[str, str]]) -> object:
+    """The decoded body, not yet read as an event (``read_webhook`` does that)."""
     if content_type in JSON_TYPES:
         if not raw.strip():
             raise InvalidPayload("the body is empty", hint="send the event as a JSON object")
