@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from broker.store.engine.tx import Tx
-from broker.store.outbox import DeliveryState
+from broker.store.outbox import DeliveryState, RecordedAction, recorded_action
 from broker.store.sql import select_all, select_one
 
 _DELIVERY_COLUMNS = (
@@ -30,7 +30,7 @@ class DeliveryRecord:
     id: int
     subscription_id: str
     state: DeliveryState
-    action: str | None
+    action: RecordedAction | None
     attempts: int
     uncertain: bool  # an earlier attempt may have reached the platform before a crash
     cause: str
@@ -42,12 +42,20 @@ class DeliveryRecord:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> DeliveryRecord:
-        typed = {"state": DeliveryState(row["state"]), "uncertain": bool(row["uncertain"])}
+        typed = {
+            "state": DeliveryState(row["state"]),
+            "action": recorded_action(row["action"]),
+            "uncertain": bool(row["uncertain"]),
+        }
         return cls(**(row | typed))
 
     def as_dict(self) -> dict[str, Any]:
         """The columns as stored (``uncertain`` 0 or 1), for ``--json`` and ``show``."""
-        return asdict(self) | {"state": str(self.state), "uncertain": int(self.uncertain)}
+        return asdict(self) | {
+            "state": str(self.state),
+            "action": str(self.action) if self.action is not None else None,
+            "uncertain": int(self.uncertain),
+        }
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from broker.core.mapping import PlatformState
 from broker.core.subscription_state import SubscriptionState
 from broker.store.engine.tx import Tx
+from broker.store.outbox import DeliveryState, RecordedAction, recorded_action
 from broker.store.sql import select_all
 
 RECENT = 20  # deliveries and audit rows shown per org
@@ -37,8 +38,8 @@ class HeldSubscription:
 class OrgDelivery:
     delivery_id: int
     subscription_id: str
-    state: str
-    action: str | None
+    state: DeliveryState
+    action: RecordedAction | None
     attempts: int
     created_at: float
 
@@ -110,8 +111,8 @@ def org_held(db: Tx, zgid: str) -> OrgHeld:
         OrgDelivery(
             int(r["id"]),
             str(r["subscription_id"]),
-            str(r["state"]),
-            r["action"],
+            DeliveryState(r["state"]),
+            recorded_action(r["action"]),
             int(r["attempts"]),
             float(r["created_at"]),
         )

@@ -35,6 +35,23 @@ DELIVERIES_CHANNEL = "broker_deliveries"
 FINISHED = frozenset({DeliveryState.DONE, DeliveryState.DEAD, DeliveryState.SUPERSEDED})
 
 
+class NoCall(StrEnum):
+    """The action a delivery records when the platform already held its target: no call made."""
+
+    NONE = "none"
+
+
+# What the deliveries table's ``action`` column holds once a delivery was attempted.
+RecordedAction = PlatformAction | NoCall
+
+
+def recorded_action(text: str | None) -> RecordedAction | None:
+    """The ``action`` column read back (None: the delivery was never attempted)."""
+    if text is None:
+        return None
+    return NoCall(text) if text == NoCall.NONE else PlatformAction(text)
+
+
 @dataclass(frozen=True)
 class ClaimedDelivery:
     id: int
@@ -180,7 +197,7 @@ def complete(
     now: float,
     started_at: float,
     state: DeliveryState,
-    action: str,
+    action: RecordedAction,
     results: Sequence[CallResult],
     next_attempt_at: float | None = None,
     acknowledged: PlatformState | None = None,
@@ -214,7 +231,7 @@ def complete(
         " last_error = ? WHERE id = ? AND state = ? AND lease_owner = ?",
         [
             state.value,
-            action,
+            action.value,
             next_attempt_at,
             now if state in FINISHED else None,
             last.status if last else None,
@@ -238,7 +255,7 @@ def record_step(
     owner: str,
     now: float,
     started_at: float,
-    action: str,
+    action: PlatformAction,
     results: Sequence[CallResult],
     reached: PlatformState,
 ) -> bool:
@@ -266,7 +283,7 @@ def _insert_attempts(
     db: Tx,
     delivery_id: int,
     started_at: float,
-    action: str,
+    action: RecordedAction,
     results: Sequence[CallResult],
 ) -> None:
     for result in results:
@@ -298,11 +315,11 @@ def _newer_pending(db: Tx, delivery: ClaimedDelivery) -> bool:
     return any(True for _ in rows)
 
 
-def action_method(action: str) -> str:
-    try:
-        return ACTION_METHODS[PlatformAction(action)]
-    except ValueError:  # a delivery not yet attempted has no action
-        return "-"
+def action_method(action: RecordedAction) -> str:
+    """The HTTP method an attempt row names when the client's result did not."""
+    if isinstance(action, PlatformAction):
+        return ACTION_METHODS[action]
+    return "-"
 
 
 def enqueue_delivery(
