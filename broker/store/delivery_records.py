@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from broker.store.engine.tx import Tx
+from broker.store.engine.tx import SqlValue, Tx
 from broker.store.outbox import DeliveryState, RecordedAction, recorded_action
 from broker.store.sql import select_all, select_one
 
@@ -99,7 +99,8 @@ def list_deliveries(
     db: Tx, *, state: DeliveryState | None = None, limit: int = 100
 ) -> list[DeliveryRecord]:
     """Newest first, at most ``limit``."""
-    where, params = ("WHERE state = ?", [str(state), limit]) if state else ("", [limit])
+    params: list[SqlValue] = [str(state), limit] if state else [limit]
+    where = "WHERE state = ?" if state else ""
     sql = f"SELECT {_DELIVERY_COLUMNS} FROM deliveries {where} ORDER BY id DESC LIMIT ?"  # noqa: S608
     return [DeliveryRecord.from_row(row) for row in select_all(db, sql, params)]
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from broker.store import audit, outbox, subscriptions
-from broker.store.engine.tx import Dialect, Tx
+from broker.store.engine.tx import Dialect, SqlValue, Tx
 from broker.store.sql import select_one, upsert
 
 
@@ -89,8 +89,8 @@ def mark_restored(db: Tx, *, by: MarkedBy, now: float, taken_at: float | None = 
     return current(db)
 
 
-def _write(db: Tx, number: int, *, stage: RestoreStage | None, **columns: object) -> None:
-    values: dict[str, object] = {
+def _write(db: Tx, number: int, *, stage: RestoreStage | None, **columns: SqlValue) -> None:
+    values: dict[str, SqlValue] = {
         "id": 1,
         "generation": number,
         "restore_stage": stage.value if stage else None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from broker.store.engine.tx import Tx
+from broker.store.engine.tx import SqlValue, Tx
 from broker.store.ops_reads import OpsFilter, Page
 from broker.store.sql import select_all
 
@@ -49,7 +49,7 @@ class DriftRow:
 def runs(db: Tx, where: OpsFilter) -> Page[RunRow]:
     """Runs, newest first; ``state`` filters on the outcome, since/until on the start."""
     clauses: list[str] = ["1 = 1"]
-    params: list[object] = []
+    params: list[SqlValue] = []
     if where.state:
         clauses.append("outcome = ?")
         params.append(where.state)

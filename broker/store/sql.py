@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from broker.store.engine.tx import Params, Tx
+from broker.store.engine.tx import Params, SqlValue, Tx
 
 
 def select_all(db: Tx, sql: str, params: Params = ()) -> list[dict[str, Any]]:
@@ -20,7 +20,7 @@ def select_one(db: Tx, sql: str, params: Params = ()) -> dict[str, Any] | None:
     return db.select_one(sql, params)
 
 
-def upsert(db: Tx, table: str, values: Mapping[str, Any], *, key: str | Sequence[str]) -> None:
+def upsert(db: Tx, table: str, values: Mapping[str, SqlValue], *, key: str | Sequence[str]) -> None:
     """Insert a row, or update just these columns of the row with the same key."""
     keys = [key] if isinstance(key, str) else list(key)
     columns = list(values)

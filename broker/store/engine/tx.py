@@ -14,7 +14,10 @@ from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Any, Protocol
 
-Params = Sequence[Any] | Mapping[str, Any]
+# What a statement binds and a row holds: the column types both drivers agree on (a bool binds
+# as an integer flag on both).
+SqlValue = str | int | float | bytes | None
+Params = Sequence[SqlValue] | Mapping[str, SqlValue]
 
 
 class Dialect(StrEnum):
