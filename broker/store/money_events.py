@@ -111,7 +111,7 @@ def money_events_page(db: Tx, where: OpsFilter) -> Page[MoneyRow]:
         "SELECT m.event_id, m.event_type, m.kind, m.subscription_id, m.customer_id, m.amount,"  # noqa: S608 - our columns
         f" m.of_total, m.currency_code, m.verdict, m.reason, m.received_at FROM money_events m"
         f" {clause} ORDER BY m.received_at DESC, m.event_id DESC LIMIT ? OFFSET ?",
-        params + where.bounds(),
+        [*params, *where.bounds()],
     )
     found = [MoneyRow(**row) for row in rows]
     return Page(found[: where.page_size], len(found) > where.page_size)

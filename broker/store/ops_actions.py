@@ -4,8 +4,8 @@ transaction as the change it records. Functions run inside store write transacti
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from broker.config import Settings
 from broker.core.mapping import parked_for_quantity
@@ -152,7 +152,7 @@ def resolve_parked(
 def duplicate_cancelled(
     db: Tx,
     who: Operator,
-    document: dict[str, Any],
+    document: Mapping[str, object],
     *,
     zgid: str,
     detail: dict[str, object],

@@ -14,7 +14,7 @@ from typing import Any, Generic, TypeVar
 from broker.core.mapping import parked_for_quantity
 from broker.core.subscription_state import SubscriptionState
 from broker.store.delivery_records import DeliveryRecord
-from broker.store.engine.tx import Tx
+from broker.store.engine.tx import SqlValue, Tx
 from broker.store.sql import select_all
 
 _DELIVERY_COLUMNS = (
@@ -48,9 +48,9 @@ class OpsFilter:
 
     def where(
         self, table: str, *, time_column: str, state_column: str | None
-    ) -> tuple[str, list[Any]]:
+    ) -> tuple[str, list[SqlValue]]:
         clauses: list[str] = []
-        params: list[Any] = []
+        params: list[SqlValue] = []
         if self.state and state_column:
             clauses.append(f"{table}.{state_column} = ?")
             params.append(self.state)
@@ -154,7 +154,7 @@ def webhook_events(db: Tx, where: OpsFilter) -> Page[WebhookEventRow]:
         " e.content_type, e.request_id, e.raw_body, e.body_pruned_at"
         f" FROM webhook_events e {clause}"
         " ORDER BY e.received_at DESC, e.event_id LIMIT ? OFFSET ?",
-        params + where.bounds(),
+        [*params, *where.bounds()],
     )
     return _page([_event(row) for row in rows], where.page_size)
 
@@ -182,7 +182,7 @@ def deliveries(db: Tx, where: OpsFilter) -> Page[DeliveryRecord]:
         db,
         f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d {clause}"  # noqa: S608 - our columns
         " ORDER BY d.id DESC LIMIT ? OFFSET ?",
-        params + where.bounds(),
+        [*params, *where.bounds()],
     )
     return _page([DeliveryRecord.from_row(row) for row in rows], where.page_size)
 
@@ -233,6 +233,6 @@ def audit_log(db: Tx, where: OpsFilter) -> Page[AuditRow]:
         db,
         "SELECT a.id, a.at, a.zuid, a.zgid, a.action, a.subscription_id, a.detail, a.result,"  # noqa: S608
         f" a.request_id FROM audit_log a {clause} ORDER BY a.id DESC LIMIT ? OFFSET ?",
-        params + where.bounds(),
+        [*params, *where.bounds()],
     )
     return _page([AuditRow(**row) for row in rows], where.page_size)

@@ -9,8 +9,8 @@ audit row, an acknowledged event and its delivery are durable together.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
 
 import structlog
 
@@ -215,7 +215,7 @@ def apply_snapshot(db: Tx, incoming: Snapshot, *, settings: Settings, now: float
 
 def ingest_billing_read(
     db: Tx,
-    document: dict[str, Any],
+    document: Mapping[str, object],
     *,
     source: str,
     settings: Settings,
