@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from broker.store.engine.tx import Tx
-from broker.store.sql import select_one
+from broker.store.sql import select_one, text, text_or_none
 
 
 @dataclass(frozen=True)
@@ -56,8 +56,15 @@ def checkout_row(db: Tx, hostedpage_id: str) -> Checkout | None:
     )
     if row is None:
         return None
-    form = json.loads(row.pop("form_json"))
-    return Checkout(**row, form=form)
+    return Checkout(
+        hostedpage_id=text(row, "hostedpage_id"),
+        zgid=text(row, "zgid"),
+        zuid=text(row, "zuid"),
+        action=text(row, "action"),
+        subscription_id=text_or_none(row, "subscription_id"),
+        form=json.loads(text(row, "form_json")),
+        status=text(row, "status"),
+    )
 
 
 def finish_checkout(db: Tx, hostedpage_id: str, *, status: str, now: float) -> None:

@@ -15,7 +15,7 @@ from broker.core.decide import StoredSubscription
 from broker.core.identity import Claim, CustomerRecord, UserRecord
 from broker.core.subscription_state import SubscriptionState
 from broker.store.engine.tx import Tx
-from broker.store.sql import select_all, select_one, upsert
+from broker.store.sql import as_record, select_all, select_one, upsert
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -57,7 +57,7 @@ def claims_on(db: Tx, subscription_id: str) -> tuple[Claim, ...]:
         " ORDER BY claimed_at, zgid",
         [subscription_id],
     )
-    return tuple(Claim(**row) for row in rows)
+    return tuple(as_record(Claim, row) for row in rows)
 
 
 def waiting_for_zgid(db: Tx, zuid: str) -> list[str]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from broker.store.engine.tx import SqlValue, Tx
 from broker.store.ops_reads import OpsFilter, Page
-from broker.store.sql import select_all
+from broker.store.sql import as_record, select_all
 
 _RUN_COLUMNS = (
     "id, started_at, finished_at, trigger, dry_run, since, outcome, events_read, events_fed,"
@@ -65,7 +65,7 @@ def runs(db: Tx, where: OpsFilter) -> Page[RunRow]:
         " ORDER BY id DESC LIMIT ? OFFSET ?",
         [*params, *where.bounds()],
     )
-    rows = [RunRow(**row) for row in found]
+    rows = [as_record(RunRow, row) for row in found]
     return Page(rows[: where.page_size], len(rows) > where.page_size)
 
 
@@ -75,7 +75,7 @@ def run(db: Tx, run_id: int) -> RunRow | None:
         f"SELECT {_RUN_COLUMNS} FROM reconcile_runs WHERE id = ?",  # noqa: S608 - ours
         [run_id],
     )
-    return RunRow(**found[0]) if found else None
+    return as_record(RunRow, found[0]) if found else None
 
 
 def drift(db: Tx, run_id: int) -> list[DriftRow]:
@@ -85,4 +85,4 @@ def drift(db: Tx, run_id: int) -> list[DriftRow]:
         " FROM reconcile_drift WHERE run_id = ? ORDER BY id",
         [run_id],
     )
-    return [DriftRow(**row) for row in found]
+    return [as_record(DriftRow, row) for row in found]
