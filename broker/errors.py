@@ -32,7 +32,8 @@ unexpected exception.
 
 from __future__ import annotations
 
-from typing import Any
+# What an error's details may hold: JSON-able values (a list of problems), answered as they are.
+ErrorDetail = str | int | float | bool | None | list[str]
 
 
 class BrokerError(Exception):
@@ -45,14 +46,14 @@ class BrokerError(Exception):
     # Seconds after which trying again may work: answered as a Retry-After header.
     retry_after: float | None = None
 
-    def __init__(self, message: str, *, hint: str | None = None, **details: Any) -> None:
+    def __init__(self, message: str, *, hint: str | None = None, **details: ErrorDetail) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
         self.details = details
 
-    def as_dict(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"error": self.code, "message": self.message}
+    def as_dict(self) -> dict[str, object]:
+        body: dict[str, object] = {"error": self.code, "message": self.message}
         if self.hint:
             body["hint"] = self.hint
         if self.details:
@@ -135,8 +136,10 @@ class TooManyRequests(ClientError):
     status = 429
     code = "too_many_requests"
 
-    def __init__(self, message: str, *, retry_after: float, **kwargs: Any) -> None:
-        super().__init__(message, **kwargs)
+    def __init__(
+        self, message: str, *, retry_after: float, hint: str | None = None, **kwargs: ErrorDetail
+    ) -> None:
+        super().__init__(message, hint=hint, **kwargs)
         self.retry_after = max(1.0, retry_after)
 
 
@@ -165,12 +168,32 @@ class BillingAnswerInvalid(BillingUnavailable):
     status = 502
     code = "billing_answer_invalid"
 
+    def __init__(
+        self,
+        message: str,
+        *,
+        problems: list[str] | None = None,
+        hint: str | None = None,
+        **kwargs: ErrorDetail,
+    ) -> None:
+        if problems is not None:
+            kwargs["problems"] = problems
+        super().__init__(message, hint=hint, **kwargs)
+        self.problems = problems or [message]
+
 
 class BillingRateLimited(BillingUnavailable):
     code = "billing_rate_limited"
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
-        super().__init__(message, **kwargs)
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        hint: str | None = None,
+        **kwargs: ErrorDetail,
+    ) -> None:
+        super().__init__(message, hint=hint, **kwargs)
         self.retry_after = retry_after
 
 
@@ -190,8 +213,10 @@ class BillingScopeMissing(BillingAuthError):
 
     code = "billing_scope_missing"
 
-    def __init__(self, message: str, *, scope: str, **kwargs: Any) -> None:
-        super().__init__(message, scope=scope, **kwargs)
+    def __init__(
+        self, message: str, *, scope: str, hint: str | None = None, **kwargs: ErrorDetail
+    ) -> None:
+        super().__init__(message, hint=hint, scope=scope, **kwargs)
         self.scope = scope
 
 
@@ -201,8 +226,15 @@ class BillingRejected(BillingError):
     status = 400
     code = "billing_rejected"
 
-    def __init__(self, message: str, *, zoho_code: int | None = None, **kwargs: Any) -> None:
-        super().__init__(message, **kwargs)
+    def __init__(
+        self,
+        message: str,
+        *,
+        zoho_code: int | None = None,
+        hint: str | None = None,
+        **kwargs: ErrorDetail,
+    ) -> None:
+        super().__init__(message, hint=hint, **kwargs)
         self.zoho_code = zoho_code
 
 

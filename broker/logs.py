@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterable, MutableMapping
-from typing import Any, TextIO
+from collections.abc import Iterable
+from typing import TextIO
 
 import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
 
 from broker.redaction import REDACTED, Redactor, redact_zapikey_pairs
 
@@ -29,7 +30,7 @@ class SecretRedactor:
     def __init__(self, secrets: Iterable[str]) -> None:
         self.scrub = Redactor(secrets)
 
-    def _clean(self, value: Any) -> Any:
+    def _clean(self, value: object) -> object:
         if isinstance(value, str):
             return self.scrub(value)
         if isinstance(value, dict):
@@ -38,13 +39,11 @@ class SecretRedactor:
             return [self._clean(v) for v in value]
         if value is None or isinstance(value, bool | int | float):
             return value
-        # Anything else (a URL object, an exception) would be rendered by repr() later, with
+        # Every other value (a URL object, an exception) would be rendered by repr() later, with
         # whatever secret it holds: render it now, scrubbed.
         return self.scrub(str(value))
 
-    def __call__(
-        self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
-    ) -> MutableMapping[str, Any]:
+    def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
         return {key: self._clean(value) for key, value in event_dict.items()}
 
 
@@ -58,7 +57,7 @@ def configure_logging(
     """Configure structlog once per process (called from the CLI, never at import)."""
     stream = stream or sys.stdout
     use_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
-    renderer: Any = (
+    renderer: Processor = (
         structlog.processors.JSONRenderer()
         if use_json
         else structlog.dev.ConsoleRenderer(colors=stream.isatty())

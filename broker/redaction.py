@@ -17,7 +17,7 @@ import html
 import json
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import overload
 from urllib.parse import quote, quote_plus
 
 from pydantic import SecretStr
@@ -73,8 +73,15 @@ class Redactor:
         return None if text is None else self(text)
 
 
-# Any: JSON-shaped data of any depth (settings dumped, rows as dicts); the shape comes back.
-def redacted(value: Any, redact: Redactor) -> Any:
+@overload
+def redacted(value: dict[str, object], redact: Redactor) -> dict[str, object]: ...
+@overload
+def redacted(value: list[dict[str, object]], redact: Redactor) -> list[dict[str, object]]: ...
+@overload
+def redacted(value: object, redact: Redactor) -> object: ...
+
+
+def redacted(value: object, redact: Redactor) -> object:
     """``value`` with every secret hidden: a ``SecretStr`` as ``***`` (an empty one stays empty,
     so "not set" still shows), every string (and bytes, as text) through ``redact``."""
     if isinstance(value, SecretStr):

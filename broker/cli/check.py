@@ -17,7 +17,7 @@ import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, get_args
+from typing import get_args
 
 import aiohttp
 from pydantic import BaseModel
@@ -52,7 +52,7 @@ def setting_variables(model: type[BaseModel] = Settings, prefix: str = ENV_PREFI
     return names
 
 
-def _model_in(annotation: Any) -> type[BaseModel] | None:
+def _model_in(annotation: object) -> type[BaseModel] | None:
     """The settings section an annotation holds (``BillingSettings | None`` included)."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping
-from typing import Any
 
 from broker.cli import listing
 from broker.store import ops_reads
@@ -13,7 +12,9 @@ from broker.store.money_events import money_events_page
 
 
 def add_commands(
-    subcommands: Any, config_option: argparse.ArgumentParser, db_option: argparse.ArgumentParser
+    subcommands: argparse._SubParsersAction[argparse.ArgumentParser],
+    config_option: argparse.ArgumentParser,
+    db_option: argparse.ArgumentParser,
 ) -> None:
     """Register the three groups (``cli/__init__.py`` calls this)."""
     for name, lister, what in (

@@ -16,11 +16,9 @@ import sys
 import time
 from collections.abc import Mapping
 from functools import partial
-from typing import Any
 
-from broker.cli.listing import filter_from_args, redactor_for
+from broker.cli.listing import filter_from_args, redactor_for, show_time
 from broker.cli.store_target import open_existing, run_write, store_target
-from broker.core.human_dates import show_when
 from broker.redaction import redacted
 from broker.store import dead_letters, delivery_records, ops_actions, ops_reads
 from broker.store.outbox import DeliveryState
@@ -29,7 +27,7 @@ _DELIVERY_TIMES = ("created_at", "next_attempt_at", "finished_at")
 
 
 def add_commands(
-    subcommands: Any,
+    subcommands: argparse._SubParsersAction[argparse.ArgumentParser],
     config_option: argparse.ArgumentParser,
     db_option: argparse.ArgumentParser,
     db_help: str,
@@ -86,7 +84,7 @@ def deliveries_list(args: argparse.Namespace, environ: Mapping[str, str]) -> int
     with open_existing(store_target(args, environ)) as db:
         page = ops_reads.deliveries(db, where)
     rows = redacted([record.as_dict() for record in page.rows], redactor_for(args, environ))
-    rows = [row | {t: show_when(row[t]) for t in _DELIVERY_TIMES} for row in rows]
+    rows = [row | {t: show_time(row[t]) for t in _DELIVERY_TIMES} for row in rows]
     if args.json:
         for row in rows:
             print(json.dumps(row))

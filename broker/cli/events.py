@@ -18,7 +18,6 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import asdict
 from functools import partial
-from typing import Any
 
 from broker.cli import listing
 from broker.cli.id_args import id_arg
@@ -43,7 +42,9 @@ WHAT = "received webhook events"
 
 
 def add_commands(
-    subcommands: Any, config_option: argparse.ArgumentParser, db_option: argparse.ArgumentParser
+    subcommands: argparse._SubParsersAction[argparse.ArgumentParser],
+    config_option: argparse.ArgumentParser,
+    db_option: argparse.ArgumentParser,
 ) -> None:
     """Register ``broker events`` and its actions (``cli/__init__.py`` calls this)."""
     actions = listing.add_group(subcommands, "events", WHAT, config_option)
@@ -77,7 +78,7 @@ def show_event(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         return 1
     fields = asdict(event) | {"received_at": show_when(event.received_at)}
     fields["raw_body"] = _pretty(event.raw_body)
-    shown: dict[str, Any] = redacted(
+    shown: dict[str, object] = redacted(
         fields, redactor_for(args, environ)
     )  # the body after formatting, too
     if args.json:
@@ -100,7 +101,10 @@ def _pretty(body: str) -> str:
         return body
 
 
-def add_replay(actions: Any, parents: list[argparse.ArgumentParser]) -> None:
+def add_replay(
+    actions: argparse._SubParsersAction[argparse.ArgumentParser],
+    parents: list[argparse.ArgumentParser],
+) -> None:
     command = actions.add_parser(
         "replay",
         help="feed a stored event (or every event received in a range) through the pipeline "

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from functools import partial
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from pydantic import ValidationError
 
@@ -24,6 +24,13 @@ from broker.config import config_file, load_settings
 from broker.core.human_dates import parse_when, show_when
 from broker.redaction import Redactor, redacted
 from broker.store import ops_reads
+from broker.store.engine.tx import Tx
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+# A page's row: one of the console's frozen read records, shown through ``asdict``.
+Row = TypeVar("Row", bound="DataclassInstance")
 
 
 class Lister(Protocol):
@@ -33,15 +40,21 @@ class Lister(Protocol):
 
 
 def add_group(
-    subcommands: Any, name: str, what: str, config_option: argparse.ArgumentParser
-) -> Any:
+    subcommands: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    what: str,
+    config_option: argparse.ArgumentParser,
+) -> argparse._SubParsersAction[argparse.ArgumentParser]:
     """``broker NAME``, a group of actions; answers its sub-parsers for them."""
     command = subcommands.add_parser(name, help=what, parents=[config_option])
     return command.add_subparsers(dest="action", required=True)
 
 
 def add_list(
-    actions: Any, what: str, lister: Lister, parents: list[argparse.ArgumentParser]
+    actions: argparse._SubParsersAction[argparse.ArgumentParser],
+    what: str,
+    lister: Lister,
+    parents: list[argparse.ArgumentParser],
 ) -> None:
     """``broker NAME list`` with the console's filters."""
     listing = actions.add_parser("list", help=f"list {what}, newest first", parents=parents)
@@ -83,7 +96,7 @@ def filter_from_args(args: argparse.Namespace) -> ops_reads.OpsFilter:
 def print_page(
     args: argparse.Namespace,
     environ: Mapping[str, str],
-    read: Callable[[Any, ops_reads.OpsFilter], ops_reads.Page[Any]],
+    read: Callable[[Tx, ops_reads.OpsFilter], ops_reads.Page[Row]],
     times: tuple[str, ...],
     columns: list[str],
     *,
@@ -99,7 +112,7 @@ def print_page(
         page = read(db, where)
     rows = [{k: v for k, v in asdict(row).items() if k not in drop} for row in page.rows]
     rows = [
-        row | {t: show_when(row[t]) for t in times}
+        row | {t: show_time(row[t]) for t in times}
         for row in redacted(rows, redactor_for(args, environ))
     ]
     if args.json:
@@ -114,6 +127,11 @@ def print_page(
     if page.has_next:
         print(f"(more: --page {where.page + 1})")
     return 0
+
+
+def show_time(value: object) -> str:
+    """A row's epoch column as a UTC date (``-`` when there is none)."""
+    return show_when(value if isinstance(value, int | float) else None)
 
 
 def redactor_for(args: argparse.Namespace, environ: Mapping[str, str]) -> Redactor:

@@ -14,7 +14,6 @@ import sys
 import time
 from collections.abc import Mapping
 from functools import partial
-from typing import Any
 
 from broker.cli import listing
 from broker.cli.settings import EXIT_CONFIG, load_from_args
@@ -30,7 +29,9 @@ WHAT = "parked subscriptions with the reason"
 
 
 def add_commands(
-    subcommands: Any, config_option: argparse.ArgumentParser, db_option: argparse.ArgumentParser
+    subcommands: argparse._SubParsersAction[argparse.ArgumentParser],
+    config_option: argparse.ArgumentParser,
+    db_option: argparse.ArgumentParser,
 ) -> None:
     """Register ``broker parked`` and its actions (``cli/__init__.py`` calls this)."""
     actions = listing.add_group(subcommands, "parked", WHAT, config_option)

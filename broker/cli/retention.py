@@ -19,7 +19,6 @@ import time
 from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 from broker.cli.settings import EXIT_CONFIG, load_from_args
 from broker.cli.store_target import open_existing, run_write, store_target
@@ -35,7 +34,9 @@ EXIT_UNCONFIRMED = 2  # erase-customer without --confirm: only counted
 
 
 def add_commands(
-    subcommands: Any, config_option: argparse.ArgumentParser, db_option: argparse.ArgumentParser
+    subcommands: argparse._SubParsersAction[argparse.ArgumentParser],
+    config_option: argparse.ArgumentParser,
+    db_option: argparse.ArgumentParser,
 ) -> None:
     """Register the commands on ``broker``'s parser (``cli/__init__.py`` calls this)."""
     prune_parser = subcommands.add_parser(

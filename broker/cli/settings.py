@@ -8,9 +8,9 @@ import os
 import sys
 import tomllib
 from collections.abc import Mapping
-from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from broker.config import Settings, config_file, load_settings
 
@@ -83,9 +83,9 @@ def describe_settings_error(exc: Exception) -> list[str]:
     return lines
 
 
-def _expand_missing_sections(errors: list[Any]) -> list[Any]:
+def _expand_missing_sections(errors: list[ErrorDetails]) -> list[ErrorDetails]:
     """A whole missing section is reported as each of its required keys, which is actionable."""
-    expanded = []
+    expanded: list[ErrorDetails] = []
     for error in errors:
         section = Settings.model_fields.get(str(error["loc"][0])) if error["loc"] else None
         model = section.annotation if section else None

@@ -22,7 +22,6 @@ import time
 from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 from broker.cli.store_target import (
     is_postgres,
@@ -41,7 +40,10 @@ from broker.store.opening import migrate_postgres, postgres_schema_status
 EXIT_UNSUPPORTED = 2  # asked of PostgreSQL what only SQLite does (backup of a file)
 
 
-def add_commands(subcommands: Any, config_option: argparse.ArgumentParser) -> None:
+def add_commands(
+    subcommands: argparse._SubParsersAction[argparse.ArgumentParser],
+    config_option: argparse.ArgumentParser,
+) -> None:
     """Register ``migrate`` and ``copy-store`` on ``broker``'s parser."""
     migrate_parser = subcommands.add_parser(
         "migrate",

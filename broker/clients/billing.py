@@ -440,7 +440,7 @@ def _items(
         try:
             read.append(_parsed(model, row, f"{resource}[{index}]"))
         except BillingAnswerInvalid as exc:
-            skip_row(resource, index, row, exc.details["problems"])
+            skip_row(resource, index, row, exc.problems)
     return read
 
 

@@ -17,9 +17,8 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
 import structlog
@@ -55,6 +54,15 @@ class Provider:
     token_endpoint: str
     jwks_uri: str
     userinfo_endpoint: str | None
+
+
+@dataclass(frozen=True)
+class TokenAnswer:
+    """What the token endpoint answered that we use: the ID token to verify, and the user's
+    access token (for Zoho's org API) when it gave one."""
+
+    id_token: str
+    access_token: str | None
 
 
 @dataclass(frozen=True)
@@ -128,7 +136,7 @@ class OidcClient:
                     authorization_endpoint=str(document["authorization_endpoint"]),
                     token_endpoint=str(document["token_endpoint"]),
                     jwks_uri=str(document["jwks_uri"]),
-                    userinfo_endpoint=document.get("userinfo_endpoint"),
+                    userinfo_endpoint=_text_or_none(document.get("userinfo_endpoint")),
                 )
             except KeyError as missing:
                 raise OidcUnavailable(
@@ -146,7 +154,7 @@ class OidcClient:
 
     async def exchange_code(
         self, server: str, *, code: str, redirect_uri: str, code_verifier: str | None
-    ) -> dict[str, Any]:
+    ) -> TokenAnswer:
         """The token endpoint's answer to our code; a refusal raises OidcError."""
         provider = await self.provider(server)
         form = {
@@ -159,14 +167,15 @@ class OidcClient:
         if code_verifier is not None:
             form["code_verifier"] = code_verifier
         body = await self._request_json("POST", provider.token_endpoint, data=form)
-        if "error" in body or not isinstance(body.get("id_token"), str):
+        id_token = body.get("id_token")
+        if "error" in body or not isinstance(id_token, str):
             # Zoho answers refusals with 200 and {"error": ...}; the code is never logged.
             log.warning("oidc.code_refused", error=str(body.get("error", "no id_token"))[:80])
             raise OidcError(
                 "Zoho did not accept this sign-in (it may have been used already or expired)",
                 hint="start again from the app's Subscription menu",
             )
-        return body
+        return TokenAnswer(id_token, _text_or_none(body.get("access_token")))
 
     async def verify_id_token(self, server: str, token: str, *, nonce: str) -> VerifiedIdentity:
         """Check signature (RS256, the data centre's keys), iss, aud, exp/iat and nonce."""
@@ -213,13 +222,15 @@ class OidcClient:
         assert cached is not None
         return cached[0]
 
-    async def _get_json(self, url: str) -> dict[str, Any]:
+    async def _get_json(self, url: str) -> dict[str, object]:
         return await self._request_json("GET", url)
 
-    async def _request_json(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+    async def _request_json(
+        self, method: str, url: str, *, data: Mapping[str, str] | None = None
+    ) -> dict[str, object]:
         timeout = aiohttp.ClientTimeout(total=self._settings.request_timeout_seconds)
         try:
-            async with self._session.request(method, url, timeout=timeout, **kwargs) as response:
+            async with self._session.request(method, url, timeout=timeout, data=data) as response:
                 if response.status >= 500:
                     raise OidcUnavailable(
                         f"Zoho Accounts answered {response.status}",
@@ -237,7 +248,11 @@ class OidcClient:
         return body
 
 
-def _identity(claims: dict[str, Any], client_id: str) -> VerifiedIdentity:
+def _text_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _identity(claims: Mapping[str, object], client_id: str) -> VerifiedIdentity:
     sub = claims.get("sub")
     if not isinstance(sub, str) or not re.match(ZUID_PATTERN, sub):
         raise OidcError("Zoho's answer did not carry a user id we can read")

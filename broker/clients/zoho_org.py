@@ -2,7 +2,7 @@
 itself says the user belongs to (docs/contracts.md §6.2).
 
 ``GET {org_url}`` with ``Authorization: Zoho-oauthtoken ...`` answers ``{"org": [{"zgid": ...}]}``.
-Any refusal (a token without the scope, no CRM org, an error) or an unreadable answer is "Zoho
+Every refusal (a token without the scope, no CRM org, an error) or an unreadable answer is "Zoho
 did not say": the caller then needs other evidence, so nothing here raises. The token is never
 logged; only the URL is sent it, and that URL comes from the settings, never from a browser.
 """

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any
 
 from broker.config import MoneyAction, MoneyEventSettings
 from broker.core.ids import is_zoho_id
@@ -71,10 +70,10 @@ class MoneyEvent:
         return self.amount >= self.of_total
 
 
-def read_money_event(kind: MoneyKind, data: Mapping[str, Any]) -> MoneyEvent:
+def read_money_event(kind: MoneyKind, data: Mapping[str, object]) -> MoneyEvent:
     """The figures of a money event's ``data`` (docs/contracts.md §3, "Money events")."""
-    entity: Mapping[str, Any] = next(
-        (data[k] for k in _ENTITIES if isinstance(data.get(k), dict)), {}
+    entity: Mapping[str, object] = next(
+        (found for k in _ENTITIES if isinstance(found := data.get(k), dict)), {}
     )
     payment, invoice = _object(data, "payment"), _object(data, "invoice")
     ids = _subscription_ids(data)
@@ -145,7 +144,7 @@ def decide_money(event: MoneyEvent, settings: MoneyEventSettings) -> MoneyDecisi
     )
 
 
-def _subscription_ids(data: Mapping[str, Any]) -> tuple[str, ...]:
+def _subscription_ids(data: Mapping[str, object]) -> tuple[str, ...]:
     """Subscription ids wherever a money payload may name them: an entity's ``subscription_id``
     or ``subscription_ids``, or its invoices' (all [unsure]: see docs/contracts.md §3)."""
     found: list[str] = []
@@ -153,9 +152,11 @@ def _subscription_ids(data: Mapping[str, Any]) -> tuple[str, ...]:
         entity = data.get(key)
         if not isinstance(entity, dict):
             continue
-        holders = [entity] + [i for i in entity.get("invoices") or [] if isinstance(i, dict)]
+        invoices = entity.get("invoices")
+        listed_invoices = invoices if isinstance(invoices, list) else []
+        holders = [entity] + [i for i in listed_invoices if isinstance(i, dict)]
         for holder in holders:
-            values = [holder.get("subscription_id")]
+            values: list[object] = [holder.get("subscription_id")]
             listed = holder.get("subscription_ids")
             values += listed if isinstance(listed, list) else []
             subs = holder.get("subscriptions")
@@ -165,7 +166,7 @@ def _subscription_ids(data: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(found)
 
 
-def _object(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+def _object(data: Mapping[str, object], key: str) -> Mapping[str, object]:
     value = data.get(key)
     return value if isinstance(value, dict) else {}
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from broker.config import PlatformSettings
 
@@ -45,7 +45,7 @@ def has_failure_marker(text: str) -> bool:
     if not any(marker in lowered for marker in FAILURE_MARKERS):
         return False  # the usual {"Message":"Success"}: no need to parse it
     try:
-        document: Any = json.loads(text) if text.strip() else {}
+        document: object = json.loads(text) if text.strip() else {}
     except json.JSONDecodeError:
         return False
     if not isinstance(document, dict):
@@ -84,7 +84,7 @@ def means_already_gone(status: int | None, text: str | None, settings: PlatformS
     if not 200 <= status < 500 or not text:
         return False
     try:
-        document: Any = json.loads(text)
+        document: object = json.loads(text)
     except json.JSONDecodeError:
         return False
     if not isinstance(document, dict):
@@ -100,7 +100,7 @@ def means_already_gone(status: int | None, text: str | None, settings: PlatformS
     return any(text in markers for text in said)
 
 
-def _strings(value: Any, depth: int = 0) -> list[str]:
+def _strings(value: object, depth: int = 0) -> list[str]:
     """Every string in a value (a details object may nest), each apart; bounded in depth."""
     if isinstance(value, str):
         return [value]

@@ -24,7 +24,14 @@ from broker.errors import StoreError
 from broker.metrics import Metrics
 from broker.store.engine.backend import StoreBackend
 from broker.store.engine.tx import Tx
-from broker.store.outbox import ClaimedDelivery, DeliveryState, complete, record_step
+from broker.store.outbox import (
+    ClaimedDelivery,
+    DeliveryState,
+    NoCall,
+    RecordedAction,
+    complete,
+    record_step,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -83,7 +90,7 @@ class DeliveryAttempts:
                 delivery,
                 started_at,
                 DeliveryState.DONE,
-                "none",
+                NoCall.NONE,
                 [],
                 note="platform already in this state; no call needed",
             )
@@ -162,11 +169,11 @@ class DeliveryAttempts:
 
     async def _send(
         self, delivery: ClaimedDelivery, call: PlatformCall, slow: SlowCallCheck | None
-    ) -> tuple[CallResult, str, str | None, list[CallResult]]:
+    ) -> tuple[CallResult, PlatformAction, str | None, list[CallResult]]:
         """One call, and after an interrupted attempt the fallback its refusal allows."""
         result = await self._client.send(call, slow=slow)
         results = [result]
-        action: str = call.action
+        action = call.action
         note = None
         if result.outcome == "reject" and delivery.uncertain:
             result, action, note = await self._resolve_uncertain(call, result, results, slow)
@@ -178,21 +185,25 @@ class DeliveryAttempts:
         rejected: CallResult,
         results: list[CallResult],
         slow: SlowCallCheck | None,
-    ) -> tuple[CallResult, str, str | None]:
+    ) -> tuple[CallResult, PlatformAction, str | None]:
         """An earlier attempt may have landed before a crash, so a refusal may mean 'done'.
 
         A refused Add is tried once as a Modify with the same body. A refused Cancel counts as
         done only when the answer says the subscription is already gone
         (``means_already_gone``); any other refusal stays a dead letter. Both are noted.
         """
-        if call.action == "add":
+        if call.action is PlatformAction.ADD:
             fallback = replace(call, action=PlatformAction.MODIFY)
             second = await self._client.send(fallback, slow=slow)
             results.append(second)
             if second.outcome == "success":
-                return second, "modify", "Add refused after an interrupted attempt; Modify applied"
-            return second, "modify", None
-        if call.action == "cancel":
+                return (
+                    second,
+                    PlatformAction.MODIFY,
+                    "Add refused after an interrupted attempt; Modify applied",
+                )
+            return second, PlatformAction.MODIFY, None
+        if call.action is PlatformAction.CANCEL:
             if means_already_gone(rejected.status, rejected.response_excerpt, self._platform):
                 # The attempt is kept as the refusal it was; only the delivery counts as done.
                 accepted = replace(rejected, outcome="success", error=None)
@@ -200,13 +211,13 @@ class DeliveryAttempts:
                     f"Cancel repeated after an interrupted attempt; the platform answered "
                     f"{rejected.error or rejected.status}: already gone, taken as done"
                 )
-                return accepted, "cancel", note
+                return accepted, PlatformAction.CANCEL, note
             note = (
                 f"Cancel repeated after an interrupted attempt was refused ({rejected.error}); "
                 "the answer does not say the subscription is gone: check it on the platform, "
                 "then retry or leave this dead letter"
             )
-            return rejected, "cancel", note
+            return rejected, PlatformAction.CANCEL, note
         return rejected, call.action, None
 
     async def _finish(
@@ -214,7 +225,7 @@ class DeliveryAttempts:
         delivery: ClaimedDelivery,
         started_at: float,
         state: DeliveryState,
-        action: str,
+        action: RecordedAction,
         results: list[CallResult],
         *,
         next_attempt_at: float | None = None,
@@ -303,7 +314,7 @@ class DeliveryAttempts:
     def _log_attempt(
         self,
         delivery: ClaimedDelivery,
-        action: str,
+        action: RecordedAction,
         state: str,
         results: list[CallResult],
         *,
@@ -325,6 +336,6 @@ class DeliveryAttempts:
             retry_in=round(retry_at - self._clock(), 3) if retry_at else None,
         )
 
-    def _record_metrics(self, action: str, result: CallResult) -> None:
+    def _record_metrics(self, action: PlatformAction, result: CallResult) -> None:
         self._metrics.platform_calls.labels(action, result.outcome).inc()
         self._metrics.platform_latency.observe(result.latency_ms / 1000)

@@ -157,11 +157,11 @@ async def callback(request: web.Request) -> web.StreamResponse:
     tokens = await client.exchange_code(
         server, code=code, redirect_uri=flow.redirect_uri, code_verifier=flow.code_verifier
     )
-    identity = await client.verify_id_token(server, tokens["id_token"], nonce=flow.nonce)
+    identity = await client.verify_id_token(server, tokens.id_token, nonce=flow.nonce)
     hints = flow.hints
     if hints.zuid is not None and hints.zuid != identity.zuid:
         log.warning("oidc.browser_claimed_other_zuid", zuid=identity.zuid, claimed=hints.zuid)
-    access = tokens.get("access_token")
+    access = tokens.access_token
     org_zgid = None
     if isinstance(access, str) and access:
         org_zgid = await app[org_client_key].org_zgid(server, access)

@@ -3,8 +3,8 @@ rendering with the operator's CSRF token, and running a store write as an audite
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection
-from typing import Any
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from typing import TypeVar
 from urllib.parse import urlencode
 
 import aiohttp_jinja2
@@ -17,12 +17,14 @@ from broker.errors import InvalidPayload
 from broker.ops.access import COOKIE_NAME, COOKIE_PATH, OpsSession, credential_of, session_key
 from broker.ops.appkeys import ops_codec_key, ops_session_key
 from broker.store import ops_sessions
+from broker.store.engine.tx import Tx
 from broker.store.ops_actions import Operator
 from broker.store.ops_reads import OpsFilter, Page
 from broker.web.appkeys import clock_key, request_id_key, settings_key, store_key
 
 log = structlog.get_logger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Row = TypeVar("Row")  # the record one page of the console shows
 FILTER_FIELDS = ("state", "subscription", "org", "type", "since", "until")
 
 
@@ -122,7 +124,7 @@ def render(
     request: web.Request,
     template: str,
     session: OpsSession | None,
-    context: dict[str, Any],
+    context: Mapping[str, object],
     *,
     status: int = 200,
 ) -> web.Response:
@@ -149,9 +151,9 @@ async def paged(
     session: OpsSession,
     template: str,
     where: OpsFilter,
-    read: Callable[[Any, OpsFilter], Page[Any]],
+    read: Callable[[Tx, OpsFilter], Page[Row]],
     /,
-    **context: Any,
+    **context: object,
 ) -> web.Response:
     """One filtered page read from the store, shown with links to its neighbours (positional
     parameters, so a template may still receive ``where`` in ``context``)."""

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from broker.store.engine.tx import Tx
+from broker.store.sql import as_float, text
 
 
 def record_action(
@@ -74,11 +75,11 @@ def last_confirmed_money(
     )
     if row is None or not row["detail"]:
         return None
-    detail = json.loads(row["detail"])
+    detail = json.loads(text(row, "detail"))
     move, amount = detail.get("money"), detail.get("amount")
     if not isinstance(move, str) or not isinstance(amount, str):
         return None
-    return ConfirmedMoney(float(row["at"]), str(row["action"]), move, amount)
+    return ConfirmedMoney(as_float(row, "at"), str(row["action"]), move, amount)
 
 
 def prune_audit(db: Tx, *, before: float, limit: int) -> int:

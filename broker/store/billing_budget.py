@@ -15,6 +15,7 @@ from enum import StrEnum
 
 from broker.core.billing_budget import BudgetRules, CallPriority
 from broker.store.engine.tx import Tx
+from broker.store.sql import as_int, number_or_none, text_or_none
 
 MINUTE_ROWS_KEPT_SECONDS = 120.0
 
@@ -55,7 +56,7 @@ def _bump(db: Tx, period: str, ceiling: int, now: float) -> int | None:
         " RETURNING calls",
         [period, now, ceiling],
     )
-    return None if row is None else int(row["calls"])
+    return None if row is None else as_int(row, "calls")
 
 
 def take_call(
@@ -107,4 +108,6 @@ def budget_today(db: Tx, *, day: str) -> BudgetToday:
     )
     if row is None:
         return BudgetToday(0, None, None)
-    return BudgetToday(int(row["calls"]), row["quota_until"], row["quota_reason"])
+    return BudgetToday(
+        as_int(row, "calls"), number_or_none(row, "quota_until"), text_or_none(row, "quota_reason")
+    )

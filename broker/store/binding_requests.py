@@ -14,7 +14,7 @@ from broker.core.zgid_evidence import BindingRequest, BindingRequestStatus, Evid
 from broker.store.engine.tx import Tx
 from broker.store.identity import columns, user_row
 from broker.store.ops_actions import Operator, OpsRefused, audit
-from broker.store.sql import select_all, select_one, upsert
+from broker.store.sql import as_record, select_all, select_one, upsert
 
 MAX_LISTED = 200
 
@@ -25,7 +25,7 @@ def binding_request(db: Tx, zuid: str) -> BindingRequest | None:
         f"SELECT {columns(BindingRequest)} FROM binding_requests WHERE zuid = ?",  # noqa: S608
         [zuid],
     )
-    return BindingRequest(**row) if row is not None else None
+    return as_record(BindingRequest, row) if row is not None else None
 
 
 def ask_for_binding(db: Tx, request: BindingRequest) -> BindingRequest:
@@ -46,7 +46,7 @@ def pending_requests(db: Tx) -> list[BindingRequest]:
         " WHERE status = ? ORDER BY requested_at, zuid LIMIT ?",
         [BindingRequestStatus.PENDING.value, MAX_LISTED],
     )
-    return [BindingRequest(**row) for row in rows]
+    return [as_record(BindingRequest, row) for row in rows]
 
 
 def decide_request(

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from broker.core.hosted_pages import CheckoutStatus
 from broker.core.policy import Action
 from broker.store.engine.tx import Tx
-from broker.store.sql import select_one
+from broker.store.sql import select_one, text, text_or_none
 
 
 @dataclass(frozen=True)
@@ -57,15 +57,14 @@ def checkout_row(db: Tx, hostedpage_id: str) -> Checkout | None:
     )
     if row is None:
         return None
-    subscription_id = row["subscription_id"]
     return Checkout(
-        hostedpage_id=str(row["hostedpage_id"]),
-        zgid=str(row["zgid"]),
-        zuid=str(row["zuid"]),
-        action=Action(str(row["action"])),
-        subscription_id=None if subscription_id is None else str(subscription_id),
-        form=_form_of(json.loads(str(row["form_json"]))),
-        status=str(row["status"]),
+        hostedpage_id=text(row, "hostedpage_id"),
+        zgid=text(row, "zgid"),
+        zuid=text(row, "zuid"),
+        action=Action(text(row, "action")),
+        subscription_id=text_or_none(row, "subscription_id"),
+        form=_form_of(json.loads(text(row, "form_json"))),
+        status=text(row, "status"),
     )
 
 

@@ -19,6 +19,7 @@ from broker.store.engine.postgres import PgTx
 from broker.store.engine.tx import Tx
 from broker.store.migrations.runner import MIGRATIONS_TABLE, pending_migrations
 from broker.store.opening import migrate_postgres
+from broker.store.sql import as_int, text
 
 # SQLite's and the migration runners' own tables: never broker rows.
 BOOKKEEPING = frozenset({MIGRATIONS_TABLE, "_sqlite_migrations", "_migrations", "sqlite_sequence"})
@@ -127,7 +128,7 @@ def _move_sequences_past(target: PgTx, table: str) -> None:
         " WHERE table_schema = current_schema() AND table_name = ?",
         [table],
     )
-    for column in (row["column_name"] for row in columns):
+    for column in (text(row, "column_name") for row in columns):
         found = target.select_one("SELECT pg_get_serial_sequence(?, ?) AS seq", [table, column])
         if found is None or found["seq"] is None:
             continue
@@ -141,7 +142,7 @@ def _move_sequences_past(target: PgTx, table: str) -> None:
 def _verify(target: PgTx, copied: list[CopiedTable]) -> None:
     for table in copied:
         row = target.select_one(f"SELECT COUNT(*) AS n FROM {_q(table.table)}")  # noqa: S608
-        found = 0 if row is None else row["n"]
+        found = 0 if row is None else as_int(row, "n")
         if found != table.rows:
             raise CopyRefused(
                 f"table {table.table}: {found} rows in the target, {table.rows} read: "

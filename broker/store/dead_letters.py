@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from broker.store import outbox
 from broker.store.engine.tx import Tx
-from broker.store.sql import select_all
+from broker.store.sql import select_all, text, whole
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,8 @@ def retry_dead(db: Tx, *, now: float, delivery_id: int | None = None) -> Requeue
             raise LookupError(f"no delivery with id {delivery_id}")
         if rows[0]["state"] != outbox.DeliveryState.DEAD:
             raise ValueError(
-                f"delivery {delivery_id} is {rows[0]['state']}, not dead: only dead letters retry"
+                f"delivery {delivery_id} is {text(rows[0], 'state')}, not dead:"
+                " only dead letters retry"
             )
     requeued: list[int] = []
     superseded: list[int] = []
@@ -51,10 +52,11 @@ def retry_dead(db: Tx, *, now: float, delivery_id: int | None = None) -> Requeue
                 )
             )
         )["n"]
+        delivery = whole(row, "id")
         if newer:
-            outbox.supersede(db, row["id"], now=now)
-            superseded.append(row["id"])
+            outbox.supersede(db, delivery, now=now)
+            superseded.append(delivery)
             continue
-        outbox.requeue(db, row["id"], now=now)
-        requeued.append(row["id"])
+        outbox.requeue(db, delivery, now=now)
+        requeued.append(delivery)
     return Requeued(requeued, superseded)

@@ -6,12 +6,22 @@ Reads only: claiming, recording and retrying deliveries belong to ``outbox``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
 
-from broker.store.engine.tx import Tx
-from broker.store.outbox import DeliveryState
-from broker.store.sql import select_all, select_one
+from broker.store.engine.tx import SqlValue, Tx
+from broker.store.outbox import DeliveryState, RecordedAction, recorded_action
+from broker.store.sql import (
+    as_int,
+    number,
+    number_or_none,
+    select_all,
+    select_one,
+    text,
+    text_or_none,
+    whole,
+    whole_or_none,
+)
 
 _DELIVERY_COLUMNS = (
     "id, subscription_id, state, action, attempts, uncertain, cause, created_at,"
@@ -30,7 +40,7 @@ class DeliveryRecord:
     id: int
     subscription_id: str
     state: DeliveryState
-    action: str | None
+    action: RecordedAction | None
     attempts: int
     uncertain: bool  # an earlier attempt may have reached the platform before a crash
     cause: str
@@ -41,13 +51,29 @@ class DeliveryRecord:
     last_error: str | None
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> DeliveryRecord:
-        typed = {"state": DeliveryState(row["state"]), "uncertain": bool(row["uncertain"])}
-        return cls(**(row | typed))
+    def from_row(cls, row: Mapping[str, SqlValue]) -> DeliveryRecord:
+        return cls(
+            id=whole(row, "id"),
+            subscription_id=text(row, "subscription_id"),
+            state=DeliveryState(text(row, "state")),
+            action=recorded_action(text_or_none(row, "action")),
+            attempts=whole(row, "attempts"),
+            uncertain=bool(row["uncertain"]),
+            cause=text(row, "cause"),
+            created_at=number(row, "created_at"),
+            next_attempt_at=number_or_none(row, "next_attempt_at"),
+            finished_at=number_or_none(row, "finished_at"),
+            last_status=whole_or_none(row, "last_status"),
+            last_error=text_or_none(row, "last_error"),
+        )
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, object]:
         """The columns as stored (``uncertain`` 0 or 1), for ``--json`` and ``show``."""
-        return asdict(self) | {"state": str(self.state), "uncertain": int(self.uncertain)}
+        return asdict(self) | {
+            "state": str(self.state),
+            "action": str(self.action) if self.action is not None else None,
+            "uncertain": int(self.uncertain),
+        }
 
 
 @dataclass(frozen=True)
@@ -66,7 +92,23 @@ class AttemptRecord:
     error: str | None
     response_excerpt: str | None
 
-    def as_dict(self) -> dict[str, Any]:
+    @classmethod
+    def from_row(cls, row: Mapping[str, SqlValue]) -> AttemptRecord:
+        return cls(
+            id=whole(row, "id"),
+            delivery_id=whole(row, "delivery_id"),
+            started_at=number(row, "started_at"),
+            latency_ms=number(row, "latency_ms"),
+            method=text(row, "method"),
+            url=text(row, "url"),
+            request_body=text(row, "request_body"),
+            status=whole_or_none(row, "status"),
+            outcome=text(row, "outcome"),
+            error=text_or_none(row, "error"),
+            response_excerpt=text_or_none(row, "response_excerpt"),
+        )
+
+    def as_dict(self) -> dict[str, object]:
         return asdict(self)
 
 
@@ -91,7 +133,8 @@ def list_deliveries(
     db: Tx, *, state: DeliveryState | None = None, limit: int = 100
 ) -> list[DeliveryRecord]:
     """Newest first, at most ``limit``."""
-    where, params = ("WHERE state = ?", [str(state), limit]) if state else ("", [limit])
+    params: list[SqlValue] = [str(state), limit] if state else [limit]
+    where = "WHERE state = ?" if state else ""
     sql = f"SELECT {_DELIVERY_COLUMNS} FROM deliveries {where} ORDER BY id DESC LIMIT ?"  # noqa: S608
     return [DeliveryRecord.from_row(row) for row in select_all(db, sql, params)]
 
@@ -102,14 +145,18 @@ def delivery_attempts(db: Tx, delivery_id: int) -> list[AttemptRecord]:
         f"SELECT {_ATTEMPT_COLUMNS} FROM attempts WHERE delivery_id = ? ORDER BY id",  # noqa: S608
         [delivery_id],
     )
-    return [AttemptRecord(**row) for row in rows]
+    return [AttemptRecord.from_row(row) for row in rows]
 
 
 def outbox_summary(db: Tx, *, now: float) -> OutboxSummary:
     counts = dict.fromkeys(DeliveryState, 0)
     for entry in select_all(db, "SELECT state, COUNT(*) AS n FROM deliveries GROUP BY state"):
-        counts[DeliveryState(entry["state"])] = entry["n"]
-    oldest = select_all(
-        db, "SELECT MIN(created_at) AS t FROM deliveries WHERE state IN ('pending', 'in_flight')"
-    )[0]["t"]
+        counts[DeliveryState(text(entry, "state"))] = as_int(entry, "n")
+    oldest = number_or_none(
+        select_all(
+            db,
+            "SELECT MIN(created_at) AS t FROM deliveries WHERE state IN ('pending', 'in_flight')",
+        )[0],
+        "t",
+    )
     return OutboxSummary(counts, max(0.0, now - oldest) if oldest else 0.0)

@@ -14,8 +14,15 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from broker.store import audit, outbox, subscriptions
-from broker.store.engine.tx import Dialect, Tx
-from broker.store.sql import select_one, upsert
+from broker.store.engine.tx import Dialect, SqlValue, Tx
+from broker.store.sql import (
+    as_int,
+    number_or_none,
+    select_one,
+    text,
+    upsert,
+    whole_or_none,
+)
 
 
 class RestoreStage(StrEnum):
@@ -63,11 +70,11 @@ def current(db: Tx) -> Generation:
     if row is None:  # never marked: the migration writes no row
         return Generation(1, None, None, None, None)
     return Generation(
-        number=int(row["generation"]),
-        stage=RestoreStage(row["restore_stage"]) if row["restore_stage"] else None,
-        restored_from=row["restored_from"],
-        backup_taken_at=row["backup_taken_at"],
-        marked_by=MarkedBy(row["marked_by"]) if row["marked_by"] else None,
+        number=as_int(row, "generation"),
+        stage=RestoreStage(text(row, "restore_stage")) if row["restore_stage"] else None,
+        restored_from=whole_or_none(row, "restored_from"),
+        backup_taken_at=number_or_none(row, "backup_taken_at"),
+        marked_by=MarkedBy(text(row, "marked_by")) if row["marked_by"] else None,
     )
 
 
@@ -89,8 +96,8 @@ def mark_restored(db: Tx, *, by: MarkedBy, now: float, taken_at: float | None = 
     return current(db)
 
 
-def _write(db: Tx, number: int, *, stage: RestoreStage | None, **columns: object) -> None:
-    values: dict[str, object] = {
+def _write(db: Tx, number: int, *, stage: RestoreStage | None, **columns: SqlValue) -> None:
+    values: dict[str, SqlValue] = {
         "id": 1,
         "generation": number,
         "restore_stage": stage.value if stage else None,

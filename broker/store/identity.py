@@ -9,18 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, fields
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from broker.core.decide import StoredSubscription
 from broker.core.identity import Claim, CustomerRecord, UserRecord
 from broker.core.subscription_state import SubscriptionState
 from broker.store.engine.tx import Tx
-from broker.store.sql import select_all, select_one, upsert
+from broker.store.sql import as_record, select_all, select_one, upsert
 
-R = TypeVar("R")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+R = TypeVar("R", bound="DataclassInstance")  # a frozen record read from one row
 
 
-def columns(record: type[Any], table: str = "") -> str:
+def columns(record: type[DataclassInstance], table: str = "") -> str:
     """The SELECT list of a record's fields, optionally qualified by a table alias."""
     prefix = f"{table}." if table else ""
     return ", ".join(prefix + f.name for f in fields(record))
@@ -54,7 +57,7 @@ def claims_on(db: Tx, subscription_id: str) -> tuple[Claim, ...]:
         " ORDER BY claimed_at, zgid",
         [subscription_id],
     )
-    return tuple(Claim(**row) for row in rows)
+    return tuple(as_record(Claim, row) for row in rows)
 
 
 def waiting_for_zgid(db: Tx, zuid: str) -> list[str]:

@@ -25,7 +25,7 @@ from broker.core.money_events import (
 from broker.store import subscriptions
 from broker.store.engine.tx import Tx
 from broker.store.ops_reads import OpsFilter, Page
-from broker.store.sql import select_all, select_one
+from broker.store.sql import as_record, select_all, select_one
 
 # Billing reports a new paid term: a hold from an earlier refund or chargeback no longer applies.
 NEW_TERM_EVENTS = frozenset(
@@ -111,9 +111,9 @@ def money_events_page(db: Tx, where: OpsFilter) -> Page[MoneyRow]:
         "SELECT m.event_id, m.event_type, m.kind, m.subscription_id, m.customer_id, m.amount,"  # noqa: S608 - our columns
         f" m.of_total, m.currency_code, m.verdict, m.reason, m.received_at FROM money_events m"
         f" {clause} ORDER BY m.received_at DESC, m.event_id DESC LIMIT ? OFFSET ?",
-        params + where.bounds(),
+        [*params, *where.bounds()],
     )
-    found = [MoneyRow(**row) for row in rows]
+    found = [as_record(MoneyRow, row) for row in rows]
     return Page(found[: where.page_size], len(found) > where.page_size)
 
 
@@ -128,7 +128,7 @@ def billed_since(db: Tx, subscription_id: str, kind: MoneyKind, since: float) ->
         " ORDER BY received_at DESC, event_id DESC LIMIT 1",
         [subscription_id, kind.value, since],
     )
-    return None if row is None else MoneyRow(**row)
+    return None if row is None else as_record(MoneyRow, row)
 
 
 def _subscription_of(db: Tx, money: MoneyEvent) -> str | None:

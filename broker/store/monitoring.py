@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from broker.core.subscription_state import SubscriptionState
 from broker.store.engine.tx import Tx
-from broker.store.sql import select_one
+from broker.store.sql import as_int, select_one
 
 
 def conflicting_subscriptions(db: Tx) -> int:
@@ -20,4 +20,4 @@ def parked_subscriptions(db: Tx) -> int:
 
 def _count(db: Tx, state: SubscriptionState) -> int:
     row = select_one(db, "SELECT COUNT(*) AS n FROM subscriptions WHERE state = ?", [state.value])
-    return int(row["n"]) if row else 0
+    return as_int(row, "n") if row else 0

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 
 from broker.core.landing import Name, NumericId, Token
 from broker.store.engine.tx import Tx
+from broker.store.sql import number, text, text_or_none
 
 
 class LandingHints(BaseModel):
@@ -94,16 +95,16 @@ def take_flow(db: Tx, state: str, now: float) -> SignInFlow | None:
     """The flow for ``state``, removed so it can never be used again; None if unknown or
     expired."""
     rows = db.select_all("DELETE FROM oidc_flows WHERE state = ? RETURNING *", [state])
-    if not rows or rows[0]["expires_at"] < now:
+    if not rows or number(rows[0], "expires_at") < now:
         return None
     row = rows[0]
     return SignInFlow(
-        state=row["state"],
-        browser_hash=row["browser_hash"],
-        nonce=row["nonce"],
-        code_verifier=row["code_verifier"],
-        redirect_uri=row["redirect_uri"],
-        hints=LandingHints.model_validate_json(row["hints_json"]),
-        created_at=row["created_at"],
-        expires_at=row["expires_at"],
+        state=text(row, "state"),
+        browser_hash=text(row, "browser_hash"),
+        nonce=text(row, "nonce"),
+        code_verifier=text_or_none(row, "code_verifier"),
+        redirect_uri=text(row, "redirect_uri"),
+        hints=LandingHints.model_validate_json(text(row, "hints_json")),
+        created_at=number(row, "created_at"),
+        expires_at=number(row, "expires_at"),
     )

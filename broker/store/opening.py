@@ -8,7 +8,7 @@ the other replicas. The operator's commands find the PostgreSQL schema's state h
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypedDict, Unpack
 
 from broker.config import StoreSettings
 from broker.store.engine.backend import StoreBackend
@@ -23,6 +23,21 @@ from broker.store.outbox import DELIVERIES_CHANNEL
 
 if TYPE_CHECKING:  # psycopg loads only for PostgreSQL
     from broker.store.engine.postgres import PgStore, PgTx
+
+
+class SqliteOptions(TypedDict, total=False):
+    """What ``SqliteStore`` lets the settings choose; an option left out keeps its default."""
+
+    synchronous: str
+    group_commit_max: int
+
+
+class PostgresOptions(TypedDict, total=False):
+    """What ``PgStore`` lets the settings choose; an option left out keeps its default."""
+
+    pool_size: int
+    connect_timeout: float
+    group_commit_max: int
 
 
 def open_store(settings: StoreSettings) -> StoreBackend:
@@ -42,12 +57,12 @@ def open_store(settings: StoreSettings) -> StoreBackend:
     )
 
 
-def sqlite_store(path: Path, **options: Any) -> SqliteStore:
+def sqlite_store(path: Path, **options: Unpack[SqliteOptions]) -> SqliteStore:
     """The SQLite store at ``path`` (``options``: ``SqliteStore``'s), not yet opened."""
     return SqliteStore(path, migrate=apply_migrations, **options)
 
 
-def postgres_store(url: str, **options: Any) -> PgStore:
+def postgres_store(url: str, **options: Unpack[PostgresOptions]) -> PgStore:
     """The PostgreSQL store at ``url`` (``options``: ``PgStore``'s), not yet opened."""
     from broker.store.engine.postgres import PgStore
 

@@ -13,7 +13,7 @@ from broker.core.subscription_state import SubscriptionState
 from broker.store import dead_letters, outbox, pipeline, subscriptions
 from broker.store.audit import record_action
 from broker.store.engine.tx import Tx
-from broker.store.sql import select_one
+from broker.store.sql import select_one, text, text_or_none
 
 OPS_ORG = "ops"  # the audit log's zgid column for the operator's own actions
 
@@ -71,7 +71,7 @@ def retry_dead(
             "ops.retry_dead",
             "requeued" if done.requeued else "superseded",
             now=now,
-            subscription_id=row["subscription_id"] if row else None,
+            subscription_id=text(row, "subscription_id") if row else None,
             detail={"delivery_id": delivery_id},
         )
     return dead_letters.Requeued(requeued, superseded)
@@ -86,7 +86,7 @@ def retry_now(db: Tx, who: Operator, delivery_id: int, *, now: float) -> None:
         raise LookupError(f"no delivery with id {delivery_id}")
     if row["state"] != outbox.DeliveryState.PENDING:
         raise OpsRefused(
-            f"delivery {delivery_id} is {row['state']}, not pending: only a pending delivery "
+            f"delivery {delivery_id} is {text(row, 'state')}, not pending: only a pending delivery "
             "can be sent now (a dead letter is retried instead)"
         )
     outbox.make_due(db, delivery_id, now=now)
@@ -96,7 +96,7 @@ def retry_now(db: Tx, who: Operator, delivery_id: int, *, now: float) -> None:
         "ops.retry_now",
         "ok",
         now=now,
-        subscription_id=row["subscription_id"],
+        subscription_id=text(row, "subscription_id"),
         detail={"delivery_id": delivery_id},
     )
 
@@ -131,7 +131,7 @@ def resolve_parked(
         raise LookupError(f"no subscription {subscription_id}")
     if row["state"] != SubscriptionState.PARKED:
         raise OpsRefused(f"subscription {subscription_id} is not parked")
-    if parked_for_quantity(row["reason"] or ""):
+    if parked_for_quantity(text_or_none(row, "reason") or ""):
         raise OpsRefused(quantity_park_refusal(subscription_id))
     subscriptions.assign_org(db, subscription_id, zgid=zgid, zuid=zuid)
     result = pipeline.decide_again(

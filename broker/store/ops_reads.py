@@ -9,13 +9,13 @@ a time range; each list asks for one row more than a page, to know whether anoth
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from broker.core.mapping import parked_for_quantity
 from broker.core.subscription_state import SubscriptionState
 from broker.store.delivery_records import DeliveryRecord
-from broker.store.engine.tx import Tx
-from broker.store.sql import select_all
+from broker.store.engine.tx import SqlValue, Tx
+from broker.store.sql import as_record, select_all, whole
 
 _DELIVERY_COLUMNS = (
     "d.id, d.subscription_id, d.state, d.action, d.attempts, d.uncertain, d.cause, d.created_at,"
@@ -48,9 +48,9 @@ class OpsFilter:
 
     def where(
         self, table: str, *, time_column: str, state_column: str | None
-    ) -> tuple[str, list[Any]]:
+    ) -> tuple[str, list[SqlValue]]:
         clauses: list[str] = []
-        params: list[Any] = []
+        params: list[SqlValue] = []
         if self.state and state_column:
             clauses.append(f"{table}.{state_column} = ?")
             params.append(self.state)
@@ -154,7 +154,7 @@ def webhook_events(db: Tx, where: OpsFilter) -> Page[WebhookEventRow]:
         " e.content_type, e.request_id, e.raw_body, e.body_pruned_at"
         f" FROM webhook_events e {clause}"
         " ORDER BY e.received_at DESC, e.event_id LIMIT ? OFFSET ?",
-        params + where.bounds(),
+        [*params, *where.bounds()],
     )
     return _page([_event(row) for row in rows], where.page_size)
 
@@ -170,10 +170,10 @@ def webhook_event(db: Tx, event_id: str) -> WebhookEventRow | None:
     return _event(rows[0]) if rows else None
 
 
-def _event(row: dict[str, Any]) -> WebhookEventRow:
+def _event(row: dict[str, SqlValue]) -> WebhookEventRow:
     raw = row["raw_body"]
-    text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw)
-    return WebhookEventRow(**(row | {"raw_body": text}))
+    body = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw)
+    return as_record(WebhookEventRow, row | {"raw_body": body})
 
 
 def deliveries(db: Tx, where: OpsFilter) -> Page[DeliveryRecord]:
@@ -182,7 +182,7 @@ def deliveries(db: Tx, where: OpsFilter) -> Page[DeliveryRecord]:
         db,
         f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d {clause}"  # noqa: S608 - our columns
         " ORDER BY d.id DESC LIMIT ? OFFSET ?",
-        params + where.bounds(),
+        [*params, *where.bounds()],
     )
     return _page([DeliveryRecord.from_row(row) for row in rows], where.page_size)
 
@@ -191,7 +191,7 @@ def delivery_ids(db: Tx, where: OpsFilter) -> list[int]:
     """Every delivery the filter matches, unpaged, for "retry all matching"."""
     clause, params = where.where("d", time_column="created_at", state_column="state")
     rows = select_all(db, f"SELECT d.id FROM deliveries d {clause} ORDER BY d.id", params)  # noqa: S608
-    return [row["id"] for row in rows]
+    return [whole(row, "id") for row in rows]
 
 
 def parked(db: Tx, where: OpsFilter) -> Page[ParkedRow]:
@@ -205,7 +205,7 @@ def parked(db: Tx, where: OpsFilter) -> Page[ParkedRow]:
         " ORDER BY s.updated_at DESC LIMIT ? OFFSET ?",
         [*params, SubscriptionState.PARKED.value, *where.bounds()],
     )
-    return _page([ParkedRow(**row) for row in rows], where.page_size)
+    return _page([as_record(ParkedRow, row) for row in rows], where.page_size)
 
 
 def unmapped(db: Tx, where: OpsFilter) -> Page[UnmappedRow]:
@@ -219,7 +219,7 @@ def unmapped(db: Tx, where: OpsFilter) -> Page[UnmappedRow]:
         " ORDER BY s.updated_at DESC LIMIT ? OFFSET ?",
         [*params, SubscriptionState.UNMAPPED_PLAN.value, *where.bounds()],
     )
-    return _page([UnmappedRow(**row) for row in rows], where.page_size)
+    return _page([as_record(UnmappedRow, row) for row in rows], where.page_size)
 
 
 def audit_log(db: Tx, where: OpsFilter) -> Page[AuditRow]:
@@ -233,6 +233,6 @@ def audit_log(db: Tx, where: OpsFilter) -> Page[AuditRow]:
         db,
         "SELECT a.id, a.at, a.zuid, a.zgid, a.action, a.subscription_id, a.detail, a.result,"  # noqa: S608
         f" a.request_id FROM audit_log a {clause} ORDER BY a.id DESC LIMIT ? OFFSET ?",
-        params + where.bounds(),
+        [*params, *where.bounds()],
     )
-    return _page([AuditRow(**row) for row in rows], where.page_size)
+    return _page([as_record(AuditRow, row) for row in rows], where.page_size)

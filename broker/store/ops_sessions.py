@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 
 from broker.store.engine.tx import Tx
+from broker.store.sql import as_float
 
 
 def open_session(
@@ -28,7 +29,7 @@ def session_is_live(db: Tx, session_key: str, *, credential: str, now: float) ->
     row = db.select_one(
         "SELECT credential, expires_at FROM ops_sessions WHERE session_key = ?", [session_key]
     )
-    if row is None or float(row["expires_at"]) <= now:
+    if row is None or as_float(row, "expires_at") <= now:
         return False
     return hmac.compare_digest(str(row["credential"]).encode(), credential.encode())
 

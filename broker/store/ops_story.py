@@ -13,7 +13,15 @@ from broker.core.mapping import Identity
 from broker.core.subscription_state import SubscriptionState
 from broker.store.engine.tx import Tx
 from broker.store.pipeline import load_facts
-from broker.store.sql import select_all, select_one
+from broker.store.sql import (
+    number,
+    select_all,
+    select_one,
+    text,
+    text_or_none,
+    whole,
+    whole_or_none,
+)
 
 
 @dataclass(frozen=True)
@@ -50,19 +58,23 @@ def subscription_story(db: Tx, subscription_id: str) -> SubscriptionStory | None
     entries += _calls(db, subscription_id)
     if row is None and not entries:
         return None
-    row = row or {}
     entries.sort(key=lambda entry: entry.at)
     owner = owner_of(db, subscription_id) if row else Identity()
+
+    def column(name: str) -> str | None:
+        return text_or_none(row, name) if row else None
+
+    state = column("state")
     return SubscriptionStory(
         subscription_id=subscription_id,
-        status=row.get("status"),
+        status=column("status"),
         zuid=owner.zuid,
         zgid=owner.zgid,
-        customer_id=row.get("customer_id"),
-        state=SubscriptionState(row["state"]) if row.get("state") else None,
-        reason=row.get("reason"),
-        snapshot=row.get("billing_json"),
-        acked=row.get("acked_json"),
+        customer_id=column("customer_id"),
+        state=SubscriptionState(state) if state else None,
+        reason=column("reason"),
+        snapshot=column("billing_json"),
+        acked=column("acked_json"),
         entries=entries,
     )
 
@@ -81,10 +93,10 @@ def _events(db: Tx, sid: str) -> list[StoryEntry]:
     )
     return [
         StoryEntry(
-            r["received_at"],
+            number(r, "received_at"),
             "event",
-            f"{r['event_type']} ({r['event_id']}): {r['outcome']}",
-            r["reason"] or "",
+            f"{text(r, 'event_type')} ({text(r, 'event_id')}): {text(r, 'outcome')}",
+            text_or_none(r, "reason") or "",
         )
         for r in rows
     ]
@@ -105,19 +117,19 @@ def _calls(db: Tx, sid: str) -> list[StoryEntry]:
     )
     return [
         StoryEntry(
-            d["created_at"],
+            number(d, "created_at"),
             "delivery",
-            f"delivery {d['id']} queued ({d['cause']}), now {d['state']}",
-            d["target_json"],
+            f"delivery {whole(d, 'id')} queued ({text(d, 'cause')}), now {text(d, 'state')}",
+            text(d, "target_json"),
         )
         for d in deliveries
     ] + [
         StoryEntry(
-            a["started_at"],
+            number(a, "started_at"),
             "attempt",
-            f"delivery {a['delivery_id']}: {a['method']} → {a['status'] or 'no answer'}"
-            f" ({a['outcome']})",
-            a["error"] or "",
+            f"delivery {whole(a, 'delivery_id')}: {text(a, 'method')}"
+            f" → {whole_or_none(a, 'status') or 'no answer'} ({text(a, 'outcome')})",
+            text_or_none(a, "error") or "",
         )
         for a in attempts
     ]
@@ -131,7 +143,10 @@ def _actions(db: Tx, sid: str) -> list[StoryEntry]:
     )
     return [
         StoryEntry(
-            r["at"], "action", f"{r['action']} by {r['zuid']}: {r['result']}", r["detail"] or ""
+            number(r, "at"),
+            "action",
+            f"{text(r, 'action')} by {text(r, 'zuid')}: {text(r, 'result')}",
+            text_or_none(r, "detail") or "",
         )
         for r in rows
     ]

@@ -10,7 +10,7 @@ from broker.core.mapping import PlatformState
 from broker.core.org_billing import OrgSubscription, bills
 from broker.store.engine.tx import Tx
 from broker.store.identity import customer_row, save_customer
-from broker.store.sql import select_all
+from broker.store.sql import select_all, text_or_none
 
 
 def org_customer_ids(db: Tx, zgid: str) -> list[str]:
@@ -70,12 +70,14 @@ def org_billing_subscriptions(db: Tx, zgid: str, *, other_than: str) -> tuple[Or
     )
     found = []
     for row in rows:
-        if not bills(row["status"]):
+        if not bills(text_or_none(row, "status")):
             continue
-        text = row["billing_json"]
-        snapshot = BillingSubscription.model_validate_json(text) if text else None
+        billing_json = text_or_none(row, "billing_json")
+        snapshot = BillingSubscription.model_validate_json(billing_json) if billing_json else None
         created = snapshot.created_time if snapshot else None
-        held = [PlatformState.from_json(row[k]) for k in ("queued_json", "acked_json")]
+        held = [
+            PlatformState.from_json(text_or_none(row, k)) for k in ("queued_json", "acked_json")
+        ]
         found.append(
             OrgSubscription(
                 str(row["subscription_id"]),

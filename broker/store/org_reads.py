@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from broker.core.mapping import PlatformState
 from broker.core.subscription_state import SubscriptionState
 from broker.store.engine.tx import Tx
-from broker.store.sql import select_all
+from broker.store.outbox import DeliveryState, RecordedAction, recorded_action
+from broker.store.sql import as_float, as_int, select_all, text, text_or_none
 
 RECENT = 20  # deliveries and audit rows shown per org
 
@@ -37,8 +38,8 @@ class HeldSubscription:
 class OrgDelivery:
     delivery_id: int
     subscription_id: str
-    state: str
-    action: str | None
+    state: DeliveryState
+    action: RecordedAction | None
     attempts: int
     created_at: float
 
@@ -87,15 +88,15 @@ def org_held(db: Tx, zgid: str) -> OrgHeld:
     subscriptions = tuple(
         HeldSubscription(
             str(r["subscription_id"]),
-            r["customer_id"],
-            r["status"],
-            r["plan_code"],
-            SubscriptionState(r["state"]) if r["state"] else None,
-            r["reason"],
-            platform_active=_active(r["acked_json"]),
-            queued_active=_active(r["queued_json"]),
-            updated_at=float(r["updated_at"]),
-            missing_in_billing=r["missing"],
+            text_or_none(r, "customer_id"),
+            text_or_none(r, "status"),
+            text_or_none(r, "plan_code"),
+            SubscriptionState(text(r, "state")) if r["state"] else None,
+            text_or_none(r, "reason"),
+            platform_active=_active(text_or_none(r, "acked_json")),
+            queued_active=_active(text_or_none(r, "queued_json")),
+            updated_at=as_float(r, "updated_at"),
+            missing_in_billing=text_or_none(r, "missing"),
         )
         for r in rows
     )
@@ -108,12 +109,12 @@ def org_held(db: Tx, zgid: str) -> OrgHeld:
     )
     deliveries = [
         OrgDelivery(
-            int(r["id"]),
+            as_int(r, "id"),
             str(r["subscription_id"]),
-            str(r["state"]),
-            r["action"],
-            int(r["attempts"]),
-            float(r["created_at"]),
+            DeliveryState(text(r, "state")),
+            recorded_action(text_or_none(r, "action")),
+            as_int(r, "attempts"),
+            as_float(r, "created_at"),
         )
         for r in select_all(
             db,
@@ -126,7 +127,11 @@ def org_held(db: Tx, zgid: str) -> OrgHeld:
     ]
     audit = [
         OrgAudit(
-            float(r["at"]), str(r["zuid"]), str(r["action"]), r["subscription_id"], r["result"]
+            as_float(r, "at"),
+            str(r["zuid"]),
+            str(r["action"]),
+            text_or_none(r, "subscription_id"),
+            text(r, "result"),
         )
         for r in select_all(
             db,

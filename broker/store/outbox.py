@@ -15,7 +15,7 @@ from broker.core.mapping import ACTION_METHODS, PlatformAction, PlatformState
 from broker.core.platform_answers import CallResult
 from broker.store import subscriptions
 from broker.store.engine.tx import Tx
-from broker.store.sql import select_all
+from broker.store.sql import as_int, number_or_none, select_all, text, text_or_none, whole
 
 
 class DeliveryState(StrEnum):
@@ -33,6 +33,23 @@ class DeliveryState(StrEnum):
 DELIVERIES_CHANNEL = "broker_deliveries"
 
 FINISHED = frozenset({DeliveryState.DONE, DeliveryState.DEAD, DeliveryState.SUPERSEDED})
+
+
+class NoCall(StrEnum):
+    """The action a delivery records when the platform already held its target: no call made."""
+
+    NONE = "none"
+
+
+# What the deliveries table's ``action`` column holds once a delivery was attempted.
+RecordedAction = PlatformAction | NoCall
+
+
+def recorded_action(text: str | None) -> RecordedAction | None:
+    """The ``action`` column read back (None: the delivery was never attempted)."""
+    if text is None:
+        return None
+    return NoCall(text) if text == NoCall.NONE else PlatformAction(text)
 
 
 @dataclass(frozen=True)
@@ -91,27 +108,31 @@ def claim_due(
             " WHERE id = ?",
             [DeliveryState.IN_FLIGHT.value, owner, now + lease_seconds, now, row["id"]],
         )
-        target = PlatformState.from_json(row["target_json"])
+        target = PlatformState.from_json(text(row, "target_json"))
         assert target is not None
         claimed.append(
             ClaimedDelivery(
-                id=row["id"],
-                subscription_id=row["subscription_id"],
+                id=whole(row, "id"),
+                subscription_id=text(row, "subscription_id"),
                 target=target,
-                acknowledged=PlatformState.from_json(row["acked_json"]),
-                attempt=row["attempts"] + 1,
-                first_attempt_at=row["first_attempt_at"] or now,
+                acknowledged=PlatformState.from_json(text_or_none(row, "acked_json")),
+                attempt=whole(row, "attempts") + 1,
+                first_attempt_at=number_or_none(row, "first_attempt_at") or now,
                 uncertain=bool(row["uncertain"]),
-                cause=row["cause"],
+                cause=text(row, "cause"),
             )
         )
-    next_due = next(
-        iter(
-            select_all(
-                db, "SELECT MIN(next_attempt_at) AS due FROM deliveries WHERE state = 'pending'"
+    next_due = number_or_none(
+        next(
+            iter(
+                select_all(
+                    db,
+                    "SELECT MIN(next_attempt_at) AS due FROM deliveries WHERE state = 'pending'",
+                )
             )
-        )
-    )["due"]
+        ),
+        "due",
+    )
     return claimed, next_due
 
 
@@ -180,7 +201,7 @@ def complete(
     now: float,
     started_at: float,
     state: DeliveryState,
-    action: str,
+    action: RecordedAction,
     results: Sequence[CallResult],
     next_attempt_at: float | None = None,
     acknowledged: PlatformState | None = None,
@@ -214,7 +235,7 @@ def complete(
         " last_error = ? WHERE id = ? AND state = ? AND lease_owner = ?",
         [
             state.value,
-            action,
+            action.value,
             next_attempt_at,
             now if state in FINISHED else None,
             last.status if last else None,
@@ -238,7 +259,7 @@ def record_step(
     owner: str,
     now: float,
     started_at: float,
-    action: str,
+    action: PlatformAction,
     results: Sequence[CallResult],
     reached: PlatformState,
 ) -> bool:
@@ -266,7 +287,7 @@ def _insert_attempts(
     db: Tx,
     delivery_id: int,
     started_at: float,
-    action: str,
+    action: RecordedAction,
     results: Sequence[CallResult],
 ) -> None:
     for result in results:
@@ -298,11 +319,11 @@ def _newer_pending(db: Tx, delivery: ClaimedDelivery) -> bool:
     return any(True for _ in rows)
 
 
-def action_method(action: str) -> str:
-    try:
-        return ACTION_METHODS[PlatformAction(action)]
-    except ValueError:  # a delivery not yet attempted has no action
-        return "-"
+def action_method(action: RecordedAction) -> str:
+    """The HTTP method an attempt row names when the client's result did not."""
+    if isinstance(action, PlatformAction):
+        return ACTION_METHODS[action]
+    return "-"
 
 
 def enqueue_delivery(
@@ -334,12 +355,13 @@ def enqueue_delivery(
         )
     uncertain = int(any(r["uncertain"] for r in superseded))
     target_json = target.to_json()
-    cursor = db.execute(
+    inserted = db.select_one(
         "INSERT INTO deliveries (subscription_id, target_json, cause, state, uncertain,"
         " created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
         [subscription_id, target_json, cause, pending, uncertain, now, now],
     )
-    delivery_id = int(cursor.fetchone()[0])
+    assert inserted is not None, "an INSERT … RETURNING answers its row"
+    delivery_id = as_int(inserted, "id")
     if not queued_written:
         subscriptions.set_queued(db, subscription_id, target_json)
     db.notify(DELIVERIES_CHANNEL)
@@ -380,7 +402,7 @@ def supersede_all_unfinished(db: Tx, *, now: float, reason: str) -> list[int]:
             " lease_owner = NULL, lease_expires_at = NULL WHERE state IN (?, ?)",
             [DeliveryState.SUPERSEDED.value, now, reason, *unfinished],
         )
-    return [int(row["id"]) for row in rows]
+    return [as_int(row, "id") for row in rows]
 
 
 def prune_attempts(db: Tx, *, before: float, limit: int) -> int:
@@ -405,13 +427,13 @@ _PRUNABLE_DELIVERIES = """
 def prune_deliveries(db: Tx, *, before: float, limit: int) -> int:
     """Delete up to ``limit`` finished deliveries (with their attempts) past retention."""
     sql = f"SELECT d.id {_PRUNABLE_DELIVERIES} ORDER BY d.id LIMIT ?"
-    ids = [row["id"] for row in db.select_all(sql, [before, limit])]
+    ids = [whole(row, "id") for row in db.select_all(sql, [before, limit])]
     return _delete_deliveries(db, ids)
 
 
 def count_prunable_deliveries(db: Tx, *, before: float) -> int:
     row = db.select_one(f"SELECT COUNT(*) AS n {_PRUNABLE_DELIVERIES}", [before])
-    return int(row["n"]) if row else 0
+    return as_int(row, "n") if row else 0
 
 
 def erase_deliveries(db: Tx, subscription_ids: Sequence[str]) -> int:
@@ -423,7 +445,7 @@ def erase_deliveries(db: Tx, subscription_ids: Sequence[str]) -> int:
         f"SELECT id FROM deliveries WHERE subscription_id IN ({marks})",  # noqa: S608
         list(subscription_ids),
     )
-    return _delete_deliveries(db, [row["id"] for row in rows])
+    return _delete_deliveries(db, [whole(row, "id") for row in rows])
 
 
 def _delete_deliveries(db: Tx, ids: Sequence[int]) -> int:

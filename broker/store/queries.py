@@ -24,7 +24,7 @@ from broker.store.engine.tx import Tx
 from broker.store.identity import columns, customer_row, user_row
 from broker.store.outbox import DeliveryState
 from broker.store.products import learned_products
-from broker.store.sql import select_all, select_one
+from broker.store.sql import as_record, select_all, select_one, text
 
 CYCLES = {"months": "Monthly", "years": "Yearly"}
 UNMAPPED_SYNC = "unmapped"
@@ -83,7 +83,7 @@ def org_subscriptions(db: Tx, zgid: str, settings: Settings) -> list[Subscriptio
     views = []
     products = our_products(settings.platform.product_id, learned_products(db))
     for row in rows:
-        stored = StoredSubscription(**row)
+        stored = as_record(StoredSubscription, row)
         billing = stored.snapshot
         if _other_product(billing, settings.platform.app_domain, products):
             continue  # another billing product's: not this app's page to show
@@ -138,7 +138,7 @@ def _subscription_view(
         stored,
         PlatformState.from_json(stored.acked_json),
         PlatformState.from_json(stored.queued_json),
-        latest["state"] if latest else None,
+        text(latest, "state") if latest else None,
     )
     plan = billing.plan if billing else None
     plan_ref = parse_plan_code(plan.plan_code, settings.platform.app_domain) if plan else None
@@ -205,7 +205,7 @@ def org_claimed_subscription_ids(db: Tx, zgid: str) -> list[str]:
         " WHERE c.zgid = ? AND (s.subscription_id IS NULL OR s.billing_json IS NULL)",
         [zgid],
     )
-    return [row["subscription_id"] for row in rows]
+    return [text(row, "subscription_id") for row in rows]
 
 
 def org_updated_at(db: Tx, zgid: str) -> float | None:

@@ -23,6 +23,7 @@ from broker.core.subscription_state import SubscriptionState
 from broker.store import events
 from broker.store.engine.tx import Tx
 from broker.store.pipeline import PipelineResult, ingest_webhook, load_facts, write
+from broker.store.sql import as_int, number, number_or_none, text, text_or_none
 
 LOCK_NAME = "run"
 CURSOR = "events_cursor"
@@ -35,9 +36,8 @@ class LockLost(Exception):
 
 def take_lock(db: Tx, owner: str, *, now: float, lease: float) -> bool:
     """Take the run lock unless another owner holds an unexpired lease."""
-    row = db.execute("SELECT owner, expires_at FROM reconcile_lock WHERE name = ?", [LOCK_NAME])
-    held = row.fetchone()
-    if held is not None and held[0] != owner and held[1] > now:
+    held = db.select_one("SELECT owner, expires_at FROM reconcile_lock WHERE name = ?", [LOCK_NAME])
+    if held is not None and held["owner"] != owner and number(held, "expires_at") > now:
         return False
     db.execute(
         "INSERT INTO reconcile_lock (name, owner, expires_at) VALUES (?, ?, ?)"
@@ -99,12 +99,13 @@ class RunCounts:
 
 
 def start_run(db: Tx, *, trigger: str, dry_run: bool, since: str | None, now: float) -> int:
-    cursor_ = db.execute(
+    inserted = db.select_one(
         "INSERT INTO reconcile_runs (started_at, trigger, dry_run, since, outcome)"
         " VALUES (?, ?, ?, ?, 'running') RETURNING id",
         [now, trigger, int(dry_run), since],
     )
-    return int(cursor_.fetchone()[0])
+    assert inserted is not None, "an INSERT … RETURNING answers its row"
+    return as_int(inserted, "id")
 
 
 def finish_run(
@@ -159,21 +160,37 @@ def known_events(db: Tx, event_ids: list[str]) -> set[str]:
 def stored_views(db: Tx) -> dict[str, StoredView]:
     """Every stored subscription as the sweep compares it."""
     updated_time = db.json_text("billing_json", "updated_time")
-    rows = db.execute(
-        f"SELECT subscription_id, status, plan_code, {updated_time},"  # noqa: S608 - ours
+    rows = db.select_all(
+        f"SELECT subscription_id, status, plan_code, {updated_time} AS updated_time,"  # noqa: S608 - ours
         " billing_updated_at FROM subscriptions"
-    ).fetchall()
-    return {row[0]: StoredView(row[0], row[1], row[2], _when(row[3]), row[4]) for row in rows}
+    )
+    return {
+        text(row, "subscription_id"): StoredView(
+            text(row, "subscription_id"),
+            text_or_none(row, "status"),
+            text_or_none(row, "plan_code"),
+            _when(row["updated_time"]),
+            number_or_none(row, "billing_updated_at"),
+        )
+        for row in rows
+    }
 
 
 def parked(db: Tx) -> list[tuple[str, str | None, str | None]]:
     """Parked subscriptions: (id, billing customer id, the stored snapshot's JSON)."""
-    rows = db.execute(
+    rows = db.select_all(
         "SELECT subscription_id, customer_id, billing_json FROM subscriptions"
         " WHERE state = ? ORDER BY subscription_id",
         [SubscriptionState.PARKED.value],
-    ).fetchall()
-    return [(row[0], row[1], row[2]) for row in rows]
+    )
+    return [
+        (
+            text(row, "subscription_id"),
+            text_or_none(row, "customer_id"),
+            text_or_none(row, "billing_json"),
+        )
+        for row in rows
+    ]
 
 
 def feed_event(

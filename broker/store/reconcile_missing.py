@@ -12,17 +12,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from broker.config import Settings
 from broker.core.org_billing import bills
 from broker.core.reconcile import MissingState, gone_document
 from broker.core.subscription_state import MISSING_IN_BILLING_SOURCE
-from broker.store.engine.tx import Tx
+from broker.store.engine.tx import SqlValue, Tx
 from broker.store.ops_actions import Operator, audit
 from broker.store.pipeline import PipelineResult
 from broker.store.reconcile import feed_read
-from broker.store.sql import select_all, select_one
+from broker.store.sql import (
+    number,
+    number_or_none,
+    select_all,
+    select_one,
+    text,
+    text_or_none,
+    whole_or_none,
+)
 
 
 class MissingRefused(Exception):
@@ -116,14 +123,14 @@ def send_cancel(
         " WHERE subscription_id = ?",
         [subscription_id],
     )
-    if stored is None or not bills(stored["status"]):
+    if stored is None or not bills(text_or_none(stored, "status")):
         raise MissingRefused(
             f"the broker no longer holds subscription {subscription_id} as billing"
         )
     result = feed_read(
         db,
-        gone_document(stored["billing_json"], subscription_id),
-        floor=stored["billing_updated_at"],
+        gone_document(text_or_none(stored, "billing_json"), subscription_id),
+        floor=number_or_none(stored, "billing_updated_at"),
         settings=settings,
         now=now,
         dry_run=False,
@@ -154,8 +161,18 @@ def operator_cancel(
     return result
 
 
-def _row(found: dict[str, Any]) -> MissingRow:
-    return MissingRow(**{**found, "state": MissingState(found["state"])})
+def _row(found: dict[str, SqlValue]) -> MissingRow:
+    return MissingRow(
+        subscription_id=text(found, "subscription_id"),
+        found_at=number(found, "found_at"),
+        last_seen_at=number(found, "last_seen_at"),
+        run_id=whole_or_none(found, "run_id"),
+        broker=text(found, "broker"),
+        state=MissingState(text(found, "state")),
+        delivery_id=whole_or_none(found, "delivery_id"),
+        handled_at=number_or_none(found, "handled_at"),
+        handled_by=text_or_none(found, "handled_by"),
+    )
 
 
 def erase_missing(db: Tx, subscription_ids: Sequence[str]) -> int:

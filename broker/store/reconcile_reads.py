@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from broker.store.engine.tx import Tx
+from broker.store.engine.tx import SqlValue, Tx
 from broker.store.ops_reads import OpsFilter, Page
-from broker.store.sql import select_all
+from broker.store.sql import as_record, select_all
 
 _RUN_COLUMNS = (
     "id, started_at, finished_at, trigger, dry_run, since, outcome, events_read, events_fed,"
@@ -49,7 +49,7 @@ class DriftRow:
 def runs(db: Tx, where: OpsFilter) -> Page[RunRow]:
     """Runs, newest first; ``state`` filters on the outcome, since/until on the start."""
     clauses: list[str] = ["1 = 1"]
-    params: list[object] = []
+    params: list[SqlValue] = []
     if where.state:
         clauses.append("outcome = ?")
         params.append(where.state)
@@ -65,7 +65,7 @@ def runs(db: Tx, where: OpsFilter) -> Page[RunRow]:
         " ORDER BY id DESC LIMIT ? OFFSET ?",
         [*params, *where.bounds()],
     )
-    rows = [RunRow(**row) for row in found]
+    rows = [as_record(RunRow, row) for row in found]
     return Page(rows[: where.page_size], len(rows) > where.page_size)
 
 
@@ -75,7 +75,7 @@ def run(db: Tx, run_id: int) -> RunRow | None:
         f"SELECT {_RUN_COLUMNS} FROM reconcile_runs WHERE id = ?",  # noqa: S608 - ours
         [run_id],
     )
-    return RunRow(**found[0]) if found else None
+    return as_record(RunRow, found[0]) if found else None
 
 
 def drift(db: Tx, run_id: int) -> list[DriftRow]:
@@ -85,4 +85,4 @@ def drift(db: Tx, run_id: int) -> list[DriftRow]:
         " FROM reconcile_drift WHERE run_id = ? ORDER BY id",
         [run_id],
     )
-    return [DriftRow(**row) for row in found]
+    return [as_record(DriftRow, row) for row in found]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from broker.store.engine.tx import Tx
-from broker.store.sql import select_all
+from broker.store.sql import as_int, select_all, text
 
 DayReason = tuple[str, str]  # ("2026-11-30", "bad_key")
 
@@ -31,4 +31,4 @@ def refusal_counts(db: Tx, *, first_day: str | None, last_day: str | None) -> di
         " GROUP BY reason",
         [first_day, first_day, last_day, last_day],
     )
-    return {row["reason"]: int(row["total"]) for row in rows}
+    return {text(row, "reason"): as_int(row, "total") for row in rows}

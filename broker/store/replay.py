@@ -20,7 +20,7 @@ from broker.errors import ClientError
 from broker.store.engine.tx import Tx
 from broker.store.ops_actions import Operator, audit
 from broker.store.pipeline import PipelineResult, load_facts, write
-from broker.store.sql import select_all, select_one
+from broker.store.sql import bytes_or_text, select_all, select_one, text, text_or_none
 
 FORM_TYPE = "application/x-www-form-urlencoded"
 # Never equal to a platform state's JSON: decide then queues the call as if none was queued.
@@ -47,7 +47,8 @@ def replay_event(
     if row["body_pruned_at"] is not None:
         result = PipelineResult(Outcome.REFUSED, PRUNED_BODY)
     else:
-        result = _replayed(db, event_id, row["raw_body"], row["content_type"], settings, now)
+        raw = bytes_or_text(row, "raw_body")
+        result = _replayed(db, event_id, raw, text_or_none(row, "content_type"), settings, now)
     audit(
         db,
         who,
@@ -68,7 +69,7 @@ def event_ids_between(db: Tx, since: float, until: float) -> list[str]:
         " ORDER BY received_at, event_id LIMIT ?",
         [since, until, MAX_RANGE + 1],
     )
-    return [row["event_id"] for row in rows]
+    return [text(row, "event_id") for row in rows]
 
 
 def _replayed(

@@ -9,6 +9,7 @@ from enum import StrEnum
 from broker.config.retention import RetentionSettings
 from broker.store import audit, events, outbox
 from broker.store.engine.tx import Tx
+from broker.store.sql import as_int
 
 DAY = 86_400.0
 
@@ -53,4 +54,4 @@ def count_prunable(db: Tx, target: PruneTarget, *, before: float) -> int:
         PruneTarget.AUDIT: "SELECT COUNT(*) AS n FROM audit_log WHERE at < ?",
     }[target]
     row = db.select_one(sql, [before])
-    return int(row["n"]) if row else 0
+    return as_int(row, "n") if row else 0

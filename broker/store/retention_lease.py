@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from broker.store.engine.tx import Tx
+from broker.store.sql import number
 
 LEASE_NAME = "prune"
 T = TypeVar("T")
@@ -23,7 +24,7 @@ def take_lease(db: Tx, owner: str, *, now: float, seconds: float) -> bool:
     held = db.select_one(
         "SELECT owner, expires_at FROM retention_lease WHERE name = ?", [LEASE_NAME]
     )
-    if held is not None and held["owner"] != owner and held["expires_at"] > now:
+    if held is not None and held["owner"] != owner and number(held, "expires_at") > now:
         return False
     db.execute(
         "INSERT INTO retention_lease (name, owner, expires_at) VALUES (?, ?, ?)"

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from broker.core.decide import Mark
 from broker.core.identity import Claim
-from broker.store.engine.tx import Tx
+from broker.store.engine.tx import SqlValue, Tx
 from broker.store.sql import upsert
 
 
@@ -36,7 +35,7 @@ class KeptSnapshot:
 
 def keep_snapshot(db: Tx, kept: KeptSnapshot) -> None:
     """Insert the row or update these columns; a mark or target left out stays as it was."""
-    row: dict[str, Any] = {
+    row: dict[str, SqlValue] = {
         "subscription_id": kept.subscription_id,
         "customer_id": kept.customer_id,
         "status": kept.status,

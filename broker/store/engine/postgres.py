@@ -24,13 +24,15 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import psycopg
 import psycopg_pool
 import structlog
 from psycopg import sql as pgsql
+from psycopg.abc import Buffer
 from psycopg.adapt import Dumper, Loader
+from psycopg.rows import TupleRow
 
 from broker.errors import StoreError
 from broker.store.engine.pg_sql import to_psycopg
@@ -62,7 +64,7 @@ _UNAVAILABLE_STATES = {
 class _NumericLoader(Loader):
     """SUM and AVG of integers come back as NUMERIC; SQLite gives int or float, so do we."""
 
-    def load(self, data: Any) -> int | float:
+    def load(self, data: Buffer) -> int | float:
         value = Decimal(bytes(data).decode())
         return int(value) if value == value.to_integral_value() else float(value)
 
@@ -73,7 +75,7 @@ class _FlagDumper(Dumper):
 
     oid = psycopg.postgres.types["int8"].oid
 
-    def dump(self, obj: Any) -> bytes:
+    def dump(self, obj: object) -> bytes:
         return b"1" if obj else b"0"
 
 
@@ -95,7 +97,9 @@ def pg_unavailable_reason(exc: BaseException) -> str | None:
 class PgTx(Tx):
     dialect = Dialect.POSTGRESQL
 
-    def __init__(self, conn: psycopg.Connection[Any], translated: dict[str, str] | None = None):
+    def __init__(
+        self, conn: psycopg.Connection[TupleRow], translated: dict[str, str] | None = None
+    ):
         self.conn = conn
         # The store's SQL is a fixed set of strings: each is rewritten once per store (the
         # rewrite was 18% of the writer thread's time in the bench's profile).
@@ -121,7 +125,7 @@ class PgTx(Tx):
         return self.conn.execute(query, params)
 
 
-def begin_write(conn: psycopg.Connection[Any]) -> None:
+def begin_write(conn: psycopg.Connection[TupleRow]) -> None:
     """Open a writing transaction the way every broker writer must: SERIALIZABLE, then the
     write lock, which takes no snapshot, so the transaction sees everything the previous
     holder (a replica's writer, or an operator command) committed and races nobody."""
@@ -135,15 +139,15 @@ class PgWriteSession:
 
     def __init__(
         self,
-        connect: Callable[[], psycopg.Connection[Any]],
-        wrap: Callable[[psycopg.Connection[Any]], PgTx],
+        connect: Callable[[], psycopg.Connection[TupleRow]],
+        wrap: Callable[[psycopg.Connection[TupleRow]], PgTx],
         *,
         owns_connection: bool = True,
     ):
         self._connect = connect
         self._wrap = wrap
         self._owns = owns_connection
-        self._conn: psycopg.Connection[Any] | None = None
+        self._conn: psycopg.Connection[TupleRow] | None = None
 
     @classmethod
     def on(cls, tx: PgTx) -> PgWriteSession:
@@ -186,7 +190,7 @@ class PgWriteSession:
                 self._conn.close()
         self._conn = None
 
-    def _connection(self) -> psycopg.Connection[Any]:
+    def _connection(self) -> psycopg.Connection[TupleRow]:
         if self._conn is None or self._conn.closed or self._conn.broken:
             if self._conn is not None and self._owns:
                 with contextlib.suppress(psycopg.Error):
@@ -269,7 +273,7 @@ class PgStore:
         if error is not None:
             raise error
 
-    def _connect(self) -> psycopg.Connection[Any]:
+    def _connect(self) -> psycopg.Connection[TupleRow]:
         conn = psycopg.connect(
             self._url, autocommit=True, connect_timeout=max(1, int(self._timeout))
         )
@@ -361,7 +365,7 @@ class PgStore:
                 loop.call_soon_threadsafe(callback)
 
 
-def register_loaders(conn: psycopg.Connection[Any]) -> None:
+def register_loaders(conn: psycopg.Connection[TupleRow]) -> None:
     """What every broker connection needs (the pool's and the operator commands' alike).
 
     No sequential scans: on a small table the planner prefers one, and under SERIALIZABLE a

@@ -12,9 +12,12 @@ import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Protocol
 
-Params = Sequence[Any] | Mapping[str, Any]
+# What a statement binds and a row holds: the column types both drivers agree on (a bool binds
+# as an integer flag on both).
+SqlValue = str | int | float | bytes | None
+Params = Sequence[SqlValue] | Mapping[str, SqlValue]
 
 
 class Dialect(StrEnum):
@@ -29,11 +32,11 @@ class Cursor(Protocol):
     def rowcount(self) -> int: ...
 
     @property
-    def description(self) -> Any: ...
+    def description(self) -> Sequence[Sequence[object]] | None: ...
 
-    def fetchone(self) -> Any: ...
+    def fetchone(self) -> Sequence[SqlValue] | None: ...
 
-    def fetchall(self) -> list[Any]: ...
+    def fetchall(self) -> Sequence[Sequence[SqlValue]]: ...
 
 
 class Tx(ABC):
@@ -45,17 +48,17 @@ class Tx(ABC):
     def execute(self, sql: str, params: Params = ()) -> Cursor:
         """Run one statement written with ``?`` or ``:name`` placeholders."""
 
-    def select_all(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
+    def select_all(self, sql: str, params: Params = ()) -> list[dict[str, SqlValue]]:
         cursor = self.execute(sql, params)
-        names = [column[0] for column in cursor.description or ()]
+        names = _column_names(cursor)
         return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
 
-    def select_one(self, sql: str, params: Params = ()) -> dict[str, Any] | None:
+    def select_one(self, sql: str, params: Params = ()) -> dict[str, SqlValue] | None:
         cursor = self.execute(sql, params)
         values = cursor.fetchone()
         if values is None:
             return None
-        return dict(zip([column[0] for column in cursor.description], values, strict=True))
+        return dict(zip(_column_names(cursor), values, strict=True))
 
     def json_text(self, column: str, key: str) -> str:
         """An SQL expression for the text of ``key`` in the JSON object stored in ``column``."""
@@ -80,6 +83,11 @@ class Tx(ABC):
     def flush_notifications(self) -> None:
         """Send what ``notify`` asked for: the store calls this just before COMMIT."""
         return
+
+
+def _column_names(cursor: Cursor) -> list[str]:
+    """The result's column names (each driver describes a column with its name first)."""
+    return [str(column[0]) for column in cursor.description or ()]
 
 
 class SqliteTx(Tx):

@@ -33,7 +33,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 import structlog
 
@@ -41,7 +41,6 @@ from broker.errors import StoreError
 from broker.store.engine.tx import Tx
 
 T = TypeVar("T")
-Job = Callable[[Tx], Any]
 Sleep = Callable[[float], None]
 
 log = structlog.get_logger(__name__)
@@ -62,15 +61,56 @@ class StoreStats:
     failures: list[str] = field(default_factory=list)
 
 
+class QueuedJob(Protocol):
+    """A write job as the lanes and the group loop hold it, whatever its result's type."""
+
+    error: BaseException | None
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None: ...
+
+    def run(self, tx: Tx) -> None:
+        """Run the job's function in ``tx`` and keep what it gave back (its error is not kept:
+        the group loop judges it)."""
+
+    def fail(self, error: BaseException) -> None:
+        """End the job with ``error`` instead of a result."""
+
+    def settle(self) -> None:
+        """Hand the result or the error to the waiting caller, if it still waits."""
+
+
 @dataclass
-class WriteJob:
+class WriteJob(Generic[T]):
     """One ``fn(tx)``, what it gave back, and (for the store's callers) the future that waits."""
 
-    fn: Job
-    future: asyncio.Future[Any] | None = None
+    fn: Callable[[Tx], T]
+    future: asyncio.Future[T] | None = None
     loop: asyncio.AbstractEventLoop | None = None
-    result: Any = None
+    # The result in a 1-tuple once the job ran, so a job whose result is None is told apart.
+    result: tuple[T] | None = None
     error: BaseException | None = None
+
+    def run(self, tx: Tx) -> None:
+        self.result, self.error = (self.fn(tx),), None
+
+    def fail(self, error: BaseException) -> None:
+        self.result, self.error = None, error
+
+    def outcome(self) -> T:
+        """The result, or the job's error raised."""
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None, "a job without an error has run"
+        return self.result[0]
+
+    def settle(self) -> None:
+        if self.future is None or self.future.done():  # the caller went away; the write stands
+            return
+        if self.error is not None:
+            self.future.set_exception(self.error)
+        elif self.result is not None:
+            self.future.set_result(self.result[0])
 
 
 class WriteSession(Protocol):
@@ -102,7 +142,7 @@ def backoff(tries: int) -> float:
 
 
 def commit_group(
-    session: WriteSession, group: list[WriteJob], stats: StoreStats, *, sleep: Sleep = time.sleep
+    session: WriteSession, group: list[QueuedJob], stats: StoreStats, *, sleep: Sleep = time.sleep
 ) -> None:
     """Run ``group`` as one transaction with the promises in this module's docstring; each job
     ends with its ``result`` or its ``error``."""
@@ -119,7 +159,7 @@ def commit_group(
             continue
         unavailable = session.unavailable(error)
         if failed is not None and unavailable is None and not session.lost_race(error):
-            failed.error = error  # the job's own failure: the others run again without it
+            failed.fail(error)  # the job's own failure: the others run again without it
             running.remove(failed)
             continue
         log.error(
@@ -133,7 +173,7 @@ def commit_group(
             unavailable = StoreError("the database could not commit the change")
             unavailable.__cause__ = error
         for job in running:
-            job.result, job.error = None, unavailable
+            job.fail(unavailable)
         break
     stats.transactions += 1
     stats.jobs += len(group)
@@ -141,16 +181,16 @@ def commit_group(
 
 
 def _run_once(
-    session: WriteSession, running: list[WriteJob]
-) -> tuple[WriteJob | None, Exception | None]:
+    session: WriteSession, running: list[QueuedJob]
+) -> tuple[QueuedJob | None, Exception | None]:
     """One try of the group: (None, None) once committed; else the job that raised, if one
     did, and the error, with the transaction rolled back."""
-    failed: WriteJob | None = None
+    failed: QueuedJob | None = None
     try:
         tx = session.begin()
         for job in running:
             failed = job
-            job.result, job.error = job.fn(tx), None
+            job.run(tx)
         failed = None
         session.commit(tx)
     except Exception as exc:  # noqa: BLE001 - judged by the caller, handed to the job's waiter
@@ -167,10 +207,7 @@ def run_job(session: WriteSession, fn: Callable[[Tx], T], *, sleep: Sleep = time
     use. Raises the job's own error, or a ``StoreError`` when the database did not take it."""
     job = WriteJob(fn)
     commit_group(session, [job], StoreStats(), sleep=sleep)
-    if job.error is not None:
-        raise job.error
-    result: T = job.result
-    return result
+    return job.outcome()
 
 
 class WriteLanes:
@@ -182,11 +219,11 @@ class WriteLanes:
 
     def __init__(self) -> None:
         self._ready = threading.Condition()
-        self._urgent: deque[WriteJob] = deque()
-        self._ordinary: deque[WriteJob] = deque()
+        self._urgent: deque[QueuedJob] = deque()
+        self._ordinary: deque[QueuedJob] = deque()
         self._closing = False
 
-    def put(self, job: WriteJob, *, urgent: bool) -> None:
+    def put(self, job: QueuedJob, *, urgent: bool) -> None:
         with self._ready:
             (self._urgent if urgent else self._ordinary).append(job)
             self._ready.notify()
@@ -197,7 +234,7 @@ class WriteLanes:
             self._closing = True
             self._ready.notify()
 
-    def next_group(self, limit: int) -> tuple[list[WriteJob], bool] | None:
+    def next_group(self, limit: int) -> tuple[list[QueuedJob], bool] | None:
         """Up to ``limit`` jobs of one lane (urgent first) and whether they are urgent; None
         once closed and empty."""
         with self._ready:
@@ -279,10 +316,10 @@ class GroupWriter:
             session.close()
 
 
-def settle_group(group: list[WriteJob]) -> None:
+def settle_group(group: list[QueuedJob]) -> None:
     """Hand each job's result or error to its caller: one wake-up of each event loop per
     group, not per job."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[WriteJob]] = {}
+    by_loop: dict[asyncio.AbstractEventLoop, list[QueuedJob]] = {}
     for job in group:
         if job.loop is not None:
             by_loop.setdefault(job.loop, []).append(job)
@@ -291,11 +328,6 @@ def settle_group(group: list[WriteJob]) -> None:
             loop.call_soon_threadsafe(_settle, jobs)
 
 
-def _settle(jobs: list[WriteJob]) -> None:
+def _settle(jobs: list[QueuedJob]) -> None:
     for job in jobs:
-        if job.future is None or job.future.done():  # the caller went away; the write stands
-            continue
-        if job.error is not None:
-            job.future.set_exception(job.error)
-        else:
-            job.future.set_result(job.result)
+        job.settle()

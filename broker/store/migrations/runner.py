@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from broker.store.engine.tx import Dialect, Tx
 from broker.store.migrations import SCHEMA
 from broker.store.migrations.migration import Migration
+from broker.store.sql import as_float, as_int
 
 MIGRATIONS_TABLE = "broker_migrations"
 # The table every PostgreSQL writer locks first (``engine.postgres.begin_write``); made here, with
@@ -144,9 +145,9 @@ def _ensure_bookkeeping(tx: Tx) -> None:
         tx.execute(f"DROP TABLE {SQLITE_UTILS_TABLE}")
     if _sqlite_has_table(tx, FIRST_RUNNER_TABLE):
         for row in tx.select_all(f"SELECT id, applied_at FROM {FIRST_RUNNER_TABLE}"):  # noqa: S608
-            position = int(row["id"])
+            position = as_int(row, "id")
             if 1 <= position <= len(SCHEMA):
-                at = datetime.datetime.fromtimestamp(float(row["applied_at"]), datetime.UTC)
+                at = datetime.datetime.fromtimestamp(as_float(row, "applied_at"), datetime.UTC)
                 _record(tx, SCHEMA[position - 1].name, str(at))
         tx.execute(f"DROP TABLE {FIRST_RUNNER_TABLE}")
 
