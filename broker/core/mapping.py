@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Literal
 
 from broker.config import PausePolicy, PlansSettings
 from broker.core.billing_events import BillingSubscription
@@ -295,7 +295,7 @@ class PlatformCall:
     action: PlatformAction
     zgid: str
     planid: str
-    body: dict[str, Any]
+    body: dict[str, object]  # JSON: strings, and custom pricing as an object or a string
     # What the platform holds once this call succeeds. Usually the target; for an org move the
     # first call (Cancel at the old org) reaches INACTIVE and the Add at the new org follows.
     reaches: PlatformState
@@ -335,7 +335,7 @@ def plan_call(
         return None  # never reached the platform, or already cancelled there
     if was_active and acknowledged == target:
         return None
-    body: dict[str, Any] = {
+    body: dict[str, object] = {
         "zuid": target.zuid,
         "no_of_users": target.no_of_users,
         "frequency": target.frequency,

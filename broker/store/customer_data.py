@@ -15,7 +15,6 @@ import binascii
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from broker.core.ids import is_user_id, is_zoho_id
 from broker.store import (
@@ -30,7 +29,7 @@ from broker.store import (
     reconcile_missing,
     subscriptions,
 )
-from broker.store.engine.tx import Tx
+from broker.store.engine.tx import SqlValue, Tx
 from broker.store.ops_actions import Operator
 from broker.store.ops_actions import audit as audit_operator
 
@@ -54,7 +53,7 @@ class CustomerExport:
     form) when they are UTF-8, else base64 (``raw_body_base64``)."""
 
     scope: CustomerScope
-    tables: dict[str, list[dict[str, Any]]]
+    tables: dict[str, list[dict[str, SqlValue]]]
 
     def to_json(self) -> str:
         return json.dumps(
@@ -119,7 +118,7 @@ def find_scope(db: Tx, *, customer_id: str | None, zgid: str | None) -> Customer
     return scope
 
 
-def _rows(db: Tx, scope: CustomerScope) -> dict[str, list[dict[str, Any]]]:
+def _rows(db: Tx, scope: CustomerScope) -> dict[str, list[dict[str, SqlValue]]]:
     c, o, s = scope.customer_ids, scope.zgids, scope.subscription_ids
     queries: dict[str, tuple[str, list[str]]] = {
         "customers": (f"customer_id IN ({_marks(c)}) OR zgid IN ({_marks(o)})", [*c, *o]),
@@ -150,12 +149,10 @@ def _rows(db: Tx, scope: CustomerScope) -> dict[str, list[dict[str, Any]]]:
     }
 
 
-def _shown(row: dict[str, Any]) -> dict[str, Any]:
+def _shown(row: dict[str, SqlValue]) -> dict[str, SqlValue]:
     """A row as JSON can hold it: bytes as text when UTF-8, else base64."""
-    shown: dict[str, Any] = {}
+    shown: dict[str, SqlValue] = {}
     for key, value in row.items():
-        if isinstance(value, memoryview):
-            value = bytes(value)
         if isinstance(value, bytes):
             try:
                 shown[key] = value.decode("utf-8")
