@@ -16,6 +16,7 @@ from aiohttp import web
 
 from broker.config import Settings
 from broker.errors import Forbidden
+from broker.web.signed_cookies import reached_over_tls
 
 CROSS_SITE = ("cross-site", "same-site")
 
@@ -52,9 +53,8 @@ def check_landing_post(request: web.Request, settings: Settings) -> None:
     """Refuse a landing form posted from a site that is not allowed to sign users in."""
     origin = request.headers.get("Origin")
     fetch_site = request.headers.get("Sec-Fetch-Site", "").strip().lower()
-    scheme = request.scheme
-    if settings.server.behind_tls_proxy and request.headers.get("X-Forwarded-Proto") == "https":
-        scheme = "https"
+    # One reading of "reached over TLS" for the cookie's Secure flag and this origin check.
+    scheme = "https" if reached_over_tls(request) else request.scheme
     own = f"{scheme}://{request.host}".lower()
     if origin is not None:
         if origin_allowed(origin, allowed_origins(settings, own)):

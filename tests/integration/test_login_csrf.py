@@ -109,3 +109,22 @@ async def test_allowed_origins_must_be_origins(make_broker, value: str):
 
     with pytest.raises(ValidationError, match="is not an origin"):
         await make_broker(landing={"allowed_origins": [value]})
+
+
+@pytest.mark.parametrize("proto", ["https", "HTTPS", "Https"])
+async def test_behind_the_tls_proxy_the_brokers_own_https_origin_is_allowed_in_any_case(
+    make_broker, proto: str
+):
+    # A scheme is case-insensitive (RFC 9110 §4.2.3): the proxy's "HTTPS" means https, as it
+    # does for the Secure cookie; the page posting to itself must not be refused as foreign.
+    broker = await make_broker(server={"behind_tls_proxy": True})
+    own = own_origin(broker).replace("http://", "https://", 1)
+    headers = {"Origin": own, "Sec-Fetch-Site": "same-origin", "X-Forwarded-Proto": proto}
+    assert (await post_landing(broker, headers)).status == 303
+
+
+async def test_without_the_tls_proxy_setting_a_forwarded_proto_is_not_believed(make_broker):
+    broker = await make_broker()
+    own = own_origin(broker).replace("http://", "https://", 1)
+    headers = {"Origin": own, "Sec-Fetch-Site": "same-origin", "X-Forwarded-Proto": "https"}
+    assert (await post_landing(broker, headers)).status == 403
