@@ -154,3 +154,52 @@ def test_configuration_page_lists_exactly_the_data_centres_the_broker_knows():
     listed = re.findall(r"`([a-z.]+)`", row.split("|")[2])
     assert sorted(listed) == sorted(DATA_CENTRES)
     assert "com.cn" in listed
+
+
+def variables_in_the_table(markdown: str) -> list[str]:
+    """The variables the hand-written table of docs/configuration.md names, shorthand spelt out:
+    ``BROKER_A__B``, then ``__C`` (same section) or ``_D`` (last word replaced), ``*`` kept."""
+    named: list[str] = []
+    for line in markdown.splitlines():
+        if not line.startswith("| `BROKER_"):
+            continue
+        first = line.split("|")[1]
+        full = ""
+        for token in re.findall(r"`([A-Z_*]+)`", first):
+            if token.startswith("BROKER_"):
+                full = token
+            elif token.startswith("__"):
+                full = full.rsplit("__", 1)[0] + token
+            else:
+                full = full.rsplit("_", 1)[0] + token
+            named.append(full)
+    return named
+
+
+def test_the_variables_table_names_only_real_settings():
+    # The page's short table sits beside the generated reference: a renamed setting must not
+    # leave it naming a variable that no longer does anything.
+    table = variables_in_the_table((DOCS / "configuration.md").read_text(encoding="utf-8"))
+    real = {f"BROKER_{key.upper().replace('.', '__')}" for key in every_setting(Settings)}
+    assert len(table) >= 30
+    unknown = [
+        name
+        for name in table
+        if not (name in real or (name.endswith("*") and any(r.startswith(name[:-1]) for r in real)))
+    ]
+    assert unknown == []
+
+
+def test_the_table_reader_spells_out_shorthand():
+    rows = (
+        "| `BROKER_PLANS__STORAGE_ADDON_MONTHLY` / `_YEARLY` | x | y |\n"
+        "| `BROKER_BILLING__CLIENT_ID`, `__CLIENT_SECRET` | x | y |\n"
+        "| `BROKER_DELIVERY__*` | x | y |\n"
+    )
+    assert variables_in_the_table(rows) == [
+        "BROKER_PLANS__STORAGE_ADDON_MONTHLY",
+        "BROKER_PLANS__STORAGE_ADDON_YEARLY",
+        "BROKER_BILLING__CLIENT_ID",
+        "BROKER_BILLING__CLIENT_SECRET",
+        "BROKER_DELIVERY__*",
+    ]
