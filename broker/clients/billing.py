@@ -39,7 +39,7 @@ from broker.clients.billing_answers import (
     never_sent,
     unsent,
 )
-from broker.clients.billing_calls import CallMeter
+from broker.clients.billing_meter import CallMeter
 from broker.clients.billing_pages import read_list, skip_row
 from broker.clients.billing_scopes import missing_scope
 from broker.clients.billing_token import AccessTokens

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from broker.clients.billing_calls import endpoint_of
+from broker.clients.billing_meter import endpoint_of
 from broker.errors import BillingAuthError, BillingScopeMissing
 
 PLANS_READ = "ZohoSubscriptions.plans.READ"
@@ -28,7 +28,7 @@ HOSTEDPAGES_READ = "ZohoSubscriptions.hostedpages.READ"
 HOSTEDPAGES_CREATE = "ZohoSubscriptions.hostedpages.CREATE"
 WEBHOOKS_READ = "ZohoSubscriptions.webhooks.READ"
 
-# Endpoint (as ``billing_calls.endpoint_of`` writes it) -> the scope Zoho's documents give.
+# Endpoint (as ``billing_meter.endpoint_of`` writes it) -> the scope Zoho's documents give.
 SCOPE_OF_ENDPOINT: MappingProxyType[str, str] = MappingProxyType(
     {
         "GET /plans": PLANS_READ,

@@ -9,7 +9,7 @@ from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
-from broker.clients.billing_calls import endpoint_of
+from broker.clients.billing_meter import endpoint_of
 from broker.errors import (
     BillingNotFound,
     BillingRateLimited,
