@@ -81,21 +81,33 @@ class DemoWorld:
         ]
 
 
-@pytest.fixture
-async def demo(
-    tmp_path: Path, aiohttp_server: ServerFactory, aiohttp_client: ClientFactory
+async def demo_world(
+    tmp_path: Path,
+    aiohttp_server: ServerFactory,
+    aiohttp_client: ClientFactory,
+    *billing_middlewares: web.Middleware,
 ) -> DemoWorld:
+    """The demo's servers; ``billing_middlewares`` alter billing's answers on the wire."""
     secrets = DemoSecrets()
     billing = billing_simulator("127.0.0.1", 21000, secrets)
     seed_story(billing)
+    billing_app = billing.app()
+    billing_app.middlewares.extend(billing_middlewares)
     platform = PlatformSimulator(secrets.zapikey)
-    billing_server = await aiohttp_server(billing.app())
+    billing_server = await aiohttp_server(billing_app)
     platform_server = await aiohttp_server(platform.app())
     settings = demo_settings(
         "127.0.0.1", 21000, platform_server.port, billing_server.port, tmp_path, secrets
     )
     broker = await aiohttp_client(create_app(settings))
     return DemoWorld(broker, billing, platform, secrets.link_secret)
+
+
+@pytest.fixture
+async def demo(
+    tmp_path: Path, aiohttp_server: ServerFactory, aiohttp_client: ClientFactory
+) -> DemoWorld:
+    return await demo_world(tmp_path, aiohttp_server, aiohttp_client)
 
 
 async def test_second_org_sees_billings_subscription_before_any_webhook_and_is_added_once(
@@ -256,10 +268,6 @@ async def test_a_listed_subscription_billing_cannot_read_makes_the_page_sell_not
 ) -> None:
     # A row of the org's subscriptions that does not read (no id) might be the one it pays for:
     # the page must not skip it and offer a plan, but say billing could not be asked.
-    secrets = DemoSecrets()
-    billing = billing_simulator("127.0.0.1", 21000, secrets)
-    seed_story(billing)
-
     @web.middleware
     async def unreadable_row(
         request: web.Request, handler: web.RequestHandler
@@ -272,17 +280,8 @@ async def test_a_listed_subscription_billing_cannot_read_makes_the_page_sell_not
             return web.json_response(body)
         return response
 
-    app = billing.app()
-    app.middlewares.append(unreadable_row)
-    platform = PlatformSimulator(secrets.zapikey)
-    billing_server = await aiohttp_server(app)
-    platform_server = await aiohttp_server(platform.app())
-    settings = demo_settings(
-        "127.0.0.1", 21000, platform_server.port, billing_server.port, tmp_path, secrets
-    )
-    world = DemoWorld(
-        await aiohttp_client(create_app(settings)), billing, platform, secrets.link_secret
-    )
+    world = await demo_world(tmp_path, aiohttp_server, aiohttp_client, unreadable_row)
+    billing = world.billing
 
     page = await world.open_page_as_second_owner()
     form = await world.broker.get("/manage/subscribe", allow_redirects=False)
