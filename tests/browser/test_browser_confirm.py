@@ -18,15 +18,15 @@ from urllib.parse import urlencode
 import pytest
 
 from broker.simulators.billing.inputs import PlanInput, SubscriptionChangeInput
-from tests.browser.test_browser import (
+from tests.support.basics import link_signature
+from tests.support.browser import (
     ARTIFACTS,
     CHROMIUM,
     CHROMIUM_ARGS,
-    _missing_requirements,
+    missing_requirements,
     no_horizontal_scroll,
     pw,
 )
-from tests.support.basics import link_signature
 from tests.support.pages import PROFESSIONAL, STANDARD, PageWorld, WorldFactory, visitor
 
 pytestmark = pytest.mark.browser
@@ -36,7 +36,7 @@ DAY = 86_400.0
 
 @pytest.fixture(autouse=True)
 def _requirements() -> None:
-    missing = _missing_requirements()
+    missing = missing_requirements()
     if missing and not os.environ.get("CI"):
         pytest.skip(missing)
 

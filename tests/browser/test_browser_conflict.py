@@ -12,15 +12,15 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.browser.test_browser import (
+from tests.support.basics import link_signature
+from tests.support.browser import (
     ARTIFACTS,
     CHROMIUM,
     CHROMIUM_ARGS,
-    _missing_requirements,
+    missing_requirements,
     no_horizontal_scroll,
     pw,
 )
-from tests.support.basics import link_signature
 from tests.support.ops import OPS, PASSWORD
 from tests.support.pages import (
     OWNER_ZGID,
@@ -34,7 +34,7 @@ WIDTHS = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "he
 
 @pytest.fixture(autouse=True)
 def _requirements() -> None:
-    missing = _missing_requirements()
+    missing = missing_requirements()
     if missing and not os.environ.get("CI"):
         pytest.skip(missing)
 

@@ -21,7 +21,10 @@ from aiohttp import web
 
 from broker.app import create_app
 from broker.simulators.platform import PlatformSimulator
-from tests.browser.test_browser import (
+from tests.conftest import fast_settings
+from tests.support.basics import ZAPIKEY, ZGID, ZUID
+from tests.support.browser import (
+    BROWSER_MARKS,
     CHROMIUM,
     CHROMIUM_ARGS,
     CLIENT_SECRET,
@@ -35,12 +38,9 @@ from tests.browser.test_browser import (
     pw,
     serve_app,
 )
-from tests.browser.test_browser import pytestmark as browser_marks
-from tests.conftest import fast_settings
-from tests.support.basics import ZAPIKEY, ZGID, ZUID
 from tests.support.pages import running_clock
 
-pytestmark = browser_marks
+pytestmark = BROWSER_MARKS
 
 
 @dataclass

@@ -15,8 +15,11 @@ from aiohttp import web
 
 from broker.app import create_app
 from broker.simulators.platform import PlatformSimulator
-from tests.browser.test_browser import (
+from tests.conftest import fast_settings
+from tests.support.basics import ZAPIKEY, ZGID, eventually, subscription_event
+from tests.support.browser import (
     ARTIFACTS,
+    BROWSER_MARKS,
     CHROMIUM,
     CHROMIUM_ARGS,
     DESKTOP,
@@ -25,12 +28,9 @@ from tests.browser.test_browser import (
     pw,
     serve_app,
 )
-from tests.browser.test_browser import pytestmark as browser_marks
-from tests.conftest import fast_settings
-from tests.support.basics import ZAPIKEY, ZGID, eventually, subscription_event
 from tests.support.ops import OPS, PASSWORD
 
-pytestmark = browser_marks
+pytestmark = BROWSER_MARKS
 
 
 async def shot(page: Any, name: str) -> None:

@@ -13,13 +13,20 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.browser.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, MISSING, PHONE, pw
-from tests.browser.test_browser import pytestmark as browser_marks
 from tests.support.basics import ZAPIKEY, ZGID, eventually, subscription_event
+from tests.support.browser import (
+    ARTIFACTS,
+    BROWSER_MARKS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    MISSING,
+    PHONE,
+    pw,
+)
 from tests.support.ops import OPS, PASSWORD
 from tests.support.pages import STANDARD_CODE, PageWorld, WorldFactory
 
-pytestmark = browser_marks
+pytestmark = BROWSER_MARKS
 WIDE = {"width": 1280, "height": 900}
 DEAD_A, DEAD_B, SLOW, PARKED = (f"10000000000000010{n}" for n in range(4))
 

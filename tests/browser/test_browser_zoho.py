@@ -21,29 +21,23 @@ from broker.app import create_app
 from broker.simulators.accounts import AccountsSimulator, SimUser
 from broker.simulators.platform import PlatformSimulator
 from broker.web.appkeys import store_key
-from tests.browser.test_browser import (
+from tests.conftest import fast_settings
+from tests.support.basics import EMAIL, ZAPIKEY, ZGID, ZUID
+from tests.support.browser import (
     ARTIFACTS,
+    BROWSER_MARKS,
     CHROMIUM,
     CHROMIUM_ARGS,
     DESKTOP,
-    IN_CI,
     MISSING,
     pw,
     serve_app,
 )
-from tests.conftest import fast_settings
-from tests.support.basics import EMAIL, ZAPIKEY, ZGID, ZUID
 
 OWNER = SimUser(zuid=ZUID, email=EMAIL, name="Ada Owner", zgid=ZGID)  # Zoho's org API says so
 OTHER = SimUser(zuid="60000000002", email="mallory@other.example", name="Mallory Other")
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        MISSING is not None and not IN_CI,
-        reason=f"browser tests need {MISSING} (they fail instead when CI is set)",
-    ),
-]
+pytestmark = BROWSER_MARKS
 
 
 @dataclass

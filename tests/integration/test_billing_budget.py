@@ -31,7 +31,7 @@ from broker.errors import BillingBudgetSpent, BillingRateLimited
 from broker.store import billing_budget as rows
 from broker.store.opening import open_store
 from broker.web.appkeys import daily_budget_key, reconcile_key, settings_key, store_key
-from tests.integration.test_metrics import parse, value
+from tests.support.metrics import parse, value
 from tests.support.ops import OPS, sign_in
 from tests.support.pages import PROFESSIONAL, Browser, ClientFactory, PageWorld, WorldFactory
 from tests.support.postgres import store_section

@@ -16,8 +16,10 @@ import pytest
 from broker.simulators.billing import BillingSimulator
 from broker.simulators.billing.listing import EventOrder
 from broker.simulators.billing.subscriptions import DunningOutcome, DunningPolicy
-from tests.integration.test_billing_simulator import (
+from tests.support.billing import (
     FREE,
+    PROFESSIONAL,
+    STANDARD,
     TRIAL,
     ZAPIKEY,
     Api,
@@ -27,8 +29,8 @@ from tests.integration.test_billing_simulator import (
     ServerFactory,
     attempts,
     event_types,
+    make_sim,
 )
-from tests.support.billing import PROFESSIONAL, STANDARD, make_sim
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ import psycopg
 from broker.simulators.platform import PlatformSimulator
 from broker.store.copy_store import BOOKKEEPING
 from tests.conftest import BrokerFactory, db_rows, post_event
-from tests.integration.test_delivery import run_cli
 from tests.support.basics import eventually, subscription_event
+from tests.support.cli import run_cli
 from tests.support.ops import delivery_ids, wait_for_state
 
 PASSWORD = "copy-pw-4417"  # the test cluster trusts local connections: any password works

@@ -18,9 +18,9 @@ from broker.store.audit import record_action
 from broker.store.engine.backend import StoreBackend
 from broker.store.opening import open_store
 from tests.conftest import fast_settings
-from tests.integration.test_delivery import run_cli
-from tests.integration.test_retention import NOW, ingest, refund_event
 from tests.support.basics import subscription_event
+from tests.support.cli import run_cli
+from tests.support.retention import NOW, ingest, refund_event
 
 DAY = 86_400.0
 A = {

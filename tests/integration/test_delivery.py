@@ -22,7 +22,6 @@ from aiohttp.test_utils import TestClient, TestServer
 from aiohttp.typedefs import Handler
 
 from broker.app import create_app
-from broker.cli import main as cli_main
 from broker.simulators.platform import PlatformSimulator
 from broker.store.opening import open_store
 from broker.web.appkeys import settings_key, store_key
@@ -36,6 +35,7 @@ from tests.support.basics import (
     eventually,
     subscription_event,
 )
+from tests.support.cli import run_cli
 from tests.support.postgres import store_section
 
 
@@ -98,17 +98,6 @@ async def wait_for_state(
 async def post_ok(client: Client, payload: dict[str, Any]) -> None:
     response = await post_event(client, payload)
     assert response.status == 200, await response.text()
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """Run ``broker ...`` in-process; return (exit code, stdout, stderr)."""
-    capsys.readouterr()
-    try:
-        code = cli_main(list(argv))
-    except SystemExit as exc:  # argparse errors and _open_existing exit this way
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def db_path(tmp_path: Path) -> Path:

@@ -11,8 +11,8 @@ from typing import Any
 
 from broker.simulators.platform import PlatformSimulator
 from tests.conftest import BrokerFactory, db_rows, post_event
-from tests.integration.test_metrics import parse, value
 from tests.support.basics import subscription_event
+from tests.support.metrics import parse, value
 
 CONCURRENCY = 4
 HANGING_ORGS = 6  # more than the slots

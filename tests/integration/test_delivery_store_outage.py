@@ -29,10 +29,10 @@ from broker.store.opening import open_store
 from broker.store.outbox import claim_due
 from broker.web.appkeys import worker_key
 from tests.conftest import BrokerFactory, db_rows, post_event
-from tests.integration.test_metrics import parse, value
 from tests.support.basics import DECEMBER_FIRST_NOON, ManualTime, eventually, subscription_event
+from tests.support.disks import fill, mounted_small_disk
+from tests.support.metrics import parse, value
 from tests.support.tcp_proxy import TcpProxy
-from tests.system.test_disk_faults import fill, mounted_small_disk
 
 Client = TestClient[web.Request, web.Application]
 

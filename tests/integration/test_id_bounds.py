@@ -8,8 +8,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from tests.conftest import BrokerFactory, db_rows, post_event
-from tests.integration.test_delivery import run_cli
 from tests.support.basics import subscription_event
+from tests.support.cli import run_cli
 from tests.support.ops import OPS, sign_in
 
 HUGE_EVENT_ID = "9" * 10_000

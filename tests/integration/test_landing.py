@@ -16,9 +16,9 @@ from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 
 from broker.simulators.platform import PlatformSimulator
-from broker.web.appkeys import clock_key
 from tests.conftest import db_rows, post_event
-from tests.support.basics import EMAIL, ZGID, ZUID, eventually, link_signature, subscription_event
+from tests.support.basics import EMAIL, ZGID, ZUID, eventually, subscription_event
+from tests.support.landing import open_page, visitor
 
 Client = TestClient[web.Request, web.Application]
 
@@ -27,39 +27,6 @@ OTHER_ZGID = "70000000002"
 SUB_A = "100000000000000001"
 SUB_B = "100000000000000002"
 INTRUDER_EMAIL = "someone.else@example.net"
-
-
-async def open_page(
-    client: Client,
-    params: Any = None,
-    *,
-    form: dict[str, str] | None = None,
-    headers: dict[str, str] | None = None,
-    sign: bool = True,
-) -> tuple[ClientResponse, str]:
-    """GET /manage with query parameters, or POST it as a form when ``form`` is given; signed
-    like the Vertical Solution's link (fresh ts and nonce) unless ``sign`` is false."""
-    if sign:
-        query = list(params.items() if isinstance(params, dict) else params or [])
-        fields = list((form or {}).items())
-        signature = link_signature(query + fields, now=client.app[clock_key]())
-        params, form = (
-            (query + signature, None) if form is None else (query, dict(fields + signature))
-        )
-    if form is None:
-        response = await client.get("/manage", params=params, headers=headers)
-    else:
-        response = await client.post("/manage", params=params, data=form, headers=headers)
-    return response, await response.text()
-
-
-def visitor(
-    zuid: str = ZUID, zgid: str = ZGID, email: str | None = EMAIL, **extra: str
-) -> dict[str, str]:
-    params = {"zuid": zuid, "zgid": zgid, **extra}
-    if email is not None:
-        params["email"] = email
-    return params
 
 
 async def subscription(client: Client, subscription_id: str = SUB_A) -> dict[str, Any]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
 from broker.clients.billing_meter import endpoint_of
@@ -22,30 +21,11 @@ from broker.web.appkeys import billing_client_key
 from broker.web.webhook_refusals import refusal_reason
 from tests.conftest import db_rows, post_event
 from tests.support.basics import ZAPIKEY, eventually, subscription_event
+from tests.support.metrics import Samples, parse, scrape, value
 from tests.support.pages import Browser, PageWorld
 
 Client = TestClient[web.Request, web.Application]
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 SIGNING_SECRET = "metrics-tests-signing-secret"
-
-
-def parse(text: str) -> Samples:
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-async def scrape(client: Client) -> Samples:
-    response = await client.get("/metrics")
-    assert response.status == 200
-    return parse(await response.text())
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    """A sample's value; 0 when the series does not exist yet (a counter not yet moved)."""
-    return samples.get((name, frozenset(labels.items())), 0.0)
 
 
 def refused(samples: Samples, reason: str) -> float:

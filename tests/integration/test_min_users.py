@@ -10,8 +10,8 @@ from broker.simulators.platform import PlatformSimulator
 from broker.store.queries import org_subscriptions
 from broker.web.appkeys import settings_key, store_key
 from tests.conftest import BrokerFactory, db_rows, post_event
-from tests.integration.test_delivery import run_cli
 from tests.support.basics import APP_DOMAIN, ZAPIKEY, ZGID, eventually, subscription_event
+from tests.support.cli import run_cli
 from tests.support.ops import OPS, delivery_ids, sign_in, wait_for_state
 
 SUB_ID = "100000000000000077"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import BrokerFactory, post_event
-from tests.integration.test_delivery import run_cli
+from tests.support.cli import run_cli
 
 
 def refund_event(event_id: str, refunded: str) -> dict[str, object]:

@@ -13,8 +13,8 @@ from broker.config import OpsSettings
 from broker.core.operator_password import verify_password
 from broker.simulators.platform import PlatformSimulator
 from tests.conftest import BrokerFactory, db_rows, post_event
-from tests.integration.test_delivery import run_cli
 from tests.support.basics import ZAPIKEY, eventually, subscription_event
+from tests.support.cli import run_cli
 from tests.support.ops import delivery_ids, delivery_state, wait_for_state
 
 

@@ -15,8 +15,6 @@ import pytest
 
 from broker.simulators.platform import PlatformSimulator
 from tests.conftest import BrokerFactory, post_event
-from tests.integration.test_delivery import run_cli
-from tests.integration.test_landing import open_page, visitor
 from tests.support.basics import (
     APP_DOMAIN,
     STORAGE_MONTHLY,
@@ -26,6 +24,8 @@ from tests.support.basics import (
     ZUID,
     subscription_event,
 )
+from tests.support.cli import run_cli
+from tests.support.landing import open_page, visitor
 from tests.support.ops import OPS, audit_rows, delivery_ids, sign_in, wait_for_state
 
 PARKED = "100000000000000009"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from broker.store.opening import sqlite_store
-from tests.integration.test_delivery import run_cli
+from tests.support.cli import run_cli
 
 
 def mode(path: Path) -> int:

@@ -14,6 +14,7 @@ from broker.web.appkeys import refusals_key, settings_key
 from broker.web.refused import FLUSH_INTERVAL_SECONDS
 from tests.conftest import BrokerFactory, db_rows, post_event
 from tests.support.basics import DECEMBER_FIRST_NOON, ManualTime, eventually, subscription_event
+from tests.support.refusals import timer_naps
 
 Client = TestClient[web.Request, web.Application]
 
@@ -89,8 +90,3 @@ async def test_a_flood_of_refusals_costs_one_write_an_interval_and_one_at_shutdo
     with sqlite3.connect(client.app[settings_key].store.path) as db:
         rows = db.execute("SELECT reason, count FROM webhook_refusals ORDER BY reason").fetchall()
     assert rows == [("zapikey", 65)]
-
-
-def timer_naps(time: ManualTime) -> list[float]:
-    """The timer's naps (the delivery worker's are a fraction of a second)."""
-    return [nap for nap in time.naps if nap - time.now >= FLUSH_INTERVAL_SECONDS - 1]

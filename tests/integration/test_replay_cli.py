@@ -12,8 +12,8 @@ import pytest
 
 from broker.simulators.platform import PlatformSimulator
 from tests.conftest import BrokerFactory, db_rows, post_event
-from tests.integration.test_delivery import run_cli
 from tests.support.basics import APP_DOMAIN, ZAPIKEY, ZGID, eventually, subscription_event
+from tests.support.cli import run_cli
 from tests.support.ops import audit_rows, delivery_ids, wait_for_state
 
 SID = "100000000000000001"

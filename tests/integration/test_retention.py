@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from broker.config import RetentionSettings, Settings, StoreSettings
-from broker.core.billing_events import parse_webhook_event
 from broker.core.decide import Outcome
 from broker.delivery.retention import Pruner, prune_on_schedule
 from broker.store.audit import record_action
@@ -24,7 +23,6 @@ from broker.store.engine.backend import StoreBackend
 from broker.store.engine.tx import Tx
 from broker.store.opening import open_store
 from broker.store.ops_actions import Operator
-from broker.store.pipeline import PipelineResult, ingest_webhook
 from broker.store.replay import replay_event
 from broker.store.retention import PruneTarget
 from broker.store.retention_lease import LeaseLost, take_lease, while_held
@@ -38,35 +36,7 @@ from tests.support.basics import (
     subscription_event,
 )
 from tests.support.ops import OPS, sign_in
-
-DAY = 86_400.0
-NOW = DECEMBER_FIRST_NOON + 120 * DAY  # every test event's updated_time is long past
-
-
-def refund_event(event_id: str, customer_id: str) -> dict[str, Any]:
-    return {
-        "event_id": event_id,
-        "event_type": "payment_refunded",
-        "data": {
-            "refund": {"refund_id": "9001", "amount": "5.00", "customer_id": customer_id},
-            "payment": {"payment_id": "9002", "amount": "80.00", "customer_id": customer_id},
-        },
-    }
-
-
-async def ingest(
-    store: StoreBackend, settings: Settings, event: dict[str, Any], *, at: float
-) -> PipelineResult:
-    job = partial(
-        ingest_webhook,
-        event=parse_webhook_event(event),
-        raw_body=body_of(event),
-        content_type="application/json",
-        request_id="req-1",
-        settings=settings,
-        now=at,
-    )
-    return await store.write(job)
+from tests.support.retention import DAY, NOW, ingest, refund_event
 
 
 async def event_rows(store: StoreBackend) -> dict[str, tuple[bytes, float | None]]:

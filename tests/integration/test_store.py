@@ -16,6 +16,7 @@ from broker.store.engine.sqlite import SqliteStore, backup
 from broker.store.engine.tx import Dialect
 from broker.store.migrations import SCHEMA
 from broker.store.opening import sqlite_store
+from tests.support.store import held_group, insert_user, users
 
 
 @pytest.fixture
@@ -24,41 +25,6 @@ async def store(tmp_path: Path) -> Any:
     await opened.open()
     yield opened
     await opened.close()
-
-
-def insert_user(zuid: str) -> Any:
-    def job(db: Any) -> str:
-        db.execute(
-            "INSERT INTO users (zuid, zgid, first_seen_at, last_seen_at) VALUES (?, '1', 0, 0)",
-            [zuid],
-        )
-        return zuid
-
-    return job
-
-
-async def users(store: SqliteStore) -> list[str]:
-    return await store.read(
-        lambda db: [r["zuid"] for r in db.select_all("SELECT zuid FROM users ORDER BY zuid")]
-    )
-
-
-async def held_group(store: SqliteStore, jobs: list[Any]) -> list[Any]:
-    """Submit ``jobs`` while the writer is busy, so they are committed as one group."""
-    started, gate = threading.Event(), threading.Event()
-
-    def block(db: Any) -> None:
-        started.set()
-        gate.wait(5)
-
-    blocker = asyncio.ensure_future(store.write(block))
-    # Wait (off the loop) until the writer is inside the blocker, then queue the group.
-    assert await asyncio.get_running_loop().run_in_executor(None, started.wait, 5)
-    pending = [asyncio.ensure_future(store.write(job)) for job in jobs]
-    await asyncio.sleep(0)  # the futures' put() calls run before the gate opens
-    gate.set()
-    await blocker
-    return await asyncio.gather(*pending, return_exceptions=True)
 
 
 async def test_concurrent_writes_share_one_transaction(store: SqliteStore):

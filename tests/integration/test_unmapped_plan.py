@@ -14,9 +14,9 @@ from broker.core.mapping import parse_plan_code
 from broker.core.ours import Ownership, has_app_prefix, ownership
 from broker.core.reconcile import is_ours
 from tests.conftest import post_event
-from tests.integration.test_delivery import run_cli
-from tests.integration.test_metrics import scrape, value
 from tests.support.basics import APP_DOMAIN, subscription_event
+from tests.support.cli import run_cli
+from tests.support.metrics import scrape, value
 from tests.support.ops import OPS, sign_in
 from tests.support.pages import Browser, PageWorld, WorldFactory
 

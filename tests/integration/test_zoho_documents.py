@@ -18,8 +18,7 @@ from structlog.testing import capture_logs
 from broker.delivery.reconcile import RunOutcome, run_reconciliation
 from broker.simulators.billing import BillingSimulator
 from broker.web.appkeys import reconcile_key
-from tests.integration.test_billing_simulator import Api, buyer
-from tests.support.billing import STANDARD, STORAGE, make_sim
+from tests.support.billing import STANDARD, STORAGE, Api, buyer, make_sim
 from tests.support.pages import (
     OWNER_ZGID,
     OWNER_ZUID,

@@ -9,11 +9,7 @@ Mounting needs root (CI runs as root); elsewhere the tests are skipped with a no
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import os
 import sqlite3
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,8 +24,6 @@ from broker.simulators.platform import PlatformSimulator
 from broker.store.opening import sqlite_store
 from broker.web.appkeys import refusals_key, worker_key
 from tests.conftest import db_rows, post_event
-from tests.integration.test_refusal_flush import timer_naps
-from tests.integration.test_store import held_group, insert_user, users
 from tests.support.basics import (
     DECEMBER_FIRST_NOON,
     ManualClock,
@@ -37,61 +31,17 @@ from tests.support.basics import (
     eventually,
     subscription_event,
 )
+from tests.support.disks import fill, mount, mounted_small_disk, umount
+from tests.support.refusals import timer_naps
+from tests.support.store import held_group, insert_user, users
 
 Client = TestClient[web.Request, web.Application]
-
-
-def _mount(*args: str) -> None:
-    subprocess.run(["mount", *args], check=True, capture_output=True, timeout=30)
-
-
-def _umount(path: Path) -> None:
-    subprocess.run(["umount", "-l", str(path)], check=False, capture_output=True, timeout=30)
-
-
-def _need_mounts() -> None:
-    if os.geteuid() == 0:
-        return
-    if os.environ.get("CI"):
-        pytest.fail("disk-fault tests need root to mount a tmpfs; CI runs as root")
-    pytest.skip("needs root to mount a small tmpfs (CI runs these as root)")
-
-
-@contextlib.contextmanager
-def mounted_small_disk(tmp_path: Path) -> Iterator[Path]:
-    """An 8 MiB tmpfs of our own, unmounted on leaving."""
-    _need_mounts()
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    _mount("-t", "tmpfs", "-o", "size=8m", "tmpfs", str(disk))
-    try:
-        yield disk
-    finally:
-        _umount(disk)
 
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     with mounted_small_disk(tmp_path) as disk:
         yield disk
-
-
-def _write_forever(fd: int) -> None:
-    while True:
-        os.write(fd, b"\0" * 65536)
-
-
-def fill(disk: Path) -> Path:
-    """Write a file until the disk refuses another block."""
-    filler = disk / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        with pytest.raises(OSError, match="No space left") as refused:
-            _write_forever(fd)
-    finally:
-        os.close(fd)
-    assert refused.value.errno == errno.ENOSPC
-    return filler
 
 
 async def readiness(client: Client) -> tuple[int, dict[str, Any]]:
@@ -147,13 +97,13 @@ def read_only_store(small_disk: Path, tmp_path: Path) -> Iterator[tuple[Path, Pa
     setup.execute("CREATE TABLE keep (x)")
     view = tmp_path / "view"
     view.mkdir()
-    _mount("--bind", str(small_disk), str(view))
+    mount("--bind", str(small_disk), str(view))
     try:
-        _mount("-o", "remount,bind,ro", str(view))
+        mount("-o", "remount,bind,ro", str(view))
         yield view, view / "broker.db"
     finally:
         setup.close()
-        _umount(view)
+        umount(view)
 
 
 async def test_read_only_database_makes_readyz_and_webhooks_503_until_writable(
@@ -171,7 +121,7 @@ async def test_read_only_database_makes_readyz_and_webhooks_503_until_writable(
     event = subscription_event()
     await assert_refused_for_now(client, event, "read-only")
 
-    _mount("-o", "remount,bind,rw", str(view))
+    mount("-o", "remount,bind,rw", str(view))
     status, body = await readiness(client)
     assert (status, body["checks"]["store"]) == (200, "ok")
     response = await post_event(client, event)
@@ -268,7 +218,7 @@ async def test_refused_counts_the_read_only_store_cannot_take_are_written_the_ne
     assert "read-only" in failed["error"]
     assert tally.pending(None, None) == {"zapikey": 1}  # kept, still on the console
 
-    _mount("-o", "remount,bind,rw", str(view))
+    mount("-o", "remount,bind,rw", str(view))
     await eventually(lambda: timer_naps(time) != [], message="the timer napping again")
     time.advance_to(timer_naps(time)[0])
 

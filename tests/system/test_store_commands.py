@@ -16,7 +16,7 @@ from broker.store.copy_store import BOOKKEEPING
 from broker.store.engine import sqlite
 from broker.store.migrations import SCHEMA
 from broker.store.migrations.runner import apply_migrations
-from tests.integration.test_delivery import run_cli
+from tests.support.cli import run_cli
 
 ALL_MIGRATIONS = [migration.name for migration in SCHEMA]
 # Nothing listens here (the ports given to this engineer; the tests never start a server on it).

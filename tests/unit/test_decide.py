@@ -8,89 +8,32 @@ test_webhook_edge drive the same rules through the store).
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
 import pytest
 
-from broker.config import LandingVerification, Settings
-from broker.core.billing_events import BillingSubscription, WebhookEvent
-from broker.core.decide import (
-    Decision,
-    Mark,
-    Outcome,
-    PipelineFacts,
-    Snapshot,
-    StoredSubscription,
-    claim_for,
-    decide,
-    event_snapshot,
-)
+from broker.config import LandingVerification
+from broker.core.billing_events import WebhookEvent
+from broker.core.decide import Decision, Mark, Outcome, claim_for, event_snapshot
 from broker.core.identity import Claim, CustomerRecord, UserRecord
 from broker.core.landing import LandingParams
-from broker.core.mapping import PlatformState
 from broker.core.subscription_state import SubscriptionState
 from broker.errors import Forbidden
 from tests.support.basics import subscription_event
+from tests.support.decide import (
+    CUSTOMER,
+    LIVE_5_USERS,
+    LIVE_5_USERS_JSON,
+    NOW,
+    SID,
+    ZGID,
+    ZUID,
+    decided,
+    facts,
+    snapshot,
+    stored,
+)
 
-SID = "100000000000000001"
-CUSTOMER = "900000000000000001"
-ZUID = "60000000001"
-ZGID = "70000000001"
 OTHER_ZGID = "70000000002"
-NOW = 1793577600.0  # 2026-11-02T00:00:00Z
-SETTINGS = Settings(
-    platform={
-        "app_domain": "testapp",
-        "zapikey": "test-zapikey-0123456789abcdef",
-        "base_url": "http://127.0.0.1:27100",
-    },
-)
-LIVE_5_USERS = PlatformState(
-    active=True,
-    zgid=ZGID,
-    zuid=ZUID,
-    planid="1001",
-    frequency="1",
-    no_of_users="5",
-    storage_units="0",
-)
-LIVE_5_USERS_JSON = (
-    '{"active": true, "custom_pricing": {}, "frequency": "1", "no_of_users": "5", '
-    '"planid": "1001", "storage_units": "0", "zgid": "70000000001", "zuid": "60000000001"}'
-)
-
-
-def snapshot(updated: str = "2026-11-01T00:00:00+0000", **changes: Any) -> Snapshot:
-    document = subscription_event(updated=updated, **changes)["data"]["subscription"]
-    subscription = BillingSubscription.model_validate(document)
-    return Snapshot.of(subscription, observed_at=NOW, source="webhook:e1")
-
-
-def stored(**columns: Any) -> StoredSubscription:
-    row: dict[str, Any] = {
-        "subscription_id": SID,
-        "customer_id": CUSTOMER,
-        "zgid": None,
-        "zuid": None,
-        "bound_email": None,
-        "status": "live",
-        "plan_code": "testapp_1001",
-        "billing_json": None,
-        "billing_updated_at": 1793491200.0,  # 2026-11-01T00:00:00Z
-        "billing_source": "webhook:e0",
-        "queued_json": None,
-        "acked_json": None,
-        "updated_at": 1793491200.0,
-        "state": "applied",
-        "reason": "status live",
-    }
-    return StoredSubscription(**{**row, **columns})
-
-
-def facts(**fields: Any) -> PipelineFacts:
-    return PipelineFacts(
-        **{"subscription_id": SID, "stored": None, "customer": None, "binding": None, **fields}
-    )
 
 
 def user(verified_by: str | None, zgid: str = ZGID) -> UserRecord:
@@ -99,10 +42,6 @@ def user(verified_by: str | None, zgid: str = ZGID) -> UserRecord:
 
 def claim(zgid: str, email: str, verified_by: str | None = "signed") -> Claim:
     return Claim(SID, zgid, ZUID, email, NOW, verified_by)
-
-
-def decided(facts: PipelineFacts, incoming: Snapshot | None) -> Decision:
-    return decide(facts, incoming, settings=SETTINGS, now=NOW, cause="webhook:e1")
 
 
 def test_a_first_live_snapshot_with_both_ids_is_kept_and_queued() -> None:

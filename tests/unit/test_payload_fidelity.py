@@ -15,7 +15,7 @@ from broker.core.decide import Decision, Mark, Outcome, Snapshot
 from broker.core.identity import identity_from_billing
 from broker.core.mapping import INACTIVE, Identity, PlatformState
 from broker.core.subscription_state import SubscriptionState
-from tests.unit.test_decide import (
+from tests.support.decide import (
     CUSTOMER,
     LIVE_5_USERS,
     LIVE_5_USERS_JSON,
