@@ -5,33 +5,16 @@ schema is migrated once, and times keep their precision."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from broker.config import StoreSettings
-from broker.store.engine.backend import StoreBackend
 from broker.store.engine.tx import Tx
 from broker.store.opening import open_store
-
-
-def insert_user(zuid: str) -> Any:
-    def job(db: Tx) -> str:
-        db.execute(
-            "INSERT INTO users (zuid, zgid, first_seen_at, last_seen_at) VALUES (?, '1', 0, 0)",
-            [zuid],
-        )
-        return zuid
-
-    return job
+from tests.support.store import insert_user, users
 
 
 def failing_job(db: Tx) -> None:
     insert_user("rolled-back")(db)
     raise LookupError("the job's own error")
-
-
-async def users_of(store: StoreBackend) -> list[str]:
-    rows = await store.read(lambda db: db.select_all("SELECT zuid FROM users ORDER BY zuid"))
-    return [row["zuid"] for row in rows]
 
 
 async def test_a_failing_job_rolls_back_alone_and_hands_back_its_error(store_url: str) -> None:
@@ -47,7 +30,7 @@ async def test_a_failing_job_rolls_back_alone_and_hands_back_its_error(store_url
         assert results[0] == "a"
         assert isinstance(results[1], LookupError)
         assert results[2] == "b"
-        assert await users_of(store) == ["a", "b"]
+        assert await users(store) == ["a", "b"]
     finally:
         await store.close()
 
@@ -62,7 +45,7 @@ async def test_writes_survive_closing_and_reopening_and_migrations_run_once(
     second = open_store(StoreSettings(url=store_url))
     await second.open()  # would fail ("table already exists") if a migration ran again
     try:
-        assert await users_of(second) == ["kept"]
+        assert await users(second) == ["kept"]
     finally:
         await second.close()
 

@@ -19,22 +19,7 @@ from broker.store.engine.backend import StoreBackend
 from broker.store.engine.tx import Dialect, Tx
 from broker.store.opening import open_store
 from tests.support.basics import eventually
-
-
-def insert_user(zuid: str) -> Callable[[Tx], str]:
-    def job(db: Tx) -> str:
-        db.execute(
-            "INSERT INTO users (zuid, zgid, first_seen_at, last_seen_at) VALUES (?, '1', 0, 0)",
-            [zuid],
-        )
-        return zuid
-
-    return job
-
-
-async def users_of(store: StoreBackend) -> list[str]:
-    rows = await store.read(lambda db: db.select_all("SELECT zuid FROM users ORDER BY zuid"))
-    return [row["zuid"] for row in rows]
+from tests.support.store import insert_user, users
 
 
 @pytest.fixture
@@ -100,7 +85,7 @@ async def test_a_failing_job_rolls_back_alone_even_when_its_error_ended_the_tran
     assert type(results[1]).__name__ in {"IntegrityError", "UniqueViolation"}
     assert isinstance(results[2], LookupError)
     assert results[3] == "b"
-    assert await users_of(store) == ["a", "b"]
+    assert await users(store) == ["a", "b"]
     assert store.stats.transactions - before == 2  # the held job's group, then these four
 
 
@@ -244,7 +229,7 @@ async def test_a_command_write_waits_for_the_running_brokers_writer_then_succeed
     assert not written.done()
     await held.release()
     assert await written == 1  # it ran after the broker's group committed, and saw its row
-    assert await users_of(store) == ["broker-row", "command-row"]
+    assert await users(store) == ["broker-row", "command-row"]
 
 
 async def test_a_command_job_that_raises_leaves_nothing_written(
@@ -256,7 +241,7 @@ async def test_a_command_job_that_raises_leaves_nothing_written(
 
     with open_existing(parse_target(store_url)) as db, pytest.raises(LookupError):
         run_write(db, job)
-    assert await users_of(store) == []
+    assert await users(store) == []
 
 
 async def test_a_command_write_the_database_refuses_exits_saying_nothing_was_changed(
@@ -274,4 +259,4 @@ async def test_a_command_write_the_database_refuses_exits_saying_nothing_was_cha
     assert exited.value.code == 1
     err = capsys.readouterr().err
     assert err.startswith("the database is read-only: nothing was changed; ")
-    assert await users_of(store) == []
+    assert await users(store) == []

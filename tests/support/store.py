@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from typing import Any
 
+from broker.store.engine.backend import StoreBackend
 from broker.store.engine.sqlite import SqliteStore
+from broker.store.engine.tx import Tx
 
 
-def insert_user(zuid: str) -> Any:
-    def job(db: Any) -> str:
+def insert_user(zuid: str) -> Callable[[Tx], str]:
+    """A write job that adds one user and answers its zuid."""
+
+    def job(db: Tx) -> str:
         db.execute(
             "INSERT INTO users (zuid, zgid, first_seen_at, last_seen_at) VALUES (?, '1', 0, 0)",
             [zuid],
@@ -21,10 +26,10 @@ def insert_user(zuid: str) -> Any:
     return job
 
 
-async def users(store: SqliteStore) -> list[str]:
-    return await store.read(
-        lambda db: [r["zuid"] for r in db.select_all("SELECT zuid FROM users ORDER BY zuid")]
-    )
+async def users(store: StoreBackend) -> list[str]:
+    """The zuids the store holds, in order."""
+    rows = await store.read(lambda db: db.select_all("SELECT zuid FROM users ORDER BY zuid"))
+    return [str(row["zuid"]) for row in rows]
 
 
 async def held_group(store: SqliteStore, jobs: list[Any]) -> list[Any]:
